@@ -1,0 +1,68 @@
+# The README's commands. Each target sets up what it needs on a fresh machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Lambda runs python3.13: the project venv uses it when present (pyenv), else python3.
+PYTHON ?= $(shell command -v python3.13 2>/dev/null || ls $$HOME/.pyenv/versions/3.13*/bin/python3 2>/dev/null | tail -1 || command -v python3)
+# aws-sam-cli pins an older boto3, so it lives in a venv of its own.
+SAM_PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SAM := .venv-sam/bin/sam
+ASLV := node_modules/.bin/asl-validator
+export SAM_CLI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help venv tools lint validate pytest test demo bench build clean
+
+help:
+	@echo "make demo   - back up 8 Cumulus tables and restore them, on the embedded emulator"
+	@echo "make test   - ruff, mypy, sam validate --lint, asl-validator, pytest"
+	@echo "make bench  - throughput and memory benchmarks (not part of make test)"
+	@echo "make build  - sam build (needs python3.13 on PATH)"
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	$(BIN)/python -c "import ddb_backup, moto, pytest"
+	touch $@
+
+.venv-sam/.installed:
+	test -x .venv-sam/bin/python || $(SAM_PYTHON) -m venv .venv-sam
+	.venv-sam/bin/python -m pip install -q aws-sam-cli 2>&1 | grep -v "^WARNING: Location" || true
+	test -x $(SAM)
+	touch $@
+
+$(ASLV): package.json
+	npm install --no-audit --no-fund --silent
+	touch $@
+
+venv: $(BIN)/.installed
+tools: venv .venv-sam/.installed $(ASLV)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+validate: .venv-sam/.installed $(ASLV)
+	$(SAM) validate --lint --region us-east-1
+	for f in statemachine/*.asl.json; do $(ASLV) --json-path "$$f" || exit 1; done
+
+pytest: venv
+	$(BIN)/pytest -n 2 -q
+
+test: lint validate pytest
+
+demo: venv
+	$(BIN)/ddb-backup demo
+
+bench: venv
+	$(BIN)/python -m bench
+
+build: .venv-sam/.installed
+	PYENV_VERSION=$${PYENV_VERSION:-3.11.7:3.13.0} $(SAM) build
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

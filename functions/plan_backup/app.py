@@ -1,0 +1,31 @@
+"""Plan a backup run: resolve the tables, describe them, write the work list to S3."""
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ddb_backup import config
+from ddb_backup.clients import client
+from ddb_backup.events import PlanBackupEvent
+from ddb_backup.observability import logger, metrics, tracer
+from ddb_backup.plan import plan_run
+
+
+@logger.inject_lambda_context(correlation_id_path="executionName", log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=PlanBackupEvent)
+def lambda_handler(event: PlanBackupEvent, context: LambdaContext) -> dict[str, Any]:
+    run = plan_run(
+        client("dynamodb"),
+        client("s3"),
+        config.plan_settings(),
+        tables=event.request.tables,
+        table_prefix=event.request.table_prefix,
+        segments=event.request.segments,
+        backup_id=event.request.backup_id,
+    )
+    run["maxConcurrency"] = config.max_concurrency()
+    logger.info("planned", extra={"backupId": run["backupId"], "segments": run["segments"]})
+    return run

@@ -1,0 +1,28 @@
+"""AWS clients, created once per process and lazily (never at import time).
+
+Endpoints and region come from the standard environment (``AWS_ENDPOINT_URL``,
+``AWS_REGION``/``AWS_DEFAULT_REGION``), so the same code runs in Lambda, against
+an emulator, and from the command line.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# DynamoDB throttling is handled by our own bounded, jittered backoff in the core;
+# botocore's standard mode still absorbs transient network and 5xx errors.
+_CONFIGS = {
+    "dynamodb": Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64),
+    "s3": Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=64),
+}
+_DEFAULT = Config(retries={"mode": "standard", "max_attempts": 5})
+
+
+@functools.cache
+def client(service: str) -> Any:
+    """The shared client for ``service``; call ``client.cache_clear()`` after changing the environment."""
+    return boto3.session.Session().client(service, config=_CONFIGS.get(service, _DEFAULT))  # type: ignore[call-overload]

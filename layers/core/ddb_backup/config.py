@@ -1,0 +1,61 @@
+"""Settings from the environment (set by template.yaml, or by the local stack)."""
+
+from __future__ import annotations
+
+import os
+
+from .errors import BadInput
+from .plan import Settings
+from .scan import ScanSettings
+
+
+def _int(name: str, default: int, low: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(f"environment variable {name}={raw!r} is not an integer") from None
+    if value < low:
+        raise BadInput(f"environment variable {name}={value} is below {low}")
+    return value
+
+
+def bucket() -> str:
+    name = os.environ.get("BACKUP_BUCKET")
+    if not name:
+        raise BadInput("environment variable BACKUP_BUCKET is not set")
+    return name
+
+
+def prefix() -> str:
+    return os.environ.get("BACKUP_PREFIX", "")
+
+
+def plan_settings() -> Settings:
+    return Settings(
+        bucket=bucket(),
+        prefix=prefix(),
+        bytes_per_segment=_int("BYTES_PER_SEGMENT", 512 * 1024**2, 1),
+        max_segments=_int("MAX_SEGMENTS", 1000, 1),
+    )
+
+
+def scan_settings() -> ScanSettings:
+    return ScanSettings(
+        bucket=bucket(),
+        part_bytes=_int("PART_BYTES", 64 * 1024**2, 1),
+        gzip_level=_int("GZIP_LEVEL", 3, 0),
+        page_limit=_int("SCAN_PAGE_LIMIT", 0) or None,
+    )
+
+
+def scan_time_budget() -> float:
+    """Seconds one scan invocation may run before handing over (SCAN_TIME_BUDGET_SECONDS)."""
+    return float(_int("SCAN_TIME_BUDGET_SECONDS", 600))
+
+
+def max_concurrency() -> int:
+    """Segments scanned at once by the Distributed Map (MAX_CONCURRENCY)."""
+    return _int("MAX_CONCURRENCY", 100, 1)

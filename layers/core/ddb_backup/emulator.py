@@ -1,0 +1,431 @@
+"""The application, stood up on moto in this process, from ``template.yaml`` itself.
+
+Functions get the handler, environment and timeout the template gives them;
+state machines get their ASL with ``DefinitionSubstitutions`` resolved; moto's
+Step Functions interpreter runs the real ASL and its Lambda invoke calls our
+handlers in-process (errors come back in Lambda's ``errorType``/``errorMessage``
+shape with ``x-amz-function-error``, so Retry and Catch behave as on AWS).
+
+Used by the tests, ``make demo`` and ``ddb-backup demo``. Needs the ``local``
+extra (moto, PyYAML) and a source checkout (template.yaml, functions/).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import re
+import sys
+import threading
+import time
+import traceback
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+from .clients import client
+from .errors import DdbBackupError
+
+ROOT = Path(__file__).resolve().parents[3]
+ACCOUNT = "123456789012"
+
+#: Environment the local stack adds on top of the template's: no X-Ray daemon, no EMF on stdout.
+LOCAL_ENV = {
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_DEV": "false",
+}
+
+
+# ------------------------------------------------------------------ template
+class _CfnLoader:
+    """PyYAML loader that understands CloudFormation's short-form tags."""
+
+    @staticmethod
+    def load(text: str) -> dict[str, Any]:
+        import yaml
+
+        class Loader(yaml.SafeLoader):
+            pass
+
+        def construct(tag: str) -> Callable[[Any, Any], Any]:
+            name = "Ref" if tag == "Ref" else f"Fn::{tag}"
+
+            def build(loader: Any, node: Any) -> Any:
+                if isinstance(node, yaml.ScalarNode):
+                    value: Any = loader.construct_scalar(node)
+                    if tag == "GetAtt":
+                        value = value.split(".", 1)
+                elif isinstance(node, yaml.SequenceNode):
+                    value = loader.construct_sequence(node, deep=True)
+                else:
+                    value = loader.construct_mapping(node, deep=True)
+                return {name: value}
+
+            return build
+
+        for tag in ("Ref", "GetAtt", "Sub", "Join", "If", "Equals", "Not", "And", "Or", "Select", "Split",
+                    "FindInMap", "ImportValue", "Base64", "Condition", "GetAZs"):
+            Loader.add_constructor(f"!{tag}", construct(tag))
+        doc = yaml.load(text, Loader=Loader)  # noqa: S506 - SafeLoader subclass
+        if not isinstance(doc, dict):
+            raise DdbBackupError("template.yaml is not a mapping")
+        return doc
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str
+    name: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    timeout: int
+    _module: ModuleType | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def entry(self) -> Callable[[Any, Any], Any]:
+        module_name, _, attr = self.handler.rpartition(".")
+        with self._lock:
+            if self._module is None:
+                path = self.code_dir / (module_name.replace(".", "/") + ".py")
+                spec = importlib.util.spec_from_file_location(f"ddb_backup_fn_{self.logical_id}", path)
+                if spec is None or spec.loader is None:
+                    raise DdbBackupError(f"cannot load handler {self.handler} from {self.code_dir}")
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+                self._module = module
+        return getattr(self._module, attr)  # type: ignore[no-any-return]
+
+
+class LambdaContext:
+    """Enough of Lambda's context object for Powertools and our time budget."""
+
+    def __init__(self, fn: FunctionSpec) -> None:
+        self.function_name = fn.name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:{os.environ.get('AWS_DEFAULT_REGION', 'us-east-1')}:{ACCOUNT}:function:{fn.name}"
+        self.memory_limit_in_mb = 1024
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{fn.name}"
+        self.log_stream_name = "local"
+        self._deadline = time.monotonic() + fn.timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class Resolver:
+    """Resolve the intrinsic functions the template uses, for one local deployment."""
+
+    def __init__(self, template: dict[str, Any], parameters: dict[str, str], stack: str, region: str) -> None:
+        self.template = template
+        self.stack = stack
+        self.region = region
+        self.params: dict[str, Any] = {}
+        for name, spec in template.get("Parameters", {}).items():
+            value = parameters.get(name, spec.get("Default"))
+            if value is None:
+                raise DdbBackupError(f"template parameter {name} has no default: give it a value")
+            self.params[name] = value.split(",") if spec.get("Type") == "CommaDelimitedList" and isinstance(value, str) else value
+        unknown = set(parameters) - set(self.params)
+        if unknown:
+            raise DdbBackupError(f"unknown template parameters: {sorted(unknown)}")
+        self.refs: dict[str, str] = {}  # logical id -> Ref value
+        self.attrs: dict[tuple[str, str], str] = {}
+        self.conditions = {name: bool(self(cond)) for name, cond in template.get("Conditions", {}).items()}
+
+    def pseudo(self, name: str) -> Any:
+        return {
+            "AWS::Region": self.region,
+            "AWS::AccountId": ACCOUNT,
+            "AWS::StackName": self.stack,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": None,
+        }[name]
+
+    def ref(self, name: str) -> Any:
+        if name.startswith("AWS::"):
+            return self.pseudo(name)
+        if name in self.params:
+            return self.params[name]
+        if name in self.refs:
+            return self.refs[name]
+        raise DdbBackupError(f"template refers to {name}, which the local stack has not created")
+
+    def sub(self, text: str, variables: dict[str, Any]) -> str:
+        def one(match: re.Match[str]) -> str:
+            token = match.group(1)
+            if token.startswith("!"):
+                return "${" + token[1:] + "}"
+            if token in variables:
+                return str(variables[token])
+            if "." in token and not token.startswith("AWS::"):
+                logical, attr = token.split(".", 1)
+                return str(self.attrs[(logical, attr)])
+            value = self.ref(token)
+            return ",".join(value) if isinstance(value, list) else str(value)
+
+        return re.sub(r"\$\{([^}]+)\}", one, text)
+
+    def __call__(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [v for v in (self(x) for x in node) if v is not None]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            ((key, arg),) = node.items()
+            if key == "Ref":
+                return self.ref(arg)
+            if key == "Fn::GetAtt":
+                return self.attrs[(arg[0], arg[1])]
+            if key == "Fn::Sub":
+                if isinstance(arg, list):
+                    return self.sub(arg[0], {k: self(v) for k, v in arg[1].items()})
+                return self.sub(arg, {})
+            if key == "Fn::Join":
+                return arg[0].join(str(v) for v in self(arg[1]))
+            if key == "Fn::If":
+                return self(arg[1] if self.conditions[arg[0]] else arg[2])
+            if key == "Fn::Equals":
+                return self(arg[0]) == self(arg[1])
+            if key == "Fn::Not":
+                return not self(arg[0])
+            if key == "Fn::And":
+                return all(self(a) for a in arg)
+            if key == "Fn::Or":
+                return any(self(a) for a in arg)
+            if key == "Fn::Select":
+                return self(arg[1])[int(self(arg[0]))]
+            if key == "Fn::Split":
+                return self(arg[1]).split(arg[0])
+            if key == "Condition":
+                return self.conditions[arg]
+        return {k: v for k, v in ((k, self(v)) for k, v in node.items()) if v is not None}
+
+
+# ------------------------------------------------------------------ the stack
+class LocalStack:
+    """``template.yaml`` deployed on moto, in this process. Use as a context manager."""
+
+    def __init__(
+        self,
+        root: Path | str = ROOT,
+        *,
+        parameters: dict[str, str] | None = None,
+        env: dict[str, str] | None = None,
+        stack_name: str = "ddb-backup-local",
+        region: str = "us-east-1",
+    ) -> None:
+        self.root = Path(root)
+        template_path = self.root / "template.yaml"
+        if not template_path.is_file():
+            raise DdbBackupError(f"{template_path} not found: the local stack runs from a source checkout")
+        self.template = _CfnLoader.load(template_path.read_text())
+        self.parameters = parameters or {}
+        self.extra_env = {**LOCAL_ENV, **(env or {})}
+        self.stack_name = stack_name
+        self.region = region
+        self.functions: dict[str, FunctionSpec] = {}
+        self.outputs: dict[str, Any] = {}
+        self.physical: dict[str, str] = {}
+        self._patches: list[Any] = []
+        self._mock: Any = None
+
+    # -- lifecycle
+    def __enter__(self) -> LocalStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        from moto import mock_aws
+        from moto.awslambda.models import LambdaFunction
+
+        base_env = {
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+        }
+        env_patch = mock.patch.dict(os.environ, base_env)
+        env_patch.start()
+        self._patches.append(env_patch)
+        for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_S3"):
+            os.environ.pop(var, None)
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        registry = self.functions
+        invoke_patch = mock.patch.object(LambdaFunction, "invoke", _make_invoke(registry))
+        invoke_patch.start()
+        self._patches.append(invoke_patch)
+        client.cache_clear()
+        self._deploy()
+
+    def stop(self) -> None:
+        client.cache_clear()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+        while self._patches:
+            self._patches.pop().stop()
+
+    # -- deployment
+    def _deploy(self) -> None:
+        resolver = Resolver(self.template, self.parameters, self.stack_name, self.region)
+        resources = self.template["Resources"]
+        function_globals = self.template.get("Globals", {}).get("Function", {})
+        role = self._role()
+        # Resources in dependency order: buckets, layers, functions, then state machines.
+        order = ["AWS::S3::Bucket", "AWS::Serverless::LayerVersion", "AWS::Serverless::Function", "AWS::Serverless::StateMachine"]
+        for kind in order:
+            for logical_id, resource in resources.items():
+                if resource["Type"] != kind or not self._condition_holds(resolver, resource):
+                    continue
+                if kind == "AWS::S3::Bucket":
+                    self._bucket(resolver, logical_id)
+                elif kind == "AWS::Serverless::LayerVersion":
+                    resolver.refs[logical_id] = f"arn:aws:lambda:{self.region}:{ACCOUNT}:layer:{logical_id}:1"
+                elif kind == "AWS::Serverless::Function":
+                    self._function(resolver, logical_id, resource, function_globals, role)
+                else:
+                    self._state_machine(resolver, logical_id, resource, role)
+        # One process holds every function, so their environments are merged; the
+        # template keeps shared settings in Globals, and the values agree.
+        merged: dict[str, str] = {}
+        for fn in self.functions.values():
+            merged.update(fn.environment)
+        merged.update(self.extra_env)
+        env_patch = mock.patch.dict(os.environ, merged)
+        env_patch.start()
+        self._patches.append(env_patch)
+        client.cache_clear()
+        for name, output in self.template.get("Outputs", {}).items():
+            if self._condition_holds(resolver, output):
+                self.outputs[name] = resolver(output["Value"])
+
+    @staticmethod
+    def _condition_holds(resolver: Resolver, resource: dict[str, Any]) -> bool:
+        return "Condition" not in resource or resolver.conditions[resource["Condition"]]
+
+    def _role(self) -> str:
+        iam = client("iam")
+        doc = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}, "Action": "sts:AssumeRole"}]})
+        return str(iam.create_role(RoleName=f"{self.stack_name}-role", AssumeRolePolicyDocument=doc)["Role"]["Arn"])
+
+    def _bucket(self, resolver: Resolver, logical_id: str) -> None:
+        name = f"{self.stack_name}-{logical_id}".lower()
+        s3 = client("s3")
+        if self.region == "us-east-1":
+            s3.create_bucket(Bucket=name)
+        else:
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region})
+        resolver.refs[logical_id] = name
+        resolver.attrs[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
+        self.physical[logical_id] = name
+
+    def _function(self, resolver: Resolver, logical_id: str, resource: dict[str, Any], globals_: dict[str, Any], role: str) -> None:
+        props = {**globals_, **resource.get("Properties", {})}
+        env = {
+            **globals_.get("Environment", {}).get("Variables", {}),
+            **resource.get("Properties", {}).get("Environment", {}).get("Variables", {}),
+        }
+        environment = {k: str(v) for k, v in resolver(env).items()}
+        name = resolver(props.get("FunctionName")) or f"{self.stack_name}-{logical_id}"
+        code_dir = (self.root / props["CodeUri"]).resolve()
+        timeout = int(resolver(props.get("Timeout", 3)))
+        zipped = io.BytesIO()
+        with zipfile.ZipFile(zipped, "w") as zf:
+            zf.writestr("app.py", "# runs in-process under the local stack\n")
+        arn = client("lambda").create_function(
+            FunctionName=name,
+            Runtime=props.get("Runtime", "python3.13"),
+            Role=role,
+            Handler=props["Handler"],
+            Code={"ZipFile": zipped.getvalue()},
+            Timeout=timeout,
+            Environment={"Variables": environment},
+        )["FunctionArn"]
+        self.functions[name] = FunctionSpec(logical_id, name, code_dir, props["Handler"], environment, timeout)
+        resolver.refs[logical_id] = name
+        resolver.attrs[(logical_id, "Arn")] = arn
+        self.physical[logical_id] = name
+
+    def _state_machine(self, resolver: Resolver, logical_id: str, resource: dict[str, Any], role: str) -> None:
+        props = resource["Properties"]
+        definition = (self.root / props["DefinitionUri"]).read_text()
+        substitutions = resolver(props.get("DefinitionSubstitutions", {}))
+        for key, value in substitutions.items():
+            definition = definition.replace("${" + key + "}", str(value))
+        leftover = re.findall(r"\$\{[A-Za-z0-9_]+\}", definition)
+        if leftover:
+            raise DdbBackupError(f"{props['DefinitionUri']}: no substitution for {sorted(set(leftover))}")
+        name = resolver(props.get("Name")) or f"{self.stack_name}-{logical_id}"
+        arn = client("stepfunctions").create_state_machine(name=name, definition=definition, roleArn=role, type=props.get("Type", "STANDARD"))["stateMachineArn"]
+        resolver.refs[logical_id] = arn
+        resolver.attrs[(logical_id, "Name")] = name
+        self.physical[logical_id] = arn
+
+    # -- running
+    def start_execution(self, logical_id: str, payload: dict[str, Any], name: str | None = None) -> str:
+        arn = self.physical[logical_id]
+        name = name or f"local-{uuid.uuid4().hex[:12]}"
+        return str(client("stepfunctions").start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))["executionArn"])
+
+    def wait(self, execution_arn: str, timeout: float = 600, poll: float = 0.05) -> dict[str, Any]:
+        sfn = client("stepfunctions")
+        end = time.monotonic() + timeout
+        while True:
+            desc: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+            if desc["status"] != "RUNNING":
+                return desc
+            if time.monotonic() > end:
+                raise TimeoutError(f"execution {execution_arn} still running after {timeout} s")
+            time.sleep(poll)
+
+    def run(self, logical_id: str, payload: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
+        """Start an execution and wait for it; returns DescribeExecution (``output`` parsed when present)."""
+        desc = self.wait(self.start_execution(logical_id, payload), timeout)
+        if desc.get("output"):
+            desc["output"] = json.loads(desc["output"])
+        return desc
+
+
+def _make_invoke(registry: dict[str, FunctionSpec]) -> Callable[..., bytes]:
+    def invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> bytes:
+        fn = registry[self.function_name]
+        event = json.loads(body) if body else {}
+        try:
+            result = fn.entry()(event, LambdaContext(fn))
+            return json.dumps(result).encode()
+        except Exception as exc:  # Lambda's own error shape
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps(
+                {
+                    "errorType": type(exc).__name__,
+                    "errorMessage": str(exc),
+                    "stackTrace": traceback.format_tb(exc.__traceback__)[-5:],
+                }
+            ).encode()
+
+    return invoke
+
+
+@contextmanager
+def local_stack(**kwargs: Any) -> Iterator[LocalStack]:
+    with LocalStack(**kwargs) as stack:
+        yield stack

@@ -1,0 +1,33 @@
+"""Errors that name what went wrong. Every expected failure is a ``DdbBackupError``."""
+
+
+class DdbBackupError(Exception):
+    """Base class: an expected failure with a message fit for a person."""
+
+
+class BadInput(DdbBackupError, ValueError):
+    """An event, argument or file is malformed; the message names the field or line."""
+
+
+class TableNotFound(DdbBackupError):
+    """A table named by the caller does not exist."""
+
+
+class BackupIncomplete(DdbBackupError):
+    """A backup lacks a manifest or a segment did not finish."""
+
+
+class IntegrityError(DdbBackupError):
+    """A part's checksum or item count differs from its manifest."""
+
+
+class TargetRefused(DdbBackupError):
+    """The restore target is unsafe for the chosen mode (non-empty, wrong keys, the source table)."""
+
+
+class RestoreIncomplete(DdbBackupError):
+    """Items could not be written; they were saved to a dead-letter object the message names."""
+
+
+class UnknownFormat(DdbBackupError):
+    """A source is not a backup format this tool can read."""

@@ -1,0 +1,74 @@
+"""Where things live in the bucket (backup format v1).
+
+    <prefix><table>/<backup-id>/data/<segment>-<part>.json.gz   the items
+    <prefix><table>/<backup-id>/manifest.json                   written last
+    <prefix><table>/<backup-id>/plan.json                       run bookkeeping
+    <prefix><table>/<backup-id>/checkpoints/<segment>-<seq>.json one per scan invocation
+    <prefix><table>/<backup-id>/errors/<segment>.json           why a segment failed
+
+Keys inside a manifest are relative to the backup directory, so a backup can be
+copied or moved as a whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+
+from .errors import BadInput
+
+MANIFEST = "manifest.json"
+PLAN = "plan.json"
+DATA_DIR = "data/"
+
+_BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+
+
+def new_backup_id(now: dt.datetime | None = None) -> str:
+    """A backup id that sorts by time: ``20261122T030000Z-1a2b3c4d`` (UTC)."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
+
+
+def check_backup_id(backup_id: str) -> str:
+    if not _BACKUP_ID.match(backup_id):
+        raise BadInput(f"backupId {backup_id!r} is not of the form 20261122T030000Z-1a2b3c4d")
+    return backup_id
+
+
+def check_table_name(name: str) -> str:
+    if not isinstance(name, str) or not _TABLE.match(name):
+        raise BadInput(f"table name {name!r} is not a valid DynamoDB table name")
+    return name
+
+
+def backup_dir(prefix: str, table: str, backup_id: str) -> str:
+    return f"{prefix}{table}/{backup_id}/"
+
+
+def part_key(segment: int, part: int) -> str:
+    """A part's key relative to the backup directory."""
+    return f"{DATA_DIR}{segment:06d}-{part:06d}.json.gz"
+
+
+def checkpoint_key(segment: int, seq: int) -> str:
+    return f"checkpoints/{segment:06d}-{seq:06d}.json"
+
+
+def error_key(segment: int) -> str:
+    return f"errors/{segment:06d}.json"
+
+
+def check_relative_key(key: str, where: str) -> str:
+    """Refuse manifest entries that would reach outside the backup directory."""
+    if (
+        not isinstance(key, str)
+        or not key.startswith(DATA_DIR)
+        or key.startswith("/")
+        or "\\" in key
+        or any(part in ("", ".", "..") for part in key.split("/"))
+    ):
+        raise BadInput(f"{where}: part key {key!r} points outside the backup's data/ directory")
+    return key

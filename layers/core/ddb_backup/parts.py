@@ -1,0 +1,72 @@
+"""Gzip JSON Lines parts, streamed to S3 with bounded memory."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Part:
+    key: str  # relative to the backup directory
+    segment: int
+    items: int
+    bytes: int  # compressed, as stored
+    uncompressed_bytes: int
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "segment": self.segment,
+            "items": self.items,
+            "bytes": self.bytes,
+            "uncompressedBytes": self.uncompressed_bytes,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass
+class PartBuffer:
+    """One part being built in memory: gzip of the lines appended so far."""
+
+    level: int = 3
+    items: int = 0
+    uncompressed_bytes: int = 0
+    _chunks: list[bytes] = field(default_factory=list)
+    _z: Any = None
+
+    def __post_init__(self) -> None:
+        self._z = zlib.compressobj(self.level, zlib.DEFLATED, 31)  # 31: gzip container
+
+    def add(self, lines: list[bytes]) -> None:
+        data = b"".join(lines)
+        self.items += len(lines)
+        self.uncompressed_bytes += len(data)
+        out = self._z.compress(data)
+        if out:
+            self._chunks.append(out)
+
+    def finish(self) -> bytes:
+        self._chunks.append(self._z.flush())
+        body = b"".join(self._chunks)
+        self._chunks = []
+        return body
+
+
+def upload_part(s3: Any, bucket: str, backup_dir: str, key: str, segment: int, buf: PartBuffer) -> Part:
+    """Upload a finished part; S3 checks the SHA-256 we send, so a torn upload cannot pass."""
+    body = buf.finish()
+    digest = hashlib.sha256(body)
+    s3.put_object(
+        Bucket=bucket,
+        Key=backup_dir + key,
+        Body=body,
+        ContentType="application/x-ndjson",
+        ChecksumSHA256=base64.b64encode(digest.digest()).decode(),
+        Metadata={"items": str(buf.items)},
+    )
+    return Part(key, segment, buf.items, len(body), buf.uncompressed_bytes, digest.hexdigest())

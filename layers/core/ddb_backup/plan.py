@@ -1,0 +1,148 @@
+"""Plan a backup run: which tables, how each is described, how many segments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from . import __version__, layout
+from .errors import BadInput, TableNotFound
+from .s3io import put_json
+
+GiB = 1024**3
+MAX_SEGMENTS = 1_000_000
+
+
+def resolve_tables(ddb: Any, tables: list[str] | None, prefix: str | None) -> list[str]:
+    """The tables of a run: an explicit list (checked to exist) or every table starting with ``prefix``."""
+    if bool(tables) == bool(prefix):
+        raise BadInput("give either 'tables' (a list of names) or 'tablePrefix', not both and not neither")
+    if tables:
+        for name in tables:
+            layout.check_table_name(name)
+        return list(dict.fromkeys(tables))
+    found = [
+        name
+        for page in ddb.get_paginator("list_tables").paginate()
+        for name in page["TableNames"]
+        if name.startswith(prefix or "")
+    ]
+    if not found:
+        raise TableNotFound(f"no table name starts with {prefix!r}")
+    return sorted(found)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat()
+    return value
+
+
+def describe(ddb: Any, table: str) -> dict[str, Any]:
+    """Everything needed to recreate ``table``: DescribeTable, TTL, continuous backups, tags."""
+    try:
+        desc = ddb.describe_table(TableName=table)["Table"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            raise TableNotFound(f"table {table!r} does not exist") from None
+        raise
+    ttl = ddb.describe_time_to_live(TableName=table).get("TimeToLiveDescription", {})
+    try:
+        backups = ddb.describe_continuous_backups(TableName=table).get("ContinuousBackupsDescription", {})
+    except ClientError:
+        backups = {}
+    tags: list[dict[str, str]] = []
+    for page in _tag_pages(ddb, desc["TableArn"]):
+        tags.extend(page.get("Tags", []))
+    return _jsonable({"Table": desc, "TimeToLive": ttl, "ContinuousBackups": backups, "Tags": tags})
+
+
+def _tag_pages(ddb: Any, arn: str) -> Any:
+    kwargs: dict[str, Any] = {"ResourceArn": arn}
+    while True:
+        page = ddb.list_tags_of_resource(**kwargs)
+        yield page
+        if not page.get("NextToken"):
+            return
+        kwargs["NextToken"] = page["NextToken"]
+
+
+def choose_segments(size_bytes: int, bytes_per_segment: int, max_segments: int) -> int:
+    """TotalSegments for a table of ``size_bytes``: one per ``bytes_per_segment``, within [1, max]."""
+    if bytes_per_segment <= 0:
+        raise BadInput("bytes per segment must be positive")
+    upper = max(1, min(max_segments, MAX_SEGMENTS))
+    return max(1, min(upper, math.ceil(size_bytes / bytes_per_segment)))
+
+
+@dataclass(frozen=True)
+class Settings:
+    bucket: str
+    prefix: str = ""
+    bytes_per_segment: int = GiB // 2
+    max_segments: int = 1000
+
+
+def plan_run(
+    ddb: Any,
+    s3: Any,
+    settings: Settings,
+    *,
+    tables: list[str] | None = None,
+    table_prefix: str | None = None,
+    segments: int | None = None,
+    backup_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Describe every table, write each backup's ``plan.json`` and the run's work list.
+
+    Returns the run (small: table names, counts and S3 keys, never items).
+    The work list (one entry per table and segment) goes to S3, where the
+    Distributed Map reads it, so its size is not bound by the state payload.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    backup_id = layout.check_backup_id(backup_id) if backup_id else layout.new_backup_id(now)
+    if segments is not None and not 1 <= segments <= MAX_SEGMENTS:
+        raise BadInput(f"segments must be between 1 and {MAX_SEGMENTS}, got {segments}")
+    names = resolve_tables(ddb, tables, table_prefix)
+    run_tables, work = [], []
+    for name in names:
+        description = describe(ddb, name)
+        total = segments or choose_segments(
+            int(description["Table"].get("TableSizeBytes", 0)), settings.bytes_per_segment, settings.max_segments
+        )
+        directory = layout.backup_dir(settings.prefix, name, backup_id)
+        put_json(
+            s3,
+            settings.bucket,
+            directory + layout.PLAN,
+            {
+                "table": name,
+                "backupId": backup_id,
+                "startedAt": now.isoformat(),
+                "totalSegments": total,
+                "toolVersion": __version__,
+                "description": description,
+            },
+        )
+        run_tables.append({"table": name, "backupDir": directory, "totalSegments": total})
+        work.extend(
+            {"table": name, "backupDir": directory, "segment": s, "totalSegments": total} for s in range(total)
+        )
+    work_key = f"{settings.prefix}_runs/{backup_id}/segments.json"
+    put_json(s3, settings.bucket, work_key, work)
+    return {
+        "backupId": backup_id,
+        "bucket": settings.bucket,
+        "workKey": work_key,
+        "segments": len(work),
+        "tables": run_tables,
+    }

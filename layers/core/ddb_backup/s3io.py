@@ -1,0 +1,49 @@
+"""Small S3 helpers shared by backup and restore."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .errors import BadInput
+
+
+def put_json(s3: Any, bucket: str, key: str, doc: Any) -> None:
+    body = json.dumps(doc, indent=1, sort_keys=True, default=str).encode()
+    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+
+
+def get_json(s3: Any, bucket: str, key: str) -> Any:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise BadInput(f"s3://{bucket}/{key} is not valid JSON: {exc}") from None
+
+
+def get_json_or_none(s3: Any, bucket: str, key: str) -> Any:
+    try:
+        return get_json(s3, bucket, key)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+            return None
+        raise
+
+
+def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(obj["Key"] for obj in page.get("Contents", ()))
+    return keys
+
+
+def split_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> (``bucket``, ``some/prefix``)."""
+    if not url.startswith("s3://"):
+        raise BadInput(f"{url!r} is not an s3:// URL")
+    bucket, _, key = url[5:].partition("/")
+    if not bucket:
+        raise BadInput(f"{url!r} names no bucket")
+    return bucket, key

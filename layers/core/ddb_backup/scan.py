@@ -1,0 +1,145 @@
+"""Scan one segment of a table into gzip JSON Lines parts, within a time budget.
+
+A segment may hold more than one Lambda invocation can scan. Each invocation
+starts from the key the previous one returned, writes its parts, then writes a
+*checkpoint* object (``checkpoints/<segment>-<seq>.json``) that lists them and
+the key to go on from. Finalize follows the chain seq 0, 1, 2 ... to the one
+marked done; a retried invocation (same input) rewrites the same parts and
+the same checkpoint, so nothing is counted twice and nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import layout
+from .ddbjson import item_from_wire, item_to_wire, line_from_client_item
+from .parts import Part, PartBuffer, upload_part
+from .s3io import put_json
+from .throttle import call_with_backoff
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ScanSettings:
+    bucket: str
+    part_bytes: int = 64 * MiB  # a part closes once this much JSON is in it
+    gzip_level: int = 3
+    page_limit: int | None = None  # Scan Limit; None lets DynamoDB fill 1 MB pages
+    consistent_read: bool = False
+
+
+def scan_segment(
+    ddb: Any,
+    s3: Any,
+    settings: ScanSettings,
+    task: dict[str, Any],
+    *,
+    time_left: Callable[[], float],
+) -> dict[str, Any]:
+    """Scan from ``task['startKey']`` until the segment ends or ``time_left()`` (seconds) reaches 0.
+
+    Always scans at least one page, so every invocation makes progress.
+    Returns ``task`` updated: ``done``, ``startKey`` for the next invocation,
+    ``seq``, ``nextPart`` and the running ``items``/``bytes`` totals.
+    """
+    table, directory = task["table"], task["backupDir"]
+    segment, total = int(task["segment"]), int(task["totalSegments"])
+    seq, next_part = int(task.get("seq", 0)), int(task.get("nextPart", 0))
+    start_key = task.get("startKey")
+    try:
+        parts, last_key = _scan(ddb, s3, settings, task, time_left, next_part)
+    except Exception as exc:
+        # Leave a note finalize can quote; the error still propagates to Step Functions.
+        put_json(
+            s3,
+            settings.bucket,
+            directory + layout.error_key(segment),
+            {
+                "table": table,
+                "segment": segment,
+                "totalSegments": total,
+                "seq": seq,
+                "error": type(exc).__name__,
+                "message": str(exc),
+                "trace": traceback.format_exc(limit=5),
+            },
+        )
+        raise
+    done = last_key is None
+    put_json(
+        s3,
+        settings.bucket,
+        directory + layout.checkpoint_key(segment, seq),
+        {
+            "segment": segment,
+            "seq": seq,
+            "startKey": start_key,
+            "nextKey": last_key,
+            "done": done,
+            "parts": [p.to_json() for p in parts],
+        },
+    )
+    return {
+        **task,
+        "seq": seq + 1,
+        "nextPart": next_part + len(parts),
+        "startKey": last_key,
+        "done": done,
+        "items": int(task.get("items", 0)) + sum(p.items for p in parts),
+        "bytes": int(task.get("bytes", 0)) + sum(p.bytes for p in parts),
+    }
+
+
+def _scan(
+    ddb: Any,
+    s3: Any,
+    settings: ScanSettings,
+    task: dict[str, Any],
+    time_left: Callable[[], float],
+    next_part: int,
+) -> tuple[list[Part], dict[str, Any] | None]:
+    segment = int(task["segment"])
+    request: dict[str, Any] = {
+        "TableName": task["table"],
+        "Segment": segment,
+        "TotalSegments": int(task["totalSegments"]),
+        "ConsistentRead": settings.consistent_read,
+    }
+    if settings.page_limit:
+        request["Limit"] = settings.page_limit
+    if task.get("startKey"):
+        request["ExclusiveStartKey"] = item_from_wire(task["startKey"], "startKey")
+    parts: list[Part] = []
+    buf = PartBuffer(settings.gzip_level)
+    last_key: dict[str, Any] | None = None
+    while True:
+        page = call_with_backoff(ddb.scan, **request)
+        items = page.get("Items", [])
+        if items:
+            buf.add([line_from_client_item(item) for item in items])
+        last_key = page.get("LastEvaluatedKey")
+        if buf.uncompressed_bytes >= settings.part_bytes:
+            parts.append(_flush(s3, settings, task, segment, next_part + len(parts), buf))
+            buf = PartBuffer(settings.gzip_level)
+        if last_key is None or time_left() <= 0:
+            break
+        request["ExclusiveStartKey"] = last_key
+    if buf.items:
+        parts.append(_flush(s3, settings, task, segment, next_part + len(parts), buf))
+    return parts, (item_to_wire(last_key) if last_key else None)
+
+
+def _flush(s3: Any, settings: ScanSettings, task: dict[str, Any], segment: int, part: int, buf: PartBuffer) -> Part:
+    return upload_part(s3, settings.bucket, task["backupDir"], layout.part_key(segment, part), segment, buf)
+
+
+def deadline_from(remaining_ms: Callable[[], int], budget_s: float, reserve_s: float = 30.0) -> Callable[[], float]:
+    """``time_left`` for a Lambda: stop at the budget, or ``reserve_s`` before the timeout, whichever is first."""
+    end = time.monotonic() + budget_s
+    return lambda: min(end - time.monotonic(), remaining_ms() / 1000 - reserve_s)
