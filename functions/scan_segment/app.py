@@ -5,7 +5,6 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from ddb_backup import config
 from ddb_backup.clients import client
 from ddb_backup.events import SegmentTask
@@ -31,6 +30,12 @@ def lambda_handler(event: SegmentTask, context: LambdaContext) -> dict[str, Any]
     metrics.add_metric(name="ItemsScanned", unit=MetricUnit.Count, value=scanned)
     logger.info(
         "segment progress",
-        extra={"table": event.table, "segment": event.segment, "seq": event.seq, "items": scanned, "done": result["done"]},
+        extra={
+            "table": event.table,
+            "segment": event.segment,
+            "seq": event.seq,
+            "items": scanned,
+            "done": result["done"],
+        },
     )
     return result

@@ -119,7 +119,9 @@ def parse_line(line: bytes | str, where: str) -> Item:
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadInput(f"{where}: not a JSON line ({exc})") from None
     if not isinstance(doc, dict) or set(doc) != {"Item"}:
-        raise BadInput(f'{where}: expected {{"Item": {{...}}}}, got keys {sorted(doc) if isinstance(doc, dict) else type(doc).__name__}')
+        raise BadInput(
+            f'{where}: expected {{"Item": {{...}}}}, got keys {sorted(doc) if isinstance(doc, dict) else type(doc).__name__}'
+        )
     return item_from_wire(doc["Item"], where)
 
 

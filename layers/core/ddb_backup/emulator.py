@@ -73,10 +73,26 @@ class _CfnLoader:
 
             return build
 
-        for tag in ("Ref", "GetAtt", "Sub", "Join", "If", "Equals", "Not", "And", "Or", "Select", "Split",
-                    "FindInMap", "ImportValue", "Base64", "Condition", "GetAZs"):
+        for tag in (
+            "Ref",
+            "GetAtt",
+            "Sub",
+            "Join",
+            "If",
+            "Equals",
+            "Not",
+            "And",
+            "Or",
+            "Select",
+            "Split",
+            "FindInMap",
+            "ImportValue",
+            "Base64",
+            "Condition",
+            "GetAZs",
+        ):
             Loader.add_constructor(f"!{tag}", construct(tag))
-        doc = yaml.load(text, Loader=Loader)  # noqa: S506 - SafeLoader subclass
+        doc = yaml.load(text, Loader=Loader)
         if not isinstance(doc, dict):
             raise DdbBackupError("template.yaml is not a mapping")
         return doc
@@ -114,7 +130,9 @@ class LambdaContext:
     def __init__(self, fn: FunctionSpec) -> None:
         self.function_name = fn.name
         self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{os.environ.get('AWS_DEFAULT_REGION', 'us-east-1')}:{ACCOUNT}:function:{fn.name}"
+        self.invoked_function_arn = (
+            f"arn:aws:lambda:{os.environ.get('AWS_DEFAULT_REGION', 'us-east-1')}:{ACCOUNT}:function:{fn.name}"
+        )
         self.memory_limit_in_mb = 1024
         self.aws_request_id = str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{fn.name}"
@@ -137,7 +155,11 @@ class Resolver:
             value = parameters.get(name, spec.get("Default"))
             if value is None:
                 raise DdbBackupError(f"template parameter {name} has no default: give it a value")
-            self.params[name] = value.split(",") if spec.get("Type") == "CommaDelimitedList" and isinstance(value, str) else value
+            self.params[name] = (
+                value.split(",")
+                if spec.get("Type") == "CommaDelimitedList" and isinstance(value, str)
+                else value
+            )
         unknown = set(parameters) - set(self.params)
         if unknown:
             raise DdbBackupError(f"unknown template parameters: {sorted(unknown)}")
@@ -291,7 +313,12 @@ class LocalStack:
         function_globals = self.template.get("Globals", {}).get("Function", {})
         role = self._role()
         # Resources in dependency order: buckets, layers, functions, then state machines.
-        order = ["AWS::S3::Bucket", "AWS::Serverless::LayerVersion", "AWS::Serverless::Function", "AWS::Serverless::StateMachine"]
+        order = [
+            "AWS::S3::Bucket",
+            "AWS::Serverless::LayerVersion",
+            "AWS::Serverless::Function",
+            "AWS::Serverless::StateMachine",
+        ]
         for kind in order:
             for logical_id, resource in resources.items():
                 if resource["Type"] != kind or not self._condition_holds(resolver, resource):
@@ -324,8 +351,21 @@ class LocalStack:
 
     def _role(self) -> str:
         iam = client("iam")
-        doc = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]}, "Action": "sts:AssumeRole"}]})
-        return str(iam.create_role(RoleName=f"{self.stack_name}-role", AssumeRolePolicyDocument=doc)["Role"]["Arn"])
+        doc = json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": ["lambda.amazonaws.com", "states.amazonaws.com"]},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        )
+        return str(
+            iam.create_role(RoleName=f"{self.stack_name}-role", AssumeRolePolicyDocument=doc)["Role"]["Arn"]
+        )
 
     def _bucket(self, resolver: Resolver, logical_id: str) -> None:
         name = f"{self.stack_name}-{logical_id}".lower()
@@ -338,7 +378,14 @@ class LocalStack:
         resolver.attrs[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
         self.physical[logical_id] = name
 
-    def _function(self, resolver: Resolver, logical_id: str, resource: dict[str, Any], globals_: dict[str, Any], role: str) -> None:
+    def _function(
+        self,
+        resolver: Resolver,
+        logical_id: str,
+        resource: dict[str, Any],
+        globals_: dict[str, Any],
+        role: str,
+    ) -> None:
         props = {**globals_, **resource.get("Properties", {})}
         env = {
             **globals_.get("Environment", {}).get("Variables", {}),
@@ -360,12 +407,16 @@ class LocalStack:
             Timeout=timeout,
             Environment={"Variables": environment},
         )["FunctionArn"]
-        self.functions[name] = FunctionSpec(logical_id, name, code_dir, props["Handler"], environment, timeout)
+        self.functions[name] = FunctionSpec(
+            logical_id, name, code_dir, props["Handler"], environment, timeout
+        )
         resolver.refs[logical_id] = name
         resolver.attrs[(logical_id, "Arn")] = arn
         self.physical[logical_id] = name
 
-    def _state_machine(self, resolver: Resolver, logical_id: str, resource: dict[str, Any], role: str) -> None:
+    def _state_machine(
+        self, resolver: Resolver, logical_id: str, resource: dict[str, Any], role: str
+    ) -> None:
         props = resource["Properties"]
         definition = (self.root / props["DefinitionUri"]).read_text()
         substitutions = resolver(props.get("DefinitionSubstitutions", {}))
@@ -375,7 +426,9 @@ class LocalStack:
         if leftover:
             raise DdbBackupError(f"{props['DefinitionUri']}: no substitution for {sorted(set(leftover))}")
         name = resolver(props.get("Name")) or f"{self.stack_name}-{logical_id}"
-        arn = client("stepfunctions").create_state_machine(name=name, definition=definition, roleArn=role, type=props.get("Type", "STANDARD"))["stateMachineArn"]
+        arn = client("stepfunctions").create_state_machine(
+            name=name, definition=definition, roleArn=role, type=props.get("Type", "STANDARD")
+        )["stateMachineArn"]
         resolver.refs[logical_id] = arn
         resolver.attrs[(logical_id, "Name")] = name
         self.physical[logical_id] = arn
@@ -384,7 +437,11 @@ class LocalStack:
     def start_execution(self, logical_id: str, payload: dict[str, Any], name: str | None = None) -> str:
         arn = self.physical[logical_id]
         name = name or f"local-{uuid.uuid4().hex[:12]}"
-        return str(client("stepfunctions").start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))["executionArn"])
+        return str(
+            client("stepfunctions").start_execution(
+                stateMachineArn=arn, name=name, input=json.dumps(payload)
+            )["executionArn"]
+        )
 
     def wait(self, execution_arn: str, timeout: float = 600, poll: float = 0.05) -> dict[str, Any]:
         sfn = client("stepfunctions")

@@ -117,7 +117,9 @@ def plan_run(
     for name in names:
         description = describe(ddb, name)
         total = segments or choose_segments(
-            int(description["Table"].get("TableSizeBytes", 0)), settings.bytes_per_segment, settings.max_segments
+            int(description["Table"].get("TableSizeBytes", 0)),
+            settings.bytes_per_segment,
+            settings.max_segments,
         )
         directory = layout.backup_dir(settings.prefix, name, backup_id)
         put_json(
@@ -135,7 +137,8 @@ def plan_run(
         )
         run_tables.append({"table": name, "backupDir": directory, "totalSegments": total})
         work.extend(
-            {"table": name, "backupDir": directory, "segment": s, "totalSegments": total} for s in range(total)
+            {"table": name, "backupDir": directory, "segment": s, "totalSegments": total}
+            for s in range(total)
         )
     work_key = f"{settings.prefix}_runs/{backup_id}/segments.json"
     put_json(s3, settings.bucket, work_key, work)
