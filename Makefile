@@ -45,6 +45,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	for f in functions/*/app.py; do $(BIN)/mypy "$$f" || exit 1; done
 
 validate: .venv-sam/.installed $(ASLV)
 	$(SAM) validate --lint --region us-east-1

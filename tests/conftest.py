@@ -96,9 +96,7 @@ def backup_items(s3: Any, bucket: str, manifest_key: str) -> list[dict[str, Any]
 def expected_items(table: str) -> list[dict[str, Any]]:
     """The source items of a fixture table (tests/fixtures/expected), client form."""
     path = FIXTURES / "expected" / f"{table}.jsonl"
-    return [
-        ddbjson.item_from_wire(json.loads(line)) for line in path.read_text().splitlines() if line.strip()
-    ]
+    return [ddbjson.item_from_wire(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
 
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")

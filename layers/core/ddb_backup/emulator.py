@@ -121,7 +121,7 @@ class FunctionSpec:
                 sys.modules[spec.name] = module
                 spec.loader.exec_module(module)
                 self._module = module
-        return getattr(self._module, attr)  # type: ignore[no-any-return]
+        return getattr(self._module, attr)
 
 
 class LambdaContext:
@@ -156,9 +156,7 @@ class Resolver:
             if value is None:
                 raise DdbBackupError(f"template parameter {name} has no default: give it a value")
             self.params[name] = (
-                value.split(",")
-                if spec.get("Type") == "CommaDelimitedList" and isinstance(value, str)
-                else value
+                value.split(",") if spec.get("Type") == "CommaDelimitedList" and isinstance(value, str) else value
             )
         unknown = set(parameters) - set(self.params)
         if unknown:
@@ -363,9 +361,7 @@ class LocalStack:
                 ],
             }
         )
-        return str(
-            iam.create_role(RoleName=f"{self.stack_name}-role", AssumeRolePolicyDocument=doc)["Role"]["Arn"]
-        )
+        return str(iam.create_role(RoleName=f"{self.stack_name}-role", AssumeRolePolicyDocument=doc)["Role"]["Arn"])
 
     def _bucket(self, resolver: Resolver, logical_id: str) -> None:
         name = f"{self.stack_name}-{logical_id}".lower()
@@ -407,16 +403,12 @@ class LocalStack:
             Timeout=timeout,
             Environment={"Variables": environment},
         )["FunctionArn"]
-        self.functions[name] = FunctionSpec(
-            logical_id, name, code_dir, props["Handler"], environment, timeout
-        )
+        self.functions[name] = FunctionSpec(logical_id, name, code_dir, props["Handler"], environment, timeout)
         resolver.refs[logical_id] = name
         resolver.attrs[(logical_id, "Arn")] = arn
         self.physical[logical_id] = name
 
-    def _state_machine(
-        self, resolver: Resolver, logical_id: str, resource: dict[str, Any], role: str
-    ) -> None:
+    def _state_machine(self, resolver: Resolver, logical_id: str, resource: dict[str, Any], role: str) -> None:
         props = resource["Properties"]
         definition = (self.root / props["DefinitionUri"]).read_text()
         substitutions = resolver(props.get("DefinitionSubstitutions", {}))
@@ -438,9 +430,9 @@ class LocalStack:
         arn = self.physical[logical_id]
         name = name or f"local-{uuid.uuid4().hex[:12]}"
         return str(
-            client("stepfunctions").start_execution(
-                stateMachineArn=arn, name=name, input=json.dumps(payload)
-            )["executionArn"]
+            client("stepfunctions").start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))[
+                "executionArn"
+            ]
         )
 
     def wait(self, execution_arn: str, timeout: float = 600, poll: float = 0.05) -> dict[str, Any]:

@@ -10,9 +10,7 @@ from .errors import BackupIncomplete
 from .s3io import get_json, get_json_or_none, list_keys, put_json
 
 
-def segment_parts(
-    s3: Any, bucket: str, directory: str, table: str, segment: int, total: int
-) -> list[dict[str, Any]]:
+def segment_parts(s3: Any, bucket: str, directory: str, table: str, segment: int, total: int) -> list[dict[str, Any]]:
     """Follow one segment's checkpoint chain to its end; raise naming the segment if it never finished."""
     parts: list[dict[str, Any]] = []
     seq = 0
@@ -30,9 +28,7 @@ def segment_parts(
         seq += 1
 
 
-def all_parts(
-    s3: Any, bucket: str, directory: str, plan: dict[str, Any] | None = None
-) -> list[dict[str, Any]]:
+def all_parts(s3: Any, bucket: str, directory: str, plan: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Every part of a backup, in segment order; raises ``BackupIncomplete`` naming the first unfinished segment."""
     plan = plan or get_json(s3, bucket, directory + layout.PLAN)
     table, total = plan["table"], int(plan["totalSegments"])
@@ -56,9 +52,7 @@ def finalize_table(s3: Any, bucket: str, directory: str, *, now: dt.datetime | N
     present = {k[len(directory) :] for k in list_keys(s3, bucket, directory + layout.DATA_DIR)}
     missing = listed - present
     if missing:
-        raise BackupIncomplete(
-            f"table {table}: parts listed by checkpoints are missing: {sorted(missing)[:5]}"
-        )
+        raise BackupIncomplete(f"table {table}: parts listed by checkpoints are missing: {sorted(missing)[:5]}")
     orphans = sorted(present - listed)
     for start in range(0, len(orphans), 1000):
         s3.delete_objects(

@@ -113,7 +113,8 @@ def plan_run(
     if segments is not None and not 1 <= segments <= MAX_SEGMENTS:
         raise BadInput(f"segments must be between 1 and {MAX_SEGMENTS}, got {segments}")
     names = resolve_tables(ddb, tables, table_prefix)
-    run_tables, work = [], []
+    run_tables: list[dict[str, Any]] = []
+    work: list[dict[str, Any]] = []
     for name in names:
         description = describe(ddb, name)
         total = segments or choose_segments(
@@ -136,10 +137,7 @@ def plan_run(
             },
         )
         run_tables.append({"table": name, "backupDir": directory, "totalSegments": total})
-        work.extend(
-            {"table": name, "backupDir": directory, "segment": s, "totalSegments": total}
-            for s in range(total)
-        )
+        work.extend({"table": name, "backupDir": directory, "segment": s, "totalSegments": total} for s in range(total))
     work_key = f"{settings.prefix}_runs/{backup_id}/segments.json"
     put_json(s3, settings.bucket, work_key, work)
     return {

@@ -92,11 +92,7 @@ def make_item(keys: list[tuple[str, str]], i: int, rng: random.Random, size: int
                     for j in range(2)
                 ]
             },
-            "meta": {
-                "M": {
-                    "nested": {"M": {"deep": {"BS": [rng.randbytes(4)]}, "list": {"L": []}, "map": {"M": {}}}}
-                }
-            },
+            "meta": {"M": {"nested": {"M": {"deep": {"BS": [rng.randbytes(4)]}, "list": {"L": []}, "map": {"M": {}}}}}},
         }
     )
     pad = max(0, size - 500)
@@ -105,9 +101,7 @@ def make_item(keys: list[tuple[str, str]], i: int, rng: random.Random, size: int
     return item
 
 
-def items(
-    keys: list[tuple[str, str]], count: int, seed: int = 0, size: int = 600
-) -> Iterator[dict[str, Any]]:
+def items(keys: list[tuple[str, str]], count: int, seed: int = 0, size: int = 600) -> Iterator[dict[str, Any]]:
     rng = random.Random(seed)
     for i in range(count):
         yield make_item(keys, i, rng, size)

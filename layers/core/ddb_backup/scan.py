@@ -135,15 +135,11 @@ def _scan(
     return parts, (item_to_wire(last_key) if last_key else None)
 
 
-def _flush(
-    s3: Any, settings: ScanSettings, task: dict[str, Any], segment: int, part: int, buf: PartBuffer
-) -> Part:
+def _flush(s3: Any, settings: ScanSettings, task: dict[str, Any], segment: int, part: int, buf: PartBuffer) -> Part:
     return upload_part(s3, settings.bucket, task["backupDir"], layout.part_key(segment, part), segment, buf)
 
 
-def deadline_from(
-    remaining_ms: Callable[[], int], budget_s: float, reserve_s: float = 30.0
-) -> Callable[[], float]:
+def deadline_from(remaining_ms: Callable[[], int], budget_s: float, reserve_s: float = 30.0) -> Callable[[], float]:
     """``time_left`` for a Lambda: stop at the budget, or ``reserve_s`` before the timeout, whichever is first."""
     end = time.monotonic() + budget_s
     return lambda: min(end - time.monotonic(), remaining_ms() / 1000 - reserve_s)
