@@ -1,0 +1,161 @@
+"""Plan, segment math, scan continuation and finalize, on plain moto (no state machine)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ddb_backup import layout, sample
+from ddb_backup.errors import BackupIncomplete, BadInput, TableNotFound
+from ddb_backup.finalize import finalize_table
+from ddb_backup.plan import Settings, choose_segments, plan_run, resolve_tables
+from ddb_backup.scan import ScanSettings, scan_segment
+from tests.conftest import backup_items, canonical, table_items
+
+BUCKET = "backups"
+
+
+@pytest.mark.parametrize(
+    ("size", "per", "cap", "expected"),
+    [
+        (0, 100, 10, 1),
+        (1, 100, 10, 1),
+        (100, 100, 10, 1),
+        (101, 100, 10, 2),
+        (10_000, 100, 10, 10),
+        (5, 1, 1_000_000_000, 5),
+    ],
+)
+def test_segments_follow_size_within_bounds(size, per, cap, expected):
+    assert choose_segments(size, per, cap) == expected
+
+
+def test_segments_never_exceed_dynamodb_limit():
+    assert choose_segments(10**18, 1, 10**9) == 1_000_000
+
+
+@pytest.fixture
+def world(ddb, s3):
+    s3.create_bucket(Bucket=BUCKET)
+    sample.create_cumulus_tables(ddb, "mystack-", {"Granules": 120, "Rules": 5})
+    return ddb, s3
+
+
+def test_tables_resolve_by_prefix_or_list(world):
+    ddb, _ = world
+    assert resolve_tables(ddb, None, "mystack-") == ["mystack-GranulesTable", "mystack-RulesTable"]
+    assert resolve_tables(ddb, ["b-table", "a-table", "b-table"], None) == ["b-table", "a-table"]
+    with pytest.raises(TableNotFound, match="nope-"):
+        resolve_tables(ddb, None, "nope-")
+    with pytest.raises(BadInput, match="either"):
+        resolve_tables(ddb, ["x-table"], "x")
+
+
+def test_plan_writes_the_work_list_and_each_plan(world):
+    ddb, s3 = world
+    run = plan_run(ddb, s3, Settings(bucket=BUCKET, prefix="p/"), table_prefix="mystack-", segments=4)
+    work = json.loads(s3.get_object(Bucket=BUCKET, Key=run["workKey"])["Body"].read())
+    assert len(work) == run["segments"] == 8
+    assert {(w["table"], w["segment"]) for w in work} == {
+        (t, s) for t in ("mystack-GranulesTable", "mystack-RulesTable") for s in range(4)
+    }
+    plan = json.loads(s3.get_object(Bucket=BUCKET, Key=run["tables"][0]["backupDir"] + layout.PLAN)["Body"].read())
+    assert plan["description"]["Table"]["TableName"] == "mystack-GranulesTable"
+    assert run["tables"][0]["backupDir"] == f"p/mystack-GranulesTable/{run['backupId']}/"
+
+
+def _run_all(ddb, s3, run, settings, pages_per_call=None):
+    """Drive every segment to done the way the state machine does, counting invocations."""
+    calls = 0
+    for entry in json.loads(s3.get_object(Bucket=BUCKET, Key=run["workKey"])["Body"].read()):
+        task = dict(entry)
+        while not task.get("done"):
+            budget = iter(range(pages_per_call or 10**9, -1, -1)) if pages_per_call else None
+            task = scan_segment(ddb, s3, settings, task, time_left=(lambda b=budget: next(b) if b else 1.0))
+            json.dumps(task)  # state must stay JSON
+            calls += 1
+    return calls
+
+
+def test_continuation_covers_every_item_exactly_once(world):
+    ddb, s3 = world
+    run = plan_run(ddb, s3, Settings(bucket=BUCKET), tables=["mystack-GranulesTable"], segments=3)
+    settings = ScanSettings(bucket=BUCKET, page_limit=7, part_bytes=4000)
+    calls = _run_all(ddb, s3, run, settings, pages_per_call=1)
+    assert calls > 3 * 2  # segments really spanned several invocations
+    summary = finalize_table(s3, BUCKET, run["tables"][0]["backupDir"])
+    saved = sorted(canonical(i) for i in backup_items(s3, BUCKET, summary["manifest"]))
+    assert saved == sorted(canonical(i) for i in table_items(ddb, "mystack-GranulesTable"))
+
+
+def test_a_retried_invocation_rewrites_instead_of_duplicating(world):
+    ddb, s3 = world
+    run = plan_run(ddb, s3, Settings(bucket=BUCKET), tables=["mystack-GranulesTable"], segments=1)
+    settings = ScanSettings(bucket=BUCKET, page_limit=50, part_bytes=1)
+    (task,) = json.loads(s3.get_object(Bucket=BUCKET, Key=run["workKey"])["Body"].read())
+    first = scan_segment(ddb, s3, settings, task, time_left=lambda: 0)
+    # The invocation "died" after its checkpoint; Step Functions retries with the same input.
+    again = scan_segment(ddb, s3, settings, task, time_left=lambda: 0)
+    assert again == first
+    while not task.get("done"):
+        task = scan_segment(ddb, s3, settings, task, time_left=lambda: 0)
+    summary = finalize_table(s3, BUCKET, run["tables"][0]["backupDir"])
+    assert summary["items"] == 120
+
+
+def test_finalize_deletes_parts_no_checkpoint_lists(world):
+    ddb, s3 = world
+    run = plan_run(ddb, s3, Settings(bucket=BUCKET), tables=["mystack-RulesTable"], segments=1)
+    directory = run["tables"][0]["backupDir"]
+    _run_all(ddb, s3, run, ScanSettings(bucket=BUCKET))
+    s3.put_object(Bucket=BUCKET, Key=directory + layout.part_key(0, 99), Body=b"left by a dead invocation")
+    summary = finalize_table(s3, BUCKET, directory)
+    assert summary["orphansDeleted"] == 1 and summary["items"] == 5
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + "data/")["Contents"]]
+    assert keys == [directory + layout.part_key(0, 0)]
+
+
+def test_finalize_refuses_an_unfinished_segment_naming_it(world):
+    ddb, s3 = world
+    run = plan_run(ddb, s3, Settings(bucket=BUCKET), tables=["mystack-GranulesTable"], segments=2)
+    (task, _) = json.loads(s3.get_object(Bucket=BUCKET, Key=run["workKey"])["Body"].read())
+    while not task.get("done"):
+        task = scan_segment(ddb, s3, ScanSettings(bucket=BUCKET), task, time_left=lambda: 1)
+    with pytest.raises(BackupIncomplete, match="mystack-GranulesTable segment 1 of 2 did not finish"):
+        finalize_table(s3, BUCKET, run["tables"][0]["backupDir"])
+    assert not s3.list_objects_v2(Bucket=BUCKET, Prefix=run["tables"][0]["backupDir"] + "manifest.json").get("Contents")
+
+
+def test_a_scan_error_is_recorded_for_finalize_to_quote(world, monkeypatch):
+    ddb, s3 = world
+    run = plan_run(ddb, s3, Settings(bucket=BUCKET), tables=["mystack-RulesTable"], segments=1)
+    (task,) = json.loads(s3.get_object(Bucket=BUCKET, Key=run["workKey"])["Body"].read())
+
+    def boom(**kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(ddb, "scan", boom)
+    with pytest.raises(RuntimeError):
+        scan_segment(ddb, s3, ScanSettings(bucket=BUCKET), task, time_left=lambda: 1)
+    with pytest.raises(BackupIncomplete, match="segment 0 of 1 did not finish.*RuntimeError: disk on fire"):
+        finalize_table(s3, BUCKET, run["tables"][0]["backupDir"])
+
+
+def test_throttled_scans_back_off_and_complete(world, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    ddb, s3 = world
+    monkeypatch.setattr("ddb_backup.throttle.time.sleep", lambda s: None)
+    real, calls = ddb.scan, {"n": 0}
+
+    def flaky(**kwargs):
+        calls["n"] += 1
+        if calls["n"] % 2:
+            raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "slow"}}, "Scan")
+        return real(**kwargs)
+
+    monkeypatch.setattr(ddb, "scan", flaky)
+    run = plan_run(ddb, s3, Settings(bucket=BUCKET), tables=["mystack-GranulesTable"], segments=1)
+    _run_all(ddb, s3, run, ScanSettings(bucket=BUCKET, page_limit=10))
+    assert finalize_table(s3, BUCKET, run["tables"][0]["backupDir"])["items"] == 120
