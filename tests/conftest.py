@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ddb_backup import ddbjson
 from ddb_backup.clients import client
 from ddb_backup.emulator import LocalStack

@@ -8,7 +8,6 @@ from collections import Counter
 
 from ddb_backup import sample
 from ddb_backup.clients import client
-
 from tests.conftest import backup_items, canonical, table_items
 
 COUNTS = {"Granules": 400, "Collections": 30, "Executions": 120, "Files": 200}

@@ -138,7 +138,7 @@ def test_a_scan_error_is_recorded_for_finalize_to_quote(world, monkeypatch):
     monkeypatch.setattr(ddb, "scan", boom)
     with pytest.raises(RuntimeError):
         scan_segment(ddb, s3, ScanSettings(bucket=BUCKET), task, time_left=lambda: 1)
-    with pytest.raises(BackupIncomplete, match="segment 0 of 1 did not finish.*RuntimeError: disk on fire"):
+    with pytest.raises(BackupIncomplete, match=r"segment 0 of 1 did not finish.*RuntimeError: disk on fire"):
         finalize_table(s3, BUCKET, run["tables"][0]["backupDir"])
 
 
