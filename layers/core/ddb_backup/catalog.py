@@ -1,0 +1,45 @@
+"""What backups a bucket holds: table, id, items, size, complete or not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import layout
+from .s3io import get_json_or_none
+
+
+def _children(s3: Any, bucket: str, prefix: str) -> list[str]:
+    out: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix, Delimiter="/"):
+        out.extend(p["Prefix"] for p in page.get("CommonPrefixes", ()))
+    return out
+
+
+def list_backups(s3: Any, bucket: str, prefix: str = "", *, table: str | None = None) -> list[dict[str, Any]]:
+    """One row per backup under ``prefix``, newest last within each table.
+
+    A backup is complete when its ``manifest.json`` exists (it is written last).
+    """
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    rows = []
+    table_dirs = [f"{prefix}{table}/"] if table else _children(s3, bucket, prefix)
+    for table_dir in table_dirs:
+        name = table_dir[len(prefix) :].rstrip("/")
+        if name.startswith("_"):  # run bookkeeping, not a table
+            continue
+        for backup_dir in _children(s3, bucket, table_dir):
+            backup_id = backup_dir[len(table_dir) :].rstrip("/")
+            manifest = get_json_or_none(s3, bucket, backup_dir + layout.MANIFEST)
+            rows.append(
+                {
+                    "table": name,
+                    "backupId": backup_id,
+                    "url": f"s3://{bucket}/{backup_dir}",
+                    "complete": manifest is not None,
+                    "finishedAt": manifest.get("finishedAt") if manifest else None,
+                    "items": manifest["totals"]["items"] if manifest else None,
+                    "bytes": manifest["totals"]["bytes"] if manifest else None,
+                }
+            )
+    return rows
