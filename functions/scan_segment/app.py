@@ -5,6 +5,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from ddb_backup import config
 from ddb_backup.clients import client
 from ddb_backup.events import SegmentTask

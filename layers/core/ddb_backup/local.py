@@ -56,7 +56,7 @@ def open_output(path: Path) -> IO[bytes]:
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.name.endswith(".gz"):
         return gzip.open(path, "wb", compresslevel=3)
-    return open(path, "wb")  # noqa: SIM115 - closed by the caller
+    return open(path, "wb")
 
 
 def backup_to_file(
