@@ -52,9 +52,9 @@ def local_segments(description: dict[str, Any], workers: int) -> int:
     return max(choose_segments(size, 64 * MiB, 4096), workers if size > 16 * MiB else 1)
 
 
-def open_output(path: Path) -> IO[bytes]:
+def open_output(path: Path, *, gz: bool) -> IO[bytes]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.name.endswith(".gz"):
+    if gz:
         return gzip.open(path, "wb", compresslevel=3)
     return open(path, "wb")
 
@@ -104,12 +104,16 @@ def backup_to_file(
             if progress:
                 progress.add(len(lines), len(data))
 
-    with open_output(tmp) as out:
-        out.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool:
-            for future in [pool.submit(run, s) for s in range(total)]:
-                future.result()
-        out.write(json.dumps({"ddbBackupEnd": {"items": count}}).encode() + b"\n")
+    try:
+        with open_output(tmp, gz=path.name.endswith(".gz")) as out:
+            out.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
+            with ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool:
+                for future in [pool.submit(run, s) for s in range(total)]:
+                    future.result()
+            out.write(json.dumps({"ddbBackupEnd": {"items": count}}).encode() + b"\n")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
     return {"table": table, "file": str(path), "items": count, "segments": total, "bytes": path.stat().st_size}
 

@@ -48,6 +48,7 @@ def _jsonable(value: Any) -> Any:
 
 def describe(ddb: Any, table: str) -> dict[str, Any]:
     """Everything needed to recreate ``table``: DescribeTable, TTL, continuous backups, tags."""
+    layout.check_table_name(table)
     try:
         desc = ddb.describe_table(TableName=table)["Table"]
     except ClientError as exc:
