@@ -1,0 +1,25 @@
+"""Make this week's on-demand backups of the configured tables and prune the stack's own old ones."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ddb_backup import snapshots
+from ddb_backup.clients import client
+from ddb_backup.observability import logger, metrics, tracer
+from ddb_backup.pitr import Retry
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=snapshots.OnDemandBackupEvent)
+def lambda_handler(event: snapshots.OnDemandBackupEvent, context: LambdaContext) -> dict[str, Any]:
+    report = snapshots.scheduled_run(client("dynamodb"), event, snapshots.marker_from_env(), Retry.for_lambda(context))
+    for key, name in (("created", "BackupsCreated"), ("deleted", "BackupsDeleted"), ("failed", "BackupFailures")):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=report["counts"][key])
+    logger.info("on-demand backups", extra=report)
+    snapshots.check(report)  # failures fail the invocation; the retry skips tables backed up a moment ago
+    return report

@@ -1,0 +1,359 @@
+"""``ddb-backup pitr ...`` and ``ddb-backup snapshots ...``: AWS-native backups from the command line.
+
+Thin: the logic is in :mod:`ddb_backup.pitr` and :mod:`ddb_backup.snapshots`,
+which the Lambda functions run too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .clients import client
+from .errors import BadInput
+from .pitr import (
+    DEFAULT_CUMULUS_TABLES,
+    Retry,
+    TableSelection,
+    check,
+    ensure_pitr,
+    parse_time,
+    pitr_status,
+    restore_to_point_in_time,
+    summarize,
+)
+from .snapshots import (
+    backup_rows,
+    create_backups,
+    create_one,
+    list_backups,
+    prune_backups,
+    restore_from_backup,
+    stack_marker,
+)
+from .snapshots import check as check_snapshots
+
+DEFAULT_STACK = "ddb-backup"
+
+PITR_EPILOG = """\
+examples:
+  ddb-backup pitr status --cumulus-prefix mystack-
+  ddb-backup pitr enable --table mystack-GranulesTable --days 35
+  ddb-backup pitr enable --cumulus-prefix mystack-          # the eight Cumulus tables
+  ddb-backup pitr restore --table mystack-GranulesTable --to restore-GranulesTable --time 2026-11-22T03:00:00Z
+  ddb-backup pitr restore --table mystack-GranulesTable --to restore-GranulesTable --latest
+
+A restore creates a new table, waits for it to be ACTIVE, then re-applies what AWS
+drops on restores (TTL, stream, tags, PITR) from the source table.
+"""
+
+SNAPSHOTS_EPILOG = """\
+examples:
+  ddb-backup snapshots list --cumulus-prefix mystack-
+  ddb-backup snapshots create --table mystack-GranulesTable              # named like the stack's own
+  ddb-backup snapshots create --table mystack-GranulesTable --name before-migration
+  ddb-backup snapshots restore arn:aws:dynamodb:...:table/T/backup/01763780000000-a1b2c3d4 --to restore-T
+  ddb-backup snapshots prune --cumulus-prefix mystack- --retention-days 90 --dry-run
+
+The stack's backups are named <table>-ddbb-<marker>-<UTC time>; the marker comes from
+--stack-name (default: DDB_BACKUP_STACK_NAME or "ddb-backup"). prune deletes only those,
+never a backup it did not make, and always keeps each table's newest one.
+"""
+
+
+# ------------------------------------------------------------------ helpers
+def _flag(args: argparse.Namespace, name: str) -> bool:
+    return bool(getattr(args, name, False))
+
+
+def _say(args: argparse.Namespace, text: str) -> None:
+    if not _flag(args, "quiet") and not _flag(args, "json"):
+        print(text, file=sys.stderr)
+
+
+def _emit(args: argparse.Namespace, doc: Any, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    if _flag(args, "json"):
+        print(json.dumps(doc, indent=2, default=str))
+        return
+    if not rows:
+        print("(none)")
+        return
+    cells = [[str(r.get(c, "") if r.get(c) is not None else "") for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _selection(args: argparse.Namespace, *, required: bool) -> list[str] | None:
+    tables = [name for given in args.table or [] for name in given.split(",") if name]
+    if tables and args.cumulus_prefix:
+        raise BadInput("give --table or --cumulus-prefix, not both")
+    if not tables and not args.cumulus_prefix:
+        if required:
+            raise BadInput("give --table (repeatable) or --cumulus-prefix")
+        return None
+    try:
+        selection = TableSelection.model_validate(
+            {"tables": tables, "cumulusPrefix": args.cumulus_prefix or "", "cumulusTables": args.cumulus_tables}
+        )
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        raise BadInput(str(exc).splitlines()[-1].strip()) from None
+    return selection.names()
+
+
+def _marker(args: argparse.Namespace) -> str:
+    return stack_marker(args.stack_name or os.environ.get("DDB_BACKUP_STACK_NAME") or DEFAULT_STACK)
+
+
+def _retry(args: argparse.Namespace) -> Retry:
+    return Retry.within(args.timeout, base=2.0, cap=30.0)
+
+
+def _all_tables(ddb: Any) -> list[str]:
+    return [n for page in ddb.get_paginator("list_tables").paginate() for n in page["TableNames"]]
+
+
+# ------------------------------------------------------------------ pitr
+def cmd_pitr_status(args: argparse.Namespace) -> int:
+    ddb = client("dynamodb")
+    tables = _selection(args, required=False) or _all_tables(ddb)
+    rows = pitr_status(ddb, tables)
+    _emit(args, rows, rows, ["table", "tableStatus", "pitr", "recoveryPeriodInDays", "earliest", "latest"])
+    return 0
+
+
+def cmd_pitr_enable(args: argparse.Namespace) -> int:
+    tables = _selection(args, required=True) or []
+    _say(args, f"turning PITR on for {len(tables)} table(s), {args.days} days; new tables may take a while")
+    results = ensure_pitr(client("dynamodb"), tables, recovery_days=args.days, retry=_retry(args))
+    summary = summarize(results)
+    _emit(args, summary, summary["tables"], ["table", "status", "recovery_period_in_days", "reason"])
+    check(results)
+    return 0
+
+
+def cmd_pitr_restore(args: argparse.Namespace) -> int:
+    if bool(args.time) == bool(args.latest):
+        raise BadInput("give --time ISO8601 or --latest")
+    when = parse_time(args.time) if args.time else None
+    result = restore_to_point_in_time(
+        client("dynamodb"),
+        args.table,
+        args.to,
+        when=when,
+        retry=_retry(args),
+        on_wait=lambda text: _say(args, text),
+    )
+    _emit_restore(args, result)
+    return 0
+
+
+def _emit_restore(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    if _flag(args, "json"):
+        print(json.dumps(result, indent=2, default=str))
+        return
+    origin = result.get("backup") or f"{result['source']} at {result['restoredTo']}"
+    print(f"restored {origin} to {result['target']}")
+    print(f"re-applied: {', '.join(result['reapplied']) or 'nothing (the source had no TTL, stream, tags or PITR)'}")
+    for note in result.get("notes", []):
+        print(f"note: {note}")
+
+
+# ------------------------------------------------------------------ snapshots
+def cmd_snapshots_list(args: argparse.Namespace) -> int:
+    marker = _marker(args)
+    tables = _selection(args, required=False)
+    rows = backup_rows(list_backups(client("dynamodb"), tables, "ALL"), marker)
+    if args.ours:
+        rows = [r for r in rows if r["ours"]]
+    _emit(args, rows, rows, ["table", "name", "created", "status", "type", "ours", "arn"])
+    return 0
+
+
+def cmd_snapshots_create(args: argparse.Namespace) -> int:
+    tables = _selection(args, required=True) or []
+    ddb = client("dynamodb")
+    if args.name:
+        if len(tables) != 1:
+            raise BadInput("--name needs exactly one --table")
+        results = [create_one(ddb, tables[0], args.name)]
+    else:
+        results = create_backups(ddb, tables, _marker(args), retry=_retry(args))
+    rows = [r.as_dict() for r in results]
+    _emit(args, rows, rows, ["table", "status", "name", "reason"])
+    check_snapshots({"created": rows, "pruned": []})
+    missing = [r["table"] for r in rows if r["status"] == "missing"]
+    if missing:
+        raise BadInput(f"no backup made of {', '.join(missing)}: the table does not exist")
+    return 0
+
+
+def cmd_snapshots_restore(args: argparse.Namespace) -> int:
+    result = restore_from_backup(client("dynamodb"), args.backup_arn, args.to, retry=_retry(args))
+    _emit_restore(args, result)
+    return 0
+
+
+def cmd_snapshots_prune(args: argparse.Namespace) -> int:
+    tables = _selection(args, required=True) or []
+    results = prune_backups(
+        client("dynamodb"),
+        tables,
+        _marker(args),
+        retention_days=args.retention_days,
+        keep_latest=args.keep_latest,
+        dry_run=args.dry_run,
+        retry=_retry(args),
+    )
+    rows = [r.as_dict() for r in results]
+    _emit(args, rows, rows, ["table", "name", "created", "status", "reason"])
+    check_snapshots({"created": [], "pruned": rows})
+    return 0
+
+
+# ------------------------------------------------------------------ parser
+def _common_parents() -> list[argparse.ArgumentParser]:
+    """The main CLI's --json/--quiet/... so they work after the subcommand too (when it offers them)."""
+    try:
+        from .cli import _common_options
+    except ImportError:  # pragma: no cover - used alone
+        return []
+    return [_common_options(top=False)]
+
+
+def _selectors(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--table", action="append", metavar="TABLE", help="a table (repeatable, or comma separated)")
+    p.add_argument("--cumulus-prefix", metavar="PREFIX", help="the Cumulus tables <PREFIX><Name>Table, e.g. mystack-")
+    p.add_argument(
+        "--cumulus-tables",
+        default=",".join(DEFAULT_CUMULUS_TABLES),
+        metavar="NAMES",
+        help="Cumulus short names with --cumulus-prefix (default: %(default)s)",
+    )
+
+
+def _timeout(p: argparse.ArgumentParser, default: int) -> None:
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=default,
+        metavar="SECONDS",
+        help="how long to keep retrying new or busy tables and to wait for restores (default %(default)s)",
+    )
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _days(text: str) -> int:
+    value = _positive(text)
+    if value > 35:
+        raise argparse.ArgumentTypeError(f"PITR keeps 1 to 35 days, got {value}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add ``pitr`` and ``snapshots`` to the main parser's subcommands."""
+    parents = _common_parents()
+
+    def add(
+        group: Any, name: str, help_: str, func: Callable[[argparse.Namespace], int], epilog: str
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = group.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            parents=parents,
+        )
+        p.set_defaults(func=func)
+        return p
+
+    top = subparsers.add_parser(
+        "pitr",
+        help="point-in-time recovery: status, enable, restore",
+        description="Point-in-time recovery (PITR) of DynamoDB tables.",
+        epilog=PITR_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    pitr_sub = top.add_subparsers(dest="pitr_command", metavar="COMMAND", required=True)
+    p = add(
+        pitr_sub,
+        "status",
+        "show PITR status and restorable window of tables (all tables by default)",
+        cmd_pitr_status,
+        PITR_EPILOG,
+    )
+    _selectors(p)
+    p = add(
+        pitr_sub,
+        "enable",
+        "turn PITR on (waits and retries while a table is new or busy)",
+        cmd_pitr_enable,
+        PITR_EPILOG,
+    )
+    _selectors(p)
+    p.add_argument("--days", type=_days, default=35, help="RecoveryPeriodInDays, 1-35 (default 35)")
+    _timeout(p, 600)
+    p = add(pitr_sub, "restore", "restore a table to a point in time into a new table", cmd_pitr_restore, PITR_EPILOG)
+    p.add_argument("--table", required=True, help="the source table (PITR must be on)")
+    p.add_argument("--to", required=True, metavar="TABLE", help="the new table")
+    p.add_argument("--time", metavar="ISO8601", help="e.g. 2026-11-22T03:00:00Z (no zone means UTC)")
+    p.add_argument("--latest", action="store_true", help="the latest restorable time instead of --time")
+    _timeout(p, 4 * 3600)
+
+    top = subparsers.add_parser(
+        "snapshots",
+        help="on-demand backups: list, create, restore, prune",
+        description="On-demand DynamoDB backups (CreateBackup), as the stack makes them.",
+        epilog=SNAPSHOTS_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    snap_sub = top.add_subparsers(dest="snapshots_command", metavar="COMMAND", required=True)
+
+    def stack_option(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--stack-name",
+            help=f"the stack whose backups are 'ours' (default: DDB_BACKUP_STACK_NAME or {DEFAULT_STACK!r})",
+        )
+
+    p = add(snap_sub, "list", "list on-demand backups (all tables by default)", cmd_snapshots_list, SNAPSHOTS_EPILOG)
+    _selectors(p)
+    stack_option(p)
+    p.add_argument("--ours", action="store_true", help="only backups made by the stack")
+    p = add(snap_sub, "create", "make an on-demand backup of tables now", cmd_snapshots_create, SNAPSHOTS_EPILOG)
+    _selectors(p)
+    stack_option(p)
+    p.add_argument("--name", help="a name of your own (one table); the stack never prunes such a backup")
+    _timeout(p, 600)
+    p = add(
+        snap_sub, "restore", "restore an on-demand backup into a new table", cmd_snapshots_restore, SNAPSHOTS_EPILOG
+    )
+    p.add_argument("backup_arn", metavar="ARN", help="the backup's ARN (see 'snapshots list')")
+    p.add_argument("--to", required=True, metavar="TABLE", help="the new table")
+    _timeout(p, 4 * 3600)
+    p = add(
+        snap_sub,
+        "prune",
+        "delete the stack's own backups older than the retention",
+        cmd_snapshots_prune,
+        SNAPSHOTS_EPILOG,
+    )
+    _selectors(p)
+    stack_option(p)
+    p.add_argument("--retention-days", type=_positive, required=True, metavar="DAYS")
+    p.add_argument(
+        "--keep-latest", type=_positive, default=1, metavar="N", help="always keep each table's N newest (default 1)"
+    )
+    p.add_argument("--dry-run", action="store_true", help="show what would be deleted, delete nothing")
+    _timeout(p, 600)
