@@ -2,11 +2,12 @@
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ddb_backup import config
+from ddb_backup.catalog import newest_backup_ages
 from ddb_backup.clients import client
 from ddb_backup.events import FinalizeTableEvent
 from ddb_backup.finalize import all_parts, finalize_table
@@ -23,12 +24,18 @@ def lambda_handler(event: FinalizeTableEvent, context: LambdaContext) -> dict[st
         parts = all_parts(client("s3"), config.bucket(), event.backup_dir)
         return {"table": event.table, "complete": True, "parts": len(parts)}
     summary = finalize_table(client("s3"), config.bucket(), event.backup_dir)
-    metrics.add_dimension(name="table", value=event.table)
-    metrics.add_metric(name="BackupItems", unit=MetricUnit.Count, value=summary["items"])
-    metrics.add_metric(name="BackupBytes", unit=MetricUnit.Bytes, value=summary["bytes"])
-    metrics.add_metric(name="BackupParts", unit=MetricUnit.Count, value=summary["parts"])
-    metrics.add_metric(name="BackupSeconds", unit=MetricUnit.Seconds, value=summary["seconds"])
-    # One datapoint per complete backup: an alarm on its absence catches a stale table.
-    metrics.add_metric(name="BackupCompleted", unit=MetricUnit.Count, value=1)
+    for name, unit, value in (
+        ("BackupItems", MetricUnit.Count, summary["items"]),
+        ("BackupBytes", MetricUnit.Bytes, summary["bytes"]),
+        ("BackupParts", MetricUnit.Count, summary["parts"]),
+        ("BackupSeconds", MetricUnit.Seconds, summary["seconds"]),
+        ("BackupCompleted", MetricUnit.Count, 1),
+    ):
+        with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
+            metric.add_dimension(name="table", value=event.table)
+    # The stale-backup alarm watches the oldest "newest complete backup" of all tables.
+    ages = newest_backup_ages(client("s3"), config.bucket(), config.prefix())
+    if ages:
+        metrics.add_metric(name="MaxNewestBackupAgeHours", unit=MetricUnit.Count, value=min(max(ages.values()), 1e6))
     logger.info("backup complete", extra=summary)
     return summary

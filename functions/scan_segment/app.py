@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -27,8 +27,10 @@ def lambda_handler(event: SegmentTask, context: LambdaContext) -> dict[str, Any]
         time_left=deadline_from(context.get_remaining_time_in_millis, config.scan_time_budget()),
     )
     scanned = result["items"] - event.items
-    metrics.add_dimension(name="table", value=event.table)
-    metrics.add_metric(name="ItemsScanned", unit=MetricUnit.Count, value=scanned)
+    with single_metric(
+        name="ItemsScanned", unit=MetricUnit.Count, value=scanned, namespace=metrics.namespace
+    ) as metric:
+        metric.add_dimension(name="table", value=event.table)
     logger.info(
         "segment progress",
         extra={

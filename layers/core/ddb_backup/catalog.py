@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from . import layout
@@ -43,3 +44,25 @@ def list_backups(s3: Any, bucket: str, prefix: str = "", *, table: str | None = 
                 }
             )
     return rows
+
+
+def newest_backup_ages(s3: Any, bucket: str, prefix: str = "", *, now: dt.datetime | None = None) -> dict[str, float]:
+    """Hours since the newest complete backup of every table under ``prefix``.
+
+    Backup ids sort by time, so each table's ids are tried newest first until one
+    has a manifest; a table with no complete backup at all reports infinity.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    ages: dict[str, float] = {}
+    for table_dir in _children(s3, bucket, prefix):
+        name = table_dir[len(prefix) :].rstrip("/")
+        if name.startswith("_"):
+            continue
+        ages[name] = float("inf")
+        for backup_dir in sorted(_children(s3, bucket, table_dir), reverse=True):
+            manifest = get_json_or_none(s3, bucket, backup_dir + layout.MANIFEST)
+            if manifest is not None:
+                finished = dt.datetime.fromisoformat(manifest["finishedAt"])
+                ages[name] = max(0.0, (now - finished).total_seconds() / 3600)
+                break
+    return ages

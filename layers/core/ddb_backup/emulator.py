@@ -313,6 +313,7 @@ class LocalStack:
         # Resources in dependency order: buckets, layers, functions, then state machines.
         order = [
             "AWS::S3::Bucket",
+            "AWS::SNS::Topic",
             "AWS::Serverless::LayerVersion",
             "AWS::Serverless::Function",
             "AWS::Serverless::StateMachine",
@@ -323,6 +324,9 @@ class LocalStack:
                     continue
                 if kind == "AWS::S3::Bucket":
                     self._bucket(resolver, logical_id)
+                elif kind == "AWS::SNS::Topic":
+                    arn = client("sns").create_topic(Name=f"{self.stack_name}-{logical_id}")["TopicArn"]
+                    resolver.refs[logical_id] = self.physical[logical_id] = arn
                 elif kind == "AWS::Serverless::LayerVersion":
                     resolver.refs[logical_id] = f"arn:aws:lambda:{self.region}:{ACCOUNT}:layer:{logical_id}:1"
                 elif kind == "AWS::Serverless::Function":

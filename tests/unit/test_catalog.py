@@ -1,0 +1,50 @@
+"""Listing backups and the age of each table's newest complete one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from ddb_backup.catalog import list_backups, newest_backup_ages
+
+BUCKET = "catalog-bucket"
+
+
+@pytest.fixture
+def bucket(s3):
+    s3.create_bucket(Bucket=BUCKET)
+
+    def put(table: str, backup_id: str, finished: str | None, items: int = 3) -> None:
+        base = f"backups/{table}/{backup_id}/"
+        s3.put_object(Bucket=BUCKET, Key=base + "plan.json", Body=b"{}")
+        if finished:
+            manifest = {"finishedAt": finished, "totals": {"items": items, "bytes": 10 * items}}
+            s3.put_object(Bucket=BUCKET, Key=base + "manifest.json", Body=json.dumps(manifest).encode())
+
+    put("a-table", "20261120T030000Z-00000001", "2026-11-20T03:10:00+00:00")
+    put("a-table", "20261121T030000Z-00000002", "2026-11-21T03:10:00+00:00", items=5)
+    put("a-table", "20261122T030000Z-00000003", None)  # still running, or failed
+    put("b-table", "20261122T030000Z-00000004", None)
+    s3.put_object(Bucket=BUCKET, Key="backups/_runs/20261122T030000Z-00000003/segments.json", Body=b"[]")
+    return s3
+
+
+def test_lists_complete_and_incomplete_backups(bucket):
+    rows = list_backups(bucket, BUCKET, "backups/")
+    assert [(r["table"], r["backupId"][-1], r["complete"], r["items"]) for r in rows] == [
+        ("a-table", "1", True, 3),
+        ("a-table", "2", True, 5),
+        ("a-table", "3", False, None),
+        ("b-table", "4", False, None),
+    ]
+    assert [r["backupId"] for r in list_backups(bucket, BUCKET, "backups", table="b-table")] == [
+        "20261122T030000Z-00000004"
+    ]
+
+
+def test_age_is_that_of_the_newest_complete_backup(bucket):
+    now = dt.datetime(2026, 11, 22, 3, 10, tzinfo=dt.UTC)
+    ages = newest_backup_ages(bucket, BUCKET, "backups/", now=now)
+    assert ages == {"a-table": 24.0, "b-table": float("inf")}
