@@ -3,9 +3,11 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # Lambda runs python3.13: the project venv uses it when present (pyenv), else python3.
-PYTHON ?= $(shell command -v python3.13 2>/dev/null || ls $$HOME/.pyenv/versions/3.13*/bin/python3 2>/dev/null | tail -1 || command -v python3)
+# (pyenv shims can exist for versions that are not active: each candidate must really run.)
+find_python = $(shell for p in $(1); do if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1; then command -v $$p; break; fi; done)
+PYTHON ?= $(call find_python,python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3) python3.12 python3.11 python3)
 # aws-sam-cli pins an older boto3, so it lives in a venv of its own.
-SAM_PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+SAM_PYTHON ?= $(call find_python,python3.11 $(wildcard $(HOME)/.pyenv/versions/3.11*/bin/python3) python3.12 python3 python3.13)
 VENV := .venv
 BIN := $(VENV)/bin
 SAM := .venv-sam/bin/sam
