@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from . import __version__, layout
 from .ddbjson import line_from_client_item
@@ -55,7 +55,7 @@ def local_segments(description: dict[str, Any], workers: int) -> int:
 def open_output(path: Path, *, gz: bool) -> IO[bytes]:
     path.parent.mkdir(parents=True, exist_ok=True)
     if gz:
-        return gzip.open(path, "wb", compresslevel=3)
+        return cast(IO[bytes], gzip.open(path, "wb", compresslevel=3))
     return open(path, "wb")
 
 
