@@ -1,0 +1,25 @@
+"""Finalize a restore: compare what every part wrote with the backup, report or fail naming each problem."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ddb_backup.clients import client
+from ddb_backup.events import FinalizeRestoreEvent
+from ddb_backup.observability import logger, metrics, tracer
+from ddb_backup.restore_run import finalize_restore
+
+
+@logger.inject_lambda_context(correlation_id_path="executionName")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=FinalizeRestoreEvent)
+def lambda_handler(event: FinalizeRestoreEvent, context: LambdaContext) -> dict[str, Any]:
+    report = finalize_restore(client("s3"), event.bucket, event.run_prefix, map_failed=event.map_failed)
+    metrics.add_metric(name="RestoreItems", unit=MetricUnit.Count, value=report["itemsRestored"])
+    metrics.add_metric(name="RestoreSeconds", unit=MetricUnit.Seconds, value=report["seconds"])
+    metrics.add_metric(name="RestoreCompleted", unit=MetricUnit.Count, value=1)
+    logger.info("restore complete", extra=report)
+    return report

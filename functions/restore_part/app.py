@@ -1,0 +1,39 @@
+"""Restore the next items of one part: verify it, write it in 25-item batches, hand over before the time runs out."""
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from ddb_backup.clients import client
+from ddb_backup.events import RestorePartTask
+from ddb_backup.observability import logger, metrics, tracer
+from ddb_backup.restore import restore_part
+from ddb_backup.restore_run import settings_from_env
+from ddb_backup.scan import deadline_from
+
+
+@logger.inject_lambda_context(correlation_id_path="executionName")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=RestorePartTask)
+def lambda_handler(event: RestorePartTask, context: LambdaContext) -> dict[str, Any]:
+    settings = settings_from_env()
+    task = event.model_dump(by_alias=True, exclude_none=True)
+    result = restore_part(
+        client("dynamodb"),
+        client("s3"),
+        task,
+        time_left=deadline_from(context.get_remaining_time_in_millis, settings.time_budget),
+        concurrency=settings.write_concurrency,
+        attempts=settings.attempts,
+    )
+    written = result["written"] - event.written
+    metrics.add_dimension(name="table", value=event.target)
+    metrics.add_metric(name="ItemsRestored", unit=MetricUnit.Count, value=written)
+    logger.info(
+        "part progress",
+        extra={"target": event.target, "part": event.part["id"], "items": written, "done": result["done"]},
+    )
+    return result

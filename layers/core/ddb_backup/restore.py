@@ -1,0 +1,337 @@
+"""Write items into a table: 25-item BatchWriteItem requests, several in flight, never dropping one.
+
+Unlike boto3's ``batch_writer`` (which resends UnprocessedItems at once) and
+dynamodump (which gives up and "continues"), every request left unprocessed or
+throttled is resent after a jittered exponential backoff, up to a bound; items
+still not written then go to a dead-letter object, and the restore fails
+naming it. Items are written exactly as read: no attribute added or changed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import closing
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from .ddbjson import Item
+from .errors import BadInput, RestoreIncomplete
+from .readers import PartRef, dead_letter_writer, read_part
+from .s3io import put_json
+from .throttle import backoff_delay, call_with_backoff, is_throttle
+
+BATCH = 25
+
+
+class DeadLettered(RestoreIncomplete):
+    """Items could not be written; ``location`` is where they were saved, ``counts`` what was done."""
+
+    def __init__(self, message: str, location: str, counts: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.location = location
+        self.counts = counts
+
+
+@dataclass
+class _BatchResult:
+    written: int = 0
+    failed: list[tuple[Item, str]] = field(default_factory=list)
+    requests: int = 0
+    unprocessed_retries: int = 0
+    throttle_retries: int = 0
+
+
+def _key_value(av: dict[str, Any]) -> Any:
+    ((kind, value),) = av.items()
+    if kind == "N":
+        try:
+            return kind, str(Decimal(value).normalize())
+        except InvalidOperation:
+            return kind, value
+    return kind, value
+
+
+class _Writer:
+    def __init__(
+        self,
+        ddb: Any,
+        table: str,
+        attempts: int,
+        sleep: Callable[[float], None],
+        base_delay: float,
+    ) -> None:
+        self.ddb = ddb
+        self.table = table
+        self.attempts = max(1, attempts)
+        self.sleep = sleep
+        self.base_delay = base_delay
+
+    def send(self, items: list[Item]) -> _BatchResult:
+        result = _BatchResult()
+        self._send([{"PutRequest": {"Item": i}} for i in items], result)
+        return result
+
+    def _send(self, pending: list[dict[str, Any]], result: _BatchResult) -> None:
+        reason = ""
+        for attempt in range(self.attempts):
+            try:
+                out = self.ddb.batch_write_item(RequestItems={self.table: pending})
+            except ClientError as exc:
+                error = exc.response.get("Error", {})
+                if is_throttle(exc):
+                    result.throttle_retries += 1
+                    reason = f"{error.get('Code')} on every one of {self.attempts} attempts"
+                    if attempt < self.attempts - 1:
+                        self.sleep(backoff_delay(attempt, self.base_delay))
+                    continue
+                if error.get("Code") == "ValidationException":
+                    self._isolate(pending, f"ValidationException: {error.get('Message')}", result)
+                    return
+                raise
+            result.requests += 1
+            unprocessed = out.get("UnprocessedItems", {}).get(self.table, [])
+            result.written += len(pending) - len(unprocessed)
+            pending = unprocessed
+            if not pending:
+                return
+            result.unprocessed_retries += 1
+            reason = f"still unprocessed after {self.attempts} attempts"
+            if attempt < self.attempts - 1:
+                self.sleep(backoff_delay(attempt, self.base_delay))
+        result.failed.extend((r["PutRequest"]["Item"], reason) for r in pending)
+
+    def _isolate(self, pending: list[dict[str, Any]], reason: str, result: _BatchResult) -> None:
+        """A batch DynamoDB rejects as invalid: halve it until the bad items stand alone."""
+        if len(pending) == 1:
+            result.failed.append((pending[0]["PutRequest"]["Item"], reason))
+            return
+        half = len(pending) // 2
+        self._send(pending[:half], result)
+        self._send(pending[half:], result)
+
+
+def write_items(
+    ddb: Any,
+    table: str,
+    items: Iterable[Item],
+    *,
+    dead_letter: Callable[[list[Item]], str],
+    concurrency: int = 4,
+    attempts: int = 10,
+    key_names: list[str] | None = None,
+    time_left: Callable[[], float] | None = None,
+    max_failures: int = 1000,
+    progress: Callable[[int], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    base_delay: float = 0.05,
+) -> dict[str, Any]:
+    """Write client-form ``items`` into ``table``; return the counts.
+
+    * 25 items a request, up to ``concurrency`` requests in flight (threads);
+    * two items with the same key never share a request (DynamoDB rejects
+      that): the batch is closed and the second item goes in the next one,
+      after the first is written, so the later item wins as in a plain
+      sequential restore; both are counted (``duplicateKeys`` says how many);
+    * UnprocessedItems and throttling are retried with jittered exponential
+      backoff, ``attempts`` times per request; a request DynamoDB rejects as
+      invalid is halved until the bad items stand alone;
+    * items still not written are passed to ``dead_letter(items) -> location``
+      and ``DeadLettered`` (a ``RestoreIncomplete``) is raised naming the
+      location. After ``max_failures`` such items the rest of the input is
+      not attempted (the message says so).
+    * ``time_left() <= 0`` stops taking new items (``done`` is then False and
+      ``items`` says how many were taken, all written).
+
+    Returns ``{"items", "written", "requests", "unprocessedRetries",
+    "throttleRetries", "duplicateKeys", "done"}``. Other errors (a missing
+    table, access denied) propagate once the requests in flight are finished.
+    """
+    if key_names is None:
+        key_names = [
+            k["AttributeName"] for k in call_with_backoff(ddb.describe_table, TableName=table)["Table"]["KeySchema"]
+        ]
+    concurrency = max(1, concurrency)
+    writer = _Writer(ddb, table, attempts, sleep, base_delay)
+    stats: Counter[str] = Counter()
+    failed: list[tuple[Item, str]] = []
+    inflight: dict[Future[_BatchResult], set[Any]] = {}
+    done = True
+    aborted = False
+
+    def key_of(item: Item) -> tuple[Any, ...]:
+        try:
+            return tuple(_key_value(item[name]) for name in key_names)
+        except (KeyError, ValueError, AttributeError):
+            missing = [n for n in key_names if n not in item]
+            raise BadInput(f"table {table}: an item lacks key attribute(s) {missing}: {sorted(item)[:10]}") from None
+
+    def collect(futures: Iterable[Future[_BatchResult]]) -> None:
+        for future in futures:
+            inflight.pop(future)
+            r = future.result()
+            stats["written"] += r.written
+            stats["requests"] += r.requests
+            stats["unprocessedRetries"] += r.unprocessed_retries
+            stats["throttleRetries"] += r.throttle_retries
+            failed.extend(r.failed)
+            if progress and r.written:
+                progress(r.written)
+
+    def submit(pool: ThreadPoolExecutor, batch: list[Item], keys: set[Any]) -> None:
+        while inflight and (len(inflight) >= concurrency or any(keys & k for k in inflight.values())):
+            finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+            collect(finished)
+        inflight[pool.submit(writer.send, batch)] = keys
+
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"write-{table}") as pool:
+        try:
+            batch: list[Item] = []
+            keys: set[Any] = set()
+            for item in items:
+                key = key_of(item)
+                if key in keys:
+                    stats["duplicateKeys"] += 1
+                    submit(pool, batch, keys)
+                    batch, keys = [], set()
+                batch.append(item)
+                keys.add(key)
+                stats["items"] += 1
+                if len(batch) == BATCH:
+                    submit(pool, batch, keys)
+                    batch, keys = [], set()
+                    if len(failed) >= max_failures:
+                        aborted, done = True, False
+                        break
+                    if time_left is not None and time_left() <= 0:
+                        done = False
+                        break
+            if batch:
+                submit(pool, batch, keys)
+            while inflight:
+                finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                collect(finished)
+        finally:
+            # On an error, let the requests in flight finish before it propagates.
+            if inflight:
+                wait(list(inflight))
+    counts: dict[str, Any] = {
+        "items": stats["items"],
+        "written": stats["written"],
+        "requests": stats["requests"],
+        "unprocessedRetries": stats["unprocessedRetries"],
+        "throttleRetries": stats["throttleRetries"],
+        "duplicateKeys": stats["duplicateKeys"],
+        "done": done,
+    }
+    if failed:
+        location = dead_letter([item for item, _ in failed])
+        counts["deadLettered"] = len(failed)
+        counts["deadLetter"] = location
+        reasons = "; ".join(f"{n} {why}" for why, n in Counter(why for _, why in failed).most_common(3))
+        rest = " After that many failures the rest of the input was not attempted." if aborted else ""
+        raise DeadLettered(
+            f"{len(failed)} of {stats['items']} items could not be written to table {table} ({reasons}); "
+            f"they are saved in {location}.{rest}",
+            location,
+            counts,
+        )
+    return counts
+
+
+# ------------------------------------------------------------------ one part, as the Lambda does it
+def _safe(part_id: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in part_id)
+
+
+def note_key(run_prefix: str, kind: str, table_index: int, part_id: str) -> str:
+    """Where a part's ``results`` (done) or ``errors`` (failed) note lives in the run's directory."""
+    return f"{run_prefix}{kind}/{table_index:04d}-{_safe(part_id)}.json"
+
+
+def restore_part(
+    ddb: Any,
+    s3: Any,
+    task: dict[str, Any],
+    *,
+    time_left: Callable[[], float],
+    concurrency: int = 8,
+    attempts: int = 10,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Restore the next items of one part (the restore state machine's work item) until done or out of time.
+
+    ``task``: ``runId``, ``bucket`` and ``runPrefix`` (the run's bookkeeping),
+    ``table`` (index in the run), ``target``, ``part`` (``PartRef.to_json()``),
+    ``deadLetter`` (directory beside the backup), ``next`` (items already
+    restored by earlier invocations). Returns the task updated (``next``,
+    ``done``, running counts). A part is idempotent to redo: the same items are
+    put again. When done, writes ``<runPrefix>results/<table>-<part>.json``;
+    on failure, ``<runPrefix>errors/<table>-<part>.json`` (what finalize
+    quotes), then raises.
+    """
+    part = PartRef.from_json(task["part"])
+    start = int(task.get("next", 0))
+    index = int(task.get("table", 0))
+    target = task["target"]
+    bucket, run_prefix = task["bucket"], task["runPrefix"]
+    save = dead_letter_writer(task["deadLetter"], task["runId"], s3)
+    began = time.monotonic()
+    try:
+        with closing(read_part(part, s3, start=start)) as items:
+            counts = write_items(
+                ddb,
+                target,
+                items,
+                dead_letter=lambda xs: save(f"{part.id}-from-{start}", xs),
+                concurrency=concurrency,
+                attempts=attempts,
+                time_left=time_left,
+                sleep=sleep,
+            )
+    except Exception as exc:
+        note: dict[str, Any] = {
+            "table": index,
+            "target": target,
+            "part": part.id,
+            "url": part.url,
+            "from": start,
+            "error": type(exc).__name__,
+            "message": str(exc),
+        }
+        if isinstance(exc, DeadLettered):
+            note.update(deadLetter=exc.location, counts=exc.counts)
+        put_json(s3, bucket, note_key(run_prefix, "errors", index, part.id), note)
+        raise
+    result = {
+        **task,
+        "next": start + counts["items"],
+        "done": counts["done"],
+        "written": int(task.get("written", 0)) + counts["written"],
+        "duplicateKeys": int(task.get("duplicateKeys", 0)) + counts["duplicateKeys"],
+        "retries": int(task.get("retries", 0)) + counts["unprocessedRetries"] + counts["throttleRetries"],
+        "seconds": round(float(task.get("seconds", 0)) + time.monotonic() - began, 3),
+    }
+    if result["done"]:
+        put_json(
+            s3,
+            bucket,
+            note_key(run_prefix, "results", index, part.id),
+            {
+                "table": index,
+                "target": target,
+                "part": part.id,
+                "items": result["next"],
+                "expected": part.items,
+                "written": result["written"],
+                "duplicateKeys": result["duplicateKeys"],
+                "retries": result["retries"],
+                "seconds": result["seconds"],
+            },
+        )
+    return result

@@ -1,0 +1,340 @@
+"""A restore run as the state machine drives it: plan, (restore every part), finalize.
+
+Bookkeeping lives under ``<prefix>_restores/<run-id>/``::
+
+    plan.json                 what was asked, every table's source, target and parts
+    parts.json                the work list the Distributed Map reads (one entry per part)
+    results/<t>-<part>.json   written by a part's restore when it is done
+    errors/<t>-<part>.json    written by a part's restore that failed (quoted by finalize)
+    report.json               written by finalize
+
+Dead letters go beside the backup: ``<backup dir>dead-letter/<run-id>/``.
+Finalize trusts none of the map's own accounting (a child may fail or never
+run): it fails, naming the parts, unless every part has a result whose count
+matches the manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from . import layout
+from .errors import BadInput, IntegrityError, RestoreIncomplete, UnknownFormat
+from .readers import Source, find_run, is_s3, key_schema_from_names, open_source
+from .restore import note_key
+from .s3io import get_json, get_json_or_none, list_keys, put_json
+from .target import map_table_name, prepare_target
+
+
+@dataclass(frozen=True)
+class RestoreSettings:
+    bucket: str
+    prefix: str = ""
+    write_concurrency: int = 8  # BatchWriteItem requests in flight per part
+    attempts: int = 10  # tries per request before its items are dead-lettered
+    time_budget: float = 600.0  # seconds one invocation writes before handing over
+    max_concurrency: int = 100  # parts restored at once (Distributed Map)
+
+
+def _env_int(name: str, default: int, low: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(f"environment variable {name}={raw!r} is not an integer") from None
+    if value < low:
+        raise BadInput(f"environment variable {name}={value} is below {low}")
+    return value
+
+
+def settings_from_env() -> RestoreSettings:
+    """From the environment template.yaml sets (BACKUP_BUCKET, BACKUP_PREFIX, RESTORE_*, MAX_CONCURRENCY)."""
+    from . import config
+
+    return RestoreSettings(
+        bucket=config.bucket(),
+        prefix=config.prefix(),
+        write_concurrency=_env_int("RESTORE_WRITE_CONCURRENCY", 8, 1),
+        attempts=_env_int("RESTORE_ATTEMPTS", 10, 1),
+        time_budget=float(_env_int("RESTORE_TIME_BUDGET_SECONDS", 600)),
+        max_concurrency=config.max_concurrency(),
+    )
+
+
+def run_prefix(settings: RestoreSettings, run_id: str) -> str:
+    return f"{settings.prefix}_restores/{run_id}/"
+
+
+def run_id_from(execution_name: str | None, now: dt.datetime | None = None) -> str:
+    """The execution's name (so a retried plan reuses its directory), or a fresh time-sorted id."""
+    if execution_name and re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", execution_name):
+        return execution_name
+    return layout.new_backup_id(now)
+
+
+def _url(source: str, bucket: str) -> str:
+    """An ``s3://`` URL as given, or a key in the backup bucket."""
+    return source if is_s3(source) else f"s3://{bucket}/{source.lstrip('/')}"
+
+
+def _pairs(s3: Any, request: dict[str, Any], bucket: str) -> tuple[list[tuple[Source, str]], str | None]:
+    """(source, target table) for every table the request restores, and the backup run id for a set."""
+    url = _url(request["source"], bucket)
+    mapping = [(m["from"], m["to"]) for m in request.get("map") or []]
+    target = request.get("table")
+    backup_id = request.get("backupId")
+    single: Source | None = None
+    if not backup_id:
+        try:
+            single = open_source(url, s3)
+        except UnknownFormat:
+            if not mapping:
+                raise
+    if single is not None:
+        if target:
+            return [(single, target)], None
+        if single.table is None:
+            raise BadInput(f"{url}: this {single.format} backup does not record its table's name: give 'table'")
+        return [(single, map_table_name(single.table, mapping))], None
+    if target:
+        raise BadInput("'table' names one target: with a set of backups (backupId) give 'map' instead")
+    run, directories = find_run(url, s3, backup_id)
+    pairs = []
+    for directory in directories:
+        src = open_source(directory, s3)
+        assert src.table
+        if mapping and not any(src.table.startswith(old) for old, _ in mapping):
+            continue
+        pairs.append((src, map_table_name(src.table, mapping)))
+    if not pairs:
+        raise BadInput(f"{url}: backup run {run} has no table the name mapping applies to")
+    return pairs, run
+
+
+def _key_schema(src: Source, request: dict[str, Any]) -> list[dict[str, str]] | None:
+    if src.description:
+        return None
+    if request.get("keySchema"):
+        return list(request["keySchema"])
+    if request.get("keys"):
+        return key_schema_from_names(list(request["keys"]), src.first_item(), src.location)
+    return None
+
+
+def _check_items_fit(src: Source, target: dict[str, Any]) -> None:
+    """A source without a schema: its first item must carry the target's keys, with their types."""
+    item = src.first_item()
+    if item is None:
+        return
+    for key in target["keySchema"]:
+        av = item.get(key["AttributeName"])
+        if not av or next(iter(av)) != key["AttributeType"]:
+            have = f"type {next(iter(av))}" if av else "no such attribute"
+            raise BadInput(
+                f"{src.location}: its items do not fit table {target['table']}: key {key['AttributeName']} "
+                f"is {key['AttributeType']} there, the first item has {have}"
+            )
+
+
+def plan_restore(
+    ddb: Any,
+    s3: Any,
+    settings: RestoreSettings,
+    request: dict[str, Any],
+    *,
+    run_id: str,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Open and verify every source, check every target, then create the missing ones, and write the work list.
+
+    ``request`` (the state machine's input): ``source`` (``s3://`` URL or key in
+    the backup bucket: a backup directory or manifest, a native export, a
+    cumulus-api or local file, or, with ``backupId`` or ``map``, the prefix
+    holding a backup run), ``table`` (the target) or ``map``
+    (``[{"from": "prod-", "to": "restore-"}]``), ``mode`` (``new`` |
+    ``overwrite``), ``allowSource``, and for sources without a schema
+    ``keys`` (names) or ``keySchema``. Every target is checked before any is
+    created, so a refusal leaves nothing behind.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    pairs, backup_run = _pairs(s3, request, settings.bucket)
+    targets = [t for _, t in pairs]
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        raise BadInput(f"several sources would be restored into {', '.join(twice)}")
+    mode = request.get("mode") or "new"
+    allow_source = bool(request.get("allowSource"))
+    schemas = [_key_schema(src, request) for src, _ in pairs]
+    for (src, target), schema in zip(pairs, schemas, strict=True):
+        checked = prepare_target(
+            ddb,
+            target,
+            description=src.description,
+            key_schema=schema,
+            mode=mode,
+            source_table=src.table,
+            allow_source=allow_source,
+            check_only=True,
+        )
+        if src.description is None and checked["exists"]:
+            _check_items_fit(src, checked)
+    prefix = run_prefix(settings, run_id)
+    tables: list[dict[str, Any]] = []
+    work: list[dict[str, Any]] = []
+    for index, ((src, target), schema) in enumerate(zip(pairs, schemas, strict=True)):
+        prepared = prepare_target(
+            ddb,
+            target,
+            description=src.description,
+            key_schema=schema,
+            mode=mode,
+            source_table=src.table,
+            allow_source=allow_source,
+        )
+        tables.append(
+            {
+                "index": index,
+                "source": src.location,
+                "format": src.format,
+                "sourceTable": src.table,
+                "backupId": src.backup_id,
+                "target": target,
+                "created": prepared["created"],
+                "settings": prepared["settings"],
+                "expectedItems": src.expected_items,
+                "parts": [{"id": p.id, "items": p.items} for p in src.parts],
+                "warnings": src.warnings,
+            }
+        )
+        work.extend(
+            {
+                "runId": run_id,
+                "bucket": settings.bucket,
+                "runPrefix": prefix,
+                "table": index,
+                "target": target,
+                "part": part.to_json(),
+                "deadLetter": src.dead_letter_base,
+            }
+            for part in src.parts
+        )
+    work_key = prefix + "parts.json"
+    put_json(s3, settings.bucket, work_key, work)
+    put_json(
+        s3,
+        settings.bucket,
+        prefix + "plan.json",
+        {
+            "runId": run_id,
+            "startedAt": now.isoformat(),
+            "request": request,
+            "backupRun": backup_run,
+            "mode": mode,
+            "tables": tables,
+        },
+    )
+    return {
+        "runId": run_id,
+        "bucket": settings.bucket,
+        "runPrefix": prefix,
+        "workKey": work_key,
+        "parts": len(work),
+        "maxConcurrency": settings.max_concurrency,
+        "tables": [{k: t[k] for k in ("source", "format", "target", "created", "expectedItems")} for t in tables],
+        "warnings": [w for t in tables for w in t["warnings"]],
+    }
+
+
+def finalize_restore(
+    s3: Any,
+    bucket: str,
+    prefix: str,
+    *,
+    map_failed: bool = False,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Compare what every part wrote with what its source promised; report, or fail naming each problem.
+
+    Fails (``IntegrityError`` for a corrupt part or a count that differs from
+    the manifest, else ``RestoreIncomplete``) when a part has no result (it
+    failed, or never ran), when items were dead-lettered (naming where), or
+    when ``map_failed`` and nothing else explains it. Writes ``report.json``
+    either way and returns it on success: items restored per table,
+    dead-lettered, duration.
+    """
+    plan = get_json(s3, bucket, prefix + "plan.json")
+    present = set(list_keys(s3, bucket, prefix + "results/")) | set(list_keys(s3, bucket, prefix + "errors/"))
+    problems: list[str] = []
+    integrity = False
+    dead_lettered = 0
+    report_tables = []
+    for table in plan["tables"]:
+        index, target = table["index"], table["target"]
+        restored = duplicates = retries = 0
+        for part in table["parts"]:
+            result_key = note_key(prefix, "results", index, part["id"])
+            error_key = note_key(prefix, "errors", index, part["id"])
+            result = get_json(s3, bucket, result_key) if result_key in present else None
+            if result is not None:
+                restored += int(result["items"])
+                duplicates += int(result.get("duplicateKeys", 0))
+                retries += int(result.get("retries", 0))
+                if part["items"] is not None and int(result["items"]) != int(part["items"]):
+                    integrity = True
+                    problems.append(
+                        f"table {target}: part {part['id']} restored {result['items']} items, "
+                        f"the backup says {part['items']}"
+                    )
+                continue
+            error = get_json_or_none(s3, bucket, error_key) if error_key in present else None
+            if error is None:
+                problems.append(
+                    f"table {target}: part {part['id']} did not finish (no result; its restore never ended)"
+                )
+                continue
+            if error.get("error") == IntegrityError.__name__:
+                integrity = True
+            if error.get("deadLetter"):
+                counts = error.get("counts") or {}
+                dead_lettered += int(counts.get("deadLettered", 0))
+            problems.append(f"table {target}: part {part['id']} failed: {error.get('error')}: {error.get('message')}")
+        report_tables.append(
+            {
+                "source": table["source"],
+                "format": table["format"],
+                "target": target,
+                "created": table["created"],
+                "expectedItems": table["expectedItems"],
+                "itemsRestored": restored,
+                "parts": len(table["parts"]),
+                "duplicateKeys": duplicates,
+                "retries": retries,
+            }
+        )
+    if map_failed and not problems:
+        problems.append("the Distributed Map failed although every part has a result; see its failed children")
+    finished = now or dt.datetime.now(dt.UTC)
+    started = dt.datetime.fromisoformat(plan["startedAt"])
+    report = {
+        "runId": plan["runId"],
+        "status": "FAILED" if problems else "SUCCEEDED",
+        "tables": report_tables,
+        "itemsRestored": sum(t["itemsRestored"] for t in report_tables),
+        "deadLettered": dead_lettered,
+        "seconds": round((finished - started).total_seconds(), 3),
+        "warnings": [w for t in plan["tables"] for w in t.get("warnings", [])],
+        "problems": problems,
+    }
+    put_json(s3, bucket, prefix + "report.json", report)
+    if problems:
+        more = f" (and {len(problems) - 5} more; see s3://{bucket}/{prefix}report.json)" if len(problems) > 5 else ""
+        message = f"restore {plan['runId']}: " + "; ".join(problems[:5]) + more
+        raise (IntegrityError if integrity else RestoreIncomplete)(message)
+    del report["problems"]
+    return report

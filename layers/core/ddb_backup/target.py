@@ -1,0 +1,309 @@
+"""The restore target: create it from a backup's saved schema, or check that an existing one is safe.
+
+Rules (each refusal is a ``TargetRefused`` whose message names the table and the cause):
+
+* the backup's own source table is refused unless the caller allows it;
+* an existing target must have the key schema of the backup (names, key types
+  and attribute types);
+* an existing target must be empty unless the caller chose ``overwrite``
+  (upsert: items of the backup replace items with the same key, other items stay);
+* a missing target is created from the saved description (keys, attribute
+  definitions, GSIs, LSIs, billing mode and capacity, SSE, stream, table class,
+  tags; then TTL and PITR as in the source) and waited for until ACTIVE; a
+  source without a schema (native export, cumulus-api file) needs the caller
+  to give the keys, or an existing target.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from . import layout
+from .errors import BadInput, TargetRefused
+from .throttle import call_with_backoff
+
+MODES = ("new", "overwrite")
+
+
+def map_table_name(name: str, mapping: list[tuple[str, str]] | list[list[str]]) -> str:
+    """Rename ``name`` by the first prefix swap that applies: ``("prod-", "restore-")`` maps
+    ``prod-GranulesTable`` to ``restore-GranulesTable``.
+
+    An empty mapping keeps the name. A name no pair applies to is refused
+    (``BadInput``), so a set restore never falls back to the source's own name.
+    """
+    if not mapping:
+        return name
+    for old, new in mapping:
+        if name.startswith(old):
+            return layout.check_table_name(new + name[len(old) :])
+    raise BadInput(f"table {name}: no name mapping applies to it ({', '.join(f'{o}->{n}' for o, n in mapping)})")
+
+
+def _describe(ddb: Any, name: str) -> dict[str, Any] | None:
+    try:
+        return dict(call_with_backoff(ddb.describe_table, TableName=name)["Table"])
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def _keys(key_schema: list[dict[str, Any]], attribute_types: dict[str, str]) -> list[tuple[str, str, str]]:
+    order = {"HASH": 0, "RANGE": 1}
+    return sorted(
+        ((k["AttributeName"], k["KeyType"], attribute_types.get(k["AttributeName"], "?")) for k in key_schema),
+        key=lambda t: order.get(t[1], 2),
+    )
+
+
+def _fmt(keys: list[tuple[str, str, str]]) -> str:
+    return ", ".join(f"{n} {t} ({a})" for n, t, a in keys)
+
+
+def normalize_key_schema(key_schema: list[Any]) -> list[dict[str, str]]:
+    """Key schema given by a caller: dicts with AttributeName, KeyType and AttributeType."""
+    out = []
+    for i, k in enumerate(key_schema):
+        if not isinstance(k, dict) or not {"AttributeName", "KeyType", "AttributeType"} <= set(k):
+            raise BadInput(
+                f"keySchema[{i}]: give AttributeName, KeyType (HASH|RANGE) and AttributeType (S|N|B), got {k!r}"
+            )
+        if k["KeyType"] not in ("HASH", "RANGE") or k["AttributeType"] not in ("S", "N", "B"):
+            raise BadInput(f"keySchema[{i}]: KeyType must be HASH or RANGE and AttributeType S, N or B, got {k!r}")
+        out.append({"AttributeName": k["AttributeName"], "KeyType": k["KeyType"], "AttributeType": k["AttributeType"]})
+    kinds = [k["KeyType"] for k in out]
+    if kinds not in (["HASH"], ["HASH", "RANGE"], ["RANGE", "HASH"]):
+        raise BadInput(f"keySchema: one HASH key and at most one RANGE key, got {kinds}")
+    return out
+
+
+def _wanted_keys(
+    description: dict[str, Any] | None, key_schema: list[dict[str, str]] | None
+) -> list[tuple[str, str, str]] | None:
+    if description:
+        table = description["Table"]
+        types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
+        return _keys(table["KeySchema"], types)
+    if key_schema:
+        return _keys(key_schema, {k["AttributeName"]: k["AttributeType"] for k in key_schema})
+    return None
+
+
+def is_empty(ddb: Any, name: str) -> bool:
+    """True when ``name`` holds no item (a Scan that stops at the first one)."""
+    request: dict[str, Any] = {"TableName": name, "Limit": 1, "ProjectionExpression": "#k"}
+    table = _describe(ddb, name)
+    if table is None:
+        return True
+    request["ExpressionAttributeNames"] = {"#k": table["KeySchema"][0]["AttributeName"]}
+    for _ in range(1000):  # a Limit=1 page can come back empty with a LastEvaluatedKey
+        page = call_with_backoff(ddb.scan, **request)
+        if page.get("Items"):
+            return False
+        if not page.get("LastEvaluatedKey"):
+            return True
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return False
+
+
+def create_table_args(name: str, description: dict[str, Any]) -> dict[str, Any]:
+    """CreateTable arguments that rebuild the described table under ``name``."""
+    table = description["Table"]
+    billing = (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
+    args: dict[str, Any] = {
+        "TableName": name,
+        "KeySchema": table["KeySchema"],
+        "AttributeDefinitions": table["AttributeDefinitions"],
+        "BillingMode": billing,
+    }
+
+    def throughput(spec: dict[str, Any] | None) -> dict[str, int]:
+        spec = spec or {}
+        return {
+            "ReadCapacityUnits": max(1, int(spec.get("ReadCapacityUnits") or 1)),
+            "WriteCapacityUnits": max(1, int(spec.get("WriteCapacityUnits") or 1)),
+        }
+
+    if billing == "PROVISIONED":
+        args["ProvisionedThroughput"] = throughput(table.get("ProvisionedThroughput"))
+    gsis = []
+    for g in table.get("GlobalSecondaryIndexes") or []:
+        gsi: dict[str, Any] = {"IndexName": g["IndexName"], "KeySchema": g["KeySchema"], "Projection": g["Projection"]}
+        if billing == "PROVISIONED":
+            gsi["ProvisionedThroughput"] = throughput(g.get("ProvisionedThroughput"))
+        if g.get("OnDemandThroughput"):
+            gsi["OnDemandThroughput"] = g["OnDemandThroughput"]
+        gsis.append(gsi)
+    if gsis:
+        args["GlobalSecondaryIndexes"] = gsis
+    lsis = [
+        {"IndexName": i["IndexName"], "KeySchema": i["KeySchema"], "Projection": i["Projection"]}
+        for i in table.get("LocalSecondaryIndexes") or []
+    ]
+    if lsis:
+        args["LocalSecondaryIndexes"] = lsis
+    sse = table.get("SSEDescription") or {}
+    if sse.get("Status") in ("ENABLED", "ENABLING", "UPDATING") and sse.get("SSEType") == "KMS":
+        args["SSESpecification"] = {"Enabled": True, "SSEType": "KMS"}
+        if sse.get("KMSMasterKeyArn"):
+            args["SSESpecification"]["KMSMasterKeyId"] = sse["KMSMasterKeyArn"]
+    stream = table.get("StreamSpecification") or {}
+    if stream.get("StreamEnabled"):
+        args["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
+    table_class = (table.get("TableClassSummary") or {}).get("TableClass")
+    if table_class:
+        args["TableClass"] = table_class
+    if table.get("OnDemandThroughput") and billing == "PAY_PER_REQUEST":
+        args["OnDemandThroughput"] = table["OnDemandThroughput"]
+    tags = [{"Key": t["Key"], "Value": t["Value"]} for t in description.get("Tags") or [] if "Key" in t]
+    if tags:
+        args["Tags"] = tags
+    # Deletion protection is left off: a restored copy is often deleted again after a check.
+    return args
+
+
+def _wait_active(ddb: Any, name: str, timeout: float, sleep: Callable[[float], None]) -> dict[str, Any]:
+    end = time.monotonic() + timeout
+    delay = 0.2
+    while True:
+        table = _describe(ddb, name)
+        if table and table.get("TableStatus") == "ACTIVE":
+            gsis = table.get("GlobalSecondaryIndexes") or []
+            if all(g.get("IndexStatus", "ACTIVE") == "ACTIVE" for g in gsis):
+                return table
+        if time.monotonic() > end:
+            status = table.get("TableStatus") if table else "missing"
+            raise TargetRefused(f"table {name} is not ACTIVE after {timeout:.0f} s (status {status})")
+        sleep(delay)
+        delay = min(delay * 2, 5.0)
+
+
+def _apply_settings(ddb: Any, name: str, description: dict[str, Any]) -> list[str]:
+    """TTL and PITR as in the source (they cannot be given to CreateTable)."""
+    applied = []
+    ttl = description.get("TimeToLive") or {}
+    if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName"):
+        call_with_backoff(
+            ddb.update_time_to_live,
+            TableName=name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+        )
+        applied.append(f"TTL on {ttl['AttributeName']}")
+    pitr = (description.get("ContinuousBackups") or {}).get("PointInTimeRecoveryDescription") or {}
+    if pitr.get("PointInTimeRecoveryStatus") in ("ENABLED", "ENABLING"):
+        spec: dict[str, Any] = {"PointInTimeRecoveryEnabled": True}
+        if pitr.get("RecoveryPeriodInDays"):
+            spec["RecoveryPeriodInDays"] = pitr["RecoveryPeriodInDays"]
+        call_with_backoff(ddb.update_continuous_backups, TableName=name, PointInTimeRecoverySpecification=spec)
+        applied.append("PITR")
+    return applied
+
+
+def prepare_target(
+    ddb: Any,
+    name: str,
+    *,
+    description: dict[str, Any] | None = None,
+    key_schema: list[dict[str, str]] | None = None,
+    mode: str = "new",
+    source_table: str | None = None,
+    allow_source: bool = False,
+    check_only: bool = False,
+    timeout: float = 600.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Create the target table ``name`` or check that the existing one is safe to restore into.
+
+    ``description`` is the backup's saved description (``Source.description``);
+    ``key_schema`` (``[{"AttributeName", "KeyType", "AttributeType"}]``) stands
+    in for it when the source has no schema. ``mode``: ``new`` (create, or an
+    existing empty table) or ``overwrite`` (upsert into an existing table,
+    empty or not). ``check_only`` checks everything and creates nothing, so a
+    set of tables can be checked before any is created.
+
+    Returns ``{"table", "exists", "created", "keySchema", "settings"}``.
+    Raises ``TargetRefused`` with a one-line cause naming the table.
+    """
+    layout.check_table_name(name)
+    if mode not in MODES:
+        raise BadInput(f"mode {mode!r}: choose 'new' or 'overwrite'")
+    if source_table and name == source_table and not allow_source:
+        raise TargetRefused(
+            f"table {name} is the backup's own source table: restore into another table, "
+            "or allow the source explicitly (allowSource / --allow-source)"
+        )
+    schema = normalize_key_schema(key_schema) if key_schema else None
+    wanted = _wanted_keys(description, schema)
+    existing = _describe(ddb, name)
+    if existing is not None:
+        if existing.get("TableStatus") not in ("ACTIVE", "UPDATING", "CREATING"):
+            raise TargetRefused(f"table {name} is {existing.get('TableStatus')}, not usable as a target")
+        types = {a["AttributeName"]: a["AttributeType"] for a in existing.get("AttributeDefinitions", [])}
+        have = _keys(existing["KeySchema"], types)
+        if wanted is not None and have != wanted:
+            raise TargetRefused(f"table {name} has keys {_fmt(have)}, the backup has {_fmt(wanted)}")
+        if existing.get("TableStatus") == "CREATING":
+            _wait_active(ddb, name, timeout, sleep)
+        if mode == "new" and not is_empty(ddb, name):
+            raise TargetRefused(
+                f"table {name} is not empty: restore into a new or empty table, "
+                "or choose mode 'overwrite' to upsert into it"
+            )
+        return _result(name, have, exists=True, created=False)
+    if description is None and schema is None:
+        raise TargetRefused(
+            f"table {name} does not exist and the backup carries no schema: create it first, or give its keys"
+        )
+    if check_only:
+        return _result(name, wanted or [], exists=False, created=False)
+    if description is not None:
+        args = create_table_args(name, description)
+    else:
+        assert schema is not None
+        args = {
+            "TableName": name,
+            "KeySchema": [{"AttributeName": k["AttributeName"], "KeyType": k["KeyType"]} for k in schema],
+            "AttributeDefinitions": [
+                {"AttributeName": k["AttributeName"], "AttributeType": k["AttributeType"]} for k in schema
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+    try:
+        call_with_backoff(ddb.create_table, **args)
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code != "ResourceInUseException":  # created meanwhile (a retried plan): checked below
+            raise TargetRefused(
+                f"table {name} could not be created: {code}: {exc.response['Error']['Message']}"
+            ) from None
+        return prepare_target(
+            ddb,
+            name,
+            description=description,
+            key_schema=key_schema,
+            mode=mode,
+            source_table=source_table,
+            allow_source=allow_source,
+            timeout=timeout,
+            sleep=sleep,
+        )
+    _wait_active(ddb, name, timeout, sleep)
+    settings = _apply_settings(ddb, name, description) if description else []
+    return _result(name, wanted or [], exists=True, created=True, settings=settings)
+
+
+def _result(
+    name: str, keys: list[tuple[str, str, str]], *, exists: bool, created: bool, settings: list[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "table": name,
+        "exists": exists,
+        "created": created,
+        "keySchema": [{"AttributeName": n, "KeyType": t, "AttributeType": a} for n, t, a in keys],
+        "settings": settings or [],
+    }
