@@ -262,6 +262,8 @@ class LocalStack:
         self.physical: dict[str, str] = {}
         self._patches: list[Any] = []
         self._mock: Any = None
+        self.schedules: dict[tuple[str, str], dict[str, Any]] = {}  # (logical id, event) -> properties
+        self.custom_resources: dict[str, dict[str, Any]] = {}
 
     # -- lifecycle
     def __enter__(self) -> LocalStack:
@@ -343,6 +345,8 @@ class LocalStack:
         env_patch.start()
         self._patches.append(env_patch)
         client.cache_clear()
+        self._record_schedules(resolver)
+        self._run_custom_resources(resolver)
         for name, output in self.template.get("Outputs", {}).items():
             if self._condition_holds(resolver, output):
                 self.outputs[name] = resolver(output["Value"])
@@ -429,6 +433,106 @@ class LocalStack:
         resolver.attrs[(logical_id, "Name")] = name
         self.physical[logical_id] = arn
 
+    # -- deploy-time custom resources, and schedules a test can fire
+    def _run_custom_resources(self, resolver: Resolver) -> None:
+        """Send every custom resource its Create request, as CloudFormation does once the functions exist."""
+        for logical_id, resource in self.template["Resources"].items():
+            kind = resource["Type"]
+            if kind != "AWS::CloudFormation::CustomResource" and not kind.startswith("Custom::"):
+                continue
+            if not self._condition_holds(resolver, resource):
+                continue
+            self.custom_resources[logical_id] = {"type": kind, "properties": resolver(resource.get("Properties", {}))}
+            body = self.custom_resource(logical_id, "Create")
+            resolver.refs[logical_id] = self.physical[logical_id] = body["PhysicalResourceId"]
+            for key, value in (body.get("Data") or {}).items():
+                resolver.attrs[(logical_id, key)] = value
+
+    def custom_resource(self, logical_id: str, request_type: str = "Update") -> dict[str, Any]:
+        """Send a custom resource's function a CloudFormation request, in-process; returns the response it PUT.
+
+        Fails, as the deploy would, when the function answers FAILED, or returns (or raises) without
+        answering at all (on AWS the stack would wait for the resource's ServiceTimeout).
+        """
+        resource = self.custom_resources[logical_id]
+        props = resource["properties"]
+        fn = self.functions[str(props["ServiceToken"]).rsplit(":", 1)[-1]]
+        event: dict[str, Any] = {
+            "RequestType": request_type,
+            "ServiceToken": props["ServiceToken"],
+            "StackId": f"arn:aws:cloudformation:{self.region}:{ACCOUNT}:stack/{self.stack_name}/"
+            + str(uuid.uuid5(uuid.NAMESPACE_URL, self.stack_name)),
+            "RequestId": str(uuid.uuid4()),
+            "LogicalResourceId": logical_id,
+            "ResourceType": resource["type"],
+            "ResourceProperties": props,
+        }
+        if "physical" in resource:
+            event["PhysicalResourceId"] = resource["physical"]
+        if request_type == "Update":
+            event["OldResourceProperties"] = props
+        with _ResponseCatcher() as catcher:
+            event["ResponseURL"] = catcher.url
+            try:
+                fn.entry()(event, LambdaContext(fn))
+            except Exception as exc:
+                if not catcher.bodies:
+                    raise DdbBackupError(
+                        f"custom resource {logical_id}: {fn.name} raised before answering: {exc}"
+                    ) from exc
+        if not catcher.bodies:
+            raise DdbBackupError(f"custom resource {logical_id}: {fn.name} returned without answering CloudFormation")
+        body = catcher.bodies[-1]
+        for key in ("StackId", "RequestId", "LogicalResourceId"):
+            if body.get(key) != event[key]:
+                raise DdbBackupError(f"custom resource {logical_id}: the response's {key} is {body.get(key)!r}")
+        if body.get("Status") != "SUCCESS" or not body.get("PhysicalResourceId"):
+            raise DdbBackupError(f"custom resource {logical_id} {request_type} FAILED: {body.get('Reason')}")
+        resource["physical"] = body["PhysicalResourceId"]
+        return body
+
+    def _record_schedules(self, resolver: Resolver) -> None:
+        """Remember the Schedule/ScheduleV2 events of functions and state machines, for :meth:`fire`."""
+        for logical_id, resource in self.template["Resources"].items():
+            if logical_id not in self.physical:
+                continue
+            for name, event in (resource.get("Properties") or {}).get("Events", {}).items():
+                if event.get("Type") in ("Schedule", "ScheduleV2"):
+                    self.schedules[(logical_id, name)] = resolver(event.get("Properties", {}))
+
+    def fire(self, logical_id: str, event_name: str) -> Any:
+        """Do what EventBridge does when schedule ``event_name`` of ``logical_id`` comes due.
+
+        A function's handler runs in-process with the event's Input (the result is returned, an error
+        raised); a state machine gets an execution started with it (the execution ARN is returned).
+        """
+        props = self.schedules.get((logical_id, event_name))
+        if props is None:
+            raise DdbBackupError(f"{logical_id} has no schedule event {event_name!r} in this deployment")
+        if props.get("State") == "DISABLED" or str(props.get("Enabled", True)).lower() == "false":
+            raise DdbBackupError(f"schedule {logical_id}.{event_name} is disabled")
+        payload = (
+            json.loads(props["Input"])
+            if "Input" in props
+            else {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": ACCOUNT,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "region": self.region,
+                "resources": [
+                    f"arn:aws:events:{self.region}:{ACCOUNT}:rule/{self.stack_name}-{logical_id}{event_name}"
+                ],
+                "detail": {},
+            }
+        )
+        if self.template["Resources"][logical_id]["Type"] == "AWS::Serverless::StateMachine":
+            return self.start_execution(logical_id, payload)
+        fn = self.functions[self.physical[logical_id]]
+        return fn.entry()(payload, LambdaContext(fn))
+
     # -- running
     def start_execution(self, logical_id: str, payload: dict[str, Any], name: str | None = None) -> str:
         arn = self.physical[logical_id]
@@ -456,6 +560,38 @@ class LocalStack:
         if desc.get("output"):
             desc["output"] = json.loads(desc["output"])
         return desc
+
+
+class _ResponseCatcher:
+    """A throwaway HTTP server on 127.0.0.1 standing in for a custom resource's pre-signed ResponseURL."""
+
+    def __enter__(self) -> _ResponseCatcher:
+        from http.server import BaseHTTPRequestHandler, HTTPServer
+
+        bodies: list[dict[str, Any]] = []
+        self.bodies = bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                bodies.append(json.loads(raw or b"{}"))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/cfn-response/{uuid.uuid4()}?X-Amz-Signature=local"
+        self._no_proxy = mock.patch.dict(os.environ, {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"})
+        self._no_proxy.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._no_proxy.stop()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def _make_invoke(registry: dict[str, FunctionSpec]) -> Callable[..., bytes]:
