@@ -96,14 +96,10 @@ def _wanted_keys(
 
 def is_empty(ddb: Any, name: str) -> bool:
     """True when ``name`` holds no item (a Scan that stops at the first one)."""
-    request: dict[str, Any] = {"TableName": name, "Limit": 1, "ProjectionExpression": "#k"}
-    table = _describe(ddb, name)
-    if table is None:
-        return True
-    request["ExpressionAttributeNames"] = {"#k": table["KeySchema"][0]["AttributeName"]}
+    request: dict[str, Any] = {"TableName": name, "Limit": 1, "Select": "COUNT"}
     for _ in range(1000):  # a Limit=1 page can come back empty with a LastEvaluatedKey
         page = call_with_backoff(ddb.scan, **request)
-        if page.get("Items"):
+        if page.get("Count"):
             return False
         if not page.get("LastEvaluatedKey"):
             return True

@@ -1,0 +1,460 @@
+"""Readers: every format restore reads, detected, verified, and refused with a message naming file and line."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from ddb_backup import readers, sample
+from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError, UnknownFormat
+from ddb_backup.finalize import finalize_table
+from ddb_backup.plan import Settings, plan_run
+from ddb_backup.scan import ScanSettings, scan_segment
+from tests.conftest import FIXTURES, canonical, expected_items, table_items
+
+TABLES = ["mystack-CollectionsTable", "mystack-ExecutionsTable", "mystack-GranulesTable"]
+EXPORT = FIXTURES / "native-export" / "AWSDynamoDB" / "01763780000000-a1b2c3d4"
+BUCKET = "backups"
+
+
+def _same(items, table: str) -> bool:
+    return Counter(canonical(i) for i in items) == Counter(canonical(i) for i in expected_items(table))
+
+
+# ------------------------------------------------------------------ foreign formats, as they are
+@pytest.mark.parametrize("table", TABLES)
+def test_cumulus_api_1_18_typed_files_read_exactly(table):
+    source = readers.open_source(str(FIXTURES / "cumulus-api-1.18.0" / f"{table}.json"))
+    assert (source.format, source.parts[0].dialect, source.description, source.warnings) == (
+        "cumulus-api",
+        "typed",
+        None,
+        [],
+    )
+    assert _same(source.items(), table)
+
+
+@pytest.mark.parametrize("table", TABLES)
+def test_cumulus_api_1_24_plain_files_read_exactly_with_a_warning(table):
+    source = readers.open_source(str(FIXTURES / "cumulus-api-1.24.0" / f"{table}.json"))
+    assert (source.format, source.parts[0].dialect) == ("cumulus-api", "plain")
+    assert "cannot tell sets from lists" in source.warnings[0]
+    assert _same(source.items(), table)
+
+
+@pytest.mark.parametrize(
+    "where", [EXPORT, Path(str(EXPORT) + "/"), EXPORT / "manifest-summary.json", FIXTURES / "native-export"]
+)
+def test_a_native_export_reads_from_its_directory_summary_or_prefix(where):
+    source = readers.open_source(str(where))
+    assert source.format == "native-export"
+    assert source.table == "mystack-GranulesTable"
+    assert source.expected_items == 120
+    assert [p.id for p in source.parts] == [
+        "data/x7k2mq4vdu5lbl3fzhyq2a6ctm.json.gz",
+        "data/j3nq5ybq4e2dfp7wzl6ka3xvhe.json.gz",
+    ]
+    assert _same(source.items(), "mystack-GranulesTable")
+
+
+def test_a_native_export_moved_to_another_bucket_and_prefix_reads_relative_to_where_it_is(s3):
+    s3.create_bucket(Bucket="elsewhere")
+    for path in EXPORT.rglob("*"):
+        if path.is_file():
+            key = f"copied/AWSDynamoDB/{EXPORT.name}/{path.relative_to(EXPORT)}"
+            s3.put_object(Bucket="elsewhere", Key=key, Body=path.read_bytes())
+    source = readers.open_source(f"s3://elsewhere/copied/AWSDynamoDB/{EXPORT.name}/")
+    assert (
+        source.parts[0].url
+        == f"s3://elsewhere/copied/AWSDynamoDB/{EXPORT.name}/data/x7k2mq4vdu5lbl3fzhyq2a6ctm.json.gz"
+    )
+    assert source.dead_letter_base == f"s3://elsewhere/copied/AWSDynamoDB/{EXPORT.name}/"
+    assert _same(source.items(), "mystack-GranulesTable")
+    assert readers.open_source("s3://elsewhere/copied/").format == "native-export"
+
+
+@pytest.fixture
+def export_copy(tmp_path):
+    target = tmp_path / "AWSDynamoDB" / EXPORT.name
+    shutil.copytree(EXPORT, target)
+    for p in target.rglob("*"):
+        p.chmod(0o644)
+    return target
+
+
+def test_a_native_export_data_file_with_another_md5_is_refused_before_any_item(export_copy):
+    data = export_copy / "data" / "j3nq5ybq4e2dfp7wzl6ka3xvhe.json.gz"
+    body = bytearray(data.read_bytes())
+    body[-12] ^= 0xFF
+    data.write_bytes(bytes(body))
+    source = readers.open_source(str(export_copy))
+    first, second = source.parts
+    assert len(list(source.read_part(first))) == 70
+    reader = source.read_part(second)
+    with pytest.raises(IntegrityError, match=r"part data/j3nq5ybq4e2dfp7wzl6ka3xvhe.json.gz .* is corrupt: md5"):
+        next(reader)
+
+
+def test_a_native_export_whose_item_count_differs_is_refused_naming_the_part(export_copy):
+    files = export_copy / "manifest-files.json"
+    text = files.read_text().replace('"itemCount": 50', '"itemCount": 51')
+    files.write_text(text)
+    (export_copy / "manifest-files.md5").write_text(hashlib.md5(text.encode()).hexdigest())
+    summary = export_copy / "manifest-summary.json"
+    summary.write_text(summary.read_text().replace('"itemCount": 120', '"itemCount": 121'))
+    (export_copy / "manifest-summary.md5").unlink()
+    source = readers.open_source(str(export_copy))
+    with pytest.raises(IntegrityError, match=r"j3nq5ybq4e2dfp7wzl6ka3xvhe.json.gz .* holds 50 items, manifest says 51"):
+        list(source.read_part(source.parts[1]))
+
+
+def test_a_native_export_manifest_that_differs_from_its_md5_file_is_refused(export_copy):
+    files = export_copy / "manifest-files.json"
+    files.write_text(files.read_text().replace('"itemCount": 50', '"itemCount": 49'))
+    with pytest.raises(IntegrityError, match=r"manifest-files.json is corrupt: md5"):
+        readers.open_source(str(export_copy))
+
+
+def test_a_native_export_key_outside_its_data_directory_is_refused(export_copy):
+    files = export_copy / "manifest-files.json"
+    files.write_text(files.read_text().replace("/data/x7k2", "/../x7k2"))
+    (export_copy / "manifest-files.md5").unlink()
+    with pytest.raises(BadInput, match=r"outside the backup's data/ directory"):
+        readers.open_source(str(export_copy))
+
+
+def test_an_ion_or_incremental_export_is_refused(export_copy):
+    summary = export_copy / "manifest-summary.json"
+    summary.write_text(summary.read_text().replace('"DYNAMODB_JSON"', '"ION"'))
+    (export_copy / "manifest-summary.md5").unlink()
+    with pytest.raises(UnknownFormat, match=r"ION"):
+        readers.open_source(str(export_copy))
+
+
+# ------------------------------------------------------------------ our own format v1
+def _backup_v1(ddb, s3, table: str, count: int, segments: int = 2) -> str:
+    """A real v1 backup made by the backup core, on moto: returns the backup directory URL."""
+    s3.create_bucket(Bucket=BUCKET)
+    short = table.split("-")[1].removesuffix("Table")
+    sample.create_cumulus_tables(ddb, "mystack-", {short: count})
+    run = plan_run(ddb, s3, Settings(bucket=BUCKET, prefix="backups/"), tables=[table], segments=segments)
+    for work in json.loads(s3.get_object(Bucket=BUCKET, Key=run["workKey"])["Body"].read()):
+        task = dict(work)
+        while not task.get("done"):
+            task = scan_segment(
+                ddb, s3, ScanSettings(BUCKET, part_bytes=20_000, page_limit=10), task, time_left=lambda: 60.0
+            )
+    directory = run["tables"][0]["backupDir"]
+    finalize_table(s3, BUCKET, directory)
+    return f"s3://{BUCKET}/{directory}"
+
+
+@pytest.fixture(scope="module")
+def v1_master(tmp_path_factory):
+    """One real backup (90 items, several parts), made once and kept on disk."""
+    from moto import mock_aws
+
+    from ddb_backup.clients import client
+
+    root = tmp_path_factory.mktemp("v1")
+    with mock_aws():
+        client.cache_clear()
+        ddb, s3 = client("dynamodb"), client("s3")
+        url = _backup_v1(ddb, s3, "mystack-GranulesTable", 90)
+        prefix = url.split("/", 3)[3]
+        for key in [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["Contents"]]:
+            path = root / key[len(prefix) :]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+        items = Counter(canonical(i) for i in table_items(ddb, "mystack-GranulesTable"))
+    client.cache_clear()
+    return root, items
+
+
+@pytest.fixture
+def v1(v1_master, tmp_path) -> Path:
+    directory = tmp_path / "mystack-GranulesTable" / "20261122T030000Z-1a2b3c4d"
+    shutil.copytree(v1_master[0], directory)
+    return directory
+
+
+def _edit_manifest(directory: Path, change) -> None:
+    manifest = json.loads((directory / "manifest.json").read_text())
+    change(manifest)
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_our_backup_reads_from_s3_by_directory_or_manifest_with_schema_and_counts(v1_master, s3):
+    root, items = v1_master
+    s3.create_bucket(Bucket=BUCKET)
+    for path in root.rglob("*"):
+        if path.is_file():
+            s3.put_object(Bucket=BUCKET, Key=f"b/T/ID/{path.relative_to(root)}", Body=path.read_bytes())
+    for where in (f"s3://{BUCKET}/b/T/ID/", f"s3://{BUCKET}/b/T/ID", f"s3://{BUCKET}/b/T/ID/manifest.json"):
+        source = readers.open_source(where, s3)
+        assert source.format == "ddb-backup-v1"
+        assert source.table == "mystack-GranulesTable"
+        assert source.key_schema == [{"AttributeName": "granuleId", "KeyType": "HASH", "AttributeType": "S"}]
+        assert len(source.parts) > 2 and source.expected_items == 90
+        assert source.dead_letter_base == f"s3://{BUCKET}/b/T/ID/"
+    assert Counter(map(canonical, source.items())) == items
+
+
+def test_our_backup_reads_from_a_local_copy(v1, v1_master):
+    for where in (v1, v1 / "manifest.json"):
+        source = readers.open_source(str(where))
+        assert source.format == "ddb-backup-v1"
+        assert Counter(map(canonical, source.items())) == v1_master[1]
+
+
+def test_a_corrupted_part_is_refused_naming_it_before_any_of_its_items(v1):
+    source = readers.open_source(str(v1))
+    part = source.parts[1]
+    body = bytearray(Path(part.url).read_bytes())
+    body[len(body) // 2] ^= 0x01
+    Path(part.url).write_bytes(bytes(body))
+    with pytest.raises(IntegrityError, match=rf"part {part.id} .* is corrupt: sha256"):
+        next(source.read_part(part))
+
+
+def test_a_part_whose_count_differs_from_the_manifest_fails_naming_it(v1):
+    def one_more(m):
+        m["parts"][0]["items"] += 1
+        m["totals"]["items"] += 1
+
+    _edit_manifest(v1, one_more)
+    source = readers.open_source(str(v1))
+    with pytest.raises(IntegrityError, match=rf"part {source.parts[0].id} .* manifest says"):
+        list(source.read_part(source.parts[0]))
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        (lambda m: m.update(formatVersion=2), BadInput, "formatVersion 2 is not one this tool reads"),
+        (lambda m: m["parts"][0].update(key="../other/data/x.json.gz"), BadInput, "outside the backup's data/"),
+        (lambda m: m["parts"][0].update(key="/etc/passwd"), BadInput, "outside the backup's data/"),
+        (lambda m: m["parts"][0].update(sha256="abc"), BadInput, "sha256 must be 64 hex digits"),
+        (lambda m: m["totals"].update(items=1), IntegrityError, "totals say 1 items"),
+        (lambda m: m.update(format="other"), UnknownFormat, "not a ddb-backup manifest"),
+    ],
+)
+def test_a_bad_manifest_is_refused_naming_it(v1, change, error, message):
+    _edit_manifest(v1, change)
+    with pytest.raises(error, match=message) as info:
+        readers.open_source(str(v1))
+    assert "manifest.json" in str(info.value)
+
+
+def test_a_backup_without_its_manifest_is_incomplete(v1):
+    (v1 / "manifest.json").unlink()
+    with pytest.raises(BackupIncomplete, match=r"has no manifest.json"):
+        readers.open_source(str(v1))
+
+
+def test_a_part_resumes_from_an_item_number(v1):
+    source = readers.open_source(str(v1))
+    part = source.parts[0]
+    everything = list(source.read_part(part))
+    assert list(source.read_part(part, start=3)) == everything[3:]
+    assert list(source.read_part(part, start=len(everything))) == []
+
+
+def test_the_latest_run_or_a_named_one_is_found_under_a_prefix(ddb, s3):
+    first = _backup_v1(ddb, s3, "mystack-GranulesTable", 10, segments=1)
+    run_id, dirs = readers.find_run(f"s3://{BUCKET}/backups/", s3)
+    assert dirs == [first] and first.endswith(f"/{run_id}/")
+    with pytest.raises(UnknownFormat, match=r"no backup 20200101T000000Z-00000000"):
+        readers.find_run(f"s3://{BUCKET}/backups/", s3, "20200101T000000Z-00000000")
+
+
+# ------------------------------------------------------------------ the local file
+def _items(n: int = 30):
+    return list(sample.items(sample.CUMULUS_TABLES["Files"], n, seed=3))
+
+
+@pytest.mark.parametrize("name", ["T.json", "T.json.gz"])
+def test_the_local_file_round_trips_with_its_description(tmp_path, name):
+    items = _items()
+    description = {"Table": {"TableName": "T", "KeySchema": [{"AttributeName": "bucket", "KeyType": "HASH"}]}}
+    path = tmp_path / "backups" / name
+    assert readers.write_local_file(path, items, table="T", description=description) == 30
+    assert not path.with_name(name + ".partial").exists()
+    source = readers.open_source(str(path))
+    assert (source.format, source.table, source.description, source.expected_items) == (
+        "local-file",
+        "T",
+        description,
+        30,
+    )
+    assert list(source.items()) == items
+    if name.endswith(".gz"):
+        assert path.read_bytes()[:2] == b"\x1f\x8b"
+
+
+def test_a_local_file_left_by_an_error_is_removed(tmp_path):
+    path = tmp_path / "T.json"
+    with pytest.raises(RuntimeError), readers.LocalFileWriter(path, table="T", description=None) as writer:
+        writer.write(_items(1)[0])
+        raise RuntimeError("scan failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _local(tmp_path, lines: list[bytes]) -> str:
+    path = tmp_path / "T.json"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return str(path)
+
+
+HEADER = json.dumps({"ddbBackupFile": {"formatVersion": 1, "table": "T", "description": None}}).encode()
+ITEM = b'{"Item":{"pk":{"S":"a"}}}'
+
+
+@pytest.mark.parametrize(
+    ("lines", "error", "message"),
+    [
+        ([HEADER, ITEM, ITEM], BackupIncomplete, "T.json is incomplete: it has no end line"),
+        ([HEADER, ITEM, b'{"ddbBackupEnd": {"items": 3}}'], BackupIncomplete, "end line says 3 items, it holds 1"),
+        ([HEADER, b'{"ddbBackupEnd": {"items": 0}}', ITEM], BadInput, "T.json line 3: data after the end line"),
+        ([HEADER.replace(b'"formatVersion": 1', b'"formatVersion": 9'), ITEM], BadInput, "formatVersion 9"),
+    ],
+)
+def test_an_incomplete_or_odd_local_file_is_refused_naming_it(tmp_path, lines, error, message):
+    with pytest.raises(error, match=message):
+        readers.open_source(_local(tmp_path, lines))
+
+
+def test_a_local_file_cut_short_after_opening_fails_when_read(tmp_path):
+    path = _local(tmp_path, [HEADER, ITEM, b'{"ddbBackupEnd": {"items": 1}}'])
+    source = readers.open_source(path)
+    Path(path).write_bytes(HEADER + b"\n" + ITEM + b"\n")
+    with pytest.raises(BackupIncomplete, match=r"no end line"):
+        list(source.items())
+
+
+# ------------------------------------------------------------------ bad lines, named
+def test_an_invalid_json_line_is_named_by_file_and_line(tmp_path):
+    path = tmp_path / "dump.json"
+    path.write_bytes(b'{"pk": {"S": "a"}}\n\n{"pk": {"S": "b"}\n')
+    with pytest.raises(BadInput, match=r"dump.json line 3: not a JSON line"):
+        list(readers.open_source(str(path)).items())
+
+
+def test_a_truncated_gzip_is_named(tmp_path):
+    path = tmp_path / "T.json.gz"
+    body = gzip.compress(b"".join(b'{"Item":{"pk":{"S":"%d"}}}\n' % i for i in range(2000)))
+    path.write_bytes(body[: len(body) // 2])
+    with pytest.raises(BadInput, match=r"T.json.gz: truncated gzip"):
+        list(readers.open_source(str(path)).items())
+
+
+def test_several_gzip_members_read_as_one_file(tmp_path):
+    path = tmp_path / "T.json.gz"
+    path.write_bytes(gzip.compress(b'{"Item":{"pk":{"S":"a"}}}\n') + gzip.compress(b'{"Item":{"pk":{"S":"b"}}}\n'))
+    assert [i["pk"]["S"] for i in readers.open_source(str(path)).items()] == ["a", "b"]
+
+
+def test_an_item_over_400_kb_is_refused_naming_the_line(tmp_path):
+    path = tmp_path / "big.json"
+    big = {"pk": {"S": "a"}, "blob": {"B": base64.b64encode(b"x" * (401 * 1024)).decode()}}
+    path.write_text(json.dumps({"pk": {"S": "small"}}) + "\n" + json.dumps(big) + "\n")
+    with pytest.raises(BadInput, match=r"big.json line 2: item of \d+ bytes is larger than DynamoDB's 400 KB"):
+        list(readers.open_source(str(path)).items())
+
+
+def test_a_line_longer_than_any_item_is_refused_without_reading_it_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 1000)
+    path = tmp_path / "long.json"
+    path.write_text('{"pk": {"S": "a"}}\n{"pk": {"S": "' + "x" * 5000 + '"}}\n')
+    with pytest.raises(BadInput, match=r"long.json line 2: longer than 1000 bytes"):
+        list(readers.open_source(str(path)).items())
+
+
+def test_plain_json_numbers_keep_every_digit_and_nesting(tmp_path):
+    path = tmp_path / "plain.json"
+    path.write_text(
+        '{"pk": "a", "n": 12345678901234567890123456789012345678, "f": 0.1000000000000000055511151231257827, '
+        '"e": 1e-130, "m": {"l": [1, "x", null, true, {"k": []}]}, "nul": null}\n'
+    )
+    (item,) = readers.open_source(str(path)).items()
+    assert item == {
+        "pk": {"S": "a"},
+        "n": {"N": "12345678901234567890123456789012345678"},
+        "f": {"N": "0.1000000000000000055511151231257827"},
+        "e": {"N": "1E-130"},
+        "m": {"M": {"l": {"L": [{"N": "1"}, {"S": "x"}, {"NULL": True}, {"BOOL": True}, {"M": {"k": {"L": []}}}]}}},
+        "nul": {"NULL": True},
+    }
+
+
+def test_plain_json_that_dynamodb_cannot_hold_is_named(tmp_path):
+    path = tmp_path / "plain.json"
+    path.write_text('{"pk": "a"}\n{"pk": "b", "n": 1234567890123456789012345678901234567890123}\n')
+    with pytest.raises(BadInput, match=r"plain.json line 2: cannot be stored in DynamoDB"):
+        list(readers.open_source(str(path)).items())
+
+
+def test_a_typed_line_in_a_plain_file_is_refused(tmp_path):
+    path = tmp_path / "mixed.json"
+    path.write_text('{"pk": "a"}\n{"pk": {"S": "b"}}\n')
+    with pytest.raises(BadInput, match=r"mixed.json line 2: typed DynamoDB JSON in a file whose first line is plain"):
+        list(readers.open_source(str(path)).items())
+
+
+def test_a_plain_line_in_a_typed_file_is_refused(tmp_path):
+    path = tmp_path / "mixed.json"
+    path.write_text('{"pk": {"S": "b"}}\n{"pk": "a"}\n')
+    with pytest.raises(BadInput, match=r"mixed.json line 2"):
+        list(readers.open_source(str(path)).items())
+
+
+@pytest.mark.parametrize("body", [b"", b"hello\n", b"[1, 2]\n", b"{}\n"])
+def test_anything_else_is_an_unknown_format(tmp_path, body):
+    path = tmp_path / "what.json"
+    path.write_bytes(body)
+    with pytest.raises(UnknownFormat, match=r"what.json"):
+        readers.open_source(str(path))
+
+
+def test_a_missing_path_or_empty_prefix_is_named(tmp_path, s3):
+    with pytest.raises(BadInput, match=r"no such file"):
+        readers.open_source(str(tmp_path / "nope.json"))
+    s3.create_bucket(Bucket="empty")
+    with pytest.raises(UnknownFormat, match=r"s3://empty/x/: no backup found"):
+        readers.open_source("s3://empty/x/", s3)
+
+
+# ------------------------------------------------------------------ dead letters and key types
+def test_a_dead_letter_object_reads_back_as_a_source(tmp_path, s3):
+    s3.create_bucket(Bucket="bkt")
+    items = _items(5)
+    for base in ("s3://bkt/backups/T/ID/", str(tmp_path)):
+        url = readers.dead_letter_writer(base, "run-1", s3)("data/000000-000001.json.gz", items)
+        assert "dead-letter/run-1/data_000000-000001.json.gz" in url
+        source = readers.open_source(url, s3)
+        assert source.format == "dynamodb-json-lines"
+        assert list(source.items()) == items
+
+
+def test_key_types_come_from_the_first_item():
+    item = {"bucket": {"S": "b"}, "key": {"N": "1"}, "x": {"M": {}}}
+    assert readers.key_schema_from_names(["bucket", "key"], item) == [
+        {"AttributeName": "bucket", "KeyType": "HASH", "AttributeType": "S"},
+        {"AttributeName": "key", "KeyType": "RANGE", "AttributeType": "N"},
+    ]
+    with pytest.raises(BadInput, match=r"no attribute 'nope'"):
+        readers.key_schema_from_names(["nope"], item)
+    with pytest.raises(BadInput, match=r"keys are S, N or B"):
+        readers.key_schema_from_names(["x"], item)
+
+
+def test_a_part_reference_survives_json():
+    part = readers.PartRef("data/a.json.gz", "s3://b/k/data/a.json.gz", "item", items=3, sha256="0" * 64)
+    assert readers.PartRef.from_json(json.loads(json.dumps(part.to_json()))) == part

@@ -1,0 +1,235 @@
+"""Restore targets on moto: created from the saved schema, or checked; every refusal names the table."""
+
+from __future__ import annotations
+
+import pytest
+
+from ddb_backup import sample
+from ddb_backup.errors import BadInput, TargetRefused
+from ddb_backup.plan import describe
+from ddb_backup.target import create_table_args, is_empty, map_table_name, prepare_target
+
+GRANULE_KEYS = [{"AttributeName": "granuleId", "KeyType": "HASH", "AttributeType": "S"}]
+
+
+def _rich_source(ddb) -> dict:
+    """A provisioned table with GSI, LSI, stream, TTL, PITR and tags, described as a backup saves it."""
+    ddb.create_table(
+        TableName="prod-FilesTable",
+        KeySchema=[{"AttributeName": "bucket", "KeyType": "HASH"}, {"AttributeName": "key", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "bucket", "AttributeType": "S"},
+            {"AttributeName": "key", "AttributeType": "S"},
+            {"AttributeName": "size", "AttributeType": "N"},
+            {"AttributeName": "granuleId", "AttributeType": "S"},
+        ],
+        BillingMode="PROVISIONED",
+        ProvisionedThroughput={"ReadCapacityUnits": 7, "WriteCapacityUnits": 9},
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "granule-index",
+                "KeySchema": [{"AttributeName": "granuleId", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["size"]},
+                "ProvisionedThroughput": {"ReadCapacityUnits": 3, "WriteCapacityUnits": 4},
+            }
+        ],
+        LocalSecondaryIndexes=[
+            {
+                "IndexName": "size-index",
+                "KeySchema": [
+                    {"AttributeName": "bucket", "KeyType": "HASH"},
+                    {"AttributeName": "size", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+        ],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        SSESpecification={"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": "alias/restore-test"},
+        Tags=[{"Key": "stack", "Value": "prod"}, {"Key": "owner", "Value": "cumulus"}],
+    )
+    ddb.update_time_to_live(
+        TableName="prod-FilesTable", TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"}
+    )
+    ddb.update_continuous_backups(
+        TableName="prod-FilesTable", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+    return describe(ddb, "prod-FilesTable")
+
+
+def _shape(ddb, name: str) -> dict:
+    t = ddb.describe_table(TableName=name)["Table"]
+    return {
+        "keys": t["KeySchema"],
+        "attrs": sorted((a["AttributeName"], a["AttributeType"]) for a in t["AttributeDefinitions"]),
+        "billing": t.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED"),
+        "capacity": (t["ProvisionedThroughput"]["ReadCapacityUnits"], t["ProvisionedThroughput"]["WriteCapacityUnits"]),
+        "gsi": [
+            (g["IndexName"], g["KeySchema"], g["Projection"], g["ProvisionedThroughput"]["ReadCapacityUnits"])
+            for g in t.get("GlobalSecondaryIndexes", [])
+        ],
+        "lsi": [(i["IndexName"], i["KeySchema"], i["Projection"]) for i in t.get("LocalSecondaryIndexes", [])],
+        "stream": t.get("StreamSpecification"),
+        "sse": (t.get("SSEDescription") or {}).get("SSEType"),
+        "status": t["TableStatus"],
+        "ttl": ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"],
+        "pitr": ddb.describe_continuous_backups(TableName=name)["ContinuousBackupsDescription"][
+            "PointInTimeRecoveryDescription"
+        ]["PointInTimeRecoveryStatus"],
+        "tags": sorted((x["Key"], x["Value"]) for x in ddb.list_tags_of_resource(ResourceArn=t["TableArn"])["Tags"]),
+    }
+
+
+def test_a_new_target_is_created_like_the_source_and_waited_for(ddb):
+    description = _rich_source(ddb)
+    result = prepare_target(ddb, "restore-FilesTable", description=description, source_table="prod-FilesTable")
+    assert result["created"] and result["exists"]
+    assert result["settings"] == ["TTL on expires", "PITR"]
+    assert _shape(ddb, "restore-FilesTable") == _shape(ddb, "prod-FilesTable")
+    assert _shape(ddb, "restore-FilesTable")["status"] == "ACTIVE"
+
+
+def test_an_on_demand_source_gives_an_on_demand_target_without_capacity():
+    args = create_table_args(
+        "x-table",
+        {
+            "Table": {
+                "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+                "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+                "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"},
+                "ProvisionedThroughput": {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0},
+                "TableClassSummary": {"TableClass": "STANDARD_INFREQUENT_ACCESS"},
+                "SSEDescription": {"Status": "ENABLED", "SSEType": "AES256"},
+            },
+            "Tags": [],
+        },
+    )
+    assert args == {
+        "TableName": "x-table",
+        "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+        "TableClass": "STANDARD_INFREQUENT_ACCESS",
+    }
+
+
+@pytest.fixture
+def granules(ddb):
+    sample.create_cumulus_tables(ddb, "mystack-", {"Granules": 3})
+    return describe(ddb, "mystack-GranulesTable")
+
+
+def test_the_backups_own_source_is_refused_unless_allowed(ddb, granules):
+    with pytest.raises(TargetRefused, match=r"table mystack-GranulesTable is the backup's own source table"):
+        prepare_target(ddb, "mystack-GranulesTable", description=granules, source_table="mystack-GranulesTable")
+    result = prepare_target(
+        ddb,
+        "mystack-GranulesTable",
+        description=granules,
+        source_table="mystack-GranulesTable",
+        allow_source=True,
+        mode="overwrite",
+    )
+    assert result["exists"] and not result["created"]
+
+
+def test_a_non_empty_target_is_refused_unless_overwrite_is_chosen(ddb, granules):
+    with pytest.raises(TargetRefused, match=r"table mystack-GranulesTable is not empty: .* choose mode 'overwrite'"):
+        prepare_target(ddb, "mystack-GranulesTable", description=granules)
+    assert prepare_target(ddb, "mystack-GranulesTable", description=granules, mode="overwrite")["exists"]
+
+
+def test_an_existing_empty_target_with_the_same_keys_is_accepted(ddb, granules):
+    sample.create_table(ddb, "restore-GranulesTable", sample.CUMULUS_TABLES["Granules"])
+    result = prepare_target(ddb, "restore-GranulesTable", description=granules)
+    assert (result["exists"], result["created"]) == (True, False)
+    assert result["keySchema"] == GRANULE_KEYS
+
+
+def test_an_existing_target_with_other_keys_is_refused_naming_both(ddb, granules):
+    sample.create_table(ddb, "restore-GranulesTable", [("granuleId", "HASH"), ("version", "RANGE")])
+    with pytest.raises(
+        TargetRefused, match=r"restore-GranulesTable has keys granuleId HASH \(S\), version RANGE \(S\), "
+    ):
+        prepare_target(ddb, "restore-GranulesTable", description=granules)
+
+
+def test_a_key_of_another_type_is_refused(ddb):
+    ddb.create_table(
+        TableName="restore-T",
+        KeySchema=[{"AttributeName": "granuleId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "granuleId", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    with pytest.raises(TargetRefused, match=r"granuleId HASH \(N\), the backup has granuleId HASH \(S\)"):
+        prepare_target(ddb, "restore-T", key_schema=GRANULE_KEYS)
+
+
+def test_without_a_schema_a_missing_target_is_refused_or_made_from_given_keys(ddb):
+    with pytest.raises(TargetRefused, match=r"table restore-T does not exist and the backup carries no schema"):
+        prepare_target(ddb, "restore-T")
+    result = prepare_target(ddb, "restore-T", key_schema=GRANULE_KEYS)
+    assert result["created"]
+    table = ddb.describe_table(TableName="restore-T")["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["KeySchema"] == [{"AttributeName": "granuleId", "KeyType": "HASH"}]
+
+
+def test_without_a_schema_an_existing_target_is_checked_for_emptiness_only(ddb, granules):
+    with pytest.raises(TargetRefused, match=r"not empty"):
+        prepare_target(ddb, "mystack-GranulesTable")
+    assert prepare_target(ddb, "mystack-GranulesTable", mode="overwrite")["keySchema"] == GRANULE_KEYS
+
+
+def test_check_only_creates_nothing(ddb, granules):
+    result = prepare_target(ddb, "restore-GranulesTable", description=granules, check_only=True)
+    assert (result["exists"], result["created"]) == (False, False)
+    assert "restore-GranulesTable" not in ddb.list_tables()["TableNames"]
+
+
+def test_a_table_created_meanwhile_is_checked_instead(ddb, granules, monkeypatch):
+    real = ddb.create_table
+
+    def racing(**kwargs):
+        real(**kwargs)  # someone else (a retried plan) was first
+        return real(**kwargs)
+
+    monkeypatch.setattr(ddb, "create_table", racing)
+    result = prepare_target(ddb, "restore-GranulesTable", description=granules)
+    assert result["exists"] and not result["created"]
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ([{"AttributeName": "a", "KeyType": "HASH"}], "give AttributeName, KeyType"),
+        ([{"AttributeName": "a", "KeyType": "HASH", "AttributeType": "M"}], "AttributeType S, N or B"),
+        ([{"AttributeName": "a", "KeyType": "RANGE", "AttributeType": "S"}], "one HASH key"),
+    ],
+)
+def test_bad_given_keys_are_named(ddb, keys, message):
+    with pytest.raises(BadInput, match=message):
+        prepare_target(ddb, "restore-T", key_schema=keys)
+
+
+def test_bad_mode_and_names_are_refused(ddb):
+    with pytest.raises(BadInput, match=r"mode 'upsert'"):
+        prepare_target(ddb, "restore-T", mode="upsert")
+    with pytest.raises(BadInput, match=r"not a valid DynamoDB table name"):
+        prepare_target(ddb, "x")
+
+
+def test_emptiness_is_seen_by_a_one_item_scan(ddb, granules):
+    assert not is_empty(ddb, "mystack-GranulesTable")
+    sample.create_table(ddb, "restore-GranulesTable", sample.CUMULUS_TABLES["Granules"])
+    assert is_empty(ddb, "restore-GranulesTable")
+
+
+def test_names_map_by_the_first_prefix_that_applies():
+    mapping = [("prod-", "restore-"), ("prod-x", "never-"), ("mystack-", "mystack-restored-")]
+    assert map_table_name("prod-GranulesTable", mapping) == "restore-GranulesTable"
+    assert map_table_name("mystack-RulesTable", mapping) == "mystack-restored-RulesTable"
+    assert map_table_name("anything", []) == "anything"
+    with pytest.raises(BadInput, match=r"table other-T: no name mapping applies"):
+        map_table_name("other-T", mapping)
+    with pytest.raises(BadInput, match=r"not a valid DynamoDB table name"):
+        map_table_name("prod-T", [("prod-", "bad name ")])
