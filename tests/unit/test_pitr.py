@@ -85,14 +85,14 @@ def inject(ddb: Any, operation: str, codes: list[str], table: str | None = None)
     return pending
 
 
-def creating_for(ddb: Any, table: str, times: int) -> None:
-    """DescribeTable says CREATING for the first ``times`` calls on ``table``."""
+def creating_for(ddb: Any, table: str, times: int, status: str = "CREATING") -> None:
+    """DescribeTable says CREATING (or ``status``) for the first ``times`` calls on ``table``."""
     left = [times]
 
     def patch(parsed: dict[str, Any], **_: Any) -> None:
         if left[0] and parsed.get("Table", {}).get("TableName") == table:
             left[0] -= 1
-            parsed["Table"]["TableStatus"] = "CREATING"
+            parsed["Table"]["TableStatus"] = status
 
     ddb.meta.events.register("after-call.dynamodb.DescribeTable", patch)
 
@@ -237,6 +237,11 @@ def test_a_refusal_that_will_not_pass_is_not_retried(ddb):
     (result,) = pitr.ensure_pitr(ddb, [table], recovery_days=35, retry=retry(clock=clock))
     assert result.status == pitr.FAILED
     assert result.reason.startswith("AccessDeniedException")
+    assert clock.slept == []
+    locked = make_table(ddb, "mystack-LockedTable")
+    creating_for(ddb, locked, 1000, "INACCESSIBLE_ENCRYPTION_CREDENTIALS")
+    (result,) = pitr.ensure_pitr(ddb, [locked], recovery_days=35, retry=retry(clock=clock))
+    assert (result.status, result.reason) == (pitr.FAILED, "the table is INACCESSIBLE_ENCRYPTION_CREDENTIALS")
     assert clock.slept == []
 
 

@@ -132,7 +132,7 @@ def cmd_pitr_enable(args: argparse.Namespace) -> int:
     _say(args, f"turning PITR on for {len(tables)} table(s), {args.days} days; new tables may take a while")
     results = ensure_pitr(client("dynamodb"), tables, recovery_days=args.days, retry=_retry(args))
     summary = summarize(results)
-    _emit(args, summary, summary["tables"], ["table", "status", "recovery_period_in_days", "reason"])
+    _emit(args, summary, summary["tables"], ["table", "status", "recoveryPeriodInDays", "reason"])
     check(results)
     return 0
 

@@ -24,7 +24,7 @@ import random
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -264,7 +264,13 @@ class PitrResult:
         return self.status in (ALREADY_ON, ENABLED, UPDATED)
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in ("", None)}
+        doc = {
+            "table": self.table,
+            "status": self.status,
+            "reason": self.reason,
+            "recoveryPeriodInDays": self.recovery_period_in_days,
+        }
+        return {k: v for k, v in doc.items() if v not in ("", None)}
 
 
 def _pitr_description(ddb: Any, table: str) -> dict[str, Any]:
@@ -278,8 +284,10 @@ def ensure_one(ddb: Any, table: str, days: int) -> PitrResult:
         status = ddb.describe_table(TableName=table)["Table"]["TableStatus"]
         if status == "DELETING":
             return PitrResult(table, MISSING, "the table is being deleted")
-        if status != "ACTIVE":
+        if status in ("CREATING", "UPDATING"):
             raise NotReady(f"the table is {status}")
+        if status != "ACTIVE":  # archived, or its KMS key is unusable: waiting will not help
+            return PitrResult(table, FAILED, f"the table is {status}")
         backups = _pitr_description(ddb, table)
         if backups.get("ContinuousBackupsStatus") != "ENABLED":
             raise NotReady("continuous backups are not available yet")
