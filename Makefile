@@ -8,6 +8,8 @@ find_python = $(shell for p in $(1); do if command -v $$p >/dev/null 2>&1 && $$p
 PYTHON ?= $(call find_python,python3.13 $(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3) python3.12 python3.11 python3)
 # aws-sam-cli pins an older boto3, so it lives in a venv of its own.
 SAM_PYTHON ?= $(call find_python,python3.11 $(wildcard $(HOME)/.pyenv/versions/3.11*/bin/python3) python3.12 python3 python3.13)
+# The CLI must keep working on the oldest Python we support.
+PYTHON_OLDEST ?= $(call find_python,python3.11 $(wildcard $(HOME)/.pyenv/versions/3.11*/bin/python3))
 VENV := .venv
 BIN := $(VENV)/bin
 SAM := .venv-sam/bin/sam
@@ -15,7 +17,7 @@ ASLV := node_modules/.bin/asl-validator
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools lint validate pytest test demo bench build clean
+.PHONY: help venv tools lint validate pytest pytest-oldest test demo bench build clean
 
 help:
 	@echo "make demo   - back up 8 Cumulus tables and restore them, on the embedded emulator"
@@ -40,6 +42,12 @@ $(ASLV): package.json
 	npm install --no-audit --no-fund --silent
 	touch $@
 
+.venv311/.installed: pyproject.toml
+	test -x .venv311/bin/python || $(PYTHON_OLDEST) -m venv .venv311
+	.venv311/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
+	.venv311/bin/python -c "import ddb_backup, moto, pytest"
+	touch $@
+
 venv: $(BIN)/.installed
 tools: venv .venv-sam/.installed $(ASLV)
 
@@ -56,7 +64,11 @@ validate: .venv-sam/.installed $(ASLV)
 pytest: venv
 	$(BIN)/pytest -n 2 -q
 
-test: lint validate pytest
+# Lambda code runs on 3.13 (above); the CLI and its core also on 3.11.
+pytest-oldest: .venv311/.installed
+	.venv311/bin/pytest -q -p no:cacheprovider tests/unit tests/e2e
+
+test: lint validate pytest pytest-oldest
 
 demo: venv
 	$(BIN)/ddb-backup demo
