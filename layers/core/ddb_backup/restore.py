@@ -249,6 +249,12 @@ def _safe(part_id: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in part_id)
 
 
+def _stem(part_id: str) -> str:
+    for ext in (".gz", ".json", ".jsonl"):
+        part_id = part_id.removesuffix(ext)
+    return part_id
+
+
 def note_key(run_prefix: str, kind: str, table_index: int, part_id: str) -> str:
     """Where a part's ``results`` (done) or ``errors`` (failed) note lives in the run's directory."""
     return f"{run_prefix}{kind}/{table_index:04d}-{_safe(part_id)}.json"
@@ -288,7 +294,7 @@ def restore_part(
                 ddb,
                 target,
                 items,
-                dead_letter=lambda xs: save(f"{part.id}-from-{start}", xs),
+                dead_letter=lambda xs: save(f"{_stem(part.id)}-from-{start}", xs),
                 concurrency=concurrency,
                 attempts=attempts,
                 time_left=time_left,
