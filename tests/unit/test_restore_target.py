@@ -233,3 +233,34 @@ def test_names_map_by_the_first_prefix_that_applies():
         map_table_name("other-T", mapping)
     with pytest.raises(BadInput, match=r"not a valid DynamoDB table name"):
         map_table_name("prod-T", [("prod-", "bad name ")])
+
+
+def test_a_new_table_that_refuses_pitr_for_now_is_restored_with_a_warning(ddb):
+    description = _rich_source(ddb)
+    refused = []
+
+    def not_yet(**_):
+        refused.append(1)
+        return _Http(400), {
+            "Error": {"Code": "ContinuousBackupsUnavailableException", "Message": "Backups are being enabled"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+
+    ddb.meta.events.register("before-call.dynamodb.UpdateContinuousBackups", not_yet)
+    slept: list[float] = []
+    result = prepare_target(
+        ddb, "restore-FilesTable", description=description, settings_patience=0.05, sleep=slept.append
+    )
+    assert result["created"] and result["settings"] == ["TTL on expires"]
+    assert result["warnings"] == [
+        "table restore-FilesTable: PITR is not on yet (ContinuousBackupsUnavailableException, usual for a new table): "
+        "turn it on later"
+    ]
+    assert len(refused) >= 1
+
+
+class _Http:
+    def __init__(self, status: int) -> None:
+        self.status_code = status
+        self.headers: dict[str, str] = {}
+        self.content = b""

@@ -209,7 +209,7 @@ def plan_restore(
                 "settings": prepared["settings"],
                 "expectedItems": src.expected_items,
                 "parts": [{"id": p.id, "items": p.items} for p in src.parts],
-                "warnings": src.warnings,
+                "warnings": src.warnings + prepared["warnings"],
             }
         )
         work.extend(

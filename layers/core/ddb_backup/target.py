@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 
 from . import layout
 from .errors import BadInput, TargetRefused
-from .throttle import call_with_backoff
+from .throttle import backoff_delay, call_with_backoff
 
 MODES = ("new", "overwrite")
 
@@ -179,25 +179,70 @@ def _wait_active(ddb: Any, name: str, timeout: float, sleep: Callable[[float], N
         delay = min(delay * 2, 5.0)
 
 
-def _apply_settings(ddb: Any, name: str, description: dict[str, Any]) -> list[str]:
-    """TTL and PITR as in the source (they cannot be given to CreateTable)."""
-    applied = []
+#: A new table refuses some settings for a while ("turn it on later"); these mean "not yet".
+NOT_YET = frozenset({"ContinuousBackupsUnavailableException", "ResourceInUseException", "LimitExceededException"})
+
+
+def _when_ready(
+    fn: Callable[..., Any], *, patience: float, sleep: Callable[[float], None], **kwargs: Any
+) -> str | None:
+    """Call ``fn`` until it passes (None) or ``patience`` seconds of "not yet" (the last error code)."""
+    end = time.monotonic() + patience
+    attempt = 0
+    while True:
+        try:
+            call_with_backoff(fn, sleep=sleep, **kwargs)
+            return None
+        except ClientError as exc:
+            code = str(exc.response["Error"]["Code"])
+            if code not in NOT_YET:
+                raise
+            if time.monotonic() >= end:
+                return code
+        sleep(min(backoff_delay(attempt, 1.0, 10.0), max(0.0, end - time.monotonic())))
+        attempt += 1
+
+
+def _apply_settings(
+    ddb: Any, name: str, description: dict[str, Any], patience: float, sleep: Callable[[float], None]
+) -> tuple[list[str], list[str]]:
+    """TTL and PITR as in the source (CreateTable cannot take them): (applied, warnings).
+
+    A brand-new table may refuse PITR for a while; the restore goes on and
+    says so instead of failing or waiting an hour.
+    """
+    applied: list[str] = []
+    warnings: list[str] = []
     ttl = description.get("TimeToLive") or {}
     if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName"):
-        call_with_backoff(
+        code = _when_ready(
             ddb.update_time_to_live,
+            patience=patience,
+            sleep=sleep,
             TableName=name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
         )
-        applied.append(f"TTL on {ttl['AttributeName']}")
+        if code:
+            warnings.append(f"table {name}: TTL on {ttl['AttributeName']} is not on yet ({code}): turn it on later")
+        else:
+            applied.append(f"TTL on {ttl['AttributeName']}")
     pitr = (description.get("ContinuousBackups") or {}).get("PointInTimeRecoveryDescription") or {}
     if pitr.get("PointInTimeRecoveryStatus") in ("ENABLED", "ENABLING"):
         spec: dict[str, Any] = {"PointInTimeRecoveryEnabled": True}
         if pitr.get("RecoveryPeriodInDays"):
             spec["RecoveryPeriodInDays"] = pitr["RecoveryPeriodInDays"]
-        call_with_backoff(ddb.update_continuous_backups, TableName=name, PointInTimeRecoverySpecification=spec)
-        applied.append("PITR")
-    return applied
+        code = _when_ready(
+            ddb.update_continuous_backups,
+            patience=patience,
+            sleep=sleep,
+            TableName=name,
+            PointInTimeRecoverySpecification=spec,
+        )
+        if code:
+            warnings.append(f"table {name}: PITR is not on yet ({code}, usual for a new table): turn it on later")
+        else:
+            applied.append("PITR")
+    return applied, warnings
 
 
 def prepare_target(
@@ -211,6 +256,7 @@ def prepare_target(
     allow_source: bool = False,
     check_only: bool = False,
     timeout: float = 600.0,
+    settings_patience: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Create the target table ``name`` or check that the existing one is safe to restore into.
@@ -222,7 +268,10 @@ def prepare_target(
     empty or not). ``check_only`` checks everything and creates nothing, so a
     set of tables can be checked before any is created.
 
-    Returns ``{"table", "exists", "created", "keySchema", "settings"}``.
+    TTL and PITR a new table refuses for ``settings_patience`` seconds are
+    left off and named in ``warnings`` rather than failing the restore.
+
+    Returns ``{"table", "exists", "created", "keySchema", "settings", "warnings"}``.
     Raises ``TargetRefused`` with a one-line cause naming the table.
     """
     layout.check_table_name(name)
@@ -286,15 +335,22 @@ def prepare_target(
             source_table=source_table,
             allow_source=allow_source,
             timeout=timeout,
+            settings_patience=settings_patience,
             sleep=sleep,
         )
     _wait_active(ddb, name, timeout, sleep)
-    settings = _apply_settings(ddb, name, description) if description else []
-    return _result(name, wanted or [], exists=True, created=True, settings=settings)
+    settings, warnings = _apply_settings(ddb, name, description, settings_patience, sleep) if description else ([], [])
+    return _result(name, wanted or [], exists=True, created=True, settings=settings, warnings=warnings)
 
 
 def _result(
-    name: str, keys: list[tuple[str, str, str]], *, exists: bool, created: bool, settings: list[str] | None = None
+    name: str,
+    keys: list[tuple[str, str, str]],
+    *,
+    exists: bool,
+    created: bool,
+    settings: list[str] | None = None,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
     return {
         "table": name,
@@ -302,4 +358,5 @@ def _result(
         "created": created,
         "keySchema": [{"AttributeName": n, "KeyType": t, "AttributeType": a} for n, t, a in keys],
         "settings": settings or [],
+        "warnings": warnings or [],
     }
