@@ -105,6 +105,16 @@ def test_one_backup_restores_by_its_s3_url_into_a_named_table(stack):
     _same_tables(ddb, "mystack-CollectionsTable", "copy-CollectionsTable")
 
 
+def test_an_empty_backup_restores_to_an_empty_table(stack):
+    ddb = client("dynamodb")
+    sample.create_table(ddb, "mystack-UsersTable", sample.CUMULUS_TABLES["Users"])
+    _backup(stack, {"tables": ["mystack-UsersTable"]})
+    desc = _restore(stack, {"source": "backups/", "map": MAP})
+    assert desc["status"] == "SUCCEEDED", desc.get("cause")
+    assert desc["output"]["itemsRestored"] == 0 and desc["output"]["tables"][0]["parts"] == 0
+    assert ddb.describe_table(TableName="restore-UsersTable")["Table"]["TableStatus"] == "ACTIVE"
+
+
 def test_a_part_that_spans_several_invocations_is_restored_whole(stack, monkeypatch):
     """A zero time budget: every invocation hands over after one 25-item request."""
     monkeypatch.setenv("RESTORE_TIME_BUDGET_SECONDS", "0")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -269,7 +270,9 @@ def finalize_restore(
     dead-lettered, duration.
     """
     plan = get_json(s3, bucket, prefix + "plan.json")
-    present = set(list_keys(s3, bucket, prefix + "results/")) | set(list_keys(s3, bucket, prefix + "errors/"))
+    present = list_keys(s3, bucket, prefix + "results/") + list_keys(s3, bucket, prefix + "errors/")
+    with ThreadPoolExecutor(max_workers=16) as pool:  # one small object per part: fetch them side by side
+        notes = dict(zip(present, pool.map(lambda key: get_json_or_none(s3, bucket, key), present), strict=True))
     problems: list[str] = []
     integrity = False
     dead_lettered = 0
@@ -278,9 +281,7 @@ def finalize_restore(
         index, target = table["index"], table["target"]
         restored = duplicates = retries = 0
         for part in table["parts"]:
-            result_key = note_key(prefix, "results", index, part["id"])
-            error_key = note_key(prefix, "errors", index, part["id"])
-            result = get_json(s3, bucket, result_key) if result_key in present else None
+            result = notes.get(note_key(prefix, "results", index, part["id"]))
             if result is not None:
                 restored += int(result["items"])
                 duplicates += int(result.get("duplicateKeys", 0))
@@ -292,7 +293,7 @@ def finalize_restore(
                         f"the backup says {part['items']}"
                     )
                 continue
-            error = get_json_or_none(s3, bucket, error_key) if error_key in present else None
+            error = notes.get(note_key(prefix, "errors", index, part["id"]))
             if error is None:
                 problems.append(
                     f"table {target}: part {part['id']} did not finish (no result; its restore never ended)"
