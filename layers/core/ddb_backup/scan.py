@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import layout
+from . import fastscan, layout
 from .ddbjson import item_from_wire, item_to_wire, line_from_client_item
 from .parts import Part, PartBuffer, upload_part
 from .s3io import put_json
@@ -32,6 +32,7 @@ class ScanSettings:
     gzip_level: int = 3
     page_limit: int | None = None  # Scan Limit; None lets DynamoDB fill 1 MB pages
     consistent_read: bool = False
+    fast_path: bool = True  # read pages straight from the response body (fastscan); False: botocore parses them
 
 
 def scan_segment(
@@ -115,6 +116,8 @@ def _scan(
         request["Limit"] = settings.page_limit
     if task.get("startKey"):
         request["ExclusiveStartKey"] = item_from_wire(task["startKey"], "startKey")
+    if settings.fast_path:
+        return _scan_fast(ddb, s3, settings, task, time_left, next_part, request)
     parts: list[Part] = []
     buf = PartBuffer(settings.gzip_level)
     last_key: dict[str, Any] | None = None
@@ -133,6 +136,33 @@ def _scan(
     if buf.items:
         parts.append(_flush(s3, settings, task, segment, next_part + len(parts), buf))
     return parts, (item_to_wire(last_key) if last_key else None)
+
+
+def _scan_fast(
+    ddb: Any,
+    s3: Any,
+    settings: ScanSettings,
+    task: dict[str, Any],
+    time_left: Callable[[], float],
+    next_part: int,
+    request: dict[str, Any],
+) -> tuple[list[Part], dict[str, Any] | None]:
+    """The same loop on :mod:`fastscan`: lines come from the raw page, keys stay in wire form."""
+    segment = int(task["segment"])
+    parts: list[Part] = []
+    buf = fastscan.BlockPartBuffer(settings.gzip_level)
+    while True:
+        data, count, last_key = fastscan.scan_page(ddb, request)
+        buf.add_block(data, count)
+        if buf.uncompressed_bytes >= settings.part_bytes:
+            parts.append(_flush(s3, settings, task, segment, next_part + len(parts), buf))
+            buf = fastscan.BlockPartBuffer(settings.gzip_level)
+        if last_key is None or time_left() <= 0:
+            break
+        fastscan.next_request(request, last_key)
+    if buf.items:
+        parts.append(_flush(s3, settings, task, segment, next_part + len(parts), buf))
+    return parts, last_key
 
 
 def _flush(s3: Any, settings: ScanSettings, task: dict[str, Any], segment: int, part: int, buf: PartBuffer) -> Part:

@@ -1,0 +1,275 @@
+"""The fast scan path writes exactly the bytes the slow path writes, and leaves errors and retries to botocore.
+
+A botocore client answered by a ``before-send`` handler (no network) stands in
+for DynamoDB: it serves pages in DynamoDB's own compact form and in the forms
+other servers use (``ensure_ascii``, spaced separators, keys in another order),
+so both the slicing and the parsing fallback of :mod:`ddb_backup.fastscan` run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+from botocore.parsers import create_parser
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ddb_backup import fastscan
+from ddb_backup.ddbjson import item_to_wire, line_from_client_item
+from ddb_backup.scan import ScanSettings, scan_segment
+
+# ------------------------------------------------------------------ wire items
+TRICKY = ['}},{"', '},{"M":{', '"', "\\", ", ", ": ", ":1", "[-0", "{ ", " }", "é中😀", "\u2028", "\x7f", "\n\t", "\b"]
+
+
+def item_lists(text: st.SearchStrategy[str]) -> st.SearchStrategy[list[dict[str, Any]]]:
+    """Pages' worth of wire items, every type, names and strings drawn from ``text`` and tricky ones."""
+    tricky = st.one_of(text, st.sampled_from(TRICKY), st.lists(st.sampled_from(TRICKY)).map("".join))
+    names = st.one_of(
+        st.sampled_from(["pk", "M", "S", "N", "B", "L", "BOOL", "NULL", "SS", "Item", "Items", "a b", 'q"t', "x\\y"]),
+        text.filter(bool),
+    )
+    scalar = st.one_of(
+        tricky.map(lambda v: {"S": v}),
+        numbers.map(lambda v: {"N": v}),
+        b64.map(lambda v: {"B": v}),
+        st.lists(tricky, min_size=1, max_size=3, unique=True).map(lambda v: {"SS": v}),
+        st.lists(numbers, min_size=1, max_size=3, unique=True).map(lambda v: {"NS": v}),
+        st.lists(b64, min_size=1, max_size=3, unique=True).map(lambda v: {"BS": v}),
+        st.booleans().map(lambda v: {"BOOL": v}),
+        st.just({"NULL": True}),
+    )
+    attribute = st.recursive(
+        scalar,
+        lambda inner: st.one_of(
+            st.dictionaries(names, inner, max_size=3).map(lambda v: {"M": v}),
+            st.lists(inner, max_size=3).map(lambda v: {"L": v}),
+        ),
+        max_leaves=8,
+    )
+    return st.lists(st.dictionaries(names, attribute, min_size=1, max_size=5), max_size=8)
+
+
+numbers = st.sampled_from(["0", "-1", "1E+2", "12345678901234567890123456789012345678", "-0.000001", "3.14"])
+b64 = st.binary(max_size=12).map(lambda b: base64.b64encode(b).decode())
+items = item_lists(st.text(max_size=12))
+# Text DynamoDB sends without \uXXXX escapes: no control characters but newline and tab.
+printable_items = item_lists(
+    st.text(st.characters(blacklist_categories=("Cc", "Cs")) | st.sampled_from("\n\t"), max_size=12)
+)
+keys = st.none() | st.dictionaries(st.sampled_from(["pk", "sk"]), b64.map(lambda v: {"B": v}), min_size=1)
+
+STYLES: dict[str, Callable[[dict[str, Any]], bytes]] = {
+    # DynamoDB: compact, UTF-8 as is.
+    "dynamodb": lambda page: json.dumps(page, separators=(",", ":"), ensure_ascii=False).encode(),
+    # moto: Python's defaults.
+    "spaced-ascii": lambda page: json.dumps(page).encode(),
+    "compact-ascii": lambda page: json.dumps(page, separators=(",", ":")).encode(),
+    "count-first": lambda page: json.dumps(
+        {k: page[k] for k in sorted(page)}, separators=(",", ":"), ensure_ascii=False
+    ).encode(),
+}
+
+_SCAN_OUTPUT = (
+    boto3.session.Session(region_name="us-east-1")
+    .client("dynamodb")
+    .meta.service_model.operation_model("Scan")
+    .output_shape
+)
+
+
+def page_body(wire_items: list[dict[str, Any]], last_key: dict[str, Any] | None, style: str) -> bytes:
+    page: dict[str, Any] = {"Items": wire_items, "Count": len(wire_items), "ScannedCount": len(wire_items)}
+    if last_key:
+        page["LastEvaluatedKey"] = last_key
+    return STYLES[style](page)
+
+
+def slow_lines(body: bytes) -> tuple[bytes, int, dict[str, Any] | None]:
+    """What the slow path makes of a body: botocore's parse, then ``line_from_client_item``."""
+    parsed = create_parser("json").parse({"body": body, "headers": {}, "status_code": 200}, _SCAN_OUTPUT)
+    found = parsed.get("Items", [])
+    key = parsed.get("LastEvaluatedKey")
+    return b"".join(line_from_client_item(i) for i in found), len(found), item_to_wire(key) if key else None
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(items, keys, st.sampled_from(sorted(STYLES)))
+def test_page_lines_equal_the_slow_path_byte_for_byte(wire_items, last_key, style):
+    body = page_body(wire_items, last_key, style)
+    assert fastscan.page_lines(body) == slow_lines(body)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(printable_items, keys)
+def test_dynamodb_pages_are_sliced_not_parsed(wire_items, last_key):
+    body = page_body(wire_items, last_key, "dynamodb")
+    sliced = fastscan.slice_page(body)
+    ambiguous = any(next(iter(item)) == "M" for item in wire_items[1:])  # taken for a list element: parsed
+    if b"\\u" not in body and not ambiguous:
+        assert sliced is not None
+    if sliced is not None:
+        assert sliced == slow_lines(body)
+
+
+@pytest.mark.parametrize("style", ["spaced-ascii", "compact-ascii"])
+def test_other_servers_forms_are_parsed_instead(style):
+    body = page_body([{"pk": {"S": "é"}, "n": {"N": "1"}}], None, style)
+    assert fastscan.slice_page(body) is None
+    assert fastscan.page_lines(body) == slow_lines(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"Items":[{"pk":{"S":"a"}} ,{"pk":{"S":"b"}}],"Count":2}',  # space outside strings
+        b'{"Items":[{"pk":{"S":"a"},"n":1}],"Count":1}',  # a bare number
+        b'{"Items":[{"pk":{"S":"a\\/b"}}],"Count":1}',  # an escape the encoder does not write
+        b'{"Items":[{"pk":{"S":"a"}},{"pk":{"S":"b"}}],"Count":3}',  # Count disagrees
+        b'{"Items":[{"pk":{"S":"a"}},{"M":{"S":"b"}}],"Count":2}',  # an item whose first name is M
+    ],
+)
+def test_anything_unproven_falls_back_to_parsing(body):
+    assert fastscan.slice_page(body) is None
+    if b'"Count":3' not in body and b'"n":1' not in body:  # those two are not DynamoDB's to send
+        assert fastscan.page_lines(body) == slow_lines(body)
+
+
+# ------------------------------------------------------------------ through botocore
+class FakeDynamoDB:
+    """Answers Scan from prepared pages (the next page from ExclusiveStartKey), after scripted failures."""
+
+    def __init__(self, pages: list[bytes], failures: list[tuple[int, bytes]] | None = None, bad_crc: int = 0):
+        self.pages, self.failures, self.bad_crc, self.calls = pages, list(failures or []), bad_crc, 0
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse:
+        self.calls += 1
+        if self.failures:
+            status, body = self.failures.pop(0)
+            return self._response(status, body)
+        sent = json.loads(request.body)
+        index = int(sent["ExclusiveStartKey"]["pk"]["S"]) + 1 if "ExclusiveStartKey" in sent else 0
+        body = self.pages[index]
+        crc = zlib.crc32(body)
+        if self.bad_crc:
+            self.bad_crc -= 1
+            crc ^= 1
+        return self._response(200, body, crc)
+
+    @staticmethod
+    def _response(status: int, body: bytes, crc: int | None = None) -> AWSResponse:
+        headers = {"x-amz-crc32": str((zlib.crc32(body) if crc is None else crc) & 0xFFFFFFFF)}
+
+        class Raw:
+            def stream(self, **_: Any) -> Any:
+                yield body
+
+        response = AWSResponse("https://dynamodb.us-east-1.amazonaws.com/", status, headers, Raw())
+        response._content = body  # type: ignore[attr-defined]
+        return response
+
+
+def fake_client(server: FakeDynamoDB) -> Any:
+    ddb = boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1").client(
+        "dynamodb", config=Config(retries={"mode": "standard", "max_attempts": 5})
+    )
+    ddb.meta.events.register("before-send.dynamodb.Scan", server)
+    return ddb
+
+
+class RecordingS3:
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put_object(self, *, Key: str, Body: bytes, **_: Any) -> dict[str, Any]:
+        self.objects[Key] = Body
+        return {}
+
+
+def pages_for(count: int, style: str = "dynamodb") -> list[bytes]:
+    out = []
+    for p in range(count):
+        wire = [
+            {
+                "pk": {"S": f"{p}-{i}"},
+                "files": {"L": [{"M": {"b": {"B": "AAEC"}}}, {"M": {"k": {"S": '}},{"M":'}}}]},
+                "M": {"M": {"S": {"NULL": True}}},
+                "tags": {"SS": ["é", 'q"t\\']},
+            }
+            for i in range(7)
+        ]
+        last = {"pk": {"S": str(p)}} if p < count - 1 else None
+        out.append(page_body(wire, last, style))
+    return out
+
+
+@pytest.mark.parametrize("style", ["dynamodb", "spaced-ascii"])
+def test_scan_segment_parts_are_identical_on_both_paths(style):
+    pages = pages_for(5, style)
+    results = {}
+    for fast in (True, False):
+        s3 = RecordingS3()
+        task = {"table": "t-table", "backupDir": "b/", "segment": 0, "totalSegments": 1}
+        done = scan_segment(
+            fake_client(FakeDynamoDB(pages)),
+            s3,
+            ScanSettings(bucket="x", part_bytes=3000, fast_path=fast),
+            task,
+            time_left=lambda: 60.0,
+        )
+        results[fast] = (s3.objects, {k: v for k, v in done.items() if k != "startKey"}, done["startKey"])
+    assert results[True] == results[False]
+    assert len(results[True][0]) > 1
+    assert results[True][1]["items"] == 35
+
+
+def test_a_budget_stop_hands_over_the_key_in_wire_form():
+    pages = pages_for(3)
+    task = {"table": "t-table", "backupDir": "b/", "segment": 0, "totalSegments": 1}
+    out = {}
+    for fast in (True, False):
+        out[fast] = scan_segment(
+            fake_client(FakeDynamoDB(pages)),
+            RecordingS3(),
+            ScanSettings(bucket="x", fast_path=fast),
+            dict(task),
+            time_left=lambda: 0,
+        )
+    assert out[True] == out[False]
+    assert out[True]["startKey"] == {"pk": {"S": "0"}} and not out[True]["done"]
+
+
+def test_throttling_and_bad_checksums_are_retried_before_the_body_is_taken(monkeypatch):
+    monkeypatch.setattr("ddb_backup.throttle.time.sleep", lambda _s: None)
+    monkeypatch.setattr("botocore.retries.standard.time.sleep", lambda _s: None, raising=False)
+    throttled = json.dumps({"__type": "ProvisionedThroughputExceededException", "message": "slow down"}).encode()
+    server = FakeDynamoDB(pages_for(1), failures=[(400, throttled)] * 6, bad_crc=1)
+    data, count, last_key = fastscan.scan_page(fake_client(server), {"TableName": "t-table"})
+    assert (data, count, last_key) == slow_lines(pages_for(1)[0])
+    assert server.calls >= 8
+
+
+def test_errors_reach_the_caller_as_client_errors():
+    from botocore.exceptions import ClientError
+
+    missing = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ResourceNotFoundException", "message": "no"})
+    server = FakeDynamoDB([], failures=[(400, missing.encode())])
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        fastscan.scan_page(fake_client(server), {"TableName": "t-table"})
+
+
+def test_other_scans_on_the_same_client_are_parsed_as_usual():
+    pages = pages_for(1)
+    ddb = fake_client(FakeDynamoDB(pages * 2))
+    fastscan.scan_page(ddb, {"TableName": "t-table"})
+    page = ddb.scan(TableName="t-table")
+    assert "ddb_backup.rawBody" not in page
+    assert page["Items"][0]["files"]["L"][0]["M"]["b"]["B"] == b"\x00\x01\x02"
