@@ -214,6 +214,15 @@ def test_our_backup_reads_from_a_local_copy(v1, v1_master):
         assert Counter(map(canonical, source.items())) == v1_master[1]
 
 
+def test_a_table_directory_restores_its_latest_complete_backup(v1):
+    newer = v1.parent / "20991231T000000Z-00000000"
+    newer.mkdir()
+    (newer / "plan.json").write_text("{}")  # a backup still running: no manifest yet
+    source = readers.open_source(str(v1.parent))
+    assert source.location == str(v1) and source.expected_items == 90
+    assert "restoring the latest, " in source.warnings[0]
+
+
 def test_a_corrupted_part_is_refused_naming_it_before_any_of_its_items(v1):
     source = readers.open_source(str(v1))
     part = source.parts[1]

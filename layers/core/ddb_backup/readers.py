@@ -5,8 +5,9 @@ detects what it points at:
 
 ``ddb-backup-v1``
     a backup directory of this tool (``<table>/<backup-id>/``) or its
-    ``manifest.json``; every part is checked against the manifest's sha256 and
-    item count.
+    ``manifest.json``, or a table's directory (``<table>/``: its latest
+    complete backup, with a warning saying which); every part is checked
+    against the manifest's sha256 and item count.
 ``native-export``
     a DynamoDB export to S3 in DYNAMODB_JSON (the ``AWSDynamoDB/<export-id>/``
     directory, its ``manifest-summary.json``, or the prefix holding exactly one
@@ -41,6 +42,7 @@ import gzip
 import hashlib
 import json
 import os
+import re
 import tempfile
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -62,6 +64,7 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 #: Parts larger than this are spooled to disk (not memory) while their checksum is verified.
 SPOOL_IN_MEMORY = 16 * 1024 * 1024
 CHUNK = 1024 * 1024
+_BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 
 #: Version of the local single-file format (header ``ddbBackupFile.formatVersion``).
 LOCAL_FORMAT_VERSION = 1
@@ -571,10 +574,25 @@ def open_source(source: str, s3: Any = None) -> Source:
         raise BadInput(f"{source} holds {len(exports)} DynamoDB exports ({', '.join(exports[:5])}): name one")
     if _exists(_join(directory, layout.PLAN), s3):
         raise BackupIncomplete(f"{source}: the backup has no {layout.MANIFEST}: it did not finish, or is still running")
+    latest = _latest_backup(directory, s3)
+    if latest:
+        opened = _open_v1(latest, _join(latest, layout.MANIFEST), s3)
+        opened.warnings.append(f"{source} holds several backups of one table: restoring the latest, {opened.backup_id}")
+        return opened
     raise UnknownFormat(
         f"{source}: no backup found (neither a ddb-backup manifest.json, a DynamoDB export, "
         "a cumulus-api backup file nor a ddb-backup local file)"
     )
+
+
+def _latest_backup(table_dir: str, s3: Any) -> str | None:
+    """The newest complete backup in a table's directory (``<table>/<backup-id>/manifest.json``), if any."""
+    ids = sorted((d for d in _list_dirs(table_dir, s3) if _BACKUP_ID.match(d)), reverse=True)
+    for backup_id in ids:
+        directory = _as_dir(_join(table_dir, backup_id))
+        if _exists(_join(directory, layout.MANIFEST), s3):
+            return directory
+    return None
 
 
 def _open_v1(directory: str, manifest_url: str, s3: Any) -> Source:
