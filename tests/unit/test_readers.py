@@ -467,3 +467,14 @@ def test_key_types_come_from_the_first_item():
 def test_a_part_reference_survives_json():
     part = readers.PartRef("data/a.json.gz", "s3://b/k/data/a.json.gz", "item", items=3, sha256="0" * 64)
     assert readers.PartRef.from_json(json.loads(json.dumps(part.to_json()))) == part
+
+
+def test_gzip_members_split_anywhere_across_chunks_read_whole(monkeypatch, tmp_path):
+    monkeypatch.setattr(readers, "CHUNK", 7)
+    path = tmp_path / "T.json.gz"
+    lines = [b'{"Item":{"pk":{"S":"%d"}}}\n' % i for i in range(50)]
+    path.write_bytes(b"".join(gzip.compress(b"".join(lines[i : i + 3])) for i in range(0, 50, 3)))
+    assert [i["pk"]["S"] for i in readers.open_source(str(path)).items()] == [str(i) for i in range(50)]
+    path.write_bytes(gzip.compress(b"".join(lines)) + b"garbage")
+    with pytest.raises(BadInput, match=r"T.json.gz: corrupt gzip data"):
+        list(readers.open_source(str(path)).items())

@@ -214,9 +214,7 @@ def _decoded(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
             if d.eof:
                 pending = d.unused_data
                 d = zlib.decompressobj(31)
-                fed = full = False
-                if pending and not pending.startswith(b"\x1f\x8b"):
-                    raise BadInput(f"{where}: trailing data after the gzip stream")
+                fed = full = False  # another member may follow; zlib refuses anything that is not one
             else:
                 pending = d.unconsumed_tail
         nxt = next(it, None)
