@@ -68,19 +68,8 @@ def table_items(ddb: Any, name: str) -> list[dict[str, Any]]:
 
 
 def canonical(item: dict[str, Any]) -> str:
-    """A stable text for comparing items: wire form, sets sorted, keys sorted."""
-
-    def norm(av: Any) -> Any:
-        ((kind, value),) = av.items()
-        if kind in ("SS", "NS", "BS"):
-            return {kind: sorted(value)}
-        if kind == "M":
-            return {"M": {k: norm(v) for k, v in value.items()}}
-        if kind == "L":
-            return {"L": [norm(v) for v in value]}
-        return av
-
-    return json.dumps({k: norm(v) for k, v in ddbjson.item_to_wire(item).items()}, sort_keys=True)
+    """A stable text for comparing items (see ``ddbjson.canonical``)."""
+    return ddbjson.canonical(item)
 
 
 def backup_items(s3: Any, bucket: str, manifest_key: str) -> list[dict[str, Any]]:

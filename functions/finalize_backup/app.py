@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -11,7 +11,7 @@ from ddb_backup.catalog import newest_backup_ages
 from ddb_backup.clients import client
 from ddb_backup.events import FinalizeTableEvent
 from ddb_backup.finalize import all_parts, finalize_table
-from ddb_backup.observability import logger, metrics, tracer
+from ddb_backup.observability import logger, metrics, table_metrics, tracer
 
 
 @logger.inject_lambda_context(correlation_id_path="executionName")
@@ -24,15 +24,16 @@ def lambda_handler(event: FinalizeTableEvent, context: LambdaContext) -> dict[st
         parts = all_parts(client("s3"), config.bucket(), event.backup_dir)
         return {"table": event.table, "complete": True, "parts": len(parts)}
     summary = finalize_table(client("s3"), config.bucket(), event.backup_dir)
-    for name, unit, value in (
-        ("BackupItems", MetricUnit.Count, summary["items"]),
-        ("BackupBytes", MetricUnit.Bytes, summary["bytes"]),
-        ("BackupParts", MetricUnit.Count, summary["parts"]),
-        ("BackupSeconds", MetricUnit.Seconds, summary["seconds"]),
-        ("BackupCompleted", MetricUnit.Count, 1),
-    ):
-        with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
-            metric.add_dimension(name="table", value=event.table)
+    table_metrics(
+        event.table,
+        {
+            "BackupItems": (MetricUnit.Count, summary["items"]),
+            "BackupBytes": (MetricUnit.Bytes, summary["bytes"]),
+            "BackupParts": (MetricUnit.Count, summary["parts"]),
+            "BackupSeconds": (MetricUnit.Seconds, summary["seconds"]),
+            "BackupCompleted": (MetricUnit.Count, 1),
+        },
+    )
     # The stale-backup alarm watches the oldest "newest complete backup" of all tables.
     ages = newest_backup_ages(client("s3"), config.bucket(), config.prefix())
     if ages:

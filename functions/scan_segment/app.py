@@ -2,14 +2,14 @@
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ddb_backup import config
 from ddb_backup.clients import client
 from ddb_backup.events import SegmentTask
-from ddb_backup.observability import logger, metrics, tracer
+from ddb_backup.observability import logger, metrics, table_metrics, tracer
 from ddb_backup.scan import deadline_from, scan_segment
 
 
@@ -27,10 +27,7 @@ def lambda_handler(event: SegmentTask, context: LambdaContext) -> dict[str, Any]
         time_left=deadline_from(context.get_remaining_time_in_millis, config.scan_time_budget()),
     )
     scanned = result["items"] - event.items
-    with single_metric(
-        name="ItemsScanned", unit=MetricUnit.Count, value=scanned, namespace=metrics.namespace
-    ) as metric:
-        metric.add_dimension(name="table", value=event.table)
+    table_metrics(event.table, {"ItemsScanned": (MetricUnit.Count, scanned)})
     logger.info(
         "segment progress",
         extra={

@@ -131,3 +131,22 @@ def key_of(item: Mapping[str, Any], key_names: list[str]) -> dict[str, Any]:
         return {name: item[name] for name in key_names}
     except KeyError as exc:
         raise BadInput(f"item lacks key attribute {exc.args[0]!r}") from None
+
+
+def _norm(av: Any) -> Any:
+    ((kind, value),) = av.items()
+    if kind in ("SS", "NS", "BS"):
+        return {kind: sorted(value)}
+    if kind == "M":
+        return {"M": {k: _norm(v) for k, v in value.items()}}
+    if kind == "L":
+        return {"L": [_norm(v) for v in value]}
+    return av
+
+
+def canonical(item: Mapping[str, Any]) -> str:
+    """A stable text of an item for comparison: wire form, attribute names and set members sorted.
+
+    DynamoDB does not keep the order of set members, so two equal items may list them differently.
+    """
+    return json.dumps({k: _norm(v) for k, v in item_to_wire(item).items()}, sort_keys=True, separators=(",", ":"))

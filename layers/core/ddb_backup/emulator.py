@@ -22,6 +22,7 @@ import threading
 import time
 import traceback
 import uuid
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -292,10 +293,19 @@ class LocalStack:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         registry = self.functions
-        invoke_patch = mock.patch.object(LambdaFunction, "invoke", _make_invoke(registry))
-        invoke_patch.start()
-        self._patches.append(invoke_patch)
+        from moto.stepfunctions.models import StateMachine
+
+        for patch in (
+            mock.patch.object(LambdaFunction, "invoke", _make_invoke(registry)),
+            # moto deep-copies a state machine at every StartExecution, and with it the
+            # backend and every earlier execution's worker (threads, locks): share those.
+            mock.patch.object(StateMachine, "__deepcopy__", _share_backend_deepcopy, create=True),
+        ):
+            patch.start()
+            self._patches.append(patch)
         client.cache_clear()
+        # Powertools complains about empty metric sets on every local invocation.
+        warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
         self._deploy()
 
     def stop(self) -> None:
@@ -592,6 +602,16 @@ class _ResponseCatcher:
         self._no_proxy.stop()
         self.server.shutdown()
         self.server.server_close()
+
+
+def _share_backend_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+    import copy
+
+    clone = self.__class__.__new__(self.__class__)
+    memo[id(self)] = clone
+    for name, value in vars(self).items():
+        setattr(clone, name, value if name in ("backend", "executions") else copy.deepcopy(value, memo))
+    return clone
 
 
 def _make_invoke(registry: dict[str, FunctionSpec]) -> Callable[..., bytes]:
