@@ -210,7 +210,7 @@ def test_items_that_cannot_be_written_fail_the_run_naming_the_dead_letter(stack,
     cause = desc["cause"]
     bucket = stack.outputs["BackupBucketName"]
     dead_dir = f"s3://{bucket}/{_backup_dir(summary)}dead-letter/"
-    assert "3 of " in cause and "still unprocessed after 3 attempts" in cause and dead_dir in cause
+    assert "3 of " in cause and "still unprocessed after 3 tries in a row" in cause and dead_dir in cause
     url = cause[cause.index(dead_dir) :].split(".json.gz")[0] + ".json.gz"
     saved = list(readers.open_source(url, s3).items())
     assert {i["granuleId"]["S"] for i in saved} == stuck

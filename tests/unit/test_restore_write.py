@@ -156,16 +156,26 @@ def test_items_left_unprocessed_after_the_budget_are_dead_lettered_and_named():
     assert not set(fake.items) & stuck
     message = str(info.value)
     assert "3 of 100 items could not be written to table T" in message
-    assert "still unprocessed after 4 attempts" in message
+    assert "still unprocessed after 4 tries in a row that wrote nothing" in message
     assert info.value.location in message
     assert info.value.counts["written"] == 97 and info.value.counts["deadLettered"] == 3
+
+
+def test_a_request_that_keeps_making_headway_is_never_given_up():
+    # Every try writes only the first item of what is left: 25 tries for one request, with a budget of 2.
+    fake = FakeTable(lambda n, requests: ("unprocessed", range(1, len(requests))))
+    items = _items(25)
+    counts, sleeps = _write(fake, items, attempts=2)
+    assert fake.items == {_key(i): i for i in items}
+    assert counts["requests"] == 25 and len(sleeps) == 24
+    assert max(sleeps) <= 20.0
 
 
 def test_a_table_that_stays_throttled_dead_letters_instead_of_dropping():
     fake = FakeTable(lambda n, r: ("error", "ThrottlingException", "no"))
     letters = DeadLetters()
     items = _items(30)
-    with pytest.raises(DeadLettered, match=r"30 of 30 items .* ThrottlingException on every one of 3 attempts"):
+    with pytest.raises(DeadLettered, match=r"30 of 30 items .* ThrottlingException on 3 tries in a row"):
         _write(fake, items, attempts=3, dead_letter=letters)
     assert Counter(map(canonical, letters.saved)) == Counter(map(canonical, items))
 

@@ -78,17 +78,29 @@ class _Writer:
         return result
 
     def _send(self, pending: list[dict[str, Any]], result: _BatchResult) -> None:
+        """Send until every request is written, or ``attempts`` tries in a row wrote none of them.
+
+        A try that writes some of the requests resets the count, so a table
+        that keeps making headway is never given up on; the delay still grows
+        with every try (full jitter, capped).
+        """
         reason = ""
-        for attempt in range(self.attempts):
+        stalled = 0  # tries in a row that wrote nothing
+        tries = 0
+        while pending:
+            if tries:
+                self.sleep(backoff_delay(tries - 1, self.base_delay))
+            tries += 1
             try:
                 out = self.ddb.batch_write_item(RequestItems={self.table: pending})
             except ClientError as exc:
                 error = exc.response.get("Error", {})
                 if is_throttle(exc):
                     result.throttle_retries += 1
-                    reason = f"{error.get('Code')} on every one of {self.attempts} attempts"
-                    if attempt < self.attempts - 1:
-                        self.sleep(backoff_delay(attempt, self.base_delay))
+                    stalled += 1
+                    reason = f"{error.get('Code')} on {stalled} tries in a row"
+                    if stalled >= self.attempts:
+                        break
                     continue
                 if error.get("Code") == "ValidationException":
                     self._isolate(pending, f"ValidationException: {error.get('Message')}", result)
@@ -96,14 +108,16 @@ class _Writer:
                 raise
             result.requests += 1
             unprocessed = out.get("UnprocessedItems", {}).get(self.table, [])
-            result.written += len(pending) - len(unprocessed)
+            written = len(pending) - len(unprocessed)
+            result.written += written
             pending = unprocessed
             if not pending:
                 return
             result.unprocessed_retries += 1
-            reason = f"still unprocessed after {self.attempts} attempts"
-            if attempt < self.attempts - 1:
-                self.sleep(backoff_delay(attempt, self.base_delay))
+            stalled = 0 if written else stalled + 1
+            reason = f"still unprocessed after {stalled} tries in a row that wrote nothing"
+            if stalled >= self.attempts:
+                break
         result.failed.extend((r["PutRequest"]["Item"], reason) for r in pending)
 
     def _isolate(self, pending: list[dict[str, Any]], reason: str, result: _BatchResult) -> None:
@@ -123,7 +137,7 @@ def write_items(
     *,
     dead_letter: Callable[[list[Item]], str],
     concurrency: int = 4,
-    attempts: int = 10,
+    attempts: int = 12,
     key_names: list[str] | None = None,
     time_left: Callable[[], float] | None = None,
     max_failures: int = 1000,
@@ -139,8 +153,9 @@ def write_items(
       after the first is written, so the later item wins as in a plain
       sequential restore; both are counted (``duplicateKeys`` says how many);
     * UnprocessedItems and throttling are retried with jittered exponential
-      backoff, ``attempts`` times per request; a request DynamoDB rejects as
-      invalid is halved until the bad items stand alone;
+      backoff (capped at 20 s) until ``attempts`` tries in a row write none of
+      a request's items; a request DynamoDB rejects as invalid is halved until
+      the bad items stand alone;
     * items still not written are passed to ``dead_letter(items) -> location``
       and ``DeadLettered`` (a ``RestoreIncomplete``) is raised naming the
       location. After ``max_failures`` such items the rest of the input is
@@ -267,7 +282,7 @@ def restore_part(
     *,
     time_left: Callable[[], float],
     concurrency: int = 8,
-    attempts: int = 10,
+    attempts: int = 12,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Restore the next items of one part (the restore state machine's work item) until done or out of time.

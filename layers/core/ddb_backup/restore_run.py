@@ -36,7 +36,7 @@ class RestoreSettings:
     bucket: str
     prefix: str = ""
     write_concurrency: int = 8  # BatchWriteItem requests in flight per part
-    attempts: int = 10  # tries per request before its items are dead-lettered
+    attempts: int = 12  # tries in a row without progress before a request's items are dead-lettered
     time_budget: float = 600.0  # seconds one invocation writes before handing over
     max_concurrency: int = 100  # parts restored at once (Distributed Map)
 
@@ -62,7 +62,7 @@ def settings_from_env() -> RestoreSettings:
         bucket=config.bucket(),
         prefix=config.prefix(),
         write_concurrency=_env_int("RESTORE_WRITE_CONCURRENCY", 8, 1),
-        attempts=_env_int("RESTORE_ATTEMPTS", 10, 1),
+        attempts=_env_int("RESTORE_ATTEMPTS", 12, 1),
         time_budget=float(_env_int("RESTORE_TIME_BUDGET_SECONDS", 600)),
         max_concurrency=config.max_concurrency(),
     )
