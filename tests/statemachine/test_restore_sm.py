@@ -6,14 +6,11 @@ hooks): moto itself never throttles nor leaves items unprocessed.
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from ddb_backup import readers, sample
 from ddb_backup.clients import client
@@ -22,22 +19,6 @@ from tests.conftest import FIXTURES, canonical, expected_items, table_items
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 MAP = [{"from": "mystack-", "to": "restore-"}]
-
-
-@pytest.fixture(autouse=True)
-def _several_executions_per_stack(monkeypatch):
-    """moto 5.1.22 deep-copies a state machine per execution, backend included; once an
-    execution exists that copy meets its locks and fails. Share the backend instead."""
-    from moto.stepfunctions.models import StateMachine
-
-    def deepcopy_sharing_backend(self: Any, memo: dict[int, Any]) -> Any:
-        clone = type(self).__new__(type(self))
-        memo[id(self)] = clone
-        for name, value in vars(self).items():
-            setattr(clone, name, value if name in ("backend", "executions") else copy.deepcopy(value, memo))
-        return clone
-
-    monkeypatch.setattr(StateMachine, "__deepcopy__", deepcopy_sharing_backend, raising=False)
 
 
 def _same_tables(ddb: Any, source: str, target: str) -> None:
