@@ -20,9 +20,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from . import fastwrite
 from .ddbjson import Item
 from .errors import BadInput, RestoreIncomplete
-from .readers import PartRef, dead_letter_writer, read_part
+from .readers import PartRef, dead_letter_writer
 from .s3io import put_json
 from .throttle import backoff_delay, call_with_backoff, is_throttle
 
@@ -304,7 +305,7 @@ def restore_part(
     save = dead_letter_writer(task["deadLetter"], task["runId"], s3)
     began = time.monotonic()
     try:
-        with closing(read_part(part, s3, start=start)) as items:
+        with closing(fastwrite.read_part(part, s3, start=start, ddb=ddb)) as items:
             counts = write_items(
                 ddb,
                 target,

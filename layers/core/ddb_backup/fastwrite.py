@@ -1,0 +1,197 @@
+"""BatchWriteItem requests built from backup lines as they are, without parsing or re-serializing items.
+
+A backup line is ``{"Item":<wire item>}``, and a BatchWriteItem request is
+``{"RequestItems":{"<table>":[{"PutRequest":{"Item":<wire item>}},...]}}``: the
+request is the lines, joined. The slow path parsed every line into client
+form (decoding every binary from base64), then botocore validated and
+serialized it back attribute by attribute (encoding the binary again): most
+of a restore's CPU.
+
+:func:`read_part` yields :class:`RawItem` objects for parts whose bytes a
+checksum has vouched for (``ddb-backup-v1`` parts, a native export's data
+files); :func:`restore.write_items` handles them as it handles any item: it
+asks for the key attributes (found in the line's text, parsed only when in
+doubt), batches them, retries, isolates and dead-letters them. When a batch
+of them reaches ``batch_write_item``, a ``before-parameter-build`` handler
+builds the request body from the lines and hands botocore a one-item
+placeholder to validate and serialize; a ``before-call`` handler puts the
+body in place before the request is signed and sent. UnprocessedItems come
+back parsed by botocore and are resent the ordinary way. Anything that needs
+the item itself (a dead letter, an error message) parses the line then, with
+the reader's own validation.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Generator, Iterator, Mapping
+from typing import Any
+
+from .ddbjson import Item
+from .errors import IntegrityError
+from .readers import PartRef, _decoded, _file_chunks, _lines, _parse, _s3_client, _verified_copy, is_s3
+from .readers import read_part as read_part_slow
+
+_BODY = "ddb_backup.batchBody"
+_PLACEHOLDER: dict[str, Any] = {"PutRequest": {"Item": {}}}
+_PREFIX = b'{"Item":{"'
+
+
+class RawItem(Mapping[str, Any]):
+    """One item as its backup line (``{"Item":{...}}``, no newline); parsed only on demand."""
+
+    __slots__ = ("_item", "line", "where")
+
+    def __init__(self, line: bytes, where: str) -> None:
+        self.line = line
+        self.where = where
+        self._item: Item | None = None
+
+    def item(self) -> Item:
+        """The item in client form, parsed and validated as the reader does (cached)."""
+        if self._item is None:
+            parsed = _parse("item", self.line, self.where)
+            assert parsed is not None
+            self._item = parsed
+        return self._item
+
+    def __getitem__(self, name: str) -> Any:
+        if self._item is None:
+            av = _key_value(self.line, name)
+            if av is not None:
+                return av
+        return self.item()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.item())
+
+    def __len__(self) -> int:
+        return len(self.item())
+
+    def __repr__(self) -> str:
+        return f"RawItem({self.line[:80]!r}...)"
+
+
+_KEY_PATTERNS: dict[str, tuple[bytes, re.Pattern[bytes]]] = {}
+
+
+def _key_value(line: bytes, name: str) -> dict[str, Any] | None:
+    """The attribute ``name`` of a line's item, if it is an S, N or B value found unambiguously in the text.
+
+    The line must be compact (no ``": ``); ``"<name>":{"`` must occur exactly once:
+    the item's own attribute then is that occurrence (inside a string every quote
+    is escaped, and a nested attribute of the same name would make two). A value
+    with an escape, or of another type, is left to the parser (None).
+    """
+    found = _KEY_PATTERNS.get(name)
+    if found is None:
+        quoted = json.dumps(name, ensure_ascii=False).encode()
+        needle = quoted + b':{"'
+        found = _KEY_PATTERNS[name] = (needle, re.compile(re.escape(needle) + rb'(S|N|B)":"([^"\\]*)"\}'))
+    needle, pattern = found
+    if b'": ' in line or line.count(needle) != 1:
+        return None
+    m = pattern.search(line)
+    if m is None:
+        return None
+    kind, raw = m.groups()
+    if kind == b"B":
+        try:
+            return {"B": base64.b64decode(raw, validate=True)}
+        except (binascii.Error, ValueError):
+            return None
+    return {kind.decode(): raw.decode("utf-8")}
+
+
+# ------------------------------------------------------------------ botocore hooks
+def _build_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """``before-parameter-build.dynamodb.BatchWriteItem``: a request of RawItems becomes a prebuilt body."""
+    requests_by_table = params.get("RequestItems")
+    if not isinstance(requests_by_table, dict):
+        return
+    raw = [
+        r["PutRequest"]["Item"]
+        for requests in requests_by_table.values()
+        for r in requests
+        if isinstance(r, dict) and isinstance(r.get("PutRequest"), dict)
+        if isinstance(r["PutRequest"].get("Item"), RawItem)
+    ]
+    if not raw:
+        return
+    total = sum(len(requests) for requests in requests_by_table.values())
+    if len(requests_by_table) != 1 or len(raw) != total:
+        # Mixed with ordinary requests (not something restore does): let botocore serialize parsed items.
+        for requests in requests_by_table.values():
+            for r in requests:
+                item = r.get("PutRequest", {}).get("Item") if isinstance(r, dict) else None
+                if isinstance(item, RawItem):
+                    r["PutRequest"] = {**r["PutRequest"], "Item": item.item()}
+        return
+    ((table, _requests),) = requests_by_table.items()
+    context[_BODY] = b"".join(
+        (
+            b'{"RequestItems":{',
+            json.dumps(table).encode(),
+            b':[{"PutRequest":',
+            b'},{"PutRequest":'.join([item.line for item in raw]),
+            b"}]}}",
+        )
+    )
+    params["RequestItems"] = {table: [_PLACEHOLDER]}
+
+
+def _use_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    """``before-call.dynamodb.BatchWriteItem``: put the prebuilt body in place before signing."""
+    body = context.pop(_BODY, None)
+    if body is not None:
+        params["body"] = body
+
+
+def install(ddb: Any) -> None:
+    """Register the request-building handlers on ``ddb`` (idempotent); they act only on RawItems."""
+    events = ddb.meta.events
+    events.register(
+        "before-parameter-build.dynamodb.BatchWriteItem", _build_body, unique_id="ddb_backup.fastwrite.build"
+    )
+    events.register("before-call.dynamodb.BatchWriteItem", _use_body, unique_id="ddb_backup.fastwrite.use")
+
+
+# ------------------------------------------------------------------ reading
+def eligible(part: PartRef) -> bool:
+    """Parts whose lines go to DynamoDB as they are: ``{"Item": ...}`` lines vouched for by a checksum."""
+    return part.dialect == "item" and bool(part.sha256 or part.md5)
+
+
+def read_part(part: PartRef, s3: Any = None, *, start: int = 0, ddb: Any = None) -> Generator[Any, None, None]:
+    """:func:`readers.read_part` with items as :class:`RawItem` where the part is :func:`eligible`.
+
+    Same checks: the checksum before the first item, the item count at the end.
+    A line that does not look like a compact ``{"Item":{...}}`` is parsed as the
+    reader would. ``ddb``: the client the items will be written with (the
+    handlers are installed on it).
+    """
+    if not eligible(part):
+        yield from read_part_slow(part, s3, start=start)
+        return
+    if ddb is not None:
+        install(ddb)
+    s3 = _s3_client(s3) if is_s3(part.url) else s3
+    where_file = part.url
+    fh = _verified_copy(part, s3)
+    count = 0
+    try:
+        for lineno, line in _lines(_decoded(_file_chunks(fh), where_file), where_file):
+            if count >= start:
+                where = f"{where_file} line {lineno}"
+                if line.startswith(_PREFIX) and line.endswith(b"}}"):
+                    yield RawItem(line, where)
+                else:
+                    yield _parse("item", line, where)
+            count += 1
+    finally:
+        fh.close()
+    if part.items is not None and count != part.items:
+        raise IntegrityError(f"part {part.id} ({part.url}) holds {count} items, manifest says {part.items}")

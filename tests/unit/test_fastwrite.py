@@ -1,0 +1,181 @@
+"""Restore's fast request building sends what the slow path sends, and keeps every guarantee of write_items.
+
+A botocore client answered by a ``before-send`` handler (no network) records
+every BatchWriteItem body; the same part restored through the reader's
+client-form items (botocore serializes) and through RawItems (lines joined)
+must put the same items in the same requests.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import random
+import zlib
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.config import Config
+
+from ddb_backup import fastwrite, sample
+from ddb_backup.ddbjson import item_to_wire, line_from_client_item, parse_line
+from ddb_backup.errors import IntegrityError
+from ddb_backup.readers import PartRef, read_part
+from ddb_backup.restore import DeadLettered, write_items
+
+KEYS = [("pk", "HASH")]
+
+
+class FakeDynamoDB:
+    """Records BatchWriteItem bodies; answers from a script of (status, body) then with all processed."""
+
+    def __init__(self, script: list[tuple[int, dict[str, Any]]] | None = None, reject: str | None = None):
+        self.bodies: list[dict[str, Any]] = []
+        self.script = list(script or [])
+        self.reject = reject  # a pk whose presence in a request makes it a ValidationException
+
+    def __call__(self, request: Any, **_: Any) -> AWSResponse:
+        body = json.loads(request.body)
+        self.bodies.append(body)
+        if self.reject and any(
+            r["PutRequest"]["Item"]["pk"]["S"] == self.reject for rs in body["RequestItems"].values() for r in rs
+        ):
+            return self._response(400, {"__type": "ValidationException", "message": "bad item"})
+        if self.script:
+            return self._response(*self.script.pop(0))
+        return self._response(200, {"UnprocessedItems": {}})
+
+    @staticmethod
+    def _response(status: int, doc: dict[str, Any]) -> AWSResponse:
+        raw = json.dumps(doc).encode()
+
+        class Raw:
+            def stream(self, **_: Any) -> Any:
+                yield raw
+
+        response = AWSResponse(
+            "https://dynamodb.us-east-1.amazonaws.com/", status, {"x-amz-crc32": str(zlib.crc32(raw))}, Raw()
+        )
+        response._content = raw  # type: ignore[attr-defined]
+        return response
+
+
+def fake_client(server: FakeDynamoDB) -> Any:
+    ddb = boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1").client(
+        "dynamodb", config=Config(retries={"mode": "standard", "max_attempts": 2})
+    )
+    ddb.meta.events.register("before-send.dynamodb.BatchWriteItem", server)
+    return ddb
+
+
+TRICKY = [
+    {"pk": {"S": "nested"}, "m": {"M": {"pk": {"S": "not me"}}}},  # the key name twice: parsed
+    {"pk": {"S": 'esc"aped'}, "b": {"B": b"\x00"}},  # an escape in the key: parsed
+    {"pk": {"S": "é中"}, "L": {"L": [{"M": {"pk": {"N": "1"}}}]}},
+    {"pk": {"S": "dup"}, "v": {"N": "1"}},
+    {"pk": {"S": "dup"}, "v": {"N": "2"}},  # same key: never in one request with the one above
+]
+
+
+def make_part(tmp_path: Path, items: list[dict[str, Any]], *, checksum: bool = True) -> PartRef:
+    path = tmp_path / "000000-000000.json.gz"
+    path.write_bytes(gzip.compress(b"".join(line_from_client_item(i) for i in items)))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if checksum else None
+    return PartRef(id="data/000000-000000.json.gz", url=str(path), dialect="item", items=len(items), sha256=digest)
+
+
+def realistic(count: int) -> list[dict[str, Any]]:
+    rng = random.Random(3)
+    return [sample.make_item(KEYS, i, rng, 400) for i in range(count)] + TRICKY
+
+
+def restore(part: PartRef, *, fast: bool, server: FakeDynamoDB, **kwargs: Any) -> dict[str, Any]:
+    ddb = fake_client(server)
+    items = fastwrite.read_part(part, ddb=ddb) if fast else read_part(part)
+    return write_items(
+        ddb, "target-table", items, dead_letter=kwargs.pop("dead_letter", lambda xs: "dl"), key_names=["pk"], **kwargs
+    )
+
+
+def test_requests_are_the_same_items_in_the_same_batches(tmp_path):
+    part = make_part(tmp_path, realistic(120))
+    sent = {}
+    for fast in (True, False):
+        server = FakeDynamoDB()
+        counts = restore(part, fast=fast, server=server, concurrency=1)
+        sent[fast] = (server.bodies, counts)
+    assert sent[True] == sent[False]
+    assert sent[True][1]["written"] == 125 and sent[True][1]["duplicateKeys"] == 1
+
+
+def test_the_body_is_the_lines_joined(tmp_path):
+    items = realistic(30)
+    server = FakeDynamoDB()
+    restore(make_part(tmp_path, items), fast=True, server=server, concurrency=1)
+    first = server.bodies[0]["RequestItems"]["target-table"]
+    assert [r["PutRequest"]["Item"] for r in first] == [item_to_wire(i) for i in items[:25]]
+
+
+def test_key_attributes_come_from_the_text_or_else_from_the_parser(tmp_path):
+    items = realistic(5)
+    raws = list(fastwrite.read_part(make_part(tmp_path, items)))
+    assert all(isinstance(r, fastwrite.RawItem) for r in raws)
+    for raw, item in zip(raws, items, strict=True):
+        assert raw["pk"] == item["pk"]
+    assert raws[5]._item is not None  # the nested "pk" made it parse
+    assert raws[0]._item is None  # a plain one did not
+    binary = fastwrite.RawItem(line_from_client_item({"pk": {"B": b"\x01\xff"}})[:-1], "x")
+    assert binary["pk"] == {"B": b"\x01\xff"} and binary._item is None
+    assert dict(binary) == {"pk": {"B": b"\x01\xff"}}
+
+
+def test_unprocessed_items_are_resent_until_written(tmp_path):
+    items = realistic(10)
+    left = [{"PutRequest": {"Item": item_to_wire(items[3])}}, {"PutRequest": {"Item": item_to_wire(items[7])}}]
+    server = FakeDynamoDB(script=[(200, {"UnprocessedItems": {"target-table": left}})])
+    counts = restore(make_part(tmp_path, items), fast=True, server=server, concurrency=1, sleep=lambda _s: None)
+    assert counts["written"] == 15 and counts["unprocessedRetries"] == 1
+    assert server.bodies[1]["RequestItems"]["target-table"] == left
+
+
+def test_throttling_is_retried(tmp_path):
+    throttled = (400, {"__type": "ProvisionedThroughputExceededException", "message": "slow"})
+    server = FakeDynamoDB(script=[throttled] * 3)
+    counts = restore(make_part(tmp_path, realistic(3)), fast=True, server=server, sleep=lambda _s: None)
+    assert counts["written"] == 8 and counts["throttleRetries"] >= 1
+
+
+def test_an_item_dynamodb_rejects_is_dead_lettered_in_client_form(tmp_path):
+    items = realistic(40)
+    saved: list[Any] = []
+
+    def dead_letter(xs: list[Any]) -> str:
+        saved.extend(line_from_client_item(x) for x in xs)
+        return "s3://dl/x.json.gz"
+
+    server = FakeDynamoDB(reject="pk-0000007")
+    with pytest.raises(DeadLettered, match="1 of 45 items"):
+        restore(make_part(tmp_path, items), fast=True, server=server, dead_letter=dead_letter, sleep=lambda _s: None)
+    assert saved == [line_from_client_item(items[7])]
+    assert parse_line(saved[0], "x") == items[7]
+
+
+def test_parts_without_a_checksum_are_read_the_ordinary_way(tmp_path):
+    part = make_part(tmp_path, realistic(2), checksum=False)
+    assert not fastwrite.eligible(part)
+    assert all(isinstance(i, dict) for i in fastwrite.read_part(part))
+
+
+def test_a_part_is_verified_and_counted(tmp_path):
+    part = make_part(tmp_path, realistic(2))
+    short = PartRef(**{**part.__dict__, "items": 99})
+    with pytest.raises(IntegrityError, match="manifest says 99"):
+        list(fastwrite.read_part(short))
+    corrupt = PartRef(**{**part.__dict__, "sha256": "0" * 64})
+    with pytest.raises(IntegrityError, match="corrupt"):
+        next(fastwrite.read_part(corrupt))
+    assert len(list(fastwrite.read_part(part, start=5))) == 2
