@@ -141,6 +141,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         args.source,
         table=args.table,
         mapping=_mapping(args),
+        backup_id=args.backup_id,
         mode=args.mode,
         allow_source=args.allow_source,
         key_names=keys,
@@ -344,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
             parents=[common],
         )
-        p.set_defaults(func=func)
+        p.set_defaults(func=func, parser=p)
         return p
 
     def table_selectors(p: argparse.ArgumentParser) -> None:
@@ -381,6 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="local file, s3:// backup directory or manifest, native export directory")
     p.add_argument("--table", help="target table")
     p.add_argument("--map", action="append", metavar="OLD=NEW", help="restore a set, renaming by prefix (repeatable)")
+    p.add_argument("--backup-id", help="with --map and an s3:// prefix: which backup run (default: the latest)")
     p.add_argument(
         "--mode",
         choices=["new", "overwrite"],
@@ -475,7 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except UsageError as exc:
-        parser.print_usage(sys.stderr)
+        getattr(args, "parser", parser).print_usage(sys.stderr)
         print(f"ddb-backup: error: {exc}", file=sys.stderr)
         return 2
     except (DdbBackupError, BadInput) as exc:

@@ -79,12 +79,14 @@ def run_id_from(execution_name: str | None, now: dt.datetime | None = None) -> s
     return layout.new_backup_id(now)
 
 
-def _url(source: str, bucket: str) -> str:
-    """An ``s3://`` URL as given, or a key in the backup bucket."""
-    return source if is_s3(source) else f"s3://{bucket}/{source.lstrip('/')}"
+def _url(source: str, bucket: str | None) -> str:
+    """An ``s3://`` URL as given, or a key in the backup bucket (with no bucket: a local path)."""
+    if is_s3(source) or bucket is None:
+        return source
+    return f"s3://{bucket}/{source.lstrip('/')}"
 
 
-def _pairs(s3: Any, request: dict[str, Any], bucket: str) -> tuple[list[tuple[Source, str]], str | None]:
+def _pairs(s3: Any, request: dict[str, Any], bucket: str | None) -> tuple[list[tuple[Source, str]], str | None]:
     """(source, target table) for every table the request restores, and the backup run id for a set."""
     url = _url(request["source"], bucket)
     mapping = [(m["from"], m["to"]) for m in request.get("map") or []]
@@ -105,6 +107,18 @@ def _pairs(s3: Any, request: dict[str, Any], bucket: str) -> tuple[list[tuple[So
         return [(single, map_table_name(single.table, mapping))], None
     if target:
         raise BadInput("'table' names one target: with a set of backups (backupId) give 'map' instead")
+    if not is_s3(url) and os.path.isdir(url):
+        # A local directory of backup files (``ddb-backup backup --prefix P --dir D``): one file a table.
+        files = sorted(os.path.join(url, n) for n in os.listdir(url) if n.endswith((".json", ".json.gz")))
+        sources = [open_source(f, s3) for f in files]
+        pairs = [
+            (src, map_table_name(src.table, mapping))
+            for src in sources
+            if src.table and any(src.table.startswith(old) for old, _ in mapping)
+        ]
+        if not pairs:
+            raise BadInput(f"{url}: no backup file of a table the name mapping applies to")
+        return pairs, None
     run, directories = find_run(url, s3, backup_id)
     pairs = []
     for directory in directories:
@@ -143,6 +157,52 @@ def _check_items_fit(src: Source, target: dict[str, Any]) -> None:
             )
 
 
+def prepare_targets(
+    ddb: Any, s3: Any, request: dict[str, Any], *, bucket: str | None
+) -> tuple[list[tuple[Source, str, dict[str, Any]]], str | None]:
+    """Open every source of ``request``, check every target, then create the missing ones.
+
+    Every target is checked before any is created, so a refusal leaves nothing
+    behind. ``bucket``: where a source given as a bare key lives (None: the
+    source is a local path or an ``s3://`` URL). Returns (source, target,
+    ``prepare_target`` result) for each table, and the backup run id of a set.
+    """
+    pairs, backup_run = _pairs(s3, request, bucket)
+    targets = [t for _, t in pairs]
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        raise BadInput(f"several sources would be restored into {', '.join(twice)}")
+    mode = request.get("mode") or "new"
+    allow_source = bool(request.get("allowSource"))
+    schemas = [_key_schema(src, request) for src, _ in pairs]
+    for (src, target), schema in zip(pairs, schemas, strict=True):
+        checked = prepare_target(
+            ddb,
+            target,
+            description=src.description,
+            key_schema=schema,
+            mode=mode,
+            source_table=src.table,
+            allow_source=allow_source,
+            check_only=True,
+        )
+        if src.description is None and checked["exists"]:
+            _check_items_fit(src, checked)
+    prepared = []
+    for (src, target), schema in zip(pairs, schemas, strict=True):
+        result = prepare_target(
+            ddb,
+            target,
+            description=src.description,
+            key_schema=schema,
+            mode=mode,
+            source_table=src.table,
+            allow_source=allow_source,
+        )
+        prepared.append((src, target, result))
+    return prepared, backup_run
+
+
 def plan_restore(
     ddb: Any,
     s3: Any,
@@ -164,40 +224,12 @@ def plan_restore(
     created, so a refusal leaves nothing behind.
     """
     now = now or dt.datetime.now(dt.UTC)
-    pairs, backup_run = _pairs(s3, request, settings.bucket)
-    targets = [t for _, t in pairs]
-    twice = sorted({t for t in targets if targets.count(t) > 1})
-    if twice:
-        raise BadInput(f"several sources would be restored into {', '.join(twice)}")
+    prepared_targets, backup_run = prepare_targets(ddb, s3, request, bucket=settings.bucket)
     mode = request.get("mode") or "new"
-    allow_source = bool(request.get("allowSource"))
-    schemas = [_key_schema(src, request) for src, _ in pairs]
-    for (src, target), schema in zip(pairs, schemas, strict=True):
-        checked = prepare_target(
-            ddb,
-            target,
-            description=src.description,
-            key_schema=schema,
-            mode=mode,
-            source_table=src.table,
-            allow_source=allow_source,
-            check_only=True,
-        )
-        if src.description is None and checked["exists"]:
-            _check_items_fit(src, checked)
     prefix = run_prefix(settings, run_id)
     tables: list[dict[str, Any]] = []
     work: list[dict[str, Any]] = []
-    for index, ((src, target), schema) in enumerate(zip(pairs, schemas, strict=True)):
-        prepared = prepare_target(
-            ddb,
-            target,
-            description=src.description,
-            key_schema=schema,
-            mode=mode,
-            source_table=src.table,
-            allow_source=allow_source,
-        )
+    for index, (src, target, prepared) in enumerate(prepared_targets):
         tables.append(
             {
                 "index": index,

@@ -1,0 +1,88 @@
+"""Restores driven from this process (the CLI), with the restore state machine's own rules.
+
+The same ``prepare_targets`` (check every target, then create) and the same
+``write_items`` (25-item batches, backoff, dead letters) as the Lambdas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .errors import RestoreIncomplete
+from .progress import Progress
+from .readers import dead_letter_writer
+from .restore import write_items
+from .restore_run import prepare_targets
+
+
+def restore_sources(
+    ddb: Any,
+    s3: Any,
+    source: str,
+    *,
+    table: str | None = None,
+    mapping: list[tuple[str, str]] | None = None,
+    backup_id: str | None = None,
+    mode: str = "new",
+    allow_source: bool = False,
+    key_names: list[str] | None = None,
+    workers: int = 4,
+    progress_factory: Callable[[str], Progress] | None = None,
+    warn: Callable[[str], None] = lambda text: None,
+) -> list[dict[str, Any]]:
+    """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
+
+    Raises ``TargetRefused`` before anything is written if any target is
+    unsafe, and ``RestoreIncomplete`` naming the dead-letter location if
+    items could not be written.
+    """
+    request: dict[str, Any] = {"source": source, "mode": mode, "allowSource": allow_source}
+    if table:
+        request["table"] = table
+    if mapping:
+        request["map"] = [{"from": a, "to": b} for a, b in mapping]
+    if backup_id:
+        request["backupId"] = backup_id
+    if key_names:
+        request["keys"] = key_names
+    prepared, _ = prepare_targets(ddb, s3, request, bucket=None)
+    run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+    results = []
+    for src, target, info in prepared:
+        for text in src.warnings + info.get("warnings", []):
+            warn(text)
+        progress = progress_factory(target) if progress_factory else None
+        save = dead_letter_writer(src.dead_letter_base or ".", run_id, s3)
+        started = time.monotonic()
+        counts = write_items(
+            ddb,
+            target,
+            src.items(),
+            dead_letter=lambda items, t=target: save(t, items),
+            concurrency=workers,
+            key_names=[k["AttributeName"] for k in info["keySchema"]],
+            progress=(lambda n, p=progress: p.add(n)) if progress else None,
+        )
+        if progress:
+            progress.close()
+        expected = src.expected_items
+        if expected is not None and counts["items"] != expected:
+            raise RestoreIncomplete(
+                f"{src.location}: read {counts['items']} items but the backup promises {expected}; "
+                f"{target} is incomplete"
+            )
+        results.append(
+            {
+                "source": src.location,
+                "format": src.format,
+                "table": target,
+                "created": info["created"],
+                "items": counts["written"],
+                "duplicateKeys": counts["duplicateKeys"],
+                "seconds": round(time.monotonic() - started, 3),
+            }
+        )
+    return results

@@ -1,0 +1,126 @@
+"""The CLI's restore and verify against an emulator on a free port: round trips, formats, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ddb_backup import sample
+from ddb_backup.cli import main
+from ddb_backup.clients import client
+from tests.conftest import FIXTURES, canonical, expected_items, table_items
+
+
+@pytest.fixture
+def tables(endpoint):
+    ddb = client("dynamodb")
+    sample.create_cumulus_tables(ddb, "mystack-", {"Granules": 180, "Rules": 9})
+    return ddb
+
+
+def _same(ddb, a: str, b: str) -> bool:
+    return sorted(map(canonical, table_items(ddb, a))) == sorted(map(canonical, table_items(ddb, b)))
+
+
+def test_backup_then_restore_round_trips_a_table_exactly(tables, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["backup", "--table", "mystack-GranulesTable"]) == 0
+    assert main(["restore", "backups/mystack-GranulesTable.json", "--table", "restore-GranulesTable"]) == 0
+    assert "180 items restored" in capsys.readouterr().out
+    assert _same(tables, "mystack-GranulesTable", "restore-GranulesTable")
+    restored = tables.describe_table(TableName="restore-GranulesTable")["Table"]
+    assert restored["GlobalSecondaryIndexes"][0]["IndexName"] == "status-index"
+    assert main(["verify", "--table", "restore-GranulesTable", "--backup", "backups/mystack-GranulesTable.json"]) == 0
+    assert "identical" in capsys.readouterr().out
+
+
+def test_a_set_round_trips_through_s3_with_a_prefix_map(tables, capsys):
+    client("s3").create_bucket(Bucket="cli-restore")
+    assert main(["backup", "--prefix", "mystack-", "--to", "s3://cli-restore/b/", "-q"]) == 0
+    assert main(["--json", "restore", "s3://cli-restore/b/", "--map", "mystack-=restore-"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert {r["table"] for r in results} == {"restore-GranulesTable", "restore-RulesTable"}
+    assert _same(tables, "mystack-GranulesTable", "restore-GranulesTable")
+    assert _same(tables, "mystack-RulesTable", "restore-RulesTable")
+
+
+def test_a_local_directory_restores_as_a_set(tables, tmp_path):
+    assert main(["backup", "--prefix", "mystack-", "--dir", str(tmp_path / "b"), "-q"]) == 0
+    assert main(["restore", str(tmp_path / "b"), "--map", "mystack-=copy-", "-q"]) == 0
+    assert _same(tables, "mystack-RulesTable", "copy-RulesTable")
+
+
+@pytest.mark.parametrize("dialect", ["cumulus-api-1.18.0", "cumulus-api-1.24.0"])
+def test_cumulus_files_restore_into_an_existing_table(endpoint, dialect, capsys):
+    ddb = client("dynamodb")
+    sample.create_table(ddb, "restore-GranulesTable", [("granuleId", "HASH")])
+    src = FIXTURES / dialect / "mystack-GranulesTable.json"
+    assert main(["restore", str(src), "--table", "restore-GranulesTable"]) == 0
+    got = sorted(map(canonical, table_items(ddb, "restore-GranulesTable")))
+    assert got == sorted(map(canonical, expected_items("mystack-GranulesTable")))
+    if dialect.endswith("1.24.0"):
+        assert "cannot tell sets from lists" in capsys.readouterr().err
+
+
+def test_a_native_export_restores_with_keys_given(endpoint, tmp_path):
+    s3 = client("s3")
+    s3.create_bucket(Bucket="mystack-backups")
+    root = FIXTURES / "native-export"
+    for path in root.rglob("*"):
+        if path.is_file():
+            s3.put_object(
+                Bucket="mystack-backups", Key="exports/" + str(path.relative_to(root)), Body=path.read_bytes()
+            )
+    url = "s3://mystack-backups/exports/AWSDynamoDB/01763780000000-a1b2c3d4/"
+    assert main(["restore", url, "--table", "restore-GranulesTable", "--keys", "granuleId", "-q"]) == 0
+    ddb = client("dynamodb")
+    got = sorted(map(canonical, table_items(ddb, "restore-GranulesTable")))
+    assert got == sorted(map(canonical, expected_items("mystack-GranulesTable")))
+
+
+def test_verify_reports_differences_and_exits_1(tables, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["backup", "--table", "mystack-RulesTable", "--out", str(out), "-q"]) == 0
+    tables.delete_item(TableName="mystack-RulesTable", Key={"name": {"S": "name-0000003"}})
+    tables.put_item(TableName="mystack-RulesTable", Item={"name": {"S": "intruder"}})
+    assert main(["verify", "--table", "mystack-RulesTable", "--backup", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "DIFFERENT" in text and "1 missing, 1 extra" in text and "name-0000003" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "message"),
+    [
+        (["restore", "{b}/mystack-RulesTable.json", "--table", "mystack-GranulesTable"], 1, "mystack-GranulesTable"),
+        (["restore", "{b}/mystack-RulesTable.json", "--table", "mystack-RulesTable"], 1, "mystack-RulesTable"),
+        (["restore", "{b}/nope.json", "--table", "restore-RulesTable"], 1, "nope.json"),
+        (["restore", "{b}/garbage.json", "--table", "restore-RulesTable"], 1, "garbage.json"),
+        (["restore", "{b}/truncated.json", "--table", "restore-RulesTable"], 1, "truncated.json"),
+        (["restore", "{b}/mystack-RulesTable.json"], 2, "--table"),
+        (["restore", "{b}/mystack-RulesTable.json", "--table", "T", "--map", "a=b"], 2, "not both"),
+        (["restore", "{b}/mystack-RulesTable.json", "--map", "nonsense"], 2, "OLD_PREFIX=NEW_PREFIX"),
+        (["verify", "--table", "nope-Table", "--backup", "{b}/mystack-RulesTable.json"], 1, "nope-Table"),
+    ],
+)
+def test_restore_refusals_are_one_clear_line(tables, tmp_path, capsys, argv, code, message):
+    b = tmp_path / "b"
+    assert main(["backup", "--table", "mystack-RulesTable", "--dir", str(b), "-q"]) == 0
+    (b / "garbage.json").write_text("this is not a backup\n")
+    lines = (b / "mystack-RulesTable.json").read_text().splitlines()
+    (b / "truncated.json").write_text("\n".join(lines[:-3]) + "\n")
+    assert main([a.format(b=b) for a in argv]) == code
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert [line.startswith("ddb-backup: error:") for line in err.splitlines()].count(True) == 1
+
+
+def test_a_non_empty_target_is_refused_unless_overwrite(tables, tmp_path, capsys):
+    out = tmp_path / "g.json"
+    assert main(["backup", "--table", "mystack-RulesTable", "--out", str(out), "-q"]) == 0
+    sample.create_table(tables, "busy-RulesTable", [("name", "HASH")])
+    tables.put_item(TableName="busy-RulesTable", Item={"name": {"S": "already here"}})
+    assert main(["restore", str(out), "--table", "busy-RulesTable"]) == 1
+    assert "busy-RulesTable" in capsys.readouterr().err
+    assert main(["restore", str(out), "--table", "busy-RulesTable", "--mode", "overwrite", "-q"]) == 0
+    assert len(table_items(tables, "busy-RulesTable")) == 10
