@@ -56,15 +56,19 @@ def restore_sources(
             warn(text)
         progress = progress_factory(target) if progress_factory else None
         save = dead_letter_writer(src.dead_letter_base or ".", run_id, s3)
+
+        def dead_letter(items: list[dict[str, Any]], save: Any = save, target: str = target) -> str:
+            return str(save(target, items))
+
         started = time.monotonic()
         counts = write_items(
             ddb,
             target,
             src.items(),
-            dead_letter=lambda items, t=target: save(t, items),
+            dead_letter=dead_letter,
             concurrency=workers,
             key_names=[k["AttributeName"] for k in info["keySchema"]],
-            progress=(lambda n, p=progress: p.add(n)) if progress else None,
+            progress=progress.add if progress else None,
         )
         if progress:
             progress.close()
