@@ -23,8 +23,8 @@ from botocore.config import Config
 
 from ddb_backup import fastwrite, sample
 from ddb_backup.ddbjson import item_to_wire, line_from_client_item, parse_line
-from ddb_backup.errors import IntegrityError
-from ddb_backup.readers import PartRef, read_part
+from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError
+from ddb_backup.readers import PartRef, read_part, write_local_file
 from ddb_backup.restore import DeadLettered, write_items
 
 KEYS = [("pk", "HASH")]
@@ -164,10 +164,37 @@ def test_an_item_dynamodb_rejects_is_dead_lettered_in_client_form(tmp_path):
     assert parse_line(saved[0], "x") == items[7]
 
 
-def test_parts_without_a_checksum_are_read_the_ordinary_way(tmp_path):
-    part = make_part(tmp_path, realistic(2), checksum=False)
+def test_lines_no_checksum_vouches_for_are_validated_before_they_are_sent(tmp_path):
+    items = realistic(2)
+    part = make_part(tmp_path, items, checksum=False)
+    raws = list(fastwrite.read_part(part))
+    assert all(isinstance(r, fastwrite.RawItem) and r._item is not None for r in raws)
+    assert [dict(r) for r in raws] == items
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(line_from_client_item(items[0]) + b'{"Item":{"pk":{"B":"not base64!"}}}\n')
+    with pytest.raises(BadInput, match=r"bad\.json line 2"):
+        list(fastwrite.read_part(PartRef(id="bad", url=str(bad), dialect="item")))
+
+
+def test_a_local_file_reads_as_the_reader_reads_it(tmp_path):
+    items = realistic(30)
+    path = tmp_path / "t.json"
+    write_local_file(path, items, table="t-table", description={"Table": {"TableName": "t-table"}})
+    part = PartRef(id="t.json", url=str(path), dialect="local", items=None)
+    assert [dict(i) for i in fastwrite.read_part(part)] == list(read_part(part))
+    assert len(list(fastwrite.read_part(part, start=28))) == 7
+    cut = tmp_path / "cut.json"
+    cut.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:-1]))
+    with pytest.raises(BackupIncomplete, match="no end line"):
+        list(fastwrite.read_part(PartRef(id="cut", url=str(cut), dialect="local")))
+
+
+def test_other_dialects_are_read_the_ordinary_way(tmp_path):
+    path = tmp_path / "typed.json"
+    path.write_bytes(json.dumps(item_to_wire(TRICKY[0])).encode() + b"\n")
+    part = PartRef(id="typed", url=str(path), dialect="typed")
     assert not fastwrite.eligible(part)
-    assert all(isinstance(i, dict) for i in fastwrite.read_part(part))
+    assert list(fastwrite.read_part(part)) == [TRICKY[0]]
 
 
 def test_a_part_is_verified_and_counted(tmp_path):

@@ -31,8 +31,20 @@ from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
 from .ddbjson import Item
-from .errors import IntegrityError
-from .readers import PartRef, _decoded, _file_chunks, _lines, _parse, _s3_client, _verified_copy, is_s3
+from .errors import BackupIncomplete, BadInput, IntegrityError
+from .readers import (
+    PartRef,
+    Source,
+    _chunks,
+    _decoded,
+    _file_chunks,
+    _json,
+    _lines,
+    _parse,
+    _s3_client,
+    _verified_copy,
+    is_s3,
+)
 from .readers import read_part as read_part_slow
 
 _BODY = "ddb_backup.batchBody"
@@ -161,17 +173,19 @@ def install(ddb: Any) -> None:
 
 # ------------------------------------------------------------------ reading
 def eligible(part: PartRef) -> bool:
-    """Parts whose lines go to DynamoDB as they are: ``{"Item": ...}`` lines vouched for by a checksum."""
-    return part.dialect == "item" and bool(part.sha256 or part.md5)
+    """Parts whose lines go to DynamoDB as they are: ``{"Item": ...}`` lines (backup parts, exports, local files)."""
+    return part.dialect in ("item", "local")
 
 
 def read_part(part: PartRef, s3: Any = None, *, start: int = 0, ddb: Any = None) -> Generator[Any, None, None]:
     """:func:`readers.read_part` with items as :class:`RawItem` where the part is :func:`eligible`.
 
-    Same checks: the checksum before the first item, the item count at the end.
-    A line that does not look like a compact ``{"Item":{...}}`` is parsed as the
-    reader would. ``ddb``: the client the items will be written with (the
-    handlers are installed on it).
+    Same checks: a checksum before the first item, the item count at the end, a
+    local file's header and end lines. Lines a checksum vouches for are parsed
+    only if something needs the item; other lines are parsed and validated as
+    the reader does (and still sent as they are). A line that does not look like
+    a compact ``{"Item":{...}}`` is returned parsed. ``ddb``: the client the
+    items will be written with (the handlers are installed on it).
     """
     if not eligible(part):
         yield from read_part_slow(part, s3, start=start)
@@ -180,18 +194,48 @@ def read_part(part: PartRef, s3: Any = None, *, start: int = 0, ddb: Any = None)
         install(ddb)
     s3 = _s3_client(s3) if is_s3(part.url) else s3
     where_file = part.url
-    fh = _verified_copy(part, s3)
+    verified = bool(part.sha256 or part.md5)
+    fh = _verified_copy(part, s3) if verified else None
+    raw = _file_chunks(fh) if fh is not None else _chunks(part.url, s3)
     count = 0
+    end: int | None = None
     try:
-        for lineno, line in _lines(_decoded(_file_chunks(fh), where_file), where_file):
+        for lineno, line in _lines(_decoded(raw, where_file), where_file):
+            where = f"{where_file} line {lineno}"
+            if end is not None:
+                raise BadInput(f"{where}: data after the end line")
+            if part.dialect == "local" and not line.startswith(b'{"Item":'):
+                doc = _json(line, where)
+                if lineno == 1 and isinstance(doc, dict) and "ddbBackupFile" in doc:
+                    continue
+                if isinstance(doc, dict) and isinstance(doc.get("ddbBackupEnd"), dict):
+                    end = int(doc["ddbBackupEnd"].get("items", -1))
+                    continue
             if count >= start:
-                where = f"{where_file} line {lineno}"
                 if line.startswith(_PREFIX) and line.endswith(b"}}"):
-                    yield RawItem(line, where)
+                    item = RawItem(line, where)
+                    if not verified:
+                        item.item()  # validate now, as the reader would
+                    yield item
                 else:
-                    yield _parse("item", line, where)
+                    parsed = _parse(part.dialect, line, where)
+                    if parsed is None:
+                        raise BadInput(f"{where}: header or end line out of place")
+                    yield parsed
             count += 1
     finally:
-        fh.close()
+        if fh is not None:
+            fh.close()
+    if part.dialect == "local":
+        if end is None:
+            raise BackupIncomplete(f"{where_file} is incomplete: it has no end line (the backup was cut short)")
+        if end != count:
+            raise BackupIncomplete(f"{where_file} is incomplete: its end line says {end} items, it holds {count}")
     if part.items is not None and count != part.items:
         raise IntegrityError(f"part {part.id} ({part.url}) holds {count} items, manifest says {part.items}")
+
+
+def source_items(source: Source, ddb: Any = None) -> Iterator[Any]:
+    """:meth:`readers.Source.items` through :func:`read_part`: every item of every part, in order."""
+    for part in source.parts:
+        yield from read_part(part, source.s3, ddb=ddb)

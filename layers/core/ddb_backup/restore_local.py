@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from . import fastwrite
 from .errors import RestoreIncomplete
 from .progress import Progress
 from .readers import dead_letter_writer
@@ -64,7 +65,7 @@ def restore_sources(
         counts = write_items(
             ddb,
             target,
-            src.items(),
+            fastwrite.source_items(src, ddb),
             dead_letter=dead_letter,
             concurrency=workers,
             key_names=[k["AttributeName"] for k in info["keySchema"]],
