@@ -136,15 +136,14 @@ def slice_page(body: bytes) -> tuple[bytes, int, dict[str, Any] | None] | None:
         starts.append(start)
         quotes, prev = 0, start
         for m in _BOUNDARY.finditer(neut, start):
-            pos = m.start()
-            quotes += neut.count(b'"', prev, pos)
-            prev = pos
-            if quotes & 1:
-                continue  # inside a string
             name, follows = m.groups()
             if name == b"M" or (name in _TYPES_NOT_M and follows != b"{"):
                 continue  # an element of a list (for M possibly an item: the count check decides)
-            starts.append(pos + 3)
+            pos = m.start()
+            quotes += neut.count(b'"', prev, pos)
+            prev = pos
+            if not quotes & 1:  # outside strings
+                starts.append(pos + 3)
         last = starts[-1]
         text = body[last:].decode("utf-8")
         try:
