@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ddb_backup.clients import client
 from ddb_backup.events import RestorePartTask
-from ddb_backup.observability import logger, metrics, tracer
+from ddb_backup.observability import logger, metrics, table_metrics, tracer
 from ddb_backup.restore import restore_part
 from ddb_backup.restore_run import settings_from_env
 from ddb_backup.scan import deadline_from
@@ -30,8 +30,7 @@ def lambda_handler(event: RestorePartTask, context: LambdaContext) -> dict[str, 
         attempts=settings.attempts,
     )
     written = result["written"] - event.written
-    metrics.add_dimension(name="table", value=event.target)
-    metrics.add_metric(name="ItemsRestored", unit=MetricUnit.Count, value=written)
+    table_metrics(event.target, {"ItemsRestored": (MetricUnit.Count, written)})
     logger.info(
         "part progress",
         extra={"target": event.target, "part": event.part["id"], "items": written, "done": result["done"]},

@@ -248,6 +248,7 @@ class LocalStack:
         env: dict[str, str] | None = None,
         stack_name: str = "ddb-backup-local",
         region: str = "us-east-1",
+        retry_time_scale: float = 1.0,
     ) -> None:
         self.root = Path(root)
         template_path = self.root / "template.yaml"
@@ -258,6 +259,8 @@ class LocalStack:
         self.extra_env = {**LOCAL_ENV, **(env or {})}
         self.stack_name = stack_name
         self.region = region
+        #: Step Functions Retry waits (IntervalSeconds, BackoffRate) run this many times faster (tests).
+        self.retry_time_scale = retry_time_scale
         self.functions: dict[str, FunctionSpec] = {}
         self.outputs: dict[str, Any] = {}
         self.physical: dict[str, str] = {}
@@ -300,6 +303,10 @@ class LocalStack:
             # moto deep-copies a state machine at every StartExecution, and with it the
             # backend and every earlier execution's worker (threads, locks): share those.
             mock.patch.object(StateMachine, "__deepcopy__", _share_backend_deepcopy, create=True),
+            mock.patch(
+                "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl.time",
+                _ScaledTime(self.retry_time_scale),
+            ),
         ):
             patch.start()
             self._patches.append(patch)
@@ -602,6 +609,19 @@ class _ResponseCatcher:
         self._no_proxy.stop()
         self.server.shutdown()
         self.server.server_close()
+
+
+class _ScaledTime:
+    """``time`` for moto's retrier: its waits, scaled."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds * self.scale)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
 
 
 def _share_backend_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
