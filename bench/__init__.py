@@ -1,0 +1,1 @@
+"""Benchmarks for ddb-backup (issue #6): ``make bench`` runs ``python -m bench``."""
