@@ -9,7 +9,7 @@ from .plan import Settings
 from .scan import ScanSettings
 
 
-def _int(name: str, default: int, low: int = 0) -> int:
+def env_int(name: str, default: int, low: int = 0) -> int:
     raw = os.environ.get(name)
     if raw in (None, ""):
         return default
@@ -37,25 +37,25 @@ def plan_settings() -> Settings:
     return Settings(
         bucket=bucket(),
         prefix=prefix(),
-        bytes_per_segment=_int("BYTES_PER_SEGMENT", 512 * 1024**2, 1),
-        max_segments=_int("MAX_SEGMENTS", 1000, 1),
+        bytes_per_segment=env_int("BYTES_PER_SEGMENT", 512 * 1024**2, 1),
+        max_segments=env_int("MAX_SEGMENTS", 1000, 1),
     )
 
 
 def scan_settings() -> ScanSettings:
     return ScanSettings(
         bucket=bucket(),
-        part_bytes=_int("PART_BYTES", 64 * 1024**2, 1),
-        gzip_level=_int("GZIP_LEVEL", 3, 0),
-        page_limit=_int("SCAN_PAGE_LIMIT", 0) or None,
+        part_bytes=env_int("PART_BYTES", 64 * 1024**2, 1),
+        gzip_level=env_int("GZIP_LEVEL", 3, 0),
+        page_limit=env_int("SCAN_PAGE_LIMIT", 0) or None,
     )
 
 
 def scan_time_budget() -> float:
     """Seconds one scan invocation may run before handing over (SCAN_TIME_BUDGET_SECONDS)."""
-    return float(_int("SCAN_TIME_BUDGET_SECONDS", 600))
+    return float(env_int("SCAN_TIME_BUDGET_SECONDS", 600))
 
 
 def max_concurrency() -> int:
     """Segments scanned at once by the Distributed Map (MAX_CONCURRENCY)."""
-    return _int("MAX_CONCURRENCY", 100, 1)
+    return env_int("MAX_CONCURRENCY", 100, 1)

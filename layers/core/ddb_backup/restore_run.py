@@ -41,19 +41,6 @@ class RestoreSettings:
     max_concurrency: int = 100  # parts restored at once (Distributed Map)
 
 
-def _env_int(name: str, default: int, low: int = 0) -> int:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadInput(f"environment variable {name}={raw!r} is not an integer") from None
-    if value < low:
-        raise BadInput(f"environment variable {name}={value} is below {low}")
-    return value
-
-
 def settings_from_env() -> RestoreSettings:
     """From the environment template.yaml sets (BACKUP_BUCKET, BACKUP_PREFIX, RESTORE_*, MAX_CONCURRENCY)."""
     from . import config
@@ -61,9 +48,9 @@ def settings_from_env() -> RestoreSettings:
     return RestoreSettings(
         bucket=config.bucket(),
         prefix=config.prefix(),
-        write_concurrency=_env_int("RESTORE_WRITE_CONCURRENCY", 8, 1),
-        attempts=_env_int("RESTORE_ATTEMPTS", 12, 1),
-        time_budget=float(_env_int("RESTORE_TIME_BUDGET_SECONDS", 600)),
+        write_concurrency=config.env_int("RESTORE_WRITE_CONCURRENCY", 8, 1),
+        attempts=config.env_int("RESTORE_ATTEMPTS", 12, 1),
+        time_budget=float(config.env_int("RESTORE_TIME_BUDGET_SECONDS", 600)),
         max_concurrency=config.max_concurrency(),
     )
 
