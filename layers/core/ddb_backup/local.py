@@ -8,26 +8,22 @@ backup format v1. ``backup_to_file`` writes the single-file local format
 
 from __future__ import annotations
 
-import datetime as dt
-import gzip
-import json
-import os
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import Any
 
-from . import __version__, fastscan, layout
+from . import fastscan
 from .finalize import finalize_table
 from .plan import Settings, choose_segments, describe, plan_run
 from .progress import Progress
+from .readers import LocalFileWriter
 from .s3io import get_json
 from .scan import ScanSettings, scan_segment
 from .throttle import call_with_backoff
 
 MiB = 1024 * 1024
-LOCAL_FORMAT_VERSION = 1
 
 
 def segment_pages(
@@ -66,13 +62,6 @@ def local_segments(description: dict[str, Any], workers: int) -> int:
     return max(choose_segments(size, 64 * MiB, 4096), workers if size > 16 * MiB else 1)
 
 
-def open_output(path: Path, *, gz: bool) -> IO[bytes]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if gz:
-        return cast(IO[bytes], gzip.open(path, "wb", compresslevel=3))
-    return open(path, "wb")
-
-
 def backup_to_file(
     ddb: Any,
     table: str,
@@ -89,44 +78,24 @@ def backup_to_file(
     """
     description = describe(ddb, table)
     total = segments or local_segments(description, workers)
-    started = dt.datetime.now(dt.UTC)
-    header = {
-        "ddbBackupFile": {
-            "formatVersion": LOCAL_FORMAT_VERSION,
-            "toolVersion": __version__,
-            "table": table,
-            "backupId": layout.new_backup_id(started),
-            "startedAt": started.isoformat(),
-            "segments": total,
-            "description": description,
-        }
-    }
-    tmp = path.with_name(path.name + ".partial")
     lock = threading.Lock()
-    count = 0
 
     def run(segment: int) -> None:
-        nonlocal count
         for data, n in segment_lines(ddb, table, segment, total):
             if not n:
                 continue
             with lock:
-                out.write(data)
-                count += n
+                writer.write_lines([data], n)
             if progress:
                 progress.add(n, len(data))
 
-    try:
-        with open_output(tmp, gz=path.name.endswith(".gz")) as out:
-            out.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
-            with ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool:
-                for future in [pool.submit(run, s) for s in range(total)]:
-                    future.result()
-            out.write(json.dumps({"ddbBackupEnd": {"items": count}}).encode() + b"\n")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, path)
+    with (
+        LocalFileWriter(path, table=table, description=description, extra={"segments": total}) as writer,
+        ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool,
+    ):
+        for future in [pool.submit(run, s) for s in range(total)]:
+            future.result()
+    count = writer.items
     return {"table": table, "file": str(path), "items": count, "segments": total, "bytes": path.stat().st_size}
 
 
