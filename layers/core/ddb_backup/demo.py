@@ -78,27 +78,35 @@ def run_demo(items: int = 600, *, quiet: bool = False, out: Any = sys.stdout) ->
             return 1
         say(f"restore state machine: SUCCEEDED in {restore_seconds:.1f} s, into {TARGET_PREFIX}*")
 
+        restored = {t["target"]: t["itemsRestored"] for t in restore["output"]["tables"]}
         rows = []
         for table, summary in sorted(summaries.items()):
             target = TARGET_PREFIX + table[len(SOURCE_PREFIX) :]
             directory = summary["manifest"].rsplit("/", 1)[0] + "/"
             report = verify_table(ddb, s3, target, f"s3://{bucket}/{directory}")
             source_items = sum(p["Count"] for p in ddb.get_paginator("scan").paginate(TableName=table, Select="COUNT"))
-            ok = report["identical"] and source_items == report["tableItems"] == summary["items"]
-            rows.append((table, target, summary["items"], summary["parts"], summary["seconds"], ok, report))
+            ok = report["identical"] and source_items == report["tableItems"] == summary["items"] == restored[target]
+            rows.append(
+                (table, target, summary["items"], summary["parts"], summary["seconds"], restored[target], ok, report)
+            )
 
     if not quiet:
         print(file=out)
-        print(f"{'table':28} {'restored as':28} {'items':>7} {'parts':>5} {'backup s':>8}  verified", file=out)
-        for table, target, n, parts, secs, ok, _ in rows:
-            print(f"{table:28} {target:28} {n:>7,} {parts:>5} {secs:>8.2f}  {'yes' if ok else 'NO'}", file=out)
+        print(
+            f"{'table':26} {'backed up':>9} {'parts':>5} {'backup s':>8}  {'restored as':26} {'restored':>8}  verified",
+            file=out,
+        )
+        for table, target, n, parts, secs, back, ok, _ in rows:
+            print(
+                f"{table:26} {n:>9,} {parts:>5} {secs:>8.2f}  {target:26} {back:>8,}  {'yes' if ok else 'NO'}", file=out
+            )
         total = sum(r[2] for r in rows)
         print(
             f"\n{len(rows)} tables, {total:,} items: backup {backup_seconds:.1f} s, restore {restore_seconds:.1f} s, "
             f"all in {time.monotonic() - started:.1f} s",
             file=out,
         )
-    failed = [r for r in rows if not r[5]]
+    failed = [r for r in rows if not r[6]]
     for _table, target, *_, report in failed:
         print(
             f"NOT VERIFIED {target}: {report['missing']} missing, {report['extra']} extra, {report['changed']} changed",
