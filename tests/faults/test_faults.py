@@ -81,6 +81,7 @@ def test_throttling_on_30_percent_of_scans_and_writes(world):
     faults = Faults(throttle=0.30)
     faults.install(client("dynamodb"), client("s3"))
     _round_trip(world)
+    print("injected:", dict(faults.counts))
     assert faults.counts["Scan throttled"] > 10 and faults.counts["BatchWriteItem throttled"] > 5, faults.counts
 
 
@@ -88,6 +89,7 @@ def test_unprocessed_items_on_10_percent_of_batches(world):
     faults = Faults(unprocessed=0.10)
     faults.install(client("dynamodb"), client("s3"))
     _round_trip(world)
+    print("injected:", dict(faults.counts))
     assert faults.counts["BatchWriteItem batches partly unprocessed"] >= 2, faults.counts
 
 
@@ -95,6 +97,7 @@ def test_s3_500s_and_slowdowns_on_puts_and_gets(world):
     faults = Faults(s3_errors=0.10)
     faults.install(client("dynamodb"), client("s3"))
     _round_trip(world)
+    print("injected:", dict(faults.counts))
     assert sum(n for k, n in faults.counts.items() if k.startswith("S3 PUT")) > 5, faults.counts
     assert sum(n for k, n in faults.counts.items() if k.startswith("S3 GET")) > 5, faults.counts
 
@@ -103,6 +106,7 @@ def test_all_faults_at_once(world):
     faults = Faults(throttle=0.30, unprocessed=0.10, s3_errors=0.05, seed=11)
     faults.install(client("dynamodb"), client("s3"))
     _round_trip(world)
+    print("injected:", dict(faults.counts))
 
 
 # A Lambda that dies (timeout, out of memory) surfaces in Step Functions as Sandbox.Timedout.
