@@ -85,7 +85,8 @@ class TableSelection(BaseModel):
         if isinstance(value, str):
             value = value.split(",")
         if isinstance(value, list):
-            return [v.strip() for v in value if not (isinstance(v, str) and not v.strip())]
+            # Non-strings are left for the type check, which names the field.
+            return [v.strip() if isinstance(v, str) else v for v in value if not (isinstance(v, str) and not v.strip())]
         return value
 
     @field_validator("tables")
