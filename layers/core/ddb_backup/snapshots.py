@@ -62,9 +62,10 @@ class BackupNotFound(DdbBackupError):
 class OnDemandBackupEvent(TableSelection):
     """The scheduled (or hand-made) event of the on-demand backup function."""
 
-    retention_days: int = Field(alias="retentionDays", ge=1)
+    # Bounded so that "now minus the retention" (or the interval) is still a date: a century, a year.
+    retention_days: int = Field(alias="retentionDays", ge=1, le=36_500)
     keep_latest: int = Field(default=1, alias="keepLatest", ge=1)
-    min_interval_minutes: int = Field(default=60, alias="minIntervalMinutes", ge=0)
+    min_interval_minutes: int = Field(default=60, alias="minIntervalMinutes", ge=0, le=366 * 24 * 60)
     prune: bool = True
 
 
