@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from . import layout
 
 TABLE_NAME = r"^[A-Za-z0-9_.-]{3,255}$"
+#: The start of a table name: the same characters, any length.
+NAME_PREFIX = r"^[A-Za-z0-9_.-]{0,255}$"
 
 
 class _Event(BaseModel):
@@ -26,7 +28,7 @@ class BackupRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     tables: list[str] | None = Field(default=None, min_length=1)
-    table_prefix: str | None = Field(default=None, alias="tablePrefix", min_length=1)
+    table_prefix: str | None = Field(default=None, alias="tablePrefix", min_length=1, pattern=NAME_PREFIX)
     segments: int | None = Field(default=None, ge=1, le=1_000_000)
     backup_id: str | None = Field(default=None, alias="backupId")
 
@@ -87,8 +89,8 @@ class NameSwap(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    from_: str = Field(alias="from", min_length=1)
-    to: str
+    from_: str = Field(alias="from", min_length=1, pattern=NAME_PREFIX)
+    to: str = Field(pattern=NAME_PREFIX)
 
 
 class KeyAttribute(BaseModel):

@@ -75,7 +75,7 @@ class TableSelection(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     tables: list[str] = Field(default_factory=list)
-    cumulus_prefix: str = Field(default="", alias="cumulusPrefix")
+    cumulus_prefix: str = Field(default="", alias="cumulusPrefix", pattern=r"^[A-Za-z0-9_.-]{0,255}$")
     cumulus_tables: list[str] = Field(default_factory=lambda: list(DEFAULT_CUMULUS_TABLES), alias="cumulusTables")
 
     @field_validator("tables", "cumulus_tables", mode="before")
