@@ -5,6 +5,7 @@ A malformed event is rejected with a message naming the field.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -14,6 +15,38 @@ from . import layout
 TABLE_NAME = r"^[A-Za-z0-9_.-]{3,255}$"
 #: The start of a table name: the same characters, any length.
 NAME_PREFIX = r"^[A-Za-z0-9_.-]{0,255}$"
+BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
+#: A restore run's id (the execution name, or a backup id): one path segment (not "." or "..", see check_key).
+RUN_ID = r"^[A-Za-z0-9_.-]{1,80}$"
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def check_key(key: str, field: str, *, prefix: bool) -> str:
+    """A key (``prefix``: a key prefix ending in '/') that stays where it is put.
+
+    Refused: a leading '/', an empty, '.' or '..' segment, a backslash or a
+    control character. The empty prefix (a bucket's root) is allowed.
+    """
+    body = key[:-1] if prefix and key.endswith("/") else key
+    if (
+        (prefix and key and not key.endswith("/"))
+        or _UNSAFE.search(key)
+        or (key and any(segment in ("", ".", "..") for segment in body.split("/")))
+    ):
+        shape = "a key prefix ending in '/'" if prefix else "a key"
+        raise ValueError(f"{field} {key!r:.200} must be {shape} without '..', '.' or empty segments")
+    return key
+
+
+def check_s3_url(url: str, field: str, *, prefix: bool) -> str:
+    """An ``s3://bucket/key`` URL whose key passes :func:`check_key`."""
+    if not isinstance(url, str) or not url.startswith("s3://"):
+        raise ValueError(f"{field} must be an s3:// URL, got {url!r:.200}")
+    bucket, _, key = url[5:].partition("/")
+    if not re.match(BUCKET, bucket):
+        raise ValueError(f"{field}: {bucket!r:.100} is not an S3 bucket name")
+    check_key(key, field, prefix=prefix)
+    return url
 
 
 class _Event(BaseModel):
@@ -67,12 +100,15 @@ class SegmentTask(_Event):
     items: int = Field(default=0, ge=0)
     bytes: int = Field(default=0, ge=0)
 
+    @field_validator("backup_dir")
+    @classmethod
+    def _dir(cls, value: str) -> str:
+        return check_key(value, "backupDir", prefix=True)
+
     @model_validator(mode="after")
     def _segment_in_range(self) -> SegmentTask:
         if self.segment >= self.total_segments:
             raise ValueError(f"segment {self.segment} is not below totalSegments {self.total_segments}")
-        if not self.backup_dir.endswith("/"):
-            raise ValueError("backupDir must end with '/'")
         return self
 
 
@@ -81,6 +117,11 @@ class FinalizeTableEvent(_Event):
     backup_dir: str = Field(alias="backupDir", min_length=1)
     total_segments: int | None = Field(default=None, alias="totalSegments")
     check_only: bool = Field(default=False, alias="checkOnly")
+
+    @field_validator("backup_dir")
+    @classmethod
+    def _dir(cls, value: str) -> str:
+        return check_key(value, "backupDir", prefix=True)
 
 
 # ------------------------------------------------------------------ restore
@@ -138,6 +179,17 @@ class RestoreRequest(BaseModel):
     def _id(cls, value: str | None) -> str | None:
         return layout.check_backup_id(value) if value else value
 
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        # A key in the backup bucket (leading slashes are dropped) or an s3:// URL; either may end in '/'.
+        key = value[5:].partition("/")[2] if value.startswith("s3://") else value.lstrip("/")
+        if _UNSAFE.search(key) or any(segment in (".", "..") for segment in key.split("/")):
+            raise ValueError(
+                f"source {value!r:.200} must not hold '.' or '..' segments, backslashes or control characters"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_target(self) -> RestoreRequest:
         if self.table and self.map:
@@ -157,9 +209,13 @@ class PlanRestoreEvent(_Event):
     request: RestoreRequest
 
 
+_PART_KEYS = {"id", "url", "dialect", "items", "sha256", "md5", "bytes"}
+_DIALECTS = ("item", "local", "typed", "plain")
+
+
 class RestorePartTask(_Event):
-    run_id: str = Field(alias="runId", min_length=1)
-    bucket: str = Field(min_length=3)
+    run_id: str = Field(alias="runId", pattern=RUN_ID)
+    bucket: str = Field(pattern=BUCKET)
     run_prefix: str = Field(alias="runPrefix", min_length=1)
     table: int = Field(ge=0)
     target: str = Field(pattern=TABLE_NAME)
@@ -170,26 +226,62 @@ class RestorePartTask(_Event):
     written: int = Field(default=0, ge=0)
     duplicate_keys: int = Field(default=0, alias="duplicateKeys", ge=0)
     retries: int = Field(default=0, ge=0)
-    seconds: float = Field(default=0, ge=0)
+    seconds: float = Field(default=0, ge=0, allow_inf_nan=False)
 
     @field_validator("part")
     @classmethod
     def _part(cls, value: dict[str, Any]) -> dict[str, Any]:
+        """A ``PartRef.to_json()`` of the plan: an S3 object, a dialect the reader knows, counts and digests."""
         missing = {"id", "url", "dialect"} - set(value)
         if missing:
             raise ValueError(f"part lacks {sorted(missing)}")
+        unknown = set(value) - _PART_KEYS
+        if unknown:
+            raise ValueError(f"part has unknown keys {sorted(unknown)}")
+        if not isinstance(value["id"], str) or not value["id"]:
+            raise ValueError("part.id must be a non-empty string")
+        check_s3_url(value["url"], "part.url", prefix=False)
+        if value["dialect"] not in _DIALECTS:
+            raise ValueError(f"part.dialect must be one of {', '.join(_DIALECTS)}, got {value['dialect']!r:.50}")
+        for name in ("items", "bytes"):
+            count = value.get(name)
+            if count is not None and (type(count) is not int or count < 0):
+                raise ValueError(f"part.{name} must be a count, got {count!r:.50}")
+        sha = value.get("sha256")
+        if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha)):
+            raise ValueError(f"part.sha256 must be 64 hex digits, got {sha!r:.80}")
+        if value.get("md5") is not None and not isinstance(value["md5"], str):
+            raise ValueError("part.md5 must be a string (base64)")
         return value
 
     @field_validator("run_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
-        if not value.endswith("/"):
-            raise ValueError("runPrefix must end with '/'")
-        return value
+        return check_key(value, "runPrefix", prefix=True)
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, value: str) -> str:
+        return check_key(value, "runId", prefix=False)
+
+    @field_validator("dead_letter")
+    @classmethod
+    def _dead_letter(cls, value: str) -> str:
+        return check_s3_url(value, "deadLetter", prefix=True)
 
 
 class FinalizeRestoreEvent(_Event):
-    run_id: str = Field(alias="runId", min_length=1)
-    bucket: str = Field(min_length=3)
+    run_id: str = Field(alias="runId", pattern=RUN_ID)
+    bucket: str = Field(pattern=BUCKET)
     run_prefix: str = Field(alias="runPrefix", min_length=1)
     map_failed: bool = Field(default=False, alias="mapFailed")
+
+    @field_validator("run_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return check_key(value, "runPrefix", prefix=True)
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, value: str) -> str:
+        return check_key(value, "runId", prefix=False)
