@@ -125,12 +125,36 @@ def _exists(url: str, s3: Any) -> bool:
     return True
 
 
+def _missing(url: str) -> BackupIncomplete:
+    return BackupIncomplete(f"{url} is missing: the backup names it, but it is not there")
+
+
+def _open_path(url: str) -> IO[bytes]:
+    """A local file opened for reading; a missing one is ``BackupIncomplete``, an unreadable one ``BadInput``."""
+    try:
+        return open(url, "rb")
+    except FileNotFoundError:
+        raise _missing(url) from None
+    except (OSError, ValueError) as exc:  # a directory, a name too long, a NUL byte
+        raise BadInput(f"{url}: cannot be read ({exc})") from None
+
+
+def _s3_body(url: str, s3: Any) -> Any:
+    """An object's streaming body; a missing object is ``BackupIncomplete`` naming it."""
+    bucket, key = _split(url)
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            raise _missing(url) from None
+        raise
+
+
 def _read_bytes(url: str, s3: Any, limit: int = 64 * 1024 * 1024) -> bytes:
     if is_s3(url):
-        bucket, key = _split(url)
-        body: bytes = s3.get_object(Bucket=bucket, Key=key)["Body"].read(limit + 1)
+        body: bytes = _s3_body(url, s3).read(limit + 1)
     else:
-        with open(url, "rb") as fh:
+        with _open_path(url) as fh:
             body = fh.read(limit + 1)
     if len(body) > limit:
         raise BadInput(f"{url}: larger than {limit} bytes, not a manifest")
@@ -147,14 +171,13 @@ def _read_json(url: str, s3: Any) -> Any:
 def _chunks(url: str, s3: Any) -> Iterator[bytes]:
     """The raw bytes of a file or object, in chunks, streaming."""
     if is_s3(url):
-        bucket, key = _split(url)
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        body = _s3_body(url, s3)
         try:
             yield from body.iter_chunks(CHUNK)
         finally:
             body.close()
     else:
-        with open(url, "rb") as fh:
+        with _open_path(url) as fh:
             while chunk := fh.read(CHUNK):
                 yield chunk
 
