@@ -68,6 +68,7 @@ def check_relative_key(key: str, where: str) -> str:
         or not key.startswith(DATA_DIR)
         or key.startswith("/")
         or "\\" in key
+        or any(ord(c) < 0x20 or c == "\x7f" for c in key)
         or any(part in ("", ".", "..") for part in key.split("/"))
     ):
         raise BadInput(f"{where}: part key {key!r} points outside the backup's data/ directory")
