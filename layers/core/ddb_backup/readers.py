@@ -658,6 +658,8 @@ def _open_v1(directory: str, manifest_url: str, s3: Any) -> Source:
             )
         )
     totals = manifest.get("totals") or {}
+    if not isinstance(totals, dict):
+        raise BadInput(f"{manifest_url}: totals must be an object, got {type(totals).__name__}")
     if "items" in totals and totals["items"] != sum(p.items or 0 for p in parts):
         raise IntegrityError(
             f"{manifest_url}: totals say {totals['items']} items, the parts add up to {sum(p.items or 0 for p in parts)}"
