@@ -43,6 +43,7 @@ from .readers import (
     _parse,
     _s3_client,
     _verified_copy,
+    end_count,
     is_s3,
 )
 from .readers import read_part as read_part_slow
@@ -209,7 +210,7 @@ def read_part(part: PartRef, s3: Any = None, *, start: int = 0, ddb: Any = None)
                 if lineno == 1 and isinstance(doc, dict) and "ddbBackupFile" in doc:
                     continue
                 if isinstance(doc, dict) and isinstance(doc.get("ddbBackupEnd"), dict):
-                    end = int(doc["ddbBackupEnd"].get("items", -1))
+                    end = end_count(doc["ddbBackupEnd"], where)
                     continue
             if count >= start:
                 if line.startswith(_PREFIX) and line.endswith(b"}}"):

@@ -470,7 +470,7 @@ def read_part(part: PartRef, s3: Any = None, *, start: int = 0) -> Generator[Ite
                 if lineno == 1 and isinstance(doc, dict) and "ddbBackupFile" in doc:
                     continue
                 if isinstance(doc, dict) and isinstance(doc.get("ddbBackupEnd"), dict):
-                    end = int(doc["ddbBackupEnd"].get("items", -1))
+                    end = end_count(doc["ddbBackupEnd"], where)
                     continue
             if count >= start:
                 item = _parse(part.dialect, line, where)
@@ -804,6 +804,14 @@ def _open_local(url: str, header: Any, where: str, base: str, s3: Any) -> Source
     )
 
 
+def end_count(end: dict[str, Any], where: str) -> int:
+    """The count of a local file's end line (``{"ddbBackupEnd": {"items": N}}``); ``BadInput`` without one."""
+    items = end.get("items")
+    if not isinstance(items, int) or isinstance(items, bool) or items < 0:
+        raise BadInput(f"{where}: end line without an item count")
+    return items
+
+
 def _local_count(url: str, s3: Any) -> int:
     """Check a local file is complete (end line present and last, count matching); return its count."""
     count = 0
@@ -816,10 +824,7 @@ def _local_count(url: str, s3: Any) -> int:
             continue
         doc = _json(line, f"{url} line {lineno}")
         if isinstance(doc, dict) and isinstance(doc.get("ddbBackupEnd"), dict):
-            items = doc["ddbBackupEnd"].get("items")
-            if not isinstance(items, int):
-                raise BadInput(f"{url} line {lineno}: end line without an item count")
-            end = items
+            end = end_count(doc["ddbBackupEnd"], f"{url} line {lineno}")
             continue
         count += 1  # not an item line: reported with its line number when read
     if end is None:
