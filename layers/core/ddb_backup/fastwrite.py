@@ -9,13 +9,15 @@ of a restore's CPU.
 
 :func:`read_part` yields :class:`RawItem` objects for parts whose bytes a
 checksum has vouched for (``ddb-backup-v1`` parts, a native export's data
-files); :func:`restore.write_items` handles them as it handles any item: it
-asks for the key attributes (found in the line's text, parsed only when in
-doubt), batches them, retries, isolates and dead-letters them. When a batch
-of them reaches ``batch_write_item``, a ``before-parameter-build`` handler
-builds the request body from the lines and hands botocore a one-item
-placeholder to validate and serialize; a ``before-call`` handler puts the
-body in place before the request is signed and sent. UnprocessedItems come
+files), each line proved to be one ``{"Item": {...}}`` object and nothing
+more (:func:`_one_item`); :func:`restore.write_items` handles them as it
+handles any item: it asks for the key attributes (found in the line's text,
+parsed only when in doubt), batches them, retries, isolates and dead-letters
+them. When a batch of them reaches ``batch_write_item``, a
+``before-parameter-build`` handler builds the request body from the lines and
+hands botocore a one-item placeholder to validate and serialize; a
+``before-call`` handler puts the body in place before the request is signed
+and sent. UnprocessedItems come
 back parsed by botocore and are resent the ordinary way. Anything that needs
 the item itself (a dead letter, an error message) parses the line then, with
 the reader's own validation.
@@ -33,6 +35,7 @@ from typing import Any
 from .ddbjson import Item
 from .errors import BackupIncomplete, BadInput, IntegrityError
 from .readers import (
+    MAX_ITEM_BYTES,
     PartRef,
     Source,
     _chunks,
@@ -119,6 +122,22 @@ def _key_value(line: bytes, name: str) -> dict[str, Any] | None:
     return {kind.decode(): raw.decode("utf-8")}
 
 
+def _one_item(line: bytes) -> bool:
+    """True when ``line`` is one JSON object with the one key ``Item``, an object, and nothing after it.
+
+    A checksum says the bytes are the backup's, not that each line is an item:
+    joined into a request body, ``{"Item":{...}}}],"Other":[{"PutRequest":...``
+    would add requests, even for another table. ``json.loads`` proves the shape
+    (less than half the cost of parsing the item as the reader does); the values
+    in the item are DynamoDB's to check, and it refuses what it cannot store.
+    """
+    try:
+        doc = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return type(doc) is dict and len(doc) == 1 and type(doc.get("Item")) is dict
+
+
 # ------------------------------------------------------------------ botocore hooks
 def _build_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
     """``before-parameter-build.dynamodb.BatchWriteItem``: a request of RawItems becomes a prebuilt body."""
@@ -182,10 +201,11 @@ def read_part(part: PartRef, s3: Any = None, *, start: int = 0, ddb: Any = None)
     """:func:`readers.read_part` with items as :class:`RawItem` where the part is :func:`eligible`.
 
     Same checks: a checksum before the first item, the item count at the end, a
-    local file's header and end lines. Lines a checksum vouches for are parsed
-    only if something needs the item; other lines are parsed and validated as
-    the reader does (and still sent as they are). A line that does not look like
-    a compact ``{"Item":{...}}`` is returned parsed. ``ddb``: the client the
+    local file's header and end lines. Lines a checksum vouches for are proved
+    to be one ``{"Item": {...}}`` each and parsed only if something needs the
+    item (or they are longer than an item may be); other lines are parsed and
+    validated as the reader does (and still sent as they are). A line that does
+    not look like a compact ``{"Item":{...}}`` is returned parsed. ``ddb``: the client the
     items will be written with (the handlers are installed on it).
     """
     if not eligible(part):
@@ -215,8 +235,8 @@ def read_part(part: PartRef, s3: Any = None, *, start: int = 0, ddb: Any = None)
             if count >= start:
                 if line.startswith(_PREFIX) and line.endswith(b"}}"):
                     item = RawItem(line, where)
-                    if not verified:
-                        item.item()  # validate now, as the reader would
+                    if not verified or len(line) > MAX_ITEM_BYTES or not _one_item(line):
+                        item.item()  # validate now, as the reader would (its error names the line)
                     yield item
                 else:
                     parsed = _parse(part.dialect, line, where)
