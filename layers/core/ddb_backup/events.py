@@ -43,7 +43,7 @@ def check_s3_url(url: str, field: str, *, prefix: bool) -> str:
     if not isinstance(url, str) or not url.startswith("s3://"):
         raise ValueError(f"{field} must be an s3:// URL, got {url!r:.200}")
     bucket, _, key = url[5:].partition("/")
-    if not re.match(BUCKET, bucket):
+    if not re.fullmatch(BUCKET, bucket):
         raise ValueError(f"{field}: {bucket!r:.100} is not an S3 bucket name")
     check_key(key, field, prefix=prefix)
     return url

@@ -33,13 +33,13 @@ def new_backup_id(now: dt.datetime | None = None) -> str:
 
 
 def check_backup_id(backup_id: str) -> str:
-    if not _BACKUP_ID.match(backup_id):
+    if not _BACKUP_ID.fullmatch(backup_id):
         raise BadInput(f"backupId {backup_id!r} is not of the form 20261122T030000Z-1a2b3c4d")
     return backup_id
 
 
 def check_table_name(name: str) -> str:
-    if not isinstance(name, str) or not _TABLE.match(name):
+    if not isinstance(name, str) or not _TABLE.fullmatch(name):
         raise BadInput(f"table name {name!r} is not a valid DynamoDB table name")
     return name
 

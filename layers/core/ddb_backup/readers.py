@@ -608,7 +608,7 @@ def open_source(source: str, s3: Any = None) -> Source:
 
 def _latest_backup(table_dir: str, s3: Any) -> str | None:
     """The newest complete backup in a table's directory (``<table>/<backup-id>/manifest.json``), if any."""
-    ids = sorted((d for d in _list_dirs(table_dir, s3) if _BACKUP_ID.match(d)), reverse=True)
+    ids = sorted((d for d in _list_dirs(table_dir, s3) if _BACKUP_ID.fullmatch(d)), reverse=True)
     for backup_id in ids:
         directory = _as_dir(_join(table_dir, backup_id))
         if _exists(_join(directory, layout.MANIFEST), s3):
