@@ -366,7 +366,8 @@ def _parse(dialect: str, line: bytes, where: str) -> Item | None:
         return _check_size(item_from_wire(_json(line, where), where), line, where)
     if dialect == "plain":
         doc = _json(line, where, parse_float=Decimal, parse_int=Decimal)
-        if looks_typed(doc):
+        # {"Item": <typed>} is a backup line: a local file or export whose first line was damaged, not plain JSON
+        if looks_typed(doc) or (isinstance(doc, dict) and len(doc) == 1 and looks_typed(doc.get("Item"))):
             raise BadInput(f"{where}: typed DynamoDB JSON in a file whose first line is plain JSON")
         return _check_size(plain_to_item(doc, where), line, where)
     raise UnknownFormat(f"{where}: unknown line dialect {dialect!r}")
