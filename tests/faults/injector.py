@@ -30,7 +30,7 @@ S3_ERRORS = [
 
 class Faults:
     """Throttle ``throttle`` of Scan/BatchWriteItem calls, leave ``unprocessed`` of batches partly
-    unprocessed, fail ``s3_errors`` of S3 puts and gets with 500/503. Seeded, thread-safe, counted."""
+    unprocessed, fail ``s3_errors`` of S3 puts and gets with 500/503. Exact shares, thread-safe, counted."""
 
     def __init__(self, *, throttle: float = 0.0, unprocessed: float = 0.0, s3_errors: float = 0.0, seed: int = 7):
         self.throttle = throttle
@@ -39,12 +39,15 @@ class Faults:
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.counts: Counter[str] = Counter()
-        self.batches = 0
+        self.calls: Counter[str] = Counter()
         self.held = threading.local()
 
-    def _roll(self, p: float) -> bool:
+    def _roll(self, p: float, kind: str) -> bool:
+        """True for exactly a share ``p`` of the calls of ``kind``, spread evenly (deterministic)."""
         with self.lock:
-            return self.rng.random() < p
+            self.calls[kind] += 1
+            n = self.calls[kind]
+            return int(n * p) > int((n - 1) * p)
 
     def install(self, ddb: Any, s3: Any) -> None:
         ddb.meta.events.register_first("before-send.dynamodb", self._dynamodb)
@@ -62,16 +65,12 @@ class Faults:
         self.held.items = None
         if operation not in ("Scan", "BatchWriteItem"):
             return None
-        if self._roll(self.throttle):
+        if self._roll(self.throttle, operation):
             self.counts[f"{operation} throttled"] += 1
             body = json.dumps(THROTTLE).encode()
             return self._response(request, 400, {"x-amzn-RequestId": "injected"}, body)
-        if operation == "BatchWriteItem" and self.unprocessed:
-            with self.lock:
-                self.batches += 1
-                due = self.batches % round(1 / self.unprocessed) == 0  # exactly that share of batches
-            if due:
-                self._hold_back(request)
+        if operation == "BatchWriteItem" and self._roll(self.unprocessed, "unprocessed"):
+            self._hold_back(request)
         return None
 
     def _hold_back(self, request: Any) -> None:
@@ -101,7 +100,7 @@ class Faults:
     def _s3(self, request: Any, **_: Any) -> AWSResponse | None:
         if request.method not in ("PUT", "GET") or "/moto-api" in request.url:
             return None
-        if not self._roll(self.s3_errors):
+        if not self._roll(self.s3_errors, f"S3 {request.method}"):
             return None
         status, code, message = self.rng.choice(S3_ERRORS)
         self.counts[f"S3 {request.method} {code}"] += 1

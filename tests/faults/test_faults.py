@@ -82,7 +82,7 @@ def test_throttling_on_30_percent_of_scans_and_writes(world):
     faults.install(client("dynamodb"), client("s3"))
     _round_trip(world)
     print("injected:", dict(faults.counts))
-    assert faults.counts["Scan throttled"] > 10 and faults.counts["BatchWriteItem throttled"] > 5, faults.counts
+    assert faults.counts["Scan throttled"] > 10 and faults.counts["BatchWriteItem throttled"] >= 3, faults.counts
 
 
 def test_unprocessed_items_on_10_percent_of_batches(world):
@@ -98,8 +98,8 @@ def test_s3_500s_and_slowdowns_on_puts_and_gets(world):
     faults.install(client("dynamodb"), client("s3"))
     _round_trip(world)
     print("injected:", dict(faults.counts))
-    assert sum(n for k, n in faults.counts.items() if k.startswith("S3 PUT")) > 5, faults.counts
-    assert sum(n for k, n in faults.counts.items() if k.startswith("S3 GET")) > 5, faults.counts
+    assert sum(n for k, n in faults.counts.items() if k.startswith("S3 PUT")) >= 3, faults.counts
+    assert sum(n for k, n in faults.counts.items() if k.startswith("S3 GET")) >= 3, faults.counts
 
 
 def test_all_faults_at_once(world):
