@@ -18,6 +18,7 @@ holds, and everything else is in the dead letter or raised.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import itertools
@@ -497,12 +498,17 @@ def test_the_end_line_of_a_local_part_read_alone_is_checked(end):
 
 
 # ------------------------------------------------------------------ cumulus-api files
+@functools.cache
+def _fixture_items(path: Path) -> list[dict[str, Any]]:
+    return _read(str(path))
+
+
 @pytest.mark.parametrize("fixture", CUMULUS, ids=["typed-1.18", "plain-1.24"])
 @FUZZ
 @given(data=st.data(), zipped=st.booleans())
 def test_a_damaged_cumulus_file_is_refused_naming_the_line(fixture, data, zipped):
     original = fixture.read_bytes()
-    expected = _read(str(fixture))
+    expected = _fixture_items(fixture)
     body = gzip.compress(original, mtime=0) if zipped else original
     what, damaged_body, inserted = data.draw(damaged(body), "damage")
     with tempfile.TemporaryDirectory() as root:
@@ -521,7 +527,7 @@ def test_a_damaged_cumulus_file_is_refused_naming_the_line(fixture, data, zipped
         doc = json.loads(inserted)
         assert isinstance(doc, dict) and not readers.looks_typed(doc) and len(got) == len(expected) + 1
     elif what == "drop line":  # no count: a missing line cannot be told from a shorter backup either
-        assert len(got) == len(expected) - 1 and all(canonical(i) in map(canonical, expected) for i in got)
+        assert len(got) == len(expected) - 1 and not Counter(map(canonical, got)) - Counter(map(canonical, expected))
     elif what == "truncate" and not zipped:
         # The format has no count: a file cut at the end of a line cannot be told from a shorter backup.
         # Anywhere else a cut is refused; a cut at a line end gives the items before it, in order.
