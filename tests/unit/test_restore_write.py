@@ -298,3 +298,18 @@ class _Http:
         self.status_code = status
         self.headers: dict[str, str] = {}
         self.content = b""
+
+
+def test_a_dead_letter_keeps_unparseable_lines_as_they_were(tmp_path):
+    """A refused line that does not even parse is saved verbatim, with the others of its batch."""
+    from ddb_backup.fastwrite import RawItem
+    from ddb_backup.readers import dead_letter_writer
+
+    save = dead_letter_writer(str(tmp_path) + "/", "run-1")
+    bad = RawItem(b'{"Item":{"pk":{"S":5}}}', "part-1 line 1")
+    good = RawItem(b'{"Item":{"pk":{"S":"a"}}}', "part-1 line 2")
+    where = save("t", [bad, good])
+    import gzip
+    from pathlib import Path
+
+    assert gzip.decompress(Path(where).read_bytes()) == bad.line + b"\n" + good.line + b"\n"

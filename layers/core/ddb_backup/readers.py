@@ -979,6 +979,11 @@ def write_local_file(
 
 
 # ------------------------------------------------------------------ dead letters
+def _dead_letter_line(item: Item) -> bytes:
+    raw = getattr(item, "line", None)
+    return raw + b"\n" if isinstance(raw, bytes) else line_from_client_item(item)
+
+
 def dead_letter_writer(base: str, run_id: str, s3: Any = None) -> Callable[[str, list[Item]], str]:
     """A function ``save(name, items) -> url`` that writes items a restore could not write.
 
@@ -990,7 +995,9 @@ def dead_letter_writer(base: str, run_id: str, s3: Any = None) -> Callable[[str,
 
     def save(name: str, items: list[Item]) -> str:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-        body = gzip.compress(b"".join(line_from_client_item(i) for i in items), compresslevel=6)
+        # An item still in its backup line (fastwrite.RawItem) is saved as that line, unparsed:
+        # a line DynamoDB refused may not parse, and must be kept all the same.
+        body = gzip.compress(b"".join(_dead_letter_line(i) for i in items), compresslevel=6)
         if is_s3(directory):
             url = directory + f"{safe}.json.gz"
             bucket, key = _split(url)
