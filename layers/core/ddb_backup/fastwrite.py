@@ -33,7 +33,7 @@ from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
 from .ddbjson import Item
-from .errors import BackupIncomplete, BadInput, IntegrityError
+from .errors import BadInput
 from .readers import (
     MAX_ITEM_BYTES,
     PartRef,
@@ -46,6 +46,7 @@ from .readers import (
     _parse,
     _s3_client,
     _verified_copy,
+    check_part_count,
     end_count,
     is_s3,
 )
@@ -247,13 +248,7 @@ def read_part(part: PartRef, s3: Any = None, *, start: int = 0, ddb: Any = None)
     finally:
         if fh is not None:
             fh.close()
-    if part.dialect == "local":
-        if end is None:
-            raise BackupIncomplete(f"{where_file} is incomplete: it has no end line (the backup was cut short)")
-        if end != count:
-            raise BackupIncomplete(f"{where_file} is incomplete: its end line says {end} items, it holds {count}")
-    if part.items is not None and count != part.items:
-        raise IntegrityError(f"part {part.id} ({part.url}) holds {count} items, manifest says {part.items}")
+    check_part_count(part, where_file, end, count)
 
 
 def source_items(source: Source, ddb: Any = None) -> Iterator[Any]:

@@ -442,6 +442,17 @@ def _verified_copy(part: PartRef, s3: Any) -> IO[bytes]:
         raise
 
 
+def check_part_count(part: PartRef, where_file: str, end: int | None, count: int) -> None:
+    """After reading a part whole: its item count against its end line (local files) and its manifest."""
+    if part.dialect == "local":
+        if end is None:
+            raise BackupIncomplete(f"{where_file} is incomplete: it has no end line (the backup was cut short)")
+        if end != count:
+            raise BackupIncomplete(f"{where_file} is incomplete: its end line says {end} items, it holds {count}")
+    if part.items is not None and count != part.items:
+        raise IntegrityError(f"part {part.id} ({part.url}) holds {count} items, manifest says {part.items}")
+
+
 def read_part(part: PartRef, s3: Any = None, *, start: int = 0) -> Generator[Item, None, None]:
     """The items of one part in client form, verified, from item number ``start`` (0-based) on.
 
@@ -484,13 +495,7 @@ def read_part(part: PartRef, s3: Any = None, *, start: int = 0) -> Generator[Ite
     finally:
         if fh is not None:
             fh.close()
-    if part.dialect == "local":
-        if end is None:
-            raise BackupIncomplete(f"{where_file} is incomplete: it has no end line (the backup was cut short)")
-        if end != count:
-            raise BackupIncomplete(f"{where_file} is incomplete: its end line says {end} items, it holds {count}")
-    if part.items is not None and count != part.items:
-        raise IntegrityError(f"part {part.id} ({part.url}) holds {count} items, manifest says {part.items}")
+    check_part_count(part, where_file, end, count)
 
 
 # ------------------------------------------------------------------ sources
