@@ -213,10 +213,25 @@ _PART_KEYS = {"id", "url", "dialect", "items", "sha256", "md5", "bytes"}
 _DIALECTS = ("item", "local", "typed", "plain")
 
 
-class RestorePartTask(_Event):
+class _RestoreRunEvent(_Event):
+    """What every step of a restore run carries: the run, its bucket and bookkeeping prefix."""
+
     run_id: str = Field(alias="runId", pattern=RUN_ID)
     bucket: str = Field(pattern=BUCKET)
     run_prefix: str = Field(alias="runPrefix", min_length=1)
+
+    @field_validator("run_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return check_key(value, "runPrefix", prefix=True)
+
+    @field_validator("run_id")
+    @classmethod
+    def _run_id(cls, value: str) -> str:
+        return check_key(value, "runId", prefix=False)
+
+
+class RestorePartTask(_RestoreRunEvent):
     table: int = Field(ge=0)
     target: str = Field(pattern=TABLE_NAME)
     part: dict[str, Any]
@@ -254,34 +269,11 @@ class RestorePartTask(_Event):
             raise ValueError("part.md5 must be a string (base64)")
         return value
 
-    @field_validator("run_prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        return check_key(value, "runPrefix", prefix=True)
-
-    @field_validator("run_id")
-    @classmethod
-    def _run_id(cls, value: str) -> str:
-        return check_key(value, "runId", prefix=False)
-
     @field_validator("dead_letter")
     @classmethod
     def _dead_letter(cls, value: str) -> str:
         return check_s3_url(value, "deadLetter", prefix=True)
 
 
-class FinalizeRestoreEvent(_Event):
-    run_id: str = Field(alias="runId", pattern=RUN_ID)
-    bucket: str = Field(pattern=BUCKET)
-    run_prefix: str = Field(alias="runPrefix", min_length=1)
+class FinalizeRestoreEvent(_RestoreRunEvent):
     map_failed: bool = Field(default=False, alias="mapFailed")
-
-    @field_validator("run_prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
-        return check_key(value, "runPrefix", prefix=True)
-
-    @field_validator("run_id")
-    @classmethod
-    def _run_id(cls, value: str) -> str:
-        return check_key(value, "runId", prefix=False)
