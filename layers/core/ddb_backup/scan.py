@@ -18,7 +18,7 @@ from typing import Any
 
 from . import fastscan, layout
 from .ddbjson import item_from_wire, item_to_wire, line_from_client_item
-from .parts import Part, PartBuffer, upload_part
+from .parts import DEFAULT_GZIP_LEVEL, Part, PartBuffer, upload_part
 from .s3io import put_json
 from .throttle import call_with_backoff
 
@@ -29,7 +29,7 @@ MiB = 1024 * 1024
 class ScanSettings:
     bucket: str
     part_bytes: int = 64 * MiB  # a part closes once this much JSON is in it
-    gzip_level: int = 3
+    gzip_level: int = DEFAULT_GZIP_LEVEL
     page_limit: int | None = None  # Scan Limit; None lets DynamoDB fill 1 MB pages
     consistent_read: bool = False
     fast_path: bool = True  # read pages straight from the response body (fastscan); False: botocore parses them
