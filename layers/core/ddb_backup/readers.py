@@ -48,7 +48,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, DecimalException
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from botocore.exceptions import ClientError
 from isal import igzip, isal_zlib
@@ -66,6 +66,8 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 SPOOL_IN_MEMORY = 16 * 1024 * 1024
 CHUNK = 1024 * 1024
 _BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+# isal's stub declares ``error`` as an instance of Exception; it is the class IsalError.
+_GZIP_ERROR = cast("type[Exception]", isal_zlib.error)
 
 #: Version of the local single-file format (header ``ddbBackupFile.formatVersion``).
 LOCAL_FORMAT_VERSION = 1
@@ -233,7 +235,7 @@ def _decoded(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
             fed = fed or bool(pending)
             try:
                 out = d.decompress(pending, CHUNK)
-            except isal_zlib.error as exc:
+            except _GZIP_ERROR as exc:
                 raise BadInput(f"{where}: corrupt gzip data ({exc})") from None
             full = len(out) == CHUNK
             if out:
