@@ -46,7 +46,12 @@ def clients(port: int) -> tuple[Any, Any]:
     s3 = session.client(
         "s3",
         endpoint_url=url,
-        config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard", "max_attempts": 5}),
+        # as ddb_backup.clients configures S3, with path-style addressing for the local endpoint
+        config=Config(
+            s3={"addressing_style": "path", "payload_signing_enabled": False},
+            retries={"mode": "standard", "max_attempts": 10},
+            max_pool_connections=64,
+        ),
     )
     return ddb, s3
 

@@ -17,7 +17,15 @@ from botocore.config import Config
 # botocore's standard mode still absorbs transient network and 5xx errors.
 _CONFIGS = {
     "dynamodb": Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=64),
-    "s3": Config(retries={"mode": "standard", "max_attempts": 10}, max_pool_connections=64),
+    # Every part is sent with its SHA-256 in x-amz-checksum-sha256, which S3 verifies, and
+    # other objects get botocore's default CRC. On https (AWS) botocore then leaves the
+    # payload out of the signature anyway; saying so also spares a second SHA-256 of every
+    # part over http (an emulator), where it would otherwise hash the body to sign it.
+    "s3": Config(
+        retries={"mode": "standard", "max_attempts": 10},
+        max_pool_connections=64,
+        s3={"payload_signing_enabled": False},
+    ),
 }
 _DEFAULT = Config(retries={"mode": "standard", "max_attempts": 5})
 
