@@ -95,12 +95,11 @@ def lines_from_doc(doc: Mapping[str, Any]) -> tuple[bytes, int]:
 #     outside strings iff an even number of quotes precede it;
 #   * no space outside strings (such a space touches one of {[:,}]) and no number
 #     outside strings (one follows : , or [): checked with _SUSPECT;
-#   * an item boundary is }},{" outside strings followed by an attribute name; the
-#     boundary between two elements of a list ({"<type>":...) is told apart by the
-#     name, and for a type name by what follows it (an attribute's value is always
-#     an object; of a list element typed S N B SS NS BS L BOOL NULL never). A name
-#     M is taken for a list element: a boundary may be missed, never invented, and
-#     the item count must equal the page's Count;
+#   * an item boundary is }},{"<name>":{ outside strings (an attribute's value is
+#     always an object); between two elements of a list ({"<type>":...) only a type
+#     M is followed by an object, so a name M is taken for a list element: a
+#     boundary may be missed, never invented, and the item count must equal the
+#     page's Count;
 #   * the last item is parsed (that finds the array's end) and must re-encode to
 #     its own text.
 # Binary values pass through as sent: byte-identical to the slow path for the
@@ -108,8 +107,7 @@ def lines_from_doc(doc: Mapping[str, Any]) -> tuple[bytes, int]:
 # Duplicate names in one object (which DynamoDB never sends) are not detected.
 
 _CLASSES = bytes.maketrans(bytes(range(32)) + b"{[:,}] -0123456789", bytes(32) + b"((((((000000000000")
-_BOUNDARY = re.compile(rb'\}\},\{"(?=([^"]*)":(.))', re.DOTALL)
-_TYPES_NOT_M = frozenset({b"S", b"N", b"B", b"SS", b"NS", b"BS", b"L", b"BOOL", b"NULL"})
+_BOUNDARY = re.compile(rb'\}\},\{"(?!M")[^"]*":\{')
 _ITEMS = b'"Items":['
 _decoder = json.JSONDecoder()
 
@@ -133,17 +131,10 @@ def slice_page(body: bytes) -> tuple[bytes, int, dict[str, Any] | None] | None:
     starts: list[int] = []  # where each item begins
     end = start
     if neut[start : start + 1] != b"]":
-        starts.append(start)
-        quotes, prev = 0, start
-        for m in _BOUNDARY.finditer(neut, start):
-            name, follows = m.groups()
-            if name == b"M" or (name in _TYPES_NOT_M and follows != b"{"):
-                continue  # an element of a list (for M possibly an item: the count check decides)
-            pos = m.start()
-            quotes += neut.count(b'"', prev, pos)
-            prev = pos
-            if not quotes & 1:  # outside strings
-                starts.append(pos + 3)
+        found = [m.start() for m in _BOUNDARY.finditer(neut, start)]
+        # A candidate is outside strings iff an even number of quotes precede it.
+        quotes = itertools.accumulate(map(neut.count, itertools.repeat(b'"'), [start, *found], found))
+        starts = [start, *(pos + 3 for pos, q in zip(found, quotes, strict=True) if not q & 1)]
         last = starts[-1]
         text = body[last:].decode("utf-8")
         try:
