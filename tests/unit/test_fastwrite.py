@@ -120,17 +120,37 @@ def test_the_body_is_the_lines_joined(tmp_path):
     assert [r["PutRequest"]["Item"] for r in first] == [item_to_wire(i) for i in items[:25]]
 
 
-def test_key_attributes_come_from_the_text_or_else_from_the_parser(tmp_path):
+def test_key_attributes_come_from_the_lines_json_or_else_from_the_parser(tmp_path):
     items = realistic(5)
     raws = list(fastwrite.read_part(make_part(tmp_path, items)))
     assert all(isinstance(r, fastwrite.RawItem) for r in raws)
     for raw, item in zip(raws, items, strict=True):
         assert raw["pk"] == item["pk"]
-    assert raws[5]._item is not None  # the nested "pk" made it parse
-    assert raws[0]._item is None  # a plain one did not
-    binary = fastwrite.RawItem(line_from_client_item({"pk": {"B": b"\x01\xff"}})[:-1], "x")
-    assert binary["pk"] == {"B": b"\x01\xff"} and binary._item is None
-    assert dict(binary) == {"pk": {"B": b"\x01\xff"}}
+    assert all(r._item is None for r in raws)  # a nested "pk" (item 5) is no reason to parse
+    line = line_from_client_item({"pk": {"B": b"\x01\xff"}, "s": {"S": 'a"\\\u00e9'}})[:-1]
+    binary = fastwrite.RawItem(line, "x", fastwrite._one_item(line))
+    assert binary["pk"] == {"B": b"\x01\xff"} and binary["s"] == {"S": 'a"\\\u00e9'} and binary._item is None
+    assert dict(binary) == {"pk": {"B": b"\x01\xff"}, "s": {"S": 'a"\\\u00e9'}}
+    # a value that is not a well-formed key type goes to the parser, whose error names the line
+    bad = b'{"Item":{"pk":{"B":"not base64!"}}}'
+    with pytest.raises(BadInput, match="line 7"):
+        _ = fastwrite.RawItem(bad, "line 7", fastwrite._one_item(bad))["pk"]
+    nested = fastwrite.RawItem(b'{"Item":{"pk":{"M":{}}}}', "x", {"pk": {"M": {}}})
+    assert nested["pk"] == {"M": {}} and nested._item is not None
+
+
+def test_only_one_item_object_per_line_is_sent_as_it_is():
+    assert fastwrite._one_item(b'{"Item":{"pk":{"S":"a"}}}') == {"pk": {"S": "a"}}
+    for line in (
+        b'{"Item":{"pk":{"S":"a"}}}],"Other":[{"PutRequest":{"Item":{"pk":{"S":"b"}}}}',
+        b'{"Item":{"pk":{"S":"a"}},"Item2":{}}',
+        b'{"Item":{"pk":{"S":"a"}}} {"Item":{}}',
+        b'{"Item":[1]}',
+        b'{"Item":{"pk":{"S":"a}}',
+        b'{"Item":{"pk":{"S":"\xff"}}}',
+        b'{"Item":{"pk":{"N":NaN}}}',
+    ):
+        assert fastwrite._one_item(line) is None, line
 
 
 def test_unprocessed_items_are_resent_until_written(tmp_path):
