@@ -74,8 +74,10 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def child(args: list[str], env: dict[str, str] | None = None) -> tuple[dict[str, Any], servers.Run]:
-    run = run_measured([PYTHON, "-m", *args], env=env)
+def child(
+    args: list[str], env: dict[str, str] | None = None, server: servers.Server | None = None
+) -> tuple[dict[str, Any], servers.Run]:
+    run = run_measured([PYTHON, "-m", *args], env=env, server=server)
     return json.loads(run.stdout.strip().splitlines()[-1]), run
 
 
@@ -188,7 +190,8 @@ def peers_part(items: int) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     restore_cli = (ROOT / "layers/core/ddb_backup/restore_local.py").exists()
-    with servers.dynalite() as ddb_port, servers.moto_s3() as s3_port:
+    with servers.dynalite() as dl, servers.moto_s3() as s3_port:
+        ddb_port = dl.port
         ddb_url, s3_url = f"http://127.0.0.1:{ddb_port}", f"http://127.0.0.1:{s3_port}"
         env = {**LOCAL_AWS, "AWS_ENDPOINT_URL": ddb_url}
         split_env = {**LOCAL_AWS, "AWS_ENDPOINT_URL_DYNAMODB": ddb_url, "AWS_ENDPOINT_URL_S3": s3_url}
@@ -201,35 +204,37 @@ def peers_part(items: int) -> None:
         local = ["--host", "127.0.0.1", "--port", str(ddb_port), "--accessKey", "bench", "--secretKey", "bench"]
         backups: list[tuple[str, servers.Run]] = []
         floor_out, floor = child(
-            ["bench.peers", "floor-scan", "--port", str(ddb_port), "--table", name, "--segments", "4"], env
+            ["bench.peers", "floor-scan", "--port", str(ddb_port), "--table", name, "--segments", "4"], env, dl
         )
         assert floor_out["items"] == items, floor_out
         backups.append(("floor: bare parallel boto3 scan, 4 segments, items discarded", floor))
         out_file = work / f"{name}.json"
         cmd = [*cli, "backup", "--table", name, "--out", str(out_file), "--segments", "4", "--workers", "4"]
-        backups.append(("ddb-backup CLI -> local file, 4 segments", run_measured(cmd, env)))
+        backups.append(("ddb-backup CLI -> local file, 4 segments", run_measured(cmd, env, server=dl)))
         cmd = [*cli, "backup", "--table", name, "--to", "s3://bench/backups/", "--segments", "4", "--workers", "4"]
-        backups.append(("ddb-backup Lambda core -> S3 (moto), 4 segments", run_measured(cmd, split_env)))
+        backups.append(("ddb-backup Lambda core -> S3 (moto), 4 segments", run_measured(cmd, split_env, server=dl)))
         cmd = [str(dump), "-m", "backup", "-r", "us-east-1", "-s", name, *local, "--dumpPath", str(work / "dump")]
-        backups.append(("dynamodump backup", run_measured(cmd, {**LOCAL_AWS, "PYTHONWARNINGS": "ignore"})))
+        backups.append(("dynamodump backup", run_measured(cmd, {**LOCAL_AWS, "PYTHONWARNINGS": "ignore"}, server=dl)))
 
         restores: list[tuple[str, servers.Run, float | None]] = []
         target = name + "-floor"
         out, run = child(
-            ["bench.peers", "floor-write", "--port", str(ddb_port), "--table", target, "--source", str(out_file)], env
+            ["bench.peers", "floor-write", "--port", str(ddb_port), "--table", target, "--source", str(out_file)],
+            env,
+            dl,
         )
         restores.append(("floor: bare parallel boto3 batch_write_item, items in memory", run, out["seconds"]))
         _check_and_drop(ddb_port, target, items)
         target = name + "-core"
         out, run = child(
-            ["bench.peers", "core-restore", "--table", target, "--source", f"s3://bench/backups/{name}/"], split_env
+            ["bench.peers", "core-restore", "--table", target, "--source", f"s3://bench/backups/{name}/"], split_env, dl
         )
         restores.append(("ddb-backup Lambda core <- S3 (moto), 4 parts at a time", run, None))
         _check_and_drop(ddb_port, target, items)
         if restore_cli:
             target = name + "-cli"
             cmd = [*cli, "restore", str(out_file), "--table", target, "--workers", "4"]
-            restores.append(("ddb-backup CLI <- local file", run_measured(cmd, env), None))
+            restores.append(("ddb-backup CLI <- local file", run_measured(cmd, env, server=dl), None))
             _check_and_drop(ddb_port, target, items)
         target = name + "-dynamodump"
         cmd = [
@@ -237,7 +242,9 @@ def peers_part(items: int) -> None:
             *("-m", "restore", "-r", "us-east-1", "-s", name, "-d", target, *local, "--dumpPath", str(work / "dump")),
             *("--noConfirm", "--billingMode", "PAY_PER_REQUEST"),
         ]
-        restores.append(("dynamodump restore", run_measured(cmd, {**LOCAL_AWS, "PYTHONWARNINGS": "ignore"}), None))
+        restores.append(
+            ("dynamodump restore", run_measured(cmd, {**LOCAL_AWS, "PYTHONWARNINGS": "ignore"}, server=dl), None)
+        )
         _check_and_drop(ddb_port, target, items)
 
     for title, runs in (("Backup", [(a, b, None) for a, b in backups]), ("Restore", restores)):
@@ -246,6 +253,7 @@ def peers_part(items: int) -> None:
         rows = []
         for label, run, timed in runs:
             seconds = timed or run.seconds
+            server_cpu = run.server_cpu or 0.0
             rows.append(
                 [
                     label,
@@ -255,16 +263,48 @@ def peers_part(items: int) -> None:
                     f"{dd_s / seconds:.2f}x",
                     run.cpu,
                     "-" if timed else run.peak_rss_mb,
+                    server_cpu,
+                    f"{server_cpu / seconds:.0%}",
                 ]
             )
             RESULTS.setdefault("peers", []).append(
-                {"what": title, "label": label, "seconds": seconds, "cpu": run.cpu, "peakRssMB": run.peak_rss_mb}
+                {
+                    "what": title,
+                    "label": label,
+                    "seconds": seconds,
+                    "cpu": run.cpu,
+                    "peakRssMB": run.peak_rss_mb,
+                    "dynaliteCpu": server_cpu,
+                }
             )
         table(
             f"{title} of {items:,} items (~1 KB) on dynalite, one run, same server "
-            f"(time / floor: lower is better; speed vs dynamodump: higher is better)",
-            ["tool", "seconds", "items/s", "time / floor", "speed vs dynamodump", "client CPU s", "peak RSS MB"],
+            f"(time / floor: lower is better; speed vs dynamodump: higher is better; "
+            f"dynalite busy: its CPU seconds over the run's seconds, 100 % is all its one JS thread can do)",
+            [
+                "tool",
+                "seconds",
+                "items/s",
+                "time / floor",
+                "speed vs dynamodump",
+                "client CPU s",
+                "peak RSS MB",
+                "dynalite CPU s",
+                "dynalite busy",
+            ],
             rows,
+        )
+    # Every restore writes the same items: the least dynalite CPU any of them took is what dynalite
+    # needs for the items themselves, and items / that is the most it can take in one second.
+    least = min((r for r in restores if r[1].server_cpu), key=lambda r: r[1].server_cpu or 0.0, default=None)
+    if least and least[1].server_cpu:
+        ceiling = items / least[1].server_cpu
+        dd_rate = items / restores[-1][1].seconds
+        RESULTS["dynaliteWriteCeiling"] = ceiling
+        print(
+            f"dynalite's own write ceiling for these items: ~{ceiling:,.0f} items/s ({items:,} items / "
+            f"{least[1].server_cpu:,.1f} s of its CPU in '{least[0]}'), {ceiling / dd_rate:.2f}x dynamodump's items/s",
+            flush=True,
         )
     if not restore_cli:
         print("(ddb-backup restore from the CLI is not in this checkout yet: its row is missing)")

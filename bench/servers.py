@@ -76,9 +76,15 @@ def replay() -> Iterator[int]:
         _stop(proc)
 
 
+@dataclass(frozen=True)
+class Server:
+    port: int
+    pid: int
+
+
 @contextmanager
-def dynalite() -> Iterator[int]:
-    """dynalite (npm, in memory) on 127.0.0.1; yields its port."""
+def dynalite() -> Iterator[Server]:
+    """dynalite (npm, in memory) on 127.0.0.1; yields its port and pid (one node process, one thread of JS)."""
     ensure_dynalite()
     port = free_port()
     proc = subprocess.Popen(
@@ -86,7 +92,7 @@ def dynalite() -> Iterator[int]:
     )
     try:
         wait_for_port(port)
-        yield port
+        yield Server(port, proc.pid)
     finally:
         _stop(proc)
 
@@ -134,19 +140,35 @@ def peak_rss_mb(pid: int | str = "self") -> float:
     return 0.0
 
 
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds a running process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Run:
-    """A child process's wall seconds, CPU seconds (wait4) and peak RSS (VmHWM, read while it runs)."""
+    """A child process's wall seconds, CPU seconds (wait4) and peak RSS (VmHWM, read while it runs).
+
+    ``server_cpu``: CPU seconds a watched server process used during the run.
+    """
 
     seconds: float
     cpu: float
     peak_rss_mb: float
     stdout: str
+    server_cpu: float | None = None
 
 
-def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, timeout: float = 900.0) -> Run:
-    """Run ``cmd`` to the end; its own rusage (not the benchmark's). Raises on a non-zero exit."""
+def run_measured(
+    cmd: Sequence[str], env: dict[str, str] | None = None, timeout: float = 900.0, server: Server | None = None
+) -> Run:
+    """Run ``cmd`` to the end; its own rusage (not the benchmark's), and ``server``'s CPU over the run.
+
+    Raises on a non-zero exit.
+    """
     WORK.mkdir(exist_ok=True)
+    server_before = process_cpu(server.pid) if server else 0.0
     out_path = WORK / "last-run.out"
     with open(out_path, "wb") as out:
         start = time.perf_counter()
@@ -168,4 +190,5 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, timeout:
     text = out_path.read_text(errors="replace")
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{text[-3000:]}")
-    return Run(seconds, usage.ru_utime + usage.ru_stime, peak, text)
+    server_cpu = process_cpu(server.pid) - server_before if server else None
+    return Run(seconds, usage.ru_utime + usage.ru_stime, peak, text, server_cpu)
