@@ -107,12 +107,17 @@ def replay_part(quick: bool) -> None:
     wire, ddb_size = item_sizes()
     ratio = ddb_size / wire
     RESULTS["itemBytes"] = {"wireJson": wire, "dynamodb": ddb_size}
+    from ddb_backup.parts import DEFAULT_GZIP_LEVEL as level
+
     scan_fast, scan_slow = (20, 4) if quick else (200, 10)
     write_fast, write_slow = (5_000, 1_000) if quick else (50_000, 5_000)
     rows = []
     with servers.replay() as port:
         runs = [
-            ("backup: Scan -> lines -> gzip -> S3 (fast path)", ["scan", "--pages", str(scan_fast)]),
+            (
+                f"backup: Scan -> lines -> gzip -> S3 (fast path, GZIP_LEVEL={level})",
+                ["scan", "--pages", str(scan_fast)],
+            ),
             ("backup: same, botocore parses (before #6)", ["scan", "--pages", str(scan_slow), "--slow"]),
             ("restore: part -> BatchWriteItem (fast path)", ["write", "--part", json.dumps(part_for(write_fast))]),
             (

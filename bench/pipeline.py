@@ -33,6 +33,7 @@ from bench.replay import ITEM_SIZE, KEYS
 from bench.servers import peak_rss_mb
 from ddb_backup import sample
 from ddb_backup.ddbjson import line_from_client_item
+from ddb_backup.parts import DEFAULT_GZIP_LEVEL
 
 
 def clients(port: int) -> tuple[Any, Any]:
@@ -208,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight per part")
     parser.add_argument("--parts", type=int, default=1, help="write the part this many times")
     parser.add_argument("--workers", type=int, default=1, help="parts at a time")
-    parser.add_argument("--gzip-level", type=int, default=3)
+    parser.add_argument(
+        "--gzip-level", type=int, default=DEFAULT_GZIP_LEVEL, help="as GZIP_LEVEL (default: the default)"
+    )
     parser.add_argument("--segments", type=int, default=4, help="file: segments (threads)")
     parser.add_argument("--out", help="file: where to write")
     parser.add_argument("--slow", action="store_true", help="botocore parses every page (the path before #6)")
