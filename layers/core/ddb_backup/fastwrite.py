@@ -25,15 +25,13 @@ the reader's own validation.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
 import orjson
 
-from .ddbjson import Item
+from .ddbjson import Item, item_from_wire
 from .errors import BadInput
 from .readers import (
     MAX_ITEM_BYTES,
@@ -63,7 +61,8 @@ class RawItem(Mapping[str, Any]):
 
     ``wire``: the item as the line's JSON holds it (DynamoDB JSON), when the line
     was proved to be one ``{"Item": {...}}`` object (:func:`_one_item`); key
-    attributes are read from it. Without it the line is parsed as the reader does.
+    attributes are converted from it alone. Without it the line is parsed as the
+    reader does.
     """
 
     __slots__ = ("_item", "line", "where", "wire")
@@ -83,10 +82,9 @@ class RawItem(Mapping[str, Any]):
         return self._item
 
     def __getitem__(self, name: str) -> Any:
-        if self._item is None and self.wire is not None:
-            av = _key_value(self.wire.get(name))
-            if av is not None:
-                return av
+        if self._item is None and self.wire is not None and name in self.wire:
+            # converted and validated as the reader does this attribute (its error names the line)
+            return item_from_wire({name: self.wire[name]}, self.where)[name]
         return self.item()[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -97,25 +95,6 @@ class RawItem(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"RawItem({self.line[:80]!r}...)"
-
-
-def _key_value(av: Any) -> dict[str, Any] | None:
-    """Client form of a wire attribute value if it is a well-formed S, N or B (a key's types), else None.
-
-    None leaves the attribute to the reader's parser, which validates it and names
-    the line in its error.
-    """
-    if type(av) is not dict or len(av) != 1:
-        return None
-    ((kind, value),) = av.items()
-    if type(value) is not str or kind not in ("S", "N", "B"):
-        return None
-    if kind == "B":
-        try:
-            return {"B": base64.b64decode(value, validate=True)}
-        except (binascii.Error, ValueError):
-            return None
-    return {kind: value}
 
 
 def _one_item(line: bytes) -> dict[str, Any] | None:
