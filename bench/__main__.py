@@ -85,8 +85,8 @@ def child(
 def item_sizes() -> tuple[float, float]:
     """Mean wire-JSON bytes and DynamoDB item bytes of the replay items."""
     from bench.replay import build_pages
-    from ddb_backup.ddbjson import item_from_wire
-    from ddb_backup.readers import item_size
+    from ddb_backup.format.ddbjson import item_from_wire
+    from ddb_backup.format.sources import item_size
 
     body, count = build_pages(1)[0]
     items = json.loads(body + b"}")["Items"]
@@ -107,7 +107,7 @@ def replay_part(quick: bool) -> None:
     wire, ddb_size = item_sizes()
     ratio = ddb_size / wire
     RESULTS["itemBytes"] = {"wireJson": wire, "dynamodb": ddb_size}
-    from ddb_backup.parts import DEFAULT_GZIP_LEVEL as level
+    from ddb_backup.format.parts import DEFAULT_GZIP_LEVEL as level
 
     scan_fast, scan_slow = (20, 4) if quick else (200, 10)
     write_fast, write_slow = (5_000, 1_000) if quick else (50_000, 5_000)

@@ -42,8 +42,9 @@ def ddb_client(port: int | None = None) -> Any:
 
 def load(port: int, table: str, count: int) -> dict[str, Any]:
     """Create and fill ``table`` (lines built once and sent as RawItems: loading is not what is measured)."""
-    from ddb_backup import fastwrite, sample
-    from ddb_backup.ddbjson import line_from_client_item
+    from ddb_backup.format.ddbjson import line_from_client_item
+    from ddb_backup.restore import fastwrite
+    from devkit import sample
 
     ddb = ddb_client(port)
     sample.create_table(ddb, table, KEYS)
@@ -90,8 +91,8 @@ def floor_scan(port: int, table: str, segments: int) -> dict[str, Any]:
 
 
 def floor_write(port: int, table: str, source: str) -> dict[str, Any]:
-    from ddb_backup import sample
-    from ddb_backup.readers import open_source
+    from ddb_backup.format.sources import open_source
+    from devkit import sample
 
     items = list(open_source(source).items())
     ddb = ddb_client(port)
@@ -112,11 +113,11 @@ def floor_write(port: int, table: str, source: str) -> dict[str, Any]:
 
 def core_restore(source: str, table: str, workers: int) -> dict[str, Any]:
     """The restore state machine's work, in threads: prepare the target, then each part as restore_part does."""
-    from ddb_backup import fastwrite
-    from ddb_backup.clients import client
-    from ddb_backup.readers import open_source
-    from ddb_backup.restore import write_items
-    from ddb_backup.target import prepare_target
+    from ddb_backup.aws.clients import client
+    from ddb_backup.format.sources import open_source
+    from ddb_backup.restore import fastwrite
+    from ddb_backup.restore.target import prepare_target
+    from ddb_backup.restore.write import write_items
 
     ddb, s3 = client("dynamodb"), client("s3")
     src = open_source(source, s3)

@@ -31,9 +31,9 @@ from botocore.config import Config
 
 from bench.replay import ITEM_SIZE, KEYS
 from bench.servers import peak_rss_mb
-from ddb_backup import sample
-from ddb_backup.ddbjson import line_from_client_item
-from ddb_backup.parts import DEFAULT_GZIP_LEVEL
+from ddb_backup.format.ddbjson import line_from_client_item
+from ddb_backup.format.parts import DEFAULT_GZIP_LEVEL
+from devkit import sample
 
 
 def clients(port: int) -> tuple[Any, Any]:
@@ -47,7 +47,7 @@ def clients(port: int) -> tuple[Any, Any]:
     s3 = session.client(
         "s3",
         endpoint_url=url,
-        # as ddb_backup.clients configures S3, with path-style addressing for the local endpoint
+        # as ddb_backup.aws.clients configures S3, with path-style addressing for the local endpoint
         config=Config(
             s3={"addressing_style": "path", "payload_signing_enabled": False},
             retries={"mode": "standard", "max_attempts": 10},
@@ -70,7 +70,7 @@ def measure(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_scan(port: int, pages: int, slow: bool, gzip_level: int) -> dict[str, Any]:
-    from ddb_backup.scan import ScanSettings, scan_segment
+    from ddb_backup.backup.scan import ScanSettings, scan_segment
 
     ddb, s3 = clients(port)
     settings = ScanSettings(bucket="bench", fast_path=not slow, gzip_level=gzip_level)
@@ -90,7 +90,7 @@ def run_file(port: int, pages: int, segments: int, out_path: str) -> dict[str, A
     """The CLI's backup to a local file (``backup_to_file``), ``segments`` threads, ``pages`` pages each."""
     from pathlib import Path
 
-    from ddb_backup.local import backup_to_file
+    from ddb_backup_cli.backup_local import backup_to_file
 
     ddb, _ = clients(port)
 
@@ -129,8 +129,9 @@ def run_write(
     port: int, part_json: dict[str, Any], slow: bool, concurrency: int, parts: int = 1, workers: int = 1
 ) -> dict[str, Any]:
     """Restore ``parts`` copies of the part (``workers`` at a time), as restore_part does each."""
-    from ddb_backup import fastwrite, restore
-    from ddb_backup.readers import PartRef, read_part
+    from ddb_backup.format.sources import PartRef, read_part
+    from ddb_backup.restore import fastwrite
+    from ddb_backup.restore import write as restore
 
     ddb, _ = clients(port)
     part = PartRef.from_json({k: v for k, v in part_json.items() if k != "raw"})
@@ -161,9 +162,9 @@ def run_build(part_json: dict[str, Any], slow: bool) -> dict[str, Any]:
     Fast: RawItems and the body ``fastwrite`` builds. Slow: client-form items and
     botocore's own validation and serialization of the same request.
     """
-    from ddb_backup import fastwrite
-    from ddb_backup.readers import PartRef, read_part
-    from ddb_backup.restore import _key_value
+    from ddb_backup.format.sources import PartRef, read_part
+    from ddb_backup.restore import fastwrite
+    from ddb_backup.restore.write import _key_value
 
     ddb, _ = clients(1)  # never called: only its serializer and validator are used
     part = PartRef.from_json({k: v for k, v in part_json.items() if k != "raw"})

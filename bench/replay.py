@@ -1,7 +1,7 @@
 """A replay endpoint on 127.0.0.1: DynamoDB and S3 answered from memory, as fast as a socket allows.
 
 It answers ``Scan`` with prepared ~1 MiB pages of realistic items (every
-attribute type, ~1 KB each, from :mod:`ddb_backup.sample`), ``BatchWriteItem``
+attribute type, ~1 KB each, from :mod:`devkit.sample`), ``BatchWriteItem``
 with "all processed", S3 ``PutObject`` with 200, and ``DescribeTable`` with a
 canned description, so what a benchmark measures is the client pipeline alone.
 
@@ -26,8 +26,8 @@ import sys
 import zlib
 from typing import Any
 
-from ddb_backup import sample
-from ddb_backup.ddbjson import item_to_wire
+from ddb_backup.format.ddbjson import item_to_wire
+from devkit import sample
 
 PAGE_BYTES = 1024 * 1024
 ITEM_SIZE = 580  # sample.make_item's size knob: ~1 KB of wire JSON per item

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from ddb_backup import ddbjson
-from ddb_backup.clients import client
-from ddb_backup.emulator import LocalStack
+from ddb_backup.aws.clients import client
+from ddb_backup.format import ddbjson
+from devkit.emulator import LocalStack
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

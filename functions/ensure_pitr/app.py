@@ -6,8 +6,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ddb_backup import pitr
-from ddb_backup.clients import client
+from ddb_backup.aws.clients import client
+from ddb_backup.native import pitr
 from ddb_backup.observability import logger, metrics, tracer
 
 

@@ -7,10 +7,10 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ddb_backup import config
-from ddb_backup.catalog import newest_backup_ages
-from ddb_backup.clients import client
+from ddb_backup.aws.clients import client
+from ddb_backup.backup.finalize import all_parts, finalize_table
 from ddb_backup.events import FinalizeTableEvent
-from ddb_backup.finalize import all_parts, finalize_table
+from ddb_backup.format.catalog import newest_backup_ages
 from ddb_backup.observability import logger, metrics, table_metrics, tracer
 
 

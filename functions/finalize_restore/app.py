@@ -6,10 +6,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ddb_backup.clients import client
+from ddb_backup.aws.clients import client
 from ddb_backup.events import FinalizeRestoreEvent
 from ddb_backup.observability import logger, metrics, tracer
-from ddb_backup.restore_run import finalize_restore
+from ddb_backup.restore.run import finalize_restore
 
 
 @logger.inject_lambda_context(correlation_id_path="executionName")

@@ -6,10 +6,10 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ddb_backup import snapshots
-from ddb_backup.clients import client
+from ddb_backup.aws.clients import client
+from ddb_backup.native import snapshots
+from ddb_backup.native.pitr import Retry
 from ddb_backup.observability import logger, metrics, tracer
-from ddb_backup.pitr import Retry
 
 
 @logger.inject_lambda_context(log_event=True)

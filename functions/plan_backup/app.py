@@ -6,10 +6,10 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ddb_backup import config
-from ddb_backup.clients import client
+from ddb_backup.aws.clients import client
+from ddb_backup.backup.plan import plan_run
 from ddb_backup.events import PlanBackupEvent
 from ddb_backup.observability import logger, metrics, tracer
-from ddb_backup.plan import plan_run
 
 
 @logger.inject_lambda_context(correlation_id_path="executionName", log_event=True)

@@ -5,10 +5,10 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ddb_backup.clients import client
+from ddb_backup.aws.clients import client
 from ddb_backup.events import PlanRestoreEvent
 from ddb_backup.observability import logger, metrics, tracer
-from ddb_backup.restore_run import plan_restore, run_id_from, settings_from_env
+from ddb_backup.restore.run import plan_restore, run_id_from, settings_from_env
 
 
 @logger.inject_lambda_context(correlation_id_path="executionName", log_event=True)

@@ -6,12 +6,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from ddb_backup.clients import client
+from ddb_backup.aws.clients import client
+from ddb_backup.backup.scan import deadline_from
 from ddb_backup.events import RestorePartTask
 from ddb_backup.observability import logger, metrics, table_metrics, tracer
-from ddb_backup.restore import restore_part
-from ddb_backup.restore_run import settings_from_env
-from ddb_backup.scan import deadline_from
+from ddb_backup.restore.run import settings_from_env
+from ddb_backup.restore.write import restore_part
 
 
 @logger.inject_lambda_context(correlation_id_path="executionName")

@@ -7,10 +7,10 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ddb_backup import config
-from ddb_backup.clients import client
+from ddb_backup.aws.clients import client
+from ddb_backup.backup.scan import deadline_from, scan_segment
 from ddb_backup.events import SegmentTask
 from ddb_backup.observability import logger, metrics, table_metrics, tracer
-from ddb_backup.scan import deadline_from, scan_segment
 
 
 @logger.inject_lambda_context(correlation_id_path="executionName")

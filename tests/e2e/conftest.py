@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ddb_backup.clients import client
+from ddb_backup.aws.clients import client
 
 
 def _free_port() -> int:

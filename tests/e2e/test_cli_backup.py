@@ -9,9 +9,10 @@ import sys
 
 import pytest
 
-from ddb_backup import ddbjson, sample
-from ddb_backup.cli import main
-from ddb_backup.clients import client
+from ddb_backup.aws.clients import client
+from ddb_backup.format import ddbjson
+from ddb_backup_cli.main import main
+from devkit import sample
 from tests.conftest import backup_items, canonical, table_items
 
 
@@ -93,7 +94,7 @@ def test_usage_errors_exit_2(capsys):
 def test_the_console_script_runs_as_a_process(tables, tmp_path):
     out = tmp_path / "r.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "ddb_backup.cli", "backup", "--table", "mystack-RulesTable", "--out", str(out)],
+        [sys.executable, "-m", "ddb_backup_cli.main", "backup", "--table", "mystack-RulesTable", "--out", str(out)],
         capture_output=True,
         text=True,
         env=os.environ,

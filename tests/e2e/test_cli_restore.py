@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from ddb_backup import sample
-from ddb_backup.cli import main
-from ddb_backup.clients import client
+from ddb_backup.aws.clients import client
+from ddb_backup_cli.main import main
+from devkit import sample
 from tests.conftest import FIXTURES, canonical, expected_items, table_items
 
 

@@ -110,6 +110,6 @@ class Faults:
 
 def _client_form(request: dict[str, Any]) -> dict[str, Any]:
     """A wire-form PutRequest, as the low-level client would have parsed it (binary as bytes)."""
-    from ddb_backup.ddbjson import item_from_wire
+    from ddb_backup.format.ddbjson import item_from_wire
 
     return {"PutRequest": {"Item": item_from_wire(request["PutRequest"]["Item"])}}

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from ddb_backup import parts, sample
-from ddb_backup.clients import client
-from ddb_backup.emulator import LocalStack
+from ddb_backup.aws.clients import client
+from ddb_backup.format import parts
+from devkit import sample
+from devkit.emulator import LocalStack
 from tests.conftest import backup_items, canonical, table_items
 from tests.faults.injector import Faults
 
@@ -35,7 +36,7 @@ def world(stack, monkeypatch):
     monkeypatch.setenv("SCAN_PAGE_LIMIT", "25")
     monkeypatch.setenv("SCAN_TIME_BUDGET_SECONDS", "0")
     # Backoff stays in the code path, shortened: the faults are many, the test is not long.
-    monkeypatch.setattr("ddb_backup.throttle.backoff_delay", lambda *args, **kwargs: 0.001)
+    monkeypatch.setattr("ddb_backup.aws.retry.backoff_delay", lambda *args, **kwargs: 0.001)
     monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda self, context: 0.005)
     ddb = client("dynamodb")
     sample.create_cumulus_tables(ddb, "mystack-", COUNTS)
@@ -127,7 +128,7 @@ def test_a_lambda_that_dies_mid_segment_resumes_from_its_checkpoint(world, monke
             raise SandboxTimedout("Task timed out after 900.00 seconds (injected)")
         return result
 
-    monkeypatch.setattr("ddb_backup.scan.upload_part", dying_upload)
+    monkeypatch.setattr("ddb_backup.backup.scan.upload_part", dying_upload)
     monkeypatch.setenv("SCAN_PAGE_LIMIT", "10")
     monkeypatch.setenv("SCAN_TIME_BUDGET_SECONDS", "600")
     monkeypatch.setenv("PART_BYTES", "4000")  # several parts per invocation
@@ -141,7 +142,7 @@ def test_a_segment_that_keeps_failing_fails_the_run_naming_it(world, monkeypatch
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("disk on fire (injected)")
 
-    monkeypatch.setattr("ddb_backup.scan.upload_part", broken)
+    monkeypatch.setattr("ddb_backup.backup.scan.upload_part", broken)
     backup = world.run("BackupStateMachine", {"tables": ["mystack-RulesTable"]}, timeout=600)
     assert backup["status"] == "FAILED"
     assert "mystack-RulesTable segment 0" in backup["cause"] and "disk on fire" in backup["cause"]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ddb_backup import sample
-from ddb_backup.clients import client
-from ddb_backup.emulator import LambdaContext
+from ddb_backup.aws.clients import client
+from devkit import sample
+from devkit.emulator import LambdaContext
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

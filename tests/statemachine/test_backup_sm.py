@@ -6,8 +6,8 @@ import hashlib
 import json
 from collections import Counter
 
-from ddb_backup import sample
-from ddb_backup.clients import client
+from ddb_backup.aws.clients import client
+from devkit import sample
 from tests.conftest import backup_items, canonical, table_items
 
 COUNTS = {"Granules": 400, "Collections": 30, "Executions": 120, "Files": 200}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from ddb_backup.demo import run_demo
+from devkit.demo import run_demo
 
 
 def test_the_demo_verifies_all_eight_tables():

@@ -12,11 +12,13 @@ from typing import Any
 
 import pytest
 
-from ddb_backup import cli, pitr, sample, snapshots
-from ddb_backup.clients import client
-from ddb_backup.emulator import LocalStack
+from ddb_backup.aws.clients import client
+from ddb_backup.backup.plan import describe
 from ddb_backup.errors import DdbBackupError
-from ddb_backup.plan import describe
+from ddb_backup.native import pitr, snapshots
+from ddb_backup_cli import main as cli
+from devkit import sample
+from devkit.emulator import LocalStack
 from tests.conftest import canonical, table_items
 
 PREFIX = "mystack-"

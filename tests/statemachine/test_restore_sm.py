@@ -12,9 +12,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ddb_backup import readers, sample
-from ddb_backup.clients import client
-from ddb_backup.emulator import LambdaContext
+from ddb_backup.aws.clients import client
+from ddb_backup.format import sources as readers
+from devkit import sample
+from devkit.emulator import LambdaContext
 from tests.conftest import FIXTURES, canonical, expected_items, table_items
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

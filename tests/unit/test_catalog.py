@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ddb_backup.catalog import list_backups, newest_backup_ages
+from ddb_backup.format.catalog import list_backups, newest_backup_ages
 
 BUCKET = "catalog-bucket"
 

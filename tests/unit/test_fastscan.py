@@ -3,7 +3,7 @@
 A botocore client answered by a ``before-send`` handler (no network) stands in
 for DynamoDB: it serves pages in DynamoDB's own compact form and in the forms
 other servers use (``ensure_ascii``, spaced separators, keys in another order),
-so both the slicing and the parsing fallback of :mod:`ddb_backup.fastscan` run.
+so both the slicing and the parsing fallback of :mod:`ddb_backup.backup.fastscan` run.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from botocore.parsers import create_parser
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ddb_backup import fastscan
-from ddb_backup.ddbjson import item_to_wire, line_from_client_item
-from ddb_backup.scan import ScanSettings, scan_segment
+from ddb_backup.backup import fastscan
+from ddb_backup.backup.scan import ScanSettings, scan_segment
+from ddb_backup.format.ddbjson import item_to_wire, line_from_client_item
 
 # ------------------------------------------------------------------ wire items
 TRICKY = ['}},{"', '},{"M":{', '"', "\\", ", ", ": ", ":1", "[-0", "{ ", " }", "é中😀", "\u2028", "\x7f", "\n\t", "\b"]
@@ -248,7 +248,7 @@ def test_a_budget_stop_hands_over_the_key_in_wire_form():
 
 
 def test_throttling_and_bad_checksums_are_retried_before_the_body_is_taken(monkeypatch):
-    monkeypatch.setattr("ddb_backup.throttle.time.sleep", lambda _s: None)
+    monkeypatch.setattr("ddb_backup.aws.retry.time.sleep", lambda _s: None)
     monkeypatch.setattr("botocore.retries.standard.time.sleep", lambda _s: None, raising=False)
     throttled = json.dumps({"__type": "ProvisionedThroughputExceededException", "message": "slow down"}).encode()
     server = FakeDynamoDB(pages_for(1), failures=[(400, throttled)] * 6, bad_crc=1)

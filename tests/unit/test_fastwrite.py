@@ -21,11 +21,12 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from ddb_backup import fastwrite, sample
-from ddb_backup.ddbjson import item_to_wire, line_from_client_item, parse_line
 from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError
-from ddb_backup.readers import PartRef, read_part, write_local_file
-from ddb_backup.restore import DeadLettered, write_items
+from ddb_backup.format.ddbjson import item_to_wire, line_from_client_item, parse_line
+from ddb_backup.format.sources import PartRef, read_part, write_local_file
+from ddb_backup.restore import fastwrite
+from ddb_backup.restore.write import DeadLettered, write_items
+from devkit import sample
 
 KEYS = [("pk", "HASH")]
 

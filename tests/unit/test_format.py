@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from ddb_backup import ddbjson, layout
 from ddb_backup.errors import BadInput
-from ddb_backup.parts import PartBuffer
+from ddb_backup.format import ddbjson, layout
+from ddb_backup.format.parts import PartBuffer
 
 ALL_TYPES = {
     "pk": {"S": "granule-1"},

@@ -11,8 +11,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ddb_backup import ddbjson, readers
-from ddb_backup.parts import PartBuffer
+from ddb_backup.format import ddbjson
+from ddb_backup.format import sources as readers
+from ddb_backup.format.parts import PartBuffer
 
 names = st.text(min_size=1, max_size=12)
 text = st.text(max_size=40)

@@ -40,8 +40,8 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from ddb_backup import pitr
 from ddb_backup.errors import BadInput
+from ddb_backup.native import pitr
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
@@ -557,7 +557,7 @@ def test_every_handler_refuses_a_malformed_event_at_the_door(handler, handler_mo
 
 def test_the_longest_retention_and_interval_allowed_still_name_a_date():
     """What bounds retentionDays and minIntervalMinutes: pruning computes now minus them."""
-    from ddb_backup import snapshots
+    from ddb_backup.native import snapshots
 
     fields = snapshots.OnDemandBackupEvent.model_fields
     days = next(m.le for m in fields["retention_days"].metadata if isinstance(m, annotated_types.Le))

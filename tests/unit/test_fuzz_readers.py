@@ -35,13 +35,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from ddb_backup import fastwrite, readers, sample
-from ddb_backup.ddbjson import item_to_wire, line_from_client_item
+from ddb_backup.backup.finalize import finalize_table
+from ddb_backup.backup.plan import Settings, plan_run
+from ddb_backup.backup.scan import ScanSettings, scan_segment
 from ddb_backup.errors import BackupIncomplete, BadInput, DdbBackupError, IntegrityError
-from ddb_backup.finalize import finalize_table
-from ddb_backup.plan import Settings, plan_run
-from ddb_backup.restore import DeadLettered, write_items
-from ddb_backup.scan import ScanSettings, scan_segment
+from ddb_backup.format import sources as readers
+from ddb_backup.format.ddbjson import item_to_wire, line_from_client_item
+from ddb_backup.restore import fastwrite
+from ddb_backup.restore.write import DeadLettered, write_items
+from devkit import sample
 from tests.conftest import FIXTURES, canonical
 
 #: Fixed examples (derandomize): CI sees the same cases every run. Modest counts: the two fuzz files stay fast.
@@ -184,7 +186,7 @@ def v1_files() -> tuple[dict[str, bytes], list[dict[str, Any]]]:
     """A real backup's files ({path relative to the backup directory: bytes}) and the table's items."""
     from moto import mock_aws
 
-    from ddb_backup.clients import client
+    from ddb_backup.aws.clients import client
 
     with mock_aws():
         client.cache_clear()

@@ -20,9 +20,11 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from ddb_backup import cli_aws_backups, pitr, sample
+from ddb_backup.backup.plan import describe
 from ddb_backup.errors import BadInput, DdbBackupError, TargetRefused
-from ddb_backup.plan import describe
+from ddb_backup.native import pitr
+from ddb_backup_cli import aws_backups as cli_aws_backups
+from devkit import sample
 from tests.conftest import canonical, table_items
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"

@@ -6,11 +6,12 @@ import json
 
 import pytest
 
-from ddb_backup import layout, sample
+from ddb_backup.backup.finalize import finalize_table
+from ddb_backup.backup.plan import Settings, choose_segments, plan_run, resolve_tables
+from ddb_backup.backup.scan import ScanSettings, scan_segment
 from ddb_backup.errors import BackupIncomplete, BadInput, TableNotFound
-from ddb_backup.finalize import finalize_table
-from ddb_backup.plan import Settings, choose_segments, plan_run, resolve_tables
-from ddb_backup.scan import ScanSettings, scan_segment
+from ddb_backup.format import layout
+from devkit import sample
 from tests.conftest import backup_items, canonical, table_items
 
 BUCKET = "backups"
@@ -146,7 +147,7 @@ def test_throttled_scans_back_off_and_complete(world, monkeypatch):
     from botocore.exceptions import ClientError
 
     ddb, s3 = world
-    monkeypatch.setattr("ddb_backup.throttle.time.sleep", lambda s: None)
+    monkeypatch.setattr("ddb_backup.aws.retry.time.sleep", lambda s: None)
     real, calls = ddb.scan, {"n": 0}
 
     def flaky(**kwargs):
@@ -176,7 +177,7 @@ def test_gzip_level_outside_isal_levels_is_refused(monkeypatch: pytest.MonkeyPat
 def test_parts_are_standard_gzip_at_every_level() -> None:
     import gzip
 
-    from ddb_backup.parts import GZIP_LEVELS, PartBuffer
+    from ddb_backup.format.parts import GZIP_LEVELS, PartBuffer
 
     lines = [b'{"Item":{"pk":{"S":"%d"}}}\n' % i for i in range(5000)]
     for level in GZIP_LEVELS:

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from ddb_backup import readers, sample
+from ddb_backup.backup.finalize import finalize_table
+from ddb_backup.backup.plan import Settings, plan_run
+from ddb_backup.backup.scan import ScanSettings, scan_segment
 from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError, UnknownFormat
-from ddb_backup.finalize import finalize_table
-from ddb_backup.plan import Settings, plan_run
-from ddb_backup.scan import ScanSettings, scan_segment
+from ddb_backup.format import sources as readers
+from devkit import sample
 from tests.conftest import FIXTURES, canonical, expected_items, table_items
 
 TABLES = ["mystack-CollectionsTable", "mystack-ExecutionsTable", "mystack-GranulesTable"]
@@ -161,7 +162,7 @@ def v1_master(tmp_path_factory):
     """One real backup (90 items, several parts), made once and kept on disk."""
     from moto import mock_aws
 
-    from ddb_backup.clients import client
+    from ddb_backup.aws.clients import client
 
     root = tmp_path_factory.mktemp("v1")
     with mock_aws():

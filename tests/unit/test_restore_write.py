@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from ddb_backup import sample
-from ddb_backup.restore import DeadLettered, write_items
-from ddb_backup.throttle import backoff_delay
+from ddb_backup.aws.retry import backoff_delay
+from ddb_backup.restore.write import DeadLettered, write_items
+from devkit import sample
 from tests.conftest import canonical, table_items
 
 KEYS = sample.CUMULUS_TABLES["Files"]  # bucket (HASH), key (RANGE)
@@ -302,8 +302,8 @@ class _Http:
 
 def test_a_dead_letter_keeps_unparseable_lines_as_they_were(tmp_path):
     """A refused line that does not even parse is saved verbatim, with the others of its batch."""
-    from ddb_backup.fastwrite import RawItem
-    from ddb_backup.readers import dead_letter_writer
+    from ddb_backup.format.sources import dead_letter_writer
+    from ddb_backup.restore.fastwrite import RawItem
 
     save = dead_letter_writer(str(tmp_path) + "/", "run-1")
     bad = RawItem(b'{"Item":{"pk":{"S":5}}}', "part-1 line 1")

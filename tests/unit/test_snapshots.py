@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from ddb_backup import pitr, sample, snapshots
 from ddb_backup.errors import BadInput, TargetRefused
+from ddb_backup.native import pitr, snapshots
+from devkit import sample
 from tests.conftest import canonical, table_items
 from tests.unit.test_pitr import EVENTS, UNAVAILABLE, inject, make_table, retry, run_cli, settings, source_table
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ddb_backup.emulator import _CfnLoader
+from devkit.emulator import _CfnLoader
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = _CfnLoader.load((ROOT / "template.yaml").read_text())

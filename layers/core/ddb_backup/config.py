@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 
-from .errors import BadInput
-from .parts import DEFAULT_GZIP_LEVEL, GZIP_LEVELS
-from .plan import Settings
-from .scan import ScanSettings
+from ddb_backup.backup.plan import Settings
+from ddb_backup.backup.scan import ScanSettings
+from ddb_backup.errors import BadInput
+from ddb_backup.format.parts import DEFAULT_GZIP_LEVEL, GZIP_LEVELS
 
 
 def env_int(name: str, default: int, low: int = 0, high: int | None = None) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from . import layout
+from ddb_backup.format import layout
 
 TABLE_NAME = r"^[A-Za-z0-9_.-]{3,255}$"
 #: The start of a table name: the same characters, any length.

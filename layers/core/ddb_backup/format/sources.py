@@ -53,10 +53,11 @@ from typing import IO, Any, cast
 from botocore.exceptions import ClientError
 from isal import igzip, isal_zlib
 
-from . import FORMAT_VERSION, __version__, layout
-from .ddbjson import TYPES, Item, item_from_wire, line_from_client_item
-from .errors import BackupIncomplete, BadInput, IntegrityError, UnknownFormat
-from .parts import DEFAULT_GZIP_LEVEL
+from ddb_backup import FORMAT_VERSION, __version__
+from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError, UnknownFormat
+from ddb_backup.format import layout
+from ddb_backup.format.ddbjson import TYPES, Item, item_from_wire, line_from_client_item
+from ddb_backup.format.parts import DEFAULT_GZIP_LEVEL
 
 #: Largest item DynamoDB stores.
 MAX_ITEM_BYTES = 400 * 1024
@@ -110,7 +111,7 @@ def _name(url: str) -> str:
 def _s3_client(s3: Any) -> Any:
     if s3 is not None:
         return s3
-    from .clients import client
+    from ddb_backup.aws.clients import client
 
     return client("s3")
 

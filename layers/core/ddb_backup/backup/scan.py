@@ -16,11 +16,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import fastscan, layout
-from .ddbjson import item_from_wire, item_to_wire, line_from_client_item
-from .parts import DEFAULT_GZIP_LEVEL, Part, PartBuffer, upload_part
-from .s3io import put_json
-from .throttle import call_with_backoff
+from ddb_backup.aws.retry import call_with_backoff
+from ddb_backup.aws.s3io import put_json
+from ddb_backup.backup import fastscan
+from ddb_backup.format import layout
+from ddb_backup.format.ddbjson import item_from_wire, item_to_wire, line_from_client_item
+from ddb_backup.format.parts import DEFAULT_GZIP_LEVEL, Part, PartBuffer, upload_part
 
 MiB = 1024 * 1024
 

@@ -20,12 +20,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import fastwrite
-from .ddbjson import Item
-from .errors import BadInput, RestoreIncomplete
-from .readers import PartRef, dead_letter_writer
-from .s3io import put_json
-from .throttle import backoff_delay, call_with_backoff, is_throttle
+from ddb_backup.aws.retry import backoff_delay, call_with_backoff, is_throttle
+from ddb_backup.aws.s3io import put_json
+from ddb_backup.errors import BadInput, RestoreIncomplete
+from ddb_backup.format.ddbjson import Item
+from ddb_backup.format.sources import PartRef, dead_letter_writer
+from ddb_backup.restore import fastwrite
 
 BATCH = 25
 

@@ -19,7 +19,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import BadInput
+from ddb_backup.errors import BadInput
 
 Item = dict[str, Any]
 

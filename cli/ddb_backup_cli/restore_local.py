@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from . import fastwrite
-from .errors import RestoreIncomplete
-from .progress import Progress
-from .readers import dead_letter_writer
-from .restore import write_items
-from .restore_run import prepare_targets
+from ddb_backup.errors import RestoreIncomplete
+from ddb_backup.format.sources import dead_letter_writer
+from ddb_backup.restore import fastwrite
+from ddb_backup.restore.run import prepare_targets
+from ddb_backup.restore.write import write_items
+from ddb_backup_cli.progress import Progress
 
 
 def restore_sources(

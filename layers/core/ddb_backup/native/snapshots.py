@@ -24,9 +24,10 @@ from typing import Any
 from botocore.exceptions import ClientError
 from pydantic import Field
 
-from . import layout
-from .errors import BadInput, DdbBackupError, TableNotFound, TargetRefused
-from .pitr import (
+from ddb_backup.backup.plan import describe
+from ddb_backup.errors import BadInput, DdbBackupError, TableNotFound, TargetRefused
+from ddb_backup.format import layout
+from ddb_backup.native.pitr import (
     FAILED,
     MISSING,
     Retry,
@@ -38,7 +39,6 @@ from .pitr import (
     run_until_done,
     sse_override,
 )
-from .plan import describe
 
 MARKER = "ddbb"
 MAX_NAME = 255

@@ -32,10 +32,10 @@ from types import ModuleType
 from typing import Any
 from unittest import mock
 
-from .clients import client
-from .errors import DdbBackupError
+from ddb_backup.aws.clients import client
+from ddb_backup.errors import DdbBackupError
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "123456789012"
 
 #: Environment the local stack adds on top of the template's: no X-Ray daemon, no EMF on stdout.

@@ -23,12 +23,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from . import layout
-from .errors import BadInput, IntegrityError, RestoreIncomplete, UnknownFormat
-from .readers import Source, find_run, is_s3, key_schema_from_names, open_source
-from .restore import note_key
-from .s3io import get_json, get_json_or_none, list_keys, put_json
-from .target import map_table_name, prepare_target
+from ddb_backup.aws.s3io import get_json, get_json_or_none, list_keys, put_json
+from ddb_backup.errors import BadInput, IntegrityError, RestoreIncomplete, UnknownFormat
+from ddb_backup.format import layout
+from ddb_backup.format.sources import Source, find_run, is_s3, key_schema_from_names, open_source
+from ddb_backup.restore.target import map_table_name, prepare_target
+from ddb_backup.restore.write import note_key
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class RestoreSettings:
 
 def settings_from_env() -> RestoreSettings:
     """From the environment template.yaml sets (BACKUP_BUCKET, BACKUP_PREFIX, RESTORE_*, MAX_CONCURRENCY)."""
-    from . import config
+    from ddb_backup import config
 
     return RestoreSettings(
         bucket=config.bucket(),

@@ -8,9 +8,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .ddbjson import canonical, item_to_wire
-from .errors import TableNotFound
-from .readers import open_source
+from ddb_backup.errors import TableNotFound
+from ddb_backup.format.ddbjson import canonical, item_to_wire
+from ddb_backup.format.sources import open_source
 
 
 def _digest(item: dict[str, Any]) -> bytes:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from . import layout
-from .s3io import get_json_or_none
+from ddb_backup.aws.s3io import get_json_or_none
+from ddb_backup.format import layout
 
 
 def _children(s3: Any, bucket: str, prefix: str) -> list[str]:

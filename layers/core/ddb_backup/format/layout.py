@@ -16,7 +16,7 @@ import datetime as dt
 import re
 import secrets
 
-from .errors import BadInput
+from ddb_backup.errors import BadInput
 
 MANIFEST = "manifest.json"
 PLAN = "plan.json"

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from .throttle import backoff_delay, call_with_backoff
+from ddb_backup.aws.retry import backoff_delay, call_with_backoff
 
 #: name -> (key schema [(attribute, HASH|RANGE)], extra create_table arguments)
 CUMULUS_TABLES: dict[str, list[tuple[str, str]]] = {

@@ -9,9 +9,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import __version__, layout
-from .errors import BadInput, TableNotFound
-from .s3io import put_json
+from ddb_backup import __version__
+from ddb_backup.aws.s3io import put_json
+from ddb_backup.errors import BadInput, TableNotFound
+from ddb_backup.format import layout
 
 GiB = 1024**3
 MAX_SEGMENTS = 1_000_000

@@ -7,7 +7,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from .errors import BadInput
+from ddb_backup.errors import BadInput
 
 
 def put_json(s3: Any, bucket: str, key: str, doc: Any) -> None:

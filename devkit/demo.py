@@ -12,10 +12,10 @@ import sys
 import time
 from typing import Any
 
-from . import sample
-from .clients import client
-from .emulator import LocalStack
-from .verify import verify_table
+from ddb_backup.aws.clients import client
+from ddb_backup_cli.verify import verify_table
+from devkit import sample
+from devkit.emulator import LocalStack
 
 SOURCE_PREFIX = "mystack-"
 TARGET_PREFIX = "restore-"

@@ -1,6 +1,6 @@
 """``ddb-backup pitr ...`` and ``ddb-backup snapshots ...``: AWS-native backups from the command line.
 
-Thin: the logic is in :mod:`ddb_backup.pitr` and :mod:`ddb_backup.snapshots`,
+Thin: the logic is in :mod:`ddb_backup.native.pitr` and :mod:`ddb_backup.native.snapshots`,
 which the Lambda functions run too.
 """
 
@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .clients import client
-from .errors import BadInput
-from .pitr import (
+from ddb_backup.aws.clients import client
+from ddb_backup.errors import BadInput
+from ddb_backup.native.pitr import (
     DEFAULT_CUMULUS_TABLES,
     Retry,
     TableSelection,
@@ -26,7 +26,7 @@ from .pitr import (
     restore_to_point_in_time,
     summarize,
 )
-from .snapshots import (
+from ddb_backup.native.snapshots import (
     backup_rows,
     create_backups,
     create_one,
@@ -35,7 +35,7 @@ from .snapshots import (
     restore_from_backup,
     stack_marker,
 )
-from .snapshots import check as check_snapshots
+from ddb_backup.native.snapshots import check as check_snapshots
 
 DEFAULT_STACK = "ddb-backup"
 
@@ -220,7 +220,7 @@ def cmd_snapshots_prune(args: argparse.Namespace) -> int:
 def _common_parents() -> list[argparse.ArgumentParser]:
     """The main CLI's --json/--quiet/... so they work after the subcommand too (when it offers them)."""
     try:
-        from .cli import _common_options
+        from ddb_backup_cli.main import _common_options
     except ImportError:  # pragma: no cover - used alone
         return []
     return [_common_options(top=False)]

@@ -31,12 +31,12 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from .ddbjson import _dumps, item_from_wire, item_to_wire
-from .parts import PartBuffer
-from .throttle import call_with_backoff
+from ddb_backup.aws.retry import call_with_backoff
+from ddb_backup.format.ddbjson import _dumps, item_from_wire, item_to_wire
+from ddb_backup.format.parts import PartBuffer
 
 _RAW = "ddb_backup.rawBody"
-_HANDLER_ID = "ddb_backup.fastscan.keep_raw_body"
+_HANDLER_ID = "ddb_backup.backup.fastscan.keep_raw_body"
 _EMPTY = b"{}"
 _state = threading.local()
 

@@ -31,9 +31,9 @@ from typing import Any
 
 import msgspec
 
-from .ddbjson import Item, item_from_wire
-from .errors import BadInput
-from .readers import (
+from ddb_backup.errors import BadInput
+from ddb_backup.format.ddbjson import Item, item_from_wire
+from ddb_backup.format.sources import (
     MAX_ITEM_BYTES,
     PartRef,
     Source,
@@ -49,7 +49,7 @@ from .readers import (
     end_count,
     is_s3,
 )
-from .readers import read_part as read_part_slow
+from ddb_backup.format.sources import read_part as read_part_slow
 
 _BODY = "ddb_backup.batchBody"
 _PLACEHOLDER: dict[str, Any] = {"PutRequest": {"Item": {}}}
@@ -177,9 +177,9 @@ def install(ddb: Any) -> None:
     """Register the request-building handlers on ``ddb`` (idempotent); they act only on RawItems."""
     events = ddb.meta.events
     events.register(
-        "before-parameter-build.dynamodb.BatchWriteItem", _build_body, unique_id="ddb_backup.fastwrite.build"
+        "before-parameter-build.dynamodb.BatchWriteItem", _build_body, unique_id="ddb_backup.restore.fastwrite.build"
     )
-    events.register("before-call.dynamodb.BatchWriteItem", _use_body, unique_id="ddb_backup.fastwrite.use")
+    events.register("before-call.dynamodb.BatchWriteItem", _use_body, unique_id="ddb_backup.restore.fastwrite.use")
 
 
 # ------------------------------------------------------------------ reading

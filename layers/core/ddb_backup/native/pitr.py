@@ -30,10 +30,10 @@ from typing import Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from . import layout
-from .errors import BadInput, DdbBackupError, TableNotFound, TargetRefused
-from .plan import describe
-from .throttle import THROTTLE_CODES
+from ddb_backup.aws.retry import THROTTLE_CODES
+from ddb_backup.backup.plan import describe
+from ddb_backup.errors import BadInput, DdbBackupError, TableNotFound, TargetRefused
+from ddb_backup.format import layout
 
 #: The Cumulus metadata tables PITR covers when only a prefix is given.
 DEFAULT_CUMULUS_TABLES = ("Collections", "Executions", "Files", "Granules", "Pdrs", "Providers", "Rules", "Users")

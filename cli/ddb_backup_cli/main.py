@@ -18,10 +18,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .clients import client
-from .errors import BadInput, DdbBackupError
-from .progress import Progress
+from ddb_backup import __version__
+from ddb_backup.aws.clients import client
+from ddb_backup.errors import BadInput, DdbBackupError
+from ddb_backup_cli.progress import Progress
 
 EPILOG_MAIN = """\
 examples:
@@ -64,12 +64,12 @@ def _tables_arg(args: argparse.Namespace) -> tuple[list[str] | None, str | None]
 
 # ------------------------------------------------------------------ backup
 def cmd_backup(args: argparse.Namespace) -> int:
-    from . import local
+    from ddb_backup_cli import backup_local as local
 
     tables, prefix = _tables_arg(args)
     ddb = client("dynamodb")
     if args.to:
-        from .s3io import split_s3_url
+        from ddb_backup.aws.s3io import split_s3_url
 
         bucket, key_prefix = split_s3_url(args.to)
         if key_prefix and not key_prefix.endswith("/"):
@@ -93,7 +93,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
             _say(args, f"{s['table']}: {s['items']:,} items in {s['parts']} parts -> s3://{bucket}/{s['manifest']}")
         return 0
     if prefix:
-        from .plan import resolve_tables
+        from ddb_backup.backup.plan import resolve_tables
 
         tables = resolve_tables(ddb, None, prefix)
     assert tables
@@ -130,7 +130,7 @@ def _mapping(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from .restore_local import restore_sources
+    from ddb_backup_cli.restore_local import restore_sources
 
     if bool(args.table) == bool(args.map):
         raise UsageError("give --table NAME (one table) or --map OLD=NEW (a set), not both")
@@ -157,7 +157,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .verify import verify_table
+    from ddb_backup_cli.verify import verify_table
 
     report = verify_table(client("dynamodb"), client("s3"), args.table, args.backup, limit=args.show)
     if args.json:
@@ -276,8 +276,8 @@ def cmd_start_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .catalog import list_backups
-    from .s3io import split_s3_url
+    from ddb_backup.aws.s3io import split_s3_url
+    from ddb_backup.format.catalog import list_backups
 
     if args.bucket:
         bucket, prefix = split_s3_url(args.bucket) if args.bucket.startswith("s3://") else (args.bucket, args.prefix)
@@ -300,7 +300,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from devkit.demo import run_demo
 
     return run_demo(items=args.items, quiet=args.quiet)
 
@@ -450,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--items", type=int, default=600, help="items in the Granules table (others scale from it)")
 
     try:
-        from .cli_aws_backups import register
+        from ddb_backup_cli.aws_backups import register
     except ImportError:  # pragma: no cover - optional until that module lands
         pass
     else:

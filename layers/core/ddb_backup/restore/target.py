@@ -22,9 +22,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from . import layout
-from .errors import BadInput, TargetRefused
-from .throttle import backoff_delay, call_with_backoff
+from ddb_backup.aws.retry import backoff_delay, call_with_backoff
+from ddb_backup.errors import BadInput, TargetRefused
+from ddb_backup.format import layout
 
 MODES = ("new", "overwrite")
 

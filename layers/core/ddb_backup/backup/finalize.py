@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from . import FORMAT_VERSION, __version__, layout
-from .errors import BackupIncomplete
-from .s3io import get_json, get_json_or_none, list_keys, put_json
+from ddb_backup import FORMAT_VERSION, __version__
+from ddb_backup.aws.s3io import get_json, get_json_or_none, list_keys, put_json
+from ddb_backup.errors import BackupIncomplete
+from ddb_backup.format import layout
 
 
 def segment_parts(s3: Any, bucket: str, directory: str, table: str, segment: int, total: int) -> list[dict[str, Any]]:

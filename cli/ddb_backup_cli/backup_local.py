@@ -14,14 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import fastscan
-from .finalize import finalize_table
-from .plan import Settings, choose_segments, describe, plan_run
-from .progress import Progress
-from .readers import LocalFileWriter
-from .s3io import get_json
-from .scan import ScanSettings, scan_segment
-from .throttle import call_with_backoff
+from ddb_backup.aws.retry import call_with_backoff
+from ddb_backup.aws.s3io import get_json
+from ddb_backup.backup import fastscan
+from ddb_backup.backup.finalize import finalize_table
+from ddb_backup.backup.plan import Settings, choose_segments, describe, plan_run
+from ddb_backup.backup.scan import ScanSettings, scan_segment
+from ddb_backup.format.sources import LocalFileWriter
+from ddb_backup_cli.progress import Progress
 
 MiB = 1024 * 1024
 

@@ -1,0 +1,1 @@
+"""DynamoDB's own backups: point-in-time recovery and on-demand backups."""

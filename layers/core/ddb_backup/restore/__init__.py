@@ -1,0 +1,1 @@
+"""The restore state machine's steps: plan, prepare targets, write parts, finalize."""
