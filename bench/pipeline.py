@@ -164,7 +164,7 @@ def run_build(part_json: dict[str, Any], slow: bool) -> dict[str, Any]:
     """
     from ddb_backup.format.sources import PartRef, read_part
     from ddb_backup.restore import fastwrite
-    from ddb_backup.restore.write import _key_value
+    from ddb_backup.restore.write import key_value
 
     ddb, _ = clients(1)  # never called: only its serializer and validator are used
     part = PartRef.from_json({k: v for k, v in part_json.items() if k != "raw"})
@@ -185,7 +185,7 @@ def run_build(part_json: dict[str, Any], slow: bool) -> dict[str, Any]:
         items = read_part(part) if slow else fastwrite.read_part(part)
         batch, keys, count, size = [], set(), 0, 0
         for item in items:
-            key = _key_value(item["pk"])
+            key = key_value(item["pk"])
             if key in keys or len(batch) == 25:
                 size += len(body(batch))
                 batch, keys = [], set()

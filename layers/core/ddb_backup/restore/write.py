@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ddb_backup.aws.retry import backoff_delay, call_with_backoff, is_throttle
+from ddb_backup.aws import retry
 from ddb_backup.aws.s3io import put_json
 from ddb_backup.errors import BadInput, RestoreIncomplete
 from ddb_backup.format.ddbjson import Item
@@ -48,7 +48,8 @@ class _BatchResult:
     throttle_retries: int = 0
 
 
-def _key_value(av: dict[str, Any]) -> Any:
+def key_value(av: dict[str, Any]) -> Any:
+    """One key attribute value as a comparable pair: (type, value), a number normalised (``1.0`` is ``1``)."""
     ((kind, value),) = av.items()
     if kind == "N":
         try:
@@ -90,13 +91,13 @@ class _Writer:
         tries = 0
         while pending:
             if tries:
-                self.sleep(backoff_delay(tries - 1, self.base_delay))
+                self.sleep(retry.backoff_delay(tries - 1, self.base_delay))
             tries += 1
             try:
                 out = self.ddb.batch_write_item(RequestItems={self.table: pending})
             except ClientError as exc:
                 error = exc.response.get("Error", {})
-                if is_throttle(exc):
+                if retry.is_throttle(exc):
                     result.throttle_retries += 1
                     stalled += 1
                     reason = f"{error.get('Code')} on {stalled} tries in a row"
@@ -170,94 +171,146 @@ def write_items(
     """
     if key_names is None:
         key_names = [
-            k["AttributeName"] for k in call_with_backoff(ddb.describe_table, TableName=table)["Table"]["KeySchema"]
+            k["AttributeName"]
+            for k in retry.call_with_backoff(ddb.describe_table, TableName=table)["Table"]["KeySchema"]
         ]
-    concurrency = max(1, concurrency)
     writer = _Writer(ddb, table, attempts, sleep, base_delay)
-    stats: Counter[str] = Counter()
-    failed: list[tuple[Item, str]] = []
-    inflight: dict[Future[_BatchResult], set[Any]] = {}
-    done = True
-    aborted = False
-
-    def key_of(item: Item) -> tuple[Any, ...]:
-        try:
-            return tuple(_key_value(item[name]) for name in key_names)
-        except (KeyError, ValueError, AttributeError):
-            missing = [n for n in key_names if n not in item]
-            raise BadInput(f"table {table}: an item lacks key attribute(s) {missing}: {sorted(item)[:10]}") from None
-
-    def collect(futures: Iterable[Future[_BatchResult]]) -> None:
-        for future in futures:
-            inflight.pop(future)
-            r = future.result()
-            stats["written"] += r.written
-            stats["requests"] += r.requests
-            stats["unprocessedRetries"] += r.unprocessed_retries
-            stats["throttleRetries"] += r.throttle_retries
-            failed.extend(r.failed)
-            if progress and r.written:
-                progress(r.written)
-
-    def submit(pool: ThreadPoolExecutor, batch: list[Item], keys: set[Any]) -> None:
-        while inflight and (len(inflight) >= concurrency or any(keys & k for k in inflight.values())):
-            finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-            collect(finished)
-        inflight[pool.submit(writer.send, batch)] = keys
-
+    concurrency = max(1, concurrency)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"write-{table}") as pool:
+        flight = _InFlight(pool, writer, concurrency, progress)
         try:
-            batch: list[Item] = []
-            keys: set[Any] = set()
-            for item in items:
-                key = key_of(item)
-                if key in keys:
-                    stats["duplicateKeys"] += 1
-                    submit(pool, batch, keys)
-                    batch, keys = [], set()
-                batch.append(item)
-                keys.add(key)
-                stats["items"] += 1
-                if len(batch) == BATCH:
-                    submit(pool, batch, keys)
-                    batch, keys = [], set()
-                    if len(failed) >= max_failures:
-                        aborted, done = True, False
-                        break
-                    if time_left is not None and time_left() <= 0:
-                        done = False
-                        break
-            if batch:
-                submit(pool, batch, keys)
-            while inflight:
-                finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-                collect(finished)
+            done, aborted = _feed(flight, items, _KeyOf(table, key_names), time_left, max_failures)
+            flight.drain()
         finally:
             # On an error, let the requests in flight finish before it propagates.
-            if inflight:
-                wait(list(inflight))
-    counts: dict[str, Any] = {
-        "items": stats["items"],
-        "written": stats["written"],
-        "requests": stats["requests"],
-        "unprocessedRetries": stats["unprocessedRetries"],
-        "throttleRetries": stats["throttleRetries"],
-        "duplicateKeys": stats["duplicateKeys"],
-        "done": done,
-    }
-    if failed:
-        location = dead_letter([item for item, _ in failed])
-        counts["deadLettered"] = len(failed)
-        counts["deadLetter"] = location
-        reasons = "; ".join(f"{n} {why}" for why, n in Counter(why for _, why in failed).most_common(3))
-        rest = " After that many failures the rest of the input was not attempted." if aborted else ""
-        raise DeadLettered(
-            f"{len(failed)} of {stats['items']} items could not be written to table {table} ({reasons}); "
-            f"they are saved in {location}.{rest}",
-            location,
-            counts,
-        )
+            flight.settle()
+    counts = flight.counts(done)
+    if flight.failed:
+        _dead_letter(table, flight, counts, dead_letter, aborted)
     return counts
+
+
+class _KeyOf:
+    """An item's key (the table's key attributes, each as :func:`key_value`), or ``BadInput`` naming what lacks."""
+
+    def __init__(self, table: str, key_names: list[str]) -> None:
+        self.table = table
+        self.key_names = key_names
+
+    def __call__(self, item: Item) -> tuple[Any, ...]:
+        try:
+            return tuple(key_value(item[name]) for name in self.key_names)
+        except (KeyError, ValueError, AttributeError):
+            missing = [n for n in self.key_names if n not in item]
+            raise BadInput(
+                f"table {self.table}: an item lacks key attribute(s) {missing}: {sorted(item)[:10]}"
+            ) from None
+
+
+class _InFlight:
+    """The requests in flight (each with its items' keys) and the running counts of those finished."""
+
+    def __init__(
+        self,
+        pool: ThreadPoolExecutor,
+        writer: _Writer,
+        concurrency: int,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.pool = pool
+        self.writer = writer
+        self.concurrency = concurrency
+        self.progress = progress
+        self.futures: dict[Future[_BatchResult], set[Any]] = {}
+        self.stats: Counter[str] = Counter()
+        self.failed: list[tuple[Item, str]] = []
+
+    def submit(self, batch: list[Item], keys: set[Any]) -> None:
+        """Send ``batch`` once a slot is free and no request in flight holds one of its keys."""
+        while self.futures and (len(self.futures) >= self.concurrency or any(keys & k for k in self.futures.values())):
+            self._collect_some()
+        self.futures[self.pool.submit(self.writer.send, batch)] = keys
+
+    def drain(self) -> None:
+        """Wait for every request in flight, counting each."""
+        while self.futures:
+            self._collect_some()
+
+    def settle(self) -> None:
+        """Wait for every request in flight without counting (an error is on its way out)."""
+        if self.futures:
+            wait(list(self.futures))
+
+    def _collect_some(self) -> None:
+        finished, _ = wait(list(self.futures), return_when=FIRST_COMPLETED)
+        for future in finished:
+            self.futures.pop(future)
+            r = future.result()
+            self.stats["written"] += r.written
+            self.stats["requests"] += r.requests
+            self.stats["unprocessedRetries"] += r.unprocessed_retries
+            self.stats["throttleRetries"] += r.throttle_retries
+            self.failed.extend(r.failed)
+            if self.progress and r.written:
+                self.progress(r.written)
+
+    def counts(self, done: bool) -> dict[str, Any]:
+        """What ``write_items`` returns."""
+        names = ("items", "written", "requests", "unprocessedRetries", "throttleRetries", "duplicateKeys")
+        return {**{name: self.stats[name] for name in names}, "done": done}
+
+
+def _feed(
+    flight: _InFlight,
+    items: Iterable[Item],
+    key_of: Callable[[Item], tuple[Any, ...]],
+    time_left: Callable[[], float] | None,
+    max_failures: int,
+) -> tuple[bool, bool]:
+    """Batch ``items`` into ``flight``; return (all taken, stopped for too many failures)."""
+    batch: list[Item] = []
+    keys: set[Any] = set()
+    for item in items:
+        key = key_of(item)
+        if key in keys:
+            flight.stats["duplicateKeys"] += 1
+            flight.submit(batch, keys)
+            batch, keys = [], set()
+        batch.append(item)
+        keys.add(key)
+        flight.stats["items"] += 1
+        if len(batch) == BATCH:
+            flight.submit(batch, keys)
+            batch, keys = [], set()
+            if len(flight.failed) >= max_failures:
+                return False, True
+            if time_left is not None and time_left() <= 0:
+                return False, False
+    if batch:
+        flight.submit(batch, keys)
+    return True, False
+
+
+def _dead_letter(
+    table: str,
+    flight: _InFlight,
+    counts: dict[str, Any],
+    dead_letter: Callable[[list[Item]], str],
+    aborted: bool,
+) -> None:
+    """Save the items not written, add where to ``counts``, and raise ``DeadLettered``."""
+    failed = flight.failed
+    location = dead_letter([item for item, _ in failed])
+    counts["deadLettered"] = len(failed)
+    counts["deadLetter"] = location
+    reasons = "; ".join(f"{n} {why}" for why, n in Counter(why for _, why in failed).most_common(3))
+    rest = " After that many failures the rest of the input was not attempted." if aborted else ""
+    raise DeadLettered(
+        f"{len(failed)} of {counts['items']} items could not be written to table {table} ({reasons}); "
+        f"they are saved in {location}.{rest}",
+        location,
+        counts,
+    )
 
 
 # ------------------------------------------------------------------ one part, as the Lambda does it
@@ -317,17 +370,7 @@ def restore_part(
                 sleep=sleep,
             )
     except Exception as exc:
-        note: dict[str, Any] = {
-            "table": index,
-            "target": target,
-            "part": part.id,
-            "url": part.url,
-            "from": start,
-            "error": type(exc).__name__,
-            "message": str(exc),
-        }
-        if isinstance(exc, DeadLettered):
-            note.update(deadLetter=exc.location, counts=exc.counts)
+        note = _error_note(exc, index=index, target=target, part=part, start=start)
         put_json(s3, bucket, note_key(run_prefix, "errors", index, part.id), note)
         raise
     result = {
@@ -340,20 +383,36 @@ def restore_part(
         "seconds": round(float(task.get("seconds", 0)) + time.monotonic() - began, 3),
     }
     if result["done"]:
-        put_json(
-            s3,
-            bucket,
-            note_key(run_prefix, "results", index, part.id),
-            {
-                "table": index,
-                "target": target,
-                "part": part.id,
-                "items": result["next"],
-                "expected": part.items,
-                "written": result["written"],
-                "duplicateKeys": result["duplicateKeys"],
-                "retries": result["retries"],
-                "seconds": result["seconds"],
-            },
-        )
+        put_json(s3, bucket, note_key(run_prefix, "results", index, part.id), _result_note(result, part))
     return result
+
+
+def _error_note(exc: Exception, *, index: int, target: str, part: PartRef, start: int) -> dict[str, Any]:
+    """What a failed part leaves for finalize to quote: where it stopped, the error, any dead letter."""
+    note: dict[str, Any] = {
+        "table": index,
+        "target": target,
+        "part": part.id,
+        "url": part.url,
+        "from": start,
+        "error": type(exc).__name__,
+        "message": str(exc),
+    }
+    if isinstance(exc, DeadLettered):
+        note.update(deadLetter=exc.location, counts=exc.counts)
+    return note
+
+
+def _result_note(result: dict[str, Any], part: PartRef) -> dict[str, Any]:
+    """What a finished part leaves for finalize: its counts beside what the backup promised."""
+    return {
+        "table": int(result.get("table", 0)),
+        "target": result["target"],
+        "part": part.id,
+        "items": result["next"],
+        "expected": part.items,
+        "written": result["written"],
+        "duplicateKeys": result["duplicateKeys"],
+        "retries": result["retries"],
+        "seconds": result["seconds"],
+    }
