@@ -159,35 +159,38 @@ def prepare_targets(
     twice = sorted({t for t in targets if targets.count(t) > 1})
     if twice:
         raise BadInput(f"several sources would be restored into {', '.join(twice)}")
-    mode = request.get("mode") or "new"
-    allow_source = bool(request.get("allowSource"))
     schemas = [_key_schema(src, request) for src, _ in pairs]
     for (src, target), schema in zip(pairs, schemas, strict=True):
-        checked = prepare_target(
-            ddb,
-            target,
-            description=src.description,
-            key_schema=schema,
-            mode=mode,
-            source_table=src.table,
-            allow_source=allow_source,
-            check_only=True,
-        )
+        checked = _prepare(ddb, src, target, schema, request, check_only=True)
         if src.description is None and checked["exists"]:
             _check_items_fit(src, checked)
-    prepared = []
-    for (src, target), schema in zip(pairs, schemas, strict=True):
-        result = prepare_target(
-            ddb,
-            target,
-            description=src.description,
-            key_schema=schema,
-            mode=mode,
-            source_table=src.table,
-            allow_source=allow_source,
-        )
-        prepared.append((src, target, result))
+    prepared = [
+        (src, target, _prepare(ddb, src, target, schema, request, check_only=False))
+        for (src, target), schema in zip(pairs, schemas, strict=True)
+    ]
     return prepared, backup_run
+
+
+def _prepare(
+    ddb: Any,
+    src: Source,
+    target: str,
+    schema: list[dict[str, str]] | None,
+    request: dict[str, Any],
+    *,
+    check_only: bool,
+) -> dict[str, Any]:
+    """``prepare_target`` for one source's target, as ``request`` asks (mode, allowSource)."""
+    return prepare_target(
+        ddb,
+        target,
+        description=src.description,
+        key_schema=schema,
+        mode=request.get("mode") or "new",
+        source_table=src.table,
+        allow_source=bool(request.get("allowSource")),
+        check_only=check_only,
+    )
 
 
 def plan_restore(
@@ -212,53 +215,24 @@ def plan_restore(
     """
     now = now or dt.datetime.now(dt.UTC)
     prepared_targets, backup_run = prepare_targets(ddb, s3, request, bucket=settings.bucket)
-    mode = request.get("mode") or "new"
     prefix = run_prefix(settings, run_id)
     tables: list[dict[str, Any]] = []
     work: list[dict[str, Any]] = []
     for index, (src, target, prepared) in enumerate(prepared_targets):
-        tables.append(
-            {
-                "index": index,
-                "source": src.location,
-                "format": src.format,
-                "sourceTable": src.table,
-                "backupId": src.backup_id,
-                "target": target,
-                "created": prepared["created"],
-                "settings": prepared["settings"],
-                "expectedItems": src.expected_items,
-                "parts": [{"id": p.id, "items": p.items} for p in src.parts],
-                "warnings": src.warnings + prepared["warnings"],
-            }
-        )
-        work.extend(
-            {
-                "runId": run_id,
-                "bucket": settings.bucket,
-                "runPrefix": prefix,
-                "table": index,
-                "target": target,
-                "part": part.to_json(),
-                "deadLetter": src.dead_letter_base,
-            }
-            for part in src.parts
-        )
+        tables.append(_plan_entry(index, src, target, prepared))
+        base = {"runId": run_id, "bucket": settings.bucket, "runPrefix": prefix, "table": index, "target": target}
+        work.extend({**base, "part": part.to_json(), "deadLetter": src.dead_letter_base} for part in src.parts)
     work_key = prefix + "parts.json"
     put_json(s3, settings.bucket, work_key, work)
-    put_json(
-        s3,
-        settings.bucket,
-        prefix + "plan.json",
-        {
-            "runId": run_id,
-            "startedAt": now.isoformat(),
-            "request": request,
-            "backupRun": backup_run,
-            "mode": mode,
-            "tables": tables,
-        },
-    )
+    plan = {
+        "runId": run_id,
+        "startedAt": now.isoformat(),
+        "request": request,
+        "backupRun": backup_run,
+        "mode": request.get("mode") or "new",
+        "tables": tables,
+    }
+    put_json(s3, settings.bucket, prefix + "plan.json", plan)
     return {
         "runId": run_id,
         "bucket": settings.bucket,
@@ -268,6 +242,23 @@ def plan_restore(
         "maxConcurrency": settings.max_concurrency,
         "tables": [{k: t[k] for k in ("source", "format", "target", "created", "expectedItems")} for t in tables],
         "warnings": [w for t in tables for w in t["warnings"]],
+    }
+
+
+def _plan_entry(index: int, src: Source, target: str, prepared: dict[str, Any]) -> dict[str, Any]:
+    """One table of ``plan.json``: its source, its target as prepared, the parts the backup promises."""
+    return {
+        "index": index,
+        "source": src.location,
+        "format": src.format,
+        "sourceTable": src.table,
+        "backupId": src.backup_id,
+        "target": target,
+        "created": prepared["created"],
+        "settings": prepared["settings"],
+        "expectedItems": src.expected_items,
+        "parts": [{"id": p.id, "items": p.items} for p in src.parts],
+        "warnings": src.warnings + prepared["warnings"],
     }
 
 
@@ -292,61 +283,19 @@ def finalize_restore(
     present = list_keys(s3, bucket, prefix + "results/") + list_keys(s3, bucket, prefix + "errors/")
     with ThreadPoolExecutor(max_workers=16) as pool:  # one small object per part: fetch them side by side
         notes = dict(zip(present, pool.map(lambda key: get_json_or_none(s3, bucket, key), present), strict=True))
-    problems: list[str] = []
-    integrity = False
-    dead_lettered = 0
-    report_tables = []
-    for table in plan["tables"]:
-        index, target = table["index"], table["target"]
-        restored = duplicates = retries = 0
-        for part in table["parts"]:
-            result = notes.get(note_key(prefix, "results", index, part["id"]))
-            if result is not None:
-                restored += int(result["items"])
-                duplicates += int(result.get("duplicateKeys", 0))
-                retries += int(result.get("retries", 0))
-                if part["items"] is not None and int(result["items"]) != int(part["items"]):
-                    integrity = True
-                    problems.append(
-                        f"table {target}: part {part['id']} restored {result['items']} items, "
-                        f"the backup says {part['items']}"
-                    )
-                continue
-            error = notes.get(note_key(prefix, "errors", index, part["id"]))
-            if error is None:
-                problems.append(
-                    f"table {target}: part {part['id']} did not finish (no result; its restore never ended)"
-                )
-                continue
-            if error.get("error") == IntegrityError.__name__:
-                integrity = True
-            if error.get("deadLetter"):
-                counts = error.get("counts") or {}
-                dead_lettered += int(counts.get("deadLettered", 0))
-            problems.append(f"table {target}: part {part['id']} failed: {error.get('error')}: {error.get('message')}")
-        report_tables.append(
-            {
-                "source": table["source"],
-                "format": table["format"],
-                "target": target,
-                "created": table["created"],
-                "expectedItems": table["expectedItems"],
-                "itemsRestored": restored,
-                "parts": len(table["parts"]),
-                "duplicateKeys": duplicates,
-                "retries": retries,
-            }
-        )
+    checks = [_TableCheck(table, notes, prefix) for table in plan["tables"]]
+    problems = [p for c in checks for p in c.problems]
     if map_failed and not problems:
         problems.append("the Distributed Map failed although every part has a result; see its failed children")
     finished = now or dt.datetime.now(dt.UTC)
     started = dt.datetime.fromisoformat(plan["startedAt"])
+    report_tables = [c.row for c in checks]
     report = {
         "runId": plan["runId"],
         "status": "FAILED" if problems else "SUCCEEDED",
         "tables": report_tables,
         "itemsRestored": sum(t["itemsRestored"] for t in report_tables),
-        "deadLettered": dead_lettered,
+        "deadLettered": sum(c.dead_lettered for c in checks),
         "seconds": round((finished - started).total_seconds(), 3),
         "warnings": [w for t in plan["tables"] for w in t.get("warnings", [])],
         "problems": problems,
@@ -355,6 +304,60 @@ def finalize_restore(
     if problems:
         more = f" (and {len(problems) - 5} more; see s3://{bucket}/{prefix}report.json)" if len(problems) > 5 else ""
         message = f"restore {plan['runId']}: " + "; ".join(problems[:5]) + more
-        raise (IntegrityError if integrity else RestoreIncomplete)(message)
+        raise (IntegrityError if any(c.integrity for c in checks) else RestoreIncomplete)(message)
     del report["problems"]
     return report
+
+
+class _TableCheck:
+    """One table of a finished restore run: its parts' notes against the plan (counts, problems, report row)."""
+
+    def __init__(self, table: dict[str, Any], notes: dict[str, Any], prefix: str) -> None:
+        self.target = table["target"]
+        self.problems: list[str] = []
+        self.integrity = False
+        self.dead_lettered = 0
+        self.restored = self.duplicates = self.retries = 0
+        for part in table["parts"]:
+            result = notes.get(note_key(prefix, "results", table["index"], part["id"]))
+            if result is not None:
+                self._result(part, result)
+            else:
+                self._failure(part, notes.get(note_key(prefix, "errors", table["index"], part["id"])))
+        self.row = {
+            "source": table["source"],
+            "format": table["format"],
+            "target": self.target,
+            "created": table["created"],
+            "expectedItems": table["expectedItems"],
+            "itemsRestored": self.restored,
+            "parts": len(table["parts"]),
+            "duplicateKeys": self.duplicates,
+            "retries": self.retries,
+        }
+
+    def _result(self, part: dict[str, Any], result: dict[str, Any]) -> None:
+        self.restored += int(result["items"])
+        self.duplicates += int(result.get("duplicateKeys", 0))
+        self.retries += int(result.get("retries", 0))
+        if part["items"] is not None and int(result["items"]) != int(part["items"]):
+            self.integrity = True
+            self.problems.append(
+                f"table {self.target}: part {part['id']} restored {result['items']} items, "
+                f"the backup says {part['items']}"
+            )
+
+    def _failure(self, part: dict[str, Any], error: dict[str, Any] | None) -> None:
+        if error is None:
+            self.problems.append(
+                f"table {self.target}: part {part['id']} did not finish (no result; its restore never ended)"
+            )
+            return
+        if error.get("error") == IntegrityError.__name__:
+            self.integrity = True
+        if error.get("deadLetter"):
+            counts = error.get("counts") or {}
+            self.dead_lettered += int(counts.get("deadLettered", 0))
+        self.problems.append(
+            f"table {self.target}: part {part['id']} failed: {error.get('error')}: {error.get('message')}"
+        )
