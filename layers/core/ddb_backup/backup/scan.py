@@ -55,7 +55,7 @@ def scan_segment(
     seq, next_part = int(task.get("seq", 0)), int(task.get("nextPart", 0))
     start_key = task.get("startKey")
     try:
-        parts, last_key = _scan(ddb, s3, settings, task, time_left, next_part)
+        parts, last_key = _SegmentScan(ddb, s3, settings, task, time_left).run(next_part)
     except Exception as exc:
         # Leave a note finalize can quote; the error still propagates to Step Functions.
         put_json(
@@ -98,76 +98,96 @@ def scan_segment(
     }
 
 
-def _scan(
-    ddb: Any,
-    s3: Any,
-    settings: ScanSettings,
-    task: dict[str, Any],
-    time_left: Callable[[], float],
-    next_part: int,
-) -> tuple[list[Part], dict[str, Any] | None]:
-    segment = int(task["segment"])
-    request: dict[str, Any] = {
-        "TableName": task["table"],
-        "Segment": segment,
-        "TotalSegments": int(task["totalSegments"]),
-        "ConsistentRead": settings.consistent_read,
-    }
-    if settings.page_limit:
-        request["Limit"] = settings.page_limit
-    if task.get("startKey"):
-        request["ExclusiveStartKey"] = item_from_wire(task["startKey"], "startKey")
-    if settings.fast_path:
-        return _scan_fast(ddb, s3, settings, task, time_left, next_part, request)
-    parts: list[Part] = []
-    buf = PartBuffer(settings.gzip_level)
-    last_key: dict[str, Any] | None = None
-    while True:
-        page = call_with_backoff(ddb.scan, **request)
+class _Pages:
+    """Pages as botocore parses them: client-form items made into lines, the key turned to wire form at the end."""
+
+    def __init__(self, ddb: Any, request: dict[str, Any]) -> None:
+        self.ddb = ddb
+        self.request = request
+
+    def buffer(self, gzip_level: int) -> PartBuffer:
+        return PartBuffer(gzip_level)
+
+    def read_into(self, buf: PartBuffer) -> dict[str, Any] | None:
+        """Scan one page into ``buf``; return its LastEvaluatedKey."""
+        page = call_with_backoff(self.ddb.scan, **self.request)
         items = page.get("Items", [])
         if items:
             buf.add([line_from_client_item(item) for item in items])
-        last_key = page.get("LastEvaluatedKey")
-        if buf.uncompressed_bytes >= settings.part_bytes:
-            parts.append(_flush(s3, settings, task, segment, next_part + len(parts), buf))
-            buf = PartBuffer(settings.gzip_level)
-        if last_key is None or time_left() <= 0:
-            break
-        request["ExclusiveStartKey"] = last_key
-    if buf.items:
-        parts.append(_flush(s3, settings, task, segment, next_part + len(parts), buf))
-    return parts, (item_to_wire(last_key) if last_key else None)
+        last_key: dict[str, Any] | None = page.get("LastEvaluatedKey")
+        return last_key
+
+    def advance(self, last_key: dict[str, Any]) -> None:
+        self.request["ExclusiveStartKey"] = last_key
+
+    def wire_key(self, last_key: dict[str, Any] | None) -> dict[str, Any] | None:
+        return item_to_wire(last_key) if last_key else None
 
 
-def _scan_fast(
-    ddb: Any,
-    s3: Any,
-    settings: ScanSettings,
-    task: dict[str, Any],
-    time_left: Callable[[], float],
-    next_part: int,
-    request: dict[str, Any],
-) -> tuple[list[Part], dict[str, Any] | None]:
-    """The same loop on :mod:`fastscan`: lines come from the raw page, keys stay in wire form."""
-    segment = int(task["segment"])
-    parts: list[Part] = []
-    buf = fastscan.BlockPartBuffer(settings.gzip_level)
-    while True:
-        data, count, last_key = fastscan.scan_page(ddb, request)
+class _FastPages(_Pages):
+    """Pages on :mod:`fastscan`: lines come from the raw page, keys stay in wire form."""
+
+    def buffer(self, gzip_level: int) -> PartBuffer:
+        return fastscan.BlockPartBuffer(gzip_level)
+
+    def read_into(self, buf: PartBuffer) -> dict[str, Any] | None:
+        """Scan one page into ``buf`` (a ``BlockPartBuffer``); return its LastEvaluatedKey."""
+        assert isinstance(buf, fastscan.BlockPartBuffer)
+        data, count, last_key = fastscan.scan_page(self.ddb, self.request)
         buf.add_block(data, count)
-        if buf.uncompressed_bytes >= settings.part_bytes:
-            parts.append(_flush(s3, settings, task, segment, next_part + len(parts), buf))
-            buf = fastscan.BlockPartBuffer(settings.gzip_level)
-        if last_key is None or time_left() <= 0:
-            break
-        fastscan.next_request(request, last_key)
-    if buf.items:
-        parts.append(_flush(s3, settings, task, segment, next_part + len(parts), buf))
-    return parts, last_key
+        return last_key
+
+    def advance(self, last_key: dict[str, Any]) -> None:
+        fastscan.next_request(self.request, last_key)
+
+    def wire_key(self, last_key: dict[str, Any] | None) -> dict[str, Any] | None:
+        return last_key
 
 
-def _flush(s3: Any, settings: ScanSettings, task: dict[str, Any], segment: int, part: int, buf: PartBuffer) -> Part:
-    return upload_part(s3, settings.bucket, task["backupDir"], layout.part_key(segment, part), segment, buf)
+@dataclass(frozen=True)
+class _SegmentScan:
+    """One invocation's scan of a segment: pages into parts until the segment ends or the time is up."""
+
+    ddb: Any
+    s3: Any
+    settings: ScanSettings
+    task: dict[str, Any]
+    time_left: Callable[[], float]
+
+    def run(self, next_part: int) -> tuple[list[Part], dict[str, Any] | None]:
+        """The parts written from part number ``next_part`` on, and the key to go on from (None: done)."""
+        pages = (_FastPages if self.settings.fast_path else _Pages)(self.ddb, self._request())
+        parts: list[Part] = []
+        buf = pages.buffer(self.settings.gzip_level)
+        while True:
+            last_key = pages.read_into(buf)
+            if buf.uncompressed_bytes >= self.settings.part_bytes:
+                parts.append(self._flush(next_part + len(parts), buf))
+                buf = pages.buffer(self.settings.gzip_level)
+            if last_key is None or self.time_left() <= 0:
+                break
+            pages.advance(last_key)
+        if buf.items:
+            parts.append(self._flush(next_part + len(parts), buf))
+        return parts, pages.wire_key(last_key)
+
+    def _request(self) -> dict[str, Any]:
+        request: dict[str, Any] = {
+            "TableName": self.task["table"],
+            "Segment": int(self.task["segment"]),
+            "TotalSegments": int(self.task["totalSegments"]),
+            "ConsistentRead": self.settings.consistent_read,
+        }
+        if self.settings.page_limit:
+            request["Limit"] = self.settings.page_limit
+        if self.task.get("startKey"):
+            request["ExclusiveStartKey"] = item_from_wire(self.task["startKey"], "startKey")
+        return request
+
+    def _flush(self, part: int, buf: PartBuffer) -> Part:
+        segment = int(self.task["segment"])
+        key = layout.part_key(segment, part)
+        return upload_part(self.s3, self.settings.bucket, self.task["backupDir"], key, segment, buf)
 
 
 def deadline_from(remaining_ms: Callable[[], int], budget_s: float, reserve_s: float = 30.0) -> Callable[[], float]:
