@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ddb_backup.aws.clients import client
 from ddb_backup.events import PlanRestoreEvent
 from ddb_backup.observability import logger, metrics, tracer
-from ddb_backup.restore.run import plan_restore, run_id_from, settings_from_env
+from ddb_backup.restore.run import plan_restore_event, settings_from_env
 
 
 @logger.inject_lambda_context(correlation_id_path="executionName", log_event=True)
@@ -16,13 +16,7 @@ from ddb_backup.restore.run import plan_restore, run_id_from, settings_from_env
 @metrics.log_metrics
 @event_parser(model=PlanRestoreEvent)
 def lambda_handler(event: PlanRestoreEvent, context: LambdaContext) -> dict[str, Any]:
-    run = plan_restore(
-        client("dynamodb"),
-        client("s3"),
-        settings_from_env(),
-        event.request.to_request(),
-        run_id=run_id_from(event.execution_name),
-    )
+    run = plan_restore_event(client("dynamodb"), client("s3"), settings_from_env(), event)
     for warning in run["warnings"]:
         logger.warning(warning)
     logger.info("restore planned", extra={"runId": run["runId"], "parts": run["parts"], "tables": run["tables"]})

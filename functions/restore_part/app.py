@@ -20,11 +20,10 @@ from ddb_backup.restore.write import restore_part
 @event_parser(model=RestorePartTask)
 def lambda_handler(event: RestorePartTask, context: LambdaContext) -> dict[str, Any]:
     settings = settings_from_env()
-    task = event.model_dump(by_alias=True, exclude_none=True)
     result = restore_part(
         client("dynamodb"),
         client("s3"),
-        task,
+        event,
         time_left=deadline_from(context.get_remaining_time_in_millis, settings.time_budget),
         concurrency=settings.write_concurrency,
         attempts=settings.attempts,

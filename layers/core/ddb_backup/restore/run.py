@@ -21,7 +21,7 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.aws.s3io import get_json, get_json_or_none, list_keys, put_json
 from ddb_backup.errors import BadInput, IntegrityError, RestoreIncomplete, UnknownFormat
@@ -29,6 +29,9 @@ from ddb_backup.format import layout
 from ddb_backup.format.sources import Source, find_run, is_s3, key_schema_from_names, open_source
 from ddb_backup.restore.target import map_table_name, prepare_target
 from ddb_backup.restore.write import note_key
+
+if TYPE_CHECKING:
+    from ddb_backup.events import PlanRestoreEvent
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,11 @@ def plan_restore(
         "tables": [{k: t[k] for k in ("source", "format", "target", "created", "expectedItems")} for t in tables],
         "warnings": [w for t in tables for w in t["warnings"]],
     }
+
+
+def plan_restore_event(ddb: Any, s3: Any, settings: RestoreSettings, event: PlanRestoreEvent) -> dict[str, Any]:
+    """:func:`plan_restore` of the state machine's validated input; the run id is the execution's name."""
+    return plan_restore(ddb, s3, settings, event.request.to_request(), run_id=run_id_from(event.execution_name))
 
 
 def _plan_entry(index: int, src: Source, target: str, prepared: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -26,6 +26,9 @@ from ddb_backup.errors import BadInput, RestoreIncomplete
 from ddb_backup.format.ddbjson import Item
 from ddb_backup.format.sources import PartRef, dead_letter_writer
 from ddb_backup.restore import fastwrite
+
+if TYPE_CHECKING:
+    from ddb_backup.events import RestorePartTask
 
 BATCH = 25
 
@@ -332,7 +335,7 @@ def note_key(run_prefix: str, kind: str, table_index: int, part_id: str) -> str:
 def restore_part(
     ddb: Any,
     s3: Any,
-    task: dict[str, Any],
+    task: RestorePartTask,
     *,
     time_left: Callable[[], float],
     concurrency: int = 8,
@@ -341,7 +344,7 @@ def restore_part(
 ) -> dict[str, Any]:
     """Restore the next items of one part (the restore state machine's work item) until done or out of time.
 
-    ``task``: ``runId``, ``bucket`` and ``runPrefix`` (the run's bookkeeping),
+    ``task`` (validated at the door): ``runId``, ``bucket`` and ``runPrefix`` (the run's bookkeeping),
     ``table`` (index in the run), ``target``, ``part`` (``PartRef.to_json()``),
     ``deadLetter`` (directory beside the backup), ``next`` (items already
     restored by earlier invocations). Returns the task updated (``next``,
@@ -350,12 +353,9 @@ def restore_part(
     on failure, ``<runPrefix>errors/<table>-<part>.json`` (what finalize
     quotes), then raises.
     """
-    part = PartRef.from_json(task["part"])
-    start = int(task.get("next", 0))
-    index = int(task.get("table", 0))
-    target = task["target"]
-    bucket, run_prefix = task["bucket"], task["runPrefix"]
-    save = dead_letter_writer(task["deadLetter"], task["runId"], s3)
+    part = PartRef.from_json(task.part)
+    start, index, target = task.next, task.table, task.target
+    save = dead_letter_writer(task.dead_letter, task.run_id, s3)
     began = time.monotonic()
     try:
         with closing(fastwrite.read_part(part, s3, start=start, ddb=ddb)) as items:
@@ -371,19 +371,19 @@ def restore_part(
             )
     except Exception as exc:
         note = _error_note(exc, index=index, target=target, part=part, start=start)
-        put_json(s3, bucket, note_key(run_prefix, "errors", index, part.id), note)
+        put_json(s3, task.bucket, note_key(task.run_prefix, "errors", index, part.id), note)
         raise
     result = {
-        **task,
+        **task.model_dump(by_alias=True, exclude_none=True),
         "next": start + counts["items"],
         "done": counts["done"],
-        "written": int(task.get("written", 0)) + counts["written"],
-        "duplicateKeys": int(task.get("duplicateKeys", 0)) + counts["duplicateKeys"],
-        "retries": int(task.get("retries", 0)) + counts["unprocessedRetries"] + counts["throttleRetries"],
-        "seconds": round(float(task.get("seconds", 0)) + time.monotonic() - began, 3),
+        "written": task.written + counts["written"],
+        "duplicateKeys": task.duplicate_keys + counts["duplicateKeys"],
+        "retries": task.retries + counts["unprocessedRetries"] + counts["throttleRetries"],
+        "seconds": round(float(task.seconds) + time.monotonic() - began, 3),
     }
     if result["done"]:
-        put_json(s3, bucket, note_key(run_prefix, "results", index, part.id), _result_note(result, part))
+        put_json(s3, task.bucket, note_key(task.run_prefix, "results", index, part.id), _result_note(result, part))
     return result
 
 
