@@ -1,6 +1,6 @@
 """``ddb-backup pitr ...`` and ``ddb-backup snapshots ...``: AWS-native backups from the command line.
 
-Thin: the logic is in :mod:`ddb_backup.native.pitr` and :mod:`ddb_backup.native.snapshots`,
+Thin: the logic is in :mod:`ddb_backup.native` (pitr, restores, snapshots),
 which the Lambda functions run too.
 """
 
@@ -14,18 +14,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ddb_backup.aws.clients import client
+from ddb_backup.aws.retry import Retry
 from ddb_backup.errors import BadInput
-from ddb_backup.native.pitr import (
-    DEFAULT_CUMULUS_TABLES,
-    Retry,
-    TableSelection,
-    check,
-    ensure_pitr,
-    parse_time,
-    pitr_status,
-    restore_to_point_in_time,
-    summarize,
-)
+from ddb_backup.events import DEFAULT_CUMULUS_TABLES, TableSelection
+from ddb_backup.native.pitr import check, ensure_pitr, pitr_status, summarize
+from ddb_backup.native.restores import parse_time, restore_to_point_in_time
 from ddb_backup.native.snapshots import (
     backup_rows,
     create_backups,

@@ -16,9 +16,10 @@ from typing import Any
 
 from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.aws.s3io import get_json
+from ddb_backup.aws.tables import describe
 from ddb_backup.backup import fastscan
 from ddb_backup.backup.finalize import finalize_table
-from ddb_backup.backup.plan import Settings, choose_segments, describe, plan_run
+from ddb_backup.backup.plan import Settings, choose_segments, plan_run
 from ddb_backup.backup.scan import ScanSettings, scan_segment
 from ddb_backup.format.sources import LocalFileWriter
 from ddb_backup_cli.progress import Progress

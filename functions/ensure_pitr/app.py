@@ -7,7 +7,9 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ddb_backup.aws.clients import client
-from ddb_backup.native import pitr
+from ddb_backup.aws.retry import Retry
+from ddb_backup.events import EnsurePitrEvent
+from ddb_backup.native import cfn, pitr
 from ddb_backup.observability import logger, metrics, tracer
 
 
@@ -24,14 +26,14 @@ def _count(results: list[pitr.PitrResult]) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    retry = pitr.Retry.for_lambda(context)
-    if pitr.is_custom_resource_event(event):
-        outcome = pitr.custom_resource_outcome(client("dynamodb"), event, retry)
+    retry = Retry.for_lambda(context)
+    if cfn.is_custom_resource_event(event):
+        outcome = cfn.custom_resource_outcome(client("dynamodb"), event, retry)
         _count(outcome.results)
         logger.info("answering CloudFormation", extra={"status": outcome.status, "reason": outcome.reason})
-        pitr.send_cfn_response(event, outcome.status, outcome.reason, outcome.physical_id, outcome.data)
+        cfn.send_cfn_response(event, outcome.status, outcome.reason, outcome.physical_id, outcome.data)
         return {"Status": outcome.status, "Reason": outcome.reason, "Data": outcome.data}
-    request = parse(event=event, model=pitr.EnsurePitrEvent)
+    request = parse(event=event, model=EnsurePitrEvent)
     results = pitr.ensure_pitr(
         client("dynamodb"), request.names(), recovery_days=request.recovery_period_in_days, retry=retry
     )

@@ -7,16 +7,17 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ddb_backup.aws.clients import client
+from ddb_backup.aws.retry import Retry
+from ddb_backup.events import OnDemandBackupEvent
 from ddb_backup.native import snapshots
-from ddb_backup.native.pitr import Retry
 from ddb_backup.observability import logger, metrics, tracer
 
 
 @logger.inject_lambda_context(log_event=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-@event_parser(model=snapshots.OnDemandBackupEvent)
-def lambda_handler(event: snapshots.OnDemandBackupEvent, context: LambdaContext) -> dict[str, Any]:
+@event_parser(model=OnDemandBackupEvent)
+def lambda_handler(event: OnDemandBackupEvent, context: LambdaContext) -> dict[str, Any]:
     report = snapshots.scheduled_run(client("dynamodb"), event, snapshots.marker_from_env(), Retry.for_lambda(context))
     for key, name in (("created", "BackupsCreated"), ("deleted", "BackupsDeleted"), ("failed", "BackupFailures")):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=report["counts"][key])

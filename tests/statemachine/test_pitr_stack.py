@@ -12,17 +12,18 @@ from typing import Any
 
 import pytest
 
+from ddb_backup import errors, events
 from ddb_backup.aws.clients import client
-from ddb_backup.backup.plan import describe
+from ddb_backup.aws.tables import describe
 from ddb_backup.errors import DdbBackupError
-from ddb_backup.native import pitr, snapshots
+from ddb_backup.native import snapshots
 from ddb_backup_cli import main as cli
 from devkit import sample
 from devkit.emulator import LocalStack
 from tests.conftest import canonical, table_items
 
 PREFIX = "mystack-"
-CUMULUS = [sample.table_name(PREFIX, short) for short in pitr.DEFAULT_CUMULUS_TABLES]
+CUMULUS = [sample.table_name(PREFIX, short) for short in events.DEFAULT_CUMULUS_TABLES]
 #: Short retry steps and budget, so waiting out injected errors takes milliseconds.
 FAST = {"RETRY_BASE_SECONDS": "0.005", "TIME_BUDGET_SECONDS": "3"}
 UNAVAILABLE = "ContinuousBackupsUnavailableException"
@@ -116,7 +117,7 @@ def test_the_schedule_catches_tables_created_after_the_deploy(cumulus_stack, new
 def test_the_schedule_fails_loudly_for_a_table_that_stays_unavailable(cumulus_stack, new_table_errors):
     make_tables([f"{PREFIX}GranulesTable", f"{PREFIX}RulesTable"])
     new_table_errors("update_continuous_backups", f"{PREFIX}RulesTable", 10**6)
-    with pytest.raises(pitr.PitrIncomplete, match=f"{PREFIX}RulesTable: {UNAVAILABLE}"):
+    with pytest.raises(errors.PitrIncomplete, match=f"{PREFIX}RulesTable: {UNAVAILABLE}"):
         cumulus_stack.fire("EnsurePitrFunction", "Hourly")
     assert pitr_status(f"{PREFIX}GranulesTable") == "ENABLED"  # the others were done all the same
 

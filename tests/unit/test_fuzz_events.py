@@ -40,8 +40,10 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from ddb_backup import events
+from ddb_backup.aws.retry import Retry
 from ddb_backup.errors import BadInput
-from ddb_backup.native import pitr
+from ddb_backup.native import cfn
 
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = ROOT / "functions"
@@ -92,13 +94,13 @@ HANDLERS: dict[str, type[BaseModel]] = {app.parent.name: _model_of(app) for app 
 EXECUTION_INPUTS = {"backup_execution.json": "plan_backup", "restore_execution.json": "plan_restore"}
 #: CloudFormation's custom resource events: ensure_pitr reads their ResourceProperties with this model.
 CFN = "ensure_pitr (custom resource)"
-MODELS: dict[str, type[BaseModel]] = {**HANDLERS, CFN: pitr.PitrResourceProperties}
+MODELS: dict[str, type[BaseModel]] = {**HANDLERS, CFN: events.PitrResourceProperties}
 
 
 def _validate(handler: str, event: Any) -> BaseModel:
     """What the handler does with its event before anything else (the custom resource: properties, then request)."""
     if handler == CFN:
-        return pitr.PitrResourceProperties.model_validate(event).request()
+        return events.PitrResourceProperties.model_validate(event).request()
     return MODELS[handler].model_validate(event)
 
 
@@ -109,7 +111,7 @@ def _samples() -> list[tuple[str, str, dict[str, Any]]]:
         doc = json.loads(path.read_text())
         if path.name in EXECUTION_INPUTS:
             out.append((EXECUTION_INPUTS[path.name], path.name, {"executionName": "fuzz", "request": doc}))
-        elif pitr.is_custom_resource_event(doc):
+        elif cfn.is_custom_resource_event(doc):
             out.append((CFN, path.name, doc["ResourceProperties"]))
         else:
             owner = max((h for h in HANDLERS if path.stem == h or path.stem.startswith(h + "_")), key=len, default=None)
@@ -487,7 +489,9 @@ def test_no_model_lets_another_exception_out_of_arbitrary_json(handler, data):
 
 
 @FEW
-@given(props=st.one_of(st.dictionaries(_known_keys(pitr.PitrResourceProperties), json_values, max_size=5), json_values))
+@given(
+    props=st.one_of(st.dictionaries(_known_keys(events.PitrResourceProperties), json_values, max_size=5), json_values)
+)
 def test_the_custom_resource_answers_failed_naming_the_field_and_never_raises(props):
     event = {**json.loads((EVENTS / "ensure_pitr_cfn_create.json").read_text()), "ResourceProperties": props}
 
@@ -496,10 +500,10 @@ def test_the_custom_resource_answers_failed_naming_the_field_and_never_raises(pr
             raise AssertionError(f"{name} called with properties the model refused")
 
     try:
-        pitr.PitrResourceProperties.model_validate(props or {}).request()
+        events.PitrResourceProperties.model_validate(props or {}).request()
     except ValidationError as exc:
-        outcome = pitr.custom_resource_outcome(NoDynamoDB(), event, pitr.Retry.within(0))
-        assert outcome.status == pitr.FAILURE
+        outcome = cfn.custom_resource_outcome(NoDynamoDB(), event, Retry.within(0))
+        assert outcome.status == cfn.FAILURE
         field = str(exc.errors()[0]["loc"][0]) if exc.errors()[0]["loc"] else ""
         assert field.lower() in outcome.reason.lower()
         assert "AssertionError" not in outcome.reason
@@ -557,9 +561,8 @@ def test_every_handler_refuses_a_malformed_event_at_the_door(handler, handler_mo
 
 def test_the_longest_retention_and_interval_allowed_still_name_a_date():
     """What bounds retentionDays and minIntervalMinutes: pruning computes now minus them."""
-    from ddb_backup.native import snapshots
 
-    fields = snapshots.OnDemandBackupEvent.model_fields
+    fields = events.OnDemandBackupEvent.model_fields
     days = next(m.le for m in fields["retention_days"].metadata if isinstance(m, annotated_types.Le))
     minutes = next(m.le for m in fields["min_interval_minutes"].metadata if isinstance(m, annotated_types.Le))
     now = dt.datetime.now(dt.UTC)

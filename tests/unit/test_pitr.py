@@ -20,9 +20,11 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
-from ddb_backup.backup.plan import describe
+from ddb_backup import errors, events
+from ddb_backup.aws.retry import Retry
+from ddb_backup.aws.tables import describe
 from ddb_backup.errors import BadInput, DdbBackupError, TargetRefused
-from ddb_backup.native import pitr
+from ddb_backup.native import cfn, pitr, restores
 from ddb_backup_cli import aws_backups as cli_aws_backups
 from devkit import sample
 from tests.conftest import canonical, table_items
@@ -47,9 +49,9 @@ class Clock:
         self.now += seconds
 
 
-def retry(seconds: float = 600, clock: Clock | None = None) -> pitr.Retry:
+def retry(seconds: float = 600, clock: Clock | None = None) -> Retry:
     clock = clock or Clock()
-    return pitr.Retry.within(seconds, clock=clock, sleep=clock.sleep)
+    return Retry.within(seconds, clock=clock, sleep=clock.sleep)
 
 
 def count_calls(ddb: Any) -> Counter[str]:
@@ -131,13 +133,13 @@ def pitr_of(ddb: Any, table: str) -> dict[str, Any]:
 
 # ------------------------------------------------------------------ selection
 def test_cumulus_prefix_names_the_eight_metadata_tables():
-    sel = pitr.TableSelection.model_validate({"cumulusPrefix": "mystack-", "tables": [""]})
-    assert sel.names() == [f"mystack-{s}Table" for s in pitr.DEFAULT_CUMULUS_TABLES]
+    sel = events.TableSelection.model_validate({"cumulusPrefix": "mystack-", "tables": [""]})
+    assert sel.names() == [f"mystack-{s}Table" for s in events.DEFAULT_CUMULUS_TABLES]
     assert len(sel.names()) == 8
-    sel = pitr.TableSelection.model_validate({"cumulusPrefix": "x-", "cumulusTables": "Granules, Files"})
+    sel = events.TableSelection.model_validate({"cumulusPrefix": "x-", "cumulusTables": "Granules, Files"})
     assert sel.names() == ["x-GranulesTable", "x-FilesTable"]
-    assert pitr.TableSelection.model_validate({"tables": ["a-b", "a-b", "c-d"]}).names() == ["a-b", "c-d"]
-    assert pitr.TableSelection().names() == []
+    assert events.TableSelection.model_validate({"tables": ["a-b", "a-b", "c-d"]}).names() == ["a-b", "c-d"]
+    assert events.TableSelection().names() == []
 
 
 @pytest.mark.parametrize(
@@ -153,17 +155,17 @@ def test_cumulus_prefix_names_the_eight_metadata_tables():
 )
 def test_bad_events_are_refused_at_the_door(doc):
     with pytest.raises(ValueError):
-        pitr.EnsurePitrEvent.model_validate(doc)
+        events.EnsurePitrEvent.model_validate(doc)
 
 
 def test_sample_events_parse():
-    event = pitr.EnsurePitrEvent.model_validate(json.loads((EVENTS / "ensure_pitr.json").read_text()))
+    event = events.EnsurePitrEvent.model_validate(json.loads((EVENTS / "ensure_pitr.json").read_text()))
     assert event.recovery_period_in_days == 35
     assert len(event.names()) == 8
     create = json.loads((EVENTS / "ensure_pitr_cfn_create.json").read_text())
-    assert pitr.is_custom_resource_event(create)
-    assert not pitr.is_custom_resource_event(json.loads((EVENTS / "ensure_pitr.json").read_text()))
-    props = pitr.PitrResourceProperties.model_validate(create["ResourceProperties"]).request()
+    assert cfn.is_custom_resource_event(create)
+    assert not cfn.is_custom_resource_event(json.loads((EVENTS / "ensure_pitr.json").read_text()))
+    props = events.PitrResourceProperties.model_validate(create["ResourceProperties"]).request()
     assert props.recovery_period_in_days == 35  # sent as the string "35"
 
 
@@ -228,7 +230,7 @@ def test_gives_up_at_the_deadline_with_the_reason_and_goes_on_with_the_others(dd
     assert by[new].status == pitr.FAILED
     assert UNAVAILABLE in by[new].reason and "Please retry later" in by[new].reason
     assert clock.now - 1000 <= 120
-    with pytest.raises(pitr.PitrIncomplete, match="mystack-NewTable: ContinuousBackupsUnavailableException"):
+    with pytest.raises(errors.PitrIncomplete, match="mystack-NewTable: ContinuousBackupsUnavailableException"):
         pitr.check(results)
 
 
@@ -284,13 +286,13 @@ def cfn_event(request_type: str, **props: Any) -> dict[str, Any]:
 def test_custom_resource_create_and_update_enable_pitr(ddb):
     make_table(ddb, "mystack-GranulesTable")
     make_table(ddb, "mystack-FilesTable")
-    out = pitr.custom_resource_outcome(ddb, cfn_event("Create"), retry())
-    assert out.status == pitr.SUCCESS
+    out = cfn.custom_resource_outcome(ddb, cfn_event("Create"), retry())
+    assert out.status == cfn.SUCCESS
     assert out.physical_id == "ddb-backup-EnsurePitrOnDeploy"
     assert out.data == {"AlreadyOn": "0", "Enabled": "2", "Missing": "6", "Failed": "0"}
     assert "the schedule retries" in out.reason and "mystack-UsersTable" in out.reason
-    out = pitr.custom_resource_outcome(ddb, cfn_event("Update"), retry())
-    assert out.status == pitr.SUCCESS and out.data["AlreadyOn"] == "2"
+    out = cfn.custom_resource_outcome(ddb, cfn_event("Update"), retry())
+    assert out.status == cfn.SUCCESS and out.data["AlreadyOn"] == "2"
     assert out.physical_id == "ddb-backup-EnsurePitrOnDeploy"  # never a replacement
 
 
@@ -298,8 +300,8 @@ def test_custom_resource_succeeds_when_tables_are_not_ready_in_time(ddb):
     """A stack never fails (or gets stuck in a rollback) because a table is new: the schedule finishes."""
     table = make_table(ddb)
     inject(ddb, "UpdateContinuousBackups", [UNAVAILABLE] * 1000)
-    out = pitr.custom_resource_outcome(ddb, cfn_event("Create", Tables=[table], CumulusPrefix=""), retry(60))
-    assert out.status == pitr.SUCCESS
+    out = cfn.custom_resource_outcome(ddb, cfn_event("Create", Tables=[table], CumulusPrefix=""), retry(60))
+    assert out.status == cfn.SUCCESS
     assert out.data["Failed"] == "1"
     assert UNAVAILABLE in out.reason
 
@@ -308,8 +310,8 @@ def test_custom_resource_delete_leaves_tables_alone(ddb):
     table = make_table(ddb)
     pitr.ensure_pitr(ddb, [table], recovery_days=35, retry=retry())
     calls = count_calls(ddb)
-    out = pitr.custom_resource_outcome(ddb, cfn_event("Delete", RecoveryPeriodInDays="not a number"), retry())
-    assert out.status == pitr.SUCCESS
+    out = cfn.custom_resource_outcome(ddb, cfn_event("Delete", RecoveryPeriodInDays="not a number"), retry())
+    assert out.status == cfn.SUCCESS
     assert sum(calls.values()) == 0
     assert pitr_of(ddb, table)["PointInTimeRecoveryStatus"] == "ENABLED"
 
@@ -319,8 +321,8 @@ def test_custom_resource_delete_leaves_tables_alone(ddb):
     [("Create", {"RecoveryPeriodInDays": "99"}), ("Update", {"Tables": ["x"], "Extra": "1"}), ("Bogus", {})],
 )
 def test_custom_resource_fails_only_on_requests_it_cannot_understand(ddb, request_type, props):
-    out = pitr.custom_resource_outcome(ddb, cfn_event(request_type, **props), retry())
-    assert out.status == pitr.FAILURE
+    out = cfn.custom_resource_outcome(ddb, cfn_event(request_type, **props), retry())
+    assert out.status == cfn.FAILURE
     assert out.reason and "\n" not in out.reason
 
 
@@ -354,7 +356,7 @@ def test_response_is_put_to_the_response_url(response_url, monkeypatch):
     url, bodies = response_url
     event = cfn_event("Create")
     event["ResponseURL"] = url
-    pitr.send_cfn_response(event, pitr.SUCCESS, "fine", "phys-1", {"Enabled": "2"})
+    cfn.send_cfn_response(event, cfn.SUCCESS, "fine", "phys-1", {"Enabled": "2"})
     ((got,),) = [bodies]
     assert got["contentType"] == ""  # the pre-signed URL is signed for an empty content type
     body = got["body"]
@@ -372,7 +374,7 @@ def test_response_retries_then_raises_when_nobody_listens():
     event["ResponseURL"] = "http://127.0.0.1:9/closed"
     slept: list[float] = []
     with pytest.raises(OSError):
-        pitr.send_cfn_response(event, pitr.SUCCESS, "x", "p", sleep=slept.append)
+        cfn.send_cfn_response(event, cfn.SUCCESS, "x", "p", sleep=slept.append)
     assert slept == [1, 2, 4]
 
 
@@ -404,8 +406,8 @@ def settings(ddb: Any, table: str) -> dict[str, Any]:
 
 def test_point_in_time_restore_comes_back_with_ttl_stream_tags_and_pitr(ddb):
     source = source_table(ddb)
-    out = pitr.restore_to_point_in_time(
-        ddb, source, "restore-GranulesTable", when=pitr.parse_time("2026-11-22T03:00:00Z"), retry=retry()
+    out = restores.restore_to_point_in_time(
+        ddb, source, "restore-GranulesTable", when=restores.parse_time("2026-11-22T03:00:00Z"), retry=retry()
     )
     assert out["restoredTo"] == "2026-11-22T03:00:00+00:00"
     assert out["reapplied"] == ["2 tag(s)", "TTL on expiresAt", "stream NEW_IMAGE", "PITR (14 days)"]
@@ -418,30 +420,30 @@ def test_point_in_time_restore_comes_back_with_ttl_stream_tags_and_pitr(ddb):
 def test_restore_re_enables_pitr_through_new_table_errors(ddb):
     source = source_table(ddb)
     left = inject(ddb, "UpdateContinuousBackups", [UNAVAILABLE] * 3, table="restore-T")
-    out = pitr.restore_to_point_in_time(ddb, source, "restore-T", when=None, retry=retry())
+    out = restores.restore_to_point_in_time(ddb, source, "restore-T", when=None, retry=retry())
     assert left == [] and out["restoredTo"] == "latest"
     assert pitr_of(ddb, "restore-T")["PointInTimeRecoveryStatus"] == "ENABLED"
 
 
 def test_restore_refuses_without_pitr_or_onto_an_existing_table(ddb):
     plain = make_table(ddb, "mystack-PlainTable")
-    with pytest.raises(pitr.PitrNotEnabled, match="mystack-PlainTable"):
-        pitr.restore_to_point_in_time(ddb, plain, "restore-x", when=None, retry=retry())
+    with pytest.raises(errors.PitrNotEnabled, match="mystack-PlainTable"):
+        restores.restore_to_point_in_time(ddb, plain, "restore-x", when=None, retry=retry())
     source = source_table(ddb)
     with pytest.raises(TargetRefused, match="mystack-PlainTable"):
-        pitr.restore_to_point_in_time(ddb, source, plain, when=None, retry=retry())
+        restores.restore_to_point_in_time(ddb, source, plain, when=None, retry=retry())
     with pytest.raises(DdbBackupError, match="does not exist"):
-        pitr.restore_to_point_in_time(ddb, "mystack-NoTable", "restore-y", when=None, retry=retry())
+        restores.restore_to_point_in_time(ddb, "mystack-NoTable", "restore-y", when=None, retry=retry())
     with pytest.raises(BadInput, match="ISO 8601"):
-        pitr.parse_time("yesterday")
-    assert pitr.parse_time("2026-11-22T03:00:00").tzinfo == dt.UTC
+        restores.parse_time("yesterday")
+    assert restores.parse_time("2026-11-22T03:00:00").tzinfo == dt.UTC
 
 
 def test_waiting_for_a_restore_has_a_limit(ddb):
     table = make_table(ddb)
     creating_for(ddb, table, 10_000)
-    with pytest.raises(pitr.StillRestoring, match="still CREATING"):
-        pitr.wait_active(ddb, table, retry(300))
+    with pytest.raises(errors.StillRestoring, match="still CREATING"):
+        restores.wait_active(ddb, table, retry(300))
 
 
 # ------------------------------------------------------------------ CLI
@@ -480,7 +482,7 @@ def test_cli_pitr_enable_status_restore(ddb, capsys):
 def test_cli_pitr_enable_names_the_tables_it_could_not_do(ddb, capsys):
     make_table(ddb)
     inject(ddb, "UpdateContinuousBackups", ["AccessDeniedException"])
-    with pytest.raises(pitr.PitrIncomplete, match="mystack-GranulesTable: AccessDeniedException"):
+    with pytest.raises(errors.PitrIncomplete, match="mystack-GranulesTable: AccessDeniedException"):
         run_cli("pitr", "enable", "--table", "mystack-GranulesTable")
     with pytest.raises(BadInput, match="--table"):
         run_cli("pitr", "enable")

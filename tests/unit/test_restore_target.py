@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ddb_backup.backup.plan import describe
+from ddb_backup.aws.tables import describe
 from ddb_backup.errors import BadInput, TargetRefused
 from ddb_backup.restore.target import create_table_args, is_empty, map_table_name, prepare_target
 from devkit import sample

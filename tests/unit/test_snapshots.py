@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ddb_backup import errors, events
 from ddb_backup.errors import BadInput, TargetRefused
 from ddb_backup.native import pitr, snapshots
 from devkit import sample
@@ -101,7 +102,7 @@ def test_creation_gives_up_at_the_deadline_with_the_reason(ddb):
     (result,) = snapshots.create_backups(ddb, [table], MARKER, retry=retry(60), now=NOW)
     assert result.status == pitr.FAILED and UNAVAILABLE in result.reason
     report = {"created": [result.as_dict()], "pruned": []}
-    with pytest.raises(snapshots.SnapshotsIncomplete, match="mystack-GranulesTable: ContinuousBackups"):
+    with pytest.raises(errors.SnapshotsIncomplete, match="mystack-GranulesTable: ContinuousBackups"):
         snapshots.check(report)
 
 
@@ -168,7 +169,7 @@ def test_prune_retries_a_busy_backup_and_another_stack_never_prunes_ours(ddb, sh
 
 # ------------------------------------------------------------------ the scheduled run
 def test_scheduled_run_backs_up_then_prunes(ddb):
-    event = snapshots.OnDemandBackupEvent.model_validate(json.loads((EVENTS / "on_demand_backups.json").read_text()))
+    event = events.OnDemandBackupEvent.model_validate(json.loads((EVENTS / "on_demand_backups.json").read_text()))
     assert event.retention_days == 90 and len(event.names()) == 8
     sample.create_cumulus_tables(ddb, "mystack-", {"Granules": 5, "Files": 5})
     granules = "mystack-GranulesTable"
@@ -192,7 +193,7 @@ def test_scheduled_run_backs_up_then_prunes(ddb):
 )
 def test_bad_events_are_refused(doc):
     with pytest.raises(ValueError):
-        snapshots.OnDemandBackupEvent.model_validate(doc)
+        events.OnDemandBackupEvent.model_validate(doc)
 
 
 # ------------------------------------------------------------------ restore
@@ -210,7 +211,7 @@ def test_restore_from_backup_re_applies_ttl_stream_tags_and_pitr(ddb):
     )
     with pytest.raises(TargetRefused):
         snapshots.restore_from_backup(ddb, made.arn, "restore-GranulesTable", retry=retry())
-    with pytest.raises(snapshots.BackupNotFound):
+    with pytest.raises(errors.BackupNotFound):
         snapshots.restore_from_backup(ddb, made.arn + "0", "restore-x", retry=retry())
 
 

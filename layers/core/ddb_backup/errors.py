@@ -31,3 +31,23 @@ class RestoreIncomplete(DdbBackupError):
 
 class UnknownFormat(DdbBackupError):
     """A source is not a backup format this tool can read."""
+
+
+class PitrIncomplete(DdbBackupError):
+    """PITR could not be turned on for some tables; the message names them and why."""
+
+
+class PitrNotEnabled(DdbBackupError):
+    """A point-in-time restore was asked of a table without PITR."""
+
+
+class StillRestoring(DdbBackupError):
+    """A restored table did not become ACTIVE in the time allowed."""
+
+
+class SnapshotsIncomplete(DdbBackupError):
+    """Some on-demand backups could not be made or deleted; the message names them and why."""
+
+
+class BackupNotFound(DdbBackupError):
+    """No on-demand backup has the ARN given."""

@@ -277,3 +277,100 @@ class RestorePartTask(_RestoreRunEvent):
 
 class FinalizeRestoreEvent(_RestoreRunEvent):
     map_failed: bool = Field(default=False, alias="mapFailed")
+
+
+# ------------------------------------------------------------------ AWS-native backups (PITR, on-demand)
+#: The Cumulus metadata tables covered when only a prefix is given.
+DEFAULT_CUMULUS_TABLES = ("Collections", "Executions", "Files", "Granules", "Pdrs", "Providers", "Rules", "Users")
+#: What DynamoDB uses when RecoveryPeriodInDays is not given (and reports for tables enabled before it existed).
+DEFAULT_RECOVERY_DAYS = 35
+
+
+class TableSelection(BaseModel):
+    """The tables the stack manages: explicit names, or a Cumulus prefix plus the Cumulus table list."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    tables: list[str] = Field(default_factory=list)
+    cumulus_prefix: str = Field(default="", alias="cumulusPrefix", pattern=NAME_PREFIX)
+    cumulus_tables: list[str] = Field(default_factory=lambda: list(DEFAULT_CUMULUS_TABLES), alias="cumulusTables")
+
+    @field_validator("tables", "cumulus_tables", mode="before")
+    @classmethod
+    def _drop_blanks(cls, value: Any) -> Any:
+        # A CommaDelimitedList parameter left empty arrives as [""].
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list):
+            # Non-strings are left for the type check, which names the field.
+            return [v.strip() if isinstance(v, str) else v for v in value if not (isinstance(v, str) and not v.strip())]
+        return value
+
+    @field_validator("tables")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            layout.check_table_name(name)
+        return list(dict.fromkeys(value))
+
+    @field_validator("cumulus_tables")
+    @classmethod
+    def _short_names(cls, value: list[str]) -> list[str]:
+        for short in value:
+            if not short.isalnum():
+                raise ValueError(f"Cumulus table {short!r} is not a short name such as 'Granules'")
+        return list(dict.fromkeys(value))
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> TableSelection:
+        if self.tables and self.cumulus_prefix:
+            raise ValueError("give either 'tables' or 'cumulusPrefix', not both")
+        return self
+
+    def names(self) -> list[str]:
+        """The table names; empty when nothing is configured."""
+        if self.tables:
+            return list(self.tables)
+        if not self.cumulus_prefix:
+            return []
+        return [layout.check_table_name(f"{self.cumulus_prefix}{short}Table") for short in self.cumulus_tables]
+
+
+class EnsurePitrEvent(TableSelection):
+    """The scheduled (or hand-made) event of the PITR function."""
+
+    recovery_period_in_days: int = Field(default=DEFAULT_RECOVERY_DAYS, alias="recoveryPeriodInDays", ge=1, le=35)
+
+
+class OnDemandBackupEvent(TableSelection):
+    """The scheduled (or hand-made) event of the on-demand backup function."""
+
+    # Bounded so that "now minus the retention" (or the interval) is still a date: a century, a year.
+    retention_days: int = Field(alias="retentionDays", ge=1, le=36_500)
+    keep_latest: int = Field(default=1, alias="keepLatest", ge=1)
+    min_interval_minutes: int = Field(default=60, alias="minIntervalMinutes", ge=0, le=366 * 24 * 60)
+    prune: bool = True
+
+
+class PitrResourceProperties(BaseModel):
+    """``ResourceProperties`` of the PITR custom resource. CloudFormation sends every scalar as a string."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    service_token: str = Field(default="", alias="ServiceToken")
+    service_timeout: str | int | None = Field(default=None, alias="ServiceTimeout")
+    tables: list[str] = Field(default_factory=list, alias="Tables")
+    cumulus_prefix: str = Field(default="", alias="CumulusPrefix")
+    cumulus_tables: list[str] | str | None = Field(default=None, alias="CumulusTables")
+    recovery_period_in_days: int = Field(default=DEFAULT_RECOVERY_DAYS, alias="RecoveryPeriodInDays", ge=1, le=35)
+
+    def request(self) -> EnsurePitrEvent:
+        """The same request as the scheduled event's."""
+        doc: dict[str, Any] = {
+            "tables": self.tables,
+            "cumulusPrefix": self.cumulus_prefix,
+            "recoveryPeriodInDays": self.recovery_period_in_days,
+        }
+        if self.cumulus_tables is not None:
+            doc["cumulusTables"] = self.cumulus_tables
+        return EnsurePitrEvent.model_validate(doc)

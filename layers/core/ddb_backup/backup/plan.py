@@ -7,10 +7,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ddb_backup import __version__
 from ddb_backup.aws.s3io import put_json
+from ddb_backup.aws.tables import describe
 from ddb_backup.errors import BadInput, TableNotFound
 from ddb_backup.format import layout
 
@@ -35,46 +34,6 @@ def resolve_tables(ddb: Any, tables: list[str] | None, prefix: str | None) -> li
     if not found:
         raise TableNotFound(f"no table name starts with {prefix!r}")
     return sorted(found)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat()
-    return value
-
-
-def describe(ddb: Any, table: str) -> dict[str, Any]:
-    """Everything needed to recreate ``table``: DescribeTable, TTL, continuous backups, tags."""
-    layout.check_table_name(table)
-    try:
-        desc = ddb.describe_table(TableName=table)["Table"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
-            raise TableNotFound(f"table {table!r} does not exist") from None
-        raise
-    ttl = ddb.describe_time_to_live(TableName=table).get("TimeToLiveDescription", {})
-    try:
-        backups = ddb.describe_continuous_backups(TableName=table).get("ContinuousBackupsDescription", {})
-    except ClientError:
-        backups = {}
-    tags: list[dict[str, str]] = []
-    for page in _tag_pages(ddb, desc["TableArn"]):
-        tags.extend(page.get("Tags", []))
-    return _jsonable({"Table": desc, "TimeToLive": ttl, "ContinuousBackups": backups, "Tags": tags})
-
-
-def _tag_pages(ddb: Any, arn: str) -> Any:
-    kwargs: dict[str, Any] = {"ResourceArn": arn}
-    while True:
-        page = ddb.list_tags_of_resource(**kwargs)
-        yield page
-        if not page.get("NextToken"):
-            return
-        kwargs["NextToken"] = page["NextToken"]
 
 
 def choose_segments(size_bytes: int, bytes_per_segment: int, max_segments: int) -> int:

@@ -22,23 +22,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pydantic import Field
 
-from ddb_backup.backup.plan import describe
-from ddb_backup.errors import BadInput, DdbBackupError, TableNotFound, TargetRefused
+from ddb_backup.aws.retry import Retry, error_code, error_text, run_until_done
+from ddb_backup.aws.tables import MISSING_CODES, describe
+from ddb_backup.errors import BackupNotFound, BadInput, SnapshotsIncomplete, TableNotFound, TargetRefused
+from ddb_backup.events import OnDemandBackupEvent
 from ddb_backup.format import layout
-from ddb_backup.native.pitr import (
-    FAILED,
-    MISSING,
-    Retry,
-    TableSelection,
-    error_code,
-    error_text,
-    reapply_settings,
-    refuse_existing,
-    run_until_done,
-    sse_override,
-)
+from ddb_backup.native.pitr import FAILED, MISSING
+from ddb_backup.native.restores import reapply_settings, refuse_existing, sse_override
 
 MARKER = "ddbb"
 MAX_NAME = 255
@@ -49,24 +40,6 @@ CREATED = "created"
 RECENT = "recent"
 DELETED = "deleted"
 WOULD_DELETE = "would-delete"
-
-
-class SnapshotsIncomplete(DdbBackupError):
-    """Some backups could not be made or deleted; the message names them and why."""
-
-
-class BackupNotFound(DdbBackupError):
-    """No backup has the ARN given."""
-
-
-class OnDemandBackupEvent(TableSelection):
-    """The scheduled (or hand-made) event of the on-demand backup function."""
-
-    # Bounded so that "now minus the retention" (or the interval) is still a date: a century, a year.
-    retention_days: int = Field(alias="retentionDays", ge=1, le=36_500)
-    keep_latest: int = Field(default=1, alias="keepLatest", ge=1)
-    min_interval_minutes: int = Field(default=60, alias="minIntervalMinutes", ge=0, le=366 * 24 * 60)
-    prune: bool = True
 
 
 # ------------------------------------------------------------------ names
@@ -164,7 +137,7 @@ def create_one(ddb: Any, table: str, name: str) -> SnapshotResult:
     try:
         details = ddb.create_backup(TableName=table, BackupName=name)["BackupDetails"]
     except ClientError as exc:
-        if error_code(exc) in ("TableNotFoundException", "ResourceNotFoundException"):
+        if error_code(exc) in MISSING_CODES:
             return SnapshotResult(table, MISSING, reason="the table does not exist")
         raise
     return SnapshotResult(table, CREATED, details["BackupName"], details["BackupArn"])

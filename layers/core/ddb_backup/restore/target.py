@@ -22,7 +22,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ddb_backup.aws.retry import backoff_delay, call_with_backoff
+from ddb_backup.aws import tables
+from ddb_backup.aws.retry import Retry, call_with_backoff, error_code
 from ddb_backup.errors import BadInput, TargetRefused
 from ddb_backup.format import layout
 
@@ -42,15 +43,6 @@ def map_table_name(name: str, mapping: list[tuple[str, str]] | list[list[str]]) 
         if name.startswith(old):
             return layout.check_table_name(new + name[len(old) :])
     raise BadInput(f"table {name}: no name mapping applies to it ({', '.join(f'{o}->{n}' for o, n in mapping)})")
-
-
-def _describe(ddb: Any, name: str) -> dict[str, Any] | None:
-    try:
-        return dict(call_with_backoff(ddb.describe_table, TableName=name)["Table"])
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
-            return None
-        raise
 
 
 def _keys(key_schema: list[dict[str, Any]], attribute_types: dict[str, str]) -> list[tuple[str, str, str]]:
@@ -164,43 +156,11 @@ def create_table_args(name: str, description: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wait_active(ddb: Any, name: str, timeout: float, sleep: Callable[[float], None]) -> dict[str, Any]:
-    end = time.monotonic() + timeout
-    delay = 0.2
-    while True:
-        table = _describe(ddb, name)
-        if table and table.get("TableStatus") == "ACTIVE":
-            gsis = table.get("GlobalSecondaryIndexes") or []
-            if all(g.get("IndexStatus", "ACTIVE") == "ACTIVE" for g in gsis):
-                return table
-        if time.monotonic() > end:
-            status = table.get("TableStatus") if table else "missing"
-            raise TargetRefused(f"table {name} is not ACTIVE after {timeout:.0f} s (status {status})")
-        sleep(delay)
-        delay = min(delay * 2, 5.0)
-
-
-#: A new table refuses some settings for a while ("turn it on later"); these mean "not yet".
-NOT_YET = frozenset({"ContinuousBackupsUnavailableException", "ResourceInUseException", "LimitExceededException"})
-
-
-def _when_ready(
-    fn: Callable[..., Any], *, patience: float, sleep: Callable[[float], None], **kwargs: Any
-) -> str | None:
-    """Call ``fn`` until it passes (None) or ``patience`` seconds of "not yet" (the last error code)."""
-    end = time.monotonic() + patience
-    attempt = 0
-    while True:
-        try:
-            call_with_backoff(fn, sleep=sleep, **kwargs)
-            return None
-        except ClientError as exc:
-            code = str(exc.response["Error"]["Code"])
-            if code not in NOT_YET:
-                raise
-            if time.monotonic() >= end:
-                return code
-        sleep(min(backoff_delay(attempt, 1.0, 10.0), max(0.0, end - time.monotonic())))
-        attempt += 1
+    """Wait (polling from 0.2 s up to 5 s apart) until ``name`` and its indexes are ACTIVE."""
+    try:
+        return tables.wait_active(ddb, name, Retry.within(timeout, base=0.2, cap=5.0, sleep=sleep))
+    except tables.NotActive as exc:
+        raise TargetRefused(f"table {name} is not ACTIVE after {timeout:.0f} s (status {exc.status})") from None
 
 
 def _apply_settings(
@@ -208,41 +168,86 @@ def _apply_settings(
 ) -> tuple[list[str], list[str]]:
     """TTL and PITR as in the source (CreateTable cannot take them): (applied, warnings).
 
-    A brand-new table may refuse PITR for a while; the restore goes on and
-    says so instead of failing or waiting an hour.
+    A brand-new table may refuse them for a while; after ``patience`` seconds
+    the restore goes on and says so instead of failing or waiting an hour.
     """
-    applied: list[str] = []
-    warnings: list[str] = []
-    ttl = description.get("TimeToLive") or {}
-    if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and ttl.get("AttributeName"):
-        code = _when_ready(
-            ddb.update_time_to_live,
-            patience=patience,
-            sleep=sleep,
-            TableName=name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+    retry = Retry.within(patience, base=1.0, cap=10.0, sleep=sleep)
+    out = tables.reapply_settings(ddb, description, name, retry, tables.CREATE_TABLE_LACKS)
+    warnings = []
+    ttl = out.pending.get("ttl")
+    if ttl is not None:
+        attribute = description["TimeToLive"]["AttributeName"]
+        warnings.append(f"table {name}: TTL on {attribute} is not on yet ({_why(ttl)}): turn it on later")
+    pitr = out.pending.get("pitr")
+    if pitr is not None:
+        warnings.append(f"table {name}: PITR is not on yet ({_why(pitr)}, usual for a new table): turn it on later")
+    return out.done, warnings
+
+
+def _why(exc: BaseException) -> str:
+    return error_code(exc) or str(exc)
+
+
+def _check_request(name: str, mode: str, source_table: str | None, allow_source: bool) -> None:
+    layout.check_table_name(name)
+    if mode not in MODES:
+        raise BadInput(f"mode {mode!r}: choose 'new' or 'overwrite'")
+    if source_table and name == source_table and not allow_source:
+        raise TargetRefused(
+            f"table {name} is the backup's own source table: restore into another table, "
+            "or allow the source explicitly (allowSource / --allow-source)"
         )
-        if code:
-            warnings.append(f"table {name}: TTL on {ttl['AttributeName']} is not on yet ({code}): turn it on later")
-        else:
-            applied.append(f"TTL on {ttl['AttributeName']}")
-    pitr = (description.get("ContinuousBackups") or {}).get("PointInTimeRecoveryDescription") or {}
-    if pitr.get("PointInTimeRecoveryStatus") in ("ENABLED", "ENABLING"):
-        spec: dict[str, Any] = {"PointInTimeRecoveryEnabled": True}
-        if pitr.get("RecoveryPeriodInDays"):
-            spec["RecoveryPeriodInDays"] = pitr["RecoveryPeriodInDays"]
-        code = _when_ready(
-            ddb.update_continuous_backups,
-            patience=patience,
-            sleep=sleep,
-            TableName=name,
-            PointInTimeRecoverySpecification=spec,
+
+
+def _check_existing(
+    ddb: Any,
+    name: str,
+    existing: dict[str, Any],
+    wanted: list[tuple[str, str, str]] | None,
+    mode: str,
+    wait: Callable[[], object],
+) -> dict[str, Any]:
+    """The result for an existing target, or ``TargetRefused`` (unusable, other keys, not empty in mode new)."""
+    if existing.get("TableStatus") not in ("ACTIVE", "UPDATING", "CREATING"):
+        raise TargetRefused(f"table {name} is {existing.get('TableStatus')}, not usable as a target")
+    types = {a["AttributeName"]: a["AttributeType"] for a in existing.get("AttributeDefinitions", [])}
+    have = _keys(existing["KeySchema"], types)
+    if wanted is not None and have != wanted:
+        raise TargetRefused(f"table {name} has keys {_fmt(have)}, the backup has {_fmt(wanted)}")
+    if existing.get("TableStatus") == "CREATING":
+        wait()
+    if mode == "new" and not is_empty(ddb, name):
+        raise TargetRefused(
+            f"table {name} is not empty: restore into a new or empty table, "
+            "or choose mode 'overwrite' to upsert into it"
         )
-        if code:
-            warnings.append(f"table {name}: PITR is not on yet ({code}, usual for a new table): turn it on later")
-        else:
-            applied.append("PITR")
-    return applied, warnings
+    return _result(name, have, exists=True, created=False)
+
+
+def _create(ddb: Any, name: str, description: dict[str, Any] | None, schema: list[dict[str, str]] | None) -> bool:
+    """CreateTable from the description (or the given keys, on demand); False when the table appeared meanwhile."""
+    if description is not None:
+        args = create_table_args(name, description)
+    else:
+        assert schema is not None
+        args = {
+            "TableName": name,
+            "KeySchema": [{"AttributeName": k["AttributeName"], "KeyType": k["KeyType"]} for k in schema],
+            "AttributeDefinitions": [
+                {"AttributeName": k["AttributeName"], "AttributeType": k["AttributeType"]} for k in schema
+            ],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+    try:
+        call_with_backoff(ddb.create_table, **args)
+    except ClientError as exc:
+        code = error_code(exc)
+        if code != "ResourceInUseException":  # created meanwhile (a retried plan): checked by the caller
+            raise TargetRefused(
+                f"table {name} could not be created: {code}: {exc.response['Error']['Message']}"
+            ) from None
+        return False
+    return True
 
 
 def prepare_target(
@@ -274,58 +279,19 @@ def prepare_target(
     Returns ``{"table", "exists", "created", "keySchema", "settings", "warnings"}``.
     Raises ``TargetRefused`` with a one-line cause naming the table.
     """
-    layout.check_table_name(name)
-    if mode not in MODES:
-        raise BadInput(f"mode {mode!r}: choose 'new' or 'overwrite'")
-    if source_table and name == source_table and not allow_source:
-        raise TargetRefused(
-            f"table {name} is the backup's own source table: restore into another table, "
-            "or allow the source explicitly (allowSource / --allow-source)"
-        )
+    _check_request(name, mode, source_table, allow_source)
     schema = normalize_key_schema(key_schema) if key_schema else None
     wanted = _wanted_keys(description, schema)
-    existing = _describe(ddb, name)
+    existing = tables.describe_table(ddb, name)
     if existing is not None:
-        if existing.get("TableStatus") not in ("ACTIVE", "UPDATING", "CREATING"):
-            raise TargetRefused(f"table {name} is {existing.get('TableStatus')}, not usable as a target")
-        types = {a["AttributeName"]: a["AttributeType"] for a in existing.get("AttributeDefinitions", [])}
-        have = _keys(existing["KeySchema"], types)
-        if wanted is not None and have != wanted:
-            raise TargetRefused(f"table {name} has keys {_fmt(have)}, the backup has {_fmt(wanted)}")
-        if existing.get("TableStatus") == "CREATING":
-            _wait_active(ddb, name, timeout, sleep)
-        if mode == "new" and not is_empty(ddb, name):
-            raise TargetRefused(
-                f"table {name} is not empty: restore into a new or empty table, "
-                "or choose mode 'overwrite' to upsert into it"
-            )
-        return _result(name, have, exists=True, created=False)
+        return _check_existing(ddb, name, existing, wanted, mode, lambda: _wait_active(ddb, name, timeout, sleep))
     if description is None and schema is None:
         raise TargetRefused(
             f"table {name} does not exist and the backup carries no schema: create it first, or give its keys"
         )
     if check_only:
         return _result(name, wanted or [], exists=False, created=False)
-    if description is not None:
-        args = create_table_args(name, description)
-    else:
-        assert schema is not None
-        args = {
-            "TableName": name,
-            "KeySchema": [{"AttributeName": k["AttributeName"], "KeyType": k["KeyType"]} for k in schema],
-            "AttributeDefinitions": [
-                {"AttributeName": k["AttributeName"], "AttributeType": k["AttributeType"]} for k in schema
-            ],
-            "BillingMode": "PAY_PER_REQUEST",
-        }
-    try:
-        call_with_backoff(ddb.create_table, **args)
-    except ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        if code != "ResourceInUseException":  # created meanwhile (a retried plan): checked below
-            raise TargetRefused(
-                f"table {name} could not be created: {code}: {exc.response['Error']['Message']}"
-            ) from None
+    if not _create(ddb, name, description, schema):
         return prepare_target(
             ddb,
             name,
