@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from ddb_backup.aws.retry import Retry
 from ddb_backup.events import PitrResourceProperties
 from ddb_backup.native.pitr import ALREADY_ON, ENABLED, FAILED, MISSING, UPDATED, PitrResult, ensure_pitr, summarize
@@ -85,6 +87,15 @@ class CustomResourceOutcome:
     results: list[PitrResult] = field(default_factory=list)
 
 
+def field_text(loc: tuple[int | str, ...]) -> str:
+    """A field's path as one line of text: names JSON-escaped, so a newline in a name stays visible."""
+    return ".".join(json.dumps(str(part))[1:-1] for part in loc)
+
+
+def _validation_text(exc: ValidationError) -> str:
+    return "; ".join(f"{field_text(e['loc']) or '(the properties)'}: {e['msg']}" for e in exc.errors())
+
+
 def custom_resource_outcome(ddb: Any, event: dict[str, Any], retry: Retry) -> CustomResourceOutcome:
     """What to answer CloudFormation. Never raises.
 
@@ -102,6 +113,8 @@ def custom_resource_outcome(ddb: Any, event: dict[str, Any], retry: Retry) -> Cu
             return CustomResourceOutcome(FAILURE, f"unknown RequestType {request_type!r}", physical)
         request = PitrResourceProperties.model_validate(event.get("ResourceProperties") or {}).request()
         results = ensure_pitr(ddb, request.names(), recovery_days=request.recovery_period_in_days, retry=retry)
+    except ValidationError as exc:
+        return CustomResourceOutcome(FAILURE, "invalid ResourceProperties: " + _validation_text(exc), physical)
     except Exception as exc:
         return CustomResourceOutcome(FAILURE, f"{type(exc).__name__}: {exc}".replace("\n", " "), physical)
     counts = summarize(results)["counts"]
