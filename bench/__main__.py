@@ -86,7 +86,7 @@ def item_sizes() -> tuple[float, float]:
     """Mean wire-JSON bytes and DynamoDB item bytes of the replay items."""
     from bench.replay import build_pages
     from ddb_backup.format.ddbjson import item_from_wire
-    from ddb_backup.format.sources import item_size
+    from ddb_backup.format.dialects import item_size
 
     body, count = build_pages(1)[0]
     items = json.loads(body + b"}")["Items"]

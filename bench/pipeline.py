@@ -129,7 +129,8 @@ def run_write(
     port: int, part_json: dict[str, Any], slow: bool, concurrency: int, parts: int = 1, workers: int = 1
 ) -> dict[str, Any]:
     """Restore ``parts`` copies of the part (``workers`` at a time), as restore_part does each."""
-    from ddb_backup.format.sources import PartRef, read_part
+    from ddb_backup.format.lines import PartRef
+    from ddb_backup.format.sources import read_part
     from ddb_backup.restore import fastwrite
     from ddb_backup.restore import write as restore
 
@@ -162,7 +163,8 @@ def run_build(part_json: dict[str, Any], slow: bool) -> dict[str, Any]:
     Fast: RawItems and the body ``fastwrite`` builds. Slow: client-form items and
     botocore's own validation and serialization of the same request.
     """
-    from ddb_backup.format.sources import PartRef, read_part
+    from ddb_backup.format.lines import PartRef
+    from ddb_backup.format.sources import read_part
     from ddb_backup.restore import fastwrite
     from ddb_backup.restore.write import key_value
 

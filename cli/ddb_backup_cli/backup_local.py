@@ -21,7 +21,7 @@ from ddb_backup.backup import fastscan
 from ddb_backup.backup.finalize import finalize_table
 from ddb_backup.backup.plan import Settings, choose_segments, plan_run
 from ddb_backup.backup.scan import ScanSettings, scan_segment
-from ddb_backup.format.sources import LocalFileWriter
+from ddb_backup.format.localfile import LocalFileWriter
 from ddb_backup_cli.progress import Progress
 
 MiB = 1024 * 1024

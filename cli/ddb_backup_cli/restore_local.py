@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ddb_backup.errors import RestoreIncomplete
-from ddb_backup.format.sources import dead_letter_writer
 from ddb_backup.restore import fastwrite
+from ddb_backup.restore.deadletters import dead_letter_writer
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
 from ddb_backup_cli.progress import Progress

@@ -23,7 +23,9 @@ from botocore.config import Config
 
 from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError
 from ddb_backup.format.ddbjson import item_to_wire, line_from_client_item, parse_line
-from ddb_backup.format.sources import PartRef, read_part, write_local_file
+from ddb_backup.format.lines import PartRef
+from ddb_backup.format.localfile import write_local_file
+from ddb_backup.format.sources import read_part
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.write import DeadLettered, write_items
 from devkit import sample

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from ddb_backup.format import ddbjson
 from ddb_backup.format import sources as readers
+from ddb_backup.format.lines import PartRef
+from ddb_backup.format.localfile import write_local_file
 from ddb_backup.format.parts import PartBuffer
 
 names = st.text(min_size=1, max_size=12)
@@ -66,9 +68,7 @@ def test_a_verified_part_round_trips(tmp_path, batch):
     body = buf.finish()
     path = tmp_path / "000000-000000.json.gz"
     path.write_bytes(body)
-    part = readers.PartRef(
-        "data/000000-000000.json.gz", str(path), "item", len(batch), hashlib.sha256(body).hexdigest()
-    )
+    part = PartRef("data/000000-000000.json.gz", str(path), "item", len(batch), hashlib.sha256(body).hexdigest())
     assert list(readers.read_part(part)) == batch
 
 
@@ -76,7 +76,7 @@ def test_a_verified_part_round_trips(tmp_path, batch):
 @given(batch=st.lists(items, min_size=1, max_size=6), gz=st.booleans())
 def test_the_local_file_round_trips(tmp_path, batch, gz):
     path = Path(tmp_path) / ("T.json.gz" if gz else "T.json")
-    readers.write_local_file(path, batch, table="T", description=None)
+    write_local_file(path, batch, table="T", description=None)
     source = readers.open_source(str(path))
     assert source.format == "local-file" and list(source.items()) == batch
 

@@ -41,6 +41,8 @@ from ddb_backup.backup.scan import ScanSettings, scan_segment
 from ddb_backup.errors import BackupIncomplete, BadInput, DdbBackupError, IntegrityError
 from ddb_backup.format import sources as readers
 from ddb_backup.format.ddbjson import item_to_wire, line_from_client_item
+from ddb_backup.format.lines import PartRef
+from ddb_backup.format.localfile import LocalFileWriter, write_local_file
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.write import DeadLettered, write_items
 from devkit import sample
@@ -422,7 +424,7 @@ def test_a_damaged_local_file_is_refused_naming_it_or_reads_whole(local_items, n
     with tempfile.TemporaryDirectory() as root:
         path = Path(root) / name
         description = {"Table": {"TableName": "T", "KeySchema": [{"AttributeName": "granuleId", "KeyType": "HASH"}]}}
-        with readers.LocalFileWriter(
+        with LocalFileWriter(
             path, table="T", description=description, backup_id="20261122T030000Z-1a2b3c4d", started_at="then"
         ) as writer:
             for item in local_items:
@@ -449,7 +451,7 @@ def test_a_damaged_local_file_is_refused_naming_it_or_reads_whole(local_items, n
 def test_a_local_file_with_a_damaged_header_is_not_taken_for_plain_json(tmp_path, local_items, damage):
     """One flipped letter in the header once made the file "cumulus-api plain JSON": items wrapped in "Item"."""
     path = tmp_path / "T.json"
-    readers.write_local_file(path, local_items, table="T", description=None)
+    write_local_file(path, local_items, table="T", description=None)
     path.write_bytes(path.read_bytes().replace(b"ddbBackupFile", damage, 1))
     with pytest.raises(DdbBackupError) as info:
         _read(str(path))
@@ -489,7 +491,7 @@ def test_the_end_line_of_a_local_part_read_alone_is_checked(end):
             {"ddbBackupEnd": {"items": end}},
         ]
         path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-        part = readers.PartRef(id="T.json", url=str(path), dialect="local")
+        part = PartRef(id="T.json", url=str(path), dialect="local")
         for read in (readers.read_part, fastwrite.read_part):
             got, refused = _outcome(lambda read=read: [dict(i) for i in read(part)])  # type: ignore[misc]
             if end == 1 and not isinstance(end, bool):
@@ -664,12 +666,12 @@ def test_what_write_items_reports_written_is_what_the_table_holds(ddb, target, i
     assert _same(_table(ddb, table), _last_wins(written))
 
 
-def _part(root: Path, lines: list[bytes], *, signed: bool) -> readers.PartRef:
+def _part(root: Path, lines: list[bytes], *, signed: bool) -> PartRef:
     path = root / "data" / "000000-000000.json.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(gzip.compress(b"".join(line + b"\n" for line in lines), mtime=0))
     sha = hashlib.sha256(path.read_bytes()).hexdigest() if signed else None
-    return readers.PartRef("data/000000-000000.json.gz", str(path), "item", items=len(lines), sha256=sha)
+    return PartRef("data/000000-000000.json.gz", str(path), "item", items=len(lines), sha256=sha)
 
 
 #: Lines built to fool a reader that sends lines without parsing them: they close the request early and add

@@ -16,7 +16,12 @@ from ddb_backup.backup.finalize import finalize_table
 from ddb_backup.backup.plan import Settings, plan_run
 from ddb_backup.backup.scan import ScanSettings, scan_segment
 from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError, UnknownFormat
+from ddb_backup.format import lines as line_stream
+from ddb_backup.format import location
 from ddb_backup.format import sources as readers
+from ddb_backup.format.lines import PartRef
+from ddb_backup.format.localfile import LocalFileWriter, write_local_file
+from ddb_backup.restore.deadletters import dead_letter_writer
 from devkit import sample
 from tests.conftest import FIXTURES, canonical, expected_items, table_items
 
@@ -295,7 +300,7 @@ def test_the_local_file_round_trips_with_its_description(tmp_path, name):
     items = _items()
     description = {"Table": {"TableName": "T", "KeySchema": [{"AttributeName": "bucket", "KeyType": "HASH"}]}}
     path = tmp_path / "backups" / name
-    assert readers.write_local_file(path, items, table="T", description=description) == 30
+    assert write_local_file(path, items, table="T", description=description) == 30
     assert not path.with_name(name + ".partial").exists()
     source = readers.open_source(str(path))
     assert (source.format, source.table, source.description, source.expected_items) == (
@@ -311,7 +316,7 @@ def test_the_local_file_round_trips_with_its_description(tmp_path, name):
 
 def test_a_local_file_left_by_an_error_is_removed(tmp_path):
     path = tmp_path / "T.json"
-    with pytest.raises(RuntimeError), readers.LocalFileWriter(path, table="T", description=None) as writer:
+    with pytest.raises(RuntimeError), LocalFileWriter(path, table="T", description=None) as writer:
         writer.write(_items(1)[0])
         raise RuntimeError("scan failed")
     assert list(tmp_path.iterdir()) == []
@@ -380,7 +385,7 @@ def test_an_item_over_400_kb_is_refused_naming_the_line(tmp_path):
 
 
 def test_a_line_longer_than_any_item_is_refused_without_reading_it_whole(tmp_path, monkeypatch):
-    monkeypatch.setattr(readers, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(line_stream, "MAX_LINE_BYTES", 1000)
     path = tmp_path / "long.json"
     path.write_text('{"pk": {"S": "a"}}\n{"pk": {"S": "' + "x" * 5000 + '"}}\n')
     with pytest.raises(BadInput, match=r"long.json line 2: longer than 1000 bytes"):
@@ -446,7 +451,7 @@ def test_a_dead_letter_object_reads_back_as_a_source(tmp_path, s3):
     s3.create_bucket(Bucket="bkt")
     items = _items(5)
     for base in ("s3://bkt/backups/T/ID/", str(tmp_path)):
-        url = readers.dead_letter_writer(base, "run-1", s3)("data/000000-000001.json.gz", items)
+        url = dead_letter_writer(base, "run-1", s3)("data/000000-000001.json.gz", items)
         assert "dead-letter/run-1/data_000000-000001.json.gz" in url
         source = readers.open_source(url, s3)
         assert source.format == "dynamodb-json-lines"
@@ -466,12 +471,12 @@ def test_key_types_come_from_the_first_item():
 
 
 def test_a_part_reference_survives_json():
-    part = readers.PartRef("data/a.json.gz", "s3://b/k/data/a.json.gz", "item", items=3, sha256="0" * 64)
-    assert readers.PartRef.from_json(json.loads(json.dumps(part.to_json()))) == part
+    part = PartRef("data/a.json.gz", "s3://b/k/data/a.json.gz", "item", items=3, sha256="0" * 64)
+    assert PartRef.from_json(json.loads(json.dumps(part.to_json()))) == part
 
 
 def test_gzip_members_split_anywhere_across_chunks_read_whole(monkeypatch, tmp_path):
-    monkeypatch.setattr(readers, "CHUNK", 7)
+    monkeypatch.setattr(location, "CHUNK", 7)
     path = tmp_path / "T.json.gz"
     lines = [b'{"Item":{"pk":{"S":"%d"}}}\n' % i for i in range(50)]
     path.write_bytes(b"".join(gzip.compress(b"".join(lines[i : i + 3])) for i in range(0, 50, 3)))

@@ -302,7 +302,7 @@ class _Http:
 
 def test_a_dead_letter_keeps_unparseable_lines_as_they_were(tmp_path):
     """A refused line that does not even parse is saved verbatim, with the others of its batch."""
-    from ddb_backup.format.sources import dead_letter_writer
+    from ddb_backup.restore.deadletters import dead_letter_writer
     from ddb_backup.restore.fastwrite import RawItem
 
     save = dead_letter_writer(str(tmp_path) + "/", "run-1")

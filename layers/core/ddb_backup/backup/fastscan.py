@@ -7,7 +7,7 @@ model and decode every binary value from base64, only for
 binary: that was 80 % of a segment's CPU. Here a ``before-parse`` handler
 takes the raw body of a successful Scan and hands botocore ``{}`` to parse.
 The lines are then cut out of the page's text when it is provably what
-``ddbjson._dumps`` would write (:func:`slice_page`), else the page is read
+``ddbjson.compact_json`` would write (:func:`slice_page`), else the page is read
 once with ``json.loads`` and written with that same encoder. Either way the
 lines are byte for byte those of the slow path.
 
@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ddb_backup.aws.retry import call_with_backoff
-from ddb_backup.format.ddbjson import _dumps, item_from_wire, item_to_wire
+from ddb_backup.format.ddbjson import compact_json, item_from_wire, item_to_wire
 from ddb_backup.format.parts import PartBuffer
 
 _RAW = "ddb_backup.rawBody"
@@ -79,13 +79,13 @@ def _from_parsed(page: Mapping[str, Any]) -> dict[str, Any]:
 def lines_from_doc(doc: Mapping[str, Any]) -> tuple[bytes, int]:
     """Backup lines for a parsed wire-form page, joined, and how many."""
     items = doc.get("Items") or []
-    return "".join(_dumps({"Item": item}) + "\n" for item in items).encode("utf-8"), len(items)
+    return "".join(compact_json({"Item": item}) + "\n" for item in items).encode("utf-8"), len(items)
 
 
 # ------------------------------------------------------------------ slicing the raw page
 #
 # DynamoDB sends compact JSON: {"Items":[ITEM,ITEM,...],"Count":n,...}. When the
-# Items array's text is exactly what _dumps writes for the same items, the lines
+# Items array's text is exactly what compact_json writes for the same items, the lines
 # are cut from it without parsing. slice_page proves that first, else returns None
 # and the caller parses. The proof, for the array's text:
 #   * valid UTF-8 and no raw control character (the encoder escapes them all);
@@ -142,7 +142,7 @@ def slice_page(body: bytes) -> tuple[bytes, int, dict[str, Any] | None] | None:
         except ValueError:
             return None
         raw_last = text[:stop]
-        if _dumps(item) != raw_last:
+        if compact_json(item) != raw_last:
             return None
         end = last + len(raw_last.encode("utf-8"))
     if neut[end : end + 1] != b"]" or not _outside_clean(neut, start, end):

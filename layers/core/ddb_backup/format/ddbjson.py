@@ -99,17 +99,18 @@ def item_from_wire(item: Any, where: str = "item") -> Item:
     return {name: _av_from_wire(av, f"{where}.{name}") for name, av in item.items()}
 
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
+#: JSON text as backup lines hold it: compact, non-ASCII kept as it is.
+compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), check_circular=False).encode
 
 
 def line_from_client_item(item: Mapping[str, Any]) -> bytes:
     """One backup line (with its newline) for an item in client form."""
-    return (_dumps({"Item": item_to_wire(item)}) + "\n").encode("utf-8")
+    return (compact_json({"Item": item_to_wire(item)}) + "\n").encode("utf-8")
 
 
 def line_from_wire_item(item: Mapping[str, Any]) -> bytes:
     """One backup line (with its newline) for an item already in wire form."""
-    return (_dumps({"Item": item}) + "\n").encode("utf-8")
+    return (compact_json({"Item": item}) + "\n").encode("utf-8")
 
 
 def parse_line(line: bytes | str, where: str) -> Item:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from isal import isal_zlib
@@ -17,6 +17,17 @@ from isal import isal_zlib
 #: ISA-L's levels are 0 to 3; 2 is as fast as 1 and compresses a little better.
 GZIP_LEVELS = range(4)
 DEFAULT_GZIP_LEVEL = 2
+
+
+def json_fields(record: Any) -> dict[str, Any]:
+    """A dataclass's fields in declaration order, named in camelCase, None values left out."""
+    doc = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if value is not None:
+            head, *rest = f.name.split("_")
+            doc[head + "".join(word.title() for word in rest)] = value
+    return doc
 
 
 @dataclass
@@ -29,14 +40,7 @@ class Part:
     sha256: str
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "segment": self.segment,
-            "items": self.items,
-            "bytes": self.bytes,
-            "uncompressedBytes": self.uncompressed_bytes,
-            "sha256": self.sha256,
-        }
+        return json_fields(self)
 
 
 @dataclass

@@ -27,28 +27,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator, Iterator, Mapping
+from contextlib import closing
 from typing import Any
 
 import msgspec
 
-from ddb_backup.errors import BadInput
 from ddb_backup.format.ddbjson import Item, item_from_wire
-from ddb_backup.format.sources import (
-    MAX_ITEM_BYTES,
-    PartRef,
-    Source,
-    _chunks,
-    _decoded,
-    _file_chunks,
-    _json,
-    _lines,
-    _parse,
-    _s3_client,
-    _verified_copy,
-    check_part_count,
-    end_count,
-    is_s3,
-)
+from ddb_backup.format.dialects import MAX_ITEM_BYTES, parse_item
+from ddb_backup.format.lines import PartRef, part_lines
+from ddb_backup.format.sources import Source
 from ddb_backup.format.sources import read_part as read_part_slow
 
 _BODY = "ddb_backup.batchBody"
@@ -76,9 +63,7 @@ class RawItem(Mapping[str, Any]):
     def item(self) -> Item:
         """The item in client form, parsed and validated as the reader does (cached)."""
         if self._item is None:
-            parsed = _parse("item", self.line, self.where)
-            assert parsed is not None
-            self._item = parsed
+            self._item = parse_item("item", self.line, self.where)
         return self._item
 
     def __getitem__(self, name: str) -> Any:
@@ -189,7 +174,7 @@ def eligible(part: PartRef) -> bool:
 
 
 def read_part(part: PartRef, s3: Any = None, *, start: int = 0, ddb: Any = None) -> Generator[Any, None, None]:
-    """:func:`readers.read_part` with items as :class:`RawItem` where the part is :func:`eligible`.
+    """:func:`ddb_backup.format.sources.read_part` with items as :class:`RawItem` where the part is :func:`eligible`.
 
     Same checks: a checksum before the first item, the item count at the end, a
     local file's header and end lines. Lines a checksum vouches for are proved
@@ -204,45 +189,20 @@ def read_part(part: PartRef, s3: Any = None, *, start: int = 0, ddb: Any = None)
         return
     if ddb is not None:
         install(ddb)
-    s3 = _s3_client(s3) if is_s3(part.url) else s3
-    where_file = part.url
     verified = bool(part.sha256 or part.md5)
-    fh = _verified_copy(part, s3) if verified else None
-    raw = _file_chunks(fh) if fh is not None else _chunks(part.url, s3)
-    count = 0
-    end: int | None = None
-    try:
-        for lineno, line in _lines(_decoded(raw, where_file), where_file):
-            where = f"{where_file} line {lineno}"
-            if end is not None:
-                raise BadInput(f"{where}: data after the end line")
-            if part.dialect == "local" and not line.startswith(b'{"Item":'):
-                doc = _json(line, where)
-                if lineno == 1 and isinstance(doc, dict) and "ddbBackupFile" in doc:
-                    continue
-                if isinstance(doc, dict) and isinstance(doc.get("ddbBackupEnd"), dict):
-                    end = end_count(doc["ddbBackupEnd"], where)
-                    continue
-            if count >= start:
-                if line.startswith(_PREFIX) and line.endswith(b"}}"):
-                    wire = _one_item(line) if verified and len(line) <= MAX_ITEM_BYTES else None
-                    item = RawItem(line, where, wire)
-                    if wire is None:
-                        item.item()  # validate now, as the reader would (its error names the line)
-                    yield item
-                else:
-                    parsed = _parse(part.dialect, line, where)
-                    if parsed is None:
-                        raise BadInput(f"{where}: header or end line out of place")
-                    yield parsed
-            count += 1
-    finally:
-        if fh is not None:
-            fh.close()
-    check_part_count(part, where_file, end, count)
+    with closing(part_lines(part, s3, start=start)) as lines:
+        for where, line in lines:
+            if line.startswith(_PREFIX) and line.endswith(b"}}"):
+                wire = _one_item(line) if verified and len(line) <= MAX_ITEM_BYTES else None
+                item = RawItem(line, where, wire)
+                if wire is None:
+                    item.item()  # validate now, as the reader would (its error names the line)
+                yield item
+            else:
+                yield parse_item(part.dialect, line, where)
 
 
 def source_items(source: Source, ddb: Any = None) -> Iterator[Any]:
-    """:meth:`readers.Source.items` through :func:`read_part`: every item of every part, in order."""
+    """:meth:`ddb_backup.format.sources.Source.items` through :func:`read_part`: every item of every part, in order."""
     for part in source.parts:
         yield from read_part(part, source.s3, ddb=ddb)

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 from ddb_backup.aws.s3io import get_json, get_json_or_none, list_keys, put_json
 from ddb_backup.errors import BadInput, IntegrityError, RestoreIncomplete, UnknownFormat
 from ddb_backup.format import layout
-from ddb_backup.format.sources import Source, find_run, is_s3, key_schema_from_names, open_source
+from ddb_backup.format.location import is_s3
+from ddb_backup.format.sources import Source, find_run, key_schema_from_names, open_source
 from ddb_backup.restore.target import map_table_name, prepare_target
 from ddb_backup.restore.write import note_key
 

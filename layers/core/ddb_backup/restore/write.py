@@ -24,8 +24,9 @@ from ddb_backup.aws import retry
 from ddb_backup.aws.s3io import put_json
 from ddb_backup.errors import BadInput, RestoreIncomplete
 from ddb_backup.format.ddbjson import Item
-from ddb_backup.format.sources import PartRef, dead_letter_writer
+from ddb_backup.format.lines import PartRef
 from ddb_backup.restore import fastwrite
+from ddb_backup.restore.deadletters import dead_letter_writer
 
 if TYPE_CHECKING:
     from ddb_backup.events import RestorePartTask
