@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,8 @@ from ddb_backup_cli.common import (
     say,
     tables_arg,
 )
+
+DEMO_HELP = "run the whole job on the embedded emulator: 8 Cumulus tables, backup, restore, verify"
 
 
 # ------------------------------------------------------------------ backup
@@ -73,10 +77,19 @@ def _backup_to_s3(args: argparse.Namespace, ddb: Any, tables: list[str] | None, 
         progress=shown,
     )
     shown.close()
+    return _report(
+        args,
+        summaries,
+        lambda s: f"{s['table']}: {s['items']:,} items in {s['parts']} parts -> s3://{bucket}/{s['manifest']}",
+    )
+
+
+def _report(args: argparse.Namespace, rows: list[dict[str, Any]], line: Callable[[dict[str, Any]], str]) -> int:
+    """Print ``rows`` as JSON under --json, then one chatter ``line`` each; exit code 0."""
     if args.json:
-        print_json(summaries)
-    for s in summaries:
-        say(args, f"{s['table']}: {s['items']:,} items in {s['parts']} parts -> s3://{bucket}/{s['manifest']}")
+        print_json(rows)
+    for row in rows:
+        say(args, line(row))
     return 0
 
 
@@ -101,11 +114,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         progress_factory=lambda label: progress(args, label),
         warn=lambda text: print(f"ddb-backup: warning: {text}", file=sys.stderr),
     )
-    if args.json:
-        print_json(results)
-    for r in results:
-        say(args, f"{r['source']} -> {r['table']}: {r['items']:,} items restored ({r['seconds']:,.1f} s)")
-    return 0
+    return _report(
+        args, results, lambda r: f"{r['source']} -> {r['table']}: {r['items']:,} items restored ({r['seconds']:,.1f} s)"
+    )
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -134,9 +145,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ parser
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Add ``backup``, ``restore`` and ``verify`` to the main parser's subcommands."""
-    p = add_command(
-        sub,
-        parents,
+    add = partial(add_command, sub, parents)
+    p = add(
         "backup",
         "back up tables to a local file (default) or to S3",
         cmd_backup,
@@ -151,9 +161,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--to", metavar="S3_URL", help="write backup format v1 under s3://bucket/prefix instead")
     p.add_argument("--workers", type=int, default=8, help="segments scanned at once (default 8)")
 
-    p = add_command(
-        sub,
-        parents,
+    p = add(
         "restore",
         "restore a backup (local file, S3 backup, native export, cumulus-api file)",
         cmd_restore,
@@ -179,9 +187,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--workers", type=int, default=4, help="parts restored at once (default 4)")
 
-    p = add_command(
-        sub,
-        parents,
+    p = add(
         "verify",
         "compare a table with a backup, item by item",
         cmd_verify,
@@ -194,12 +200,5 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def register_demo(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Add ``demo`` to the main parser's subcommands."""
-    p = add_command(
-        sub,
-        parents,
-        "demo",
-        "run the whole job on the embedded emulator: 8 Cumulus tables, backup, restore, verify",
-        cmd_demo,
-        "  ddb-backup demo\n  ddb-backup demo --items 500",
-    )
+    p = add_command(sub, parents, "demo", DEMO_HELP, cmd_demo, "  ddb-backup demo\n  ddb-backup demo --items 500")
     p.add_argument("--items", type=int, default=600, help="items in the Granules table (others scale from it)")

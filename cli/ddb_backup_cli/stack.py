@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from functools import partial
 from typing import Any
 
 from ddb_backup.aws.clients import client
@@ -152,6 +153,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ parser
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Add ``start-backup``, ``start-restore`` and ``list`` to the main parser's subcommands."""
+    add = partial(add_command, sub, parents)
     for name, func, help_ in (
         ("start-backup", cmd_start_backup, "start the deployed backup state machine"),
         ("start-restore", cmd_start_restore, "start the deployed restore state machine"),
@@ -163,7 +165,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
             else "  ddb-backup start-restore --stack-name ddb-backup --backup s3://bucket/backups/T/ID/ --table U --wait\n"
             "  ddb-backup start-restore --stack-name ddb-backup --backup s3://bucket/backups/ --map mystack-=restore- --wait"
         )
-        p = add_command(sub, parents, name, help_, func, example)
+        p = add(name, help_, func, example)
         p.add_argument("--stack-name", help="the deployed ddb-backup stack (its outputs name the state machines)")
         p.add_argument("--state-machine-arn", help="use this state machine instead of the stack's")
         p.add_argument("--wait", action="store_true", help="follow the execution; exit 1 if it fails")
@@ -177,9 +179,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
             p.add_argument("--mode", choices=["new", "overwrite"], default="new")
             p.add_argument("--allow-source", action="store_true")
 
-    p = add_command(
-        sub,
-        parents,
+    p = add(
         "list",
         "list backups in the bucket: table, id, items, size, complete or not",
         cmd_list,
