@@ -22,6 +22,7 @@ import platform
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,37 +105,13 @@ def part_for(items: int) -> dict[str, Any]:
 
 
 def replay_part(quick: bool) -> None:
+    """Part 1: the client pipeline alone on the replay endpoint, fast path and the path before #6."""
     wire, ddb_size = item_sizes()
     ratio = ddb_size / wire
     RESULTS["itemBytes"] = {"wireJson": wire, "dynamodb": ddb_size}
-    from ddb_backup.format.parts import DEFAULT_GZIP_LEVEL as level
-
-    scan_fast, scan_slow = (20, 4) if quick else (200, 10)
-    write_fast, write_slow = (5_000, 1_000) if quick else (50_000, 5_000)
     rows = []
     with servers.replay() as port:
-        runs = [
-            (
-                f"backup: Scan -> lines -> gzip -> S3 (fast path, GZIP_LEVEL={level})",
-                ["scan", "--pages", str(scan_fast)],
-            ),
-            ("backup: same, botocore parses (before #6)", ["scan", "--pages", str(scan_slow), "--slow"]),
-            ("restore: part -> BatchWriteItem (fast path)", ["write", "--part", json.dumps(part_for(write_fast))]),
-            (
-                "restore: same, parse + botocore serializes (before #6)",
-                ["write", "--part", json.dumps(part_for(write_slow)), "--slow"],
-            ),
-            (
-                "restore request building only (fast path, nothing sent)",
-                ["build", "--part", json.dumps(part_for(write_fast))],
-            ),
-            (
-                "restore request building only (before #6, nothing sent)",
-                ["build", "--part", json.dumps(part_for(write_slow)), "--slow"],
-            ),
-            ("backup with GZIP_LEVEL=1 (fast path)", ["scan", "--pages", str(scan_fast), "--gzip-level", "1"]),
-        ]
-        for label, args in runs:
+        for label, args in _replay_runs(quick):
             out, _ = child(["bench.pipeline", args[0], "--port", str(port), *args[1:]])
             cpu = out["cpuSeconds"]
             rows.append(
@@ -167,6 +144,35 @@ def replay_part(quick: bool) -> None:
     )
 
 
+def _replay_runs(quick: bool) -> list[tuple[str, list[str]]]:
+    """(label, bench.pipeline arguments) of each replay run, in table order."""
+    from ddb_backup.format.parts import DEFAULT_GZIP_LEVEL as level
+
+    scan_fast, scan_slow = (20, 4) if quick else (200, 10)
+    write_fast, write_slow = (5_000, 1_000) if quick else (50_000, 5_000)
+    return [
+        (
+            f"backup: Scan -> lines -> gzip -> S3 (fast path, GZIP_LEVEL={level})",
+            ["scan", "--pages", str(scan_fast)],
+        ),
+        ("backup: same, botocore parses (before #6)", ["scan", "--pages", str(scan_slow), "--slow"]),
+        ("restore: part -> BatchWriteItem (fast path)", ["write", "--part", json.dumps(part_for(write_fast))]),
+        (
+            "restore: same, parse + botocore serializes (before #6)",
+            ["write", "--part", json.dumps(part_for(write_slow)), "--slow"],
+        ),
+        (
+            "restore request building only (fast path, nothing sent)",
+            ["build", "--part", json.dumps(part_for(write_fast))],
+        ),
+        (
+            "restore request building only (before #6, nothing sent)",
+            ["build", "--part", json.dumps(part_for(write_slow)), "--slow"],
+        ),
+        ("backup with GZIP_LEVEL=1 (fast path)", ["scan", "--pages", str(scan_fast), "--gzip-level", "1"]),
+    ]
+
+
 # ------------------------------------------------------------------ 2. peers
 def count_items(port: int, name: str) -> int:
     ddb = boto3.session.Session(**_session()).client("dynamodb", endpoint_url=f"http://127.0.0.1:{port}")
@@ -188,13 +194,35 @@ def _session() -> dict[str, str]:
     return {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}
 
 
+@dataclass
+class Peers:
+    """One peers run: the table, the servers and how each tool reaches them."""
+
+    items: int
+    name: str
+    work: Path
+    dl: servers.Server
+    env: dict[str, str]
+    split_env: dict[str, str]
+    cli: list[str]
+    local: list[str]
+
+    @property
+    def port(self) -> int:
+        return self.dl.port
+
+
+Timed = tuple[str, servers.Run, float | None]
+
+
 def peers_part(items: int) -> None:
+    """Part 2: backup and restore of one dynalite table by ddb-backup, dynamodump and the bare floor."""
     servers.ensure_dynamodump()
     name = "bench-GranulesTable"
     work = WORK / "peers"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    restore_cli = (ROOT / "layers/core/ddb_backup/restore_local.py").exists()
+    restore_cli = (ROOT / "cli/ddb_backup_cli/restore_local.py").exists()
     with servers.dynalite() as dl, servers.moto_s3() as s3_port:
         ddb_port = dl.port
         ddb_url, s3_url = f"http://127.0.0.1:{ddb_port}", f"http://127.0.0.1:{s3_port}"
@@ -205,102 +233,131 @@ def peers_part(items: int) -> None:
         child(["bench.peers", "load", "--port", str(ddb_port), "--table", name, "--items", str(items)])
         print(f"\nloaded {items:,} items into dynalite in {time.perf_counter() - started:,.0f} s", flush=True)
         cli = [str(Path(PYTHON).parent / "ddb-backup"), "--quiet"]
-        dump = servers.DYNAMODUMP
         local = ["--host", "127.0.0.1", "--port", str(ddb_port), "--accessKey", "bench", "--secretKey", "bench"]
-        backups: list[tuple[str, servers.Run]] = []
-        floor_out, floor = child(
-            ["bench.peers", "floor-scan", "--port", str(ddb_port), "--table", name, "--segments", "4"], env, dl
-        )
-        assert floor_out["items"] == items, floor_out
-        backups.append(("floor: bare parallel boto3 scan, 4 segments, items discarded", floor))
-        out_file = work / f"{name}.json"
-        cmd = [*cli, "backup", "--table", name, "--out", str(out_file), "--segments", "4", "--workers", "4"]
-        backups.append(("ddb-backup CLI -> local file, 4 segments", run_measured(cmd, env, server=dl)))
-        cmd = [*cli, "backup", "--table", name, "--to", "s3://bench/backups/", "--segments", "4", "--workers", "4"]
-        backups.append(("ddb-backup Lambda core -> S3 (moto), 4 segments", run_measured(cmd, split_env, server=dl)))
-        cmd = [str(dump), "-m", "backup", "-r", "us-east-1", "-s", name, *local, "--dumpPath", str(work / "dump")]
-        backups.append(("dynamodump backup", run_measured(cmd, {**LOCAL_AWS, "PYTHONWARNINGS": "ignore"}, server=dl)))
+        peers = Peers(items, name, work, dl, env, split_env, cli, local)
+        backups = _peer_backups(peers)
+        restores = _peer_restores(peers, restore_cli)
 
-        restores: list[tuple[str, servers.Run, float | None]] = []
-        target = name + "-floor"
-        out, run = child(
-            ["bench.peers", "floor-write", "--port", str(ddb_port), "--table", target, "--source", str(out_file)],
-            env,
-            dl,
-        )
-        restores.append(("floor: bare parallel boto3 batch_write_item, items in memory", run, out["seconds"]))
-        _check_and_drop(ddb_port, target, items)
-        target = name + "-core"
-        out, run = child(
-            ["bench.peers", "core-restore", "--table", target, "--source", f"s3://bench/backups/{name}/"], split_env, dl
-        )
-        restores.append(("ddb-backup Lambda core <- S3 (moto), 4 parts at a time", run, None))
-        _check_and_drop(ddb_port, target, items)
-        if restore_cli:
-            target = name + "-cli"
-            cmd = [*cli, "restore", str(out_file), "--table", target, "--workers", "4"]
-            restores.append(("ddb-backup CLI <- local file", run_measured(cmd, env, server=dl), None))
-            _check_and_drop(ddb_port, target, items)
-        target = name + "-dynamodump"
-        cmd = [
-            str(dump),
-            *("-m", "restore", "-r", "us-east-1", "-s", name, "-d", target, *local, "--dumpPath", str(work / "dump")),
-            *("--noConfirm", "--billingMode", "PAY_PER_REQUEST"),
-        ]
-        restores.append(
-            ("dynamodump restore", run_measured(cmd, {**LOCAL_AWS, "PYTHONWARNINGS": "ignore"}, server=dl), None)
-        )
-        _check_and_drop(ddb_port, target, items)
+    backup_runs: list[Timed] = [(a, b, None) for a, b in backups]
+    for title, runs in (("Backup", backup_runs), ("Restore", restores)):
+        _peers_table(title, runs, items)
+    _dynalite_ceiling(restores, items)
+    if not restore_cli:
+        print("(ddb-backup restore from the CLI is not in this checkout yet: its row is missing)")
 
-    for title, runs in (("Backup", [(a, b, None) for a, b in backups]), ("Restore", restores)):
-        floor_s = runs[0][2] or runs[0][1].seconds
-        dd_s = runs[-1][1].seconds
-        rows = []
-        for label, run, timed in runs:
-            seconds = timed or run.seconds
-            server_cpu = run.server_cpu or 0.0
-            rows.append(
-                [
-                    label,
-                    seconds,
-                    int(items / seconds),
-                    f"{seconds / floor_s:.2f}x",
-                    f"{dd_s / seconds:.2f}x",
-                    run.cpu,
-                    "-" if timed else run.peak_rss_mb,
-                    server_cpu,
-                    f"{server_cpu / seconds:.0%}",
-                ]
-            )
-            RESULTS.setdefault("peers", []).append(
-                {
-                    "what": title,
-                    "label": label,
-                    "seconds": seconds,
-                    "cpu": run.cpu,
-                    "peakRssMB": run.peak_rss_mb,
-                    "dynaliteCpu": server_cpu,
-                }
-            )
-        table(
-            f"{title} of {items:,} items (~1 KB) on dynalite, one run, same server "
-            f"(time / floor: lower is better; speed vs dynamodump: higher is better; "
-            f"dynalite busy: its CPU seconds over the run's seconds, 100 % is all its one JS thread can do)",
+
+def _peer_backups(peers: Peers) -> list[tuple[str, servers.Run]]:
+    """The floor scan, ddb-backup to a file and to S3, then dynamodump (last: the yardstick)."""
+    name, dl, work = peers.name, peers.dl, peers.work
+    backups: list[tuple[str, servers.Run]] = []
+    floor_out, floor = child(
+        ["bench.peers", "floor-scan", "--port", str(peers.port), "--table", name, "--segments", "4"], peers.env, dl
+    )
+    assert floor_out["items"] == peers.items, floor_out
+    backups.append(("floor: bare parallel boto3 scan, 4 segments, items discarded", floor))
+    out_file = work / f"{name}.json"
+    cmd = [*peers.cli, "backup", "--table", name, "--out", str(out_file), "--segments", "4", "--workers", "4"]
+    backups.append(("ddb-backup CLI -> local file, 4 segments", run_measured(cmd, peers.env, server=dl)))
+    cmd = [*peers.cli, "backup", "--table", name, "--to", "s3://bench/backups/", "--segments", "4", "--workers", "4"]
+    backups.append(("ddb-backup Lambda core -> S3 (moto), 4 segments", run_measured(cmd, peers.split_env, server=dl)))
+    dump = servers.DYNAMODUMP
+    cmd = [str(dump), "-m", "backup", "-r", "us-east-1", "-s", name, *peers.local, "--dumpPath", str(work / "dump")]
+    backups.append(("dynamodump backup", run_measured(cmd, {**LOCAL_AWS, "PYTHONWARNINGS": "ignore"}, server=dl)))
+    return backups
+
+
+def _peer_restores(peers: Peers, restore_cli: bool) -> list[Timed]:
+    """The floor write, ddb-backup from S3 (and from the file), then dynamodump; each target counted and dropped."""
+    name, dl, port, items = peers.name, peers.dl, peers.port, peers.items
+    out_file = peers.work / f"{name}.json"
+    restores: list[Timed] = []
+    target = name + "-floor"
+    out, run = child(
+        ["bench.peers", "floor-write", "--port", str(port), "--table", target, "--source", str(out_file)],
+        peers.env,
+        dl,
+    )
+    restores.append(("floor: bare parallel boto3 batch_write_item, items in memory", run, out["seconds"]))
+    _check_and_drop(port, target, items)
+    target = name + "-core"
+    out, run = child(
+        ["bench.peers", "core-restore", "--table", target, "--source", f"s3://bench/backups/{name}/"],
+        peers.split_env,
+        dl,
+    )
+    restores.append(("ddb-backup Lambda core <- S3 (moto), 4 parts at a time", run, None))
+    _check_and_drop(port, target, items)
+    if restore_cli:
+        target = name + "-cli"
+        cmd = [*peers.cli, "restore", str(out_file), "--table", target, "--workers", "4"]
+        restores.append(("ddb-backup CLI <- local file", run_measured(cmd, peers.env, server=dl), None))
+        _check_and_drop(port, target, items)
+    target = name + "-dynamodump"
+    cmd = [
+        str(servers.DYNAMODUMP),
+        *("-m", "restore", "-r", "us-east-1", "-s", name, "-d", target, *peers.local),
+        *("--dumpPath", str(peers.work / "dump"), "--noConfirm", "--billingMode", "PAY_PER_REQUEST"),
+    ]
+    restores.append(
+        ("dynamodump restore", run_measured(cmd, {**LOCAL_AWS, "PYTHONWARNINGS": "ignore"}, server=dl), None)
+    )
+    _check_and_drop(port, target, items)
+    return restores
+
+
+def _peers_table(title: str, runs: list[Timed], items: int) -> None:
+    """Print (and keep) one peers table; the first run is the floor, the last dynamodump."""
+    floor_s = runs[0][2] or runs[0][1].seconds
+    dd_s = runs[-1][1].seconds
+    rows = []
+    for label, run, timed in runs:
+        seconds = timed or run.seconds
+        server_cpu = run.server_cpu or 0.0
+        rows.append(
             [
-                "tool",
-                "seconds",
-                "items/s",
-                "time / floor",
-                "speed vs dynamodump",
-                "client CPU s",
-                "peak RSS MB",
-                "dynalite CPU s",
-                "dynalite busy",
-            ],
-            rows,
+                label,
+                seconds,
+                int(items / seconds),
+                f"{seconds / floor_s:.2f}x",
+                f"{dd_s / seconds:.2f}x",
+                run.cpu,
+                "-" if timed else run.peak_rss_mb,
+                server_cpu,
+                f"{server_cpu / seconds:.0%}",
+            ]
         )
-    # Every restore writes the same items: the least dynalite CPU any of them took is what dynalite
-    # needs for the items themselves, and items / that is the most it can take in one second.
+        RESULTS.setdefault("peers", []).append(
+            {
+                "what": title,
+                "label": label,
+                "seconds": seconds,
+                "cpu": run.cpu,
+                "peakRssMB": run.peak_rss_mb,
+                "dynaliteCpu": server_cpu,
+            }
+        )
+    table(
+        f"{title} of {items:,} items (~1 KB) on dynalite, one run, same server "
+        f"(time / floor: lower is better; speed vs dynamodump: higher is better; "
+        f"dynalite busy: its CPU seconds over the run's seconds, 100 % is all its one JS thread can do)",
+        [
+            "tool",
+            "seconds",
+            "items/s",
+            "time / floor",
+            "speed vs dynamodump",
+            "client CPU s",
+            "peak RSS MB",
+            "dynalite CPU s",
+            "dynalite busy",
+        ],
+        rows,
+    )
+
+
+def _dynalite_ceiling(restores: list[Timed], items: int) -> None:
+    """Every restore writes the same items: the least dynalite CPU any of them took is what dynalite
+    needs for the items themselves, and items / that is the most it can take in one second."""
     least = min((r for r in restores if r[1].server_cpu), key=lambda r: r[1].server_cpu or 0.0, default=None)
     if least and least[1].server_cpu:
         ceiling = items / least[1].server_cpu
@@ -311,8 +368,6 @@ def peers_part(items: int) -> None:
             f"{least[1].server_cpu:,.1f} s of its CPU in '{least[0]}'), {ceiling / dd_rate:.2f}x dynamodump's items/s",
             flush=True,
         )
-    if not restore_cli:
-        print("(ddb-backup restore from the CLI is not in this checkout yet: its row is missing)")
 
 
 def _check_and_drop(port: int, target: str, items: int) -> None:

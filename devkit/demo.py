@@ -36,6 +36,8 @@ def _counts(items: int) -> dict[str, int]:
 
 
 def run_demo(items: int = 600, *, quiet: bool = False, out: Any = sys.stdout) -> int:
+    """Back up the eight Cumulus tables and restore them on a local stack; 0 when every table verifies."""
+
     def say(text: str) -> None:
         if not quiet:
             print(text, file=out, flush=True)
@@ -52,60 +54,29 @@ def run_demo(items: int = 600, *, quiet: bool = False, out: Any = sys.stdout) ->
         made = sample.create_cumulus_tables(ddb, SOURCE_PREFIX, _counts(items))
         say(f"created {len(made)} Cumulus tables, {sum(made.values()):,} items ({time.monotonic() - t:.1f} s)")
 
-        t = time.monotonic()
-        backup = stack.run("BackupStateMachine", {"tablePrefix": SOURCE_PREFIX, "segments": 4}, timeout=1800)
-        backup_seconds = time.monotonic() - t
+        backup, backup_seconds = _run(stack, "BackupStateMachine", {"tablePrefix": SOURCE_PREFIX, "segments": 4})
         if backup["status"] != "SUCCEEDED":
-            print(f"backup {backup['status']}: {backup.get('error')}: {backup.get('cause')}", file=sys.stderr)
-            return 1
+            return _failed("backup", backup)
         summaries = {s["table"]: s for s in backup["output"]}
         backup_id = next(iter(summaries.values()))["backupId"]
         say(f"backup state machine: SUCCEEDED in {backup_seconds:.1f} s, backup id {backup_id}")
 
-        t = time.monotonic()
-        restore = stack.run(
+        restore, restore_seconds = _run(
+            stack,
             "RestoreStateMachine",
             {
                 "source": f"s3://{bucket}/backups/",
                 "backupId": backup_id,
                 "map": [{"from": SOURCE_PREFIX, "to": TARGET_PREFIX}],
             },
-            timeout=1800,
         )
-        restore_seconds = time.monotonic() - t
         if restore["status"] != "SUCCEEDED":
-            print(f"restore {restore['status']}: {restore.get('error')}: {restore.get('cause')}", file=sys.stderr)
-            return 1
+            return _failed("restore", restore)
         say(f"restore state machine: SUCCEEDED in {restore_seconds:.1f} s, into {TARGET_PREFIX}*")
-
-        restored = {t["target"]: t["itemsRestored"] for t in restore["output"]["tables"]}
-        rows = []
-        for table, summary in sorted(summaries.items()):
-            target = TARGET_PREFIX + table[len(SOURCE_PREFIX) :]
-            directory = summary["manifest"].rsplit("/", 1)[0] + "/"
-            report = verify_table(ddb, s3, target, f"s3://{bucket}/{directory}")
-            source_items = sum(p["Count"] for p in ddb.get_paginator("scan").paginate(TableName=table, Select="COUNT"))
-            ok = report["identical"] and source_items == report["tableItems"] == summary["items"] == restored[target]
-            rows.append(
-                (table, target, summary["items"], summary["parts"], summary["seconds"], restored[target], ok, report)
-            )
+        rows = _verify(ddb, s3, bucket, summaries, restore["output"])
 
     if not quiet:
-        print(file=out)
-        print(
-            f"{'table':26} {'backed up':>9} {'parts':>5} {'backup s':>8}  {'restored as':26} {'restored':>8}  verified",
-            file=out,
-        )
-        for table, target, n, parts, secs, back, ok, _ in rows:
-            print(
-                f"{table:26} {n:>9,} {parts:>5} {secs:>8.2f}  {target:26} {back:>8,}  {'yes' if ok else 'NO'}", file=out
-            )
-        total = sum(r[2] for r in rows)
-        print(
-            f"\n{len(rows)} tables, {total:,} items: backup {backup_seconds:.1f} s, restore {restore_seconds:.1f} s, "
-            f"all in {time.monotonic() - started:.1f} s",
-            file=out,
-        )
+        _report(rows, backup_seconds, restore_seconds, time.monotonic() - started, out)
     failed = [r for r in rows if not r[6]]
     for _table, target, *_, report in failed:
         print(
@@ -113,3 +84,49 @@ def run_demo(items: int = 600, *, quiet: bool = False, out: Any = sys.stdout) ->
             file=sys.stderr,
         )
     return 1 if failed or len(rows) != 8 else 0
+
+
+def _run(stack: LocalStack, logical_id: str, payload: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    """Run a state machine to its end; its description and the seconds it took."""
+    t = time.monotonic()
+    desc = stack.run(logical_id, payload, timeout=1800)
+    return desc, time.monotonic() - t
+
+
+def _failed(what: str, desc: dict[str, Any]) -> int:
+    print(f"{what} {desc['status']}: {desc.get('error')}: {desc.get('cause')}", file=sys.stderr)
+    return 1
+
+
+def _verify(
+    ddb: Any, s3: Any, bucket: str, summaries: dict[str, dict[str, Any]], restore_output: dict[str, Any]
+) -> list[tuple[Any, ...]]:
+    """One row a table: source, target, backed-up items, parts, seconds, restored items, verified, report."""
+    restored = {t["target"]: t["itemsRestored"] for t in restore_output["tables"]}
+    rows = []
+    for table, summary in sorted(summaries.items()):
+        target = TARGET_PREFIX + table[len(SOURCE_PREFIX) :]
+        directory = summary["manifest"].rsplit("/", 1)[0] + "/"
+        report = verify_table(ddb, s3, target, f"s3://{bucket}/{directory}")
+        source_items = sum(p["Count"] for p in ddb.get_paginator("scan").paginate(TableName=table, Select="COUNT"))
+        ok = report["identical"] and source_items == report["tableItems"] == summary["items"] == restored[target]
+        rows.append(
+            (table, target, summary["items"], summary["parts"], summary["seconds"], restored[target], ok, report)
+        )
+    return rows
+
+
+def _report(rows: list[tuple[Any, ...]], backup_seconds: float, restore_seconds: float, total: float, out: Any) -> None:
+    print(file=out)
+    print(
+        f"{'table':26} {'backed up':>9} {'parts':>5} {'backup s':>8}  {'restored as':26} {'restored':>8}  verified",
+        file=out,
+    )
+    for table, target, n, parts, secs, back, ok, _ in rows:
+        print(f"{table:26} {n:>9,} {parts:>5} {secs:>8.2f}  {target:26} {back:>8,}  {'yes' if ok else 'NO'}", file=out)
+    items = sum(r[2] for r in rows)
+    print(
+        f"\n{len(rows)} tables, {items:,} items: backup {backup_seconds:.1f} s, restore {restore_seconds:.1f} s, "
+        f"all in {total:.1f} s",
+        file=out,
+    )

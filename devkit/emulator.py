@@ -12,31 +12,28 @@ extra (moto, PyYAML) and a source checkout (template.yaml, functions/).
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
 import re
-import sys
-import threading
 import time
-import traceback
 import uuid
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from unittest import mock
 
 from ddb_backup.aws.clients import client
 from ddb_backup.errors import DdbBackupError
+from devkit.cfn import ACCOUNT, CfnLoader, Resolver
+from devkit.invoke import FunctionSpec, LambdaContext, ResponseCatcher, make_invoke
+
+__all__ = ["ACCOUNT", "LOCAL_ENV", "ROOT", "CfnLoader", "FunctionSpec", "LambdaContext", "LocalStack", "local_stack"]
 
 ROOT = Path(__file__).resolve().parents[1]
-ACCOUNT = "123456789012"
 
 #: Environment the local stack adds on top of the template's: no X-Ray daemon, no EMF on stdout.
 LOCAL_ENV = {
@@ -45,195 +42,6 @@ LOCAL_ENV = {
     "POWERTOOLS_LOG_LEVEL": "WARNING",
     "POWERTOOLS_DEV": "false",
 }
-
-
-# ------------------------------------------------------------------ template
-class _CfnLoader:
-    """PyYAML loader that understands CloudFormation's short-form tags."""
-
-    @staticmethod
-    def load(text: str) -> dict[str, Any]:
-        import yaml
-
-        class Loader(yaml.SafeLoader):
-            pass
-
-        def construct(tag: str) -> Callable[[Any, Any], Any]:
-            name = "Ref" if tag == "Ref" else f"Fn::{tag}"
-
-            def build(loader: Any, node: Any) -> Any:
-                if isinstance(node, yaml.ScalarNode):
-                    value: Any = loader.construct_scalar(node)
-                    if tag == "GetAtt":
-                        value = value.split(".", 1)
-                elif isinstance(node, yaml.SequenceNode):
-                    value = loader.construct_sequence(node, deep=True)
-                else:
-                    value = loader.construct_mapping(node, deep=True)
-                return {name: value}
-
-            return build
-
-        for tag in (
-            "Ref",
-            "GetAtt",
-            "Sub",
-            "Join",
-            "If",
-            "Equals",
-            "Not",
-            "And",
-            "Or",
-            "Select",
-            "Split",
-            "FindInMap",
-            "ImportValue",
-            "Base64",
-            "Condition",
-            "GetAZs",
-        ):
-            Loader.add_constructor(f"!{tag}", construct(tag))
-        doc = yaml.load(text, Loader=Loader)
-        if not isinstance(doc, dict):
-            raise DdbBackupError("template.yaml is not a mapping")
-        return doc
-
-
-@dataclass
-class FunctionSpec:
-    logical_id: str
-    name: str
-    code_dir: Path
-    handler: str
-    environment: dict[str, str]
-    timeout: int
-    _module: ModuleType | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def entry(self) -> Callable[[Any, Any], Any]:
-        module_name, _, attr = self.handler.rpartition(".")
-        with self._lock:
-            if self._module is None:
-                path = self.code_dir / (module_name.replace(".", "/") + ".py")
-                spec = importlib.util.spec_from_file_location(f"ddb_backup_fn_{self.logical_id}", path)
-                if spec is None or spec.loader is None:
-                    raise DdbBackupError(f"cannot load handler {self.handler} from {self.code_dir}")
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[spec.name] = module
-                spec.loader.exec_module(module)
-                self._module = module
-        return getattr(self._module, attr)
-
-
-class LambdaContext:
-    """Enough of Lambda's context object for Powertools and our time budget."""
-
-    def __init__(self, fn: FunctionSpec) -> None:
-        self.function_name = fn.name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = (
-            f"arn:aws:lambda:{os.environ.get('AWS_DEFAULT_REGION', 'us-east-1')}:{ACCOUNT}:function:{fn.name}"
-        )
-        self.memory_limit_in_mb = 1024
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{fn.name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + fn.timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-class Resolver:
-    """Resolve the intrinsic functions the template uses, for one local deployment."""
-
-    def __init__(self, template: dict[str, Any], parameters: dict[str, str], stack: str, region: str) -> None:
-        self.template = template
-        self.stack = stack
-        self.region = region
-        self.params: dict[str, Any] = {}
-        for name, spec in template.get("Parameters", {}).items():
-            value = parameters.get(name, spec.get("Default"))
-            if value is None:
-                raise DdbBackupError(f"template parameter {name} has no default: give it a value")
-            self.params[name] = (
-                value.split(",") if spec.get("Type") == "CommaDelimitedList" and isinstance(value, str) else value
-            )
-        unknown = set(parameters) - set(self.params)
-        if unknown:
-            raise DdbBackupError(f"unknown template parameters: {sorted(unknown)}")
-        self.refs: dict[str, str] = {}  # logical id -> Ref value
-        self.attrs: dict[tuple[str, str], str] = {}
-        self.conditions = {name: bool(self(cond)) for name, cond in template.get("Conditions", {}).items()}
-
-    def pseudo(self, name: str) -> Any:
-        return {
-            "AWS::Region": self.region,
-            "AWS::AccountId": ACCOUNT,
-            "AWS::StackName": self.stack,
-            "AWS::Partition": "aws",
-            "AWS::URLSuffix": "amazonaws.com",
-            "AWS::NoValue": None,
-        }[name]
-
-    def ref(self, name: str) -> Any:
-        if name.startswith("AWS::"):
-            return self.pseudo(name)
-        if name in self.params:
-            return self.params[name]
-        if name in self.refs:
-            return self.refs[name]
-        raise DdbBackupError(f"template refers to {name}, which the local stack has not created")
-
-    def sub(self, text: str, variables: dict[str, Any]) -> str:
-        def one(match: re.Match[str]) -> str:
-            token = match.group(1)
-            if token.startswith("!"):
-                return "${" + token[1:] + "}"
-            if token in variables:
-                return str(variables[token])
-            if "." in token and not token.startswith("AWS::"):
-                logical, attr = token.split(".", 1)
-                return str(self.attrs[(logical, attr)])
-            value = self.ref(token)
-            return ",".join(value) if isinstance(value, list) else str(value)
-
-        return re.sub(r"\$\{([^}]+)\}", one, text)
-
-    def __call__(self, node: Any) -> Any:
-        if isinstance(node, list):
-            return [v for v in (self(x) for x in node) if v is not None]
-        if not isinstance(node, dict):
-            return node
-        if len(node) == 1:
-            ((key, arg),) = node.items()
-            if key == "Ref":
-                return self.ref(arg)
-            if key == "Fn::GetAtt":
-                return self.attrs[(arg[0], arg[1])]
-            if key == "Fn::Sub":
-                if isinstance(arg, list):
-                    return self.sub(arg[0], {k: self(v) for k, v in arg[1].items()})
-                return self.sub(arg, {})
-            if key == "Fn::Join":
-                return arg[0].join(str(v) for v in self(arg[1]))
-            if key == "Fn::If":
-                return self(arg[1] if self.conditions[arg[0]] else arg[2])
-            if key == "Fn::Equals":
-                return self(arg[0]) == self(arg[1])
-            if key == "Fn::Not":
-                return not self(arg[0])
-            if key == "Fn::And":
-                return all(self(a) for a in arg)
-            if key == "Fn::Or":
-                return any(self(a) for a in arg)
-            if key == "Fn::Select":
-                return self(arg[1])[int(self(arg[0]))]
-            if key == "Fn::Split":
-                return self(arg[1]).split(arg[0])
-            if key == "Condition":
-                return self.conditions[arg]
-        return {k: v for k, v in ((k, self(v)) for k, v in node.items()) if v is not None}
 
 
 # ------------------------------------------------------------------ the stack
@@ -254,7 +62,7 @@ class LocalStack:
         template_path = self.root / "template.yaml"
         if not template_path.is_file():
             raise DdbBackupError(f"{template_path} not found: the local stack runs from a source checkout")
-        self.template = _CfnLoader.load(template_path.read_text())
+        self.template = CfnLoader.load(template_path.read_text())
         self.parameters = parameters or {}
         self.extra_env = {**LOCAL_ENV, **(env or {})}
         self.stack_name = stack_name
@@ -299,7 +107,7 @@ class LocalStack:
         from moto.stepfunctions.models import StateMachine
 
         for patch in (
-            mock.patch.object(LambdaFunction, "invoke", _make_invoke(registry)),
+            mock.patch.object(LambdaFunction, "invoke", make_invoke(registry)),
             # moto deep-copies a state machine at every StartExecution, and with it the
             # backend and every earlier execution's worker (threads, locks): share those.
             mock.patch.object(StateMachine, "__deepcopy__", _share_backend_deepcopy, create=True),
@@ -488,7 +296,7 @@ class LocalStack:
             event["PhysicalResourceId"] = resource["physical"]
         if request_type == "Update":
             event["OldResourceProperties"] = props
-        with _ResponseCatcher() as catcher:
+        with ResponseCatcher() as catcher:
             event["ResponseURL"] = catcher.url
             try:
                 fn.entry()(event, LambdaContext(fn))
@@ -579,38 +387,6 @@ class LocalStack:
         return desc
 
 
-class _ResponseCatcher:
-    """A throwaway HTTP server on 127.0.0.1 standing in for a custom resource's pre-signed ResponseURL."""
-
-    def __enter__(self) -> _ResponseCatcher:
-        from http.server import BaseHTTPRequestHandler, HTTPServer
-
-        bodies: list[dict[str, Any]] = []
-        self.bodies = bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                bodies.append(json.loads(raw or b"{}"))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_port}/cfn-response/{uuid.uuid4()}?X-Amz-Signature=local"
-        self._no_proxy = mock.patch.dict(os.environ, {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"})
-        self._no_proxy.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._no_proxy.stop()
-        self.server.shutdown()
-        self.server.server_close()
-
-
 class _ScaledTime:
     """``time`` for moto's retrier: its waits, scaled."""
 
@@ -634,27 +410,8 @@ def _share_backend_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
     return clone
 
 
-def _make_invoke(registry: dict[str, FunctionSpec]) -> Callable[..., bytes]:
-    def invoke(self: Any, body: str, request_headers: Any, response_headers: Any) -> bytes:
-        fn = registry[self.function_name]
-        event = json.loads(body) if body else {}
-        try:
-            result = fn.entry()(event, LambdaContext(fn))
-            return json.dumps(result).encode()
-        except Exception as exc:  # Lambda's own error shape
-            response_headers["x-amz-function-error"] = "Unhandled"
-            return json.dumps(
-                {
-                    "errorType": type(exc).__name__,
-                    "errorMessage": str(exc),
-                    "stackTrace": traceback.format_tb(exc.__traceback__)[-5:],
-                }
-            ).encode()
-
-    return invoke
-
-
 @contextmanager
 def local_stack(**kwargs: Any) -> Iterator[LocalStack]:
+    """A started :class:`LocalStack` (keyword arguments as its constructor's), stopped on exit."""
     with LocalStack(**kwargs) as stack:
         yield stack

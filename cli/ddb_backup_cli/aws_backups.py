@@ -7,7 +7,6 @@ which the Lambda functions run too.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from ddb_backup.native.snapshots import (
     stack_marker,
 )
 from ddb_backup.native.snapshots import check as check_snapshots
+from ddb_backup_cli.common import common_options, flag, print_json, say
 
 DEFAULT_STACK = "ddb-backup"
 
@@ -59,18 +59,9 @@ never a backup it did not make, and always keeps each table's newest one.
 
 
 # ------------------------------------------------------------------ helpers
-def _flag(args: argparse.Namespace, name: str) -> bool:
-    return bool(getattr(args, name, False))
-
-
-def _say(args: argparse.Namespace, text: str) -> None:
-    if not _flag(args, "quiet") and not _flag(args, "json"):
-        print(text, file=sys.stderr)
-
-
 def _emit(args: argparse.Namespace, doc: Any, rows: list[dict[str, Any]], columns: list[str]) -> None:
-    if _flag(args, "json"):
-        print(json.dumps(doc, indent=2, default=str))
+    if flag(args, "json"):
+        print_json(doc)
         return
     if not rows:
         print("(none)")
@@ -122,7 +113,11 @@ def cmd_pitr_status(args: argparse.Namespace) -> int:
 
 def cmd_pitr_enable(args: argparse.Namespace) -> int:
     tables = _selection(args, required=True) or []
-    _say(args, f"turning PITR on for {len(tables)} table(s), {args.days} days; new tables may take a while")
+    say(
+        args,
+        f"turning PITR on for {len(tables)} table(s), {args.days} days; new tables may take a while",
+        stream=sys.stderr,
+    )
     results = ensure_pitr(client("dynamodb"), tables, recovery_days=args.days, retry=_retry(args))
     summary = summarize(results)
     _emit(args, summary, summary["tables"], ["table", "status", "recoveryPeriodInDays", "reason"])
@@ -140,15 +135,15 @@ def cmd_pitr_restore(args: argparse.Namespace) -> int:
         args.to,
         when=when,
         retry=_retry(args),
-        on_wait=lambda text: _say(args, text),
+        on_wait=lambda text: say(args, text, stream=sys.stderr),
     )
     _emit_restore(args, result)
     return 0
 
 
 def _emit_restore(args: argparse.Namespace, result: dict[str, Any]) -> None:
-    if _flag(args, "json"):
-        print(json.dumps(result, indent=2, default=str))
+    if flag(args, "json"):
+        print_json(result)
         return
     origin = result.get("backup") or f"{result['source']} at {result['restoredTo']}"
     print(f"restored {origin} to {result['target']}")
@@ -210,15 +205,6 @@ def cmd_snapshots_prune(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------ parser
-def _common_parents() -> list[argparse.ArgumentParser]:
-    """The main CLI's --json/--quiet/... so they work after the subcommand too (when it offers them)."""
-    try:
-        from ddb_backup_cli.main import _common_options
-    except ImportError:  # pragma: no cover - used alone
-        return []
-    return [_common_options(top=False)]
-
-
 def _selectors(p: argparse.ArgumentParser) -> None:
     p.add_argument("--table", action="append", metavar="TABLE", help="a table (repeatable, or comma separated)")
     p.add_argument("--cumulus-prefix", metavar="PREFIX", help="the Cumulus tables <PREFIX><Name>Table, e.g. mystack-")
@@ -254,9 +240,21 @@ def _days(text: str) -> int:
     return value
 
 
+def _group(subparsers: Any, name: str, help_: str, description: str, epilog: str) -> Any:
+    """Add command group ``name``; returns its subcommands (dest ``<name>_command``)."""
+    top = subparsers.add_parser(
+        name,
+        help=help_,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return top.add_subparsers(dest=f"{name}_command", metavar="COMMAND", required=True)
+
+
 def register(subparsers: Any) -> None:
     """Add ``pitr`` and ``snapshots`` to the main parser's subcommands."""
-    parents = _common_parents()
+    parents = [common_options(top=False)]
 
     def add(
         group: Any, name: str, help_: str, func: Callable[[argparse.Namespace], int], epilog: str
@@ -272,14 +270,13 @@ def register(subparsers: Any) -> None:
         p.set_defaults(func=func)
         return p
 
-    top = subparsers.add_parser(
+    pitr_sub = _group(
+        subparsers,
         "pitr",
-        help="point-in-time recovery: status, enable, restore",
-        description="Point-in-time recovery (PITR) of DynamoDB tables.",
-        epilog=PITR_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "point-in-time recovery: status, enable, restore",
+        "Point-in-time recovery (PITR) of DynamoDB tables.",
+        PITR_EPILOG,
     )
-    pitr_sub = top.add_subparsers(dest="pitr_command", metavar="COMMAND", required=True)
     p = add(
         pitr_sub,
         "status",
@@ -305,14 +302,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--latest", action="store_true", help="the latest restorable time instead of --time")
     _timeout(p, 4 * 3600)
 
-    top = subparsers.add_parser(
+    snap_sub = _group(
+        subparsers,
         "snapshots",
-        help="on-demand backups: list, create, restore, prune",
-        description="On-demand DynamoDB backups (CreateBackup), as the stack makes them.",
-        epilog=SNAPSHOTS_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "on-demand backups: list, create, restore, prune",
+        "On-demand DynamoDB backups (CreateBackup), as the stack makes them.",
+        SNAPSHOTS_EPILOG,
     )
-    snap_sub = top.add_subparsers(dest="snapshots_command", metavar="COMMAND", required=True)
 
     def stack_option(p: argparse.ArgumentParser) -> None:
         p.add_argument(

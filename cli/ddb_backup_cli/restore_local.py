@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ddb_backup.errors import RestoreIncomplete
+from ddb_backup.format.sources import Source
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.deadletters import dead_letter_writer
 from ddb_backup.restore.run import prepare_targets
@@ -40,6 +41,28 @@ def restore_sources(
     unsafe, and ``RestoreIncomplete`` naming the dead-letter location if
     items could not be written.
     """
+    request = _request(source, table, mapping, backup_id, mode, allow_source, key_names)
+    prepared, _ = prepare_targets(ddb, s3, request, bucket=None)
+    run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+    results = []
+    for src, target, info in prepared:
+        for text in src.warnings + info.get("warnings", []):
+            warn(text)
+        progress = progress_factory(target) if progress_factory else None
+        results.append(_restore_one(ddb, s3, src, target, info, run_id, workers, progress))
+    return results
+
+
+def _request(
+    source: str,
+    table: str | None,
+    mapping: list[tuple[str, str]] | None,
+    backup_id: str | None,
+    mode: str,
+    allow_source: bool,
+    key_names: list[str] | None,
+) -> dict[str, Any]:
+    """The restore state machine's input for these options."""
     request: dict[str, Any] = {"source": source, "mode": mode, "allowSource": allow_source}
     if table:
         request["table"] = table
@@ -49,45 +72,48 @@ def restore_sources(
         request["backupId"] = backup_id
     if key_names:
         request["keys"] = key_names
-    prepared, _ = prepare_targets(ddb, s3, request, bucket=None)
-    run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
-    results = []
-    for src, target, info in prepared:
-        for text in src.warnings + info.get("warnings", []):
-            warn(text)
-        progress = progress_factory(target) if progress_factory else None
-        save = dead_letter_writer(src.dead_letter_base or ".", run_id, s3)
+    return request
 
-        def dead_letter(items: list[dict[str, Any]], save: Any = save, target: str = target) -> str:
-            return str(save(target, items))
 
-        started = time.monotonic()
-        counts = write_items(
-            ddb,
-            target,
-            fastwrite.source_items(src, ddb),
-            dead_letter=dead_letter,
-            concurrency=workers,
-            key_names=[k["AttributeName"] for k in info["keySchema"]],
-            progress=progress.add if progress else None,
+def _restore_one(
+    ddb: Any,
+    s3: Any,
+    src: Source,
+    target: str,
+    info: dict[str, Any],
+    run_id: str,
+    workers: int,
+    progress: Progress | None,
+) -> dict[str, Any]:
+    """Write one prepared source into ``target``; its result row."""
+    save = dead_letter_writer(src.dead_letter_base or ".", run_id, s3)
+
+    def dead_letter(items: list[dict[str, Any]]) -> str:
+        return str(save(target, items))
+
+    started = time.monotonic()
+    counts = write_items(
+        ddb,
+        target,
+        fastwrite.source_items(src, ddb),
+        dead_letter=dead_letter,
+        concurrency=workers,
+        key_names=[k["AttributeName"] for k in info["keySchema"]],
+        progress=progress.add if progress else None,
+    )
+    if progress:
+        progress.close()
+    expected = src.expected_items
+    if expected is not None and counts["items"] != expected:
+        raise RestoreIncomplete(
+            f"{src.location}: read {counts['items']} items but the backup promises {expected}; {target} is incomplete"
         )
-        if progress:
-            progress.close()
-        expected = src.expected_items
-        if expected is not None and counts["items"] != expected:
-            raise RestoreIncomplete(
-                f"{src.location}: read {counts['items']} items but the backup promises {expected}; "
-                f"{target} is incomplete"
-            )
-        results.append(
-            {
-                "source": src.location,
-                "format": src.format,
-                "table": target,
-                "created": info["created"],
-                "items": counts["written"],
-                "duplicateKeys": counts["duplicateKeys"],
-                "seconds": round(time.monotonic() - started, 3),
-            }
-        )
-    return results
+    return {
+        "source": src.location,
+        "format": src.format,
+        "table": target,
+        "created": info["created"],
+        "items": counts["written"],
+        "duplicateKeys": counts["duplicateKeys"],
+        "seconds": round(time.monotonic() - started, 3),
+    }

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from devkit.emulator import _CfnLoader
+from devkit.cfn import CfnLoader
 
 ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = _CfnLoader.load((ROOT / "template.yaml").read_text())
+TEMPLATE = CfnLoader.load((ROOT / "template.yaml").read_text())
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 
 #: Actions AWS offers no resource-level permission for: "*" is the only possible resource.
