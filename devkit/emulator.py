@@ -29,6 +29,7 @@ from unittest import mock
 from ddb_backup.aws.clients import client
 from ddb_backup.errors import DdbBackupError
 from devkit.cfn import ACCOUNT, CfnLoader, Resolver
+from devkit.enforce import Enforcement, Rules
 from devkit.invoke import FunctionSpec, LambdaContext, ResponseCatcher, make_invoke
 
 __all__ = ["ACCOUNT", "LOCAL_ENV", "ROOT", "CfnLoader", "FunctionSpec", "LambdaContext", "LocalStack", "local_stack"]
@@ -57,6 +58,7 @@ class LocalStack:
         stack_name: str = "ddb-backup-local",
         region: str = "us-east-1",
         retry_time_scale: float = 1.0,
+        rules: Rules | None = None,
     ) -> None:
         self.root = Path(root)
         template_path = self.root / "template.yaml"
@@ -76,6 +78,9 @@ class LocalStack:
         self._mock: Any = None
         self.schedules: dict[tuple[str, str], dict[str, Any]] = {}  # (logical id, event) -> properties
         self.custom_resources: dict[str, dict[str, Any]] = {}
+        #: AWS's rules that moto lacks (IAM, KMS, throughput, Step Functions quotas), all on by default.
+        self.enforcement = Enforcement(rules or Rules())
+        self.machines: dict[str, str] = {}  # state machine name -> logical id
 
     # -- lifecycle
     def __enter__(self) -> LocalStack:
@@ -118,12 +123,14 @@ class LocalStack:
         ):
             patch.start()
             self._patches.append(patch)
+        self.enforcement.start()
         client.cache_clear()
         # Powertools complains about empty metric sets on every local invocation.
         warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
         self._deploy()
 
     def stop(self) -> None:
+        self.enforcement.stop()
         client.cache_clear()
         if self._mock is not None:
             self._mock.stop()
@@ -169,6 +176,8 @@ class LocalStack:
         env_patch = mock.patch.dict(os.environ, merged)
         env_patch.start()
         self._patches.append(env_patch)
+        client.cache_clear()
+        self.enforcement.deployed(self.template, self.root, resolver, self.machines)
         client.cache_clear()
         self._record_schedules(resolver)
         self._run_custom_resources(resolver)
@@ -256,6 +265,7 @@ class LocalStack:
         )["stateMachineArn"]
         resolver.refs[logical_id] = arn
         resolver.attrs[(logical_id, "Name")] = name
+        self.machines[name] = logical_id
         self.physical[logical_id] = arn
 
     # -- deploy-time custom resources, and schedules a test can fire

@@ -19,6 +19,7 @@ from unittest import mock
 
 from ddb_backup.errors import DdbBackupError
 from devkit.cfn import ACCOUNT
+from devkit.iam import acting_as
 
 
 @dataclass
@@ -76,7 +77,8 @@ def make_invoke(registry: dict[str, FunctionSpec]) -> Callable[..., bytes]:
         fn = registry[self.function_name]
         event = json.loads(body) if body else {}
         try:
-            result = fn.entry()(event, LambdaContext(fn))
+            with acting_as(fn.logical_id):  # the function's own role, for devkit.iam
+                result = fn.entry()(event, LambdaContext(fn))
             return json.dumps(result).encode()
         except Exception as exc:  # Lambda's own error shape
             response_headers["x-amz-function-error"] = "Unhandled"
