@@ -172,9 +172,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--dir", default="backups", help="directory for per-table files (default: backups)")
     p.add_argument("--to", metavar="S3_URL", help="write backup format v1 under s3://bucket/prefix instead")
     p.add_argument("--workers", type=int, default=8, help="segments scanned at once (default 8)")
-    p.add_argument(
-        "--force", action="store_true", help="replace an existing backup file (default: refuse, keeping it)"
-    )
+    p.add_argument("--force", action="store_true", help="replace an existing backup file (default: refuse, keeping it)")
 
     p = add(
         "restore",
@@ -206,7 +204,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         type=int,
         metavar="N",
         help="the source must hold exactly N items: checked before anything is written, and after (exit 1 if not); "
-        "for sources that carry no count (cumulus-api files, bare {\"Item\"} lines)",
+        'for sources that carry no count (cumulus-api files, bare {"Item"} lines)',
     )
 
     p = add(

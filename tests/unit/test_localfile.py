@@ -55,7 +55,7 @@ def test_the_end_line_carries_the_count_and_a_checksum_of_the_lines_before_it(tm
 def _flip_value(lines: list[bytes]) -> list[bytes]:
     i = 5
     doc = json.loads(lines[i])
-    attr = next(a for a, v in doc["Item"].items() if "S" in v and v["S"])
+    attr = next(a for a, v in doc["Item"].items() if v.get("S"))
     value = doc["Item"][attr]["S"]
     changed = value[:-1] + ("a" if value[-1] != "a" else "b")
     return [*lines[:i], lines[i].replace(json.dumps(value).encode(), json.dumps(changed).encode(), 1), *lines[i + 1 :]]
@@ -202,11 +202,20 @@ def test_an_item_with_no_attributes_is_refused_in_every_dialect(dialect, line):
         parse_item(dialect, line, "f line 9")
 
 
-def test_an_empty_item_in_a_typed_cumulus_file_is_refused_naming_the_line(tmp_path):
-    path = tmp_path / "T.json"
-    path.write_bytes(b'{"pk": {"S": "a"}}\n{}\n{"pk": {"S": "b"}}\n')
-    with pytest.raises(BadInput, match=rf"{path} line 2: an item with no attributes"):
-        list(readers.open_source(str(path)).items())
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"pk": {"S": "a"}}\n{}\n{"pk": {"S": "b"}}\n',  # cumulus-api 1.18 (typed)
+        b'{"pk": "a"}\n{}\n{"pk": "b"}\n',  # cumulus-api 1.24 (plain)
+        b'{"Item": {"pk": {"S": "a"}}}\n{"Item": {}}\n',  # bare item lines
+    ],
+    ids=["typed", "plain", "item-lines"],
+)
+def test_an_empty_item_in_a_file_is_refused_naming_the_line(tmp_path, body):
+    (tmp_path / "T.json").write_bytes(body)
+    source = readers.open_source(str(tmp_path / "T.json"))
+    with pytest.raises(BadInput, match=rf"{tmp_path}/T.json line 2: an item with no attributes"):
+        list(source.items())
 
 
 def test_dead_letters_are_0600_and_never_overwrite_an_earlier_one(tmp_path):

@@ -222,9 +222,7 @@ def check_part_count(part: PartRef, where_file: str, end: int | None, count: int
         raise IntegrityError(f"part {part.id} ({part.url}) holds {count} items, manifest says {part.items}")
 
 
-def part_lines(
-    part: PartRef, s3: Any = None, *, start: int = 0
-) -> Generator[tuple[str, bytes], None, str | None]:
+def part_lines(part: PartRef, s3: Any = None, *, start: int = 0) -> Generator[tuple[str, bytes], None, str | None]:
     """(where, line) for the data lines of one part, verified, from data line number ``start`` (0-based) on.
 
     A part with a checksum is verified before its first line is yielded

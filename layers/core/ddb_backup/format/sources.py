@@ -380,7 +380,7 @@ def _open_file(url: str, s3: Any) -> Source:
 def _uncounted(fmt: str, url: str, dialect: str, warnings: list[str], base: str, s3: Any) -> Source:
     """A file of item lines and nothing else: no count, no checksum (said in its warnings)."""
     part = PartRef(location.name(url), url, dialect)
-    shown = "bare {\"Item\": ...} lines" if fmt == "dynamodb-json-lines" else fmt
+    shown = 'bare {"Item": ...} lines' if fmt == "dynamodb-json-lines" else fmt
     warnings = [*warnings, NO_COUNT.format(url=url, fmt=shown)]
     return Source(fmt, url, None, None, [part], warnings, None, base, s3)
 
