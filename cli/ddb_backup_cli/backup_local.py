@@ -71,11 +71,14 @@ def backup_to_file(
     segments: int | None = None,
     workers: int = 8,
     progress: Progress | None = None,
+    replace: bool = False,
 ) -> dict[str, Any]:
     """Write ``table`` to ``path`` in the local file format; returns a summary.
 
-    The file is written under a temporary name and renamed when complete, so
-    ``path`` never holds a partial backup.
+    The file is written under a temporary name of its own and moved into
+    place when complete, so ``path`` never holds a partial backup; an
+    existing ``path`` is replaced only when ``replace`` (else ``BadInput``,
+    before the table is read).
     """
     description = describe(ddb, table)
     total = segments or local_segments(description, workers)
@@ -91,7 +94,9 @@ def backup_to_file(
                 progress.add(n, len(data))
 
     with (
-        LocalFileWriter(path, table=table, description=description, extra={"segments": total}) as writer,
+        LocalFileWriter(
+            path, table=table, description=description, extra={"segments": total}, replace=replace
+        ) as writer,
         ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool,
     ):
         for future in [pool.submit(run, s) for s in range(total)]:

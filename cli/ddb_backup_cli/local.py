@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ddb_backup.aws.clients import client
+from ddb_backup.errors import BadInput
 from ddb_backup_cli.common import (
     UsageError,
     add_command,
@@ -40,11 +41,19 @@ def cmd_backup(args: argparse.Namespace) -> int:
     assert tables
     if args.out and len(tables) > 1:
         raise UsageError("--out names one file: use it with a single --table, or --dir for several")
+    paths = {table: Path(args.out) if args.out else Path(args.dir) / f"{table}.json" for table in tables}
+    taken = [str(p) for p in paths.values() if p.exists()]
+    if taken and not args.force:
+        raise BadInput(
+            f"{', '.join(taken)} already exist{'s' if len(taken) == 1 else ''}: a backup never replaces another "
+            "unless asked: give --force to replace it, or --out/--dir to write elsewhere"
+        )
     results = []
-    for table in tables:
-        path = Path(args.out) if args.out else Path(args.dir) / f"{table}.json"
+    for table, path in paths.items():
         shown = progress(args, table)
-        summary = local.backup_to_file(ddb, table, path, segments=args.segments, workers=args.workers, progress=shown)
+        summary = local.backup_to_file(
+            ddb, table, path, segments=args.segments, workers=args.workers, progress=shown, replace=args.force
+        )
         shown.close()
         summary["seconds"] = round(shown.seconds, 3)
         results.append(summary)
@@ -99,6 +108,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
     if bool(args.table) == bool(args.map):
         raise UsageError("give --table NAME (one table) or --map OLD=NEW (a set), not both")
+    if args.expect_items is not None and (args.map or args.expect_items < 0):
+        raise UsageError("--expect-items N is a count of items, for a single --table restore")
     keys = args.keys.split(",") if args.keys else None
     results = restore_sources(
         client("dynamodb"),
@@ -113,6 +124,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress_factory=lambda label: progress(args, label),
         warn=lambda text: print(f"ddb-backup: warning: {text}", file=sys.stderr),
+        expect_items=args.expect_items,
     )
     return _report(
         args, results, lambda r: f"{r['source']} -> {r['table']}: {r['items']:,} items restored ({r['seconds']:,.1f} s)"
@@ -160,6 +172,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--dir", default="backups", help="directory for per-table files (default: backups)")
     p.add_argument("--to", metavar="S3_URL", help="write backup format v1 under s3://bucket/prefix instead")
     p.add_argument("--workers", type=int, default=8, help="segments scanned at once (default 8)")
+    p.add_argument("--force", action="store_true", help="replace an existing backup file (default: refuse, keeping it)")
 
     p = add(
         "restore",
@@ -186,6 +199,13 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--keys", help="key attribute names (HASH[,RANGE]) when the source has no schema and the target does not exist"
     )
     p.add_argument("--workers", type=int, default=4, help="parts restored at once (default 4)")
+    p.add_argument(
+        "--expect-items",
+        type=int,
+        metavar="N",
+        help="the source must hold exactly N items: checked before anything is written, and after (exit 1 if not); "
+        'for sources that carry no count (cumulus-api files, bare {"Item"} lines)',
+    )
 
     p = add(
         "verify",

@@ -11,8 +11,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ddb_backup.errors import RestoreIncomplete
-from ddb_backup.format.sources import Source
+from ddb_backup.errors import IntegrityError, RestoreIncomplete
+from ddb_backup.format.lines import part_lines
+from ddb_backup.format.sources import Source, open_source
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.deadletters import dead_letter_writer
 from ddb_backup.restore.run import prepare_targets
@@ -34,13 +35,20 @@ def restore_sources(
     workers: int = 4,
     progress_factory: Callable[[str], Progress] | None = None,
     warn: Callable[[str], None] = lambda text: None,
+    expect_items: int | None = None,
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
 
     Raises ``TargetRefused`` before anything is written if any target is
     unsafe, and ``RestoreIncomplete`` naming the dead-letter location if
-    items could not be written.
+    items could not be written. ``expect_items`` (one table): the source must
+    hold exactly that many items, counted before anything is created or
+    written (``IntegrityError``) and checked again after writing
+    (``RestoreIncomplete``). Without it, a source that carries no count is
+    restored with a warning saying how many items it held.
     """
+    if expect_items is not None:
+        _check_expected(source, s3, expect_items)
     request = _request(source, table, mapping, backup_id, mode, allow_source, key_names)
     prepared, _ = prepare_targets(ddb, s3, request, bucket=None)
     run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
@@ -49,8 +57,37 @@ def restore_sources(
         for text in src.warnings + info.get("warnings", []):
             warn(text)
         progress = progress_factory(target) if progress_factory else None
-        results.append(_restore_one(ddb, s3, src, target, info, run_id, workers, progress))
+        result = _restore_one(ddb, s3, src, target, info, run_id, workers, progress)
+        _check_restored(src, result, expect_items, warn)
+        results.append(result)
     return results
+
+
+def _check_expected(source: str, s3: Any, expect: int) -> None:
+    """Count the items of ``source`` (its promised count, or its lines when it has none); refuse a difference."""
+    src = open_source(source, s3)
+    held = src.expected_items
+    if held is None:
+        held = sum(sum(1 for _ in part_lines(part, src.s3)) for part in src.parts)
+    if held != expect:
+        raise IntegrityError(
+            f"{src.location} holds {held} items, --expect-items says {expect}: nothing restored "
+            "(a file cut short, or the wrong file?)"
+        )
+
+
+def _check_restored(src: Source, result: dict[str, Any], expect: int | None, warn: Callable[[str], None]) -> None:
+    """After writing: the items read against ``expect``; for a source without a count, say how many there were."""
+    read = result["itemsRead"]
+    if expect is not None and read != expect:
+        raise RestoreIncomplete(
+            f"{src.location}: read {read} items but --expect-items says {expect}; {result['table']} is incomplete"
+        )
+    if expect is None and src.expected_items is None:
+        warn(
+            f"{src.location}: {read:,} items restored into {result['table']}; the source carries no count "
+            "to check that against (give --expect-items N to have the run fail on a difference)"
+        )
 
 
 def _request(
@@ -114,6 +151,8 @@ def _restore_one(
         "table": target,
         "created": info["created"],
         "items": counts["written"],
+        "itemsRead": counts["items"],
+        "countChecked": expected is not None,
         "duplicateKeys": counts["duplicateKeys"],
         "seconds": round(time.monotonic() - started, 3),
     }

@@ -76,7 +76,7 @@ def test_a_verified_part_round_trips(tmp_path, batch):
 @given(batch=st.lists(items, min_size=1, max_size=6), gz=st.booleans())
 def test_the_local_file_round_trips(tmp_path, batch, gz):
     path = Path(tmp_path) / ("T.json.gz" if gz else "T.json")
-    write_local_file(path, batch, table="T", description=None)
+    write_local_file(path, batch, table="T", description=None, replace=True)  # one tmp_path for every example
     source = readers.open_source(str(path))
     assert source.format == "local-file" and list(source.items()) == batch
 

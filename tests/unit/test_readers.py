@@ -38,12 +38,14 @@ def _same(items, table: str) -> bool:
 @pytest.mark.parametrize("table", TABLES)
 def test_cumulus_api_1_18_typed_files_read_exactly(table):
     source = readers.open_source(str(FIXTURES / "cumulus-api-1.18.0" / f"{table}.json"))
-    assert (source.format, source.parts[0].dialect, source.description, source.warnings) == (
+    assert (source.format, source.parts[0].dialect, source.description, source.expected_items) == (
         "cumulus-api",
         "typed",
         None,
-        [],
+        None,
     )
+    assert source.warnings == [readers.NO_COUNT.format(url=source.location, fmt="cumulus-api")]
+    assert "carries no item count" in source.warnings[0]
     assert _same(source.items(), table)
 
 
@@ -52,6 +54,7 @@ def test_cumulus_api_1_24_plain_files_read_exactly_with_a_warning(table):
     source = readers.open_source(str(FIXTURES / "cumulus-api-1.24.0" / f"{table}.json"))
     assert (source.format, source.parts[0].dialect) == ("cumulus-api", "plain")
     assert "cannot tell sets from lists" in source.warnings[0]
+    assert "carries no item count" in source.warnings[1]
     assert _same(source.items(), table)
 
 

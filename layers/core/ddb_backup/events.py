@@ -209,7 +209,7 @@ class PlanRestoreEvent(_Event):
     request: RestoreRequest
 
 
-_PART_KEYS = {"id", "url", "dialect", "items", "sha256", "md5", "bytes"}
+_PART_KEYS = {"id", "url", "dialect", "items", "sha256", "md5", "bytes", "linesSha256"}
 _DIALECTS = ("item", "local", "typed", "plain")
 
 
@@ -262,9 +262,10 @@ class RestorePartTask(_RestoreRunEvent):
             count = value.get(name)
             if count is not None and (type(count) is not int or count < 0):
                 raise ValueError(f"part.{name} must be a count, got {count!r:.50}")
-        sha = value.get("sha256")
-        if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha)):
-            raise ValueError(f"part.sha256 must be 64 hex digits, got {sha!r:.80}")
+        for name in ("sha256", "linesSha256"):
+            sha = value.get(name)
+            if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha)):
+                raise ValueError(f"part.{name} must be 64 hex digits, got {sha!r:.80}")
         if value.get("md5") is not None and not isinstance(value["md5"], str):
             raise ValueError("part.md5 must be a string (base64)")
         return value

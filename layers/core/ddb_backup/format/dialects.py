@@ -53,6 +53,9 @@ def item_size(item: Item) -> int:
 
 
 def _check_size(item: Item, line: bytes, where: str) -> Item:
+    """``item`` when DynamoDB can store it: not empty (an item holds at least its key), not over 400 KB."""
+    if not item:
+        raise BadInput(f"{where}: an item with no attributes (a DynamoDB item holds at least its key)")
     # An item's DynamoDB size never exceeds its JSON line, so only long lines need measuring.
     if len(line) > MAX_ITEM_BYTES and item_size(item) > MAX_ITEM_BYTES:
         raise BadInput(f"{where}: item of {item_size(item)} bytes is larger than DynamoDB's 400 KB limit")

@@ -4,7 +4,8 @@ A part (:class:`PartRef`) with a checksum is spooled to a temporary file and
 verified before its first line is handed out; gzip is detected by content and
 undone (any number of members); lines are split and kept under
 ``MAX_LINE_BYTES``; a local file's header and end lines are checked and left
-out; the item count is checked against the end line and the manifest when the
+out; the item count is checked against the end line and the manifest, and a
+local file's checksum (the end line's ``sha256``) against its lines, when the
 part has been read to its end.
 """
 
@@ -29,6 +30,7 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 #: Parts larger than this are spooled to disk (not memory) while their checksum is verified.
 SPOOL_IN_MEMORY = 16 * 1024 * 1024
 _GZIP_MAGIC = b"\x1f\x8b"
+_HEX = frozenset("0123456789abcdef")
 # isal's stub declares ``error`` as an instance of Exception; it is the class IsalError.
 _GZIP_ERROR = cast("type[Exception]", isal_zlib.error)
 
@@ -39,7 +41,9 @@ class PartRef:
 
     ``id`` is stable and unique within its source (a manifest's part key, a
     file name); ``items``, ``sha256`` (hex), ``md5`` (base64) and ``bytes`` are
-    what the source's manifest promises, when it has one. JSON-serializable via
+    what the source's manifest promises, when it has one; ``lines_sha256`` is a
+    local file's checksum over its lines, verified when the source was opened
+    (the file must still carry it when read). JSON-serializable via
     :meth:`to_json` for the restore work list.
     """
 
@@ -50,6 +54,7 @@ class PartRef:
     sha256: str | None = None
     md5: str | None = None
     bytes: int | None = None
+    lines_sha256: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return json_fields(self)
@@ -64,6 +69,7 @@ class PartRef:
             sha256=doc.get("sha256"),
             md5=doc.get("md5"),
             bytes=doc.get("bytes"),
+            lines_sha256=doc.get("linesSha256"),
         )
 
 
@@ -187,6 +193,24 @@ def end_count(end: dict[str, Any], where: str) -> int:
     return items
 
 
+def end_sha256(end: dict[str, Any], where: str) -> str | None:
+    """The checksum of a local file's end line (64 hex digits), None in files written before it had one."""
+    sha = end.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and len(sha) == 64 and all(c in _HEX for c in sha)):
+        raise BadInput(f"{where}: end line sha256 must be 64 hex digits, got {sha!r:.80}")
+    return sha
+
+
+def check_local_sum(part: PartRef, digest: str, end: str | None) -> None:
+    """After reading a local file whole: the sha256 of its lines against its end line and what was opened."""
+    if end is not None and digest != end:
+        raise IntegrityError(f"{part.url} is corrupt: its lines have sha256 {digest}, its end line says {end}")
+    if part.lines_sha256 is not None and end != part.lines_sha256:
+        raise IntegrityError(
+            f"{part.url} changed since it was opened: checksum {end}, it was {part.lines_sha256} when opened"
+        )
+
+
 def check_part_count(part: PartRef, where_file: str, end: int | None, count: int) -> None:
     """After reading a part whole: its item count against its end line (local files) and its manifest."""
     if part.dialect == "local":
@@ -198,21 +222,24 @@ def check_part_count(part: PartRef, where_file: str, end: int | None, count: int
         raise IntegrityError(f"part {part.id} ({part.url}) holds {count} items, manifest says {part.items}")
 
 
-def part_lines(part: PartRef, s3: Any = None, *, start: int = 0) -> Generator[tuple[str, bytes], None, None]:
+def part_lines(part: PartRef, s3: Any = None, *, start: int = 0) -> Generator[tuple[str, bytes], None, str | None]:
     """(where, line) for the data lines of one part, verified, from data line number ``start`` (0-based) on.
 
     A part with a checksum is verified before its first line is yielded
     (``IntegrityError`` naming the part). A local file's header (line 1) and
     end line are checked and left out; data after the end line is
     ``BadInput``. When the part has been read to its end its count is checked
-    (:func:`check_part_count`). Lines before ``start`` are counted, not yielded.
-    Lines are not parsed: that is the consumer's.
+    (:func:`check_part_count`), and a local file's checksum (:func:`check_local_sum`).
+    Lines before ``start`` are counted, not yielded. Lines are not parsed: that
+    is the consumer's. Returns a local file's end-line checksum (None otherwise).
     """
     s3 = location.s3_client(s3) if location.is_s3(part.url) else s3
     fh = verified_copy(part, s3) if part.sha256 or part.md5 else None
     raw = location.file_chunks(fh) if fh is not None else location.chunks(part.url, s3)
     count = 0
     end: int | None = None
+    end_sum: str | None = None
+    digest = hashlib.sha256() if part.dialect == "local" else None
     try:
         for lineno, line in split_lines(decoded(raw, part.url), part.url):
             where = f"{part.url} line {lineno}"
@@ -220,11 +247,15 @@ def part_lines(part: PartRef, s3: Any = None, *, start: int = 0) -> Generator[tu
                 raise BadInput(f"{where}: data after the end line")
             if part.dialect == "local" and not is_item_line(line):
                 doc = json_line(line, where)
+                if isinstance(doc, dict) and isinstance(doc.get("ddbBackupEnd"), dict):
+                    end, end_sum = end_count(doc["ddbBackupEnd"], where), end_sha256(doc["ddbBackupEnd"], where)
+                    continue
+                if digest is not None:
+                    digest.update(line + b"\n")
                 if lineno == 1 and isinstance(doc, dict) and "ddbBackupFile" in doc:
                     continue
-                if isinstance(doc, dict) and isinstance(doc.get("ddbBackupEnd"), dict):
-                    end = end_count(doc["ddbBackupEnd"], where)
-                    continue
+            elif digest is not None:
+                digest.update(line + b"\n")
             if count >= start:
                 yield where, line
             count += 1
@@ -232,3 +263,6 @@ def part_lines(part: PartRef, s3: Any = None, *, start: int = 0) -> Generator[tu
         if fh is not None:
             fh.close()
     check_part_count(part, part.url, end, count)
+    if digest is not None:
+        check_local_sum(part, digest.hexdigest(), end_sum)
+    return end_sum

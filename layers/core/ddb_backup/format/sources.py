@@ -20,11 +20,17 @@ detects what it points at:
 ``local-file``
     the single file ``ddb-backup backup --table T`` writes (see
     :class:`LocalFileWriter`): a header line, ``{"Item": ...}`` lines, an end
-    line with the count. A file without the end line, or whose count differs,
-    is refused.
+    line with the count and a sha256 of the lines before it. The file is read
+    whole when opened: without the end line, a count that differs or a checksum
+    that does not match, it is refused before anything is written from it (an
+    older file without a checksum is read, with a warning saying so).
 ``dynamodb-json-lines``
     bare ``{"Item": ...}`` lines (a single data file of an export, or a
     dead-letter object written by a restore).
+
+``cumulus-api`` files and bare ``{"Item"}`` lines carry no count and no
+checksum: a file cut at a line boundary cannot be told from a shorter backup,
+and the source's warnings say so.
 
 Files may be gzip (detected by content, not by name). Items come out in
 client form (binary as ``bytes``), exactly as saved: nothing is added or
@@ -42,7 +48,7 @@ import json
 import re
 from collections.abc import Generator, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +59,17 @@ from ddb_backup.format.ddbjson import Item
 from ddb_backup.format.dialects import PLAIN_JSON_WARNING, json_line, looks_typed, parse_item
 from ddb_backup.format.lines import PartRef, file_lines, part_lines
 from ddb_backup.format.localfile import LOCAL_FORMAT_VERSION
+
+#: Said of a local file written before the end line carried a checksum (read all the same).
+LOCAL_NO_CHECKSUM = (
+    "{url} has no checksum (written before local files carried one): "
+    "a changed item cannot be detected, only a missing end line or a wrong count; "
+    "back the table up again for a checked copy"
+)
+NO_COUNT = (
+    "{url} is a {fmt} file: it carries no item count, so a file cut short at a line boundary "
+    "cannot be detected; compare the items restored with what you expect (--expect-items N)"
+)
 
 _BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 
@@ -352,17 +369,20 @@ def _open_file(url: str, s3: Any) -> Source:
     if isinstance(doc, dict) and "ddbBackupFile" in doc:
         return _open_local(url, doc["ddbBackupFile"], where, base, s3)
     if isinstance(doc, dict) and len(doc) == 1 and "Item" in doc:
-        return Source(
-            "dynamodb-json-lines", url, None, None, [PartRef(location.name(url), url, "item")], [], None, base, s3
-        )
+        return _uncounted("dynamodb-json-lines", url, "item", [], base, s3)
     if looks_typed(doc):
-        return Source("cumulus-api", url, None, None, [PartRef(location.name(url), url, "typed")], [], None, base, s3)
+        return _uncounted("cumulus-api", url, "typed", [], base, s3)
     if isinstance(doc, dict) and doc:
-        warning = PLAIN_JSON_WARNING.format(where=url)
-        return Source(
-            "cumulus-api", url, None, None, [PartRef(location.name(url), url, "plain")], [warning], None, base, s3
-        )
+        return _uncounted("cumulus-api", url, "plain", [PLAIN_JSON_WARNING.format(where=url)], base, s3)
     raise UnknownFormat(f"{where}: a JSON {type(doc).__name__}, not an item: not a backup this tool reads")
+
+
+def _uncounted(fmt: str, url: str, dialect: str, warnings: list[str], base: str, s3: Any) -> Source:
+    """A file of item lines and nothing else: no count, no checksum (said in its warnings)."""
+    part = PartRef(location.name(url), url, dialect)
+    shown = 'bare {"Item": ...} lines' if fmt == "dynamodb-json-lines" else fmt
+    warnings = [*warnings, NO_COUNT.format(url=url, fmt=shown)]
+    return Source(fmt, url, None, None, [part], warnings, None, base, s3)
 
 
 def _open_local(url: str, header: Any, where: str, base: str, s3: Any) -> Source:
@@ -376,13 +396,31 @@ def _open_local(url: str, header: Any, where: str, base: str, s3: Any) -> Source
     description = header.get("description")
     if description is not None and (not isinstance(description, dict) or "Table" not in description):
         raise BadInput(f"{where}: description must be the saved table description")
-    parts = [PartRef(location.name(url), url, "local", items=_local_count(url, s3))]
-    return _recorded("local-file", url, header, description, parts, base, s3)
+    part, warnings = _check_local(url, s3)
+    opened = _recorded("local-file", url, header, description, [part], base, s3)
+    opened.warnings.extend(warnings)
+    return opened
 
 
-def _local_count(url: str, s3: Any) -> int:
-    """Check a local file is complete (end line present and last, count matching); return its count."""
-    return sum(1 for _ in part_lines(PartRef(location.name(url), url, "local"), s3))
+def _check_local(url: str, s3: Any) -> tuple[PartRef, list[str]]:
+    """Read a local file whole before anything is written from it: end line present and last, count and checksum.
+
+    Streams the file (bounded memory). Returns the part, with its count and
+    verified checksum, and a warning for a file too old to carry a checksum.
+    """
+    part = PartRef(location.name(url), url, "local")
+    lines = part_lines(part, s3)
+    count = 0
+    while True:
+        try:
+            next(lines)
+        except StopIteration as done:
+            checksum: str | None = done.value
+            break
+        count += 1
+    if checksum is None:
+        return replace(part, items=count), [LOCAL_NO_CHECKSUM.format(url=url)]
+    return replace(part, items=count, lines_sha256=checksum), []
 
 
 # ------------------------------------------------------------------ backup runs (table sets)

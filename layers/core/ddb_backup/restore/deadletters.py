@@ -3,18 +3,39 @@
 from __future__ import annotations
 
 import gzip
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ddb_backup.format import location
 from ddb_backup.format.ddbjson import Item, line_from_client_item
+from ddb_backup.format.localfile import PRIVATE_FILE_MODE
 
 
 def dead_letter_line(item: Item) -> bytes:
     """An item as a dead-letter line: its backup line when it still has one, else serialized."""
     raw = getattr(item, "line", None)
     return raw + b"\n" if isinstance(raw, bytes) else line_from_client_item(item)
+
+
+def _write_private(path: Path, body: bytes) -> Path:
+    """Write ``body`` to a new file at ``path`` (or ``<stem>-2``, ``-3``... when taken), mode 0600 whatever the umask.
+
+    Dead letters hold the table's data; an earlier run's are never overwritten.
+    """
+    base = path.name[: -len(".json.gz")]
+    for n in range(1, 10_000):
+        candidate = path if n == 1 else path.with_name(f"{base}-{n}.json.gz")
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+            fh.write(body)
+        return candidate
+    raise FileExistsError(f"{path}: no free name for a dead-letter file")
 
 
 def dead_letter_writer(base: str, run_id: str, s3: Any = None) -> Callable[[str, list[Item]], str]:
@@ -38,8 +59,7 @@ def dead_letter_writer(base: str, run_id: str, s3: Any = None) -> Callable[[str,
         else:
             path = Path(directory) / f"{safe}.json.gz"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(body)
-            url = str(path)
+            url = str(_write_private(path, body))
         return url
 
     return save

@@ -9,7 +9,8 @@ of a restore's CPU.
 
 :func:`read_part` yields :class:`RawItem` objects for parts whose bytes a
 checksum has vouched for (``ddb-backup-v1`` parts, a native export's data
-files), each line proved to be one ``{"Item": {...}}`` object and nothing
+files, a local file whose checksum was verified when it was opened), each
+line proved to be one ``{"Item": {...}}`` object and nothing
 more (:func:`_one_item`); :func:`restore.write_items` handles them as it
 handles any item: it asks for the key attributes (decoded from the values that
 proof located), batches them, retries, isolates and dead-letters
@@ -189,7 +190,7 @@ def read_part(part: PartRef, s3: Any = None, *, start: int = 0, ddb: Any = None)
         return
     if ddb is not None:
         install(ddb)
-    verified = bool(part.sha256 or part.md5)
+    verified = bool(part.sha256 or part.md5 or part.lines_sha256)
     with closing(part_lines(part, s3, start=start)) as lines:
         for where, line in lines:
             if line.startswith(_PREFIX) and line.endswith(b"}}"):

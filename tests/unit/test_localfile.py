@@ -1,0 +1,233 @@
+"""The local single-file format: its checksum, its temporary file, never replacing a backup, mode 0600."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from ddb_backup.errors import BadInput, IntegrityError
+from ddb_backup.format import sources as readers
+from ddb_backup.format.dialects import parse_item
+from ddb_backup.format.lines import PartRef
+from ddb_backup.format.localfile import LocalFileWriter, write_local_file
+from ddb_backup.restore import fastwrite
+from devkit import sample
+
+
+def _items(n: int = 30) -> list[dict]:
+    return list(sample.items(sample.CUMULUS_TABLES["Files"], n, seed=3))
+
+
+def _backup(tmp_path: Path, name: str = "T.json", n: int = 30) -> Path:
+    path = tmp_path / name
+    write_local_file(path, _items(n), table="T", description=None)
+    return path
+
+
+def _lines(path: Path) -> list[bytes]:
+    body = path.read_bytes()
+    return (gzip.decompress(body) if path.name.endswith(".gz") else body).splitlines(keepends=True)
+
+
+def _rewrite(path: Path, lines: list[bytes]) -> None:
+    body = b"".join(lines)
+    path.write_bytes(gzip.compress(body) if path.name.endswith(".gz") else body)
+
+
+# ------------------------------------------------------------------ the checksum
+@pytest.mark.parametrize("name", ["T.json", "T.json.gz"])
+def test_the_end_line_carries_the_count_and_a_checksum_of_the_lines_before_it(tmp_path, name):
+    path = _backup(tmp_path, name)
+    lines = _lines(path)
+    end = json.loads(lines[-1])["ddbBackupEnd"]
+    assert end == {"items": 30, "sha256": hashlib.sha256(b"".join(lines[:-1])).hexdigest()}
+    source = readers.open_source(str(path))
+    assert source.parts[0].lines_sha256 == end["sha256"] and source.warnings == []
+
+
+def _flip_value(lines: list[bytes]) -> list[bytes]:
+    i = 5
+    doc = json.loads(lines[i])
+    attr = next(a for a, v in doc["Item"].items() if v.get("S"))
+    value = doc["Item"][attr]["S"]
+    changed = value[:-1] + ("a" if value[-1] != "a" else "b")
+    return [*lines[:i], lines[i].replace(json.dumps(value).encode(), json.dumps(changed).encode(), 1), *lines[i + 1 :]]
+
+
+def _flip_key(lines: list[bytes]) -> list[bytes]:
+    i = 7
+    name = next(iter(json.loads(lines[i])["Item"]))
+    return [*lines[:i], lines[i].replace(f'"{name}"'.encode(), f'"{name[:-1]}X"'.encode(), 1), *lines[i + 1 :]]
+
+
+def _drop_line_and_lower_count(lines: list[bytes]) -> list[bytes]:
+    end = json.loads(lines[-1])
+    end["ddbBackupEnd"]["items"] -= 1
+    return [*lines[:3], *lines[4:-1], json.dumps(end).encode() + b"\n"]
+
+
+@pytest.mark.parametrize("name", ["T.json", "T.json.gz"])
+@pytest.mark.parametrize("damage", [_flip_value, _flip_key, _drop_line_and_lower_count])
+def test_a_changed_local_file_is_refused_when_opened(tmp_path, name, damage):
+    path = _backup(tmp_path, name)
+    before = _lines(path)
+    after = damage(before)
+    assert after != before and len(after) >= len(before) - 1
+    _rewrite(path, after)
+    with pytest.raises(IntegrityError, match=rf"{path} is corrupt: its lines have sha256 [0-9a-f]{{64}}, its end line"):
+        readers.open_source(str(path))
+
+
+def test_a_local_file_replaced_after_opening_fails_when_read(tmp_path):
+    path = _backup(tmp_path)
+    source = readers.open_source(str(path))
+    path.unlink()
+    write_local_file(path, _items(30)[::-1], table="T", description=None)  # valid, but another file
+    with pytest.raises(IntegrityError, match=r"T.json changed since it was opened"):
+        list(source.items())
+
+
+def test_a_checked_local_file_takes_the_fast_write_path(tmp_path):
+    path = _backup(tmp_path)
+    (part,) = readers.open_source(str(path)).parts
+    raw = list(fastwrite.read_part(part))
+    assert all(isinstance(i, fastwrite.RawItem) and i.wire is not None for i in raw)
+    assert [dict(i) for i in raw] == _items(30)
+    unchecked = PartRef(part.id, part.url, "local", items=30)  # as a file without a checksum is opened
+    assert not any(isinstance(i, fastwrite.RawItem) and i.wire is not None for i in fastwrite.read_part(unchecked))
+
+
+def test_an_old_local_file_without_a_checksum_reads_with_a_warning(tmp_path):
+    path = _backup(tmp_path)
+    lines = _lines(path)
+    _rewrite(path, [*lines[:-1], b'{"ddbBackupEnd": {"items": 30}}\n'])
+    source = readers.open_source(str(path))
+    assert source.warnings == [readers.LOCAL_NO_CHECKSUM.format(url=str(path))]
+    assert "has no checksum" in source.warnings[0]
+    assert source.parts[0].lines_sha256 is None and list(source.items()) == _items(30)
+
+
+@pytest.mark.parametrize("sha", ["", "x" * 64, 5, "A" * 63])
+def test_an_end_line_checksum_that_is_not_one_is_refused(tmp_path, sha):
+    path = _backup(tmp_path)
+    lines = _lines(path)
+    _rewrite(path, [*lines[:-1], json.dumps({"ddbBackupEnd": {"items": 30, "sha256": sha}}).encode() + b"\n"])
+    with pytest.raises(BadInput, match=r"T.json line 32: end line sha256 must be 64 hex digits"):
+        readers.open_source(str(path))
+
+
+# ------------------------------------------------------------------ never replacing, never sharing
+def test_a_backup_file_is_never_replaced_unless_asked(tmp_path):
+    path = _backup(tmp_path, n=3)
+    kept = path.read_bytes()
+    with pytest.raises(BadInput, match=r"T.json already exists: a backup never replaces another"):
+        write_local_file(path, _items(5), table="T", description=None)
+    assert path.read_bytes() == kept and sorted(p.name for p in tmp_path.iterdir()) == ["T.json"]
+    assert write_local_file(path, _items(5), table="T", description=None, replace=True) == 5
+    assert readers.open_source(str(path)).expected_items == 5
+
+
+def test_two_writers_at_once_have_their_own_files_and_the_second_to_finish_is_refused(tmp_path):
+    path = tmp_path / "T.json"
+    first = LocalFileWriter(path, table="T", description=None)
+    second = LocalFileWriter(path, table="T", description=None)
+    assert first.tmp != second.tmp and first.tmp.exists() and second.tmp.exists()
+    for item in _items(4):
+        first.write(item)
+        second.write(item)
+    second.write(_items(5)[-1])
+    assert first.close() == 4
+    with pytest.raises(BadInput, match=r"T.json was written by another run while this one ran"):
+        second.close()
+    assert readers.open_source(str(path)).expected_items == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["T.json"]
+
+
+def test_a_temporary_file_is_created_exclusively(tmp_path, monkeypatch):
+    monkeypatch.setattr("secrets.token_hex", lambda n: "same")
+    LocalFileWriter(tmp_path / "T.json", table="T", description=None)
+    with pytest.raises(FileExistsError):
+        LocalFileWriter(tmp_path / "T.json", table="T", description=None)
+
+
+def test_concurrent_writers_never_mix_their_lines(tmp_path):
+    path = tmp_path / "T.json"
+    outcomes: list[object] = []
+
+    def run(seed: int) -> None:
+        try:
+            items = sample.items(sample.CUMULUS_TABLES["Files"], 400, seed=seed)
+            outcomes.append(write_local_file(path, items, table="T", description=None))
+        except BadInput as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in (1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert any(isinstance(o, int) for o in outcomes) and all(isinstance(o, (int, BadInput)) for o in outcomes)
+    assert list(readers.open_source(str(path)).items()) in [
+        list(sample.items(sample.CUMULUS_TABLES["Files"], 400, seed=s)) for s in (1, 2, 3)
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["T.json"]
+
+
+# ------------------------------------------------------------------ 0600
+@pytest.mark.parametrize("name", ["T.json", "T.json.gz"])
+def test_backup_and_temporary_files_are_0600_whatever_the_umask(tmp_path, name):
+    old = os.umask(0o000)
+    try:
+        writer = LocalFileWriter(tmp_path / name, table="T", description=None)
+        assert stat.S_IMODE(writer.tmp.stat().st_mode) == 0o600
+        writer.close()
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
+    finally:
+        os.umask(old)
+
+
+# ------------------------------------------------------------------ items with no attributes
+@pytest.mark.parametrize(
+    ("dialect", "line"), [("item", b'{"Item": {}}'), ("local", b'{"Item":{}}'), ("typed", b"{}"), ("plain", b"{}")]
+)
+def test_an_item_with_no_attributes_is_refused_in_every_dialect(dialect, line):
+    with pytest.raises(BadInput, match=r"f line 9: an item with no attributes"):
+        parse_item(dialect, line, "f line 9")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"pk": {"S": "a"}}\n{}\n{"pk": {"S": "b"}}\n',  # cumulus-api 1.18 (typed)
+        b'{"pk": "a"}\n{}\n{"pk": "b"}\n',  # cumulus-api 1.24 (plain)
+        b'{"Item": {"pk": {"S": "a"}}}\n{"Item": {}}\n',  # bare item lines
+    ],
+    ids=["typed", "plain", "item-lines"],
+)
+def test_an_empty_item_in_a_file_is_refused_naming_the_line(tmp_path, body):
+    (tmp_path / "T.json").write_bytes(body)
+    source = readers.open_source(str(tmp_path / "T.json"))
+    with pytest.raises(BadInput, match=rf"{tmp_path}/T.json line 2: an item with no attributes"):
+        list(source.items())
+
+
+def test_dead_letters_are_0600_and_never_overwrite_an_earlier_one(tmp_path):
+    from ddb_backup.restore.deadletters import dead_letter_writer
+
+    old = os.umask(0o000)
+    try:
+        save = dead_letter_writer(str(tmp_path), "run-1")
+        first, second = save("T", _items(2)), save("T", _items(3))
+    finally:
+        os.umask(old)
+    assert first != second
+    for url, n in ((first, 2), (second, 3)):
+        assert stat.S_IMODE(Path(url).stat().st_mode) == 0o600
+        assert len(gzip.decompress(Path(url).read_bytes()).splitlines()) == n

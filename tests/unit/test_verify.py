@@ -1,0 +1,87 @@
+"""``ddb-backup verify``: differences found across partitions, in memory that does not grow with the table."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ddb_backup.format import location
+from ddb_backup.format.localfile import write_local_file
+from ddb_backup_cli import verify
+
+
+def _item(i: int, value: int | None = None) -> dict[str, Any]:
+    return {"pk": {"S": f"k{i:08d}"}, "v": {"N": str(i if value is None else value)}, "pad": {"S": "x" * 20}}
+
+
+class _Table:
+    """A DynamoDB client for one table whose scan pages are made on the fly (nothing held)."""
+
+    def __init__(self, items: Any, count: int) -> None:
+        self._items, self._count = items, count
+
+    def describe_table(self, TableName: str) -> dict[str, Any]:
+        return {"Table": {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}], "ItemCount": self._count}}
+
+    def get_paginator(self, name: str) -> _Table:
+        return self
+
+    def paginate(self, TableName: str) -> Iterator[dict[str, Any]]:
+        page: list[dict[str, Any]] = []
+        for item in self._items():
+            page.append(item)
+            if len(page) == 100:
+                yield {"Items": page}
+                page = []
+        yield {"Items": page}
+
+
+@pytest.fixture
+def small_partitions(monkeypatch):
+    monkeypatch.setattr(verify, "PARTITION_ITEMS", 500, raising=False)
+    monkeypatch.setattr(verify, "BUFFER_BYTES", 64 * 1024, raising=False)
+    monkeypatch.setattr(location, "CHUNK", 64 * 1024)  # files are read in pieces of this size
+
+
+def test_differences_are_found_across_partitions_with_examples(tmp_path, small_partitions):
+    path = tmp_path / "T.json"
+    write_local_file(path, (_item(i) for i in range(3000)), table="T", description=None)
+
+    def table() -> Iterator[dict[str, Any]]:
+        for i in range(3000):
+            if i == 7:
+                continue  # missing
+            yield _item(i, 0) if i == 2500 else _item(i)
+        yield _item(99999)  # extra
+
+    report = verify.verify_table(_Table(table, 3000), None, "T", str(path), limit=10)
+    assert (report["backupItems"], report["tableItems"]) == (3000, 3000)
+    assert (report["missing"], report["extra"], report["changed"], report["identical"]) == (1, 1, 1, False)
+    assert sorted((e["kind"], e["key"]["pk"]["S"]) for e in report["examples"]) == [
+        ("changed", "k00002500"),
+        ("extra in table", "k00099999"),
+        ("missing from table", "k00000007"),
+    ]
+    same = verify.verify_table(_Table(lambda: (_item(i) for i in range(3000)), 3000), None, "T", str(path))
+    assert same["identical"] and same["examples"] == []
+
+
+def _peak(tmp_path, n: int) -> int:
+    path = tmp_path / f"T{n}.json"
+    write_local_file(path, (_item(i) for i in range(n)), table="T", description=None)
+    tracemalloc.start()
+    try:
+        report = verify.verify_table(_Table(lambda: (_item(i) for i in range(n)), n), None, "T", str(path))
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        assert report["identical"] and report["tableItems"] == n
+
+
+def test_memory_does_not_grow_with_the_number_of_items(tmp_path, small_partitions):
+    """Once ~210 bytes per item (a dict of every key): 20,000 more items were ~4 MB more."""
+    small, large = _peak(tmp_path, 4000), _peak(tmp_path, 24000)
+    assert large - small < 1_000_000, f"peak {small:,} B at 4,000 items, {large:,} B at 24,000"
