@@ -71,8 +71,12 @@ def backup_to_file(
     segments: int | None = None,
     workers: int = 8,
     progress: Progress | None = None,
+    run_of: tuple[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Write ``table`` to ``path`` in the local file format; returns a summary.
+
+    ``run_of``: (run id, every table of the run), recorded in the header so a set
+    restore of a directory can tell files of one run from a mix of runs.
 
     The file is written under a temporary name and renamed when complete, so
     ``path`` never holds a partial backup.
@@ -91,13 +95,18 @@ def backup_to_file(
                 progress.add(n, len(data))
 
     with (
-        LocalFileWriter(path, table=table, description=description, extra={"segments": total}) as writer,
+        LocalFileWriter(path, table=table, description=description, extra=_extra(total, run_of)) as writer,
         ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool,
     ):
         for future in [pool.submit(run, s) for s in range(total)]:
             future.result()
     count = writer.items
     return {"table": table, "file": str(path), "items": count, "segments": total, "bytes": path.stat().st_size}
+
+
+def _extra(segments: int, run: tuple[str, list[str]] | None) -> dict[str, Any]:
+    """The local file header's fields beyond the format's own."""
+    return {"segments": segments, **({"run": run[0], "runTables": run[1]} if run else {})}
 
 
 def backup_to_s3(

@@ -7,6 +7,7 @@ The same ``prepare_targets`` (check every target, then create) and the same
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from ddb_backup.errors import RestoreIncomplete
 from ddb_backup.format.sources import Source
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.deadletters import dead_letter_writer
+from ddb_backup.restore.resume import clear_mark
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
 from ddb_backup_cli.progress import Progress
@@ -28,6 +30,8 @@ def restore_sources(
     table: str | None = None,
     mapping: list[tuple[str, str]] | None = None,
     backup_id: str | None = None,
+    tables: list[str] | None = None,
+    allow_partial: bool = False,
     mode: str = "new",
     allow_source: bool = False,
     key_names: list[str] | None = None,
@@ -39,17 +43,25 @@ def restore_sources(
 
     Raises ``TargetRefused`` before anything is written if any target is
     unsafe, and ``RestoreIncomplete`` naming the dead-letter location if
-    items could not be written.
+    items could not be written. Every target carries the restore-in-progress
+    mark until its items are written and counted.
     """
     request = _request(source, table, mapping, backup_id, mode, allow_source, key_names)
-    prepared, _ = prepare_targets(ddb, s3, request, bucket=None)
-    run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+    if tables:
+        request["tables"] = tables
+    if allow_partial:
+        request["allowPartial"] = True
+    run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+    prepared, _, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id)
+    for text in notes:
+        warn(text)
     results = []
     for src, target, info in prepared:
         for text in src.warnings + info.get("warnings", []):
             warn(text)
         progress = progress_factory(target) if progress_factory else None
         results.append(_restore_one(ddb, s3, src, target, info, run_id, workers, progress))
+        clear_mark(ddb, target)
     return results
 
 
