@@ -146,6 +146,19 @@ def find_run(
     candidates = [c for c in candidates if asked(c)]
     if not candidates:
         raise UnknownFormat(f"{root}: no complete backup found (expected <table>/<backup-id>/manifest.json under it)")
+    return _latest(root, found, candidates, asked, tables, allow_partial, wanted)
+
+
+def _latest(
+    root: str,
+    found: _Bucket,
+    candidates: list[str],
+    asked: Callable[[str], list[str]],
+    tables: list[str] | None,
+    allow_partial: bool,
+    wanted: Callable[[str], bool],
+) -> RunChoice:
+    """The newest of ``candidates`` (newest first) whose asked tables are complete, naming the runs skipped."""
     skipped: list[str] = []
     for bid in candidates:
         want = asked(bid)
@@ -163,8 +176,8 @@ def find_run(
         raise BackupIncomplete(f"{root}: no backup run backed up all of {', '.join(tables)}: name fewer tables")
     newest = next(c for c in candidates if not tables or len(asked(c)) == len(tables))
     raise BackupIncomplete(
-        f"{root}: no backup run has a complete backup of every table asked for; the newest, {newest}, "
-        f"planned {', '.join(found.planned(newest))} and has none of {', '.join(found.check(asked(newest), newest))}; "
+        f"{root}: no backup run has a complete backup of every table asked for; the newest, {newest}, planned "
+        f"{', '.join(found.planned(newest))} and lacks a complete backup of {', '.join(found.check(asked(newest), newest))}; "
         "restore another run (--backup-id), or " + PARTIAL_HINT
     )
 
