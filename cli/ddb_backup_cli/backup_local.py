@@ -72,8 +72,12 @@ def backup_to_file(
     workers: int = 8,
     progress: Progress | None = None,
     replace: bool = False,
+    run_of: tuple[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """Write ``table`` to ``path`` in the local file format; returns a summary.
+
+    ``run_of``: (run id, every table of the run), recorded in the header so a set
+    restore of a directory can tell files of one run from a mix of runs.
 
     The file is written under a temporary name of its own and moved into
     place when complete, so ``path`` never holds a partial backup; an
@@ -95,7 +99,7 @@ def backup_to_file(
 
     with (
         LocalFileWriter(
-            path, table=table, description=description, extra={"segments": total}, replace=replace
+            path, table=table, description=description, extra=_extra(total, run_of), replace=replace
         ) as writer,
         ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool,
     ):
@@ -103,6 +107,11 @@ def backup_to_file(
             future.result()
     count = writer.items
     return {"table": table, "file": str(path), "items": count, "segments": total, "bytes": path.stat().st_size}
+
+
+def _extra(segments: int, run: tuple[str, list[str]] | None) -> dict[str, Any]:
+    """The local file header's fields beyond the format's own."""
+    return {"segments": segments, **({"run": run[0], "runTables": run[1]} if run else {})}
 
 
 def backup_to_s3(

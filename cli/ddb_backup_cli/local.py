@@ -12,6 +12,7 @@ from typing import Any
 
 from ddb_backup.aws.clients import client
 from ddb_backup.errors import BadInput
+from ddb_backup.format.layout import new_backup_id
 from ddb_backup_cli.common import (
     UsageError,
     add_command,
@@ -49,10 +50,18 @@ def cmd_backup(args: argparse.Namespace) -> int:
             "unless asked: give --force to replace it, or --out/--dir to write elsewhere"
         )
     results = []
+    run = (new_backup_id(), list(tables))  # one id for every file of this run: a set restore checks it
     for table, path in paths.items():
         shown = progress(args, table)
         summary = local.backup_to_file(
-            ddb, table, path, segments=args.segments, workers=args.workers, progress=shown, replace=args.force
+            ddb,
+            table,
+            path,
+            segments=args.segments,
+            workers=args.workers,
+            progress=shown,
+            replace=args.force,
+            run_of=run,
         )
         shown.close()
         summary["seconds"] = round(shown.seconds, 3)
@@ -118,6 +127,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         table=args.table,
         mapping=mapping(args),
         backup_id=args.backup_id,
+        tables=args.tables.split(",") if args.tables else None,
+        allow_partial=args.allow_partial,
         mode=args.mode,
         allow_source=args.allow_source,
         key_names=keys,
@@ -187,7 +198,15 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("source", help="local file, s3:// backup directory or manifest, native export directory")
     p.add_argument("--table", help="target table")
     p.add_argument("--map", action="append", metavar="OLD=NEW", help="restore a set, renaming by prefix (repeatable)")
-    p.add_argument("--backup-id", help="with --map and an s3:// prefix: which backup run (default: the latest)")
+    p.add_argument(
+        "--backup-id", help="with --map and an s3:// prefix: which backup run (default: the latest complete one)"
+    )
+    p.add_argument("--tables", help="with --map: restore only these source tables (A,B) of the set")
+    p.add_argument(
+        "--allow-partial",
+        action="store_true",
+        help="with --map: restore the tables the run holds complete and name the others (default: refuse)",
+    )
     p.add_argument(
         "--mode",
         choices=["new", "overwrite"],

@@ -7,6 +7,7 @@ The same ``prepare_targets`` (check every target, then create) and the same
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +17,7 @@ from ddb_backup.format.lines import part_lines
 from ddb_backup.format.sources import Source, open_source
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.deadletters import dead_letter_writer
+from ddb_backup.restore.resume import clear_mark
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
 from ddb_backup_cli.progress import Progress
@@ -29,6 +31,8 @@ def restore_sources(
     table: str | None = None,
     mapping: list[tuple[str, str]] | None = None,
     backup_id: str | None = None,
+    tables: list[str] | None = None,
+    allow_partial: bool = False,
     mode: str = "new",
     allow_source: bool = False,
     key_names: list[str] | None = None,
@@ -41,17 +45,24 @@ def restore_sources(
 
     Raises ``TargetRefused`` before anything is written if any target is
     unsafe, and ``RestoreIncomplete`` naming the dead-letter location if
-    items could not be written. ``expect_items`` (one table): the source must
-    hold exactly that many items, counted before anything is created or
-    written (``IntegrityError``) and checked again after writing
-    (``RestoreIncomplete``). Without it, a source that carries no count is
-    restored with a warning saying how many items it held.
+    items could not be written. Every target carries the restore-in-progress
+    mark until its items are written and counted. ``expect_items`` (one
+    table): the source must hold exactly that many items, counted before
+    anything is created or written (``IntegrityError``) and checked again
+    after writing (``RestoreIncomplete``). Without it, a source that carries
+    no count is restored with a warning saying how many items it held.
     """
     if expect_items is not None:
         _check_expected(source, s3, expect_items)
     request = _request(source, table, mapping, backup_id, mode, allow_source, key_names)
-    prepared, _ = prepare_targets(ddb, s3, request, bucket=None)
-    run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+    if tables:
+        request["tables"] = tables
+    if allow_partial:
+        request["allowPartial"] = True
+    run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
+    prepared, _, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id)
+    for text in notes:
+        warn(text)
     results = []
     for src, target, info in prepared:
         for text in src.warnings + info.get("warnings", []):
@@ -60,6 +71,7 @@ def restore_sources(
         result = _restore_one(ddb, s3, src, target, info, run_id, workers, progress)
         _check_restored(src, result, expect_items, warn)
         results.append(result)
+        clear_mark(ddb, target)
     return results
 
 

@@ -123,6 +123,9 @@ def cmd_start_restore(args: argparse.Namespace) -> int:
         payload["table"] = args.table
     else:
         payload["map"] = [{"from": a, "to": b} for a, b in mapping(args)]
+        payload.update({"backupId": args.backup_id} if args.backup_id else {})
+        payload.update({"tables": args.tables.split(",")} if args.tables else {})
+        payload.update({"allowPartial": True} if args.allow_partial else {})
     return _start(args, _machine(args, "RestoreStateMachineArn"), payload, "restore")
 
 
@@ -176,6 +179,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
             p.add_argument("--backup", required=True, help="s3:// URL of the backup (directory or manifest)")
             p.add_argument("--table", help="target table")
             p.add_argument("--map", action="append", metavar="OLD=NEW")
+            p.add_argument("--backup-id", help="with --map: which backup run (default: the latest complete one)")
+            p.add_argument("--tables", help="with --map: only these source tables (A,B) of the set")
+            p.add_argument("--allow-partial", action="store_true", help="with --map: restore what the run holds")
             p.add_argument("--mode", choices=["new", "overwrite"], default="new")
             p.add_argument("--allow-source", action="store_true")
 

@@ -17,7 +17,9 @@ from ddb_backup.restore.run import finalize_restore
 @metrics.log_metrics
 @event_parser(model=FinalizeRestoreEvent)
 def lambda_handler(event: FinalizeRestoreEvent, context: LambdaContext) -> dict[str, Any]:
-    report = finalize_restore(client("s3"), event.bucket, event.run_prefix, map_failed=event.map_failed)
+    report = finalize_restore(
+        client("s3"), event.bucket, event.run_prefix, map_failed=event.map_failed, ddb=client("dynamodb")
+    )
     metrics.add_metric(name="RestoreItems", unit=MetricUnit.Count, value=report["itemsRestored"])
     metrics.add_metric(name="RestoreSeconds", unit=MetricUnit.Seconds, value=report["seconds"])
     metrics.add_metric(name="RestoreCompleted", unit=MetricUnit.Count, value=1)

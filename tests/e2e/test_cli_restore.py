@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -48,6 +49,26 @@ def test_a_set_round_trips_through_s3_with_a_prefix_map(tables, capsys):
 def test_a_local_directory_restores_as_a_set(tables, tmp_path):
     assert main(["backup", "--prefix", "mystack-", "--dir", str(tmp_path / "b"), "-q"]) == 0
     assert main(["restore", str(tmp_path / "b"), "--map", "mystack-=copy-", "-q"]) == 0
+    assert _same(tables, "mystack-RulesTable", "copy-RulesTable")
+
+
+def test_a_local_directory_mixing_two_runs_is_refused_naming_each(tables, tmp_path, capsys):
+    """Issue 15 point 1: night 2 died after its first file; the directory holds one table of night 2."""
+    night1, night2 = tmp_path / "b", tmp_path / "night2"
+    assert main(["backup", "--prefix", "mystack-", "--dir", str(night1), "-q"]) == 0
+    assert main(["backup", "--prefix", "mystack-", "--dir", str(night2), "-q"]) == 0
+    shutil.copy(night2 / "mystack-GranulesTable.json", night1 / "mystack-GranulesTable.json")
+    capsys.readouterr()
+    assert main(["restore", str(night1), "--map", "mystack-=copy-", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert "is not one complete backup run: " in err, err
+    assert "mystack-GranulesTable from run " in err and "mystack-RulesTable from run " in err
+    assert "--allow-partial" in err
+    assert not [t for t in tables.list_tables()["TableNames"] if t.startswith("copy-")]
+    (night2 / "mystack-RulesTable.json").unlink()  # a run cut short: a table it planned has no file
+    assert main(["restore", str(night2), "--map", "mystack-=copy-", "-q"]) == 1
+    assert "no file of mystack-RulesTable, which the run planned" in capsys.readouterr().err
+    assert main(["restore", str(night1), "--map", "mystack-=copy-", "--allow-partial", "-q"]) == 0
     assert _same(tables, "mystack-RulesTable", "copy-RulesTable")
 
 

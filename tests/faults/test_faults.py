@@ -193,3 +193,43 @@ def test_a_failed_restore_rerun_with_overwrite_gives_an_identical_table(world, m
     assert again["status"] == "SUCCEEDED", again.get("cause")
     got = sorted(map(canonical, table_items(ddb, "restore-GranulesTable")))
     assert got == sorted(map(canonical, table_items(ddb, "mystack-GranulesTable")))
+
+
+def test_a_plan_that_times_out_after_create_table_is_retried_and_finishes_the_table(world, monkeypatch):
+    """Issue 11 finding 6: plan-restore dies (Sandbox.Timedout) between CreateTable and TTL/PITR. The
+    state machine retries it; the retry finds the table its own run created (the mark names the run)
+    and turns TTL and PITR on; the mark goes when every item is restored."""
+    from ddb_backup.restore import target
+    from ddb_backup.restore.resume import MARK_KEY
+
+    ddb = client("dynamodb")
+    ddb.update_time_to_live(
+        TableName="mystack-RulesTable", TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires"}
+    )
+    ddb.update_continuous_backups(
+        TableName="mystack-RulesTable", PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+    )
+    backup = world.run("BackupStateMachine", {"tables": ["mystack-RulesTable"]}, timeout=600)
+    assert backup["status"] == "SUCCEEDED", backup.get("cause")
+    directory = backup["output"][0]["manifest"].rsplit("/", 1)[0] + "/"
+    real, died = target._apply_settings, []
+
+    def dies_once(*args: Any, **kwargs: Any) -> Any:
+        if not died:
+            died.append(args[1])
+            raise SandboxTimedout("Task timed out after 900.00 seconds (injected)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, "_apply_settings", dies_once)
+    restore = world.run("RestoreStateMachine", {"source": directory, "table": "restore-RulesTable"}, timeout=600)
+    assert restore["status"] == "SUCCEEDED", restore.get("cause")
+    assert died == ["restore-RulesTable"]
+    assert ddb.describe_time_to_live(TableName="restore-RulesTable")["TimeToLiveDescription"]["TimeToLiveStatus"] == (
+        "ENABLED"
+    )
+    pitr = ddb.describe_continuous_backups(TableName="restore-RulesTable")["ContinuousBackupsDescription"]
+    assert pitr["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED"
+    arn = ddb.describe_table(TableName="restore-RulesTable")["Table"]["TableArn"]
+    assert MARK_KEY not in {t["Key"] for t in ddb.list_tags_of_resource(ResourceArn=arn)["Tags"]}
+    got = sorted(map(canonical, table_items(ddb, "restore-RulesTable")))
+    assert got == sorted(map(canonical, table_items(ddb, "mystack-RulesTable")))

@@ -67,13 +67,13 @@ def test_backup_then_restore_a_cumulus_set_gives_identical_tables(stack):
     assert tags == [{"Key": "stack", "Value": "mystack"}]
     bucket = stack.outputs["BackupBucketName"]
     saved = json.loads(
-        s3.get_object(Bucket=bucket, Key=f"backups/_restores/{report['runId']}/report.json")["Body"].read()
+        s3.get_object(Bucket=bucket, Key=f"backups/@ddb-backup/restores/{report['runId']}/report.json")["Body"].read()
     )
     assert saved["status"] == "SUCCEEDED"
     assert {s["backupId"] for s in summaries} == {
-        json.loads(s3.get_object(Bucket=bucket, Key=f"backups/_restores/{report['runId']}/plan.json")["Body"].read())[
-            "backupRun"
-        ]
+        json.loads(
+            s3.get_object(Bucket=bucket, Key=f"backups/@ddb-backup/restores/{report['runId']}/plan.json")["Body"].read()
+        )["backupRun"]
     }
 
 

@@ -48,3 +48,20 @@ def test_age_is_that_of_the_newest_complete_backup(bucket):
     now = dt.datetime(2026, 11, 22, 3, 10, tzinfo=dt.UTC)
     ages = newest_backup_ages(bucket, BUCKET, "backups/", now=now)
     assert ages == {"a-table": 24.0, "b-table": float("inf")}
+
+
+def test_a_table_whose_name_starts_with_an_underscore_is_listed_and_aged(bucket):
+    """Table names may start with '_': bookkeeping no longer hides them (issue 15 point 6)."""
+    for table in ("_private", "_runs"):
+        base = f"backups/{table}/20261122T030000Z-0000000a/"
+        manifest = {"finishedAt": "2026-11-22T03:10:00+00:00", "totals": {"items": 2, "bytes": 20}}
+        bucket.put_object(Bucket=BUCKET, Key=base + "plan.json", Body=b"{}")
+        bucket.put_object(Bucket=BUCKET, Key=base + "manifest.json", Body=json.dumps(manifest).encode())
+    bucket.put_object(Bucket=BUCKET, Key="backups/@ddb-backup/runs/20261122T030000Z-0000000a/run.json", Body=b"{}")
+    bucket.put_object(Bucket=BUCKET, Key="backups/_restores/old-run/plan.json", Body=b"{}")  # old bookkeeping
+    rows = [(r["table"], r["complete"]) for r in list_backups(bucket, BUCKET, "backups/")]
+    assert ("_private", True) in rows and ("_runs", True) in rows
+    assert not [r for r in rows if r[0] in ("_restores", "@ddb-backup")]
+    ages = newest_backup_ages(bucket, BUCKET, "backups/", now=dt.datetime(2026, 11, 22, 4, 10, tzinfo=dt.UTC))
+    assert ages["_private"] == 1.0 and ages["_runs"] == 1.0
+    assert "_restores" not in ages and "@ddb-backup" not in ages

@@ -21,6 +21,7 @@ from ddb_backup.format import location
 from ddb_backup.format import sources as readers
 from ddb_backup.format.lines import PartRef
 from ddb_backup.format.localfile import LocalFileWriter, write_local_file
+from ddb_backup.format.runs import find_run as runs_find
 from ddb_backup.restore.deadletters import dead_letter_writer
 from devkit import sample
 from tests.conftest import FIXTURES, canonical, expected_items, table_items
@@ -287,10 +288,10 @@ def test_a_part_resumes_from_an_item_number(v1):
 
 def test_the_latest_run_or_a_named_one_is_found_under_a_prefix(ddb, s3):
     first = _backup_v1(ddb, s3, "mystack-GranulesTable", 10, segments=1)
-    run_id, dirs = readers.find_run(f"s3://{BUCKET}/backups/", s3)
-    assert dirs == [first] and first.endswith(f"/{run_id}/")
+    choice = runs_find(f"s3://{BUCKET}/backups/", s3)
+    assert choice.directories == [first] and first.endswith(f"/{choice.backup_id}/")
     with pytest.raises(UnknownFormat, match=r"no backup 20200101T000000Z-00000000"):
-        readers.find_run(f"s3://{BUCKET}/backups/", s3, "20200101T000000Z-00000000")
+        runs_find(f"s3://{BUCKET}/backups/", s3, "20200101T000000Z-00000000")
 
 
 # ------------------------------------------------------------------ the local file

@@ -34,7 +34,7 @@ def _plan(ddb, s3, request, run_id="r1"):
 def test_a_set_plan_creates_the_mapped_tables_and_writes_the_work_list(run):
     ddb, s3 = run
     planned = _plan(ddb, s3, {"source": "backups/", "map": [{"from": "mystack-", "to": "restore-"}]})
-    assert planned["runPrefix"] == "backups/_restores/r1/"
+    assert planned["runPrefix"] == "backups/@ddb-backup/restores/r1/"
     assert {t["target"] for t in planned["tables"]} == {"restore-GranulesTable", "restore-RulesTable"}
     work = json.loads(s3.get_object(Bucket=BUCKET, Key=planned["workKey"])["Body"].read())
     assert len(work) == planned["parts"] >= 2

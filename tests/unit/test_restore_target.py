@@ -133,9 +133,12 @@ def test_the_backups_own_source_is_refused_unless_allowed(ddb, granules):
 
 
 def test_a_non_empty_target_is_refused_unless_overwrite_is_chosen(ddb, granules):
+    # The backup's own table (allowed explicitly: its ARN is the description's) is the non-empty table at hand.
     with pytest.raises(TargetRefused, match=r"table mystack-GranulesTable is not empty: .* choose mode 'overwrite'"):
-        prepare_target(ddb, "mystack-GranulesTable", description=granules)
-    assert prepare_target(ddb, "mystack-GranulesTable", description=granules, mode="overwrite")["exists"]
+        prepare_target(ddb, "mystack-GranulesTable", description=granules, allow_source=True)
+    assert prepare_target(ddb, "mystack-GranulesTable", description=granules, mode="overwrite", allow_source=True)[
+        "exists"
+    ]
 
 
 def test_an_existing_empty_target_with_the_same_keys_is_accepted(ddb, granules):

@@ -6,7 +6,7 @@ A malformed event is rejected with a message naming the field.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -148,7 +148,9 @@ class RestoreRequest(BaseModel):
     ``source``: an ``s3://`` URL or a key in the backup bucket (a backup
     directory or manifest, a native export, a cumulus-api or local file; with
     ``backupId`` or ``map``, the prefix holding a backup run). ``table`` (or
-    ``target``): the table to restore into; ``map``: prefix swaps for a set.
+    ``target``): the table to restore into; ``map``: prefix swaps for a set; ``tables``: only these source
+    tables of the set; ``allowPartial``: restore what the run holds complete
+    and name the rest (else a set lacking a planned table is refused).
     ``mode``: ``new`` (create, or an empty existing table) or ``overwrite``
     (upsert). ``keys``/``keySchema``: the keys, for sources without a schema.
     """
@@ -159,6 +161,8 @@ class RestoreRequest(BaseModel):
     table: str | None = Field(default=None, pattern=TABLE_NAME)
     map: list[NameSwap] | None = Field(default=None, min_length=1)
     backup_id: str | None = Field(default=None, alias="backupId")
+    tables: list[Annotated[str, Field(pattern=TABLE_NAME)]] | None = Field(default=None, min_length=1)
+    allow_partial: bool = Field(default=False, alias="allowPartial")
     mode: str = Field(default="new", pattern="^(new|overwrite)$")
     allow_source: bool = Field(default=False, alias="allowSource")
     keys: list[str] | None = Field(default=None, min_length=1, max_length=2)
@@ -192,6 +196,8 @@ class RestoreRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_target(self) -> RestoreRequest:
+        if (self.tables or self.allow_partial) and not self.map:
+            raise ValueError("'tables' and 'allowPartial' choose within a set: give 'map' with them")
         if self.table and self.map:
             raise ValueError("give 'table' (one target) or 'map' (prefix swaps for a set), not both")
         if self.keys and self.key_schema:

@@ -52,6 +52,12 @@ class Settings:
     max_segments: int = 1000
 
 
+def _record_run(s3: Any, settings: Settings, backup_id: str, names: list[str], now: dt.datetime) -> None:
+    """The run's ``run.json``: every table it plans, so a set restore can tell a complete run from a cut one."""
+    record = {"backupId": backup_id, "startedAt": now.isoformat(), "tables": names}
+    put_json(s3, settings.bucket, layout.run_dir(settings.prefix, backup_id) + layout.RUN_RECORD, record)
+
+
 def plan_run(
     ddb: Any,
     s3: Any,
@@ -63,7 +69,7 @@ def plan_run(
     backup_id: str | None = None,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """Describe every table, write each backup's ``plan.json`` and the run's work list.
+    """Describe every table, write the run's ``run.json``, each backup's ``plan.json`` and the run's work list.
 
     Returns the run (small: table names, counts and S3 keys, never items).
     The work list (one entry per table and segment) goes to S3, where the
@@ -74,6 +80,7 @@ def plan_run(
     if segments is not None and not 1 <= segments <= MAX_SEGMENTS:
         raise BadInput(f"segments must be between 1 and {MAX_SEGMENTS}, got {segments}")
     names = resolve_tables(ddb, tables, table_prefix)
+    _record_run(s3, settings, backup_id, names, now)  # first: a set restore knows every table planned
     run_tables: list[dict[str, Any]] = []
     work: list[dict[str, Any]] = []
     for name in names:
@@ -99,7 +106,7 @@ def plan_run(
         )
         run_tables.append({"table": name, "backupDir": directory, "totalSegments": total})
         work.extend({"table": name, "backupDir": directory, "segment": s, "totalSegments": total} for s in range(total))
-    work_key = f"{settings.prefix}_runs/{backup_id}/segments.json"
+    work_key = layout.run_dir(settings.prefix, backup_id) + "segments.json"
     put_json(s3, settings.bucket, work_key, work)
     return {
         "backupId": backup_id,

@@ -16,6 +16,11 @@ def _children(s3: Any, bucket: str, prefix: str) -> list[str]:
     return out
 
 
+def _table_dirs(s3: Any, bucket: str, prefix: str) -> list[str]:
+    """The directories under ``prefix`` a table's backups can be in (bookkeeping's is no table name)."""
+    return [d for d in _children(s3, bucket, prefix) if layout.is_table_name(d[len(prefix) :].rstrip("/"))]
+
+
 def list_backups(s3: Any, bucket: str, prefix: str = "", *, table: str | None = None) -> list[dict[str, Any]]:
     """One row per backup under ``prefix``, newest last within each table.
 
@@ -24,14 +29,14 @@ def list_backups(s3: Any, bucket: str, prefix: str = "", *, table: str | None = 
     if prefix and not prefix.endswith("/"):
         prefix += "/"
     rows = []
-    table_dirs = [f"{prefix}{table}/"] if table else _children(s3, bucket, prefix)
+    table_dirs = [f"{prefix}{table}/"] if table else _table_dirs(s3, bucket, prefix)
     for table_dir in table_dirs:
         name = table_dir[len(prefix) :].rstrip("/")
-        if name.startswith("_"):  # run bookkeeping, not a table
-            continue
         for backup_dir in _children(s3, bucket, table_dir):
             backup_id = backup_dir[len(table_dir) :].rstrip("/")
             manifest = get_json_or_none(s3, bucket, backup_dir + layout.MANIFEST)
+            if manifest is None and name in layout.LEGACY_BOOKKEEPING:
+                continue  # old run bookkeeping, not an unfinished backup of a table of that name
             rows.append(
                 {
                     "table": name,
@@ -54,10 +59,8 @@ def newest_backup_ages(s3: Any, bucket: str, prefix: str = "", *, now: dt.dateti
     """
     now = now or dt.datetime.now(dt.UTC)
     ages: dict[str, float] = {}
-    for table_dir in _children(s3, bucket, prefix):
+    for table_dir in _table_dirs(s3, bucket, prefix):
         name = table_dir[len(prefix) :].rstrip("/")
-        if name.startswith("_"):
-            continue
         ages[name] = float("inf")
         for backup_dir in sorted(_children(s3, bucket, table_dir), reverse=True):
             manifest = get_json_or_none(s3, bucket, backup_dir + layout.MANIFEST)
@@ -65,4 +68,6 @@ def newest_backup_ages(s3: Any, bucket: str, prefix: str = "", *, now: dt.dateti
                 finished = dt.datetime.fromisoformat(manifest["finishedAt"])
                 ages[name] = max(0.0, (now - finished).total_seconds() / 3600)
                 break
+        if name in layout.LEGACY_BOOKKEEPING and ages[name] == float("inf"):
+            del ages[name]  # old run bookkeeping, not a table that lost its backups
     return ages

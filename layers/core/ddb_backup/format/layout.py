@@ -5,6 +5,12 @@
     <prefix><table>/<backup-id>/plan.json                       run bookkeeping
     <prefix><table>/<backup-id>/checkpoints/<segment>-<seq>.json one per scan invocation
     <prefix><table>/<backup-id>/errors/<segment>.json           why a segment failed
+    <prefix>@ddb-backup/runs/<backup-id>/run.json               the tables a backup run planned
+    <prefix>@ddb-backup/restores/<run-id>/                      a restore run's bookkeeping
+
+Bookkeeping lives under ``@ddb-backup/``: '@' cannot occur in a table name, so
+no table's directory can be it (before, ``_runs/`` and ``_restores/`` shared
+their namespace with tables named ``_...``).
 
 Keys inside a manifest are relative to the backup directory, so a backup can be
 copied or moved as a whole.
@@ -20,6 +26,11 @@ from ddb_backup.errors import BadInput
 
 MANIFEST = "manifest.json"
 PLAN = "plan.json"
+RUN_RECORD = "run.json"
+#: The bookkeeping directory under a prefix: not a valid table name, so no table can take it.
+BOOKKEEPING = "@ddb-backup/"
+#: Where bookkeeping lived before: also valid table names, so only complete backups count there.
+LEGACY_BOOKKEEPING = ("_runs", "_restores")
 DATA_DIR = "data/"
 
 _BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
@@ -42,6 +53,21 @@ def check_table_name(name: str) -> str:
     if not isinstance(name, str) or not _TABLE.fullmatch(name):
         raise BadInput(f"table name {name!r} is not a valid DynamoDB table name")
     return name
+
+
+def is_table_name(name: str) -> bool:
+    """True when ``name`` could be a DynamoDB table's (so its directory holds backups, not bookkeeping)."""
+    return bool(_TABLE.fullmatch(name))
+
+
+def run_dir(prefix: str, backup_id: str) -> str:
+    """A backup run's bookkeeping: its work list and ``run.json`` (the tables it planned)."""
+    return f"{prefix}{BOOKKEEPING}runs/{backup_id}/"
+
+
+def restore_dir(prefix: str, run_id: str) -> str:
+    """A restore run's bookkeeping: plan, work list, results, errors, report."""
+    return f"{prefix}{BOOKKEEPING}restores/{run_id}/"
 
 
 def backup_dir(prefix: str, table: str, backup_id: str) -> str:

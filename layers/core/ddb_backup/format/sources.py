@@ -196,10 +196,15 @@ def open_source(source: str, s3: Any = None) -> Source:
         raise BadInput(f"{source} holds {len(exports)} DynamoDB exports ({', '.join(exports[:5])}): name one")
     if location.exists(location.join(directory, layout.PLAN), s3):
         raise BackupIncomplete(f"{source}: the backup has no {layout.MANIFEST}: it did not finish, or is still running")
-    latest = _latest_backup(directory, s3)
+    latest, newer = _latest_backup(directory, s3)
     if latest:
         opened = _open_v1(latest, location.join(latest, layout.MANIFEST), s3)
         opened.warnings.append(f"{source} holds several backups of one table: restoring the latest, {opened.backup_id}")
+        if newer:
+            opened.warnings.append(
+                f"{source}: the newest backup, {newer[0]}, is incomplete (no {layout.MANIFEST}; "
+                f"{len(newer)} incomplete in all): restoring {opened.backup_id}, the newest complete one"
+            )
         return opened
     raise UnknownFormat(
         f"{source}: no backup found (neither a ddb-backup manifest.json, a DynamoDB export, "
@@ -207,14 +212,15 @@ def open_source(source: str, s3: Any = None) -> Source:
     )
 
 
-def _latest_backup(table_dir: str, s3: Any) -> str | None:
-    """The newest complete backup in a table's directory (``<table>/<backup-id>/manifest.json``), if any."""
+def _latest_backup(table_dir: str, s3: Any) -> tuple[str | None, list[str]]:
+    """The newest complete backup in a table's directory (``<table>/<backup-id>/manifest.json``), if any,
+    and the ids of the incomplete backups newer than it (newest first)."""
     ids = sorted((d for d in location.list_dirs(table_dir, s3) if _BACKUP_ID.fullmatch(d)), reverse=True)
-    for backup_id in ids:
+    for n, backup_id in enumerate(ids):
         directory = location.as_dir(location.join(table_dir, backup_id))
         if location.exists(location.join(directory, layout.MANIFEST), s3):
-            return directory
-    return None
+            return directory, ids[:n]
+    return None, ids
 
 
 def _open_v1(directory: str, manifest_url: str, s3: Any) -> Source:
@@ -421,33 +427,6 @@ def _check_local(url: str, s3: Any) -> tuple[PartRef, list[str]]:
     if checksum is None:
         return replace(part, items=count), [LOCAL_NO_CHECKSUM.format(url=url)]
     return replace(part, items=count, lines_sha256=checksum), []
-
-
-# ------------------------------------------------------------------ backup runs (table sets)
-def find_run(root: str, s3: Any = None, backup_id: str | None = None) -> tuple[str, list[str]]:
-    """The backups of one run under ``root`` (``s3://bucket/<prefix>``): (backup id, backup directories).
-
-    ``root`` holds ``<table>/<backup-id>/manifest.json``. Without
-    ``backup_id`` the latest id with at least one manifest is chosen. Only
-    complete backups (with a manifest) are returned.
-    """
-    if location.is_s3(root):
-        s3 = location.s3_client(s3)
-    root = location.as_dir(root)
-    tables = [t for t in location.list_dirs(root, s3) if not t.startswith("_")]
-    by_id: dict[str, list[str]] = {}
-    for table in tables:
-        table_dir = location.as_dir(location.join(root, table))
-        ids = [backup_id] if backup_id else location.list_dirs(table_dir, s3)
-        for bid in ids:
-            directory = location.as_dir(location.join(table_dir, bid))
-            if location.exists(location.join(directory, layout.MANIFEST), s3):
-                by_id.setdefault(bid, []).append(directory)
-    if not by_id:
-        which = f"backup {backup_id}" if backup_id else "complete backup"
-        raise UnknownFormat(f"{root}: no {which} found (expected <table>/<backup-id>/manifest.json under it)")
-    chosen = backup_id or max(by_id)
-    return chosen, sorted(by_id[chosen])
 
 
 # ------------------------------------------------------------------ key schema for foreign formats

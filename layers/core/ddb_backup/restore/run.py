@@ -1,6 +1,6 @@
 """A restore run as the state machine drives it: plan, (restore every part), finalize.
 
-Bookkeeping lives under ``<prefix>_restores/<run-id>/``::
+Bookkeeping lives under ``<prefix>@ddb-backup/restores/<run-id>/``::
 
     plan.json                 what was asked, every table's source, target and parts
     parts.json                the work list the Distributed Map reads (one entry per part)
@@ -19,15 +19,19 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ddb_backup.aws.s3io import get_json, get_json_or_none, list_keys, put_json
 from ddb_backup.errors import BadInput, IntegrityError, RestoreIncomplete, UnknownFormat
-from ddb_backup.format import layout
+from ddb_backup.format import layout, runs
 from ddb_backup.format.location import is_s3
-from ddb_backup.format.sources import Source, find_run, key_schema_from_names, open_source
+from ddb_backup.format.location import name as location_name
+from ddb_backup.format.sources import Source, key_schema_from_names, open_source
+from ddb_backup.restore.preflight import check_parts_present, resume_hint
+from ddb_backup.restore.resume import MARK_KEY, Mark, clear_mark
 from ddb_backup.restore.target import map_table_name, prepare_target
 from ddb_backup.restore.write import note_key
 
@@ -60,7 +64,7 @@ def settings_from_env() -> RestoreSettings:
 
 
 def run_prefix(settings: RestoreSettings, run_id: str) -> str:
-    return f"{settings.prefix}_restores/{run_id}/"
+    return layout.restore_dir(settings.prefix, run_id)
 
 
 def run_id_from(execution_name: str | None, now: dt.datetime | None = None) -> str:
@@ -77,14 +81,21 @@ def _url(source: str, bucket: str | None) -> str:
     return f"s3://{bucket}/{source.lstrip('/')}"
 
 
-def _pairs(s3: Any, request: dict[str, Any], bucket: str | None) -> tuple[list[tuple[Source, str]], str | None]:
+class _Pairs(NamedTuple):
+    """(source, target table) for every table a request restores; the backup run of a set; what was skipped."""
+
+    pairs: list[tuple[Source, str]]
+    backup_run: str | None = None
+    notes: list[str] = []
+
+
+def _pairs(s3: Any, request: dict[str, Any], bucket: str | None) -> _Pairs:
     """(source, target table) for every table the request restores, and the backup run id for a set."""
     url = _url(request["source"], bucket)
     mapping = [(m["from"], m["to"]) for m in request.get("map") or []]
     target = request.get("table")
-    backup_id = request.get("backupId")
     single: Source | None = None
-    if not backup_id:
+    if not request.get("backupId"):
         try:
             single = open_source(url, s3)
         except UnknownFormat:
@@ -92,35 +103,41 @@ def _pairs(s3: Any, request: dict[str, Any], bucket: str | None) -> tuple[list[t
                 raise
     if single is not None:
         if target:
-            return [(single, target)], None
+            return _Pairs([(single, target)])
         if single.table is None:
             raise BadInput(f"{url}: this {single.format} backup does not record its table's name: give 'table'")
-        return [(single, map_table_name(single.table, mapping))], None
+        return _Pairs([(single, map_table_name(single.table, mapping))])
     if target:
         raise BadInput("'table' names one target: with a set of backups (backupId) give 'map' instead")
+    names = request.get("tables") or None
+
+    def wanted(table: str) -> bool:
+        return (table in names) if names else any(table.startswith(old) for old, _ in mapping)
+
     if not is_s3(url) and os.path.isdir(url):
-        # A local directory of backup files (``ddb-backup backup --prefix P --dir D``): one file a table.
-        files = sorted(os.path.join(url, n) for n in os.listdir(url) if n.endswith((".json", ".json.gz")))
-        sources = [open_source(f, s3) for f in files]
-        pairs = [
-            (src, map_table_name(src.table, mapping))
-            for src in sources
-            if src.table and any(src.table.startswith(old) for old, _ in mapping)
-        ]
-        if not pairs:
-            raise BadInput(f"{url}: no backup file of a table the name mapping applies to")
-        return pairs, None
-    run, directories = find_run(url, s3, backup_id)
+        return _local_set(url, s3, mapping, wanted, bool(names or request.get("allowPartial")))
+    choice = runs.find_run(
+        url, s3, request.get("backupId"), wanted=wanted, tables=names, allow_partial=bool(request.get("allowPartial"))
+    )
     pairs = []
-    for directory in directories:
+    for directory in choice.directories:
         src = open_source(directory, s3)
         assert src.table
-        if mapping and not any(src.table.startswith(old) for old, _ in mapping):
-            continue
         pairs.append((src, map_table_name(src.table, mapping)))
-    if not pairs:
-        raise BadInput(f"{url}: backup run {run} has no table the name mapping applies to")
-    return pairs, run
+    return _Pairs(pairs, choice.backup_id, [f"restoring backup run {choice.backup_id}", *choice.skipped])
+
+
+def _local_set(
+    url: str, s3: Any, mapping: list[tuple[str, str]], wanted: Callable[[str], bool], partial: bool
+) -> _Pairs:
+    """A local directory of backup files (``ddb-backup backup --prefix P --dir D``): one file a table, one run."""
+    files = sorted(os.path.join(url, n) for n in os.listdir(url) if n.endswith((".json", ".json.gz")))
+    sources = [src for src in (open_source(f, s3) for f in files) if src.table and wanted(src.table)]
+    if not sources:
+        raise BadInput(f"{url}: no backup file of a table the name mapping applies to")
+    by_table = {src.table: src.location for src in sources if src.table}
+    notes = [] if partial else runs.check_local_set(url, by_table, wanted)
+    return _Pairs([(src, map_table_name(str(src.table), mapping)) for src in sources], None, notes)
 
 
 def _key_schema(src: Source, request: dict[str, Any]) -> list[dict[str, str]] | None:
@@ -148,31 +165,40 @@ def _check_items_fit(src: Source, target: dict[str, Any]) -> None:
             )
 
 
-def prepare_targets(
-    ddb: Any, s3: Any, request: dict[str, Any], *, bucket: str | None
-) -> tuple[list[tuple[Source, str, dict[str, Any]]], str | None]:
-    """Open every source of ``request``, check every target, then create the missing ones.
+class Prepared(NamedTuple):
+    """Every table of a restore, prepared: (source, target, ``prepare_target`` result); the run of a set; notes."""
 
-    Every target is checked before any is created, so a refusal leaves nothing
+    targets: list[tuple[Source, str, dict[str, Any]]]
+    backup_run: str | None
+    notes: list[str]
+
+
+def prepare_targets(ddb: Any, s3: Any, request: dict[str, Any], *, bucket: str | None, run_id: str) -> Prepared:
+    """Open every source of ``request``, check every part and target, then create the missing targets.
+
+    Every part is checked to exist with its manifest's size, and every target
+    is checked, before any is created or marked, so a refusal leaves nothing
     behind. ``bucket``: where a source given as a bare key lives (None: the
-    source is a local path or an ``s3://`` URL). Returns (source, target,
-    ``prepare_target`` result) for each table, and the backup run id of a set.
+    source is a local path or an ``s3://`` URL). ``run_id`` names the mark put
+    on every target until its restore is complete (see
+    :mod:`ddb_backup.restore.resume`).
     """
-    pairs, backup_run = _pairs(s3, request, bucket)
-    targets = [t for _, t in pairs]
+    found = _pairs(s3, request, bucket)
+    targets = [t for _, t in found.pairs]
     twice = sorted({t for t in targets if targets.count(t) > 1})
     if twice:
         raise BadInput(f"several sources would be restored into {', '.join(twice)}")
-    schemas = [_key_schema(src, request) for src, _ in pairs]
-    for (src, target), schema in zip(pairs, schemas, strict=True):
-        checked = _prepare(ddb, src, target, schema, request, check_only=True)
+    check_parts_present([p for src, _ in found.pairs for p in src.parts], s3)
+    schemas = [_key_schema(src, request) for src, _ in found.pairs]
+    for (src, target), schema in zip(found.pairs, schemas, strict=True):
+        checked = _prepare(ddb, src, target, schema, request, run_id, check_only=True)
         if src.description is None and checked["exists"]:
             _check_items_fit(src, checked)
     prepared = [
-        (src, target, _prepare(ddb, src, target, schema, request, check_only=False))
-        for (src, target), schema in zip(pairs, schemas, strict=True)
+        (src, target, _prepare(ddb, src, target, schema, request, run_id, check_only=False))
+        for (src, target), schema in zip(found.pairs, schemas, strict=True)
     ]
-    return prepared, backup_run
+    return Prepared(prepared, found.backup_run, found.notes)
 
 
 def _prepare(
@@ -181,10 +207,11 @@ def _prepare(
     target: str,
     schema: list[dict[str, str]] | None,
     request: dict[str, Any],
+    run_id: str,
     *,
     check_only: bool,
 ) -> dict[str, Any]:
-    """``prepare_target`` for one source's target, as ``request`` asks (mode, allowSource)."""
+    """``prepare_target`` for one source's target, as ``request`` asks (mode, allowSource), marked for ``run_id``."""
     return prepare_target(
         ddb,
         target,
@@ -194,6 +221,8 @@ def _prepare(
         source_table=src.table,
         allow_source=bool(request.get("allowSource")),
         check_only=check_only,
+        mark=Mark(src.backup_id or location_name(src.location), run_id),
+        resume_hint=resume_hint(request, target),
     )
 
 
@@ -218,7 +247,7 @@ def plan_restore(
     created, so a refusal leaves nothing behind.
     """
     now = now or dt.datetime.now(dt.UTC)
-    prepared_targets, backup_run = prepare_targets(ddb, s3, request, bucket=settings.bucket)
+    prepared_targets, backup_run, notes = prepare_targets(ddb, s3, request, bucket=settings.bucket, run_id=run_id)
     prefix = run_prefix(settings, run_id)
     tables: list[dict[str, Any]] = []
     work: list[dict[str, Any]] = []
@@ -233,6 +262,7 @@ def plan_restore(
         "startedAt": now.isoformat(),
         "request": request,
         "backupRun": backup_run,
+        "notes": notes,
         "mode": request.get("mode") or "new",
         "tables": tables,
     }
@@ -245,7 +275,8 @@ def plan_restore(
         "parts": len(work),
         "maxConcurrency": settings.max_concurrency,
         "tables": [{k: t[k] for k in ("source", "format", "target", "created", "expectedItems")} for t in tables],
-        "warnings": [w for t in tables for w in t["warnings"]],
+        "backupRun": backup_run,
+        "warnings": notes + [w for t in tables for w in t["warnings"]],
     }
 
 
@@ -278,8 +309,13 @@ def finalize_restore(
     *,
     map_failed: bool = False,
     now: dt.datetime | None = None,
+    ddb: Any = None,
 ) -> dict[str, Any]:
     """Compare what every part wrote with what its source promised; report, or fail naming each problem.
+
+    On success the restore-in-progress mark is removed from every target
+    (``ddb``: the DynamoDB client to do it with); on failure it stays, so the
+    targets say they hold a partial restore.
 
     Fails (``IntegrityError`` for a corrupt part or a count that differs from
     the manifest, else ``RestoreIncomplete``) when a part has no result (it
@@ -312,8 +348,14 @@ def finalize_restore(
     put_json(s3, bucket, prefix + "report.json", report)
     if problems:
         more = f" (and {len(problems) - 5} more; see s3://{bucket}/{prefix}report.json)" if len(problems) > 5 else ""
-        message = f"restore {plan['runId']}: " + "; ".join(problems[:5]) + more
+        message = (
+            f"restore {plan['runId']}: " + "; ".join(problems[:5]) + more + "; the targets stay marked as a partial"
+            f" restore ({MARK_KEY}): rerun with mode 'overwrite' to finish"
+        )
         raise (IntegrityError if any(c.integrity for c in checks) else RestoreIncomplete)(message)
+    if ddb is not None:
+        for table in plan["tables"]:
+            clear_mark(ddb, table["target"])
     del report["problems"]
     return report
 

@@ -16,8 +16,10 @@ Rules (each refusal is a ``TargetRefused`` whose message names the table and the
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -26,6 +28,8 @@ from ddb_backup.aws import tables
 from ddb_backup.aws.retry import Retry, call_with_backoff, error_code
 from ddb_backup.errors import BadInput, TargetRefused
 from ddb_backup.format import layout
+from ddb_backup.restore import resume
+from ddb_backup.restore.resume import Mark
 
 MODES = ("new", "overwrite")
 
@@ -148,7 +152,11 @@ def create_table_args(name: str, description: dict[str, Any]) -> dict[str, Any]:
         args["TableClass"] = table_class
     if table.get("OnDemandThroughput") and billing == "PAY_PER_REQUEST":
         args["OnDemandThroughput"] = table["OnDemandThroughput"]
-    tags = [{"Key": t["Key"], "Value": t["Value"]} for t in description.get("Tags") or [] if "Key" in t]
+    tags = [
+        {"Key": t["Key"], "Value": t["Value"]}
+        for t in description.get("Tags") or []
+        if "Key" in t and t["Key"] != resume.MARK_KEY
+    ]
     if tags:
         args["Tags"] = tags
     # Deletion protection is left off: a restored copy is often deleted again after a check.
@@ -164,15 +172,21 @@ def _wait_active(ddb: Any, name: str, timeout: float, sleep: Callable[[float], N
 
 
 def _apply_settings(
-    ddb: Any, name: str, description: dict[str, Any], patience: float, sleep: Callable[[float], None]
+    ddb: Any,
+    name: str,
+    description: dict[str, Any],
+    patience: float,
+    sleep: Callable[[float], None],
+    which: tuple[str, ...] = tables.CREATE_TABLE_LACKS,
 ) -> tuple[list[str], list[str]]:
-    """TTL and PITR as in the source (CreateTable cannot take them): (applied, warnings).
+    """TTL and PITR as in the source (CreateTable cannot take them), or ``which``: (applied, warnings).
 
     A brand-new table may refuse them for a while; after ``patience`` seconds
     the restore goes on and says so instead of failing or waiting an hour.
     """
     retry = Retry.within(patience, base=1.0, cap=10.0, sleep=sleep)
-    out = tables.reapply_settings(ddb, description, name, retry, tables.CREATE_TABLE_LACKS)
+    source = {**description, "Tags": [t for t in description.get("Tags") or [] if t.get("Key") != resume.MARK_KEY]}
+    out = tables.reapply_settings(ddb, source, name, retry, which)
     warnings = []
     ttl = out.pending.get("ttl")
     if ttl is not None:
@@ -199,32 +213,104 @@ def _check_request(name: str, mode: str, source_table: str | None, allow_source:
         )
 
 
-def _check_existing(
-    ddb: Any,
-    name: str,
-    existing: dict[str, Any],
-    wanted: list[tuple[str, str, str]] | None,
-    mode: str,
-    wait: Callable[[], object],
-) -> dict[str, Any]:
+def _check_identity(name: str, existing: dict[str, Any], description: dict[str, Any] | None) -> None:
+    """Refuse the backup's own source table by its ARN, whatever name the manifest gives it."""
+    saved = (description or {}).get("Table") or {}
+    if not saved.get("TableArn") or saved["TableArn"] != existing.get("TableArn"):
+        return
+    created = str(existing.get("CreationDateTime", ""))
+    same = "and creation time" if _same_time(saved.get("CreationDateTime"), existing.get("CreationDateTime")) else ""
+    raise TargetRefused(
+        f"table {name} is the table this backup was taken from (same ARN {saved['TableArn']} {same}, created "
+        f"{created}), whatever table name the backup records: restore into another table, "
+        "or allow the source explicitly (allowSource / --allow-source)"
+    )
+
+
+def _same_time(saved: Any, actual: Any) -> bool:
+    try:
+        have = actual if isinstance(actual, dt.datetime) else dt.datetime.fromisoformat(str(actual))
+        return dt.datetime.fromisoformat(str(saved)) == have
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """What one target is prepared for: the table, the backup's schema, the mode, and this run's mark."""
+
+    ddb: Any
+    name: str
+    description: dict[str, Any] | None
+    schema: list[dict[str, str]] | None
+    mode: str
+    check_only: bool
+    mark: Mark | None
+    resume_hint: str
+    timeout: float
+    patience: float
+    sleep: Callable[[float], None]
+
+    def wait(self) -> dict[str, Any]:
+        return _wait_active(self.ddb, self.name, self.timeout, self.sleep)
+
+    def settings(self, which: tuple[str, ...]) -> tuple[list[str], list[str]]:
+        if self.description is None:
+            return [], []
+        return _apply_settings(self.ddb, self.name, self.description, self.patience, self.sleep, which)
+
+
+def _check_existing(ask: _Ask, existing: dict[str, Any], wanted: list[tuple[str, str, str]] | None) -> dict[str, Any]:
     """The result for an existing target, or ``TargetRefused`` (unusable, other keys, not empty in mode new)."""
+    name = ask.name
     if existing.get("TableStatus") not in ("ACTIVE", "UPDATING", "CREATING"):
         raise TargetRefused(f"table {name} is {existing.get('TableStatus')}, not usable as a target")
     types = {a["AttributeName"]: a["AttributeType"] for a in existing.get("AttributeDefinitions", [])}
     have = _keys(existing["KeySchema"], types)
     if wanted is not None and have != wanted:
         raise TargetRefused(f"table {name} has keys {_fmt(have)}, the backup has {_fmt(wanted)}")
+    found = resume.read_mark(ask.ddb, existing["TableArn"]) if ask.mark else None
+    if found is not None:
+        return _resume(ask, existing, found, have)
     if existing.get("TableStatus") == "CREATING":
-        wait()
-    if mode == "new" and not is_empty(ddb, name):
+        ask.wait()
+    if ask.mode == "new" and not is_empty(ask.ddb, name):
         raise TargetRefused(
             f"table {name} is not empty: restore into a new or empty table, "
             "or choose mode 'overwrite' to upsert into it"
         )
+    if ask.mark and not ask.check_only:
+        resume.set_mark(ask.ddb, existing["TableArn"], ask.mark)
     return _result(name, have, exists=True, created=False)
 
 
-def _create(ddb: Any, name: str, description: dict[str, Any] | None, schema: list[dict[str, str]] | None) -> bool:
+def _resume(ask: _Ask, existing: dict[str, Any], found: Mark, have: list[tuple[str, str, str]]) -> dict[str, Any]:
+    """A target a restore left marked: this run's own (a retried plan), or another's to finish in mode overwrite."""
+    assert ask.mark is not None
+    ours = found.run == ask.mark.run
+    if not ours and ask.mode == "new":
+        raise TargetRefused(f"{found.partial(ask.name)}; it did not finish: {ask.resume_hint}")
+    if ask.check_only:
+        return _result(ask.name, have, exists=True, created=False)
+    if not ours:
+        resume.set_mark(ask.ddb, existing["TableArn"], Mark(ask.mark.backup, ask.mark.run, found.created))
+    ask.wait()
+    # A table the first run created gets what CreateTable could not give it; tags again if it died before.
+    which = (tables.CREATE_TABLE_LACKS if ours else tables.RESTORE_DROPS) if found.created else ()
+    settings, warnings = ask.settings(which)
+    if not ours:
+        done = f" (settings applied: {', '.join(settings)})" if settings else ""
+        warnings.insert(0, f"{found.partial(ask.name)}: resuming it{done}; every item is written again")
+    return _result(ask.name, have, exists=True, created=found.created, settings=settings, warnings=warnings)
+
+
+def _create(
+    ddb: Any,
+    name: str,
+    description: dict[str, Any] | None,
+    schema: list[dict[str, str]] | None,
+    mark: Mark | None = None,
+) -> bool:
     """CreateTable from the description (or the given keys, on demand); False when the table appeared meanwhile."""
     if description is not None:
         args = create_table_args(name, description)
@@ -238,6 +324,8 @@ def _create(ddb: Any, name: str, description: dict[str, Any] | None, schema: lis
             ],
             "BillingMode": "PAY_PER_REQUEST",
         }
+    if mark is not None:  # with CreateTable itself: a run killed after it still leaves a marked table
+        args["Tags"] = [*args.get("Tags", []), mark.tag()]
     try:
         call_with_backoff(ddb.create_table, **args)
     except ClientError as exc:
@@ -260,6 +348,8 @@ def prepare_target(
     source_table: str | None = None,
     allow_source: bool = False,
     check_only: bool = False,
+    mark: Mark | None = None,
+    resume_hint: str = "rerun the restore with mode 'overwrite' to finish it",
     timeout: float = 600.0,
     settings_patience: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
@@ -271,7 +361,10 @@ def prepare_target(
     in for it when the source has no schema. ``mode``: ``new`` (create, or an
     existing empty table) or ``overwrite`` (upsert into an existing table,
     empty or not). ``check_only`` checks everything and creates nothing, so a
-    set of tables can be checked before any is created.
+    set of tables can be checked before any is created. ``mark``: this run's
+    mark, put on the target (see :mod:`ddb_backup.restore.resume`); a target
+    another run left marked is refused in mode ``new`` (``resume_hint`` says
+    how to resume) and finished in mode ``overwrite``.
 
     TTL and PITR a new table refuses for ``settings_patience`` seconds are
     left off and named in ``warnings`` rather than failing the restore.
@@ -281,32 +374,28 @@ def prepare_target(
     """
     _check_request(name, mode, source_table, allow_source)
     schema = normalize_key_schema(key_schema) if key_schema else None
-    wanted = _wanted_keys(description, schema)
-    existing = tables.describe_table(ddb, name)
+    ask = _Ask(ddb, name, description, schema, mode, check_only, mark, resume_hint, timeout, settings_patience, sleep)
+    return _prepare(ask, _wanted_keys(description, schema), allow_source)
+
+
+def _prepare(ask: _Ask, wanted: list[tuple[str, str, str]] | None, allow_source: bool) -> dict[str, Any]:
+    existing = tables.describe_table(ask.ddb, ask.name)
     if existing is not None:
-        return _check_existing(ddb, name, existing, wanted, mode, lambda: _wait_active(ddb, name, timeout, sleep))
-    if description is None and schema is None:
+        if not allow_source:
+            _check_identity(ask.name, existing, ask.description)
+        return _check_existing(ask, existing, wanted)
+    if ask.description is None and ask.schema is None:
         raise TargetRefused(
-            f"table {name} does not exist and the backup carries no schema: create it first, or give its keys"
+            f"table {ask.name} does not exist and the backup carries no schema: create it first, or give its keys"
         )
-    if check_only:
-        return _result(name, wanted or [], exists=False, created=False)
-    if not _create(ddb, name, description, schema):
-        return prepare_target(
-            ddb,
-            name,
-            description=description,
-            key_schema=key_schema,
-            mode=mode,
-            source_table=source_table,
-            allow_source=allow_source,
-            timeout=timeout,
-            settings_patience=settings_patience,
-            sleep=sleep,
-        )
-    _wait_active(ddb, name, timeout, sleep)
-    settings, warnings = _apply_settings(ddb, name, description, settings_patience, sleep) if description else ([], [])
-    return _result(name, wanted or [], exists=True, created=True, settings=settings, warnings=warnings)
+    if ask.check_only:
+        return _result(ask.name, wanted or [], exists=False, created=False)
+    mark = Mark(ask.mark.backup, ask.mark.run, created=True) if ask.mark else None
+    if not _create(ask.ddb, ask.name, ask.description, ask.schema, mark):
+        return _prepare(ask, wanted, allow_source)  # created meanwhile (a retried plan): checked as existing
+    ask.wait()
+    settings, warnings = ask.settings(tables.CREATE_TABLE_LACKS)
+    return _result(ask.name, wanted or [], exists=True, created=True, settings=settings, warnings=warnings)
 
 
 def _result(
