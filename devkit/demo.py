@@ -21,7 +21,7 @@ SOURCE_PREFIX = "mystack-"
 TARGET_PREFIX = "restore-"
 
 
-def _counts(items: int) -> dict[str, int]:
+def cumulus_counts(items: int) -> dict[str, int]:
     """Table sizes of a small Cumulus deployment, scaled from the Granules count."""
     return {
         "Users": max(3, items // 40),
@@ -51,7 +51,7 @@ def run_demo(items: int = 600, *, quiet: bool = False, out: Any = sys.stdout) ->
         ddb, s3 = client("dynamodb"), client("s3")
         bucket = stack.outputs["BackupBucketName"]
         t = time.monotonic()
-        made = sample.create_cumulus_tables(ddb, SOURCE_PREFIX, _counts(items))
+        made = sample.create_cumulus_tables(ddb, SOURCE_PREFIX, cumulus_counts(items))
         say(f"created {len(made)} Cumulus tables, {sum(made.values()):,} items ({time.monotonic() - t:.1f} s)")
 
         backup, backup_seconds = _run(stack, "BackupStateMachine", {"tablePrefix": SOURCE_PREFIX, "segments": 4})

@@ -28,7 +28,7 @@ from ddb_backup.native.snapshots import (
     stack_marker,
 )
 from ddb_backup.native.snapshots import check as check_snapshots
-from ddb_backup_cli.common import common_options, flag, print_json, say
+from ddb_backup_cli.common import common_options, flag, print_json, say, table_names
 
 DEFAULT_STACK = "ddb-backup"
 
@@ -206,7 +206,9 @@ def cmd_snapshots_prune(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ parser
 def _selectors(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--table", action="append", metavar="TABLE", help="a table (repeatable, or comma separated)")
+    p.add_argument(
+        "--table", action="append", type=table_names, metavar="TABLE", help="a table (repeatable, or comma separated)"
+    )
     p.add_argument("--cumulus-prefix", metavar="PREFIX", help="the Cumulus tables <PREFIX><Name>Table, e.g. mystack-")
     p.add_argument(
         "--cumulus-tables",
@@ -254,7 +256,7 @@ def _group(subparsers: Any, name: str, help_: str, description: str, epilog: str
 
 def register(subparsers: Any) -> None:
     """Add ``pitr`` and ``snapshots`` to the main parser's subcommands."""
-    parents = [common_options(top=False)]
+    parents = [common_options(top=False, endpoint_timeout=False)]
 
     def add(
         group: Any, name: str, help_: str, func: Callable[[argparse.Namespace], int], epilog: str
@@ -267,7 +269,7 @@ def register(subparsers: Any) -> None:
             formatter_class=argparse.RawDescriptionHelpFormatter,
             parents=parents,
         )
-        p.set_defaults(func=func)
+        p.set_defaults(func=func, parser=p)
         return p
 
     pitr_sub = _group(

@@ -17,10 +17,14 @@ from ddb_backup_cli.common import (
     add_command,
     add_table_selectors,
     mapping,
+    one_target,
     print_json,
     say,
+    table_name,
     tables_arg,
 )
+
+DEFAULT_PREFIX = "backups/"
 
 
 # ------------------------------------------------------------------ the deployed stack
@@ -116,8 +120,7 @@ def cmd_start_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_start_restore(args: argparse.Namespace) -> int:
-    if bool(args.table) == bool(args.map):
-        raise UsageError("give --table NAME (one table) or --map OLD=NEW (a set), not both")
+    one_target(args)
     payload: dict[str, Any] = {"source": args.backup, "mode": args.mode, "allowSource": args.allow_source}
     if args.table:
         payload["table"] = args.table
@@ -130,10 +133,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     from ddb_backup.aws.s3io import split_s3_url
     from ddb_backup.format.catalog import list_backups
 
+    if args.bucket and args.stack_name:
+        raise UsageError("give --bucket or --stack-name, not both")
     if args.bucket:
-        bucket, prefix = split_s3_url(args.bucket) if args.bucket.startswith("s3://") else (args.bucket, args.prefix)
+        bucket, in_url = split_s3_url(args.bucket) if args.bucket.startswith("s3://") else (args.bucket, "")
+        if in_url and args.prefix is not None and in_url.rstrip("/") != args.prefix.rstrip("/"):
+            raise UsageError(f"the prefix is {in_url!r} in --bucket and {args.prefix!r} in --prefix: give one")
+        prefix = in_url or (DEFAULT_PREFIX if args.prefix is None else args.prefix)
     elif args.stack_name:
-        bucket, prefix = _stack_outputs(args.stack_name)["BackupBucketName"], args.prefix
+        bucket = _stack_outputs(args.stack_name)["BackupBucketName"]
+        prefix = DEFAULT_PREFIX if args.prefix is None else args.prefix
     else:
         raise UsageError("give --bucket (or s3://bucket/prefix) or --stack-name")
     rows = list_backups(client("s3"), bucket, prefix, table=args.table)
@@ -174,10 +183,19 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
             add_table_selectors(p)
         else:
             p.add_argument("--backup", required=True, help="s3:// URL of the backup (directory or manifest)")
-            p.add_argument("--table", help="target table")
-            p.add_argument("--map", action="append", metavar="OLD=NEW")
-            p.add_argument("--mode", choices=["new", "overwrite"], default="new")
-            p.add_argument("--allow-source", action="store_true")
+            p.add_argument("--table", type=table_name, help="target table (one table)")
+            p.add_argument(
+                "--map", action="append", metavar="OLD=NEW", help="restore a set, renaming by prefix (repeatable)"
+            )
+            p.add_argument(
+                "--mode",
+                choices=["new", "overwrite"],
+                default="new",
+                help="new: create the target or require it empty (default); overwrite: upsert into a non-empty table",
+            )
+            p.add_argument(
+                "--allow-source", action="store_true", help="allow restoring into the backup's own source table"
+            )
 
     p = add(
         "list",
@@ -186,6 +204,6 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "  ddb-backup list --stack-name ddb-backup\n  ddb-backup list --bucket s3://my-bucket/backups/ --table mystack-GranulesTable",
     )
     p.add_argument("--bucket", help="bucket name or s3://bucket/prefix")
-    p.add_argument("--stack-name")
-    p.add_argument("--prefix", default="backups/", help="key prefix of backups (default backups/)")
-    p.add_argument("--table", help="only this table")
+    p.add_argument("--stack-name", help="the deployed ddb-backup stack (its output names the bucket)")
+    p.add_argument("--prefix", help="key prefix of backups (default: the s3:// URL's, else backups/)")
+    p.add_argument("--table", type=table_name, help="only this table")
