@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -66,11 +67,19 @@ def _emit(args: argparse.Namespace, doc: Any, rows: list[dict[str, Any]], column
     if not rows:
         print("(none)")
         return
-    cells = [[str(r.get(c, "") if r.get(c) is not None else "") for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    headers = [re.sub(r"(?<=[a-z])(?=[A-Z])", " ", c).lower() for c in columns]  # recoveryPeriodInDays -> words
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    """A table cell: yes/no for booleans, empty for None."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "" if value is None else str(value)
 
 
 def _selection(args: argparse.Namespace, *, required: bool) -> list[str] | None:

@@ -29,8 +29,14 @@ from ddb_backup_cli.common import (
 )
 from ddb_backup_cli.endpoint import describe_failure
 
-DEMO_HELP = "run the whole job on the embedded emulator: 8 Cumulus tables, backup, restore, verify"
-LOCAL_STACK_HELP = "serve template.yaml deployed on an emulator (moto) at 127.0.0.1, to try the stack commands"
+DEMO_HELP = (
+    "run the whole job on the embedded emulator: 8 Cumulus tables, backup, restore, verify "
+    "(needs a source checkout and the 'local' extra)"
+)
+LOCAL_STACK_HELP = (
+    "serve template.yaml deployed on an emulator (moto) at 127.0.0.1, to try the stack commands "
+    "(needs a source checkout and the 'local' extra)"
+)
 LOCAL_STACK_READY = """\
 local stack {stack!r} serving on {url} (Ctrl-C to stop); in another shell:
   export AWS_ENDPOINT_URL={url} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
@@ -182,7 +188,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from devkit.demo import run_demo
 
-    return run_demo(items=args.items, quiet=args.quiet)
+    return run_demo(items=args.items, quiet=args.quiet, as_json=args.json, out=sys.stdout)
 
 
 def cmd_local_stack(args: argparse.Namespace) -> int:
@@ -222,8 +228,12 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "  ddb-backup backup --tables A,B --to s3://bucket/backups/     # backup format v1 with manifest",
     )
     add_table_selectors(p)
-    p.add_argument("--out", help="output file for a single table (default: backups/<table>.json)")
-    p.add_argument("--dir", default="backups", help="directory for per-table files (default: backups)")
+    p.add_argument(
+        "--out", help="output file for a single table (default: backups/<table>.json; a name ending in .gz is gzipped)"
+    )
+    p.add_argument(
+        "--dir", default="backups", help="directory for per-table files, <table>.json, not gzipped (default: backups)"
+    )
     p.add_argument("--to", metavar="S3_URL", help="write backup format v1 under s3://bucket/prefix instead")
     p.add_argument("--workers", type=int, default=8, help="segments scanned at once (default 8)")
 

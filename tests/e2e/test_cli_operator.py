@@ -192,3 +192,38 @@ def test_a_multi_table_run_ends_with_a_summary_table(tables, tmp_path, capsys):
     client("s3").create_bucket(Bucket="ops")
     assert main(["backup", "--table", "mystack-RulesTable", "--to", "s3://ops/backups/", "--segments", "1"]) == 0
     assert "mystack-RulesTable: 7 items in 1 part -> s3://ops/" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ what help and output say (point 8)
+def test_pitr_and_snapshot_tables_have_words_for_headers_and_yes_no_for_booleans(tables, capsys):
+    assert main(["pitr", "status", "--table", "mystack-RulesTable"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "recovery period in days" in header and "RECOVERYPERIODINDAYS" not in header
+    assert main(["--quiet", "snapshots", "create", "--table", "mystack-RulesTable"]) == 0
+    capsys.readouterr()
+    assert main(["snapshots", "list", "--table", "mystack-RulesTable"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ours = lines[0].split().index("ours")
+    assert lines[1].split()[ours] == "yes"
+    assert "False" not in lines[1] and "True" not in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [
+        (["verify"], "--table"),
+        (["start-restore"], "--map"),
+        (["start-restore"], "--mode"),
+        (["start-restore"], "--allow-source"),
+        (["list"], "--stack-name"),
+        (["backup"], "--timeout"),
+    ],
+)
+def test_every_option_has_help_text(capsys, command, option):
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    out = capsys.readouterr().out
+    described = [line for line in out.splitlines() if line.strip().startswith(option)]
+    assert described, out
+    words = described[0].strip().split("  ", 1)
+    assert len(words) == 2 or out.splitlines()[out.splitlines().index(described[0]) + 1].startswith(" " * 20)
