@@ -133,8 +133,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     from ddb_backup.aws.s3io import split_s3_url
     from ddb_backup.format.catalog import list_backups
 
-    if args.bucket and args.stack_name:
-        raise UsageError("give --bucket or --stack-name, not both")
+    if sum(map(bool, (args.bucket, args.stack_name, args.dir))) > 1:
+        raise UsageError("give one of --bucket, --stack-name and --dir")
+    if args.dir:
+        from ddb_backup_cli.describe import list_directory
+
+        return list_directory(args, args.dir)
     if args.bucket:
         bucket, in_url = split_s3_url(args.bucket) if args.bucket.startswith("s3://") else (args.bucket, "")
         if in_url and args.prefix is not None and in_url.rstrip("/") != args.prefix.rstrip("/"):
@@ -144,7 +148,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         bucket = _stack_outputs(args.stack_name)["BackupBucketName"]
         prefix = DEFAULT_PREFIX if args.prefix is None else args.prefix
     else:
-        raise UsageError("give --bucket (or s3://bucket/prefix) or --stack-name")
+        raise UsageError("give --bucket (or s3://bucket/prefix), --stack-name or --dir (local backup files)")
     rows = list_backups(client("s3"), bucket, prefix, table=args.table)
     if args.json:
         print_json(rows)
@@ -201,9 +205,11 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "list",
         "list backups in the bucket: table, id, items, size, complete or not",
         cmd_list,
-        "  ddb-backup list --stack-name ddb-backup\n  ddb-backup list --bucket s3://my-bucket/backups/ --table mystack-GranulesTable",
+        "  ddb-backup list --stack-name ddb-backup\n  ddb-backup list --bucket s3://my-bucket/backups/ --table mystack-GranulesTable\n"
+        "  ddb-backup list --dir backups/",
     )
     p.add_argument("--bucket", help="bucket name or s3://bucket/prefix")
     p.add_argument("--stack-name", help="the deployed ddb-backup stack (its output names the bucket)")
+    p.add_argument("--dir", help="a local directory of backup files (backup --dir writes them)")
     p.add_argument("--prefix", help="key prefix of backups (default: the s3:// URL's, else backups/)")
     p.add_argument("--table", type=table_name, help="only this table")

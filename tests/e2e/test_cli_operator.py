@@ -228,3 +228,47 @@ def test_every_option_has_help_text(capsys, command, option):
     assert described, out
     words = described[0].strip().split("  ", 1)
     assert len(words) == 2 or out.splitlines()[out.splitlines().index(described[0]) + 1].startswith(" " * 20)
+
+
+# ------------------------------------------------------------------ describe, list --dir
+def test_describe_a_local_file_an_s3_backup_and_a_native_export(backed_up, tmp_path, capsys):
+    from tests.conftest import FIXTURES
+
+    path = tmp_path / "r.json"
+    assert main(["--quiet", "backup", "--table", "mystack-RulesTable", "--out", str(path)]) == 0
+    assert main(["describe", "--json", str(path)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["format"], doc["table"], doc["items"], doc["complete"]) == ("local-file", "mystack-RulesTable", 7, True)
+    assert doc["bytes"] == path.stat().st_size and doc["keySchema"][0]["AttributeName"] == "name"
+
+    assert main(["list", "--json", "--bucket", "s3://ops", "--table", "mystack-GranulesTable"]) == 0
+    url = json.loads(capsys.readouterr().out)[0]["url"]
+    assert main(["describe", url]) == 0
+    out = capsys.readouterr().out
+    assert "table:           mystack-GranulesTable" in out and "items:           40" in out
+    assert "checksums:       sha256 of every part" in out and "complete:        yes" in out
+    assert "billingMode:" in out and "time:            20" in out
+
+    export = next(p for p in (FIXTURES / "native-export").rglob("manifest-summary.json"))
+    assert main(["describe", "--json", str(export.parent)]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["format"] == "native-export" and doc["complete"] and doc["items"] > 0
+
+
+def test_describe_says_incomplete_and_exits_1(tmp_path, capsys):
+    path = tmp_path / "cut.json"
+    path.write_text('{"ddbBackupFile": {"formatVersion": 1, "table": "abc", "description": null}}\n')
+    assert main(["describe", str(path)]) == 1
+    assert "INCOMPLETE" in capsys.readouterr().out
+
+
+def test_list_of_a_local_directory(tables, tmp_path, capsys):
+    assert main(["--quiet", "backup", "--prefix", "mystack-", "--dir", str(tmp_path)]) == 0
+    (tmp_path / "cut.json").write_text('{"ddbBackupFile": {"formatVersion": 1, "table": "abc", "description": null}}\n')
+    assert main(["list", "--dir", str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r.get("table"), r.get("items"), r["complete"]) for r in rows] == [
+        (None, None, False),
+        ("mystack-GranulesTable", 40, True),
+        ("mystack-RulesTable", 7, True),
+    ]
