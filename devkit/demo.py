@@ -8,6 +8,7 @@ another prefix, verifies every table item by item, and prints a report.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -21,7 +22,7 @@ SOURCE_PREFIX = "mystack-"
 TARGET_PREFIX = "restore-"
 
 
-def _counts(items: int) -> dict[str, int]:
+def cumulus_counts(items: int) -> dict[str, int]:
     """Table sizes of a small Cumulus deployment, scaled from the Granules count."""
     return {
         "Users": max(3, items // 40),
@@ -35,11 +36,14 @@ def _counts(items: int) -> dict[str, int]:
     }
 
 
-def run_demo(items: int = 600, *, quiet: bool = False, out: Any = sys.stdout) -> int:
-    """Back up the eight Cumulus tables and restore them on a local stack; 0 when every table verifies."""
+def run_demo(items: int = 600, *, quiet: bool = False, as_json: bool = False, out: Any = sys.stdout) -> int:
+    """Back up the eight Cumulus tables and restore them on a local stack; 0 when every table verifies.
+
+    ``as_json``: no chatter, and the report as one JSON document.
+    """
 
     def say(text: str) -> None:
-        if not quiet:
+        if not quiet and not as_json:
             print(text, file=out, flush=True)
 
     started = time.monotonic()
@@ -51,7 +55,7 @@ def run_demo(items: int = 600, *, quiet: bool = False, out: Any = sys.stdout) ->
         ddb, s3 = client("dynamodb"), client("s3")
         bucket = stack.outputs["BackupBucketName"]
         t = time.monotonic()
-        made = sample.create_cumulus_tables(ddb, SOURCE_PREFIX, _counts(items))
+        made = sample.create_cumulus_tables(ddb, SOURCE_PREFIX, cumulus_counts(items))
         say(f"created {len(made)} Cumulus tables, {sum(made.values()):,} items ({time.monotonic() - t:.1f} s)")
 
         backup, backup_seconds = _run(stack, "BackupStateMachine", {"tablePrefix": SOURCE_PREFIX, "segments": 4})
@@ -75,7 +79,9 @@ def run_demo(items: int = 600, *, quiet: bool = False, out: Any = sys.stdout) ->
         say(f"restore state machine: SUCCEEDED in {restore_seconds:.1f} s, into {TARGET_PREFIX}*")
         rows = _verify(ddb, s3, bucket, summaries, restore["output"])
 
-    if not quiet:
+    if as_json:
+        _report_json(rows, backup_seconds, restore_seconds, time.monotonic() - started, out)
+    elif not quiet:
         _report(rows, backup_seconds, restore_seconds, time.monotonic() - started, out)
     failed = [r for r in rows if not r[6]]
     for _table, target, *_, report in failed:
@@ -130,3 +136,16 @@ def _report(rows: list[tuple[Any, ...]], backup_seconds: float, restore_seconds:
         f"all in {total:.1f} s",
         file=out,
     )
+
+
+def _report_json(
+    rows: list[tuple[Any, ...]], backup_seconds: float, restore_seconds: float, total: float, out: Any
+) -> None:
+    keys = ("table", "restoredAs", "backedUp", "parts", "backupSeconds", "restored", "verified")
+    doc = {
+        "tables": [dict(zip(keys, row[:7], strict=True)) for row in rows],
+        "backupSeconds": round(backup_seconds, 3),
+        "restoreSeconds": round(restore_seconds, 3),
+        "seconds": round(total, 3),
+    }
+    print(json.dumps(doc, indent=2), file=out)

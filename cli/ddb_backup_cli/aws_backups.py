@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -28,7 +29,7 @@ from ddb_backup.native.snapshots import (
     stack_marker,
 )
 from ddb_backup.native.snapshots import check as check_snapshots
-from ddb_backup_cli.common import common_options, flag, print_json, say
+from ddb_backup_cli.common import common_options, flag, print_json, say, table_names
 
 DEFAULT_STACK = "ddb-backup"
 
@@ -66,11 +67,19 @@ def _emit(args: argparse.Namespace, doc: Any, rows: list[dict[str, Any]], column
     if not rows:
         print("(none)")
         return
-    cells = [[str(r.get(c, "") if r.get(c) is not None else "") for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    headers = [re.sub(r"(?<=[a-z])(?=[A-Z])", " ", c).lower() for c in columns]  # recoveryPeriodInDays -> words
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    """A table cell: yes/no for booleans, empty for None."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "" if value is None else str(value)
 
 
 def _selection(args: argparse.Namespace, *, required: bool) -> list[str] | None:
@@ -206,7 +215,9 @@ def cmd_snapshots_prune(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ parser
 def _selectors(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--table", action="append", metavar="TABLE", help="a table (repeatable, or comma separated)")
+    p.add_argument(
+        "--table", action="append", type=table_names, metavar="TABLE", help="a table (repeatable, or comma separated)"
+    )
     p.add_argument("--cumulus-prefix", metavar="PREFIX", help="the Cumulus tables <PREFIX><Name>Table, e.g. mystack-")
     p.add_argument(
         "--cumulus-tables",
@@ -254,7 +265,7 @@ def _group(subparsers: Any, name: str, help_: str, description: str, epilog: str
 
 def register(subparsers: Any) -> None:
     """Add ``pitr`` and ``snapshots`` to the main parser's subcommands."""
-    parents = [common_options(top=False)]
+    parents = [common_options(top=False, endpoint_timeout=False)]
 
     def add(
         group: Any, name: str, help_: str, func: Callable[[argparse.Namespace], int], epilog: str
@@ -267,7 +278,7 @@ def register(subparsers: Any) -> None:
             formatter_class=argparse.RawDescriptionHelpFormatter,
             parents=parents,
         )
-        p.set_defaults(func=func)
+        p.set_defaults(func=func, parser=p)
         return p
 
     pitr_sub = _group(

@@ -35,18 +35,66 @@ def print_json(doc: Any) -> None:
     print(json.dumps(doc, indent=2, default=str))
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 item``, ``2 items``, ``1,000 items``."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def mb(nbytes: int | None) -> str:
+    """A size in MB (decimal), or ``-`` when unknown."""
+    return "-" if nbytes is None else f"{nbytes / 1e6:,.1f} MB"
+
+
+def summary_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """The closing table of a multi-table run: table, items, size, time, result (chatter, on stdout)."""
+    say(args, f"\n{'table':40} {'items':>12} {'size':>12} {'time':>9}  result")
+    for r in rows:
+        items = "-" if r.get("items") is None else f"{r['items']:,}"
+        secs = "-" if r.get("seconds") is None else f"{r['seconds']:,.1f} s"
+        say(args, f"{r['table']:40} {items:>12} {mb(r.get('bytes')):>12} {secs:>9}  {r.get('error') or 'ok'}")
+
+
 def progress(args: argparse.Namespace, label: str) -> Progress:
     """A progress line for ``label``, off under --quiet or --json."""
     return Progress(label, enabled=False if (args.quiet or args.json) else None)
 
 
 # ------------------------------------------------------------------ arguments
+def table_name(text: str) -> str:
+    """An argparse type: a DynamoDB table name, or a usage error that states the rule."""
+    from ddb_backup.format.layout import check_table_name
+
+    try:
+        return check_table_name(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a DynamoDB table name: {TABLE_NAME_RULE}") from None
+
+
+def table_names(text: str) -> str:
+    """An argparse type: comma separated DynamoDB table names, each checked as :func:`table_name`."""
+    for name in text.split(","):
+        if name:
+            table_name(name)
+    return text
+
+
+TABLE_NAME_RULE = "3 to 255 characters, only letters, digits, '_', '-' and '.'"
+
+
 def tables_arg(args: argparse.Namespace) -> tuple[list[str] | None, str | None]:
     """The tables named by --table/--tables, or the --prefix: exactly one of the two."""
     names = [t for t in (args.tables or "").split(",") if t] + ([args.table] if args.table else [])
     if bool(names) == bool(args.prefix):
         raise UsageError("give --table/--tables or --prefix (one of them)")
     return (names or None), args.prefix
+
+
+def one_target(args: argparse.Namespace) -> None:
+    """Exactly one of --table and --map, with a message for each way to get it wrong."""
+    if args.table and args.map:
+        raise UsageError("give --table NAME (one table) or --map OLD=NEW (a set), not both")
+    if not args.table and not args.map:
+        raise UsageError("say where to restore: --table NAME (one table) or --map OLD=NEW (a set, renamed by prefix)")
 
 
 def mapping(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -72,11 +120,12 @@ def apply_connection(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------ parser
-def common_options(*, top: bool) -> argparse.ArgumentParser:
+def common_options(*, top: bool, endpoint_timeout: bool = True) -> argparse.ArgumentParser:
     """Connection and output options, accepted before or after the command.
 
     On subcommands the defaults are suppressed, so ``ddb-backup --json list``
-    and ``ddb-backup list --json`` mean the same.
+    and ``ddb-backup list --json`` mean the same. ``endpoint_timeout=False`` leaves
+    ``--timeout`` to commands that give it another meaning (pitr, snapshots).
     """
     common = argparse.ArgumentParser(add_help=False)
     g = common
@@ -86,6 +135,16 @@ def common_options(*, top: bool) -> argparse.ArgumentParser:
     g.add_argument("--endpoint-url", help="endpoint for every service (default: AWS_ENDPOINT_URL)", **kw)
     g.add_argument("--json", action="store_true", help="print machine-readable JSON", **kw)
     g.add_argument("--quiet", "-q", action="store_true", help="no progress, no chatter", **kw)
+    g.add_argument("--debug", action="store_true", help="botocore's wire log (requests, responses) on stderr", **kw)
+    if endpoint_timeout:
+        g.add_argument(
+            "--timeout",
+            dest="endpoint_timeout",
+            type=float,
+            metavar="SECONDS",
+            help="give up on an endpoint that does not answer a request within this (default 60)",
+            **({"default": 60.0} if top else kw),
+        )
     return common
 
 
@@ -107,7 +166,7 @@ def add_command(
 
 def add_table_selectors(p: argparse.ArgumentParser) -> None:
     """--table, --tables, --prefix and --segments: which tables a backup takes."""
-    p.add_argument("--table", help="one table")
-    p.add_argument("--tables", help="several tables, comma separated")
+    p.add_argument("--table", type=table_name, help="one table")
+    p.add_argument("--tables", type=table_names, help="several tables, comma separated")
     p.add_argument("--prefix", help="every table whose name starts with this (e.g. mystack-)")
     p.add_argument("--segments", type=int, help="parallel scan segments per table (default: from table size)")

@@ -11,20 +11,38 @@ from pathlib import Path
 from typing import Any
 
 from ddb_backup.aws.clients import client
-from ddb_backup.errors import BadInput
+from ddb_backup.errors import BadInput, TableNotFound
 from ddb_backup.format.layout import new_backup_id
 from ddb_backup_cli.common import (
     UsageError,
     add_command,
     add_table_selectors,
     mapping,
+    mb,
+    one_target,
+    plural,
     print_json,
     progress,
     say,
+    summary_table,
+    table_name,
     tables_arg,
 )
+from ddb_backup_cli.endpoint import describe_failure
 
-DEMO_HELP = "run the whole job on the embedded emulator: 8 Cumulus tables, backup, restore, verify"
+DEMO_HELP = (
+    "run the whole job on the embedded emulator: 8 Cumulus tables, backup, restore, verify "
+    "(needs a source checkout and the 'local' extra)"
+)
+LOCAL_STACK_HELP = (
+    "serve template.yaml deployed on an emulator (moto) at 127.0.0.1, to try the stack commands "
+    "(needs a source checkout and the 'local' extra)"
+)
+LOCAL_STACK_READY = """\
+local stack {stack!r} serving on {url} (Ctrl-C to stop); in another shell:
+  export AWS_ENDPOINT_URL={url} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+  ddb-backup start-backup --stack-name {stack} --prefix {sample} --wait
+  ddb-backup list --stack-name {stack}"""
 
 
 # ------------------------------------------------------------------ backup
@@ -42,6 +60,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
     assert tables
     if args.out and len(tables) > 1:
         raise UsageError("--out names one file: use it with a single --table, or --dir for several")
+    check_tables_exist(ddb, tables)
     paths = {table: Path(args.out) if args.out else Path(args.dir) / f"{table}.json" for table in tables}
     taken = [str(p) for p in paths.values() if p.exists()]
     if taken and not args.force:
@@ -53,26 +72,48 @@ def cmd_backup(args: argparse.Namespace) -> int:
     run = (new_backup_id(), list(tables))  # one id for every file of this run: a set restore checks it
     for table, path in paths.items():
         shown = progress(args, table)
-        summary = local.backup_to_file(
-            ddb,
-            table,
-            path,
-            segments=args.segments,
-            workers=args.workers,
-            progress=shown,
-            replace=args.force,
-            run_of=run,
-        )
+        try:
+            summary = local.backup_to_file(
+                ddb,
+                table,
+                path,
+                segments=args.segments,
+                workers=args.workers,
+                progress=shown,
+                replace=args.force,
+                run_of=run,
+            )
+        except Exception as exc:
+            if len(tables) == 1 or describe_failure(exc) is None:
+                raise
+            summary = {"table": table, "file": str(path), "error": describe_failure(exc)}
         shown.close()
         summary["seconds"] = round(shown.seconds, 3)
         results.append(summary)
-        say(
-            args,
-            f"{table}: {summary['items']:,} items -> {path} ({summary['bytes'] / 1e6:,.1f} MB, {shown.seconds:,.1f} s)",
-        )
+        if "error" not in summary:
+            say(
+                args,
+                f"{table}: {plural(summary['items'], 'item')} -> {path} ({mb(summary['bytes'])}, {shown.seconds:,.1f} s)",
+            )
     if args.json:
         print_json(results)
-    return 0
+    if len(tables) > 1:
+        summary_table(args, results)
+    return 1 if any("error" in r for r in results) else 0
+
+
+def check_tables_exist(ddb: Any, tables: list[str]) -> None:
+    """Every table exists, or nothing is done: one error naming each missing table."""
+    from ddb_backup.aws.tables import describe_table
+
+    missing = [t for t in tables if describe_table(ddb, t) is None]
+    if missing:
+        names = ", ".join(repr(t) for t in missing)
+        raise TableNotFound(
+            f"table {names} does not exist; nothing was backed up (see 'aws dynamodb list-tables')"
+            if len(missing) == 1
+            else f"tables {names} do not exist; nothing was backed up (see 'aws dynamodb list-tables')"
+        )
 
 
 def _backup_to_s3(args: argparse.Namespace, ddb: Any, tables: list[str] | None, prefix: str | None) -> int:
@@ -98,7 +139,9 @@ def _backup_to_s3(args: argparse.Namespace, ddb: Any, tables: list[str] | None, 
     return _report(
         args,
         summaries,
-        lambda s: f"{s['table']}: {s['items']:,} items in {s['parts']} parts -> s3://{bucket}/{s['manifest']}",
+        lambda s: (
+            f"{s['table']}: {plural(s['items'], 'item')} in {plural(s['parts'], 'part')} -> s3://{bucket}/{s['manifest']}"
+        ),
     )
 
 
@@ -108,6 +151,8 @@ def _report(args: argparse.Namespace, rows: list[dict[str, Any]], line: Callable
         print_json(rows)
     for row in rows:
         say(args, line(row))
+    if len(rows) > 1:
+        summary_table(args, rows)
     return 0
 
 
@@ -115,8 +160,7 @@ def _report(args: argparse.Namespace, rows: list[dict[str, Any]], line: Callable
 def cmd_restore(args: argparse.Namespace) -> int:
     from ddb_backup_cli.restore_local import restore_sources
 
-    if bool(args.table) == bool(args.map):
-        raise UsageError("give --table NAME (one table) or --map OLD=NEW (a set), not both")
+    one_target(args)
     if args.expect_items is not None and (args.map or args.expect_items < 0):
         raise UsageError("--expect-items N is a count of items, for a single --table restore")
     keys = args.keys.split(",") if args.keys else None
@@ -138,7 +182,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
         expect_items=args.expect_items,
     )
     return _report(
-        args, results, lambda r: f"{r['source']} -> {r['table']}: {r['items']:,} items restored ({r['seconds']:,.1f} s)"
+        args,
+        results,
+        lambda r: f"{r['source']} -> {r['table']}: {plural(r['items'], 'item')} restored ({r['seconds']:,.1f} s)",
     )
 
 
@@ -162,7 +208,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from devkit.demo import run_demo
 
-    return run_demo(items=args.items, quiet=args.quiet)
+    return run_demo(items=args.items, quiet=args.quiet, as_json=args.json, out=sys.stdout)
+
+
+def cmd_local_stack(args: argparse.Namespace) -> int:
+    """Serve the local stack on 127.0.0.1 until interrupted."""
+    from devkit.serve import serve
+
+    def ready(stack: Any, url: str) -> None:
+        if args.sample:
+            from devkit import sample
+            from devkit.demo import cumulus_counts
+
+            sample.create_cumulus_tables(client("dynamodb"), args.sample, cumulus_counts(args.items))
+        if args.json:
+            print_json({"endpointUrl": url, "stackName": stack.stack_name, "outputs": stack.outputs})
+        else:
+            print(LOCAL_STACK_READY.format(url=url, stack=stack.stack_name, sample=args.sample or "mystack-"))
+        sys.stdout.flush()
+
+    try:
+        serve(args.port, stack_name=args.stack_name, ready=ready)
+    except KeyboardInterrupt:
+        say(args, "local stack stopped", stream=sys.stderr)
+    return 0
 
 
 # ------------------------------------------------------------------ parser
@@ -179,8 +248,12 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "  ddb-backup backup --tables A,B --to s3://bucket/backups/     # backup format v1 with manifest",
     )
     add_table_selectors(p)
-    p.add_argument("--out", help="output file for a single table (default: backups/<table>.json)")
-    p.add_argument("--dir", default="backups", help="directory for per-table files (default: backups)")
+    p.add_argument(
+        "--out", help="output file for a single table (default: backups/<table>.json; a name ending in .gz is gzipped)"
+    )
+    p.add_argument(
+        "--dir", default="backups", help="directory for per-table files, <table>.json, not gzipped (default: backups)"
+    )
     p.add_argument("--to", metavar="S3_URL", help="write backup format v1 under s3://bucket/prefix instead")
     p.add_argument("--workers", type=int, default=8, help="segments scanned at once (default 8)")
     p.add_argument("--force", action="store_true", help="replace an existing backup file (default: refuse, keeping it)")
@@ -196,7 +269,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "  ddb-backup restore cumulus-backups/mystack-RulesTable.json --table U --mode overwrite",
     )
     p.add_argument("source", help="local file, s3:// backup directory or manifest, native export directory")
-    p.add_argument("--table", help="target table")
+    p.add_argument("--table", type=table_name, help="target table")
     p.add_argument("--map", action="append", metavar="OLD=NEW", help="restore a set, renaming by prefix (repeatable)")
     p.add_argument(
         "--backup-id", help="with --map and an s3:// prefix: which backup run (default: the latest complete one)"
@@ -232,7 +305,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         cmd_verify,
         "  ddb-backup verify --table restore-GranulesTable --backup backups/mystack-GranulesTable.json",
     )
-    p.add_argument("--table", required=True)
+    p.add_argument("--table", type=table_name, required=True, help="the table to check")
     p.add_argument("--backup", required=True, help="the backup to compare with (any SOURCE restore reads)")
     p.add_argument("--show", type=int, default=10, help="differences to print (default 10)")
 
@@ -241,3 +314,16 @@ def register_demo(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Add ``demo`` to the main parser's subcommands."""
     p = add_command(sub, parents, "demo", DEMO_HELP, cmd_demo, "  ddb-backup demo\n  ddb-backup demo --items 500")
     p.add_argument("--items", type=int, default=600, help="items in the Granules table (others scale from it)")
+    p = add_command(
+        sub,
+        parents,
+        "local-stack",
+        LOCAL_STACK_HELP,
+        cmd_local_stack,
+        "  ddb-backup local-stack --port 5000 --sample mystack-\n"
+        "  AWS_ENDPOINT_URL=http://127.0.0.1:5000 ddb-backup start-backup --stack-name ddb-backup-local --prefix mystack- --wait",
+    )
+    p.add_argument("--port", type=int, default=5000, help="port on 127.0.0.1 (default 5000)")
+    p.add_argument("--stack-name", default="ddb-backup-local", help="the stack name to register (default %(default)s)")
+    p.add_argument("--sample", metavar="PREFIX", help="create the eight Cumulus tables under PREFIX, with sample items")
+    p.add_argument("--items", type=int, default=600, help="with --sample: items in the Granules table (default 600)")

@@ -10,13 +10,14 @@ Exit codes: 0 success, 1 failure, 2 usage.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Sequence
 
 from ddb_backup import __version__
 from ddb_backup.errors import BadInput, DdbBackupError
-from ddb_backup_cli import aws_backups, local, stack
+from ddb_backup_cli import aws_backups, describe, endpoint, local, stack
 from ddb_backup_cli.common import UsageError, apply_connection, common_options
 
 EPILOG_MAIN = """\
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     local.register(sub, parents)
     stack.register(sub, parents)
+    describe.register(sub, parents)
     local.register_demo(sub, parents)
     aws_backups.register(sub)
     return parser
@@ -56,12 +58,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``ddb-backup`` with ``argv``; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)  # exits 2 on usage errors
+    args = parse(parser, argv)  # exits 2 on usage errors
     apply_connection(args)
     if not args.json and not args.quiet:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    if args.debug:
+        endpoint.debug_log()
+    endpoint.configure(
+        args.endpoint_timeout,
+        notice=None if args.quiet else endpoint.stderr_notice,
+        notice_after=min(endpoint.NOTICE_AFTER, args.endpoint_timeout / 2),
+    )
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
+        return code
     except UsageError as exc:
         getattr(args, "parser", parser).print_usage(sys.stderr)
         print(f"ddb-backup: error: {exc}", file=sys.stderr)
@@ -69,28 +80,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DdbBackupError, BadInput) as exc:
         print(f"ddb-backup: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        return _reader_went_away()
     except KeyboardInterrupt:
         print("ddb-backup: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # AWS and OS failures: one line, no traceback
-        message = _describe_failure(exc)
+        message = endpoint.describe_failure(exc)
         if message is None:
             raise
         print(f"ddb-backup: error: {message}", file=sys.stderr)
         return 1
 
 
-def _describe_failure(exc: Exception) -> str | None:
-    from botocore.exceptions import BotoCoreError, ClientError
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parse ``argv``; an unknown option is reported with the subcommand's usage and the closest option."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        sub: argparse.ArgumentParser = getattr(args, "parser", parser)
+        options = [o for o in sub._option_string_actions if o.startswith("--")]
+        hints = [
+            f"did you mean {close[0]}?"
+            for word in unknown
+            if word.startswith("-") and (close := difflib.get_close_matches(word.split("=")[0], options, n=1))
+        ]
+        sub.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else ""))
+    return args
 
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        return f"{exc.operation_name}: {err.get('Code')}: {err.get('Message')}"
-    if isinstance(exc, BotoCoreError):
-        return str(exc)
-    if isinstance(exc, OSError):
-        return f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")
-    return None
+
+def _reader_went_away() -> int:
+    """stdout's reader closed it (``| head``): stop quietly, as other Unix tools do (128 + SIGPIPE)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush must not fail again
+    return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

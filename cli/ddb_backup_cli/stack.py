@@ -17,10 +17,14 @@ from ddb_backup_cli.common import (
     add_command,
     add_table_selectors,
     mapping,
+    one_target,
     print_json,
     say,
+    table_name,
     tables_arg,
 )
+
+DEFAULT_PREFIX = "backups/"
 
 
 # ------------------------------------------------------------------ the deployed stack
@@ -116,8 +120,7 @@ def cmd_start_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_start_restore(args: argparse.Namespace) -> int:
-    if bool(args.table) == bool(args.map):
-        raise UsageError("give --table NAME (one table) or --map OLD=NEW (a set), not both")
+    one_target(args)
     payload: dict[str, Any] = {"source": args.backup, "mode": args.mode, "allowSource": args.allow_source}
     if args.table:
         payload["table"] = args.table
@@ -133,12 +136,22 @@ def cmd_list(args: argparse.Namespace) -> int:
     from ddb_backup.aws.s3io import split_s3_url
     from ddb_backup.format.catalog import list_backups
 
+    if sum(map(bool, (args.bucket, args.stack_name, args.dir))) > 1:
+        raise UsageError("give one of --bucket, --stack-name and --dir")
+    if args.dir:
+        from ddb_backup_cli.describe import list_directory
+
+        return list_directory(args, args.dir)
     if args.bucket:
-        bucket, prefix = split_s3_url(args.bucket) if args.bucket.startswith("s3://") else (args.bucket, args.prefix)
+        bucket, in_url = split_s3_url(args.bucket) if args.bucket.startswith("s3://") else (args.bucket, "")
+        if in_url and args.prefix is not None and in_url.rstrip("/") != args.prefix.rstrip("/"):
+            raise UsageError(f"the prefix is {in_url!r} in --bucket and {args.prefix!r} in --prefix: give one")
+        prefix = in_url or (DEFAULT_PREFIX if args.prefix is None else args.prefix)
     elif args.stack_name:
-        bucket, prefix = _stack_outputs(args.stack_name)["BackupBucketName"], args.prefix
+        bucket = _stack_outputs(args.stack_name)["BackupBucketName"]
+        prefix = DEFAULT_PREFIX if args.prefix is None else args.prefix
     else:
-        raise UsageError("give --bucket (or s3://bucket/prefix) or --stack-name")
+        raise UsageError("give --bucket (or s3://bucket/prefix), --stack-name or --dir (local backup files)")
     rows = list_backups(client("s3"), bucket, prefix, table=args.table)
     if args.json:
         print_json(rows)
@@ -177,21 +190,32 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
             add_table_selectors(p)
         else:
             p.add_argument("--backup", required=True, help="s3:// URL of the backup (directory or manifest)")
-            p.add_argument("--table", help="target table")
-            p.add_argument("--map", action="append", metavar="OLD=NEW")
+            p.add_argument("--table", type=table_name, help="target table (one table)")
+            p.add_argument(
+                "--map", action="append", metavar="OLD=NEW", help="restore a set, renaming by prefix (repeatable)"
+            )
             p.add_argument("--backup-id", help="with --map: which backup run (default: the latest complete one)")
             p.add_argument("--tables", help="with --map: only these source tables (A,B) of the set")
             p.add_argument("--allow-partial", action="store_true", help="with --map: restore what the run holds")
-            p.add_argument("--mode", choices=["new", "overwrite"], default="new")
-            p.add_argument("--allow-source", action="store_true")
+            p.add_argument(
+                "--mode",
+                choices=["new", "overwrite"],
+                default="new",
+                help="new: create the target or require it empty (default); overwrite: upsert into a non-empty table",
+            )
+            p.add_argument(
+                "--allow-source", action="store_true", help="allow restoring into the backup's own source table"
+            )
 
     p = add(
         "list",
         "list backups in the bucket: table, id, items, size, complete or not",
         cmd_list,
-        "  ddb-backup list --stack-name ddb-backup\n  ddb-backup list --bucket s3://my-bucket/backups/ --table mystack-GranulesTable",
+        "  ddb-backup list --stack-name ddb-backup\n  ddb-backup list --bucket s3://my-bucket/backups/ --table mystack-GranulesTable\n"
+        "  ddb-backup list --dir backups/",
     )
     p.add_argument("--bucket", help="bucket name or s3://bucket/prefix")
-    p.add_argument("--stack-name")
-    p.add_argument("--prefix", default="backups/", help="key prefix of backups (default backups/)")
-    p.add_argument("--table", help="only this table")
+    p.add_argument("--stack-name", help="the deployed ddb-backup stack (its output names the bucket)")
+    p.add_argument("--dir", help="a local directory of backup files (backup --dir writes them)")
+    p.add_argument("--prefix", help="key prefix of backups (default: the s3:// URL's, else backups/)")
+    p.add_argument("--table", type=table_name, help="only this table")

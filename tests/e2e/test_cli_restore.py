@@ -119,7 +119,7 @@ def test_verify_reports_differences_and_exits_1(tables, tmp_path, capsys):
         (["restore", "{b}/garbage.json", "--table", "restore-RulesTable"], 1, "garbage.json"),
         (["restore", "{b}/truncated.json", "--table", "restore-RulesTable"], 1, "truncated.json"),
         (["restore", "{b}/mystack-RulesTable.json"], 2, "--table"),
-        (["restore", "{b}/mystack-RulesTable.json", "--table", "T", "--map", "a=b"], 2, "not both"),
+        (["restore", "{b}/mystack-RulesTable.json", "--table", "restore-T", "--map", "a=b"], 2, "not both"),
         (["restore", "{b}/mystack-RulesTable.json", "--map", "nonsense"], 2, "OLD_PREFIX=NEW_PREFIX"),
         (["verify", "--table", "nope-Table", "--backup", "{b}/mystack-RulesTable.json"], 1, "nope-Table"),
     ],

@@ -12,3 +12,16 @@ def test_the_demo_verifies_all_eight_tables():
     assert run_demo(items=40, out=out) == 0
     lines = [line for line in out.getvalue().splitlines() if line.startswith("mystack-")]
     assert len(lines) == 8 and all(line.endswith("yes") for line in lines)
+
+
+def test_demo_json_prints_one_json_document_and_no_chatter(capsys):
+    import json
+
+    from ddb_backup_cli.main import main
+
+    assert main(["--json", "demo", "--items", "30"]) == 0
+    doc = json.loads(capsys.readouterr().out)  # the whole of stdout
+    assert len(doc["tables"]) == 8 and all(t["verified"] for t in doc["tables"])
+    assert {t["restoredAs"] for t in doc["tables"]} == {
+        t["table"].replace("mystack-", "restore-") for t in doc["tables"]
+    }

@@ -469,7 +469,7 @@ def test_cli_pitr_enable_status_restore(ddb, capsys):
     assert rows["mystack-UsersTable"]["tableStatus"] == "MISSING"
     assert run_cli("pitr", "status") == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split()[:3] == ["TABLE", "TABLESTATUS", "PITR"]
+    assert [h.strip() for h in out.splitlines()[0].split("  ") if h.strip()][:3] == ["table", "table status", "pitr"]
     argv = ["pitr", "restore", "--table", "mystack-GranulesTable", "--to", "restore-GranulesTable"]
     assert run_cli("--json", *argv, "--time", "2026-11-22T03:00:00Z") == 0
     assert json.loads(capsys.readouterr().out)["reapplied"][-1] == "PITR (20 days)"

@@ -28,9 +28,19 @@ _CONFIGS = {
     ),
 }
 _DEFAULT = Config(retries={"mode": "standard", "max_attempts": 5})
+_OVERRIDES: list[Config] = []
+
+
+def override_config(config: Config | None) -> None:
+    """Merge ``config`` (e.g. timeouts) into every client made from now on; ``None`` removes it."""
+    _OVERRIDES[:] = [config] if config is not None else []
+    client.cache_clear()
 
 
 @functools.cache
 def client(service: str) -> Any:
     """The shared client for ``service``; call ``client.cache_clear()`` after changing the environment."""
-    return boto3.session.Session().client(service, config=_CONFIGS.get(service, _DEFAULT))  # type: ignore[call-overload]
+    config = _CONFIGS.get(service, _DEFAULT)
+    for extra in _OVERRIDES:
+        config = config.merge(extra)
+    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]

@@ -1,0 +1,138 @@
+"""``ddb-backup describe SOURCE`` and ``ddb-backup list --dir DIR``: what a backup holds, without restoring it."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from ddb_backup.aws.clients import client
+from ddb_backup.errors import BackupIncomplete, DdbBackupError
+from ddb_backup.format.sources import Source, open_source
+from ddb_backup_cli.common import add_command, mb, print_json, say
+
+
+def describe_source(source: str, s3: Any = None) -> dict[str, Any]:
+    """Table, time, items, size, schema, settings, checksums and completeness of any SOURCE restore reads."""
+    try:
+        src = open_source(source, s3)
+    except BackupIncomplete as exc:
+        return {"source": source, "complete": False, "problem": str(exc)}
+    table = (src.description or {}).get("Table", {})
+    sizes = [p.bytes for p in src.parts]
+    if None in sizes and not src.location.startswith("s3://") and Path(src.location).is_file():
+        sizes = [Path(src.location).stat().st_size]
+    return {
+        "source": src.location,
+        "format": src.format,
+        "complete": True,
+        "table": src.table or table.get("TableName"),
+        "backupId": src.backup_id,
+        "time": _time(src),
+        "items": src.expected_items,
+        "bytes": None if None in sizes else sum(s or 0 for s in sizes),
+        "parts": len(src.parts),
+        "checksums": _checksums(src),
+        "keySchema": src.key_schema,
+        "settings": _settings(src.description) if src.description else None,
+        "warnings": src.warnings,
+    }
+
+
+def _time(src: Source) -> str | None:
+    """When the backup was taken, from its id (v1, native export) or a local file's modification time."""
+    ident = src.backup_id or ""
+    try:
+        if src.format == "ddb-backup-v1":
+            when = dt.datetime.strptime(ident[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        elif src.format == "native-export":
+            when = dt.datetime.fromtimestamp(int(ident.split("-")[0]) / 1000, dt.UTC)
+        elif not src.location.startswith("s3://") and Path(src.location).is_file():
+            when = dt.datetime.fromtimestamp(Path(src.location).stat().st_mtime, dt.UTC)
+        else:
+            return None
+    except ValueError:
+        return None
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _checksums(src: Source) -> str:
+    kinds = [k for k in ("sha256", "md5") if src.parts and all(getattr(p, k) for p in src.parts)]
+    return f"{kinds[0]} of every part" if kinds else "none"
+
+
+def _settings(description: dict[str, Any]) -> dict[str, Any]:
+    table = description["Table"]
+    ttl = description.get("TimeToLive") or {}
+    pitr = (description.get("ContinuousBackups") or {}).get("PointInTimeRecoveryDescription", {})
+    return {
+        "billingMode": (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED"),
+        "globalIndexes": [i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])],
+        "localIndexes": [i["IndexName"] for i in table.get("LocalSecondaryIndexes", [])],
+        "ttlAttribute": ttl.get("AttributeName") if ttl.get("TimeToLiveStatus") == "ENABLED" else None,
+        "stream": (table.get("StreamSpecification") or {}).get("StreamViewType"),
+        "pitr": pitr.get("PointInTimeRecoveryStatus"),
+        "tags": len(description.get("Tags") or []),
+    }
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    doc = describe_source(args.source, client("s3") if args.source.startswith("s3://") else None)
+    if args.json:
+        print_json(doc)
+    elif not doc["complete"]:
+        print(f"{args.source}: INCOMPLETE: {doc['problem']}")
+    else:
+        keys = ", ".join(f"{k['AttributeName']} ({k['KeyType']}, {k['AttributeType']})" for k in doc["keySchema"] or [])
+        for label, value in (
+            ("source", doc["source"]),
+            ("format", doc["format"]),
+            ("table", doc["table"] or "- (not recorded)"),
+            ("backup id", doc["backupId"] or "-"),
+            ("time", doc["time"] or "-"),
+            ("items", "-" if doc["items"] is None else f"{doc['items']:,}"),
+            ("size", mb(doc["bytes"])),
+            ("parts", doc["parts"]),
+            ("checksums", doc["checksums"]),
+            ("keys", keys or "- (not recorded: restore needs --keys)"),
+            *((name, value) for name, value in (doc["settings"] or {}).items()),
+            ("complete", "yes"),
+        ):
+            print(f"{label + ':':16} {value}")
+        for text in doc["warnings"]:
+            say(args, f"warning: {text}")
+    return 0 if doc["complete"] else 1
+
+
+def list_directory(args: argparse.Namespace, directory: str) -> int:
+    """``list --dir DIR``: one row per backup file in a local directory."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise DdbBackupError(f"{directory}: no such directory")
+    rows = [describe_source(str(p)) for p in sorted(root.iterdir()) if p.name.endswith((".json", ".json.gz"))]
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{'table':40} {'file':40} {'items':>10} {'MB':>9}  state")
+    for r in rows:
+        items = "-" if r.get("items") is None else f"{r['items']:,}"
+        size = "-" if r.get("bytes") is None else f"{r['bytes'] / 1e6:,.1f}"
+        state = "complete" if r["complete"] else "INCOMPLETE"
+        print(f"{r.get('table') or '-':40} {Path(r['source']).name:40} {items:>10} {size:>9}  {state}")
+    return 0
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """Add ``describe`` to the main parser's subcommands."""
+    p = add_command(
+        sub,
+        parents,
+        "describe",
+        "what a backup holds: table, time, items, size, schema, settings, checksums, complete or not",
+        cmd_describe,
+        "  ddb-backup describe backups/mystack-GranulesTable.json\n"
+        "  ddb-backup describe s3://bucket/backups/mystack-GranulesTable/20261122T030000Z-1a2b3c4d/\n"
+        "  ddb-backup describe s3://bucket/exports/AWSDynamoDB/01763780000000-a1b2c3d4/ --json",
+    )
+    p.add_argument("source", help="local file, s3:// backup directory or manifest, native export directory")

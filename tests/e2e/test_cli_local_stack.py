@@ -1,0 +1,117 @@
+"""``ddb-backup local-stack`` as an endpoint, and the stack commands succeeding against it end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from devkit import sample
+from tests.conftest import canonical, table_items
+from tests.e2e.conftest import _free_port
+
+CLI = [sys.executable, "-m", "ddb_backup_cli.main"]
+STACK = "ddb-backup-local"
+
+
+@pytest.fixture(scope="module")
+def local_stack() -> Iterator[dict[str, str]]:
+    """``ddb-backup local-stack`` in its own process on a free port; the environment that reaches it."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [*CLI, "local-stack", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # blocks until the stack is deployed and served
+    assert first.startswith(f"local stack '{STACK}' serving on http://127.0.0.1:{port}"), proc.stderr.read()  # type: ignore[union-attr]
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    yield env
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+
+
+def _cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *argv], capture_output=True, text=True, env=env, timeout=180)
+
+
+def _ddb(env: dict[str, str]):
+    return boto3.session.Session(region_name="us-east-1").client(
+        "dynamodb",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def test_start_backup_list_and_start_restore_succeed_through_the_stack_name(local_stack):
+    ddb = _ddb(local_stack)
+    sample.create_cumulus_tables(ddb, "mystack-", {"Granules": 120, "Rules": 9})
+
+    backup = _cli(
+        local_stack, "start-backup", "--stack-name", STACK, "--prefix", "mystack-", "--wait", "--poll", "0.2", "--json"
+    )
+    assert backup.returncode == 0, backup.stderr
+    run = json.loads(backup.stdout)
+    assert run["status"] == "SUCCEEDED"
+    assert {(t["table"], t["items"]) for t in run["output"]} == {
+        ("mystack-GranulesTable", 120),
+        ("mystack-RulesTable", 9),
+    }
+
+    listed = _cli(local_stack, "list", "--stack-name", STACK, "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["table"], r["complete"], r["items"]) for r in rows] == [
+        ("mystack-GranulesTable", True, 120),
+        ("mystack-RulesTable", True, 9),
+    ]
+
+    bucket = rows[0]["url"].split("/")[2]
+    restore = _cli(
+        local_stack,
+        "start-restore",
+        "--stack-name",
+        STACK,
+        "--backup",
+        f"s3://{bucket}/backups/",
+        "--map",
+        "mystack-=restore-",
+        "--wait",
+        "--poll",
+        "0.2",
+    )
+    assert restore.returncode == 0, restore.stderr
+    assert "succeeded in" in restore.stdout
+    for short in ("Granules", "Rules"):
+        source = sorted(map(canonical, table_items(ddb, f"mystack-{short}Table")))
+        assert sorted(map(canonical, table_items(ddb, f"restore-{short}Table"))) == source
+
+
+def test_a_failed_execution_exits_1_naming_the_error(local_stack):
+    failed = _cli(
+        local_stack,
+        "start-restore",
+        "--stack-name",
+        STACK,
+        "--backup",
+        "s3://no-such-bucket/x/",
+        "--table",
+        "abc",
+        "--wait",
+        "--poll",
+        "0.2",
+    )
+    assert failed.returncode == 1
+    assert "ddb-backup: execution FAILED" in failed.stderr
