@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from ddb_backup.aws import retry
 from ddb_backup.aws.retry import backoff_delay
+from ddb_backup.errors import BadInput
 from ddb_backup.restore.write import DeadLettered, write_items
 from devkit import sample
 from tests.conftest import canonical, table_items
@@ -271,7 +272,7 @@ def test_numbers_equal_in_dynamodb_are_the_same_key():
 
 def test_an_item_without_its_key_is_named():
     fake = FakeTable()
-    with pytest.raises(Exception, match=r"lacks key attribute\(s\) \['key'\]"):
+    with pytest.raises(BadInput, match=r"table T: an item lacks key attribute\(s\) \['key'\]"):
         _write(fake, [{"bucket": {"S": "b"}}])
 
 
