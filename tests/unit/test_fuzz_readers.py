@@ -18,7 +18,6 @@ holds, and everything else is in the dead letter or raised.
 
 from __future__ import annotations
 
-import base64
 import functools
 import gzip
 import hashlib
@@ -48,6 +47,7 @@ from ddb_backup.restore import fastwrite
 from ddb_backup.restore.write import DeadLettered, write_items
 from devkit import sample
 from tests.conftest import FIXTURES, canonical
+from tests.unit.test_fastscan import item_lists
 
 #: Fixed examples (derandomize): CI sees the same cases every run. Modest counts: the two fuzz files stay fast.
 FUZZ = settings(
@@ -749,31 +749,13 @@ def test_the_fast_path_writes_only_what_it_reports_and_only_where_it_is_told(
 
 #: Text that would end a request early if a line were joined in without being proved one item.
 _HOSTILE = ['"', "\\", '}}],"fuzz-other":[{"PutRequest":{"Item":', "},{", "\n", "\u2028", "é中", "\x00", '"}}}']
-_text = st.one_of(st.text(max_size=6), st.lists(st.sampled_from(_HOSTILE), max_size=3).map("".join))
-_b64 = st.binary(max_size=8).map(lambda b: base64.b64encode(b).decode())
-_numbers = st.one_of(st.integers(-(10**38), 10**38).map(str), st.sampled_from(["0.5", "-1E-130", "9.9E+125"]))
-_scalars = st.one_of(
-    _text.map(lambda v: {"S": v}),
-    _numbers.map(lambda v: {"N": v}),
-    _b64.map(lambda v: {"B": v}),
-    st.lists(_text, min_size=1, max_size=3, unique=True).map(lambda v: {"SS": v}),
-    st.lists(_numbers, min_size=1, max_size=3, unique=True).map(lambda v: {"NS": v}),
-    st.lists(_b64, min_size=1, max_size=3, unique=True).map(lambda v: {"BS": v}),
-    st.booleans().map(lambda v: {"BOOL": v}),
-    st.just({"NULL": True}),
-)
-_values = st.recursive(
-    _scalars,
-    lambda inner: st.one_of(
-        st.lists(inner, max_size=3).map(lambda v: {"L": v}),
-        st.dictionaries(_text, inner, max_size=3).map(lambda v: {"M": v}),
-    ),
-    max_leaves=6,
-)
-#: Valid item lines as a backup or an export writes them (compact, UTF-8 or \\u-escaped), hostile text inside.
-item_lines = st.tuples(st.dictionaries(_text.filter(bool), _values, min_size=1, max_size=5), st.booleans()).map(
-    lambda t: json.dumps({"Item": t[0]}, separators=(",", ":"), ensure_ascii=t[1]).encode()
-)
+#: One to three valid item lines as a backup or an export writes them (compact, UTF-8 or \\u-escaped),
+#: every type, hostile text in names and values (the fast scan tests' wire items).
+item_line_lists = st.tuples(
+    item_lists(st.one_of(st.text(max_size=6), st.lists(st.sampled_from(_HOSTILE), max_size=3).map("".join))),
+    st.booleans(),
+).map(lambda t: [json.dumps({"Item": i}, separators=(",", ":"), ensure_ascii=t[1]).encode() for i in t[0][:3]])
+item_lines = item_line_lists.filter(bool).map(lambda lines: lines[0])
 
 
 #: Pieces of JSON text, to build lines that look like an item line at both ends and may be anything between.
@@ -813,7 +795,7 @@ def test_a_line_the_fast_path_sends_is_exactly_one_put_of_the_item_it_holds(line
 
 
 @settings(FUZZ, max_examples=150)
-@given(lines=st.lists(item_lines, min_size=1, max_size=3))
+@given(lines=item_line_lists.filter(bool))
 def test_valid_item_lines_are_sent_as_they_are_each_exactly_one_put(lines):
     """Every example reaches the assertions: each valid line of a signed part is a RawItem sent unchanged."""
     with tempfile.TemporaryDirectory() as root:
