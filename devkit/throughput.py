@@ -1,14 +1,17 @@
 """Provisioned throughput for the local stack: a PROVISIONED table throttles at its units, as on AWS.
 
 moto never throttles. Here each provisioned table has a token bucket per direction, refilled at its
-ReadCapacityUnits / WriteCapacityUnits per second and holding at most ``burst_seconds`` of them:
+ReadCapacityUnits / WriteCapacityUnits per second and holding at most ``burst_seconds`` of them.
+A request is admitted while its bucket holds any units and is then charged in full, so the bucket may
+go into debt (as AWS's burst capacity lets one item of more units than a second's worth through):
 
 - a read (Scan, Query, GetItem, BatchGetItem) with the bucket empty is refused with
   ``ProvisionedThroughputExceededException`` (HTTP 400, which botocore and the core retry); one that
   goes through is charged what it read (4 KiB a unit, half for eventually consistent reads);
-- a BatchWriteItem writes the items the bucket can pay for (1 KiB a unit) and returns the rest as
-  ``UnprocessedItems``, or is refused whole when it cannot pay for one; PutItem/DeleteItem/UpdateItem
-  likewise.
+- a BatchWriteItem writes its requests in order while the bucket holds units (1 KiB a unit) and
+  returns the rest as ``UnprocessedItems``, as botocore's parser gives them; it is refused whole
+  when the bucket is empty; PutItem/DeleteItem/UpdateItem likewise. The requests written reach moto
+  as they were sent (the request body is rebuilt only when some are held back).
 
 On-demand tables are not limited. Figures are reported by :attr:`Throughput.throttled`.
 """
@@ -21,6 +24,7 @@ import math
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,13 +37,17 @@ WRITES = {"BatchWriteItem", "PutItem", "DeleteItem", "UpdateItem"}
 
 @dataclass
 class Bucket:
+    """Units earned at ``rate`` a second, at most ``capacity`` held; ``tokens`` below 0 is debt."""
+
     rate: float
     capacity: float
     tokens: float
     at: float = field(default_factory=time.monotonic)
+    clock: Callable[[], float] = time.monotonic
 
     def refill(self) -> float:
-        now = time.monotonic()
+        """The units held now (negative while in debt), after adding those earned since the last look."""
+        now = self.clock()
         self.tokens = min(self.capacity, self.tokens + (now - self.at) * self.rate)
         self.at = now
         return self.tokens
@@ -80,11 +88,24 @@ def throttled_response(table: str) -> AWSResponse:
     return AWSResponse("https://dynamodb.us-east-1.amazonaws.com/", 400, headers, _Response(body))
 
 
+def refuse(request: Any, table: str) -> AWSResponse:
+    """A throttled answer, and the request made harmless: botocore still hands it to moto's handler.
+
+    botocore's ``before-send`` calls every handler and keeps the first response, so moto would
+    otherwise carry out the refused request (write the items it was told were not written).
+    """
+    request.headers["X-Amz-Target"] = "DynamoDB_20120810.DescribeLimits"
+    request.body = b"{}"
+    request.headers["Content-Length"] = "2"
+    return throttled_response(table)
+
+
 class Throughput:
     """Token buckets of the provisioned tables of one local stack, and botocore handlers that apply them."""
 
-    def __init__(self, burst_seconds: float = 1.0) -> None:
+    def __init__(self, burst_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.burst_seconds = burst_seconds
+        self.clock = clock
         self.buckets: dict[tuple[str, str], Bucket] = {}
         self.throttled: Counter[str] = Counter()
         self.consumed: defaultdict[str, float] = defaultdict(float)
@@ -108,21 +129,22 @@ class Throughput:
         bucket = self.buckets.get((table, direction))
         if bucket is None or bucket.rate != units:
             capacity = max(units * self.burst_seconds, 1.0)
-            bucket = self.buckets[(table, direction)] = Bucket(units, capacity, capacity)
+            bucket = Bucket(units, capacity, capacity, self.clock(), self.clock)
+            self.buckets[(table, direction)] = bucket
         return bucket
 
-    def take(self, table: str, direction: str, wanted: float) -> float:
-        """Units granted (0 .. wanted) from the table's bucket; unlimited tables grant all."""
+    def spend(self, table: str, direction: str, units: float) -> bool:
+        """Charge ``units`` if the table's bucket holds any (it may go into debt); False, counted, if empty."""
         with self._lock:
             bucket = self._bucket(table, direction)
             if bucket is None:
-                return wanted
-            granted = min(wanted, max(bucket.refill(), 0.0))
-            bucket.tokens -= granted
-            if granted < wanted:
+                return True
+            if bucket.refill() <= 0:
                 self.throttled[f"{table}:{direction}"] += 1
-            self.consumed[f"{table}:{direction}"] += granted
-            return granted
+                return False
+            bucket.tokens -= units
+            self.consumed[f"{table}:{direction}"] += units
+            return True
 
     def charge(self, table: str, direction: str, units: float) -> None:
         """Charge units already consumed (a read's size is known only after it); the bucket may go negative."""
@@ -132,11 +154,6 @@ class Throughput:
                 bucket.refill()
                 bucket.tokens -= units
                 self.consumed[f"{table}:{direction}"] += units
-
-    def empty(self, table: str, direction: str) -> bool:
-        with self._lock:
-            bucket = self._bucket(table, direction)
-            return bucket is not None and bucket.refill() <= 0
 
     # -- botocore handlers
     def before_send(self, request: Any, **_: Any) -> AWSResponse | None:
@@ -154,16 +171,15 @@ class Throughput:
         if operation in READS:
             tables = list(body.get("RequestItems", {})) or [body.get("TableName", "")]
             for table in tables:
-                if self.empty(table, "read"):
-                    self.throttled[f"{table}:read"] += 1
-                    return throttled_response(table)
+                if not self.spend(table, "read", 0.0):
+                    return refuse(request, table)
             self._stash.read = (tables, body.get("ConsistentRead", False))
             return None
         if operation == "BatchWriteItem":
             return self._batch_write(request, body)
         table = body.get("TableName", "")
-        if self.take(table, "write", write_units(body.get("Item") or body.get("Key") or {})) <= 0:
-            return throttled_response(table)
+        if not self.spend(table, "write", write_units(body.get("Item") or body.get("Key") or {})):
+            return refuse(request, table)
         return None
 
     def _batch_write(self, request: Any, body: dict[str, Any]) -> AWSResponse | None:
@@ -172,15 +188,14 @@ class Throughput:
         for table, requests in body.get("RequestItems", {}).items():
             for i, req in enumerate(requests):
                 item = (req.get("PutRequest") or {}).get("Item") or (req.get("DeleteRequest") or {}).get("Key") or {}
-                units = write_units(item)
-                if self.take(table, "write", units) < units:
+                if not self.spend(table, "write", write_units(item)):
                     left[table] = requests[i:]
                     break
                 kept.setdefault(table, []).append(req)
         if not left:
             return None
         if not kept:
-            return throttled_response(next(iter(left)))
+            return refuse(request, next(iter(left)))
         request.body = json.dumps({**body, "RequestItems": kept}).encode()
         request.headers["Content-Length"] = str(len(request.body))
         self._stash.unprocessed = left
@@ -195,7 +210,7 @@ class Throughput:
             if http_response.status_code == 200:
                 merged = parsed.setdefault("UnprocessedItems", {})
                 for table, requests in left.items():
-                    merged.setdefault(table, []).extend(_from_wire(requests))
+                    merged.setdefault(table, []).extend(from_wire(requests))
         read = getattr(self._stash, "read", None)
         if read and model.name in READS:
             self._stash.read = None
@@ -218,7 +233,7 @@ def _value(av: dict[str, Any]) -> dict[str, Any]:
     return av
 
 
-def _from_wire(requests: list[Any]) -> list[Any]:
+def from_wire(requests: list[Any]) -> list[Any]:
     """Unprocessed requests as botocore's parser gives them: binary values decoded from base64."""
     out = []
     for req in requests:

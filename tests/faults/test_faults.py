@@ -8,7 +8,9 @@ with a failed run whose cause names what failed.
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,12 +33,30 @@ def stack():
 
 
 @pytest.fixture
-def world(stack, monkeypatch):
+def backoffs(monkeypatch) -> Counter:
+    """Backoff stays in the code path, shortened (the faults are many, the test is not long); counted by caller.
+
+    Patched in ``ddb_backup.aws.retry``, which every caller reaches through the module (restore's writer
+    as ``retry.backoff_delay``): a caller holding its own reference would wait the real backoff and
+    be missing from the count.
+    """
+    import ddb_backup.restore.write  # noqa: F401  (loaded before the patch, as in a warm Lambda)
+
+    calls: Counter = Counter()
+
+    def short(*args: Any, **kwargs: Any) -> float:
+        calls[Path(sys._getframe(1).f_code.co_filename).name] += 1
+        return 0.001
+
+    monkeypatch.setattr("ddb_backup.aws.retry.backoff_delay", short)
+    return calls
+
+
+@pytest.fixture
+def world(stack, monkeypatch, backoffs):
     # Small pages and a zero time budget: many invocations, checkpoints and parts per segment.
     monkeypatch.setenv("SCAN_PAGE_LIMIT", "25")
     monkeypatch.setenv("SCAN_TIME_BUDGET_SECONDS", "0")
-    # Backoff stays in the code path, shortened: the faults are many, the test is not long.
-    monkeypatch.setattr("ddb_backup.aws.retry.backoff_delay", lambda *args, **kwargs: 0.001)
     monkeypatch.setattr("botocore.retries.standard.ExponentialBackoff.delay_amount", lambda self, context: 0.005)
     ddb = client("dynamodb")
     sample.create_cumulus_tables(ddb, "mystack-", COUNTS)
@@ -86,12 +106,15 @@ def test_throttling_on_30_percent_of_scans_and_writes(world):
     assert faults.counts["Scan throttled"] > 10 and faults.counts["BatchWriteItem throttled"] >= 3, faults.counts
 
 
-def test_unprocessed_items_on_10_percent_of_batches(world):
+def test_unprocessed_items_on_10_percent_of_batches(world, backoffs):
     faults = Faults(unprocessed=0.10)
     faults.install(client("dynamodb"), client("s3"))
     _round_trip(world)
-    print("injected:", dict(faults.counts))
-    assert faults.counts["BatchWriteItem batches partly unprocessed"] >= 2, faults.counts
+    print("injected:", dict(faults.counts), "backoffs:", dict(backoffs))
+    held_back = faults.counts["BatchWriteItem batches partly unprocessed"]
+    assert held_back >= 2, faults.counts
+    # restore's writer waited the (shortened) backoff before resending each batch held back
+    assert backoffs["write.py"] >= held_back, backoffs
 
 
 def test_s3_500s_and_slowdowns_on_puts_and_gets(world):
@@ -108,6 +131,9 @@ def test_all_faults_at_once(world):
     faults.install(client("dynamodb"), client("s3"))
     _round_trip(world)
     print("injected:", dict(faults.counts))
+    assert faults.counts["Scan throttled"] > 10 and faults.counts["BatchWriteItem throttled"] >= 3, faults.counts
+    assert faults.counts["BatchWriteItem batches partly unprocessed"] >= 2, faults.counts
+    assert sum(n for k, n in faults.counts.items() if k.startswith("S3 ")) >= 3, faults.counts
 
 
 # A Lambda that dies (timeout, out of memory) surfaces in Step Functions as Sandbox.Timedout.
@@ -180,7 +206,8 @@ def test_a_failed_restore_rerun_with_overwrite_gives_an_identical_table(world, m
     ddb.meta.events.register_first("before-send.dynamodb", fail_after_some, unique_id="fail-after-some")
     first = world.run("RestoreStateMachine", {"source": source, "table": "restore-GranulesTable"}, timeout=600)
     assert first["status"] == "FAILED"
-    assert "AccessDenied" in first["cause"] or "restore-GranulesTable" in first["cause"]
+    print("cause:", first["cause"])
+    assert "AccessDeniedException" in first["cause"] and "restore-GranulesTable" in first["cause"], first["cause"]
     ddb.meta.events.unregister("before-send.dynamodb", unique_id="fail-after-some")
     assert table_items(ddb, "restore-GranulesTable"), "some batches were written before the fault"
 

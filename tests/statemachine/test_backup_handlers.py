@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from ddb_backup.aws.clients import client
 from devkit import sample
@@ -55,5 +56,5 @@ def test_the_sample_events_run_a_backup_by_hand(stack):
     ],
 )
 def test_handlers_reject_malformed_events_naming_the_field(stack, logical_id, event, field):
-    with pytest.raises(Exception, match=field):
+    with pytest.raises(ValidationError, match=field):
         _call(stack, logical_id, event)

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from ddb_backup.backup.finalize import finalize_table
@@ -47,6 +47,7 @@ from ddb_backup.restore import fastwrite
 from ddb_backup.restore.write import DeadLettered, write_items
 from devkit import sample
 from tests.conftest import FIXTURES, canonical
+from tests.unit.test_fastscan import item_lists
 
 #: Fixed examples (derandomize): CI sees the same cases every run. Modest counts: the two fuzz files stay fast.
 FUZZ = settings(
@@ -476,6 +477,8 @@ def test_a_local_file_of_an_unknown_version_is_refused_naming_it(tmp_path, heade
 
 
 @FEW
+@example(end=1)  # the one accepted value, always tried (the draws alone may never reach it)
+@example(end=True)
 @given(
     end=st.one_of(st.text(max_size=5), st.none(), st.floats(), st.lists(st.integers(), max_size=2), st.integers(-2, 5))
 )
@@ -543,15 +546,19 @@ def test_a_damaged_cumulus_file_is_refused_naming_the_line(fixture, data, zipped
 
 
 # ------------------------------------------------------------------ native exports
-@FEW
+@FUZZ
 @given(data=st.data(), keep_md5=st.booleans())
 def test_a_damaged_native_export_is_refused_naming_the_file(data, keep_md5):
     with tempfile.TemporaryDirectory() as root:
         export = Path(root) / "AWSDynamoDB" / EXPORT.name
         shutil.copytree(EXPORT, export)
         expected = _read(str(EXPORT))
-        target = data.draw(st.sampled_from(["data", "manifest-files.json", "key", "count", "missing files"]), "what")
-        if target == "data":
+        kinds = ["data", "manifest-files.json", "key", "count", "missing files", "nothing"]
+        target = data.draw(st.sampled_from(kinds), "what")
+        if target == "nothing":  # the accept branch: an intact export reads whole, with or without its md5
+            if not keep_md5:
+                (export / "manifest-files.md5").unlink()
+        elif target == "data":
             path = data.draw(st.sampled_from(sorted((export / "data").iterdir())), "file")
             _, body, _ = data.draw(damaged(path.read_bytes(), lines=False), "damage")
             path.write_bytes(body)
@@ -575,6 +582,7 @@ def test_a_damaged_native_export_is_refused_naming_the_file(data, keep_md5):
                 (export / "manifest-files.md5").unlink()
         got, refused = _outcome(lambda: _read(str(export)))
     if refused is not None:
+        assert target != "nothing", f"an intact export was refused: {refused}"
         _names_one_of(refused, str(export))
     else:
         assert got is not None and _same(got, expected), target
@@ -737,10 +745,22 @@ def test_the_fast_path_writes_only_what_it_reports_and_only_where_it_is_told(
     assert _same(held, _last_wins(written))
 
 
+#: Text that would end a request early if a line were joined in without being proved one item.
+_HOSTILE = ['"', "\\", '}}],"fuzz-other":[{"PutRequest":{"Item":', "},{", "\n", "\u2028", "é中", "\x00", '"}}}']
+#: One to three valid item lines as a backup or an export writes them (compact, UTF-8 or \\u-escaped),
+#: every type, hostile text in names and values (the fast scan tests' wire items).
+item_line_lists = st.tuples(
+    item_lists(st.one_of(st.text(max_size=6), st.lists(st.sampled_from(_HOSTILE), max_size=3).map("".join))),
+    st.booleans(),
+).map(lambda t: [json.dumps({"Item": i}, separators=(",", ":"), ensure_ascii=t[1]).encode() for i in t[0][:3]])
+item_lines = item_line_lists.filter(bool).map(lambda lines: lines[0])
+
+
 #: Pieces of JSON text, to build lines that look like an item line at both ends and may be anything between.
 _PIECES = [b"{", b"}", b"[", b"]", b",", b":", b" ", b'"pk"', b'"S"', b'"x"', b'"Item"', b'"PutRequest"']
 _PIECES += [b'"fuzz-other"', b'"\\""', b'"\\"', b"1", b"null", b"\\", b'"', b"\n"]
 tricky_lines = st.one_of(
+    item_lines,
     st.lists(st.sampled_from(_PIECES), max_size=14).map(lambda ps: b'{"Item":{"' + b"".join(ps) + b"}}"),
     st.tuples(st.sampled_from(STRUCTURE_TRICKS), st.integers(0, 60), st.sampled_from(_PIECES)).map(
         lambda t: t[0][: t[1]] + t[2] + t[0][t[1] :]
@@ -770,3 +790,20 @@ def test_a_line_the_fast_path_sends_is_exactly_one_put_of_the_item_it_holds(line
     assert list(body) == ["RequestItems"] and list(body["RequestItems"]) == ["target"]
     (request,) = body["RequestItems"]["target"]
     assert request == {"PutRequest": json.loads(line)}
+
+
+@settings(FUZZ, max_examples=150)
+@given(lines=item_line_lists.filter(bool))
+def test_valid_item_lines_are_sent_as_they_are_each_exactly_one_put(lines):
+    """Every example reaches the assertions: each valid line of a signed part is a RawItem sent unchanged."""
+    with tempfile.TemporaryDirectory() as root:
+        part = _part(Path(root), lines, signed=True)
+        got = list(fastwrite.read_part(part))
+    assert [type(item) for item in got] == [fastwrite.RawItem] * len(lines)
+    assert [item.line for item in got] == lines and all(item.wire is not None for item in got)
+    params = {"RequestItems": {"target": [{"PutRequest": {"Item": item}} for item in got]}}
+    context: dict[str, Any] = {}
+    fastwrite._build_body(params, context)
+    assert params["RequestItems"] == {"target": [{"PutRequest": {"Item": {}}}]}  # botocore sees a placeholder
+    body = json.loads(context[fastwrite._BODY])
+    assert body == {"RequestItems": {"target": [{"PutRequest": json.loads(line)} for line in lines]}}

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from pydantic import ValidationError
 
 from ddb_backup import errors, events
 from ddb_backup.aws.retry import Retry
@@ -143,18 +144,18 @@ def test_cumulus_prefix_names_the_eight_metadata_tables():
 
 
 @pytest.mark.parametrize(
-    "doc",
+    ("doc", "why"),
     [
-        {"tables": ["T1"], "cumulusPrefix": "x-"},
-        {"tables": ["no spaces allowed"]},
-        {"cumulusPrefix": "x-", "cumulusTables": ["Gran-ules"]},
-        {"cumulusPrefix": "x-", "recoveryPeriodInDays": 36},
-        {"cumulusPrefix": "x-", "recoveryPeriodInDays": 0},
-        {"cumulusPrefix": "x-", "surprise": 1},
+        ({"tables": ["mystack-T1"], "cumulusPrefix": "x-"}, "give either 'tables' or 'cumulusPrefix', not both"),
+        ({"tables": ["no spaces allowed"]}, "'no spaces allowed' is not a valid DynamoDB table name"),
+        ({"cumulusPrefix": "x-", "cumulusTables": ["Gran-ules"]}, "Cumulus table 'Gran-ules' is not a short name"),
+        ({"cumulusPrefix": "x-", "recoveryPeriodInDays": 36}, r"recoveryPeriodInDays\n.*less than or equal to 35"),
+        ({"cumulusPrefix": "x-", "recoveryPeriodInDays": 0}, r"recoveryPeriodInDays\n.*greater than or equal to 1"),
+        ({"cumulusPrefix": "x-", "surprise": 1}, r"surprise\n.*Extra inputs are not permitted"),
     ],
 )
-def test_bad_events_are_refused_at_the_door(doc):
-    with pytest.raises(ValueError):
+def test_bad_events_are_refused_at_the_door(doc, why):
+    with pytest.raises(ValidationError, match=why):
         events.EnsurePitrEvent.model_validate(doc)
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from ddb_backup.aws.tables import describe
 from ddb_backup.errors import BadInput, TargetRefused
@@ -267,3 +271,33 @@ class _Http:
         self.status_code = status
         self.headers: dict[str, str] = {}
         self.content = b""
+
+
+def _scan_pages(*pages: dict) -> tuple[Any, Stubber]:
+    """A client whose Scans answer ``pages`` in order (DynamoDB's empty pages with a LastEvaluatedKey; moto sends none)."""
+    ddb = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(ddb)
+    for page in pages:
+        stubber.add_response("scan", page)
+    stubber.activate()
+    return ddb, stubber
+
+
+_MORE = {"Count": 0, "ScannedCount": 0, "LastEvaluatedKey": {"granuleId": {"S": "g"}}}
+
+
+def test_an_empty_page_with_a_last_evaluated_key_is_not_taken_for_an_empty_table():
+    ddb, stubber = _scan_pages(_MORE, _MORE, {"Count": 1, "ScannedCount": 1})
+    assert is_empty(ddb, "restore-GranulesTable") is False
+    stubber.assert_no_pending_responses()  # it read on to the page that holds the item
+
+
+def test_a_table_is_empty_only_when_the_scan_ends():
+    ddb, stubber = _scan_pages(_MORE, _MORE, {"Count": 0, "ScannedCount": 0})
+    assert is_empty(ddb, "restore-GranulesTable") is True
+    stubber.assert_no_pending_responses()
+
+
+def test_a_scan_that_never_ends_within_its_page_budget_is_not_called_empty():
+    ddb, _ = _scan_pages(*[_MORE] * 1000)
+    assert is_empty(ddb, "restore-GranulesTable") is False

@@ -6,6 +6,8 @@ plus one on moto with faults injected through botocore's event hooks.
 
 from __future__ import annotations
 
+import random
+import statistics
 import threading
 import time
 from collections import Counter
@@ -14,7 +16,9 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from ddb_backup.aws import retry
 from ddb_backup.aws.retry import backoff_delay
+from ddb_backup.errors import BadInput
 from ddb_backup.restore.write import DeadLettered, write_items
 from devkit import sample
 from tests.conftest import canonical, table_items
@@ -122,6 +126,15 @@ def test_unprocessed_items_are_resent_after_a_jittered_growing_backoff():
     assert len(sleeps) == 5 and all(0 <= s <= 0.05 for s in sleeps)
 
 
+def test_each_retry_of_a_request_waits_the_next_step_of_the_backoff(monkeypatch):
+    """With the jitter at its top, the waits are the steps themselves: 0.05 s doubling, capped at 20 s."""
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: high)
+    fake = FakeTable(lambda n, requests: ("unprocessed", range(1, len(requests))))  # one item a try
+    counts, sleeps = _write(fake, _items(25), attempts=2)
+    assert counts["written"] == 25 and counts["unprocessedRetries"] == 24
+    assert sleeps == [min(20.0, 0.05 * 2**k) for k in range(24)]
+
+
 def test_throttling_is_retried_with_backoff_until_it_passes():
     def script(n, requests):
         return ("error", "ProvisionedThroughputExceededException", "slow down") if n % 3 != 2 else None
@@ -134,10 +147,36 @@ def test_throttling_is_retried_with_backoff_until_it_passes():
     assert sleeps and max(sleeps) <= 0.1
 
 
+def test_a_throttled_request_waits_a_growing_backoff_before_each_retry(monkeypatch):
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: high)
+
+    def script(n, requests):
+        return ("error", "ProvisionedThroughputExceededException", "slow down") if n % 4 != 3 else None
+
+    counts, sleeps = _write(FakeTable(script), _items(50), concurrency=1)
+    assert counts["throttleRetries"] == 6 and counts["written"] == 50
+    assert sleeps == [0.05, 0.1, 0.2] * 2
+
+
 def test_the_backoff_is_full_jitter_within_a_growing_cap():
+    random.seed(20240611)  # fixed draws: the bounds below are not left to chance
     for attempt in range(12):
+        cap = min(20.0, 0.05 * 2**attempt)
         delays = [backoff_delay(attempt) for _ in range(200)]
-        assert min(delays) >= 0 and max(delays) <= min(20.0, 0.05 * 2**attempt)
+        assert min(delays) >= 0 and max(delays) <= cap
+        # full jitter: the draws cover the whole range, from near nothing to near the cap
+        assert min(delays) < 0.05 * cap and max(delays) > 0.95 * cap, (attempt, min(delays), max(delays))
+        assert 0.4 * cap < statistics.mean(delays) < 0.6 * cap
+
+
+def test_the_table_admin_retry_waits_at_least_half_of_a_growing_step():
+    random.seed(7)
+    policy = retry.Retry(deadline=0, base=1.0, cap=30.0)
+    for attempt in range(7):
+        step = min(30.0, 2.0**attempt)
+        delays = [policy.delay(attempt) for _ in range(100)]
+        assert min(delays) >= step / 2 and max(delays) <= step
+        assert max(delays) > 0.95 * step and min(delays) < 0.55 * step
 
 
 def test_items_left_unprocessed_after_the_budget_are_dead_lettered_and_named():
@@ -233,7 +272,7 @@ def test_numbers_equal_in_dynamodb_are_the_same_key():
 
 def test_an_item_without_its_key_is_named():
     fake = FakeTable()
-    with pytest.raises(Exception, match=r"lacks key attribute\(s\) \['key'\]"):
+    with pytest.raises(BadInput, match=r"table T: an item lacks key attribute\(s\) \['key'\]"):
         _write(fake, [{"bucket": {"S": "b"}}])
 
 

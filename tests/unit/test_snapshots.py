@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from ddb_backup import errors, events
 from ddb_backup.errors import BadInput, TargetRefused
@@ -183,16 +184,16 @@ def test_scheduled_run_backs_up_then_prunes(ddb):
 
 
 @pytest.mark.parametrize(
-    "doc",
+    ("doc", "why"),
     [
-        {"cumulusPrefix": "x-"},
-        {"cumulusPrefix": "x-", "retentionDays": 0},
-        {"cumulusPrefix": "x-", "retentionDays": 9, "keepLatest": 0},
-        {"tables": ["a-b"], "cumulusPrefix": "x-", "retentionDays": 9},
+        ({"cumulusPrefix": "x-"}, r"retentionDays\n.*Field required"),
+        ({"cumulusPrefix": "x-", "retentionDays": 0}, r"retentionDays\n.*greater than or equal to 1"),
+        ({"cumulusPrefix": "x-", "retentionDays": 9, "keepLatest": 0}, r"keepLatest\n.*greater than or equal to 1"),
+        ({"tables": ["a-b"], "cumulusPrefix": "x-", "retentionDays": 9}, "give either 'tables' or 'cumulusPrefix'"),
     ],
 )
-def test_bad_events_are_refused(doc):
-    with pytest.raises(ValueError):
+def test_bad_events_are_refused(doc, why):
+    with pytest.raises(ValidationError, match=why):
         events.OnDemandBackupEvent.model_validate(doc)
 
 
