@@ -14,13 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ddb_backup.aws.ratelimit import NO_LIMIT, Limit, RateLimiter, segment_share, table_rate
 from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.aws.s3io import get_json
 from ddb_backup.aws.tables import describe
 from ddb_backup.backup import fastscan
 from ddb_backup.backup.finalize import finalize_table
 from ddb_backup.backup.plan import Settings, choose_segments, plan_run
-from ddb_backup.backup.scan import ScanSettings, scan_segment
+from ddb_backup.backup.scan import FastPages, ScanSettings, scan_segment
 from ddb_backup.format.localfile import LocalFileWriter
 from ddb_backup_cli.progress import Progress
 
@@ -43,18 +44,28 @@ def segment_pages(
 
 
 def segment_lines(
-    ddb: Any, table: str, segment: int, total: int, *, page_limit: int | None = None
+    ddb: Any,
+    table: str,
+    segment: int,
+    total: int,
+    *,
+    page_limit: int | None = None,
+    read_rate: float = 0.0,
 ) -> Iterator[tuple[bytes, int]]:
-    """Every page of one scan segment as backup lines (joined) and their count, on the fast path (fastscan)."""
+    """Every page of one scan segment as backup lines (joined) and their count, on the fast path (fastscan).
+
+    ``read_rate``: this segment's read units a second (0: no limit).
+    """
     request: dict[str, Any] = {"TableName": table, "Segment": segment, "TotalSegments": total}
     if page_limit:
         request["Limit"] = page_limit
+    pages = FastPages(ddb, request, RateLimiter(read_rate) if read_rate > 0 else None)
     while True:
-        data, count, last_key = fastscan.scan_page(ddb, request)
-        yield data, count
-        if last_key is None:
+        page = pages.next_page()
+        yield page.data, page.items
+        if page.last_key is None:
             return
-        fastscan.next_request(request, last_key)
+        fastscan.next_request(request, page.last_key)
 
 
 def local_segments(description: dict[str, Any], workers: int) -> int:
@@ -71,18 +82,21 @@ def backup_to_file(
     segments: int | None = None,
     workers: int = 8,
     progress: Progress | None = None,
+    limit: Limit = NO_LIMIT,
 ) -> dict[str, Any]:
     """Write ``table`` to ``path`` in the local file format; returns a summary.
 
     The file is written under a temporary name and renamed when complete, so
-    ``path`` never holds a partial backup.
+    ``path`` never holds a partial backup. ``limit``: the table's read rate,
+    shared by the segments scanned at once.
     """
     description = describe(ddb, table)
     total = segments or local_segments(description, workers)
+    share = segment_share(table_rate(description, "read", rate=limit.rate, percent=limit.percent), total, workers)
     lock = threading.Lock()
 
     def run(segment: int) -> None:
-        for data, n in segment_lines(ddb, table, segment, total):
+        for data, n in segment_lines(ddb, table, segment, total, read_rate=share):
             if not n:
                 continue
             with lock:
@@ -112,15 +126,17 @@ def backup_to_s3(
     workers: int = 8,
     progress: Progress | None = None,
     scan_settings: ScanSettings | None = None,
+    limit: Limit = NO_LIMIT,
 ) -> list[dict[str, Any]]:
     """Back up tables to ``s3://bucket/prefix`` in format v1, with the state machine's own steps."""
     run = plan_run(
         ddb,
         s3,
-        Settings(bucket=bucket, prefix=prefix, bytes_per_segment=64 * MiB, max_segments=4096),
+        Settings(bucket=bucket, prefix=prefix, bytes_per_segment=64 * MiB, max_segments=4096, concurrency=workers),
         tables=tables,
         table_prefix=table_prefix,
         segments=segments,
+        limit=limit,
     )
     settings = scan_settings or ScanSettings(bucket=bucket)
     work = get_json(s3, bucket, run["workKey"])

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ddb_backup.aws.clients import client
+from ddb_backup_cli import estimate
 from ddb_backup_cli.common import (
     UsageError,
     add_command,
@@ -44,7 +45,15 @@ def cmd_backup(args: argparse.Namespace) -> int:
     for table in tables:
         path = Path(args.out) if args.out else Path(args.dir) / f"{table}.json"
         shown = progress(args, table)
-        summary = local.backup_to_file(ddb, table, path, segments=args.segments, workers=args.workers, progress=shown)
+        summary = local.backup_to_file(
+            ddb,
+            table,
+            path,
+            segments=args.segments,
+            workers=args.workers,
+            progress=shown,
+            limit=estimate.limit_of(args, "read"),
+        )
         shown.close()
         summary["seconds"] = round(shown.seconds, 3)
         results.append(summary)
@@ -75,6 +84,7 @@ def _backup_to_s3(args: argparse.Namespace, ddb: Any, tables: list[str] | None, 
         segments=args.segments,
         workers=args.workers,
         progress=shown,
+        limit=estimate.limit_of(args, "read"),
     )
     shown.close()
     return _report(
@@ -113,6 +123,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress_factory=lambda label: progress(args, label),
         warn=lambda text: print(f"ddb-backup: warning: {text}", file=sys.stderr),
+        limit=estimate.limit_of(args, "write"),
     )
     return _report(
         args, results, lambda r: f"{r['source']} -> {r['table']}: {r['items']:,} items restored ({r['seconds']:,.1f} s)"
@@ -160,6 +171,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--dir", default="backups", help="directory for per-table files (default: backups)")
     p.add_argument("--to", metavar="S3_URL", help="write backup format v1 under s3://bucket/prefix instead")
     p.add_argument("--workers", type=int, default=8, help="segments scanned at once (default 8)")
+    estimate.add_rate_options(p, "read")
 
     p = add(
         "restore",
@@ -186,6 +198,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "--keys", help="key attribute names (HASH[,RANGE]) when the source has no schema and the target does not exist"
     )
     p.add_argument("--workers", type=int, default=4, help="parts restored at once (default 4)")
+    estimate.add_rate_options(p, "write")
 
     p = add(
         "verify",

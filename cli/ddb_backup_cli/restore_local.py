@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ddb_backup.aws.ratelimit import NO_LIMIT, Limit, table_rate
+from ddb_backup.aws.tables import describe_table
 from ddb_backup.errors import RestoreIncomplete
 from ddb_backup.format.sources import Source
 from ddb_backup.restore import fastwrite
@@ -34,12 +36,13 @@ def restore_sources(
     workers: int = 4,
     progress_factory: Callable[[str], Progress] | None = None,
     warn: Callable[[str], None] = lambda text: None,
+    limit: Limit = NO_LIMIT,
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
 
     Raises ``TargetRefused`` before anything is written if any target is
     unsafe, and ``RestoreIncomplete`` naming the dead-letter location if
-    items could not be written.
+    items could not be written. ``limit``: each target's write rate (all workers together).
     """
     request = _request(source, table, mapping, backup_id, mode, allow_source, key_names)
     prepared, _ = prepare_targets(ddb, s3, request, bucket=None)
@@ -49,7 +52,9 @@ def restore_sources(
         for text in src.warnings + info.get("warnings", []):
             warn(text)
         progress = progress_factory(target) if progress_factory else None
-        results.append(_restore_one(ddb, s3, src, target, info, run_id, workers, progress))
+        described = (describe_table(ddb, target) or {}) if limit.percent is not None else {}
+        rate = table_rate(described, "write", rate=limit.rate, percent=limit.percent)
+        results.append(_restore_one(ddb, s3, src, target, info, run_id, (workers, rate or 0.0), progress))
     return results
 
 
@@ -82,10 +87,10 @@ def _restore_one(
     target: str,
     info: dict[str, Any],
     run_id: str,
-    workers: int,
+    pace: tuple[int, float],
     progress: Progress | None,
 ) -> dict[str, Any]:
-    """Write one prepared source into ``target``; its result row."""
+    """Write one prepared source into ``target`` with (requests in flight, write units a second); its result row."""
     save = dead_letter_writer(src.dead_letter_base or ".", run_id, s3)
 
     def dead_letter(items: list[dict[str, Any]]) -> str:
@@ -97,7 +102,8 @@ def _restore_one(
         target,
         fastwrite.source_items(src, ddb),
         dead_letter=dead_letter,
-        concurrency=workers,
+        concurrency=pace[0],
+        write_rate=pace[1],
         key_names=[k["AttributeName"] for k in info["keySchema"]],
         progress=progress.add if progress else None,
     )

@@ -10,12 +10,14 @@ the same checkpoint, so nothing is counted twice and nothing is skipped.
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ddb_backup.aws.ratelimit import RateLimiter, consumed_units
 from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.aws.s3io import put_json
 from ddb_backup.backup import fastscan
@@ -98,22 +100,50 @@ def scan_segment(
     }
 
 
-class _Pages:
-    """Pages as botocore parses them: client-form items made into lines, the key turned to wire form at the end."""
+class Pages:
+    """Pages as botocore parses them: client-form items made into lines, the key turned to wire form at the end.
 
-    def __init__(self, ddb: Any, request: dict[str, Any]) -> None:
+    With a ``limiter`` each Scan asks for its ConsumedCapacity, waits its turn
+    before going out and is charged what it consumed after; a throttled try
+    halves the limiter's rate.
+    """
+
+    def __init__(self, ddb: Any, request: dict[str, Any], limiter: RateLimiter | None = None) -> None:
         self.ddb = ddb
         self.request = request
+        self.limiter = limiter
+        self.last_cost = 0.0  # what the previous page consumed: the next one's estimate
+        if limiter is not None:
+            request["ReturnConsumedCapacity"] = "TOTAL"
 
     def buffer(self, gzip_level: int) -> PartBuffer:
         return PartBuffer(gzip_level)
 
+    def _before(self) -> Callable[[], None] | None:
+        if self.limiter is None:
+            return None
+        self.limiter.acquire(self.last_cost)
+        return self.limiter.throttled
+
+    def _after(self, consumed: float | None, data_bytes: int) -> None:
+        if self.limiter is None:
+            return
+        if consumed is None:  # not reported: a 4 KiB unit, halved unless the read is consistent
+            consumed = math.ceil(data_bytes / 4096) * (1.0 if self.request.get("ConsistentRead") else 0.5)
+        self.limiter.charge(consumed, self.last_cost)
+        self.last_cost = consumed
+
     def read_into(self, buf: PartBuffer) -> dict[str, Any] | None:
         """Scan one page into ``buf``; return its LastEvaluatedKey."""
-        page = call_with_backoff(self.ddb.scan, **self.request)
+        on_throttle = self._before()
+        page = call_with_backoff(self.ddb.scan, on_throttle=on_throttle, **self.request)
+        if on_throttle is not None and fastscan.retried(page):
+            on_throttle()
         items = page.get("Items", [])
+        before = buf.uncompressed_bytes
         if items:
             buf.add([line_from_client_item(item) for item in items])
+        self._after(consumed_units(page), buf.uncompressed_bytes - before)
         last_key: dict[str, Any] | None = page.get("LastEvaluatedKey")
         return last_key
 
@@ -124,7 +154,7 @@ class _Pages:
         return item_to_wire(last_key) if last_key else None
 
 
-class _FastPages(_Pages):
+class FastPages(Pages):
     """Pages on :mod:`fastscan`: lines come from the raw page, keys stay in wire form."""
 
     def buffer(self, gzip_level: int) -> PartBuffer:
@@ -133,9 +163,15 @@ class _FastPages(_Pages):
     def read_into(self, buf: PartBuffer) -> dict[str, Any] | None:
         """Scan one page into ``buf`` (a ``BlockPartBuffer``); return its LastEvaluatedKey."""
         assert isinstance(buf, fastscan.BlockPartBuffer)
-        data, count, last_key = fastscan.scan_page(self.ddb, self.request)
-        buf.add_block(data, count)
-        return last_key
+        page = self.next_page()
+        buf.add_block(page.data, page.items)
+        return page.last_key
+
+    def next_page(self) -> fastscan.Page:
+        """Scan one page (within the limiter's rate, if any)."""
+        page = fastscan.fetch_page(self.ddb, self.request, on_throttle=self._before())
+        self._after(page.consumed, len(page.data))
+        return page
 
     def advance(self, last_key: dict[str, Any]) -> None:
         fastscan.next_request(self.request, last_key)
@@ -156,7 +192,9 @@ class _SegmentScan:
 
     def run(self, next_part: int) -> tuple[list[Part], dict[str, Any] | None]:
         """The parts written from part number ``next_part`` on, and the key to go on from (None: done)."""
-        pages = (_FastPages if self.settings.fast_path else _Pages)(self.ddb, self._request())
+        rate = float(self.task.get("readRate") or 0)
+        limiter = RateLimiter(rate) if rate > 0 else None
+        pages = (FastPages if self.settings.fast_path else Pages)(self.ddb, self._request(), limiter)
         parts: list[Part] = []
         buf = pages.buffer(self.settings.gzip_level)
         while True:
