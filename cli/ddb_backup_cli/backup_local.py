@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ddb_backup.aws.ratelimit import NO_LIMIT, Limit, RateLimiter, segment_share, table_rate
+from ddb_backup.aws.ratelimit import NO_LIMIT, Limit, RateLimiter, table_rate
 from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.aws.s3io import get_json
 from ddb_backup.aws.tables import describe
@@ -50,16 +50,16 @@ def segment_lines(
     total: int,
     *,
     page_limit: int | None = None,
-    read_rate: float = 0.0,
+    limiter: RateLimiter | None = None,
 ) -> Iterator[tuple[bytes, int]]:
     """Every page of one scan segment as backup lines (joined) and their count, on the fast path (fastscan).
 
-    ``read_rate``: this segment's read units a second (0: no limit).
+    ``limiter``: the read rate this segment keeps to (shared with the table's other segments, in this process).
     """
     request: dict[str, Any] = {"TableName": table, "Segment": segment, "TotalSegments": total}
     if page_limit:
         request["Limit"] = page_limit
-    pages = FastPages(ddb, request, RateLimiter(read_rate) if read_rate > 0 else None)
+    pages = FastPages(ddb, request, limiter)
     while True:
         page = pages.next_page()
         yield page.data, page.items
@@ -87,16 +87,18 @@ def backup_to_file(
     """Write ``table`` to ``path`` in the local file format; returns a summary.
 
     The file is written under a temporary name and renamed when complete, so
-    ``path`` never holds a partial backup. ``limit``: the table's read rate,
-    shared by the segments scanned at once.
+    ``path`` never holds a partial backup. ``limit``: the table's read rate;
+    the segments, all in this process, share one token bucket, so a segment
+    that finishes early leaves its share to the others.
     """
     description = describe(ddb, table)
     total = segments or local_segments(description, workers)
-    share = segment_share(table_rate(description, "read", rate=limit.rate, percent=limit.percent), total, workers)
+    rate = table_rate(description, "read", rate=limit.rate, percent=limit.percent)
+    limiter = RateLimiter(rate) if rate else None
     lock = threading.Lock()
 
     def run(segment: int) -> None:
-        for data, n in segment_lines(ddb, table, segment, total, read_rate=share):
+        for data, n in segment_lines(ddb, table, segment, total, limiter=limiter):
             if not n:
                 continue
             with lock:

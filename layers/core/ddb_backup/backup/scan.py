@@ -26,6 +26,8 @@ from ddb_backup.format.ddbjson import item_from_wire, item_to_wire, line_from_cl
 from ddb_backup.format.parts import DEFAULT_GZIP_LEVEL, Part, PartBuffer, upload_part
 
 MiB = 1024 * 1024
+FIRST_PAGE_ITEMS = 100  # a rate-limited scan's first page, before it knows what an item costs
+PAGE_SECONDS = 0.5  # a rate-limited scan's pages cost about this many seconds of its rate
 
 
 @dataclass(frozen=True)
@@ -113,8 +115,10 @@ class Pages:
         self.request = request
         self.limiter = limiter
         self.last_cost = 0.0  # what the previous page consumed: the next one's estimate
+        self.max_items = int(request.get("Limit") or 0)  # the page size asked for, if any
         if limiter is not None:
             request["ReturnConsumedCapacity"] = "TOTAL"
+            request["Limit"] = min(self.max_items or FIRST_PAGE_ITEMS, FIRST_PAGE_ITEMS)
 
     def buffer(self, gzip_level: int) -> PartBuffer:
         return PartBuffer(gzip_level)
@@ -125,13 +129,17 @@ class Pages:
         self.limiter.acquire(self.last_cost)
         return self.limiter.throttled
 
-    def _after(self, consumed: float | None, data_bytes: int) -> None:
+    def _after(self, consumed: float | None, data_bytes: int, items: int) -> None:
+        """Charge the limiter; size the next page to about half a second of its rate (pacing stays smooth)."""
         if self.limiter is None:
             return
         if consumed is None:  # not reported: a 4 KiB unit, halved unless the read is consistent
             consumed = math.ceil(data_bytes / 4096) * (1.0 if self.request.get("ConsistentRead") else 0.5)
         self.limiter.charge(consumed, self.last_cost)
         self.last_cost = consumed
+        if items and consumed > 0:
+            fitting = max(1, int(items * self.limiter.rate * PAGE_SECONDS / consumed))
+            self.request["Limit"] = min(fitting, self.max_items) if self.max_items else fitting
 
     def read_into(self, buf: PartBuffer) -> dict[str, Any] | None:
         """Scan one page into ``buf``; return its LastEvaluatedKey."""
@@ -143,7 +151,7 @@ class Pages:
         before = buf.uncompressed_bytes
         if items:
             buf.add([line_from_client_item(item) for item in items])
-        self._after(consumed_units(page), buf.uncompressed_bytes - before)
+        self._after(consumed_units(page), buf.uncompressed_bytes - before, len(items))
         last_key: dict[str, Any] | None = page.get("LastEvaluatedKey")
         return last_key
 
@@ -170,7 +178,7 @@ class FastPages(Pages):
     def next_page(self) -> fastscan.Page:
         """Scan one page (within the limiter's rate, if any)."""
         page = fastscan.fetch_page(self.ddb, self.request, on_throttle=self._before())
-        self._after(page.consumed, len(page.data))
+        self._after(page.consumed, len(page.data), page.items)
         return page
 
     def advance(self, last_key: dict[str, Any]) -> None:
