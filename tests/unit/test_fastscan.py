@@ -294,6 +294,7 @@ class _CountingLimiter:
     def __init__(self) -> None:
         self.charged: list[float] = []
         self.throttles = 0
+        self.rate = 10.0
 
     def acquire(self, estimate: float = 0.0) -> None:
         pass
@@ -315,10 +316,11 @@ def test_a_limited_scan_is_charged_what_each_page_consumed_and_told_of_throttlin
     limiter = _CountingLimiter()
     request = {"TableName": "t-table"}
     pager = (FastPages if fast else Pages)(fake_client(server), request, limiter)  # type: ignore[arg-type]
-    assert request["ReturnConsumedCapacity"] == "TOTAL"
+    assert request["ReturnConsumedCapacity"] == "TOTAL" and request["Limit"] == 100  # a first page of 100 items
     buf = pager.buffer(1)
     while (key := pager.read_into(buf)) is not None:
         pager.advance(key)
     assert limiter.charged == [3.5, 4.5, 5.5]
     assert limiter.throttles == 1
+    assert request["Limit"] == 6  # the next page: half a second at 10 units/s, at 5.5 units for 7 items
     assert buf.items == 21
