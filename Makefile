@@ -75,6 +75,7 @@ demo: venv
 
 bench: venv
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.rate
 
 build: .venv-sam/.installed
 	PYENV_VERSION=$${PYENV_VERSION:-3.11.7:3.13.0} $(SAM) build

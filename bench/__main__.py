@@ -11,7 +11,8 @@ Three parts, each printing a table (and all of them saved to bench/work/results.
 
 Servers listen on 127.0.0.1 only and are stopped at the end. Options:
 ``--quick`` (small sizes, a smoke test), ``--only replay|peers|memory``,
-``--items N`` (peers' table, default 100,000).
+``--items N`` (peers' table, default 100,000). Rate control and the estimate:
+``python -m bench.rate`` (bench/rate.py).
 """
 
 from __future__ import annotations

@@ -14,13 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ddb_backup.aws.ratelimit import NO_LIMIT, Limit, RateLimiter, table_rate
 from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.aws.s3io import get_json
 from ddb_backup.aws.tables import describe
 from ddb_backup.backup import fastscan
 from ddb_backup.backup.finalize import finalize_table
 from ddb_backup.backup.plan import Settings, choose_segments, plan_run
-from ddb_backup.backup.scan import ScanSettings, scan_segment
+from ddb_backup.backup.scan import FastPages, ScanSettings, scan_segment
 from ddb_backup.format.localfile import LocalFileWriter
 from ddb_backup_cli.progress import Progress
 
@@ -43,18 +44,28 @@ def segment_pages(
 
 
 def segment_lines(
-    ddb: Any, table: str, segment: int, total: int, *, page_limit: int | None = None
+    ddb: Any,
+    table: str,
+    segment: int,
+    total: int,
+    *,
+    page_limit: int | None = None,
+    limiter: RateLimiter | None = None,
 ) -> Iterator[tuple[bytes, int]]:
-    """Every page of one scan segment as backup lines (joined) and their count, on the fast path (fastscan)."""
+    """Every page of one scan segment as backup lines (joined) and their count, on the fast path (fastscan).
+
+    ``limiter``: the read rate this segment keeps to (shared with the table's other segments, in this process).
+    """
     request: dict[str, Any] = {"TableName": table, "Segment": segment, "TotalSegments": total}
     if page_limit:
         request["Limit"] = page_limit
+    pages = FastPages(ddb, request, limiter)
     while True:
-        data, count, last_key = fastscan.scan_page(ddb, request)
-        yield data, count
-        if last_key is None:
+        page = pages.next_page()
+        yield page.data, page.items
+        if page.last_key is None:
             return
-        fastscan.next_request(request, last_key)
+        fastscan.next_request(request, page.last_key)
 
 
 def local_segments(description: dict[str, Any], workers: int) -> int:
@@ -73,11 +84,14 @@ def backup_to_file(
     progress: Progress | None = None,
     replace: bool = False,
     run_of: tuple[str, list[str]] | None = None,
+    limit: Limit = NO_LIMIT,
 ) -> dict[str, Any]:
     """Write ``table`` to ``path`` in the local file format; returns a summary.
 
     ``run_of``: (run id, every table of the run), recorded in the header so a set
     restore of a directory can tell files of one run from a mix of runs.
+    ``limit``: the table's read rate; the segments, all in this process, share
+    one token bucket, so a segment that finishes early leaves its share to the others.
 
     The file is written under a temporary name of its own and moved into
     place when complete, so ``path`` never holds a partial backup; an
@@ -86,10 +100,12 @@ def backup_to_file(
     """
     description = describe(ddb, table)
     total = segments or local_segments(description, workers)
+    rate = table_rate(description, "read", rate=limit.rate, percent=limit.percent)
+    limiter = RateLimiter(rate) if rate else None
     lock = threading.Lock()
 
     def run(segment: int) -> None:
-        for data, n in segment_lines(ddb, table, segment, total):
+        for data, n in segment_lines(ddb, table, segment, total, limiter=limiter):
             if not n:
                 continue
             with lock:
@@ -126,15 +142,17 @@ def backup_to_s3(
     workers: int = 8,
     progress: Progress | None = None,
     scan_settings: ScanSettings | None = None,
+    limit: Limit = NO_LIMIT,
 ) -> list[dict[str, Any]]:
     """Back up tables to ``s3://bucket/prefix`` in format v1, with the state machine's own steps."""
     run = plan_run(
         ddb,
         s3,
-        Settings(bucket=bucket, prefix=prefix, bytes_per_segment=64 * MiB, max_segments=4096),
+        Settings(bucket=bucket, prefix=prefix, bytes_per_segment=64 * MiB, max_segments=4096, concurrency=workers),
         tables=tables,
         table_prefix=table_prefix,
         segments=segments,
+        limit=limit,
     )
     settings = scan_settings or ScanSettings(bucket=bucket)
     work = get_json(s3, bucket, run["workKey"])

@@ -13,6 +13,7 @@ from typing import Any
 from ddb_backup.aws.clients import client
 from ddb_backup.errors import BadInput, TableNotFound
 from ddb_backup.format.layout import new_backup_id
+from ddb_backup_cli import estimate
 from ddb_backup_cli.common import (
     UsageError,
     add_command,
@@ -82,6 +83,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
                 progress=shown,
                 replace=args.force,
                 run_of=run,
+                limit=estimate.limit_of(args, "read"),
             )
         except Exception as exc:
             if len(tables) == 1 or describe_failure(exc) is None:
@@ -134,6 +136,7 @@ def _backup_to_s3(args: argparse.Namespace, ddb: Any, tables: list[str] | None, 
         segments=args.segments,
         workers=args.workers,
         progress=shown,
+        limit=estimate.limit_of(args, "read"),
     )
     shown.close()
     return _report(
@@ -180,6 +183,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         progress_factory=lambda label: progress(args, label),
         warn=lambda text: print(f"ddb-backup: warning: {text}", file=sys.stderr),
         expect_items=args.expect_items,
+        limit=estimate.limit_of(args, "write"),
     )
     return _report(
         args,
@@ -257,6 +261,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--to", metavar="S3_URL", help="write backup format v1 under s3://bucket/prefix instead")
     p.add_argument("--workers", type=int, default=8, help="segments scanned at once (default 8)")
     p.add_argument("--force", action="store_true", help="replace an existing backup file (default: refuse, keeping it)")
+    estimate.add_rate_options(p, "read")
 
     p = add(
         "restore",
@@ -298,6 +303,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="the source must hold exactly N items: checked before anything is written, and after (exit 1 if not); "
         'for sources that carry no count (cumulus-api files, bare {"Item"} lines)',
     )
+    estimate.add_rate_options(p, "write")
 
     p = add(
         "verify",

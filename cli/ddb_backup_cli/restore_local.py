@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ddb_backup.aws.ratelimit import NO_LIMIT, Limit, table_rate
+from ddb_backup.aws.tables import describe_table
 from ddb_backup.errors import IntegrityError, RestoreIncomplete
 from ddb_backup.format.lines import part_lines
 from ddb_backup.format.sources import Source, open_source
@@ -40,6 +42,7 @@ def restore_sources(
     progress_factory: Callable[[str], Progress] | None = None,
     warn: Callable[[str], None] = lambda text: None,
     expect_items: int | None = None,
+    limit: Limit = NO_LIMIT,
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
 
@@ -51,6 +54,7 @@ def restore_sources(
     anything is created or written (``IntegrityError``) and checked again
     after writing (``RestoreIncomplete``). Without it, a source that carries
     no count is restored with a warning saying how many items it held.
+    ``limit``: each target's write rate (all workers together).
     """
     if expect_items is not None:
         _check_expected(source, s3, expect_items)
@@ -68,7 +72,9 @@ def restore_sources(
         for text in src.warnings + info.get("warnings", []):
             warn(text)
         progress = progress_factory(target) if progress_factory else None
-        result = _restore_one(ddb, s3, src, target, info, run_id, workers, progress)
+        described = (describe_table(ddb, target) or {}) if limit.percent is not None else {}
+        rate = table_rate(described, "write", rate=limit.rate, percent=limit.percent)
+        result = _restore_one(ddb, s3, src, target, info, run_id, (workers, rate or 0.0), progress)
         _check_restored(src, result, expect_items, warn)
         results.append(result)
         clear_mark(ddb, target)
@@ -131,10 +137,10 @@ def _restore_one(
     target: str,
     info: dict[str, Any],
     run_id: str,
-    workers: int,
+    pace: tuple[int, float],
     progress: Progress | None,
 ) -> dict[str, Any]:
-    """Write one prepared source into ``target``; its result row."""
+    """Write one prepared source into ``target`` with (requests in flight, write units a second); its result row."""
     save = dead_letter_writer(src.dead_letter_base or ".", run_id, s3)
 
     def dead_letter(items: list[dict[str, Any]]) -> str:
@@ -146,7 +152,8 @@ def _restore_one(
         target,
         fastwrite.source_items(src, ddb),
         dead_letter=dead_letter,
-        concurrency=workers,
+        concurrency=pace[0],
+        write_rate=pace[1],
         key_names=[k["AttributeName"] for k in info["keySchema"]],
         progress=progress.add if progress else None,
     )

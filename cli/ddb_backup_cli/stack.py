@@ -12,6 +12,7 @@ from typing import Any
 
 from ddb_backup.aws.clients import client
 from ddb_backup.errors import DdbBackupError
+from ddb_backup_cli import estimate
 from ddb_backup_cli.common import (
     UsageError,
     add_command,
@@ -116,6 +117,15 @@ def cmd_start_backup(args: argparse.Namespace) -> int:
     payload: dict[str, Any] = {"tables": tables} if tables else {"tablePrefix": prefix}
     if args.segments:
         payload["segments"] = args.segments
+    limit = estimate.limit_of(args, "read")
+    if limit.rate is not None:
+        payload["readRate"] = limit.rate
+    if limit.percent is not None:
+        payload["readPercent"] = limit.percent
+    if args.dry_run:
+        estimate.print_estimates(args, estimate.table_estimates(args))
+        say(args, "dry run: nothing started")
+        return 0
     return _start(args, _machine(args, "BackupStateMachineArn"), payload, "backup")
 
 
@@ -129,7 +139,26 @@ def cmd_start_restore(args: argparse.Namespace) -> int:
         payload.update({"backupId": args.backup_id} if args.backup_id else {})
         payload.update({"tables": args.tables.split(",")} if args.tables else {})
         payload.update({"allowPartial": True} if args.allow_partial else {})
+    if args.dry_run:
+        estimate.print_estimates(args, [_restore_estimate(args)])
+        say(args, "dry run: nothing started")
+        return 0
     return _start(args, _machine(args, "RestoreStateMachineArn"), payload, "restore")
+
+
+def _restore_estimate(args: argparse.Namespace) -> dict[str, Any]:
+    """The estimate of restoring the one backup --backup names, from its manifest."""
+    from ddb_backup.estimate import Plan
+    from ddb_backup.estimate import estimate as estimate_of
+    from ddb_backup.format.sources import open_source
+
+    if not args.table:
+        raise UsageError("--dry-run estimates one backup: give --backup URL --table NAME")
+    src = open_source(args.backup, client("s3"))
+    saved = (src.description or {}).get("Table", {})
+    size = int(saved.get("TableSizeBytes") or sum(p.bytes or 0 for p in src.parts))
+    items = src.expected_items if src.expected_items is not None else int(saved.get("ItemCount", 0))
+    return estimate_of(items, size, Plan(write_rate=args.write_rate), table=args.table)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -186,8 +215,10 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         p.add_argument("--state-machine-arn", help="use this state machine instead of the stack's")
         p.add_argument("--wait", action="store_true", help="follow the execution; exit 1 if it fails")
         p.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
+        p.add_argument("--dry-run", action="store_true", help="print the estimate (units, time, cost); start nothing")
         if name == "start-backup":
             add_table_selectors(p)
+            estimate.add_rate_options(p, "read")
         else:
             p.add_argument("--backup", required=True, help="s3:// URL of the backup (directory or manifest)")
             p.add_argument("--table", type=table_name, help="target table (one table)")
@@ -206,6 +237,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
             p.add_argument(
                 "--allow-source", action="store_true", help="allow restoring into the backup's own source table"
             )
+            p.add_argument("--write-rate", type=float, metavar="UNITS", help="with --dry-run: the write rate to time")
 
     p = add(
         "list",
@@ -219,3 +251,4 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--dir", help="a local directory of backup files (backup --dir writes them)")
     p.add_argument("--prefix", help="key prefix of backups (default: the s3:// URL's, else backups/)")
     p.add_argument("--table", type=table_name, help="only this table")
+    estimate.register(sub, parents)  # here rather than in main.py: the estimate belongs with the stack commands

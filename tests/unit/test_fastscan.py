@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ddb_backup.backup import fastscan
-from ddb_backup.backup.scan import ScanSettings, scan_segment
+from ddb_backup.backup.scan import FastPages, Pages, ScanSettings, scan_segment
 from ddb_backup.format.ddbjson import item_to_wire, line_from_client_item
 
 # ------------------------------------------------------------------ wire items
@@ -273,3 +273,54 @@ def test_other_scans_on_the_same_client_are_parsed_as_usual():
     page = ddb.scan(TableName="t-table")
     assert "ddb_backup.rawBody" not in page
     assert page["Items"][0]["files"]["L"][0]["M"]["b"]["B"] == b"\x00\x01\x02"
+
+
+def _with_capacity(body: bytes, units: float) -> bytes:
+    """A page as DynamoDB sends it with ReturnConsumedCapacity=TOTAL: ConsumedCapacity in the tail."""
+    assert body.endswith(b"}")
+    return body[:-1] + b',"ConsumedCapacity":{"TableName":"t-table","CapacityUnits":' + str(units).encode() + b"}}"
+
+
+@pytest.mark.parametrize("style", ["dynamodb", "spaced-ascii"])
+def test_consumed_capacity_is_read_from_the_raw_page_on_the_fast_path(style):
+    body = _with_capacity(pages_for(1, style)[0], 12.5)
+    page = fastscan.read_page(body)
+    assert page.consumed == 12.5
+    assert (page.data, page.items, page.last_key) == slow_lines(body)
+    assert fastscan.read_page(pages_for(1, style)[0]).consumed is None
+
+
+class _CountingLimiter:
+    def __init__(self) -> None:
+        self.charged: list[float] = []
+        self.throttles = 0
+        self.rate = 10.0
+
+    def acquire(self, estimate: float = 0.0) -> None:
+        pass
+
+    def charge(self, units: float, estimate: float = 0.0) -> None:
+        self.charged.append(units)
+
+    def throttled(self) -> None:
+        self.throttles += 1
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_limited_scan_is_charged_what_each_page_consumed_and_told_of_throttling(fast, monkeypatch):
+    """Two throttled tries retried inside botocore: the limiter still hears of them (RetryAttempts), once a page."""
+    monkeypatch.setattr("ddb_backup.aws.retry.time.sleep", lambda _s: None)
+    throttled = json.dumps({"__type": "ProvisionedThroughputExceededException", "message": "slow down"}).encode()
+    pages = [_with_capacity(p, 3.5 + i) for i, p in enumerate(pages_for(3))]
+    server = FakeDynamoDB(pages, failures=[(400, throttled)] * 2)
+    limiter = _CountingLimiter()
+    request = {"TableName": "t-table"}
+    pager = (FastPages if fast else Pages)(fake_client(server), request, limiter)  # type: ignore[arg-type]
+    assert request["ReturnConsumedCapacity"] == "TOTAL" and request["Limit"] == 100  # a first page of 100 items
+    buf = pager.buffer(1)
+    while (key := pager.read_into(buf)) is not None:
+        pager.advance(key)
+    assert limiter.charged == [3.5, 4.5, 5.5]
+    assert limiter.throttles == 1
+    assert request["Limit"] == 6  # the next page: half a second at 10 units/s, at 5.5 units for 7 items
+    assert buf.items == 21

@@ -21,6 +21,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
+from ddb_backup.aws.ratelimit import RateLimiter
 from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError
 from ddb_backup.format.ddbjson import item_to_wire, line_from_client_item, parse_line
 from ddb_backup.format.lines import PartRef
@@ -234,3 +235,27 @@ def test_a_part_is_verified_and_counted(tmp_path):
     with pytest.raises(IntegrityError, match="corrupt"):
         next(fastwrite.read_part(corrupt))
     assert len(list(fastwrite.read_part(part, start=5))) == 2
+
+
+def test_a_limited_restore_asks_for_consumed_capacity_on_both_paths_with_the_same_requests(tmp_path):
+    part = make_part(tmp_path, realistic(120))
+    sent = {}
+    for fast in (True, False):
+        server = FakeDynamoDB()
+        counts = restore(part, fast=fast, server=server, concurrency=1, write_rate=1e9)
+        sent[fast] = (server.bodies, counts)
+    assert sent[True] == sent[False]
+    assert all(body["ReturnConsumedCapacity"] == "TOTAL" for body in sent[True][0])
+    assert sent[True][1]["written"] == 125
+
+
+def test_a_limited_restore_is_charged_what_dynamodb_reports_at_least_a_unit_an_item(tmp_path, monkeypatch):
+    """ConsumedCapacity above the floor is charged as reported; below it (moto says 1.0), one unit an item."""
+    charged: list[float] = []
+    real_charge = RateLimiter.charge
+    monkeypatch.setattr(RateLimiter, "charge", lambda self, u, e=0.0: (charged.append(u), real_charge(self, u, e)))
+    big = {"UnprocessedItems": {}, "ConsumedCapacity": [{"TableName": "target-table", "CapacityUnits": 60.0}]}
+    small = {"UnprocessedItems": {}, "ConsumedCapacity": [{"TableName": "target-table", "CapacityUnits": 1.0}]}
+    server = FakeDynamoDB(script=[(200, big), (200, small)])
+    restore(make_part(tmp_path, realistic(45)), fast=True, server=server, concurrency=1, write_rate=1e9)
+    assert charged == [60.0, 24.0, 1.0]  # batches of 25, 24, 1 (a repeated key closes one); the last reports nothing

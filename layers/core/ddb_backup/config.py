@@ -42,6 +42,8 @@ def plan_settings() -> Settings:
         prefix=prefix(),
         bytes_per_segment=env_int("BYTES_PER_SEGMENT", 512 * 1024**2, 1),
         max_segments=env_int("MAX_SEGMENTS", 1000, 1),
+        read_percent=env_int("READ_PERCENT", 0, 0, 100) or None,
+        concurrency=max_concurrency(),
     )
 
 

@@ -64,6 +64,8 @@ class BackupRequest(BaseModel):
     table_prefix: str | None = Field(default=None, alias="tablePrefix", min_length=1, pattern=NAME_PREFIX)
     segments: int | None = Field(default=None, ge=1, le=1_000_000)
     backup_id: str | None = Field(default=None, alias="backupId")
+    read_rate: float | None = Field(default=None, alias="readRate", gt=0, allow_inf_nan=False)
+    read_percent: float | None = Field(default=None, alias="readPercent", gt=0, le=100, allow_inf_nan=False)
 
     @field_validator("tables")
     @classmethod
@@ -99,6 +101,7 @@ class SegmentTask(_Event):
     done: bool = False
     items: int = Field(default=0, ge=0)
     bytes: int = Field(default=0, ge=0)
+    read_rate: float = Field(default=0, alias="readRate", ge=0, allow_inf_nan=False)  # units/s; 0: no limit
 
     @field_validator("backup_dir")
     @classmethod

@@ -61,15 +61,21 @@ def call_with_backoff(
     *args: Any,
     attempts: int = 10,
     sleep: Callable[[float], None] = time.sleep,
+    on_throttle: Callable[[], None] | None = None,
     **kwargs: Any,
 ) -> T:
-    """Call ``fn``; on throttling, back off and try again, up to ``attempts`` times, then raise."""
+    """Call ``fn``; on throttling, back off and try again, up to ``attempts`` times, then raise.
+
+    ``on_throttle`` is told of every throttled try (a rate limiter halves its rate).
+    """
     for attempt in range(attempts):
         try:
             return fn(*args, **kwargs)
         except ClientError as exc:
             if not is_throttle(exc) or attempt == attempts - 1:
                 raise
+            if on_throttle is not None:
+                on_throttle()
             sleep(backoff_delay(attempt))
     raise AssertionError("unreachable")
 

@@ -28,9 +28,10 @@ import itertools
 import json
 import re
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
+from ddb_backup.aws.ratelimit import consumed_units
 from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.format.ddbjson import compact_json, item_from_wire, item_to_wire
 from ddb_backup.format.parts import PartBuffer
@@ -56,16 +57,31 @@ def install(ddb: Any) -> None:
     ddb.meta.events.register("before-parse.dynamodb.Scan", _keep_raw_body, unique_id=_HANDLER_ID)
 
 
-def scan_body(ddb: Any, request: Mapping[str, Any]) -> bytes | dict[str, Any]:
+def scan_body(
+    ddb: Any, request: Mapping[str, Any], *, on_throttle: Callable[[], None] | None = None
+) -> bytes | dict[str, Any]:
     """One Scan call (with throttling backoff): the raw body, or botocore's parsed page if there was none."""
+    page = _scan(ddb, request, on_throttle)
+    body: bytes | None = page.get(_RAW)
+    return body if body is not None else page
+
+
+def _scan(ddb: Any, request: Mapping[str, Any], on_throttle: Callable[[], None] | None) -> dict[str, Any]:
+    """One Scan call; the raw body, if kept, is under ``_RAW``. botocore's own retries are told to ``on_throttle``."""
     install(ddb)
     _state.active = True
     try:
-        page = call_with_backoff(ddb.scan, **request)
+        page: dict[str, Any] = call_with_backoff(ddb.scan, on_throttle=on_throttle, **request)
     finally:
         _state.active = False
-    body: bytes | None = page.get(_RAW)
-    return body if body is not None else page
+    if on_throttle is not None and retried(page):
+        on_throttle()
+    return page
+
+
+def retried(response: Mapping[str, Any]) -> bool:
+    """True if botocore had to retry the call (throttling or a server error) before it succeeded."""
+    return bool((response.get("ResponseMetadata") or {}).get("RetryAttempts"))
 
 
 def _from_parsed(page: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,6 +130,12 @@ _decoder = json.JSONDecoder()
 
 def slice_page(body: bytes) -> tuple[bytes, int, dict[str, Any] | None] | None:
     """(lines, count, LastEvaluatedKey) cut from the raw page, or None if its text is not canonical."""
+    sliced = _slice(body)
+    return None if sliced is None else (sliced[0], sliced[1], sliced[2].get("LastEvaluatedKey"))
+
+
+def _slice(body: bytes) -> tuple[bytes, int, dict[str, Any]] | None:
+    """(lines, count, the page without its items) cut from the raw page, or None if its text is not canonical."""
     if not body.isascii():
         try:
             body.decode("utf-8")
@@ -153,13 +175,12 @@ def slice_page(body: bytes) -> tuple[bytes, int, dict[str, Any] | None] | None:
         return None
     if not isinstance(rest, dict) or rest.get("Items") != [] or rest.get("Count") != len(starts):
         return None
-    last_key = rest.get("LastEvaluatedKey")
     if not starts:
-        return b"", 0, last_key
+        return b"", 0, rest
     # Item i spans starts[i] .. starts[i+1] - 1 (the comma); the last one ends at ``end``.
     pieces = [body[a : b - 1] for a, b in itertools.pairwise(starts)]
     pieces.append(body[starts[-1] : end])
-    return b'{"Item":' + b'}\n{"Item":'.join(pieces) + b"}\n", len(starts), last_key
+    return b'{"Item":' + b'}\n{"Item":'.join(pieces) + b"}\n", len(starts), rest
 
 
 def _outside_clean(neut: bytes, start: int, end: int) -> bool:
@@ -185,24 +206,47 @@ def _outside_clean(neut: bytes, start: int, end: int) -> bool:
     return True
 
 
+class Page(NamedTuple):
+    """One Scan page: its backup lines (joined), how many, the key to go on from, the units it consumed."""
+
+    data: bytes
+    items: int
+    last_key: dict[str, Any] | None
+    consumed: float | None  # ConsumedCapacity.CapacityUnits, when the request asked for it
+
+
+def read_page(body: bytes) -> Page:
+    """The :class:`Page` of a raw Scan body; ConsumedCapacity comes from the page's tail, parsed with the key."""
+    sliced = _slice(body)
+    if sliced is not None:
+        data, count, rest = sliced
+    else:
+        rest = json.loads(body)
+        data, count = lines_from_doc(rest)
+    return Page(data, count, rest.get("LastEvaluatedKey"), consumed_units(rest))
+
+
 def page_lines(body: bytes) -> tuple[bytes, int, dict[str, Any] | None]:
     """(backup lines, item count, LastEvaluatedKey in wire form or None) for a raw Scan body."""
-    sliced = slice_page(body)
-    if sliced is not None:
-        return sliced
-    doc = json.loads(body)
+    page = read_page(body)
+    return page.data, page.items, page.last_key
+
+
+def fetch_page(ddb: Any, request: Mapping[str, Any], *, on_throttle: Callable[[], None] | None = None) -> Page:
+    """One Scan call (with throttling backoff, each throttled try told to ``on_throttle``) as a :class:`Page`."""
+    got = _scan(ddb, request, on_throttle)
+    body: bytes | None = got.get(_RAW)
+    if body is not None:
+        return read_page(body)
+    doc = _from_parsed(got)
     data, count = lines_from_doc(doc)
-    return data, count, doc.get("LastEvaluatedKey")
+    return Page(data, count, doc.get("LastEvaluatedKey"), consumed_units(got))
 
 
 def scan_page(ddb: Any, request: Mapping[str, Any]) -> tuple[bytes, int, dict[str, Any] | None]:
     """One page: (backup lines, item count, LastEvaluatedKey in wire form or None)."""
-    got = scan_body(ddb, request)
-    if isinstance(got, bytes):
-        return page_lines(got)
-    doc = _from_parsed(got)
-    data, count = lines_from_doc(doc)
-    return data, count, doc.get("LastEvaluatedKey")
+    page = fetch_page(ddb, request)
+    return page.data, page.items, page.last_key
 
 
 def next_request(request: dict[str, Any], last_key: dict[str, Any]) -> dict[str, Any]:

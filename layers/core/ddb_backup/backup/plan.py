@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ddb_backup import __version__
+from ddb_backup.aws.ratelimit import NO_LIMIT, Limit, segment_share, table_rate
 from ddb_backup.aws.s3io import put_json
 from ddb_backup.aws.tables import describe
 from ddb_backup.errors import BadInput, TableNotFound
@@ -44,12 +45,22 @@ def choose_segments(size_bytes: int, bytes_per_segment: int, max_segments: int) 
     return max(1, min(upper, math.ceil(size_bytes / bytes_per_segment)))
 
 
+def _segments(table: str, directory: str, total: int, share: float) -> list[dict[str, Any]]:
+    """The work items of one table: one per segment, each with its share of the read rate (0: no limit)."""
+    return [
+        {"table": table, "backupDir": directory, "segment": s, "totalSegments": total, "readRate": share}
+        for s in range(total)
+    ]
+
+
 @dataclass(frozen=True)
 class Settings:
     bucket: str
     prefix: str = ""
     bytes_per_segment: int = GiB // 2
     max_segments: int = 1000
+    read_percent: float | None = None  # the stack's ReadPercent: a share of each table's read capacity
+    concurrency: int = 100  # segments scanned at once: a table's rate is shared among this many
 
 
 def _record_run(s3: Any, settings: Settings, backup_id: str, names: list[str], now: dt.datetime) -> None:
@@ -68,12 +79,14 @@ def plan_run(
     segments: int | None = None,
     backup_id: str | None = None,
     now: dt.datetime | None = None,
+    limit: Limit = NO_LIMIT,
 ) -> dict[str, Any]:
     """Describe every table, write the run's ``run.json``, each backup's ``plan.json`` and the run's work list.
 
     Returns the run (small: table names, counts and S3 keys, never items).
     The work list (one entry per table and segment) goes to S3, where the
     Distributed Map reads it, so its size is not bound by the state payload.
+    Each segment carries ``readRate``: its share of the table's (``limit``, else ``settings.read_percent``).
     """
     now = now or dt.datetime.now(dt.UTC)
     backup_id = layout.check_backup_id(backup_id) if backup_id else layout.new_backup_id(now)
@@ -90,22 +103,24 @@ def plan_run(
             settings.bytes_per_segment,
             settings.max_segments,
         )
+        rate = table_rate(
+            description, "read", rate=limit.rate, percent=limit.percent, default_percent=settings.read_percent
+        )
         directory = layout.backup_dir(settings.prefix, name, backup_id)
+        plan = {"table": name, "backupId": backup_id, "startedAt": now.isoformat(), "totalSegments": total}
         put_json(
             s3,
             settings.bucket,
             directory + layout.PLAN,
-            {
-                "table": name,
-                "backupId": backup_id,
-                "startedAt": now.isoformat(),
-                "totalSegments": total,
-                "toolVersion": __version__,
-                "description": description,
-            },
+            {**plan, "toolVersion": __version__, "description": description},
         )
-        run_tables.append({"table": name, "backupDir": directory, "totalSegments": total})
-        work.extend({"table": name, "backupDir": directory, "segment": s, "totalSegments": total} for s in range(total))
+        size = {
+            k: int(description["Table"].get(f, 0)) for k, f in (("items", "ItemCount"), ("bytes", "TableSizeBytes"))
+        }
+        run_tables.append(
+            {"table": name, "backupDir": directory, "totalSegments": total, "readRate": rate or 0, **size}
+        )
+        work.extend(_segments(name, directory, total, segment_share(rate, total, settings.concurrency)))
     work_key = layout.run_dir(settings.prefix, backup_id) + "segments.json"
     put_json(s3, settings.bucket, work_key, work)
     return {

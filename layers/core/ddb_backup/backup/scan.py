@@ -10,12 +10,14 @@ the same checkpoint, so nothing is counted twice and nothing is skipped.
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ddb_backup.aws.ratelimit import RateLimiter, consumed_units
 from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.aws.s3io import put_json
 from ddb_backup.backup import fastscan
@@ -24,6 +26,8 @@ from ddb_backup.format.ddbjson import item_from_wire, item_to_wire, line_from_cl
 from ddb_backup.format.parts import DEFAULT_GZIP_LEVEL, Part, PartBuffer, upload_part
 
 MiB = 1024 * 1024
+FIRST_PAGE_ITEMS = 100  # a rate-limited scan's first page, before it knows what an item costs
+PAGE_SECONDS = 0.5  # a rate-limited scan's pages cost about this many seconds of its rate
 
 
 @dataclass(frozen=True)
@@ -98,22 +102,56 @@ def scan_segment(
     }
 
 
-class _Pages:
-    """Pages as botocore parses them: client-form items made into lines, the key turned to wire form at the end."""
+class Pages:
+    """Pages as botocore parses them: client-form items made into lines, the key turned to wire form at the end.
 
-    def __init__(self, ddb: Any, request: dict[str, Any]) -> None:
+    With a ``limiter`` each Scan asks for its ConsumedCapacity, waits its turn
+    before going out and is charged what it consumed after; a throttled try
+    halves the limiter's rate.
+    """
+
+    def __init__(self, ddb: Any, request: dict[str, Any], limiter: RateLimiter | None = None) -> None:
         self.ddb = ddb
         self.request = request
+        self.limiter = limiter
+        self.last_cost = 0.0  # what the previous page consumed: the next one's estimate
+        self.max_items = int(request.get("Limit") or 0)  # the page size asked for, if any
+        if limiter is not None:
+            request["ReturnConsumedCapacity"] = "TOTAL"
+            request["Limit"] = min(self.max_items or FIRST_PAGE_ITEMS, FIRST_PAGE_ITEMS)
 
     def buffer(self, gzip_level: int) -> PartBuffer:
         return PartBuffer(gzip_level)
 
+    def _before(self) -> Callable[[], None] | None:
+        if self.limiter is None:
+            return None
+        self.limiter.acquire(self.last_cost)
+        return self.limiter.throttled
+
+    def _after(self, consumed: float | None, data_bytes: int, items: int) -> None:
+        """Charge the limiter; size the next page to about half a second of its rate (pacing stays smooth)."""
+        if self.limiter is None:
+            return
+        if consumed is None:  # not reported: a 4 KiB unit, halved unless the read is consistent
+            consumed = math.ceil(data_bytes / 4096) * (1.0 if self.request.get("ConsistentRead") else 0.5)
+        self.limiter.charge(consumed, self.last_cost)
+        self.last_cost = consumed
+        if items and consumed > 0:
+            fitting = max(1, int(items * self.limiter.rate * PAGE_SECONDS / consumed))
+            self.request["Limit"] = min(fitting, self.max_items) if self.max_items else fitting
+
     def read_into(self, buf: PartBuffer) -> dict[str, Any] | None:
         """Scan one page into ``buf``; return its LastEvaluatedKey."""
-        page = call_with_backoff(self.ddb.scan, **self.request)
+        on_throttle = self._before()
+        page = call_with_backoff(self.ddb.scan, on_throttle=on_throttle, **self.request)
+        if on_throttle is not None and fastscan.retried(page):
+            on_throttle()
         items = page.get("Items", [])
+        before = buf.uncompressed_bytes
         if items:
             buf.add([line_from_client_item(item) for item in items])
+        self._after(consumed_units(page), buf.uncompressed_bytes - before, len(items))
         last_key: dict[str, Any] | None = page.get("LastEvaluatedKey")
         return last_key
 
@@ -124,7 +162,7 @@ class _Pages:
         return item_to_wire(last_key) if last_key else None
 
 
-class _FastPages(_Pages):
+class FastPages(Pages):
     """Pages on :mod:`fastscan`: lines come from the raw page, keys stay in wire form."""
 
     def buffer(self, gzip_level: int) -> PartBuffer:
@@ -133,9 +171,15 @@ class _FastPages(_Pages):
     def read_into(self, buf: PartBuffer) -> dict[str, Any] | None:
         """Scan one page into ``buf`` (a ``BlockPartBuffer``); return its LastEvaluatedKey."""
         assert isinstance(buf, fastscan.BlockPartBuffer)
-        data, count, last_key = fastscan.scan_page(self.ddb, self.request)
-        buf.add_block(data, count)
-        return last_key
+        page = self.next_page()
+        buf.add_block(page.data, page.items)
+        return page.last_key
+
+    def next_page(self) -> fastscan.Page:
+        """Scan one page (within the limiter's rate, if any)."""
+        page = fastscan.fetch_page(self.ddb, self.request, on_throttle=self._before())
+        self._after(page.consumed, len(page.data), page.items)
+        return page
 
     def advance(self, last_key: dict[str, Any]) -> None:
         fastscan.next_request(self.request, last_key)
@@ -156,7 +200,9 @@ class _SegmentScan:
 
     def run(self, next_part: int) -> tuple[list[Part], dict[str, Any] | None]:
         """The parts written from part number ``next_part`` on, and the key to go on from (None: done)."""
-        pages = (_FastPages if self.settings.fast_path else _Pages)(self.ddb, self._request())
+        rate = float(self.task.get("readRate") or 0)
+        limiter = RateLimiter(rate) if rate > 0 else None
+        pages = (FastPages if self.settings.fast_path else Pages)(self.ddb, self._request(), limiter)
         parts: list[Part] = []
         buf = pages.buffer(self.settings.gzip_level)
         while True:

@@ -140,13 +140,19 @@ def _build_body(params: dict[str, Any], context: dict[str, Any], **_: Any) -> No
                     r["PutRequest"] = {**r["PutRequest"], "Item": item.item()}
         return
     ((table, _requests),) = requests_by_table.items()
+    # The other members (ReturnConsumedCapacity, ...) are botocore's to serialize in an ordinary request.
+    others = b"".join(
+        b"," + json.dumps(k).encode() + b":" + json.dumps(v).encode() for k, v in params.items() if k != "RequestItems"
+    )
     context[_BODY] = b"".join(
         (
             b'{"RequestItems":{',
             json.dumps(table).encode(),
             b':[{"PutRequest":',
             b'},{"PutRequest":'.join([item.line for item in raw]),
-            b"}]}}",
+            b"}]}",
+            others,
+            b"}",
         )
     )
     params["RequestItems"] = {table: [_PLACEHOLDER]}

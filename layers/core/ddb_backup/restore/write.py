@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from ddb_backup.aws import retry
+from ddb_backup.aws.ratelimit import RateLimiter, consumed_units
 from ddb_backup.aws.s3io import put_json
 from ddb_backup.errors import BadInput, RestoreIncomplete
 from ddb_backup.format.ddbjson import Item
@@ -71,12 +72,39 @@ class _Writer:
         attempts: int,
         sleep: Callable[[float], None],
         base_delay: float,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.ddb = ddb
         self.table = table
         self.attempts = max(1, attempts)
         self.sleep = sleep
         self.base_delay = base_delay
+        self.limiter = limiter
+
+    def _batch_write(self, pending: list[dict[str, Any]]) -> dict[str, Any]:
+        """One BatchWriteItem; with a limiter, within its rate and charged what it consumed.
+
+        Every item written costs at least one unit, so that is charged when
+        the response reports less (or nothing).
+        """
+        if self.limiter is None:
+            out: dict[str, Any] = self.ddb.batch_write_item(RequestItems={self.table: pending})
+            return out
+        estimate = float(len(pending))
+        self.limiter.acquire(estimate)
+        try:
+            out = self.ddb.batch_write_item(RequestItems={self.table: pending}, ReturnConsumedCapacity="TOTAL")
+        except ClientError as exc:
+            self.limiter.charge(0.0, estimate)
+            if retry.is_throttle(exc):
+                self.limiter.throttled()
+            raise
+        unprocessed = len(out.get("UnprocessedItems", {}).get(self.table, []))
+        written = len(pending) - unprocessed
+        self.limiter.charge(max(consumed_units(out) or 0.0, float(written)), estimate)
+        if unprocessed or (out.get("ResponseMetadata") or {}).get("RetryAttempts"):
+            self.limiter.throttled()  # UnprocessedItems, or botocore retried throttling before this answer
+        return out
 
     def send(self, items: list[Item]) -> _BatchResult:
         result = _BatchResult()
@@ -98,7 +126,7 @@ class _Writer:
                 self.sleep(retry.backoff_delay(tries - 1, self.base_delay))
             tries += 1
             try:
-                out = self.ddb.batch_write_item(RequestItems={self.table: pending})
+                out = self._batch_write(pending)
             except ClientError as exc:
                 error = exc.response.get("Error", {})
                 if retry.is_throttle(exc):
@@ -150,8 +178,11 @@ def write_items(
     progress: Callable[[int], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     base_delay: float = 0.05,
+    write_rate: float = 0.0,
 ) -> dict[str, Any]:
     """Write client-form ``items`` into ``table``; return the counts.
+
+    ``write_rate``: write units a second for these writes, all threads together (0: no limit).
 
     * 25 items a request, up to ``concurrency`` requests in flight (threads);
     * two items with the same key never share a request (DynamoDB rejects
@@ -178,7 +209,8 @@ def write_items(
             k["AttributeName"]
             for k in retry.call_with_backoff(ddb.describe_table, TableName=table)["Table"]["KeySchema"]
         ]
-    writer = _Writer(ddb, table, attempts, sleep, base_delay)
+    limiter = RateLimiter(write_rate) if write_rate > 0 else None
+    writer = _Writer(ddb, table, attempts, sleep, base_delay, limiter)
     concurrency = max(1, concurrency)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"write-{table}") as pool:
         flight = _InFlight(pool, writer, concurrency, progress)

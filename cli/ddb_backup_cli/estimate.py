@@ -1,0 +1,127 @@
+"""``ddb-backup estimate``, the rate options (--read-rate/--read-percent, --write-rate/--write-percent), --dry-run.
+
+The estimate is arithmetic on each table's item count and size
+(:mod:`ddb_backup.estimate`); ``--size 1TiB --items N`` estimates a table that
+does not exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from typing import Any
+
+from ddb_backup.aws.clients import client
+from ddb_backup.aws.ratelimit import Limit, table_rate
+from ddb_backup.aws.tables import describe_table
+from ddb_backup.errors import TableNotFound
+from ddb_backup.estimate import Plan, describe_estimate, estimate
+from ddb_backup_cli.common import UsageError, add_command, print_json, tables_arg
+
+_UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
+_UNITS.update({"KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4})
+
+
+def parse_size(text: str) -> int:
+    """``1TiB``, ``500GB``, ``1.5 GiB``, ``12345`` -> bytes."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    if not m or m.group(2).upper() not in _UNITS:
+        raise UsageError(f"--size {text!r}: expected a number and a unit, e.g. 1TiB, 500GB, 2.5GiB")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def add_rate_options(p: argparse.ArgumentParser, direction: str) -> None:
+    """--read-rate/--read-percent (or --write-...): the table's capacity this run may use."""
+    what = "reads" if direction == "read" else "writes"
+    p.add_argument(
+        f"--{direction}-rate",
+        type=float,
+        metavar="UNITS",
+        help=f"{direction} units a second for the whole table, shared by all its {what}",
+    )
+    p.add_argument(
+        f"--{direction}-percent",
+        type=float,
+        metavar="P",
+        help=f"percent of the table's provisioned {direction} capacity (on-demand: of its maximum, when set)",
+    )
+
+
+def limit_of(args: argparse.Namespace, direction: str) -> Limit:
+    """The --<direction>-rate / --<direction>-percent of ``args`` (not both)."""
+    rate, percent = getattr(args, f"{direction}_rate", None), getattr(args, f"{direction}_percent", None)
+    if rate is not None and percent is not None:
+        raise UsageError(f"give --{direction}-rate or --{direction}-percent, not both")
+    if rate is not None and rate <= 0:
+        raise UsageError(f"--{direction}-rate must be a positive number of units a second, got {rate:g}")
+    if percent is not None and not 0 < percent <= 100:
+        raise UsageError(f"--{direction}-percent must be above 0 and at most 100, got {percent:g}")
+    return Limit(rate, percent)
+
+
+def table_estimates(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One estimate per table of --table/--tables/--prefix (from DescribeTable), or of --size/--items."""
+    reads, writes = limit_of(args, "read"), limit_of(args, "write")
+    segments, concurrency = getattr(args, "segments", None), getattr(args, "concurrency", 100)
+    if getattr(args, "size", None):
+        if args.items is None:
+            raise UsageError("--size needs --items N (how many items the table holds)")
+        if reads.percent is not None or writes.percent is not None:
+            raise UsageError("a table given by --size has no capacity to take a percent of: give --read-rate")
+        plan = Plan(segments, concurrency, reads.rate, writes.rate)
+        return [estimate(args.items, parse_size(args.size), plan, table=getattr(args, "table", None))]
+    from ddb_backup.backup.plan import resolve_tables
+
+    ddb = client("dynamodb")
+    names, prefix = tables_arg(args)
+    rows = []
+    for name in resolve_tables(ddb, names, prefix):
+        table = describe_table(ddb, name)
+        if table is None:
+            raise TableNotFound(f"table {name!r} does not exist (estimate a table that is not there with --size)")
+        rate = table_rate(table, "read", rate=reads.rate, percent=reads.percent)
+        write_rate = table_rate(table, "write", rate=writes.rate, percent=writes.percent)
+        plan = Plan(segments, concurrency, rate, write_rate)
+        rows.append(estimate(int(table.get("ItemCount", 0)), int(table.get("TableSizeBytes", 0)), plan, table=name))
+    return rows
+
+
+def print_estimates(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """The estimates as JSON under --json, else as lines."""
+    if getattr(args, "json", False):
+        print_json(rows)
+        return
+    for row in rows:
+        print("\n".join(describe_estimate(row)))
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    if args.size is None and args.items is not None:
+        raise UsageError("--items goes with --size (a table that is not there); a real table is described")
+    if args.size is not None and (args.tables or args.prefix):
+        raise UsageError("--size estimates one table: name it with --table, or leave it out")
+    print_estimates(args, table_estimates(args))
+    return 0
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """Add ``estimate`` to the main parser's subcommands."""
+    p = add_command(
+        sub,
+        parents,
+        "estimate",
+        "estimate a backup's and a restore's read/write units, time and cost (nothing is read or written)",
+        cmd_estimate,
+        "  ddb-backup estimate --table mystack-GranulesTable --read-percent 50\n"
+        "  ddb-backup estimate --prefix mystack- --json\n"
+        "  ddb-backup estimate --size 1TiB --items 1000000000 --read-rate 20000",
+    )
+    p.add_argument("--table", help="one table (with --size: only the name shown)")
+    p.add_argument("--tables", help="several tables, comma separated")
+    p.add_argument("--prefix", help="every table whose name starts with this")
+    p.add_argument("--size", help="a table that is not there: its size (e.g. 1TiB, 500GB)")
+    p.add_argument("--items", type=int, help="with --size: its item count")
+    p.add_argument("--segments", type=int, help="parallel scan segments (default: one per 512 MiB, at most 1000)")
+    p.add_argument("--concurrency", type=int, default=100, help="segments/parts at once (the stack's MaxConcurrency)")
+    add_rate_options(p, "read")
+    add_rate_options(p, "write")

@@ -1,0 +1,202 @@
+"""What a backup and a restore of a table cost, in capacity units, time and dollars, before running them.
+
+Everything here is arithmetic on a table's item count and size (DescribeTable's
+``ItemCount`` and ``TableSizeBytes``, or given for a table that does not exist)
+and the one dated price table below. The assumptions are named constants, so
+the README can quote them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ddb_backup.backup.plan import GiB, choose_segments
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Prices:
+    """List prices of one region on one date, in US dollars."""
+
+    region: str
+    date: str
+    read_request_unit: float  # on-demand, per read request unit
+    write_request_unit: float  # on-demand, per write request unit
+    s3_put: float  # per PUT/COPY/POST/LIST request (S3 Standard)
+    lambda_gb_second: float  # arm64
+    sfn_transition: float  # Standard workflows
+    import_gb: float  # ImportTable, per GB of uncompressed data
+
+
+#: us-east-1 list prices (AWS price pages as of 2025-06).
+PRICES = Prices(
+    region="us-east-1",
+    date="2025-06-01",
+    read_request_unit=0.125 / 1e6,
+    write_request_unit=0.625 / 1e6,
+    s3_put=0.005 / 1000,
+    lambda_gb_second=0.0000133334,
+    sfn_transition=0.025 / 1000,
+    import_gb=0.15,
+)
+
+# Assumptions (not measured on AWS here; the README quotes them).
+SCAN_BYTES_PER_SECOND = 16 * MiB  # one segment's Scan on a 1,769 MB Lambda (DynamoDB size)
+WRITE_BYTES_PER_SECOND = 4 * MiB  # one part's BatchWriteItem on a 1,769 MB Lambda (DynamoDB size)
+NEW_ON_DEMAND_WRITE_UNITS = 4000  # what a new on-demand table absorbs a second at first
+RAMP_SECONDS = 1800  # on-demand doubles the rate it absorbs every 30 minutes at most
+TABLE_QUOTA_UNITS = 40_000  # default per-table quota of read (and of write) units a second
+SCAN_LAMBDA_GB = 1769 / 1024
+PART_BYTES = 64 * MiB
+INVOCATION_SECONDS = 600  # one scan or restore invocation's time budget
+PAGE_BYTES = MiB  # a Scan page holds at most 1 MB
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How the run would go: segments, the table-wide rates (None: no limit), the Map's concurrency."""
+
+    segments: int | None = None
+    concurrency: int = 100
+    read_rate: float | None = None
+    write_rate: float | None = None
+    consistent: bool = False
+
+
+def scan_read_units(size_bytes: int, *, consistent: bool = False) -> float:
+    """Read units a full Scan consumes: 4 KiB a unit rounded up per page, half for eventually consistent reads."""
+    pages = max(1, math.ceil(size_bytes / PAGE_BYTES))
+    units = size_bytes / 4096 + pages / 2  # each page's last unit is half used on average
+    return units * (1.0 if consistent else 0.5)
+
+
+def write_units(items: int, size_bytes: int) -> float:
+    """Write units a restore by BatchWriteItem consumes: 1 KiB a unit rounded up, per item."""
+    if items <= 0:
+        return 0.0
+    return items * math.ceil(max(1.0, size_bytes / items) / 1024)
+
+
+def estimate(
+    items: int, size_bytes: int, plan: Plan = Plan(), *, table: str | None = None, prices: Prices = PRICES
+) -> dict[str, Any]:
+    """The estimate of one table: its backup, and its restore by BatchWriteItem and by ImportTable."""
+    segments = plan.segments or choose_segments(size_bytes, GiB // 2, 1000)
+    running = max(1, min(segments, plan.concurrency))
+    return {
+        "table": table,
+        "items": items,
+        "bytes": size_bytes,
+        "prices": asdict(prices),
+        "backup": _backup(items, size_bytes, segments, running, plan, prices),
+        "restore": {
+            "write": _restore_by_writes(items, size_bytes, running, plan, prices),
+            "import": _restore_by_import(size_bytes, prices),
+        },
+    }
+
+
+def _backup(items: int, size: int, segments: int, running: int, plan: Plan, prices: Prices) -> dict[str, Any]:
+    units = scan_read_units(size, consistent=plan.consistent)
+    busy = size / SCAN_BYTES_PER_SECOND  # Lambda seconds scanning, all segments together
+    seconds = max(busy / running, units / (plan.read_rate or TABLE_QUOTA_UNITS))
+    lambda_seconds = max(busy, seconds * running) + 2 * 5.0  # waiting for the rate is billed too
+    invocations = segments + math.ceil(lambda_seconds / INVOCATION_SECONDS)
+    puts = math.ceil(size / PART_BYTES) + invocations + 4  # parts, checkpoints, plan/work list/manifest
+    transitions = 3 * invocations + 10
+    gb_seconds = lambda_seconds * SCAN_LAMBDA_GB
+    cost = {
+        "reads": units * prices.read_request_unit,
+        "lambda": gb_seconds * prices.lambda_gb_second,
+        "s3Puts": puts * prices.s3_put,
+        "stepFunctions": transitions * prices.sfn_transition,
+    }
+    return {
+        "segments": segments,
+        "readUnits": round(units, 1),
+        "readRate": plan.read_rate,
+        "seconds": round(seconds, 1),
+        "lambdaGbSeconds": round(gb_seconds, 1),
+        "s3Puts": puts,
+        "transitions": transitions,
+        "cost": _dollars(cost),
+    }
+
+
+def _restore_by_writes(items: int, size: int, running: int, plan: Plan, prices: Prices) -> dict[str, Any]:
+    units = write_units(items, size)
+    parts = max(1, math.ceil(size / PART_BYTES))
+    workers = min(parts, running)
+    cap = min(TABLE_QUOTA_UNITS, workers * WRITE_BYTES_PER_SECOND / 1024)
+    seconds = units / plan.write_rate if plan.write_rate else _ramped_seconds(units, cap)
+    rate = units / seconds if seconds else cap
+    lambda_seconds = max(size / WRITE_BYTES_PER_SECOND, seconds * workers)
+    invocations = parts + math.ceil(lambda_seconds / INVOCATION_SECONDS)
+    gb_seconds = lambda_seconds * SCAN_LAMBDA_GB
+    cost = {
+        "writes": units * prices.write_request_unit,
+        "lambda": gb_seconds * prices.lambda_gb_second,
+        "s3Puts": (parts + 4) * prices.s3_put,
+        "stepFunctions": (3 * invocations + 10) * prices.sfn_transition,
+    }
+    return {"writeUnits": units, "writeRate": round(rate, 1), "seconds": round(seconds, 1), "cost": _dollars(cost)}
+
+
+def _ramped_seconds(units: float, cap: float) -> float:
+    """Seconds to write ``units`` into a new on-demand table: 4,000 a second, doubling every 30 min, up to ``cap``."""
+    seconds, rate = 0.0, min(cap, NEW_ON_DEMAND_WRITE_UNITS)
+    while units > rate * RAMP_SECONDS and rate < cap:
+        units -= rate * RAMP_SECONDS
+        seconds += RAMP_SECONDS
+        rate = min(cap, rate * 2)
+    return seconds + units / rate
+
+
+def _restore_by_import(size: int, prices: Prices) -> dict[str, Any]:
+    return {
+        "gb": round(size / 1e9, 3),
+        "seconds": None,  # AWS publishes no figure for how long ImportTable takes
+        "cost": _dollars({"import": size / 1e9 * prices.import_gb}),
+    }
+
+
+def _dollars(parts: dict[str, float]) -> dict[str, float]:
+    return {**{k: round(v, 4) for k, v in parts.items()}, "total": round(sum(parts.values()), 4)}
+
+
+def describe_estimate(doc: dict[str, Any]) -> list[str]:
+    """The estimate as lines for a person."""
+    b, w, i = doc["backup"], doc["restore"]["write"], doc["restore"]["import"]
+    p = doc["prices"]
+    rate = f"{b['readRate']:,.0f} units/s" if b["readRate"] else "no rate limit"
+    return [
+        f"{doc['table'] or '(a table)'}: {doc['items']:,} items, {_size(doc['bytes'])}",
+        f"  backup: {b['readUnits']:,.0f} read units, {b['segments']} segments, {rate}: "
+        f"{_duration(b['seconds'])}, ${b['cost']['total']:,.2f} (reads ${b['cost']['reads']:,.2f}, "
+        f"Lambda ${b['cost']['lambda']:,.2f} for {b['lambdaGbSeconds']:,.0f} GB-s, "
+        f"S3 PUTs ${b['cost']['s3Puts']:,.2f}, Step Functions ${b['cost']['stepFunctions']:,.2f})",
+        f"  restore by writes: {w['writeUnits']:,.0f} write units at {w['writeRate']:,.0f} units/s on average: "
+        f"{_duration(w['seconds'])}, ${w['cost']['total']:,.2f} (writes ${w['cost']['writes']:,.2f}, "
+        f"Lambda ${w['cost']['lambda']:,.2f})",
+        f"  restore by ImportTable: {i['gb']:,.1f} GB: ${i['cost']['total']:,.2f} (time: AWS gives no figure)",
+        f"  prices: {p['region']}, list prices of {p['date']}",
+    ]
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:,.1f} {unit}" if unit != "B" else f"{n:,.0f} B"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:,.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:,.0f} min"
+    return f"{seconds / 3600:,.1f} h"
