@@ -223,7 +223,7 @@ def peers_part(items: int) -> None:
     work = WORK / "peers"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    restore_cli = (ROOT / "cli/ddb_backup_cli/restore_local.py").exists()
+    restore_cli = (ROOT / "cli/ddb_backup_cli/files/restore.py").exists()
     with servers.dynalite() as dl, servers.moto_s3() as s3_port:
         ddb_port = dl.port
         ddb_url, s3_url = f"http://127.0.0.1:{ddb_port}", f"http://127.0.0.1:{s3_port}"

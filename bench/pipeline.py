@@ -90,7 +90,7 @@ def run_file(port: int, pages: int, segments: int, out_path: str) -> dict[str, A
     """The CLI's backup to a local file (``backup_to_file``), ``segments`` threads, ``pages`` pages each."""
     from pathlib import Path
 
-    from ddb_backup_cli.backup_local import backup_to_file
+    from ddb_backup_cli.files.backup import backup_to_file
 
     ddb, _ = clients(port)
 

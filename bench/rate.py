@@ -96,6 +96,19 @@ def measure(label: str, target: float, work: Any, ddb: Any) -> dict[str, Any]:
     }
 
 
+def print_rows(rows: list[dict[str, Any]], items: int) -> None:
+    """The runs as a markdown table."""
+    print(f"\nRate control on dynalite, {items:,} items of ~1 KB")
+    print("| run | target units/s | units consumed | seconds | units/s | off target |")
+    print("|---|--:|--:|--:|--:|--:|")
+    for r in rows:
+        target = f"{r['target']:,.0f}" if r["target"] else "-"
+        off = f"{r['deviation']:+.1%}" if r["deviation"] is not None else "-"
+        print(
+            f"| {r['run']} | {target} | {r['units']:,.1f} | {r['seconds']:,.1f} | {r['unitsPerSecond']:,.1f} | {off} |"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.rate", description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20_000)
@@ -104,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     WORK.mkdir(exist_ok=True)
     from ddb_backup.estimate import scan_read_units
-    from ddb_backup_cli.backup_local import backup_to_file
-    from ddb_backup_cli.restore_local import restore_sources
+    from ddb_backup_cli.files.backup import backup_to_file
+    from ddb_backup_cli.files.restore import restore_sources
 
     rows: list[dict[str, Any]] = []
     with servers.dynalite() as server:
@@ -150,15 +163,7 @@ def main(argv: list[str] | None = None) -> int:
                 ddb,
             )
         )
-    print(f"\nRate control on dynalite, {args.items:,} items of ~1 KB")
-    print("| run | target units/s | units consumed | seconds | units/s | off target |")
-    print("|---|--:|--:|--:|--:|--:|")
-    for r in rows:
-        target = f"{r['target']:,.0f}" if r["target"] else "-"
-        off = f"{r['deviation']:+.1%}" if r["deviation"] is not None else "-"
-        print(
-            f"| {r['run']} | {target} | {r['units']:,.1f} | {r['seconds']:,.1f} | {r['unitsPerSecond']:,.1f} | {off} |"
-        )
+    print_rows(rows, args.items)
     print(
         f"\nEstimate: table size {size:,} B -> {estimated:,.1f} read units; the scan consumed {scanned:,.1f} "
         f"({estimate_row['deviation']:+.1%})"

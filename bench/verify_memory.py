@@ -61,7 +61,7 @@ def child(path: str, count: int, module_file: str | None) -> None:
         module: Any = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
     else:
-        from ddb_backup_cli import verify as module
+        from ddb_backup_cli.files import verify as module
     start = time.perf_counter()
     report = module.verify_table(ScanOnly(count), None, "bench-Granules", path)
     seconds = time.perf_counter() - start

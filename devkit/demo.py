@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from ddb_backup.aws.clients import client
-from ddb_backup_cli.verify import verify_table
+from ddb_backup_cli.files.verify import verify_table
 from devkit import sample
 from devkit.emulator import LocalStack
 

@@ -48,7 +48,7 @@ local stack {stack!r} serving on {url} (Ctrl-C to stop); in another shell:
 
 # ------------------------------------------------------------------ backup
 def cmd_backup(args: argparse.Namespace) -> int:
-    from ddb_backup_cli import backup_local as local
+    from ddb_backup_cli.files import backup as local
 
     tables, prefix = tables_arg(args)
     ddb = client("dynamodb")
@@ -120,7 +120,7 @@ def check_tables_exist(ddb: Any, tables: list[str]) -> None:
 
 def _backup_to_s3(args: argparse.Namespace, ddb: Any, tables: list[str] | None, prefix: str | None) -> int:
     from ddb_backup.aws.s3io import split_s3_url
-    from ddb_backup_cli import backup_local as local
+    from ddb_backup_cli.files import backup as local
 
     bucket, key_prefix = split_s3_url(args.to)
     if key_prefix and not key_prefix.endswith("/"):
@@ -161,7 +161,7 @@ def _report(args: argparse.Namespace, rows: list[dict[str, Any]], line: Callable
 
 # ------------------------------------------------------------------ restore / verify
 def cmd_restore(args: argparse.Namespace) -> int:
-    from ddb_backup_cli.restore_local import restore_sources
+    from ddb_backup_cli.files.restore import restore_sources
 
     one_target(args)
     if args.expect_items is not None and (args.map or args.expect_items < 0):
@@ -193,7 +193,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from ddb_backup_cli.verify import verify_table
+    from ddb_backup_cli.files.verify import verify_table
 
     report = verify_table(client("dynamodb"), client("s3"), args.table, args.backup, limit=args.show)
     if args.json:

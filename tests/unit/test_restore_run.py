@@ -10,7 +10,7 @@ import pytest
 from ddb_backup.errors import BadInput, DdbBackupError, IntegrityError, RestoreIncomplete
 from ddb_backup.restore.run import RestoreSettings, finalize_restore, plan_restore, run_id_from
 from ddb_backup.restore.write import note_key
-from ddb_backup_cli.backup_local import backup_to_s3
+from ddb_backup_cli.files.backup import backup_to_s3
 from devkit import sample
 
 BUCKET = "backups"

@@ -10,7 +10,7 @@ import pytest
 
 from ddb_backup.format import location
 from ddb_backup.format.localfile import write_local_file
-from ddb_backup_cli import verify
+from ddb_backup_cli.files import verify
 
 
 def _item(i: int, value: int | None = None) -> dict[str, Any]:

@@ -97,30 +97,9 @@ def plan_run(
     run_tables: list[dict[str, Any]] = []
     work: list[dict[str, Any]] = []
     for name in names:
-        description = describe(ddb, name)
-        total = segments or choose_segments(
-            int(description["Table"].get("TableSizeBytes", 0)),
-            settings.bytes_per_segment,
-            settings.max_segments,
-        )
-        rate = table_rate(
-            description, "read", rate=limit.rate, percent=limit.percent, default_percent=settings.read_percent
-        )
-        directory = layout.backup_dir(settings.prefix, name, backup_id)
-        plan = {"table": name, "backupId": backup_id, "startedAt": now.isoformat(), "totalSegments": total}
-        put_json(
-            s3,
-            settings.bucket,
-            directory + layout.PLAN,
-            {**plan, "toolVersion": __version__, "description": description},
-        )
-        size = {
-            k: int(description["Table"].get(f, 0)) for k, f in (("items", "ItemCount"), ("bytes", "TableSizeBytes"))
-        }
-        run_tables.append(
-            {"table": name, "backupDir": directory, "totalSegments": total, "readRate": rate or 0, **size}
-        )
-        work.extend(_segments(name, directory, total, segment_share(rate, total, settings.concurrency)))
+        entry, segment_tasks = _plan_table(ddb, s3, settings, name, backup_id, now, segments, limit)
+        run_tables.append(entry)
+        work.extend(segment_tasks)
     work_key = layout.run_dir(settings.prefix, backup_id) + "segments.json"
     put_json(s3, settings.bucket, work_key, work)
     return {
@@ -130,3 +109,36 @@ def plan_run(
         "segments": len(work),
         "tables": run_tables,
     }
+
+
+def _plan_table(
+    ddb: Any,
+    s3: Any,
+    settings: Settings,
+    name: str,
+    backup_id: str,
+    now: dt.datetime,
+    segments: int | None,
+    limit: Limit,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Describe one table and write its ``plan.json``; its entry in the run and its segment tasks."""
+    description = describe(ddb, name)
+    total = segments or choose_segments(
+        int(description["Table"].get("TableSizeBytes", 0)),
+        settings.bytes_per_segment,
+        settings.max_segments,
+    )
+    rate = table_rate(
+        description, "read", rate=limit.rate, percent=limit.percent, default_percent=settings.read_percent
+    )
+    directory = layout.backup_dir(settings.prefix, name, backup_id)
+    plan = {"table": name, "backupId": backup_id, "startedAt": now.isoformat(), "totalSegments": total}
+    put_json(
+        s3,
+        settings.bucket,
+        directory + layout.PLAN,
+        {**plan, "toolVersion": __version__, "description": description},
+    )
+    size = {k: int(description["Table"].get(f, 0)) for k, f in (("items", "ItemCount"), ("bytes", "TableSizeBytes"))}
+    entry = {"table": name, "backupDir": directory, "totalSegments": total, "readRate": rate or 0, **size}
+    return entry, _segments(name, directory, total, segment_share(rate, total, settings.concurrency))
