@@ -109,12 +109,16 @@ def print_rows(rows: list[dict[str, Any]], items: int) -> None:
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.rate", description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=20_000)
     parser.add_argument("--read-rate", type=float, default=60.0)
     parser.add_argument("--write-rate", type=float, default=500.0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     WORK.mkdir(exist_ok=True)
     from ddb_backup.estimate import scan_read_units
     from ddb_backup_cli.files.backup import backup_to_file
