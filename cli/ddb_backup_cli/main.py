@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from ddb_backup import __version__
 from ddb_backup.errors import BadInput, DdbBackupError
-from ddb_backup_cli import aws_backups, local, stack
+from ddb_backup_cli import aws_backups, changes_cmd, local, stack
 from ddb_backup_cli.common import UsageError, apply_connection, common_options
 
 EPILOG_MAIN = """\
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.register(sub, parents)
     local.register_demo(sub, parents)
     aws_backups.register(sub)
+    changes_cmd.register(sub, parents)
     return parser
 
 

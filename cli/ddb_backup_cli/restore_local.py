@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ddb_backup.errors import RestoreIncomplete
+from ddb_backup.format.location import is_s3
 from ddb_backup.format.sources import Source
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.deadletters import dead_letter_writer
@@ -34,6 +35,7 @@ def restore_sources(
     workers: int = 4,
     progress_factory: Callable[[str], Progress] | None = None,
     warn: Callable[[str], None] = lambda text: None,
+    exact: bool = True,
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
 
@@ -50,7 +52,19 @@ def restore_sources(
             warn(text)
         progress = progress_factory(target) if progress_factory else None
         results.append(_restore_one(ddb, s3, src, target, info, run_id, workers, progress))
+        if exact and src.format == "ddb-backup-v1" and is_s3(src.location):
+            results[-1].update(_exact(ddb, s3, src.location, target))
     return results
+
+
+def _exact(ddb: Any, s3: Any, location: str, target: str) -> dict[str, Any]:
+    """An exact backup's changes applied after its parts (issue 14); nothing for other backups."""
+    from ddb_backup.aws.s3io import split_s3_url
+    from ddb_backup.changes.consistent import finish_restore
+
+    bucket, directory = split_s3_url(location)
+    done = finish_restore(ddb, s3, bucket, directory, target)
+    return {"consistentAt": done["consistentAt"], "changes": done["changes"]} if done else {}
 
 
 def _request(
