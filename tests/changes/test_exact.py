@@ -143,9 +143,10 @@ def test_a_split_shard_is_read_parent_first_and_restores_exactly(env: Any) -> No
     streams = FakeStreams(
         {"child-left": ("parent", left, False), "parent": (None, parent, True), "child-right": ("parent", right, False)}
     )
-    assert [s["ShardId"] for s in lineage_order(streams.describe_stream("x")["StreamDescription"]["Shards"])][
-        0
-    ] == "parent"
+    assert (
+        next(s["ShardId"] for s in lineage_order(streams.describe_stream("x")["StreamDescription"]["Shards"]))
+        == "parent"
+    )
     _exact_backup_at(ddb, "split-Table", T0 - dt.timedelta(minutes=1))
     _follow(ddb, streams, "split-Table", T0 + dt.timedelta(minutes=30))
     every = parent + left + right

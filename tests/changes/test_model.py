@@ -158,7 +158,7 @@ def test_restores_to_chosen_times_equal_the_model(aws: None, capsys: pytest.Capt
     )
 
     after_first = [s for s in writer.snapshots if s[0] > dt.datetime.fromisoformat(first["consistentAt"])]
-    chosen = after_first[:: max(1, len(after_first) // 6)] + [writer.snapshots[-1]]
+    chosen = [*after_first[:: max(1, len(after_first) // 6)], writer.snapshots[-1]]
     results = []
     for n, (when, state) in enumerate(chosen):
         target = f"restored-{n:02d}"
