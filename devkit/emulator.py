@@ -187,7 +187,7 @@ class LocalStack:
         env_patch.start()
         self._patches.append(env_patch)
         client.cache_clear()
-        self.enforcement.deployed(self.template, self.root, resolver, self.machines)
+        self.enforcement.deployed(self.template, self.root, resolver, self.machines, set(resolver.refs))
         client.cache_clear()
         self._record_schedules(resolver)
         self._event_source_mappings(resolver)

@@ -244,3 +244,13 @@ def test_a_shard_gone_before_it_was_archived_to_its_end_is_a_gap(env: Any, capsy
     capsys.readouterr()
     assert _restore("lost-Table", "lost-inside", T0 + dt.timedelta(hours=26, minutes=30)) == 1
     assert "on parent" in capsys.readouterr().err
+
+
+def test_a_scan_that_outlasted_the_stream_retention_is_refused(env: Any) -> None:
+    from ddb_backup.changes.consistent import Position, capture
+    from ddb_backup.errors import BackupIncomplete
+
+    streams = FakeStreams({"later": (None, [record(900, 60 * 25, "k", "v")], False)})
+    began = Position("slow-Table", "arn", frozenset({"first"}), T0)
+    with pytest.raises(BackupIncomplete, match=r"shards \['first'\] were trimmed \(24 h retention\) during the scan"):
+        capture(streams, began, settle=0)
