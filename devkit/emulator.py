@@ -20,7 +20,7 @@ import time
 import uuid
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from ddb_backup.errors import DdbBackupError
 from devkit.cfn import ACCOUNT, CfnLoader, Resolver
 from devkit.enforce import Enforcement, Rules
 from devkit.invoke import FunctionSpec, LambdaContext, ResponseCatcher, make_invoke
+from devkit.streams import stream_patches
 
 __all__ = ["ACCOUNT", "LOCAL_ENV", "ROOT", "CfnLoader", "FunctionSpec", "LambdaContext", "LocalStack", "local_stack"]
 
@@ -59,6 +60,7 @@ class LocalStack:
         region: str = "us-east-1",
         retry_time_scale: float = 1.0,
         rules: Rules | None = None,
+        before_deploy: Callable[[], None] | None = None,
     ) -> None:
         self.root = Path(root)
         template_path = self.root / "template.yaml"
@@ -81,6 +83,8 @@ class LocalStack:
         #: AWS's rules that moto lacks (IAM, KMS, throughput, Step Functions quotas), all on by default.
         self.enforcement = Enforcement(rules or Rules())
         self.machines: dict[str, str] = {}  # state machine name -> logical id
+        #: Runs on moto before the template is deployed (e.g. the table whose stream a parameter names).
+        self.before_deploy = before_deploy
 
     # -- lifecycle
     def __enter__(self) -> LocalStack:
@@ -120,6 +124,7 @@ class LocalStack:
                 "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl.time",
                 _ScaledTime(self.retry_time_scale),
             ),
+            *stream_patches(),  # moto's streams as AWS has them (binary images, sequence numbers)
         ):
             patch.start()
             self._patches.append(patch)
@@ -127,6 +132,8 @@ class LocalStack:
         client.cache_clear()
         # Powertools complains about empty metric sets on every local invocation.
         warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
+        if self.before_deploy is not None:
+            self.before_deploy()
         self._deploy()
 
     def stop(self) -> None:
@@ -148,6 +155,7 @@ class LocalStack:
         order = [
             "AWS::S3::Bucket",
             "AWS::SNS::Topic",
+            "AWS::SQS::Queue",
             "AWS::Serverless::LayerVersion",
             "AWS::Serverless::Function",
             "AWS::Serverless::StateMachine",
@@ -161,6 +169,8 @@ class LocalStack:
                 elif kind == "AWS::SNS::Topic":
                     arn = client("sns").create_topic(Name=f"{self.stack_name}-{logical_id}")["TopicArn"]
                     resolver.refs[logical_id] = self.physical[logical_id] = arn
+                elif kind == "AWS::SQS::Queue":
+                    self._queue(resolver, logical_id)
                 elif kind == "AWS::Serverless::LayerVersion":
                     resolver.refs[logical_id] = f"arn:aws:lambda:{self.region}:{ACCOUNT}:layer:{logical_id}:1"
                 elif kind == "AWS::Serverless::Function":
@@ -177,9 +187,10 @@ class LocalStack:
         env_patch.start()
         self._patches.append(env_patch)
         client.cache_clear()
-        self.enforcement.deployed(self.template, self.root, resolver, self.machines)
+        self.enforcement.deployed(self.template, self.root, resolver, self.machines, set(resolver.refs))
         client.cache_clear()
         self._record_schedules(resolver)
+        self._event_source_mappings(resolver)
         self._run_custom_resources(resolver)
         for name, output in self.template.get("Outputs", {}).items():
             if self._condition_holds(resolver, output):
@@ -215,6 +226,31 @@ class LocalStack:
         resolver.refs[logical_id] = name
         resolver.attrs[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
         self.physical[logical_id] = name
+
+    def _queue(self, resolver: Resolver, logical_id: str) -> None:
+        url = client("sqs").create_queue(QueueName=f"{self.stack_name}-{logical_id}")["QueueUrl"]
+        arn = client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        resolver.refs[logical_id] = self.physical[logical_id] = url
+        resolver.attrs[(logical_id, "Arn")] = arn
+        resolver.attrs[(logical_id, "QueueName")] = f"{self.stack_name}-{logical_id}"
+
+    def _event_source_mappings(self, resolver: Resolver) -> None:
+        """A function's DynamoDB and SQS events as event source mappings: moto then invokes the
+        function (in-process, see devkit.invoke) on each stream record or queue message."""
+        for logical_id, resource in self.template["Resources"].items():
+            if logical_id not in resolver.refs or resource["Type"] != "AWS::Serverless::Function":
+                continue
+            for event in (resource.get("Properties") or {}).get("Events", {}).values():
+                props = resolver(event.get("Properties", {}))
+                if event.get("Type") in ("DynamoDB", "SQS"):
+                    source = props.get("Stream") or props["Queue"]
+                    extra = {"StartingPosition": props["StartingPosition"]} if "StartingPosition" in props else {}
+                    client("lambda").create_event_source_mapping(
+                        EventSourceArn=source,
+                        FunctionName=resolver.refs[logical_id],
+                        BatchSize=int(props.get("BatchSize", 100)),
+                        **extra,
+                    )
 
     def _function(
         self,

@@ -56,12 +56,23 @@ class Enforcement:
             self._add("after-call.dynamodb", self.throughput.after_call)
 
     def deployed(
-        self, template: dict[str, Any], root: Path, resolve: Callable[[Any], Any], machines: dict[str, str]
+        self,
+        template: dict[str, Any],
+        root: Path,
+        resolve: Callable[[Any], Any],
+        machines: dict[str, str],
+        deployed: set[str] | None = None,
     ) -> None:
-        """After deployment (every name known): the roles, and who runs each state machine's states."""
+        """After deployment (every name known): the roles, and who runs each state machine's states.
+
+        ``deployed``: the logical ids deployed (a principal whose condition is false is left out:
+        its policies may name resources that were not created either)."""
         if not self.rules.iam:
             return
-        self.roles = iam.Roles(iam.role_documents(iam.expand(template, root)), resolve)
+        documents = iam.role_documents(iam.expand(template, root))
+        if deployed is not None:
+            documents = {k: v for k, v in documents.items() if k in deployed}
+        self.roles = iam.Roles(documents, resolve)
         self._add("before-parameter-build", iam.enforcing(self.roles))
         self._stack.enter_context(state_machine_principals(machines))
 

@@ -126,18 +126,28 @@ def _backup_to_s3(args: argparse.Namespace, ddb: Any, tables: list[str] | None, 
     if key_prefix and not key_prefix.endswith("/"):
         key_prefix += "/"
     shown = progress(args, "backup")
-    summaries = local.backup_to_s3(
-        ddb,
-        client("s3"),
-        bucket,
-        key_prefix,
-        tables=tables,
-        table_prefix=prefix,
-        segments=args.segments,
-        workers=args.workers,
-        progress=shown,
-        limit=estimate.limit_of(args, "read"),
-    )
+
+    def scan() -> list[dict[str, Any]]:
+        return local.backup_to_s3(
+            ddb,
+            client("s3"),
+            bucket,
+            key_prefix,
+            tables=tables,
+            table_prefix=prefix,
+            segments=args.segments,
+            workers=args.workers,
+            progress=shown,
+            limit=estimate.limit_of(args, "read"),
+        )
+
+    if args.consistent:  # exact to a moment: the scan, made exact from each table's stream (issue 14)
+        from ddb_backup.backup.plan import resolve_tables
+        from ddb_backup_cli.changes_cmd import consistent_backups
+
+        summaries = consistent_backups(args, bucket, tables or resolve_tables(ddb, None, prefix), scan)
+    else:
+        summaries = scan()
     shown.close()
     return _report(
         args,
@@ -163,6 +173,10 @@ def _report(args: argparse.Namespace, rows: list[dict[str, Any]], line: Callable
 def cmd_restore(args: argparse.Namespace) -> int:
     from ddb_backup_cli.files.restore import restore_sources
 
+    if args.to_time:  # recovery to a second, from exact backups and the change archive (issue 14)
+        from ddb_backup_cli.changes_cmd import restore_to_time
+
+        return restore_to_time(args)
     one_target(args)
     if args.expect_items is not None and (args.map or args.expect_items < 0):
         raise UsageError("--expect-items N is a count of items, for a single --table restore")
@@ -262,6 +276,10 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--workers", type=int, default=8, help="segments scanned at once (default 8)")
     p.add_argument("--force", action="store_true", help="replace an existing backup file (default: refuse, keeping it)")
     estimate.add_rate_options(p, "read")
+    p.add_argument(
+        "--consistent", action="store_true", help="with --to: exact to a moment (needs a stream of new images)"
+    )
+    p.add_argument("--settle", type=float, default=2.0, help=argparse.SUPPRESS)  # seconds for the stream to catch up
 
     p = add(
         "restore",
@@ -304,6 +322,11 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         'for sources that carry no count (cumulus-api files, bare {"Item"} lines)',
     )
     estimate.add_rate_options(p, "write")
+    p.add_argument(
+        "--to-time",
+        metavar="TIME",
+        help="s3://B/P/<table>/: the table as it was at TIME (exact backups + change archive)",
+    )
 
     p = add(
         "verify",

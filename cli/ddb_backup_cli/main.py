@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from ddb_backup import __version__
 from ddb_backup.errors import BadInput, DdbBackupError
-from ddb_backup_cli import aws_backups, describe, endpoint, local, stack
+from ddb_backup_cli import aws_backups, changes_cmd, describe, endpoint, local, stack
 from ddb_backup_cli.common import UsageError, apply_connection, common_options
 
 EPILOG_MAIN = """\
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     describe.register(sub, parents)
     local.register_demo(sub, parents)
     aws_backups.register(sub)
+    changes_cmd.register(sub, parents)
     return parser
 
 

@@ -16,6 +16,7 @@ from ddb_backup.aws.ratelimit import NO_LIMIT, Limit, table_rate
 from ddb_backup.aws.tables import describe_table
 from ddb_backup.errors import IntegrityError, RestoreIncomplete
 from ddb_backup.format.lines import part_lines
+from ddb_backup.format.location import is_s3
 from ddb_backup.format.sources import Source, open_source
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.deadletters import dead_letter_writer
@@ -43,6 +44,7 @@ def restore_sources(
     warn: Callable[[str], None] = lambda text: None,
     expect_items: int | None = None,
     limit: Limit = NO_LIMIT,
+    exact: bool = True,
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
 
@@ -75,6 +77,8 @@ def restore_sources(
         described = (describe_table(ddb, target) or {}) if limit.percent is not None else {}
         rate = table_rate(described, "write", rate=limit.rate, percent=limit.percent)
         result = _restore_one(ddb, s3, src, target, info, run_id, (workers, rate or 0.0), progress)
+        if exact and src.format == "ddb-backup-v1" and is_s3(src.location):
+            result.update(_exact(ddb, s3, src.location, target))
         _check_restored(src, result, expect_items, warn)
         results.append(result)
         clear_mark(ddb, target)
@@ -106,6 +110,16 @@ def _check_restored(src: Source, result: dict[str, Any], expect: int | None, war
             f"{src.location}: {read:,} items restored into {result['table']}; the source carries no count "
             "to check that against (give --expect-items N to have the run fail on a difference)"
         )
+
+
+def _exact(ddb: Any, s3: Any, location: str, target: str) -> dict[str, Any]:
+    """An exact backup's changes applied after its parts (issue 14); nothing for other backups."""
+    from ddb_backup.aws.s3io import split_s3_url
+    from ddb_backup.changes.consistent import finish_restore
+
+    bucket, directory = split_s3_url(location)
+    done = finish_restore(ddb, s3, bucket, directory, target)
+    return {"consistentAt": done["consistentAt"], "changes": done["changes"]} if done else {}
 
 
 def _request(

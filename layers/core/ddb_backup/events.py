@@ -6,7 +6,7 @@ A malformed event is rejected with a message naming the field.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -384,3 +384,55 @@ class PitrResourceProperties(BaseModel):
         if self.cumulus_tables is not None:
             doc["cumulusTables"] = self.cumulus_tables
         return EnsurePitrEvent.model_validate(doc)
+
+
+# ------------------------------------------------------------------ the change archiver (issue 14)
+STREAM_ARN = r"^arn:[a-z-]+:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}/stream/[0-9T:.-]+$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StreamChange(_Strict):
+    """The ``dynamodb`` part of a stream record as Lambda delivers it (images in DynamoDB JSON)."""
+
+    ApproximateCreationDateTime: float | str
+    Keys: dict[str, dict[str, Any]]
+    NewImage: dict[str, dict[str, Any]] | None = None
+    OldImage: dict[str, dict[str, Any]] | None = None
+    SequenceNumber: str = Field(pattern=r"^[0-9]{1,40}$")
+    SizeBytes: int | None = Field(default=None, ge=0)
+    StreamViewType: Literal["NEW_IMAGE", "NEW_AND_OLD_IMAGES", "KEYS_ONLY", "OLD_IMAGE"]
+
+
+class StreamRecord(_Strict):
+    eventSource: Literal["aws:dynamodb"]
+    eventID: str
+    eventName: Literal["INSERT", "MODIFY", "REMOVE"]
+    eventVersion: str | None = None
+    awsRegion: str | None = None
+    eventSourceARN: str = Field(pattern=STREAM_ARN)
+    dynamodb: StreamChange
+    userIdentity: dict[str, str] | None = None  # TTL deletions
+
+
+class FailureMessage(_Strict):
+    """A message of the mapping's SQS failure destination (its body names the dropped batch)."""
+
+    eventSource: Literal["aws:sqs"]
+    messageId: str
+    receiptHandle: str | None = None
+    body: str
+    attributes: dict[str, str] | None = None
+    messageAttributes: dict[str, Any] | None = None
+    md5OfBody: str | None = None
+    md5OfMessageAttributes: str | None = None
+    eventSourceARN: str | None = None
+    awsRegion: str | None = None
+
+
+class ArchiveChangesEvent(_Strict):
+    """A batch from the table's stream, or messages from the failure queue."""
+
+    Records: list[Annotated[StreamRecord | FailureMessage, Field(discriminator="eventSource")]] = Field(min_length=1)

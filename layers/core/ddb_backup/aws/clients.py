@@ -26,6 +26,9 @@ _CONFIGS = {
         max_pool_connections=64,
         s3={"payload_signing_enabled": False},
     ),
+    # Streams by the regional endpoint (streams.dynamodb.<region>): valid on AWS, and the one
+    # emulators (moto) answer; botocore's account-id endpoint is not known to them.
+    "dynamodbstreams": Config(retries={"mode": "standard", "max_attempts": 5}, account_id_endpoint_mode="disabled"),
 }
 _DEFAULT = Config(retries={"mode": "standard", "max_attempts": 5})
 _OVERRIDES: list[Config] = []

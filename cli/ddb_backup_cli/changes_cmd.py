@@ -1,0 +1,106 @@
+"""``ddb-backup changes follow``, ``restore --to-time`` and ``backup --consistent``: exactness from the stream."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from ddb_backup.aws.clients import client
+from ddb_backup.aws.s3io import split_s3_url
+from ddb_backup_cli.common import UsageError, add_command, print_json, say
+
+
+def _dir(url: str) -> tuple[str, str]:
+    bucket, prefix = split_s3_url(url)
+    return bucket, prefix if not prefix or prefix.endswith("/") else prefix + "/"
+
+
+def consistent_backups(
+    args: argparse.Namespace, bucket: str, tables: list[str], scan: Callable[[], list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """``backup --consistent``: the plain backups ``scan`` makes, made exact from the tables' streams."""
+    from ddb_backup.changes.consistent import exact_backups
+
+    return exact_backups(
+        client("dynamodb"), client("dynamodbstreams"), client("s3"), bucket, tables, scan, settle=args.settle
+    )
+
+
+def restore_to_time(args: argparse.Namespace) -> int:
+    """``restore s3://B/P/T/ --table U --to-time TIME``: newest exact backup before TIME, then the archive's changes."""
+    from ddb_backup.changes.replay import apply
+    from ddb_backup.changes.totime import changes_to, newest_exact, parse_time
+    from ddb_backup_cli.restore_local import restore_sources
+
+    if not args.table or args.map:
+        raise UsageError("--to-time restores one table: give --table NAME")
+    when = parse_time(args.to_time)
+    bucket, table_dir = _dir(args.source)
+    s3 = client("s3")
+    directory, manifest = newest_exact(s3, bucket, table_dir, when)
+    changes = changes_to(s3, bucket, table_dir, manifest, when)
+    [row] = restore_sources(
+        client("dynamodb"),
+        s3,
+        f"s3://{bucket}/{directory}",
+        table=args.table,
+        mode=args.mode,
+        allow_source=args.allow_source,
+        workers=args.workers,
+        exact=False,
+        warn=lambda text: print(f"ddb-backup: warning: {text}", file=sys.stderr),
+    )
+    row.update(
+        toTime=when.isoformat(),
+        consistentAt=manifest["consistentAt"],
+        **apply(client("dynamodb"), args.table, changes, when),
+    )
+    if args.json:
+        print_json([row])
+    say(
+        args,
+        f"{row['source']} -> {args.table}: {row['items']:,} items, then {row['changes']:,} changes to {row['toTime']}",
+    )
+    return 0
+
+
+def cmd_follow(args: argparse.Namespace) -> int:
+    from ddb_backup.changes.follow import follow
+
+    bucket, prefix = _dir(args.to)
+    totals = follow(
+        client("dynamodb"),
+        client("dynamodbstreams"),
+        client("s3"),
+        bucket,
+        prefix,
+        args.table,
+        until_idle=args.until_idle,
+        lag=args.lag,
+    )
+    if args.json:
+        print_json(totals)
+    say(args, f"{args.table}: {totals['changes']:,} changes in {totals['files']} files, {totals['gaps']} gaps recorded")
+    return 0 if not totals["gaps"] else 1
+
+
+def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """Add ``changes follow`` to the main parser's subcommands."""
+    changes = sub.add_parser("changes", help="the continuous change archive (from the table's stream)")
+    inner = changes.add_subparsers(dest="changes_command", metavar="COMMAND", required=True)
+    p = add_command(
+        inner,
+        parents,
+        "follow",
+        "append the table's stream to s3://B/P/<table>/changes/, recording gaps",
+        cmd_follow,
+        "  ddb-backup changes follow --table T --to s3://bucket/backups/ --until-idle 30",
+    )
+    p.add_argument("--table", required=True)
+    p.add_argument(
+        "--to", required=True, metavar="S3_URL", help="the backups' prefix: changes go under <prefix><table>/changes/"
+    )
+    p.add_argument("--until-idle", type=float, metavar="SECONDS", help="stop after this long without a change")
+    p.add_argument("--lag", type=float, default=2.0, help="seconds a change may take to appear in the stream")

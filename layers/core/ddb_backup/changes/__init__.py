@@ -1,0 +1,1 @@
+"""Exact backups and recovery to a time, from DynamoDB Streams (issue 14)."""

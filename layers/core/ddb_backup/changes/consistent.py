@@ -1,0 +1,127 @@
+"""Exact backups: the scan, then the stream's changes from before it began to a moment after it ended.
+
+Applying every change from before the scan's start up to ``consistentAt``,
+in sequence order, over the scanned items leaves each key as it was at
+``consistentAt``: a key the scan saw in any state ends at its last change,
+and a key nobody changed is as scanned. Changes from before the scan are
+harmless (later ones follow them), so the read starts at the trim horizon.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ddb_backup.aws.s3io import get_json, put_json
+from ddb_backup.changes import archive
+from ddb_backup.changes.replay import apply, at
+from ddb_backup.changes.stream import Change, list_shards, read_shard, stream_of
+from ddb_backup.errors import BackupIncomplete, BadInput
+from ddb_backup.format import layout
+
+MARGIN = dt.timedelta(seconds=1)  # stream times are approximate (whole seconds on AWS)
+
+
+@dataclass(frozen=True)
+class Position:
+    """The stream as it stood before the scan: its ARN, its shards, the time."""
+
+    table: str
+    arn: str
+    shards: frozenset[str]
+    started: dt.datetime
+
+
+def note_position(ddb: Any, streams: Any, table: str) -> Position:
+    """Before the scan: refuses a table without a stream of new images (saying how to enable one)."""
+    arn = stream_of(ddb, table)
+    shards, _ = list_shards(streams, arn)
+    return Position(table, arn, frozenset(s["ShardId"] for s in shards), dt.datetime.now(dt.UTC))
+
+
+def capture(streams: Any, position: Position, *, settle: float = 2.0) -> tuple[list[Change], dt.datetime]:
+    """After the scan: every change from before it began up to ``consistentAt`` (now), and that moment.
+
+    Waits ``settle`` seconds for the last changes to appear in the stream;
+    refuses when a shard the scan began with is gone (the scan outlasted
+    the stream's 24-hour retention).
+    """
+    consistent_at = dt.datetime.now(dt.UTC)
+    time.sleep(settle)
+    shards, _ = list_shards(streams, position.arn)
+    gone = sorted(position.shards - {s["ShardId"] for s in shards})
+    if gone:
+        raise BackupIncomplete(
+            f"table {position.table}: stream shards {gone} were trimmed (24 h retention) during the scan: "
+            "the changes since it began are lost; back up again with more segments or workers"
+        )
+    since = position.started - MARGIN
+    out: list[Change] = []
+    for shard in shards:
+        for batch in read_shard(streams, position.arn, shard["ShardId"], stop=lambda b: _past(b, consistent_at)):
+            out.extend(c for c in batch.records if since <= at(c["time"]) <= consistent_at)
+    return out, consistent_at
+
+
+def _past(batch: list[Change], moment: dt.datetime) -> bool:
+    return not batch or at(batch[-1]["time"]) > moment
+
+
+def store(
+    s3: Any, bucket: str, directory: str, changes: list[Change], position: Position, consistent_at: dt.datetime
+) -> dict[str, Any]:
+    """Write the changes beside the parts and add them and ``consistentAt`` to the manifest."""
+    entry = archive.put_changes(s3, bucket, f"{directory}{archive.CHANGES}000000.jsonl.gz", changes)
+    entry["key"] = entry["key"][len(directory) :]
+    manifest = get_json(s3, bucket, directory + layout.MANIFEST)
+    manifest["consistentAt"] = consistent_at.isoformat()
+    manifest["changesFrom"] = (position.started - MARGIN).isoformat()
+    manifest["changes"] = [entry]
+    put_json(s3, bucket, directory + layout.MANIFEST, manifest)
+    return manifest
+
+
+def backup_changes(s3: Any, bucket: str, directory: str, manifest: dict[str, Any]) -> list[Change]:
+    """The changes an exact backup stores, each file checked against the manifest's sha256."""
+    out: list[Change] = []
+    for entry in manifest.get("changes") or []:
+        key = entry.get("key") if isinstance(entry, dict) else None
+        if not isinstance(key, str) or not key.startswith(archive.CHANGES) or ".." in key.split("/"):
+            raise BadInput(f"s3://{bucket}/{directory}{layout.MANIFEST}: change file {key!r} is not under changes/")
+        out.extend(archive.get_changes(s3, bucket, directory + key, entry.get("sha256")))
+    return out
+
+
+def finish_restore(ddb: Any, s3: Any, bucket: str, directory: str, target: str) -> dict[str, Any] | None:
+    """After the parts: apply an exact backup's changes up to its ``consistentAt`` (None for other backups)."""
+    manifest = get_json(s3, bucket, directory + layout.MANIFEST)
+    if "consistentAt" not in manifest:
+        return None
+    counts = apply(ddb, target, backup_changes(s3, bucket, directory, manifest), at(manifest["consistentAt"]))
+    return {"consistentAt": manifest["consistentAt"], **counts}
+
+
+def exact_backups(
+    ddb: Any,
+    streams: Any,
+    s3: Any,
+    bucket: str,
+    tables: list[str],
+    scan: Callable[[], list[dict[str, Any]]],
+    *,
+    settle: float = 2.0,
+) -> list[dict[str, Any]]:
+    """Run ``scan`` (plain backups of ``tables``, one summary each) between noting and reading their streams."""
+    positions = {t: note_position(ddb, streams, t) for t in tables}
+    summaries = scan()
+    out = []
+    for summary in summaries:
+        position = positions[summary["table"]]
+        changes, consistent_at = capture(streams, position, settle=settle)
+        directory = summary["manifest"][: -len(layout.MANIFEST)]
+        store(s3, bucket, directory, changes, position, consistent_at)
+        out.append({**summary, "consistentAt": consistent_at.isoformat(), "changes": len(changes)})
+    return out

@@ -1,0 +1,164 @@
+"""Reading a table's DynamoDB stream: shards in lineage order, records as change lines.
+
+A change (one line of a change file, see :mod:`ddb_backup.changes.archive`)::
+
+    {"seq": "<sequence number>", "shard": "<shard id>", "time": "<ISO UTC>",
+     "event": "INSERT" | "MODIFY" | "REMOVE", "Keys": {...}, "NewImage": {...}}
+
+``Keys`` and ``NewImage`` are DynamoDB JSON as in ``data/`` (binary base64);
+a REMOVE has no ``NewImage``. Records of one shard come in sequence order; a
+child shard's records follow its parent's, so reading parents first keeps
+every key's changes in order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ddb_backup.aws.retry import call_with_backoff, error_code
+from ddb_backup.errors import BadInput
+from ddb_backup.format import ddbjson
+
+Change = dict[str, Any]
+IMAGES = ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
+
+
+def stream_of(ddb: Any, table: str) -> str:
+    """The table's stream ARN; refuses a table without a stream carrying new images, saying how to enable one."""
+    desc = ddb.describe_table(TableName=table)["Table"]
+    spec = desc.get("StreamSpecification") or {}
+    arn = desc.get("LatestStreamArn")
+    if not spec.get("StreamEnabled") or not arn or spec.get("StreamViewType") not in IMAGES:
+        got = spec.get("StreamViewType") if spec.get("StreamEnabled") else "no stream"
+        raise BadInput(
+            f"table {table} has {got}: exact backups and change archives need a stream with NEW_IMAGE or "
+            f"NEW_AND_OLD_IMAGES; enable it with: aws dynamodb update-table --table-name {table} "
+            "--stream-specification StreamEnabled=true,StreamViewType=NEW_AND_OLD_IMAGES "
+            "(or name the table in the stack's ChangeArchiveTables parameter)"
+        )
+    return str(arn)
+
+
+def list_shards(streams: Any, arn: str) -> tuple[list[dict[str, Any]], dt.datetime | None]:
+    """Every shard the stream still holds, parents before children, and the stream's creation time."""
+    shards: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"StreamArn": arn}
+    created = None
+    while True:
+        desc = call_with_backoff(streams.describe_stream, **request)["StreamDescription"]
+        created = created or _utc(desc.get("CreationRequestDateTime"))
+        shards.extend(desc.get("Shards", []))
+        if not desc.get("LastEvaluatedShardId"):
+            return lineage_order(shards), created
+        request["ExclusiveStartShardId"] = desc["LastEvaluatedShardId"]
+
+
+def lineage_order(shards: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Shards ordered so that every parent the list holds comes before its children."""
+    by_id = {s["ShardId"]: s for s in shards}
+    done: set[str] = set()
+    out: list[dict[str, Any]] = []
+
+    def visit(shard: dict[str, Any]) -> None:
+        if shard["ShardId"] in done:
+            return
+        done.add(shard["ShardId"])
+        parent = by_id.get(shard.get("ParentShardId") or "")
+        if parent is not None:
+            visit(parent)
+        out.append(shard)
+
+    for shard in sorted(shards, key=lambda s: s["SequenceNumberRange"]["StartingSequenceNumber"].zfill(40)):
+        visit(shard)
+    return out
+
+
+def _utc(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, int | float):
+        return dt.datetime.fromtimestamp(value, dt.UTC)
+    return _utc(dt.datetime.fromisoformat(str(value)))
+
+
+def change_of(record: dict[str, Any], shard: str, *, wire: bool = False) -> Change:
+    """A stream record as a change line's document; ``wire``: from a Lambda event (binary already base64)."""
+    body = record["dynamodb"]
+    when = _utc(body["ApproximateCreationDateTime"])
+    assert when is not None
+    change: Change = {
+        "seq": str(body["SequenceNumber"]),
+        "shard": shard,
+        "time": when.astimezone(dt.UTC).isoformat(),
+        "event": record["eventName"],
+        "Keys": _wire(body["Keys"], wire),
+    }
+    if record["eventName"] != "REMOVE":
+        if "NewImage" not in body:
+            raise BadInput(
+                f"stream record {change['seq']} of {shard} has no NewImage: the stream must carry new images"
+            )
+        change["NewImage"] = _wire(body["NewImage"], wire)
+    return change
+
+
+def _wire(item: dict[str, Any], wire: bool) -> dict[str, Any]:
+    """Wire form: a Lambda event's images are wire form already (checked), a boto3 client's are not."""
+    if wire:
+        ddbjson.item_from_wire(item, "stream record")
+        return item
+    return ddbjson.item_to_wire(item)
+
+
+@dataclass
+class ShardRead:
+    """One shard's reading: where it resumed, what came, whether the shard is finished."""
+
+    shard: str
+    records: list[Change] = field(default_factory=list)
+    closed: bool = False
+    trimmed: bool = False
+
+
+def read_shard(
+    streams: Any,
+    arn: str,
+    shard: str,
+    *,
+    after: str | None = None,
+    stop: Callable[[list[Change]], bool] = lambda batch: not batch,
+    limit: int = 1000,
+) -> Iterator[ShardRead]:
+    """Batches of one shard's changes from after sequence number ``after`` (or its trim horizon).
+
+    Ends when the shard is closed and read to its end, or when ``stop`` says so
+    for a batch. ``trimmed`` says the records after ``after`` are no longer in
+    the stream (past its 24-hour retention).
+    """
+    request: dict[str, Any] = {"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}
+    trimmed = False
+    if after is not None:
+        request.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=after)
+    try:
+        iterator = call_with_backoff(streams.get_shard_iterator, **request).get("ShardIterator")
+    except ClientError as exc:
+        if error_code(exc) != "TrimmedDataAccessException":
+            raise
+        trimmed = True
+        request = {"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}
+        iterator = call_with_backoff(streams.get_shard_iterator, **request).get("ShardIterator")
+    while iterator:
+        page = call_with_backoff(streams.get_records, ShardIterator=iterator, Limit=limit)
+        batch = [change_of(r, shard) for r in page.get("Records", [])]
+        iterator = page.get("NextShardIterator")
+        yield ShardRead(shard, batch, closed=iterator is None, trimmed=trimmed)
+        trimmed = False
+        if iterator and stop(batch):
+            return

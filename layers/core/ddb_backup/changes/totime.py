@@ -1,0 +1,90 @@
+"""Restore to a time: the newest exact backup at or before it, then the archived changes up to it.
+
+Refused, naming the reason, when no exact backup precedes the time, when
+the archive does not reach from the backup's ``consistentAt`` to the time,
+or when a recorded gap lies between them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from ddb_backup.aws.s3io import get_json_or_none
+from ddb_backup.changes import archive
+from ddb_backup.changes.consistent import backup_changes
+from ddb_backup.changes.replay import at, gap_in
+from ddb_backup.changes.stream import Change
+from ddb_backup.errors import BadInput
+from ddb_backup.format import layout
+
+_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
+
+
+def parse_time(text: str) -> dt.datetime:
+    """``2026-12-01T10:00:00Z`` (naive means UTC); a clear error otherwise."""
+    try:
+        return at(text)
+    except ValueError:
+        raise BadInput(f"--to-time {text!r} is not an ISO time such as 2026-12-01T10:00:00Z") from None
+
+
+def newest_exact(s3: Any, bucket: str, table_dir: str, when: dt.datetime) -> tuple[str, dict[str, Any]]:
+    """The backup directory and manifest of the newest exact backup with ``consistentAt`` <= ``when``."""
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=table_dir, Delimiter="/")
+    ids = sorted(
+        (p["Prefix"][len(table_dir) :].rstrip("/") for page in pages for p in page.get("CommonPrefixes", ())),
+        reverse=True,
+    )
+    earliest = None
+    for backup_id in filter(_ID.fullmatch, ids):
+        manifest = get_json_or_none(s3, bucket, f"{table_dir}{backup_id}/{layout.MANIFEST}")
+        if not manifest or "consistentAt" not in manifest:
+            continue
+        if at(manifest["consistentAt"]) <= when:
+            return f"{table_dir}{backup_id}/", manifest
+        earliest = manifest["consistentAt"]
+    hint = f"; the earliest is consistent at {earliest}" if earliest else ": make one with backup --consistent"
+    raise BadInput(f"s3://{bucket}/{table_dir}: no exact backup consistent at or before {when.isoformat()}{hint}")
+
+
+def archive_reach(s3: Any, bucket: str, table_dir: str) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """When the archive's coverage begins and until when every open shard is known archived."""
+    info = archive.archive_info(s3, bucket, table_dir)
+    states = archive.all_states(s3, bucket, table_dir)
+    open_ = [s for s in states if not s.get("closed")]
+    ends = [at(s["coveredUntil"]) for s in open_ if "coveredUntil" in s]
+    until = min(ends) if ends and len(ends) == len(open_) else None
+    return (at(info["coveredFrom"]) if info else None), until
+
+
+def changes_to(s3: Any, bucket: str, table_dir: str, manifest: dict[str, Any], when: dt.datetime) -> list[Change]:
+    """The changes that bring the backup from its ``consistentAt`` to ``when``; refuses what the archive cannot prove."""
+    consistent_at = at(manifest["consistentAt"])
+    directory = f"{table_dir}{manifest['backupId']}/"
+    changes = backup_changes(s3, bucket, directory, manifest)
+    if when == consistent_at:
+        return changes
+    where = f"s3://{bucket}/{table_dir}{archive.CHANGES}"
+    start, until = archive_reach(s3, bucket, table_dir)
+    if start is None or start > consistent_at:
+        raise BadInput(
+            f"{where}: the change archive {'begins at ' + start.isoformat() if start else 'does not exist'}, after the "
+            f"newest exact backup before {when.isoformat()} (consistent at {consistent_at.isoformat()})"
+        )
+    if until is None or until < when:
+        raise BadInput(
+            f"{where}: the change archive reaches only {until.isoformat() if until else 'no time'}, before "
+            f"{when.isoformat()}; run ddb-backup changes follow --until-idle 5 and try again, or pick an earlier time"
+        )
+    gap = gap_in(archive.gaps(s3, bucket, table_dir), consistent_at, when)
+    if gap:
+        raise BadInput(
+            f"{when.isoformat()}: the changes from {gap['from']} to {gap['to']} on {gap['shard']} may be missing "
+            f"({gap['reason']}); restore to a time before {gap['from']}, or after a later exact backup"
+        )
+    since = at(manifest.get("changesFrom", manifest["consistentAt"]))
+    for key in archive.files_between(s3, bucket, table_dir, since, when):
+        changes.extend(archive.get_changes(s3, bucket, key))
+    return changes
