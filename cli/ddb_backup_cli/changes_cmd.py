@@ -32,7 +32,7 @@ def restore_to_time(args: argparse.Namespace) -> int:
     """``restore s3://B/P/T/ --table U --to-time TIME``: newest exact backup before TIME, then the archive's changes."""
     from ddb_backup.changes.replay import apply
     from ddb_backup.changes.totime import changes_to, newest_exact, parse_time
-    from ddb_backup_cli.restore_local import restore_sources
+    from ddb_backup_cli.files.restore import restore_sources
 
     if not args.table or args.map:
         raise UsageError("--to-time restores one table: give --table NAME")

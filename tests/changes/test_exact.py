@@ -13,7 +13,7 @@ from ddb_backup.changes import archive
 from ddb_backup.changes.follow import follow
 from ddb_backup.changes.stream import lineage_order
 from ddb_backup.errors import BadInput
-from ddb_backup_cli import backup_local
+from ddb_backup_cli.files import backup as backup_local
 from ddb_backup_cli.main import main
 from tests.changes.fakes import T0, FakeStreams, record
 from tests.conftest import backup_items, canonical, table_items

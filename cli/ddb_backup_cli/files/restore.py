@@ -78,7 +78,7 @@ def restore_sources(
         rate = table_rate(described, "write", rate=limit.rate, percent=limit.percent)
         result = _restore_one(ddb, s3, src, target, info, run_id, (workers, rate or 0.0), progress)
         if exact and src.format == "ddb-backup-v1" and is_s3(src.location):
-            result.update(_exact(ddb, s3, src.location, target))
+            result.update(_exact(ddb, src.s3, src.location, target))
         _check_restored(src, result, expect_items, warn)
         results.append(result)
         clear_mark(ddb, target)
