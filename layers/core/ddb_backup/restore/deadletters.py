@@ -17,6 +17,19 @@ def dead_letter_line(item: Item) -> bytes:
     return raw + b"\n" if isinstance(raw, bytes) else line_from_client_item(item)
 
 
+def dead_letter_home(beside: str, bucket: str, run_prefix: str) -> str:
+    """Where a state machine restore puts its dead letters: always in the backup bucket.
+
+    Beside the backup (``beside``) when that directory is in the backup bucket under the stack's
+    prefix (the one holding ``_restores/``); else (a source in another bucket, e.g. a native export)
+    in the run's own directory, ``<run_prefix>``: the stack may write nowhere else.
+    """
+    stack_prefix = run_prefix.rsplit("_restores/", 1)[0] if "_restores/" in run_prefix else run_prefix
+    if location.is_s3(beside) and beside.startswith(f"s3://{bucket}/{stack_prefix}"):
+        return beside
+    return f"s3://{bucket}/{run_prefix}"
+
+
 def dead_letter_writer(base: str, run_id: str, s3: Any = None) -> Callable[[str, list[Item]], str]:
     """A function ``save(name, items) -> url`` that writes items a restore could not write.
 
