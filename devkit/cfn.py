@@ -23,7 +23,7 @@ class CfnLoader:
             pass
 
         def construct(tag: str) -> Callable[[Any, Any], Any]:
-            name = "Ref" if tag == "Ref" else f"Fn::{tag}"
+            name = tag if tag in ("Ref", "Condition") else f"Fn::{tag}"
 
             def build(loader: Any, node: Any) -> Any:
                 if isinstance(node, yaml.ScalarNode):
@@ -83,7 +83,9 @@ class Resolver:
             raise DdbBackupError(f"unknown template parameters: {sorted(unknown)}")
         self.refs: dict[str, str] = {}  # logical id -> Ref value
         self.attrs: dict[tuple[str, str], str] = {}
-        self.conditions = {name: bool(self(cond)) for name, cond in template.get("Conditions", {}).items()}
+        self.conditions: dict[str, bool] = {}
+        for name, cond in template.get("Conditions", {}).items():  # a condition may name an earlier one
+            self.conditions[name] = bool(self(cond))
 
     def pseudo(self, name: str) -> Any:
         return {

@@ -30,12 +30,27 @@ from ddb_backup.aws.clients import client
 from ddb_backup.errors import DdbBackupError
 from devkit.cfn import ACCOUNT, CfnLoader, Resolver
 from devkit.enforce import Enforcement, Rules
+from devkit.iam import acting_as
 from devkit.invoke import FunctionSpec, LambdaContext, ResponseCatcher, make_invoke
 from devkit.streams import stream_patches
 
-__all__ = ["ACCOUNT", "LOCAL_ENV", "ROOT", "CfnLoader", "FunctionSpec", "LambdaContext", "LocalStack", "local_stack"]
+__all__ = [
+    "ACCOUNT",
+    "LOCAL_ENV",
+    "LOCAL_PARAMETERS",
+    "ROOT",
+    "CfnLoader",
+    "FunctionSpec",
+    "LambdaContext",
+    "LocalStack",
+    "local_stack",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
+
+#: Parameters the local stack deploys with unless told otherwise: the template gives the table name
+#: patterns no default (a deployer must choose), and the tests use tables of many names.
+LOCAL_PARAMETERS = {"TableNamePattern": "*", "RestoreTableNamePattern": "*"}
 
 #: Environment the local stack adds on top of the template's: no X-Ray daemon, no EMF on stdout.
 LOCAL_ENV = {
@@ -61,13 +76,17 @@ class LocalStack:
         retry_time_scale: float = 1.0,
         rules: Rules | None = None,
         before_deploy: Callable[[], None] | None = None,
+        customer_key: tuple[str, ...] = (),
     ) -> None:
         self.root = Path(root)
         template_path = self.root / "template.yaml"
         if not template_path.is_file():
             raise DdbBackupError(f"{template_path} not found: the local stack runs from a source checkout")
         self.template = CfnLoader.load(template_path.read_text())
-        self.parameters = parameters or {}
+        self.parameters = {**LOCAL_PARAMETERS, **(parameters or {})}
+        #: Parameters (e.g. KmsKeyArn) given the ARN of a customer managed key made in moto before the deploy.
+        self.customer_key = customer_key
+        self.customer_key_arn: str | None = None
         self.extra_env = {**LOCAL_ENV, **(env or {})}
         self.stack_name = stack_name
         self.region = region
@@ -130,6 +149,9 @@ class LocalStack:
             self._patches.append(patch)
         self.enforcement.start()
         client.cache_clear()
+        if self.customer_key:
+            self.customer_key_arn = self._create_customer_key()
+            self.parameters.update(dict.fromkeys(self.customer_key, self.customer_key_arn))
         # Powertools complains about empty metric sets on every local invocation.
         warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
         if self.before_deploy is not None:
@@ -216,6 +238,11 @@ class LocalStack:
         )
         return str(iam.create_role(RoleName=f"{self.stack_name}-role", AssumeRolePolicyDocument=doc)["Role"]["Arn"])
 
+    def _create_customer_key(self) -> str:
+        """A customer managed key in moto's KMS, as a deployer would pass in KmsKeyArn."""
+        key = client("kms").create_key(Description=f"{self.stack_name} customer key")["KeyMetadata"]
+        return str(key["Arn"])
+
     def _bucket(self, resolver: Resolver, logical_id: str) -> None:
         name = f"{self.stack_name}-{logical_id}".lower()
         s3 = client("s3")
@@ -223,6 +250,15 @@ class LocalStack:
             s3.create_bucket(Bucket=name)
         else:
             s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.region})
+        # The template's default encryption (SSE-S3, or the customer key) decides what S3 calls need of KMS.
+        props = resolver(self.template["Resources"][logical_id].get("Properties", {}))
+        if "BucketEncryption" in props:
+            rules = [  # CloudFormation's property names, as the S3 API spells them
+                {"BucketKeyEnabled": r.get("BucketKeyEnabled", False), "ApplyServerSideEncryptionByDefault": d}
+                for r in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+                for d in [r["ServerSideEncryptionByDefault"]]
+            ]
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
         resolver.refs[logical_id] = name
         resolver.attrs[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
         self.physical[logical_id] = name
@@ -345,7 +381,8 @@ class LocalStack:
         with ResponseCatcher() as catcher:
             event["ResponseURL"] = catcher.url
             try:
-                fn.entry()(event, LambdaContext(fn))
+                with acting_as(fn.logical_id):  # CloudFormation invokes the function: its own role
+                    fn.entry()(event, LambdaContext(fn))
             except Exception as exc:
                 if not catcher.bodies:
                     raise DdbBackupError(
@@ -402,7 +439,8 @@ class LocalStack:
         if self.template["Resources"][logical_id]["Type"] == "AWS::Serverless::StateMachine":
             return self.start_execution(logical_id, payload)
         fn = self.functions[self.physical[logical_id]]
-        return fn.entry()(payload, LambdaContext(fn))
+        with acting_as(fn.logical_id):  # EventBridge invokes the function: its own role
+            return fn.entry()(payload, LambdaContext(fn))
 
     # -- running
     def start_execution(self, logical_id: str, payload: dict[str, Any], name: str | None = None) -> str:

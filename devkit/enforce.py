@@ -50,6 +50,7 @@ class Enforcement:
         self._stack.enter_context(
             mock.patch.object(ThreadPoolExecutor, "submit", iam.carry_principal(ThreadPoolExecutor.submit))
         )
+        self._stack.enter_context(iam.threads_keep_principal())
         if self.rules.throughput:
             # Ahead of moto's own before-send handler, which answers every request.
             self._add("before-send.dynamodb", self.throughput.before_send, first=True)

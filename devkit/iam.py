@@ -56,6 +56,33 @@ def carry_principal(submit: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def threads_keep_principal() -> Any:
+    """Patch ``threading.Thread`` so that a thread started by a function or state machine keeps its role.
+
+    Step Functions runs a task's service call (Lambda invoke, ItemReader's GetObject) on a thread of its
+    own; without this those calls carry no principal and go unchecked.
+    """
+    start, run = threading.Thread.start, threading.Thread.run
+
+    def started(self: threading.Thread) -> None:
+        self._devkit_principal = current()  # type: ignore[attr-defined]
+        start(self)
+
+    def running(self: threading.Thread) -> None:
+        with acting_as(getattr(self, "_devkit_principal", None)):
+            run(self)
+
+    return _patch_both(started, running)
+
+
+@contextmanager
+def _patch_both(started: Callable[..., None], running: Callable[..., None]) -> Iterator[None]:
+    from unittest import mock
+
+    with mock.patch.object(threading.Thread, "start", started), mock.patch.object(threading.Thread, "run", running):
+        yield
+
+
 # ------------------------------------------------------------------ roles from the template
 def expand(template: dict[str, Any], root: Path) -> dict[str, Any]:
     """template.yaml as CloudFormation receives it after the SAM transform (roles included)."""
@@ -78,17 +105,55 @@ def expand(template: dict[str, Any], root: Path) -> dict[str, Any]:
     return dict(transform(tpl, {}, NoManagedPolicies()))
 
 
+#: The AWS managed policies SAM attaches itself (logs; X-Ray with ``Tracing``), as AWS defines them.
+AWS_MANAGED = {
+    # What SAM attaches to a function with an SQS or DynamoDB-stream event source (AWS's own documents).
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole": [
+        "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
+        "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+    ],
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole": [
+        "dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams",
+        "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+    ],
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole": [
+        "logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+    ],
+    "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess": [
+        "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+        "xray:GetSamplingTargets", "xray:GetSamplingStatisticSummaries",
+    ],
+}  # fmt: skip
+
+
+def _conditional(condition: str | None, document: Any) -> Any:
+    """``document``, kept only where ``condition`` holds (resolved later, with the deployment's conditions)."""
+    return {"Fn::If": [condition, document, {"Ref": "AWS::NoValue"}]} if condition else document
+
+
 def role_documents(expanded: dict[str, Any]) -> dict[str, list[Any]]:
-    """Policy documents (unresolved) of each function's and state machine's role, by its logical id."""
+    """Policy documents (unresolved) of each function's and state machine's role, by its logical id.
+
+    Inline policies, and ``AWS::IAM::Policy`` / ``ManagedPolicy`` resources attached to the role (by
+    ``Roles``, or by the role's ``ManagedPolicyArns``); a policy under a condition (``Fn::If`` or the
+    resource's ``Condition``) stays wrapped in ``Fn::If`` and counts only where the condition holds.
+    """
     resources = expanded["Resources"]
     by_role: dict[str, list[Any]] = {}
     for logical, res in resources.items():
         if res["Type"] == "AWS::IAM::Role":
-            by_role[logical] = [p["PolicyDocument"] for p in res["Properties"].get("Policies", [])]
+            props = res["Properties"]
+            by_role[logical] = [_policy_document(p) for p in props.get("Policies", [])]
+            for arn in props.get("ManagedPolicyArns", []):
+                by_role[logical].append(_managed_document(arn, resources))
     for res in resources.values():
         if res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             for role in res["Properties"].get("Roles", []):
-                by_role.setdefault(role["Ref"], []).append(res["Properties"]["PolicyDocument"])
+                doc = _conditional(res.get("Condition"), res["Properties"]["PolicyDocument"])
+                if "Fn::If" in role:  # attached only where the condition holds
+                    condition, role = role["Fn::If"][0], role["Fn::If"][1]
+                    doc = _conditional(condition, doc)
+                by_role.setdefault(role["Ref"], []).append(doc)
     owners: dict[str, list[Any]] = {}
     for logical, res in resources.items():
         if res["Type"] in ("AWS::Lambda::Function", "AWS::StepFunctions::StateMachine"):
@@ -98,12 +163,40 @@ def role_documents(expanded: dict[str, Any]) -> dict[str, list[Any]]:
     return owners
 
 
+def _policy_document(policy: Any) -> Any:
+    """An inline policy's document; an ``Fn::If`` of policies as the ``Fn::If`` of their documents."""
+    if "Fn::If" in policy:
+        condition, yes, no = policy["Fn::If"]
+        return {"Fn::If": [condition, _policy_document(yes), _policy_document(no)]}
+    return policy.get("PolicyDocument", policy)  # {"Ref": "AWS::NoValue"} stays as it is
+
+
+def _managed_document(arn: Any, resources: dict[str, Any]) -> Any:
+    """The document of a managed policy: one the template defines, or one of :data:`AWS_MANAGED` (others refused)."""
+    if isinstance(arn, dict) and "Fn::If" in arn:
+        condition, yes, no = arn["Fn::If"]
+        return {"Fn::If": [condition, _managed_document(yes, resources), _managed_document(no, resources)]}
+    if arn == {"Ref": "AWS::NoValue"}:
+        return arn
+    if isinstance(arn, dict) and "Fn::Sub" in arn:  # SAM writes them as arn:${AWS::Partition}:iam::aws:...
+        arn = str(arn["Fn::Sub"]).replace("${AWS::Partition}", "aws")
+    if isinstance(arn, str) and arn in AWS_MANAGED:
+        return {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": AWS_MANAGED[arn], "Resource": "*"}],
+        }
+    if isinstance(arn, dict) and resources.get(arn.get("Ref", ""), {}).get("Type") == "AWS::IAM::ManagedPolicy":
+        res = resources[arn["Ref"]]
+        return _conditional(res.get("Condition"), res["Properties"]["PolicyDocument"])
+    raise ValueError(f"managed policy {arn!r} is not defined in the template: the local stack cannot evaluate it")
+
+
 class Roles:
     """The resolved policies of every principal of one local deployment."""
 
     def __init__(self, documents: dict[str, list[Any]], resolve: Callable[[Any], Any]) -> None:
         self.policies = {
-            logical: [IAMPolicy({"policy_document": json.dumps(resolve(doc))}) for doc in docs]
+            logical: [IAMPolicy({"policy_document": json.dumps(doc)}) for doc in map(resolve, docs) if doc]
             for logical, docs in documents.items()
         }
         self.role_names = {logical: f"{logical}Role" for logical in documents}

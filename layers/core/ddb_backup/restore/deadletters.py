@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ddb_backup.format import location
+from ddb_backup.format import layout, location
 from ddb_backup.format.ddbjson import Item, line_from_client_item
 from ddb_backup.format.localfile import PRIVATE_FILE_MODE
 
@@ -36,6 +36,20 @@ def _write_private(path: Path, body: bytes) -> Path:
             fh.write(body)
         return candidate
     raise FileExistsError(f"{path}: no free name for a dead-letter file")
+
+
+def dead_letter_home(beside: str, bucket: str, run_prefix: str) -> str:
+    """Where a state machine restore puts its dead letters: always in the backup bucket.
+
+    Beside the backup (``beside``) when that directory is in the backup bucket under the stack's
+    prefix (the one holding the bookkeeping, ``@ddb-backup/restores/``); else (a source in another bucket, e.g. a native export)
+    in the run's own directory, ``<run_prefix>``: the stack may write nowhere else.
+    """
+    marker = layout.BOOKKEEPING + "restores/"
+    stack_prefix = run_prefix.rsplit(marker, 1)[0] if marker in run_prefix else run_prefix
+    if location.is_s3(beside) and beside.startswith(f"s3://{bucket}/{stack_prefix}"):
+        return beside
+    return f"s3://{bucket}/{run_prefix}"
 
 
 def dead_letter_writer(base: str, run_id: str, s3: Any = None) -> Callable[[str, list[Item]], str]:

@@ -27,7 +27,7 @@ from ddb_backup.errors import BadInput, RestoreIncomplete
 from ddb_backup.format.ddbjson import Item
 from ddb_backup.format.lines import PartRef
 from ddb_backup.restore import fastwrite
-from ddb_backup.restore.deadletters import dead_letter_writer
+from ddb_backup.restore.deadletters import dead_letter_home, dead_letter_writer
 
 if TYPE_CHECKING:
     from ddb_backup.events import RestorePartTask
@@ -379,7 +379,7 @@ def restore_part(
 
     ``task`` (validated at the door): ``runId``, ``bucket`` and ``runPrefix`` (the run's bookkeeping),
     ``table`` (index in the run), ``target``, ``part`` (``PartRef.to_json()``),
-    ``deadLetter`` (directory beside the backup), ``next`` (items already
+    ``deadLetter`` (directory beside the backup; see ``dead_letter_home``), ``next`` (items already
     restored by earlier invocations). Returns the task updated (``next``,
     ``done``, running counts). A part is idempotent to redo: the same items are
     put again. When done, writes ``<runPrefix>results/<table>-<part>.json``;
@@ -388,7 +388,7 @@ def restore_part(
     """
     part = PartRef.from_json(task.part)
     start, index, target = task.next, task.table, task.target
-    save = dead_letter_writer(task.dead_letter, task.run_id, s3)
+    save = dead_letter_writer(dead_letter_home(task.dead_letter, task.bucket, task.run_prefix), task.run_id, s3)
     began = time.monotonic()
     try:
         with closing(fastwrite.read_part(part, s3, start=start, ddb=ddb)) as items:
