@@ -6,7 +6,7 @@ A malformed event is rejected with a message naming the field.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -113,15 +113,41 @@ class SegmentTask(_Event):
 
 
 class FinalizeTableEvent(_Event):
+    """One table of the finalize Map; ``runPrefix``: where its outcome is noted for the run's report."""
+
     table: str = Field(pattern=TABLE_NAME)
     backup_dir: str = Field(alias="backupDir", min_length=1)
     total_segments: int | None = Field(default=None, alias="totalSegments")
-    check_only: bool = Field(default=False, alias="checkOnly")
+    run_prefix: str | None = Field(default=None, alias="runPrefix", min_length=1)
 
     @field_validator("backup_dir")
     @classmethod
     def _dir(cls, value: str) -> str:
         return check_key(value, "backupDir", prefix=True)
+
+    @field_validator("run_prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        return check_key(value, "runPrefix", prefix=True) if value is not None else value
+
+
+class BackupReportEvent(_Event):
+    """The run's last step: gather every table's note into the report (``scanError``: the scan Map's, if caught)."""
+
+    report: Literal[True]
+    backup_id: str = Field(alias="backupId")
+    run_prefix: str = Field(alias="runPrefix", min_length=1)
+    scan_error: dict[str, Any] | None = Field(default=None, alias="scanError")
+
+    @field_validator("backup_id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return layout.check_backup_id(value)
+
+    @field_validator("run_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return check_key(value, "runPrefix", prefix=True)
 
 
 # ------------------------------------------------------------------ restore

@@ -15,6 +15,9 @@ from ddb_backup.format import layout
 
 GiB = 1024**3
 MAX_SEGMENTS = 1_000_000
+#: Under a run's bookkeeping prefix: the scan Map's work list, and the finalize Map's table list.
+WORK = "segments.json"
+TABLES = "tables.json"
 
 
 def resolve_tables(ddb: Any, tables: list[str] | None, prefix: str | None) -> list[str]:
@@ -65,9 +68,10 @@ def plan_run(
 ) -> dict[str, Any]:
     """Describe every table, write each backup's ``plan.json`` and the run's work list.
 
-    Returns the run (small: table names, counts and S3 keys, never items).
-    The work list (one entry per table and segment) goes to S3, where the
-    Distributed Map reads it, so its size is not bound by the state payload.
+    Returns the run (small: counts and S3 keys, never items or table lists).
+    The work list (one entry per table and segment) and the table list go to
+    S3 under the run's bookkeeping prefix, where the Distributed Maps read
+    them, so their size is not bound by the 256 KiB state payload.
     """
     now = now or dt.datetime.now(dt.UTC)
     backup_id = layout.check_backup_id(backup_id) if backup_id else layout.new_backup_id(now)
@@ -99,12 +103,27 @@ def plan_run(
         )
         run_tables.append({"table": name, "backupDir": directory, "totalSegments": total})
         work.extend({"table": name, "backupDir": directory, "segment": s, "totalSegments": total} for s in range(total))
-    work_key = f"{settings.prefix}_runs/{backup_id}/segments.json"
-    put_json(s3, settings.bucket, work_key, work)
+    return _write_lists(s3, settings.bucket, run_prefix(settings.prefix, backup_id), backup_id, run_tables, work)
+
+
+def _write_lists(
+    s3: Any, bucket: str, prefix: str, backup_id: str, tables: list[dict[str, Any]], work: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Write the work list and the table list under the run's prefix; the run as the state carries it."""
+    put_json(s3, bucket, prefix + WORK, work)
+    put_json(s3, bucket, prefix + TABLES, tables)
     return {
         "backupId": backup_id,
-        "bucket": settings.bucket,
-        "workKey": work_key,
+        "bucket": bucket,
+        "runPrefix": prefix,
+        "workKey": prefix + WORK,
+        "tablesKey": prefix + TABLES,
         "segments": len(work),
-        "tables": run_tables,
+        "tables": len(tables),
+        "scanError": None,  # the scan Map's Catch puts the error here
     }
+
+
+def run_prefix(prefix: str, backup_id: str) -> str:
+    """A backup run's bookkeeping prefix: work list, table list, per-table notes, Map results, report."""
+    return f"{prefix}_runs/{backup_id}/"
