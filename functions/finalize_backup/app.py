@@ -9,13 +9,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ddb_backup import config
 from ddb_backup.aws.clients import client
 from ddb_backup.backup.report import finalize_noted, run_output, write_report
-from ddb_backup.events import BackupReportEvent, FinalizeTableEvent
+from ddb_backup.events import FinalizeBackupEvent
 from ddb_backup.format.catalog import newest_backup_ages
 from ddb_backup.observability import logger, metrics, table_metrics, tracer
 
 
-@event_parser(model=FinalizeTableEvent)
-def finalize_one_table(event: FinalizeTableEvent, context: LambdaContext) -> dict[str, Any]:
+def finalize_one_table(event: FinalizeBackupEvent) -> dict[str, Any]:
+    assert event.table and event.backup_dir  # checked by the model
     summary = finalize_noted(client("s3"), config.bucket(), event.backup_dir, event.table, event.run_prefix)
     table_metrics(
         event.table,
@@ -31,8 +31,8 @@ def finalize_one_table(event: FinalizeTableEvent, context: LambdaContext) -> dic
     return summary
 
 
-@event_parser(model=BackupReportEvent)
-def report_the_run(event: BackupReportEvent, context: LambdaContext) -> dict[str, Any]:
+def report_the_run(event: FinalizeBackupEvent) -> dict[str, Any]:
+    assert event.run_prefix and event.backup_id  # checked by the model
     s3, bucket = client("s3"), config.bucket()
     report = write_report(s3, bucket, event.run_prefix, event.backup_id, scan_error=event.scan_error)
     # The stale-backup alarm watches the oldest "newest complete backup" of all tables: listed once a run.
@@ -46,7 +46,6 @@ def report_the_run(event: BackupReportEvent, context: LambdaContext) -> dict[str
 @logger.inject_lambda_context(correlation_id_path="executionName")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if isinstance(event, dict) and "report" in event:
-        return report_the_run(event, context)
-    return finalize_one_table(event, context)
+@event_parser(model=FinalizeBackupEvent)
+def lambda_handler(event: FinalizeBackupEvent, context: LambdaContext) -> dict[str, Any]:
+    return report_the_run(event) if event.report else finalize_one_table(event)

@@ -85,6 +85,10 @@ def test_no_wildcard_actions_and_no_wildcard_resources(name, resource):
                 assert "${TableNamePattern}" in text or "${RestoreTableNamePattern}" in text, f"{name}: {text}"
             elif any(a.startswith("states:") for a in actions):
                 assert "${AWS::StackName}-" in text, f"{name}: states actions beyond the stack's machines: {text}"
+            elif all(a.startswith("s3:") for a in actions):
+                assert text.startswith('{"Fn::Sub": "arn:${AWS::Partition}:s3:::${BackupBucket}/${BackupPrefix}_'), (
+                    f"{name}: S3 actions beyond the backup bucket's bookkeeping prefixes: {text}"
+                )
             else:
                 pytest.fail(f"{name}: unexpected resource {text} for {actions}")
 
