@@ -7,7 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ddb_backup import config
 from ddb_backup.aws.clients import client
-from ddb_backup.backup.plan import plan_run
+from ddb_backup.backup.plan import for_the_state, plan_run
 from ddb_backup.events import PlanBackupEvent
 from ddb_backup.observability import logger, metrics, tracer
 
@@ -26,6 +26,5 @@ def lambda_handler(event: PlanBackupEvent, context: LambdaContext) -> dict[str, 
         segments=event.request.segments,
         backup_id=event.request.backup_id,
     )
-    run["maxConcurrency"] = config.max_concurrency()
     logger.info("planned", extra={"backupId": run["backupId"], "segments": run["segments"]})
-    return run
+    return {**for_the_state(run), "maxConcurrency": config.max_concurrency()}

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ddb_backup.backup.finalize import finalize_table
-from ddb_backup.backup.plan import Settings, choose_segments, plan_run, resolve_tables
+from ddb_backup.backup.plan import Settings, choose_segments, for_the_state, plan_run, resolve_tables
 from ddb_backup.backup.scan import ScanSettings, scan_segment
 from ddb_backup.errors import BackupIncomplete, BadInput, TableNotFound
 from ddb_backup.format import layout
@@ -70,7 +70,9 @@ def test_plan_writes_the_work_list_and_each_plan(world):
     assert plan["description"]["Table"]["TableName"] == "mystack-GranulesTable"
     assert _first_dir(s3, run) == f"p/mystack-GranulesTable/{run['backupId']}/"
     # The state holds no list that grows with the tables: the table list is in S3, beside the work list.
-    assert run["tables"] == 2 and run["tablesKey"] == f"p/_runs/{run['backupId']}/tables.json"
+    state = for_the_state(run)
+    assert state["tableCount"] == 2 and state["tablesKey"] == f"p/_runs/{run['backupId']}/tables.json"
+    assert not [k for k, v in state.items() if isinstance(v, list)]
 
 
 def _run_all(ddb, s3, run, settings, pages_per_call=None):

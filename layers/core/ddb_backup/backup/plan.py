@@ -68,10 +68,11 @@ def plan_run(
 ) -> dict[str, Any]:
     """Describe every table, write each backup's ``plan.json`` and the run's work list.
 
-    Returns the run (small: counts and S3 keys, never items or table lists).
-    The work list (one entry per table and segment) and the table list go to
-    S3 under the run's bookkeeping prefix, where the Distributed Maps read
-    them, so their size is not bound by the 256 KiB state payload.
+    Returns the run: its S3 keys, counts and tables (for the state machine,
+    :func:`for_the_state` drops the table list). The work list (one entry per
+    table and segment) and the table list go to S3 under the run's
+    bookkeeping prefix, where the Distributed Maps read them, so their size
+    is not bound by the 256 KiB state payload.
     """
     now = now or dt.datetime.now(dt.UTC)
     backup_id = layout.check_backup_id(backup_id) if backup_id else layout.new_backup_id(now)
@@ -119,9 +120,14 @@ def _write_lists(
         "workKey": prefix + WORK,
         "tablesKey": prefix + TABLES,
         "segments": len(work),
-        "tables": len(tables),
-        "scanError": None,  # the scan Map's Catch puts the error here
+        "tables": tables,
     }
+
+
+def for_the_state(run: dict[str, Any]) -> dict[str, Any]:
+    """The run as the state machine carries it: no list that grows with the tables (they are at ``tablesKey``)."""
+    state = {k: v for k, v in run.items() if k != "tables"}
+    return {**state, "tableCount": len(run["tables"]), "scanError": None}  # the scan Map's Catch sets scanError
 
 
 def run_prefix(prefix: str, backup_id: str) -> str:
