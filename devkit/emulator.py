@@ -132,6 +132,7 @@ class LocalStack:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         registry = self.functions
+        from moto.dynamodb.models.table import Table
         from moto.stepfunctions.models import StateMachine
 
         for patch in (
@@ -139,6 +140,8 @@ class LocalStack:
             # moto deep-copies a state machine at every StartExecution, and with it the
             # backend and every earlier execution's worker (threads, locks): share those.
             mock.patch.object(StateMachine, "__deepcopy__", _share_backend_deepcopy, create=True),
+            # DescribeTable counts a table's items while parallel children write to it (not on AWS).
+            mock.patch.object(Table, "__len__", _item_count),
             mock.patch(
                 "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl.time",
                 _ScaledTime(self.retry_time_scale),
@@ -482,6 +485,12 @@ class _ScaledTime:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
+
+
+def _item_count(self: Any) -> int:
+    """moto's ``Table.__len__`` over a snapshot of its items, so a concurrent write cannot break it."""
+    values = list(self.items.values())
+    return sum(len(value) for value in values) if self.has_range_key else len(values)
 
 
 def _share_backend_deepcopy(self: Any, memo: dict[int, Any]) -> Any:

@@ -5,12 +5,14 @@
   ResultWriter dies with ``States.DataLimitExceeded``.
 - ``States.DataLimitExceeded`` is terminal: no Retry or Catch handles it.
 - A Distributed Map fails with ``States.ExceedToleratedFailureThreshold`` when more children failed
-  than ``ToleratedFailureCount`` / ``ToleratedFailurePercentage`` allow (both 0 by default), where
-  moto counts the failures and carries on.
+  than ``ToleratedFailureCount`` or ``ToleratedFailurePercentage`` allows (a threshold the ASL does not
+  set does not apply; with neither set, one failed child fails the Map), where moto counts the
+  failures and carries on.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any, cast
@@ -28,11 +30,17 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.dist
     DistributedIterationComponent,
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_map.state_map import StateMap
+from moto.stepfunctions.parser.asl.component.state.exec.state_map.tolerated_failure import (
+    ToleratedFailureCountDecl,
+    ToleratedFailurePercentageDecl,
+)
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.quotas import is_within_size_quota
 
 DATA_LIMIT = StatesErrorNameType.StatesStatesDataLimitExceeded
 TOLERATED = StatesErrorNameType.StatesExceedToleratedFailureThreshold
+#: The thresholds the running Map's ASL sets: (ToleratedFailureCount, ToleratedFailurePercentage).
+_running = threading.local()
 
 
 def _details(failed: EvaluationFailedEventDetails) -> EventDetails:
@@ -51,8 +59,18 @@ def _fail(env: Any, typ: StatesErrorNameType, cause: str) -> FailureEventExcepti
     )
 
 
+def _note_thresholds(original: Callable[..., None]) -> Callable[..., None]:
+    def from_state_props(self: StateMap, state_props: Any) -> None:
+        original(self, state_props)
+        declared = (state_props.get(ToleratedFailureCountDecl), state_props.get(ToleratedFailurePercentageDecl))
+        self.declared_thresholds = tuple(d is not None for d in declared)  # type: ignore[attr-defined]
+
+    return from_state_props
+
+
 def _map_result_within_quota(original: Callable[..., None]) -> Callable[..., None]:
     def eval_execution(self: StateMap, env: Any) -> None:
+        _running.thresholds = getattr(self, "declared_thresholds", (False, False))
         original(self, env)
         if env.stack and not is_within_size_quota(env.stack[-1]):
             raise _fail(
@@ -84,7 +102,9 @@ def _children_failures_fail_the_map(original: Callable[..., None]) -> Callable[.
         total = failed + counter.succeeded.get() + counter.aborted.get()
         allowed = int(eval_input.tolerated_failure_count or 0)
         percent = float(eval_input.tolerated_failure_percentage or 0)
-        if failed > allowed or 100.0 * failed / max(total, 1) > percent:
+        count_set, percent_set = getattr(_running, "thresholds", (False, False))
+        over_count, over_percent = failed > allowed, 100.0 * failed / max(total, 1) > percent
+        if (count_set and over_count) or (percent_set and over_percent) or (not (count_set or percent_set) and failed):
             raise _fail(
                 env,
                 TOLERATED,
@@ -100,6 +120,7 @@ def enforced() -> Iterator[None]:
     """Apply AWS's Step Functions quotas and Map failure rules to moto while the block runs."""
     with ExitStack() as stack:
         for owner, name, wrap in (
+            (StateMap, "from_state_props", _note_thresholds),
             (StateMap, "_eval_execution", _map_result_within_quota),
             (ErrorEqualsDecl, "_eval_body", _data_limit_is_terminal),
             (DistributedIterationComponent, "_map_run", _children_failures_fail_the_map),

@@ -83,6 +83,13 @@ def backup_items(s3: Any, bucket: str, manifest_key: str) -> list[dict[str, Any]
     return out
 
 
+def backup_summaries(desc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each table's summary of a finished backup execution: the rows of the report its output names."""
+    output = desc["output"]
+    body = client("s3").get_object(Bucket=output["bucket"], Key=output["report"])["Body"].read()
+    return list(json.loads(body)["tables"])
+
+
 def expected_items(table: str) -> list[dict[str, Any]]:
     """The source items of a fixture table (tests/fixtures/expected), client form."""
     path = FIXTURES / "expected" / f"{table}.jsonl"

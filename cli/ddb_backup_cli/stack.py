@@ -95,18 +95,23 @@ def _follow(args: argparse.Namespace, execution: str) -> int:
         return 1
     say(args, f"succeeded in {time.monotonic() - started:,.1f} s")
     if output and not args.json:
-        for row in output if isinstance(output, list) else [output]:
-            say(args, "  " + json.dumps(row, default=str))
+        # A backup's output is its totals and the key of its report (one row a table); a restore's, its report.
+        say(args, "  " + json.dumps(output, default=str))
+        if isinstance(output, dict) and output.get("report") and output.get("bucket"):
+            say(args, f"  report: s3://{output['bucket']}/{output['report']}")
     return 0
 
 
 def _map_counts(sfn: Any, execution: str) -> str:
+    """Progress of every Distributed Map run of the execution (a backup has two: scan, then finalize)."""
     try:
         runs = sfn.list_map_runs(executionArn=execution).get("mapRuns", [])
-        if not runs:
-            return ""
-        counts = sfn.describe_map_run(mapRunArn=runs[-1]["mapRunArn"])["itemCounts"]
-        return f", {counts['succeeded']}/{counts['total']} done, {counts['failed']} failed"
+        said = []
+        for run in sorted(runs, key=lambda r: r["startDate"]):
+            counts = sfn.describe_map_run(mapRunArn=run["mapRunArn"])["itemCounts"]
+            label = run["mapRunArn"].rsplit("/", 1)[-1].split(":")[0]
+            said.append(f", {label}: {counts['succeeded']}/{counts['total']} done, {counts['failed']} failed")
+        return "".join(said)
     except Exception:  # progress is best effort
         return ""
 

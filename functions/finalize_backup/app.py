@@ -1,4 +1,4 @@
-"""Finalize one table's backup: check every segment finished, write manifest.json last."""
+"""Finalize a backup: one table (check its segments, write manifest.json last), or the run's report."""
 
 from typing import Any
 
@@ -8,22 +8,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ddb_backup import config
 from ddb_backup.aws.clients import client
-from ddb_backup.backup.finalize import all_parts, finalize_table
-from ddb_backup.events import FinalizeTableEvent
+from ddb_backup.backup.report import finalize_noted, run_output, write_report
+from ddb_backup.events import FinalizeBackupEvent
 from ddb_backup.format.catalog import newest_backup_ages
 from ddb_backup.observability import logger, metrics, table_metrics, tracer
 
 
-@logger.inject_lambda_context(correlation_id_path="executionName")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
-@event_parser(model=FinalizeTableEvent)
-def lambda_handler(event: FinalizeTableEvent, context: LambdaContext) -> dict[str, Any]:
-    if event.check_only:
-        # Reached only after the scan failed: raise naming the unfinished segment, if any.
-        parts = all_parts(client("s3"), config.bucket(), event.backup_dir)
-        return {"table": event.table, "complete": True, "parts": len(parts)}
-    summary = finalize_table(client("s3"), config.bucket(), event.backup_dir)
+def finalize_one_table(event: FinalizeBackupEvent) -> dict[str, Any]:
+    assert event.table and event.backup_dir  # checked by the model
+    summary = finalize_noted(client("s3"), config.bucket(), event.backup_dir, event.table, event.run_prefix)
     table_metrics(
         event.table,
         {
@@ -34,9 +27,25 @@ def lambda_handler(event: FinalizeTableEvent, context: LambdaContext) -> dict[st
             "BackupCompleted": (MetricUnit.Count, 1),
         },
     )
-    # The stale-backup alarm watches the oldest "newest complete backup" of all tables.
-    ages = newest_backup_ages(client("s3"), config.bucket(), config.prefix())
-    if ages:
-        metrics.add_metric(name="MaxNewestBackupAgeHours", unit=MetricUnit.Count, value=min(max(ages.values()), 1e6))
     logger.info("backup complete", extra=summary)
     return summary
+
+
+def report_the_run(event: FinalizeBackupEvent) -> dict[str, Any]:
+    assert event.run_prefix and event.backup_id  # checked by the model
+    s3, bucket = client("s3"), config.bucket()
+    report = write_report(s3, bucket, event.run_prefix, event.backup_id, scan_error=event.scan_error)
+    # The stale-backup alarm watches the oldest "newest complete backup" of all tables: listed once a run.
+    ages = newest_backup_ages(s3, bucket, config.prefix())
+    if ages:
+        metrics.add_metric(name="MaxNewestBackupAgeHours", unit=MetricUnit.Count, value=min(max(ages.values()), 1e6))
+    logger.info("backup run report", extra={"backupId": event.backup_id, **report["totals"]})
+    return run_output(report, bucket, event.run_prefix)
+
+
+@logger.inject_lambda_context(correlation_id_path="executionName")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_parser(model=FinalizeBackupEvent)
+def lambda_handler(event: FinalizeBackupEvent, context: LambdaContext) -> dict[str, Any]:
+    return report_the_run(event) if event.report else finalize_one_table(event)

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ddb_backup import config
 from ddb_backup.aws.clients import client
 from ddb_backup.aws.ratelimit import Limit
-from ddb_backup.backup.plan import plan_run
+from ddb_backup.backup.plan import for_the_state, plan_run
 from ddb_backup.estimate import Plan, estimate
 from ddb_backup.events import PlanBackupEvent
 from ddb_backup.observability import logger, metrics, tracer
@@ -29,9 +29,9 @@ def lambda_handler(event: PlanBackupEvent, context: LambdaContext) -> dict[str, 
         backup_id=event.request.backup_id,
         limit=Limit(rate=event.request.read_rate, percent=event.request.read_percent),
     )
-    run["maxConcurrency"] = config.max_concurrency()
     logger.info("planned", extra={"backupId": run["backupId"], "segments": run["segments"]})
+    concurrency = config.max_concurrency()
     for table in run["tables"]:
-        plan = Plan(table["totalSegments"], run["maxConcurrency"], table["readRate"] or None)
+        plan = Plan(table["totalSegments"], concurrency, table["readRate"] or None)
         logger.info("estimate", extra=estimate(table["items"], table["bytes"], plan, table=table["table"]))
-    return run
+    return {**for_the_state(run), "maxConcurrency": concurrency}

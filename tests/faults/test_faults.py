@@ -19,7 +19,7 @@ from ddb_backup.aws.clients import client
 from ddb_backup.format import parts
 from devkit import sample
 from devkit.emulator import LocalStack
-from tests.conftest import backup_items, canonical, table_items
+from tests.conftest import backup_items, backup_summaries, canonical, table_items
 from tests.faults.injector import Faults
 
 COUNTS = {"Granules": 300, "Files": 200, "Rules": 20}
@@ -87,10 +87,10 @@ def _round_trip(stack: Any) -> None:
     backup = stack.run("BackupStateMachine", {"tablePrefix": "mystack-", "segments": 3}, timeout=900)
     assert backup["status"] == "SUCCEEDED", backup.get("cause")
     bucket = stack.outputs["BackupBucketName"]
-    _assert_backup_exact(backup["output"], bucket)
+    _assert_backup_exact(backup_summaries(backup), bucket)
     restore = stack.run(
         "RestoreStateMachine",
-        {"source": f"s3://{bucket}/backups/", "backupId": backup["output"][0]["backupId"],
+        {"source": f"s3://{bucket}/backups/", "backupId": backup["output"]["backupId"],
          "map": [{"from": "mystack-", "to": "restore-"}]},
         timeout=900,
     )  # fmt: skip
@@ -161,7 +161,7 @@ def test_a_lambda_that_dies_mid_segment_resumes_from_its_checkpoint(world, monke
     backup = world.run("BackupStateMachine", {"tablePrefix": "mystack-", "segments": 2}, timeout=900)
     assert backup["status"] == "SUCCEEDED", backup.get("cause")
     assert len(died) >= 3
-    _assert_backup_exact(backup["output"], world.outputs["BackupBucketName"])
+    _assert_backup_exact(backup_summaries(backup), world.outputs["BackupBucketName"])
 
 
 def test_a_segment_that_keeps_failing_fails_the_run_naming_it(world, monkeypatch):
@@ -174,19 +174,48 @@ def test_a_segment_that_keeps_failing_fails_the_run_naming_it(world, monkeypatch
     assert "mystack-RulesTable segment 0" in backup["cause"] and "disk on fire" in backup["cause"]
     bucket = world.outputs["BackupBucketName"]
     keys = [o["Key"] for o in client("s3").list_objects_v2(Bucket=bucket, Prefix="backups/").get("Contents", [])]
-    assert not [k for k in keys if k.endswith("manifest.json")], "a failed backup must not look complete"
+    assert not [k for k in keys if k.endswith("manifest.json") and "/@ddb-backup/" not in k], (
+        "a failed backup must not look complete"
+    )
 
     # The fault is fixed; running the same request again gives a complete, exact backup.
     monkeypatch.undo()
     again = world.run("BackupStateMachine", {"tables": ["mystack-RulesTable"]}, timeout=600)
     assert again["status"] == "SUCCEEDED", again.get("cause")
-    _assert_backup_exact(again["output"], bucket)
+    _assert_backup_exact(backup_summaries(again), bucket)
+
+
+def test_one_failed_segment_fails_the_run_but_every_finished_table_gets_its_manifest(world, monkeypatch):
+    """Segment 1 of the Files table keeps failing: the other tables are backed up whole, the run fails naming it."""
+    real = parts.upload_part
+
+    def broken_for_one_segment(s3: Any, bucket: str, backup_dir: str, key: str, segment: int, *rest: Any) -> Any:
+        if "mystack-FilesTable/" in backup_dir and segment == 1:
+            raise RuntimeError("disk on fire (injected)")
+        return real(s3, bucket, backup_dir, key, segment, *rest)
+
+    monkeypatch.setattr("ddb_backup.backup.scan.upload_part", broken_for_one_segment)
+    backup = world.run("BackupStateMachine", {"tablePrefix": "mystack-", "segments": 3}, timeout=900)
+    assert backup["status"] == "FAILED"
+    assert "1 of 3 tables have no manifest (mystack-FilesTable)" in backup["cause"], backup["cause"]
+    assert "table mystack-FilesTable segment 1 of 3 did not finish" in backup["cause"]
+    assert "disk on fire" in backup["cause"]
+    s3, bucket = client("s3"), world.outputs["BackupBucketName"]
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="backups/").get("Contents", [])]
+    manifests = [k for k in keys if k.endswith("manifest.json") and "/@ddb-backup/" not in k]
+    assert sorted(k.split("/")[1] for k in manifests) == ["mystack-GranulesTable", "mystack-RulesTable"]
+    (report_key,) = [k for k in keys if k.endswith("/report.json")]
+    report = json.loads(s3.get_object(Bucket=bucket, Key=report_key)["Body"].read())
+    assert report["status"] == "FAILED" and report["incomplete"] == ["mystack-FilesTable"]
+    assert "mystack-FilesTable segment 1 of 3" in report["problems"][0]
+    finished = [row for row in report["tables"] if row["complete"]]
+    _assert_backup_exact(finished, bucket)
 
 
 def test_a_failed_restore_rerun_with_overwrite_gives_an_identical_table(world, monkeypatch):
     backup = world.run("BackupStateMachine", {"tables": ["mystack-GranulesTable"]}, timeout=600)
     assert backup["status"] == "SUCCEEDED"
-    directory = backup["output"][0]["manifest"].rsplit("/", 1)[0] + "/"
+    directory = backup_summaries(backup)[0]["manifest"].rsplit("/", 1)[0] + "/"
     source = f"s3://{world.outputs['BackupBucketName']}/{directory}"
     calls = Counter()
     ddb = client("dynamodb")
@@ -238,7 +267,7 @@ def test_a_plan_that_times_out_after_create_table_is_retried_and_finishes_the_ta
     )
     backup = world.run("BackupStateMachine", {"tables": ["mystack-RulesTable"]}, timeout=600)
     assert backup["status"] == "SUCCEEDED", backup.get("cause")
-    directory = backup["output"][0]["manifest"].rsplit("/", 1)[0] + "/"
+    directory = backup_summaries(backup)[0]["manifest"].rsplit("/", 1)[0] + "/"
     real, died = target._apply_settings, []
 
     def dies_once(*args: Any, **kwargs: Any) -> Any:

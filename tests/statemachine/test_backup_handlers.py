@@ -27,8 +27,9 @@ def _call(stack, logical_id: str, event: dict) -> dict:
 def test_the_sample_events_run_a_backup_by_hand(stack):
     sample.create_cumulus_tables(client("dynamodb"), "mystack-", {"Granules": 40, "Collections": 3})
     run = _call(stack, "PlanBackupFunction", _event("plan_backup.json"))
-    assert {t["table"] for t in run["tables"]} == {"mystack-GranulesTable", "mystack-CollectionsTable"}
-    granules = next(t for t in run["tables"] if t["table"] == "mystack-GranulesTable")
+    tables = json.loads(client("s3").get_object(Bucket=run["bucket"], Key=run["tablesKey"])["Body"].read())
+    assert {t["table"] for t in tables} == {"mystack-GranulesTable", "mystack-CollectionsTable"}
+    granules = next(t for t in tables if t["table"] == "mystack-GranulesTable")
     task = {
         **_event("scan_segment.json"),
         "backupDir": granules["backupDir"],

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ddb_backup.aws.clients import client
-from tests.conftest import backup_items
+from tests.conftest import backup_items, backup_summaries
 
 TABLE = "prod-GranulesTable"
 ITEMS = 600
@@ -36,7 +36,7 @@ def _backup(stack: Any, request: dict[str, Any]) -> tuple[int, int]:
     before = stack.enforcement.throughput.throttled[f"{TABLE}:read"]
     desc = stack.run("BackupStateMachine", {"tables": [TABLE], "segments": 1, **request})
     assert desc["status"] == "SUCCEEDED", desc.get("cause")
-    (summary,) = desc["output"]
+    (summary,) = backup_summaries(desc)
     saved = sum(1 for _ in backup_items(client("s3"), stack.outputs["BackupBucketName"], summary["manifest"]))
     return stack.enforcement.throughput.throttled[f"{TABLE}:read"] - before, saved
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 from ddb_backup.aws.clients import client
 from devkit import sample
-from tests.conftest import backup_items, canonical, table_items
+from tests.conftest import backup_items, backup_summaries, canonical, table_items
 
 COUNTS = {"Granules": 400, "Collections": 30, "Executions": 120, "Files": 200}
 
@@ -34,7 +34,7 @@ def test_backs_up_a_cumulus_set_by_prefix_item_for_item(stack):
     sample.create_table(ddb, "other-GranulesTable", sample.CUMULUS_TABLES["Granules"])
     desc = stack.run("BackupStateMachine", {"tablePrefix": "mystack-", "segments": 3})
     assert desc["status"] == "SUCCEEDED", desc.get("cause")
-    summaries = {s["table"]: s for s in desc["output"]}
+    summaries = {s["table"]: s for s in backup_summaries(desc)}
     assert set(summaries) == {sample.table_name("mystack-", t) for t in COUNTS}
     bucket = stack.outputs["BackupBucketName"]
     for summary in summaries.values():
@@ -58,7 +58,7 @@ def test_a_segment_spans_several_invocations(stack, monkeypatch):
     sample.create_cumulus_tables(ddb, "mystack-", {"Granules": 150})
     desc = stack.run("BackupStateMachine", {"tables": ["mystack-GranulesTable"], "segments": 2})
     assert desc["status"] == "SUCCEEDED", desc.get("cause")
-    (summary,) = desc["output"]
+    (summary,) = backup_summaries(desc)
     assert summary["items"] == 150
     assert summary["parts"] >= 150 // 20
     _check_backup(s3, stack.outputs["BackupBucketName"], summary)
@@ -69,7 +69,7 @@ def test_an_empty_table_gets_a_manifest_with_no_parts(stack):
     sample.create_table(ddb, "mystack-UsersTable", sample.CUMULUS_TABLES["Users"])
     desc = stack.run("BackupStateMachine", {"tables": ["mystack-UsersTable"]})
     assert desc["status"] == "SUCCEEDED", desc.get("cause")
-    (summary,) = desc["output"]
+    (summary,) = backup_summaries(desc)
     manifest = json.loads(
         s3.get_object(Bucket=stack.outputs["BackupBucketName"], Key=summary["manifest"])["Body"].read()
     )

@@ -16,7 +16,7 @@ from ddb_backup.aws.clients import client
 from ddb_backup.format import sources as readers
 from devkit import sample
 from devkit.emulator import LambdaContext
-from tests.conftest import FIXTURES, canonical, expected_items, table_items
+from tests.conftest import FIXTURES, backup_summaries, canonical, expected_items, table_items
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 MAP = [{"from": "mystack-", "to": "restore-"}]
@@ -31,7 +31,7 @@ def _same_tables(ddb: Any, source: str, target: str) -> None:
 def _backup(stack: Any, request: dict[str, Any]) -> list[dict[str, Any]]:
     desc = stack.run("BackupStateMachine", request)
     assert desc["status"] == "SUCCEEDED", desc.get("cause")
-    return list(desc["output"])
+    return backup_summaries(desc)
 
 
 def _restore(stack: Any, request: dict[str, Any]) -> dict[str, Any]:

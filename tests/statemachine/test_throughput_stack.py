@@ -14,7 +14,7 @@ from typing import Any
 from ddb_backup.aws.clients import client
 from ddb_backup_cli.main import main
 from devkit import sample
-from tests.conftest import canonical, table_items
+from tests.conftest import backup_summaries, canonical, table_items
 
 SOURCE = "mystack-BlobsTable"
 ITEMS = 120  # under 1 KiB each: one write unit, 120 units in all
@@ -54,7 +54,7 @@ def test_state_machines_back_up_and_restore_provisioned_tables_through_throttlin
     expected = _provisioned_source(ddb, rcu=4, wcu=20)
     desc = stack.run("BackupStateMachine", {"tables": [SOURCE], "segments": 2})
     assert desc["status"] == "SUCCEEDED", desc.get("cause")
-    assert desc["output"][0]["items"] == ITEMS
+    assert backup_summaries(desc)[0]["items"] == ITEMS
     throughput = stack.enforcement.throughput
     assert throughput.throttled[f"{SOURCE}:read"] > 0, dict(throughput.throttled)
     desc = stack.run("RestoreStateMachine", {"source": "backups/", "map": [{"from": "mystack-", "to": "restore-"}]})

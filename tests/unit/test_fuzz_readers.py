@@ -169,7 +169,7 @@ def _make_v1(ddb: Any, s3: Any, count: int) -> tuple[str, list[dict[str, Any]]]:
             task = scan_segment(
                 ddb, s3, ScanSettings(BUCKET, part_bytes=6_000, page_limit=5), task, time_left=lambda: 60.0
             )
-    directory = run["tables"][0]["backupDir"]
+    directory = json.loads(s3.get_object(Bucket=BUCKET, Key=run["tablesKey"])["Body"].read())[0]["backupDir"]
     finalize_table(s3, BUCKET, directory)
     items = []
     for page in ddb.get_paginator("scan").paginate(TableName=TABLE):

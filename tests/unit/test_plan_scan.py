@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ddb_backup.backup.finalize import finalize_table
-from ddb_backup.backup.plan import Settings, choose_segments, plan_run, resolve_tables
+from ddb_backup.backup.plan import Settings, choose_segments, for_the_state, plan_run, resolve_tables
 from ddb_backup.backup.scan import ScanSettings, scan_segment
 from ddb_backup.errors import BackupIncomplete, BadInput, TableNotFound
 from ddb_backup.format import layout
@@ -53,6 +53,11 @@ def test_tables_resolve_by_prefix_or_list(world):
         resolve_tables(ddb, ["x-table"], "x")
 
 
+def _first_dir(s3, run):
+    """The backup directory of the run's first table, from the table list the plan wrote to S3."""
+    return json.loads(s3.get_object(Bucket=BUCKET, Key=run["tablesKey"])["Body"].read())[0]["backupDir"]
+
+
 def test_plan_writes_the_work_list_and_each_plan(world):
     ddb, s3 = world
     run = plan_run(ddb, s3, Settings(bucket=BUCKET, prefix="p/"), table_prefix="mystack-", segments=4)
@@ -61,9 +66,13 @@ def test_plan_writes_the_work_list_and_each_plan(world):
     assert {(w["table"], w["segment"]) for w in work} == {
         (t, s) for t in ("mystack-GranulesTable", "mystack-RulesTable") for s in range(4)
     }
-    plan = json.loads(s3.get_object(Bucket=BUCKET, Key=run["tables"][0]["backupDir"] + layout.PLAN)["Body"].read())
+    plan = json.loads(s3.get_object(Bucket=BUCKET, Key=_first_dir(s3, run) + layout.PLAN)["Body"].read())
     assert plan["description"]["Table"]["TableName"] == "mystack-GranulesTable"
-    assert run["tables"][0]["backupDir"] == f"p/mystack-GranulesTable/{run['backupId']}/"
+    assert _first_dir(s3, run) == f"p/mystack-GranulesTable/{run['backupId']}/"
+    # The state holds no list that grows with the tables: the table list is in S3, beside the work list.
+    state = for_the_state(run)
+    assert state["tableCount"] == 2 and state["tablesKey"] == f"p/@ddb-backup/runs/{run['backupId']}/tables.json"
+    assert not [k for k, v in state.items() if isinstance(v, list)]
 
 
 def _run_all(ddb, s3, run, settings, pages_per_call=None):
@@ -85,7 +94,7 @@ def test_continuation_covers_every_item_exactly_once(world):
     settings = ScanSettings(bucket=BUCKET, page_limit=7, part_bytes=4000)
     calls = _run_all(ddb, s3, run, settings, pages_per_call=1)
     assert calls > 3 * 2  # segments really spanned several invocations
-    summary = finalize_table(s3, BUCKET, run["tables"][0]["backupDir"])
+    summary = finalize_table(s3, BUCKET, _first_dir(s3, run))
     saved = sorted(canonical(i) for i in backup_items(s3, BUCKET, summary["manifest"]))
     assert saved == sorted(canonical(i) for i in table_items(ddb, "mystack-GranulesTable"))
 
@@ -101,14 +110,14 @@ def test_a_retried_invocation_rewrites_instead_of_duplicating(world):
     assert again == first
     while not task.get("done"):
         task = scan_segment(ddb, s3, settings, task, time_left=lambda: 0)
-    summary = finalize_table(s3, BUCKET, run["tables"][0]["backupDir"])
+    summary = finalize_table(s3, BUCKET, _first_dir(s3, run))
     assert summary["items"] == 120
 
 
 def test_finalize_deletes_parts_no_checkpoint_lists(world):
     ddb, s3 = world
     run = plan_run(ddb, s3, Settings(bucket=BUCKET), tables=["mystack-RulesTable"], segments=1)
-    directory = run["tables"][0]["backupDir"]
+    directory = _first_dir(s3, run)
     _run_all(ddb, s3, run, ScanSettings(bucket=BUCKET))
     s3.put_object(Bucket=BUCKET, Key=directory + layout.part_key(0, 99), Body=b"left by a dead invocation")
     summary = finalize_table(s3, BUCKET, directory)
@@ -124,8 +133,8 @@ def test_finalize_refuses_an_unfinished_segment_naming_it(world):
     while not task.get("done"):
         task = scan_segment(ddb, s3, ScanSettings(bucket=BUCKET), task, time_left=lambda: 1)
     with pytest.raises(BackupIncomplete, match="mystack-GranulesTable segment 1 of 2 did not finish"):
-        finalize_table(s3, BUCKET, run["tables"][0]["backupDir"])
-    assert not s3.list_objects_v2(Bucket=BUCKET, Prefix=run["tables"][0]["backupDir"] + "manifest.json").get("Contents")
+        finalize_table(s3, BUCKET, _first_dir(s3, run))
+    assert not s3.list_objects_v2(Bucket=BUCKET, Prefix=_first_dir(s3, run) + "manifest.json").get("Contents")
 
 
 def test_a_scan_error_is_recorded_for_finalize_to_quote(world, monkeypatch):
@@ -140,7 +149,7 @@ def test_a_scan_error_is_recorded_for_finalize_to_quote(world, monkeypatch):
     with pytest.raises(RuntimeError):
         scan_segment(ddb, s3, ScanSettings(bucket=BUCKET), task, time_left=lambda: 1)
     with pytest.raises(BackupIncomplete, match=r"segment 0 of 1 did not finish.*RuntimeError: disk on fire"):
-        finalize_table(s3, BUCKET, run["tables"][0]["backupDir"])
+        finalize_table(s3, BUCKET, _first_dir(s3, run))
 
 
 def test_throttled_scans_back_off_and_complete(world, monkeypatch):
@@ -159,7 +168,7 @@ def test_throttled_scans_back_off_and_complete(world, monkeypatch):
     monkeypatch.setattr(ddb, "scan", flaky)
     run = plan_run(ddb, s3, Settings(bucket=BUCKET), tables=["mystack-GranulesTable"], segments=1)
     _run_all(ddb, s3, run, ScanSettings(bucket=BUCKET, page_limit=10))
-    assert finalize_table(s3, BUCKET, run["tables"][0]["backupDir"])["items"] == 120
+    assert finalize_table(s3, BUCKET, _first_dir(s3, run))["items"] == 120
 
 
 @pytest.mark.parametrize(

@@ -161,7 +161,7 @@ def _backup_v1(ddb, s3, table: str, count: int, segments: int = 2) -> str:
             task = scan_segment(
                 ddb, s3, ScanSettings(BUCKET, part_bytes=20_000, page_limit=10), task, time_left=lambda: 60.0
             )
-    directory = run["tables"][0]["backupDir"]
+    directory = json.loads(s3.get_object(Bucket=BUCKET, Key=run["tablesKey"])["Body"].read())[0]["backupDir"]
     finalize_table(s3, BUCKET, directory)
     return f"s3://{BUCKET}/{directory}"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from ddb_backup.format import layout
 
@@ -115,16 +115,40 @@ class SegmentTask(_Event):
         return self
 
 
-class FinalizeTableEvent(_Event):
-    table: str = Field(pattern=TABLE_NAME)
-    backup_dir: str = Field(alias="backupDir", min_length=1)
-    total_segments: int | None = Field(default=None, alias="totalSegments")
-    check_only: bool = Field(default=False, alias="checkOnly")
+class FinalizeBackupEvent(_Event):
+    """What the finalize function is given: one table of the finalize Map, or the run's report step.
 
-    @field_validator("backup_dir")
+    A table: ``table``, ``backupDir`` and (to note its outcome for the report) ``runPrefix``.
+    The report (``report: true``): ``backupId``, ``runPrefix`` and ``scanError`` (the scan Map's, if caught).
+    """
+
+    table: str | None = Field(default=None, pattern=TABLE_NAME)
+    backup_dir: str | None = Field(default=None, alias="backupDir", min_length=1)
+    total_segments: int | None = Field(default=None, alias="totalSegments")
+    run_prefix: str | None = Field(default=None, alias="runPrefix", min_length=1)
+    report: bool = False
+    backup_id: str | None = Field(default=None, alias="backupId")
+    scan_error: dict[str, Any] | None = Field(default=None, alias="scanError")
+
+    @field_validator("backup_dir", "run_prefix")
     @classmethod
-    def _dir(cls, value: str) -> str:
-        return check_key(value, "backupDir", prefix=True)
+    def _prefix(cls, value: str | None, info: ValidationInfo) -> str | None:
+        name = "backupDir" if info.field_name == "backup_dir" else "runPrefix"
+        return check_key(value, name, prefix=True) if value is not None else value
+
+    @field_validator("backup_id")
+    @classmethod
+    def _id(cls, value: str | None) -> str | None:
+        return layout.check_backup_id(value) if value is not None else value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> FinalizeBackupEvent:
+        if self.report:
+            if not (self.backup_id and self.run_prefix) or self.table or self.backup_dir:
+                raise ValueError("the run's report takes 'backupId' and 'runPrefix', not 'table' or 'backupDir'")
+        elif not (self.table and self.backup_dir):
+            raise ValueError("finalizing a table takes 'table' and 'backupDir'")
+        return self
 
 
 # ------------------------------------------------------------------ restore

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -30,6 +31,14 @@ def get_json_or_none(s3: Any, bucket: str, key: str) -> Any:
         if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
             return None
         raise
+
+
+def get_json_many(s3: Any, bucket: str, keys: list[str], *, workers: int = 32) -> dict[str, Any]:
+    """The JSON objects at ``keys`` (None where one is missing), fetched ``workers`` at a time."""
+    if not keys:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(workers, len(keys))) as pool:
+        return dict(zip(keys, pool.map(lambda key: get_json_or_none(s3, bucket, key), keys), strict=True))
 
 
 def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:

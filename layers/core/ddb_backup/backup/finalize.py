@@ -6,37 +6,64 @@ import datetime as dt
 from typing import Any
 
 from ddb_backup import FORMAT_VERSION, __version__
-from ddb_backup.aws.s3io import get_json, get_json_or_none, list_keys, put_json
+from ddb_backup.aws.s3io import get_json, get_json_many, list_keys, put_json
 from ddb_backup.errors import BackupIncomplete
 from ddb_backup.format import layout
 
+CHECKPOINTS = "checkpoints/"
+#: Unfinished segments quoted by name in one message (the rest are counted).
+NAMED = 10
 
-def segment_parts(s3: Any, bucket: str, directory: str, table: str, segment: int, total: int) -> list[dict[str, Any]]:
-    """Follow one segment's checkpoint chain to its end; raise naming the segment if it never finished."""
-    parts: list[dict[str, Any]] = []
-    seq = 0
-    while True:
-        checkpoint = get_json_or_none(s3, bucket, directory + layout.checkpoint_key(segment, seq))
-        if checkpoint is None:
-            error = get_json_or_none(s3, bucket, directory + layout.error_key(segment))
-            why = f": {error['error']}: {error['message']}" if error else ""
-            raise BackupIncomplete(
-                f"table {table} segment {segment} of {total} did not finish (no checkpoint {seq}){why}"
-            )
-        parts.extend(checkpoint["parts"])
-        if checkpoint["done"]:
-            return parts
-        seq += 1
+
+def _chains(s3: Any, bucket: str, directory: str) -> dict[int, dict[int, dict[str, Any]]]:
+    """Every checkpoint of a backup, listed once and read concurrently: segment -> seq -> checkpoint."""
+    keys = [k for k in list_keys(s3, bucket, directory + CHECKPOINTS) if k.endswith(".json")]
+    chains: dict[int, dict[int, dict[str, Any]]] = {}
+    for checkpoint in get_json_many(s3, bucket, keys).values():
+        if checkpoint is not None:
+            chains.setdefault(int(checkpoint["segment"]), {})[int(checkpoint["seq"])] = checkpoint
+    return chains
 
 
 def all_parts(s3: Any, bucket: str, directory: str, plan: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every part of a backup, in segment order; raises ``BackupIncomplete`` naming the first unfinished segment."""
+    """Every part of a backup, in segment order.
+
+    Follows each segment's checkpoint chain (seq 0, 1, ... to the one marked
+    done). Raises ``BackupIncomplete`` naming every segment that did not
+    finish, with the error its scan left, if any.
+    """
     plan = plan or get_json(s3, bucket, directory + layout.PLAN)
     table, total = plan["table"], int(plan["totalSegments"])
+    chains = _chains(s3, bucket, directory)
     parts: list[dict[str, Any]] = []
+    unfinished: list[tuple[int, int]] = []
     for segment in range(total):
-        parts.extend(segment_parts(s3, bucket, directory, table, segment, total))
+        chain, seq = chains.get(segment, {}), 0
+        while seq in chain and not chain[seq]["done"]:
+            seq += 1
+        if seq not in chain:
+            unfinished.append((segment, seq))
+            continue
+        for step in range(seq + 1):
+            parts.extend(chain[step]["parts"])
+    if unfinished:
+        raise BackupIncomplete(_unfinished_message(s3, bucket, directory, table, total, unfinished))
     return parts
+
+
+def _unfinished_message(
+    s3: Any, bucket: str, directory: str, table: str, total: int, unfinished: list[tuple[int, int]]
+) -> str:
+    """'table T segment S of N did not finish (no checkpoint Q): Error: message; ...' for the first few."""
+    named = unfinished[:NAMED]
+    errors = get_json_many(s3, bucket, [directory + layout.error_key(segment) for segment, _ in named])
+    said = []
+    for segment, seq in named:
+        error = errors[directory + layout.error_key(segment)]
+        why = f": {error['error']}: {error['message']}" if error else ""
+        said.append(f"table {table} segment {segment} of {total} did not finish (no checkpoint {seq}){why}")
+    more = f"; and {len(unfinished) - len(named)} more segments of table {table}" if len(unfinished) > NAMED else ""
+    return "; ".join(said) + more
 
 
 def finalize_table(s3: Any, bucket: str, directory: str, *, now: dt.datetime | None = None) -> dict[str, Any]:

@@ -16,6 +16,9 @@ from ddb_backup.format import layout
 
 GiB = 1024**3
 MAX_SEGMENTS = 1_000_000
+#: Under a run's bookkeeping prefix: the scan Map's work list, and the finalize Map's table list.
+WORK = "segments.json"
+TABLES = "tables.json"
 
 
 def resolve_tables(ddb: Any, tables: list[str] | None, prefix: str | None) -> list[str]:
@@ -83,9 +86,11 @@ def plan_run(
 ) -> dict[str, Any]:
     """Describe every table, write the run's ``run.json``, each backup's ``plan.json`` and the run's work list.
 
-    Returns the run (small: table names, counts and S3 keys, never items).
-    The work list (one entry per table and segment) goes to S3, where the
-    Distributed Map reads it, so its size is not bound by the state payload.
+    Returns the run: its S3 keys, counts and tables (for the state machine,
+    :func:`for_the_state` drops the table list). The work list (one entry per
+    table and segment) and the table list go to S3 under the run's
+    bookkeeping prefix, where the Distributed Maps read them, so their size
+    is not bound by the 256 KiB state payload.
     Each segment carries ``readRate``: its share of the table's (``limit``, else ``settings.read_percent``).
     """
     now = now or dt.datetime.now(dt.UTC)
@@ -100,14 +105,23 @@ def plan_run(
         entry, segment_tasks = _plan_table(ddb, s3, settings, name, backup_id, now, segments, limit)
         run_tables.append(entry)
         work.extend(segment_tasks)
-    work_key = layout.run_dir(settings.prefix, backup_id) + "segments.json"
-    put_json(s3, settings.bucket, work_key, work)
+    return _write_lists(s3, settings.bucket, run_prefix(settings.prefix, backup_id), backup_id, run_tables, work)
+
+
+def _write_lists(
+    s3: Any, bucket: str, prefix: str, backup_id: str, tables: list[dict[str, Any]], work: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Write the work list and the table list under the run's prefix; the run as the state carries it."""
+    put_json(s3, bucket, prefix + WORK, work)
+    put_json(s3, bucket, prefix + TABLES, tables)
     return {
         "backupId": backup_id,
-        "bucket": settings.bucket,
-        "workKey": work_key,
+        "bucket": bucket,
+        "runPrefix": prefix,
+        "workKey": prefix + WORK,
+        "tablesKey": prefix + TABLES,
         "segments": len(work),
-        "tables": run_tables,
+        "tables": tables,
     }
 
 
@@ -142,3 +156,14 @@ def _plan_table(
     size = {k: int(description["Table"].get(f, 0)) for k, f in (("items", "ItemCount"), ("bytes", "TableSizeBytes"))}
     entry = {"table": name, "backupDir": directory, "totalSegments": total, "readRate": rate or 0, **size}
     return entry, _segments(name, directory, total, segment_share(rate, total, settings.concurrency))
+
+
+def for_the_state(run: dict[str, Any]) -> dict[str, Any]:
+    """The run as the state machine carries it: no list that grows with the tables (they are at ``tablesKey``)."""
+    state = {k: v for k, v in run.items() if k != "tables"}
+    return {**state, "tableCount": len(run["tables"]), "scanError": None}  # the scan Map's Catch sets scanError
+
+
+def run_prefix(prefix: str, backup_id: str) -> str:
+    """A backup run's bookkeeping prefix: work list, table list, per-table notes, Map results, report."""
+    return layout.run_dir(prefix, backup_id)
