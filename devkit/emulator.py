@@ -29,10 +29,11 @@ from unittest import mock
 from ddb_backup.aws.clients import client
 from ddb_backup.errors import DdbBackupError
 from devkit.cfn import ACCOUNT, CfnLoader, Resolver
-from devkit.enforce import Enforcement, Rules
-from devkit.iam import acting_as
 from devkit.invoke import FunctionSpec, LambdaContext, ResponseCatcher, make_invoke
+from devkit.motofixes import ScaledTime, item_count, share_backend_deepcopy
 from devkit.streams import stream_patches
+from devkit.strict.enforce import Enforcement, Rules
+from devkit.strict.iam import acting_as
 
 __all__ = [
     "ACCOUNT",
@@ -139,12 +140,12 @@ class LocalStack:
             mock.patch.object(LambdaFunction, "invoke", make_invoke(registry)),
             # moto deep-copies a state machine at every StartExecution, and with it the
             # backend and every earlier execution's worker (threads, locks): share those.
-            mock.patch.object(StateMachine, "__deepcopy__", _share_backend_deepcopy, create=True),
+            mock.patch.object(StateMachine, "__deepcopy__", share_backend_deepcopy, create=True),
             # DescribeTable counts a table's items while parallel children write to it (not on AWS).
-            mock.patch.object(Table, "__len__", _item_count),
+            mock.patch.object(Table, "__len__", item_count),
             mock.patch(
                 "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl.time",
-                _ScaledTime(self.retry_time_scale),
+                ScaledTime(self.retry_time_scale),
             ),
             *stream_patches(),  # moto's streams as AWS has them (binary images, sequence numbers)
         ):
@@ -472,35 +473,6 @@ class LocalStack:
         if desc.get("output"):
             desc["output"] = json.loads(desc["output"])
         return desc
-
-
-class _ScaledTime:
-    """``time`` for moto's retrier: its waits, scaled."""
-
-    def __init__(self, scale: float) -> None:
-        self.scale = scale
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds * self.scale)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
-
-
-def _item_count(self: Any) -> int:
-    """moto's ``Table.__len__`` over a snapshot of its items, so a concurrent write cannot break it."""
-    values = list(self.items.values())
-    return sum(len(value) for value in values) if self.has_range_key else len(values)
-
-
-def _share_backend_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
-    import copy
-
-    clone = self.__class__.__new__(self.__class__)
-    memo[id(self)] = clone
-    for name, value in vars(self).items():
-        setattr(clone, name, value if name in ("backend", "executions") else copy.deepcopy(value, memo))
-    return clone
 
 
 @contextmanager

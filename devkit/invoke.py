@@ -19,7 +19,7 @@ from unittest import mock
 
 from ddb_backup.errors import DdbBackupError
 from devkit.cfn import ACCOUNT
-from devkit.iam import acting_as
+from devkit.strict.iam import acting_as
 
 
 @dataclass
@@ -77,7 +77,7 @@ def make_invoke(registry: dict[str, FunctionSpec]) -> Callable[..., bytes]:
         fn = registry[self.function_name]
         event = json.loads(body) if body else {}
         try:
-            with acting_as(fn.logical_id):  # the function's own role, for devkit.iam
+            with acting_as(fn.logical_id):  # the function's own role, for devkit.strict.iam
                 result = fn.entry()(event, LambdaContext(fn))
             return json.dumps(result).encode()
         except Exception as exc:  # Lambda's own error shape

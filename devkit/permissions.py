@@ -2,7 +2,7 @@
 
 ``python -m devkit.permissions`` prints them as the markdown table README.md carries between its
 ``permissions`` markers; ``--write`` puts it there. :func:`deployment_roles` gives the same roles
-resolved for one deployment's parameters, for :meth:`devkit.iam.Roles.allows` (the security tests).
+resolved for one deployment's parameters, for :meth:`devkit.strict.iam.Roles.allows` (the security tests).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from devkit import iam
 from devkit.cfn import ACCOUNT, CfnLoader, Resolver
+from devkit.strict import iam
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- permissions:begin (python -m devkit.permissions --write) -->", "<!-- permissions:end -->"

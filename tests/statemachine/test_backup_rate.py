@@ -1,4 +1,4 @@
-"""Backup rate control on the local stack, whose PROVISIONED tables throttle at their units (devkit.throughput).
+"""Backup rate control on the local stack, whose PROVISIONED tables throttle at their units (devkit.strict.throughput).
 
 moto reports a Scan page's ConsumedCapacity as 1.0 whatever its size; pages
 of 10 items of ~700 bytes are ~7 KiB, which is 1.0 read unit eventually

@@ -19,8 +19,9 @@ from ddb_backup.aws.clients import client
 from ddb_backup.errors import DdbBackupError
 from ddb_backup.format import sources as readers
 from ddb_backup.restore.deadletters import dead_letter_home
-from devkit import iam, sample
+from devkit import sample
 from devkit.emulator import LocalStack
+from devkit.strict import iam
 from tests.conftest import FIXTURES, canonical, expected_items, table_items
 
 EXPORTS = "exports-bucket"  # a bucket outside the stack: a DynamoDB native export lands in one like it

@@ -2,7 +2,7 @@
 
 The source is filled at high capacity, then set to a few units, so the backup's Scan pages and the
 restore's writes (into a target created with the source's capacity) are refused and left unprocessed
-for real; the counters of :class:`devkit.throughput.Throughput` prove they were.
+for real; the counters of :class:`devkit.strict.throughput.Throughput` prove they were.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import pytest
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
 from devkit import permissions
-from devkit.iam import Roles
+from devkit.strict.iam import Roles
 
 TEMPLATE = permissions.template()
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]

@@ -1,4 +1,4 @@
-"""The local stack's provisioned-throughput throttle (devkit.throughput), on plain moto with its handlers."""
+"""The local stack's provisioned-throughput throttle (devkit.strict.throughput), on plain moto with its handlers."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ddb_backup.format.ddbjson import compact_json, item_to_wire
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.write import write_items
 from devkit import sample
-from devkit.throughput import Bucket, Throughput, from_wire
+from devkit.strict.throughput import Bucket, Throughput, from_wire
 from tests.conftest import canonical, table_items
 
 

@@ -1,9 +1,9 @@
 """What AWS enforces and moto does not, switched on for one local stack.
 
-- IAM (:mod:`devkit.iam`): every call a function or state machine makes is checked against its own role
+- IAM (:mod:`devkit.strict.iam`): every call a function or state machine makes is checked against its own role
   as SAM expands it from template.yaml, KMS keys included;
-- provisioned throughput (:mod:`devkit.throughput`): PROVISIONED tables throttle at their units;
-- Step Functions (:mod:`devkit.strict_sfn`): the 256 KiB payload quota on Map results, terminal
+- provisioned throughput (:mod:`devkit.strict.throughput`): PROVISIONED tables throttle at their units;
+- Step Functions (:mod:`devkit.strict.sfn`): the 256 KiB payload quota on Map results, terminal
   ``States.DataLimitExceeded``, and Distributed Map child failures that fail the Map.
 """
 
@@ -20,8 +20,9 @@ from unittest import mock
 import boto3
 from botocore.handlers import BUILTIN_HANDLERS
 
-from devkit import iam, strict_sfn
-from devkit.throughput import Throughput
+from devkit.strict import iam
+from devkit.strict import sfn as strict_sfn
+from devkit.strict.throughput import Throughput
 
 
 @dataclass(frozen=True)

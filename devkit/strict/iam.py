@@ -266,7 +266,7 @@ def kms_arn(key: str) -> str:
 
 def enforcing(roles: Roles) -> Callable[..., None]:
     """A botocore ``before-parameter-build`` handler that refuses what the calling role may not do."""
-    from devkit.actions import needs_of
+    from devkit.strict.actions import needs_of
 
     def check(params: dict[str, Any], model: Any, **_: Any) -> None:
         principal = current()

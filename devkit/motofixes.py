@@ -1,0 +1,35 @@
+"""Patches the local stack applies to moto where it breaks under our use (not AWS rules: see devkit.strict)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+class ScaledTime:
+    """``time`` for moto's retrier: its waits, scaled."""
+
+    def __init__(self, scale: float) -> None:
+        self.scale = scale
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds * self.scale)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def item_count(self: Any) -> int:
+    """moto's ``Table.__len__`` over a snapshot of its items, so a concurrent write cannot break it."""
+    values = list(self.items.values())
+    return sum(len(value) for value in values) if self.has_range_key else len(values)
+
+
+def share_backend_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
+    import copy
+
+    clone = self.__class__.__new__(self.__class__)
+    memo[id(self)] = clone
+    for name, value in vars(self).items():
+        setattr(clone, name, value if name in ("backend", "executions") else copy.deepcopy(value, memo))
+    return clone
