@@ -112,7 +112,8 @@ def _verify(
     ddb: Any, s3: Any, bucket: str, summaries: dict[str, dict[str, Any]], restore_output: dict[str, Any]
 ) -> list[tuple[Any, ...]]:
     """One row a table: source, target, backed-up items, parts, seconds, restored items, verified, report."""
-    restored = {t["target"]: t["itemsRestored"] for t in restore_output["tables"]}
+    report = json.loads(s3.get_object(Bucket=bucket, Key=restore_output["report"])["Body"].read())
+    restored = {t["target"]: t["itemsRestored"] for t in report["tables"]}
     rows = []
     for table, summary in sorted(summaries.items()):
         target = TARGET_PREFIX + table[len(SOURCE_PREFIX) :]

@@ -90,6 +90,12 @@ def backup_summaries(desc: dict[str, Any]) -> list[dict[str, Any]]:
     return list(json.loads(body)["tables"])
 
 
+def restore_report(desc: dict[str, Any]) -> dict[str, Any]:
+    """A finished restore execution's whole report (per-table rows, warnings): the object its small output names."""
+    output = desc["output"]
+    return dict(json.loads(client("s3").get_object(Bucket=output["bucket"], Key=output["report"])["Body"].read()))
+
+
 def expected_items(table: str) -> list[dict[str, Any]]:
     """The source items of a fixture table (tests/fixtures/expected), client form."""
     path = FIXTURES / "expected" / f"{table}.jsonl"

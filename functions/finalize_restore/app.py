@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ddb_backup.aws.clients import client
 from ddb_backup.events import FinalizeRestoreEvent
 from ddb_backup.observability import logger, metrics, tracer
-from ddb_backup.restore.run import finalize_restore
+from ddb_backup.restore.run import finalize_restore, for_the_state
 
 
 @logger.inject_lambda_context(correlation_id_path="executionName")
@@ -24,4 +24,4 @@ def lambda_handler(event: FinalizeRestoreEvent, context: LambdaContext) -> dict[
     metrics.add_metric(name="RestoreSeconds", unit=MetricUnit.Seconds, value=report["seconds"])
     metrics.add_metric(name="RestoreCompleted", unit=MetricUnit.Count, value=1)
     logger.info("restore complete", extra=report)
-    return report
+    return {"bucket": event.bucket, **for_the_state(report, f"{event.run_prefix}report.json")}

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ddb_backup.aws.clients import client
 from ddb_backup.events import PlanRestoreEvent
 from ddb_backup.observability import logger, metrics, tracer
-from ddb_backup.restore.run import plan_restore_event, settings_from_env
+from ddb_backup.restore.run import for_the_state, plan_restore_event, settings_from_env
 
 
 @logger.inject_lambda_context(correlation_id_path="executionName", log_event=True)
@@ -20,4 +20,4 @@ def lambda_handler(event: PlanRestoreEvent, context: LambdaContext) -> dict[str,
     for warning in run["warnings"]:
         logger.warning(warning)
     logger.info("restore planned", extra={"runId": run["runId"], "parts": run["parts"], "tables": run["tables"]})
-    return run
+    return for_the_state(run)

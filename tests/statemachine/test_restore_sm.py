@@ -16,7 +16,7 @@ from ddb_backup.aws.clients import client
 from ddb_backup.format import sources as readers
 from devkit import sample
 from devkit.emulator import LambdaContext
-from tests.conftest import FIXTURES, backup_summaries, canonical, expected_items, table_items
+from tests.conftest import FIXTURES, backup_summaries, canonical, expected_items, restore_report, table_items
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 MAP = [{"from": "mystack-", "to": "restore-"}]
@@ -50,7 +50,7 @@ def test_backup_then_restore_a_cumulus_set_gives_identical_tables(stack):
     summaries = _backup(stack, {"tablePrefix": "mystack-", "segments": 2})
     desc = _restore(stack, {"source": "backups/", "map": MAP})
     assert desc["status"] == "SUCCEEDED", desc.get("cause")
-    report = desc["output"]
+    report = restore_report(desc)
     assert report["status"] == "SUCCEEDED" and report["deadLettered"] == 0 and report["seconds"] >= 0
     restored = {t["target"]: t for t in report["tables"]}
     assert set(restored) == {sample.table_name("restore-", t) for t in counts}
@@ -93,7 +93,7 @@ def test_an_empty_backup_restores_to_an_empty_table(stack):
     _backup(stack, {"tables": ["mystack-UsersTable"]})
     desc = _restore(stack, {"source": "backups/", "map": MAP})
     assert desc["status"] == "SUCCEEDED", desc.get("cause")
-    assert desc["output"]["itemsRestored"] == 0 and desc["output"]["tables"][0]["parts"] == 0
+    assert desc["output"]["itemsRestored"] == 0 and restore_report(desc)["tables"][0]["parts"] == 0
     assert ddb.describe_table(TableName="restore-UsersTable")["Table"]["TableStatus"] == "ACTIVE"
 
 
@@ -174,7 +174,7 @@ def test_unprocessed_items_and_throttling_still_give_identical_tables(stack):
     desc = _restore(stack, {"source": "backups/", "map": MAP})
     assert desc["status"] == "SUCCEEDED", desc.get("cause")
     assert faults.calls > 10
-    assert sum(t["retries"] for t in desc["output"]["tables"]) > 0
+    assert sum(t["retries"] for t in restore_report(desc)["tables"]) > 0
     _same_tables(ddb, "mystack-GranulesTable", "restore-GranulesTable")
     _same_tables(ddb, "mystack-FilesTable", "restore-FilesTable")
 
@@ -304,7 +304,7 @@ def test_every_foreign_format_restores_exactly(stack):
         stack, {"source": "imports/granules-export/", "table": "restore-GranulesTable", "keys": ["granuleId"]}
     )
     assert desc["status"] == "SUCCEEDED", desc.get("cause")
-    assert desc["output"]["tables"][0]["format"] == "native-export"
+    assert restore_report(desc)["tables"][0]["format"] == "native-export"
     _same_as_expected(ddb, "restore-GranulesTable", "mystack-GranulesTable")
 
     # Old cumulus-api, typed lines, with a full key schema given.
@@ -323,7 +323,7 @@ def test_every_foreign_format_restores_exactly(stack):
     sample.create_table(ddb, "restore-CollectionsTable", [("name", "HASH"), ("version", "RANGE")])
     desc = _restore(stack, {"source": "imports/1.24/collections.json", "table": "restore-CollectionsTable"})
     assert desc["status"] == "SUCCEEDED", desc.get("cause")
-    assert "cannot tell sets from lists" in desc["output"]["warnings"][0]
+    assert "cannot tell sets from lists" in restore_report(desc)["warnings"][0]
     _same_as_expected(ddb, "restore-CollectionsTable", "mystack-CollectionsTable")
 
 

@@ -136,3 +136,15 @@ def test_finalize_after_a_failed_map_always_fails(run):
         _note(s3, planned, "results", part, {"items": part["items"]})
     with pytest.raises(RestoreIncomplete, match="the Distributed Map failed"):
         finalize_restore(s3, BUCKET, planned["runPrefix"], map_failed=True)
+
+
+def test_the_state_carries_counts_and_keys_never_a_list_that_grows_with_the_tables():
+    """A set of 1,000 tables: the plan's and the report's state stay a few hundred bytes (256 KiB is the limit)."""
+    from ddb_backup.restore.run import for_the_state
+
+    tables = [{"source": f"s3://b/backups/t{i:04}/", "target": f"restore-t{i:04}", "parts": 3} for i in range(1000)]
+    run = {"runId": "r", "bucket": "b", "runPrefix": "p/", "parts": 3000, "tables": tables, "warnings": ["w"] * 1000}
+    state = for_the_state(run, "p/report.json")
+    assert len(json.dumps(state)) < 400
+    assert state["tableCount"] == 1000 and state["warningCount"] == 1000 and state["report"] == "p/report.json"
+    assert "tables" not in state and "warnings" not in state

@@ -280,6 +280,18 @@ def plan_restore(
     }
 
 
+def for_the_state(run: dict[str, Any], report_key: str | None = None) -> dict[str, Any]:
+    """A restore's plan or report as the state machine carries it: counts and keys, no list that grows with tables.
+
+    The lists stay in S3 (the run's ``plan.json``, ``report.json``), so a set of any size fits the 256 KiB state.
+    """
+    state = {k: v for k, v in run.items() if k not in ("tables", "warnings")}
+    state.update(tableCount=len(run.get("tables", [])), warningCount=len(run.get("warnings", [])))
+    if report_key:
+        state["report"] = report_key
+    return state
+
+
 def plan_restore_event(ddb: Any, s3: Any, settings: RestoreSettings, event: PlanRestoreEvent) -> dict[str, Any]:
     """:func:`plan_restore` of the state machine's validated input; the run id is the execution's name."""
     return plan_restore(ddb, s3, settings, event.request.to_request(), run_id=run_id_from(event.execution_name))
