@@ -41,7 +41,11 @@ EQUIVALENTS = ROOT / "tools" / "mutate_equivalents.toml"
 
 #: Module (under ``ddb_backup/``) -> the test files that cover it.
 TESTS: dict[str, list[str]] = {
-    "restore/write.py": ["tests/unit/test_restore_write.py", "tests/unit/test_restore_run.py"],
+    "restore/write.py": [
+        "tests/unit/test_restore_write.py",
+        "tests/unit/test_restore_run.py",
+        "tests/unit/test_fastwrite.py",
+    ],
     "aws/retry.py": [
         "tests/unit/test_restore_write.py",
         "tests/unit/test_plan_scan.py",
