@@ -59,6 +59,7 @@ TESTS: dict[str, list[str]] = {
     ],
     "format/sources.py": [
         "tests/unit/test_readers.py",
+        "tests/unit/test_localfile.py",
         "tests/unit/test_restore_sets.py",
         "tests/unit/test_format_roundtrip.py",
     ],

@@ -338,6 +338,8 @@ def test_a_lambda_s_retry_budget_ends_before_its_timeout_and_reads_its_settings(
     assert 39.0 < retry.Retry.for_lambda(Context(70_000)).left() <= 40.0  # 30 s margin before the timeout
     assert 59.0 < retry.Retry.for_lambda(Context(70_000), margin=10.0).left() <= 60.0
     assert retry.Retry.for_lambda(Context(5_000)).left() <= 0.0  # less than the margin left: no time
+    monkeypatch.setenv("TIME_BUDGET_SECONDS", "2000")
+    assert 999.0 < retry.Retry.for_lambda(Context(1_030_000)).left() <= 1000.0  # milliseconds, to seconds
     monkeypatch.setenv("TIME_BUDGET_SECONDS", "20")
     monkeypatch.setenv("RETRY_BASE_SECONDS", "0.5")
     policy = retry.Retry.for_lambda(Context(900_000))
