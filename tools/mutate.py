@@ -166,11 +166,28 @@ def mutmut(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(exe), *args], cwd=where, env=env, text=True, capture_output=True, check=False)
 
 
-def mutated_line(where: Path, mutant: str) -> str:
-    """The line(s) the mutant adds, from ``mutmut show``, joined by `` / ``."""
-    diff = mutmut(where, "show", mutant).stdout.splitlines()
-    added = [ln[1:].strip() for ln in diff if ln.startswith("+") and not ln.startswith("+++")]
-    return " / ".join(added)
+#: Run by mutmut's Python in the staging directory: the diff of each named mutant, as JSON (one process for all).
+_DIFFS = """
+import json, sys
+from pathlib import Path
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+path = Path(sys.argv[1])
+print(json.dumps({name: get_diff_for_mutant(name, path=path) for name in sys.argv[2:]}))
+"""
+
+
+def mutated_lines(where: Path, module: str, mutants: list[str]) -> dict[str, str]:
+    """The line(s) each mutant adds, joined by `` / ``, from mutmut's own diffs."""
+    if not mutants:
+        return {}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    cmd = [sys.executable, "-c", _DIFFS, f"ddb_backup/{module}", *mutants]
+    done = subprocess.run(cmd, cwd=where, env=env, text=True, capture_output=True, check=True)
+    lines = {}
+    for name, diff in json.loads(done.stdout).items():
+        added = [ln[1:].strip() for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+        lines[name] = " / ".join(added)
+    return lines
 
 
 def run_module(module: str, children: int, equivalents: dict[str, Equivalent]) -> Score:
@@ -184,11 +201,13 @@ def run_module(module: str, children: int, equivalents: dict[str, Equivalent]) -
         sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
         raise SystemExit(f"mutmut produced no results for {module} (output above)")
     codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+    survived = [m for m, code in codes.items() if code == 0]
+    lines = mutated_lines(where, module, survived)
     for mutant, code in sorted(codes.items(), key=lambda kv: _natural(kv[0])):
         status = "timeout" if code in TIMEOUTS else STATUS.get(code, "suspicious") if code is not None else "not run"
         result.counts[status] = result.counts.get(status, 0) + 1
         if status == "survived":
-            classify(result, where, mutant, equivalents)
+            classify(result, mutant, lines[mutant], equivalents)
         elif status == "no tests":
             function = mutant.rpartition("__mutmut_")[0]
             result.untested[function] = result.untested.get(function, 0) + 1
@@ -199,9 +218,8 @@ def run_module(module: str, children: int, equivalents: dict[str, Equivalent]) -
     return result
 
 
-def classify(result: Score, where: Path, mutant: str, equivalents: dict[str, Equivalent]) -> None:
+def classify(result: Score, mutant: str, line: str, equivalents: dict[str, Equivalent]) -> None:
     """File a survivor as equivalent (same mutated line as recorded) or as a survivor to act on."""
-    line = mutated_line(where, mutant)
     known = equivalents.get(mutant)
     if known is None:
         result.survivors.append((mutant, line))
