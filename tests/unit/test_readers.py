@@ -125,6 +125,24 @@ def test_a_native_export_whose_item_count_differs_is_refused_naming_the_part(exp
         list(source.read_part(source.parts[1]))
 
 
+def test_a_native_export_whose_data_files_add_up_to_less_than_its_summary_is_refused(export_copy):
+    # manifest-files.json lost an entry (and its md5 file was rewritten to match): 50 of 120 items are listed.
+    files = export_copy / "manifest-files.json"
+    lines = [ln for ln in files.read_text().splitlines() if ln.strip()]
+    kept = "\n".join(ln for ln in lines if '"itemCount": 70' not in ln) + "\n"
+    assert kept.count("itemCount") == len(lines) - 1
+    files.write_text(kept)
+    (export_copy / "manifest-files.md5").write_text(hashlib.md5(kept.encode()).hexdigest())
+    with pytest.raises(
+        IntegrityError, match=r"manifest-summary.json: itemCount 120, manifest-files.json adds up to 50$"
+    ):
+        readers.open_source(str(export_copy))
+
+
+def test_a_native_export_s_table_is_read_from_its_arn(export_copy):
+    assert readers.open_source(str(export_copy)).table == "mystack-GranulesTable"
+
+
 def test_a_native_export_manifest_that_differs_from_its_md5_file_is_refused(export_copy):
     files = export_copy / "manifest-files.json"
     files.write_text(files.read_text().replace('"itemCount": 50', '"itemCount": 49'))
