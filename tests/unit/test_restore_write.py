@@ -671,26 +671,53 @@ def test_a_part_restored_over_two_invocations_resumes_where_the_first_stopped(dd
         BillingMode="PAY_PER_REQUEST",
     )
     items = [{"pk": {"S": f"k{i:03d}"}, "v": {"N": str(i)}} for i in range(60)]
-    part = _part_in_s3(s3, items)
+    later = {"pk": {"S": "k059"}, "v": {"N": "999"}}  # the same key again: the later one wins
+    part = _part_in_s3(s3, [*items, later])
     clock = iter([5.0, 0.0])  # time left after the first batch, none after the second: it stops at 50 items
     first = restore_part(ddb, s3, _task(part), time_left=lambda: next(clock, 0.0), sleep=lambda s: None)
     assert (first["next"], first["done"], first["written"]) == (50, False, 50)
     assert "Contents" not in s3.list_objects_v2(Bucket="bkt", Prefix="runs/r1/results/")
-    task = _task(part, **{k: first[k] for k in ("next", "written", "duplicateKeys", "retries", "seconds")})
-    second = restore_part(ddb, s3, task, time_left=lambda: 60.0, sleep=lambda s: None)
-    assert (second["next"], second["done"], second["written"]) == (60, True, 60)
-    assert sorted(map(canonical, table_items(ddb, "target"))) == sorted(map(canonical, items))
+    # The state machine hands the first invocation's answer back as the next task, whole.
+    carried = {**first, "duplicateKeys": 2, "retries": 5, "seconds": 10.0}
+    second = restore_part(
+        ddb, s3, RestorePartTask.model_validate(carried), time_left=lambda: 60.0, sleep=lambda s: None
+    )
+    assert (second["next"], second["done"], second["written"]) == (61, True, 61)
+    assert (second["duplicateKeys"], second["retries"]) == (3, 5) and 10.0 <= second["seconds"] < 20.0
+    assert set(second) == set(first)  # field names as the state machine knows them (aliases), nothing added
+    assert sorted(map(canonical, table_items(ddb, "target"))) == sorted(map(canonical, [*items[:59], later]))
     note = _note(s3, "runs/r1/results/0002-data_000003-000000.json.gz.json")
     assert {k: note[k] for k in ("table", "target", "part", "items", "expected", "written", "duplicateKeys")} == {
         "table": 2,
         "target": "target",
         "part": "data/000003-000000.json.gz",
-        "items": 60,
-        "expected": 60,
-        "written": 60,
-        "duplicateKeys": 0,
+        "items": 61,
+        "expected": 61,
+        "written": 61,
+        "duplicateKeys": 3,
     }
-    assert note["retries"] == 0 and note["seconds"] >= first["seconds"] >= 0
+    assert note["retries"] == 5 and note["seconds"] == second["seconds"]
+
+
+def test_items_a_part_cannot_write_are_saved_beside_the_backup_and_named_in_its_error_note(ddb, s3):
+    ddb.create_table(
+        TableName="target",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    wrong = {"pk": {"N": "7"}, "v": {"S": "key of the wrong type"}}
+    items = [{"pk": {"S": f"k{i}"}} for i in range(5)] + [wrong]
+    part = _part_in_s3(s3, items)
+    with pytest.raises(DeadLettered, match=r"1 of 6 items could not be written to table target") as info:
+        restore_part(ddb, s3, _task(part), time_left=lambda: 60.0, sleep=lambda s: None)
+    location = "s3://bkt/b/dead-letter/r1/data_000003-000000-from-0.json.gz"
+    assert info.value.location == location
+    saved = gzip.decompress(s3.get_object(Bucket="bkt", Key=location.removeprefix("s3://bkt/"))["Body"].read())
+    assert saved.splitlines() == [line_from_client_item(wrong).strip()]
+    note = _note(s3, "runs/r1/errors/0002-data_000003-000000.json.gz.json")
+    assert note["error"] == "DeadLettered" and note["deadLetter"] == location
+    assert note["counts"]["written"] == 5 and note["counts"]["deadLettered"] == 1
 
 
 def test_a_part_that_fails_leaves_an_error_note_saying_where_it_stopped(ddb, s3):
