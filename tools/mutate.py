@@ -63,7 +63,12 @@ TESTS: dict[str, list[str]] = {
         "tests/unit/test_restore_sets.py",
         "tests/unit/test_format_roundtrip.py",
     ],
-    "format/dialects.py": ["tests/unit/test_localfile.py", "tests/unit/test_fastwrite.py"],
+    "format/dialects.py": [
+        "tests/unit/test_readers.py",
+        "tests/unit/test_localfile.py",
+        "tests/unit/test_fastwrite.py",
+        "tests/unit/test_format.py",
+    ],
     "format/localfile.py": ["tests/unit/test_localfile.py", "tests/unit/test_readers.py", "tests/unit/test_verify.py"],
     "restore/target.py": ["tests/unit/test_restore_target.py"],
     "restore/preflight.py": ["tests/unit/test_restore_run.py"],
