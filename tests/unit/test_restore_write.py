@@ -659,17 +659,21 @@ def _task(part: dict[str, Any], target: str = "target", **more: Any) -> RestoreP
     return RestorePartTask.model_validate({**doc, "deadLetter": "s3://bkt/b/", **more})
 
 
-def _note(s3: Any, key: str) -> dict[str, Any]:
-    return json.loads(s3.get_object(Bucket="bkt", Key=key)["Body"].read())
-
-
-def test_a_part_restored_over_two_invocations_resumes_where_the_first_stopped(ddb, s3):
+def _target_table(ddb: Any) -> None:
     ddb.create_table(
         TableName="target",
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+def _note(s3: Any, key: str) -> dict[str, Any]:
+    return json.loads(s3.get_object(Bucket="bkt", Key=key)["Body"].read())
+
+
+def test_a_part_restored_over_two_invocations_resumes_where_the_first_stopped(ddb, s3):
+    _target_table(ddb)
     items = [{"pk": {"S": f"k{i:03d}"}, "v": {"N": str(i)}} for i in range(60)]
     later = {"pk": {"S": "k059"}, "v": {"N": "999"}}  # the same key again: the later one wins
     part = _part_in_s3(s3, [*items, later])
@@ -700,12 +704,7 @@ def test_a_part_restored_over_two_invocations_resumes_where_the_first_stopped(dd
 
 
 def test_items_a_part_cannot_write_are_saved_beside_the_backup_and_named_in_its_error_note(ddb, s3):
-    ddb.create_table(
-        TableName="target",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    _target_table(ddb)
     wrong = {"pk": {"N": "7"}, "v": {"S": "key of the wrong type"}}
     items = [{"pk": {"S": f"k{i}"}} for i in range(5)] + [wrong]
     part = _part_in_s3(s3, items)
