@@ -376,6 +376,21 @@ def test_a_local_file_cut_short_after_opening_fails_when_read(tmp_path):
         list(source.items())
 
 
+def test_a_local_file_altered_after_opening_with_the_same_count_fails_before_the_restore_is_called_done(tmp_path):
+    path = tmp_path / "T.json"
+    write_local_file(
+        path, [{"pk": {"S": "a"}, "v": {"N": "1"}}, {"pk": {"S": "b"}, "v": {"N": "2"}}], table="T", description=None
+    )
+    source = readers.open_source(str(path))
+    path.write_bytes(path.read_bytes().replace(b'"2"', b'"3"'))  # one value changed, every count still right
+    with pytest.raises(
+        IntegrityError, match=r"T.json is corrupt: its lines have sha256 [0-9a-f]{64}, its end line says"
+    ):
+        list(source.items())
+    path.write_bytes(path.read_bytes().replace(b'"3"', b'"2"'))  # put back: reads whole again
+    assert [i["v"]["N"] for i in source.items()] == ["1", "2"]
+
+
 # ------------------------------------------------------------------ bad lines, named
 def test_an_invalid_json_line_is_named_by_file_and_line(tmp_path):
     path = tmp_path / "dump.json"
@@ -553,6 +568,8 @@ def test_a_line_of_exactly_the_limit_is_read_and_one_byte_more_is_refused_as_soo
     with pytest.raises(BadInput, match=r"^w line 2: longer than 1000 bytes"):
         list(line_stream.split_lines([b"x\n" + b"c" * 1001 + b"\n"], "w"))
     assert list(line_stream.split_lines([b"c" * 1000 + b"\n"], "w")) == [(1, b"c" * 1000)]
+    assert list(line_stream.split_lines([b"c" * 600, b"c" * 400 + b"\n"], "w")) == [(1, b"c" * 1000)]
+    assert list(line_stream.split_lines([b"ab", b"cd"], "w")) == [(1, b"abcd")]  # a last line without its newline
 
 
 def test_a_file_s_lines_name_it_in_their_errors(tmp_path):
