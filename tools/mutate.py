@@ -195,16 +195,18 @@ def mutated_lines(where: Path, module: str, mutants: list[str]) -> dict[str, str
     return lines
 
 
-def run_module(module: str, children: int, equivalents: dict[str, Equivalent]) -> Score:
-    """Mutate one module and classify every mutant."""
+def run_module(module: str, children: int, equivalents: dict[str, Equivalent], *, again: bool = True) -> Score:
+    """Mutate one module (``again=False``: read the last run's results) and classify every mutant."""
     started = time.monotonic()
-    where = stage(module)
-    done = mutmut(where, "run", "--max-children", str(children))
-    result = Score(module, seconds=time.monotonic() - started)
+    where = STAGE / module.replace("/", ".").removesuffix(".py")
     meta = where / "mutants" / "ddb_backup" / f"{module}.meta"
-    if not meta.exists():
-        sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
-        raise SystemExit(f"mutmut produced no results for {module} (output above)")
+    if again or not meta.exists():
+        where = stage(module)
+        done = mutmut(where, "run", "--max-children", str(children))
+        if not meta.exists():
+            sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
+            raise SystemExit(f"mutmut produced no results for {module} (output above)")
+    result = Score(module, seconds=time.monotonic() - started)
     codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
     survived = [m for m, code in codes.items() if code == 0]
     lines = mutated_lines(where, module, survived)
@@ -265,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help=f"modules under ddb_backup/ (default: all): {', '.join(TESTS)}")
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument(
+        "--report", action="store_true", help="report the last run's results again (after editing the equivalents)"
+    )
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in TESTS]
     if unknown:
@@ -272,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     equivalents = load_equivalents()
     scores = []
     for module in args.modules or list(TESTS):
-        scores.append(run_module(module, args.children, equivalents))
+        scores.append(run_module(module, args.children, equivalents, again=not args.report))
         print(report(scores[-1:]).splitlines()[2], flush=True)
     text = report(scores)
     (STAGE / "report.md").write_text(text + "\n")
