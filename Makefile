@@ -17,12 +17,13 @@ ASLV := node_modules/.bin/asl-validator
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools lint validate pytest pytest-oldest test demo bench build clean
+.PHONY: help venv tools lint validate pytest pytest-oldest test demo bench mutate build clean
 
 help:
 	@echo "make demo   - back up 8 Cumulus tables and restore them, on the embedded emulator"
 	@echo "make test   - ruff, mypy, sam validate --lint, asl-validator, pytest"
 	@echo "make bench  - throughput and memory benchmarks (not part of make test)"
+	@echo "make mutate - mutation testing of the modules that guard data (not part of make test)"
 	@echo "make build  - sam build (needs python3.13 on PATH)"
 
 $(BIN)/.installed: pyproject.toml
@@ -77,8 +78,13 @@ bench: venv
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.rate
 
+# mutmut over the data-guarding modules, each with only its mapped tests (tools/mutate.py);
+# equivalent mutants are listed with their reasons in tools/mutate_equivalents.toml.
+mutate: venv
+	nice -n 19 $(BIN)/python tools/mutate.py $(MODULES)
+
 build: .venv-sam/.installed
 	PYENV_VERSION=$${PYENV_VERSION:-3.11.7:3.13.0} $(SAM) build
 
 clean:
-	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .mutate

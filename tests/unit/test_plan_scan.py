@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -194,3 +195,70 @@ def test_parts_are_standard_gzip_at_every_level() -> None:
         buf.add(lines[:2500])
         buf.add(lines[2500:])
         assert gzip.decompress(buf.finish()) == b"".join(lines)
+
+
+def _finished(world, table: str, segments: int, **scan: int) -> str:
+    ddb, s3 = world
+    run = plan_run(ddb, s3, Settings(bucket=BUCKET), tables=[table], segments=segments)
+    _run_all(ddb, s3, run, ScanSettings(bucket=BUCKET, **scan))
+    return str(run["tables"][0]["backupDir"])
+
+
+def test_the_manifest_lists_every_part_of_every_segment_with_totals_and_is_written_last(world):
+    _, s3 = world
+    directory = _finished(world, "mystack-GranulesTable", 3, page_limit=7, part_bytes=4000)
+    plan = json.loads(s3.get_object(Bucket=BUCKET, Key=directory + layout.PLAN)["Body"].read())
+    started = dt.datetime.fromisoformat(plan["startedAt"])
+    summary = finalize_table(s3, BUCKET, directory, now=started + dt.timedelta(seconds=90.5))
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=directory + layout.MANIFEST)["Body"].read())
+    parts = manifest["parts"]
+    assert len(parts) > 3 and [p["key"] for p in parts] == sorted(p["key"] for p in parts)  # segment order
+    totals = {
+        "items": 120,
+        "bytes": sum(p["bytes"] for p in parts),
+        "uncompressedBytes": sum(p["uncompressedBytes"] for p in parts),
+        "parts": len(parts),
+    }
+    assert sum(p["items"] for p in parts) == 120 and totals["bytes"] < totals["uncompressedBytes"]
+    assert {k: v for k, v in manifest.items() if k not in ("parts", "toolVersion")} == {
+        "format": "ddb-backup",
+        "formatVersion": 1,
+        "table": "mystack-GranulesTable",
+        "backupId": plan["backupId"],
+        "startedAt": plan["startedAt"],
+        "finishedAt": (started + dt.timedelta(seconds=90.5)).isoformat(),
+        "segments": 3,
+        "itemFormat": "DYNAMODB_JSON",
+        "compression": "GZIP",
+        "description": plan["description"],
+        "totals": totals,
+    }
+    assert summary == {
+        "table": "mystack-GranulesTable",
+        "backupId": plan["backupId"],
+        "manifest": directory + layout.MANIFEST,
+        **totals,
+        "orphansDeleted": 0,
+        "seconds": 90.5,
+    }
+
+
+def test_a_part_a_checkpoint_lists_but_s3_lacks_fails_the_backup_naming_it(world):
+    _, s3 = world
+    directory = _finished(world, "mystack-RulesTable", 1)
+    s3.delete_object(Bucket=BUCKET, Key=directory + layout.part_key(0, 0))
+    with pytest.raises(
+        BackupIncomplete, match=r"mystack-RulesTable: parts listed by checkpoints are missing: \['data/"
+    ):
+        finalize_table(s3, BUCKET, directory)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + layout.MANIFEST)
+
+
+def test_more_orphans_than_one_delete_request_takes_are_all_deleted(world):
+    _, s3 = world
+    directory = _finished(world, "mystack-RulesTable", 1)
+    for n in range(1, 1002):
+        s3.put_object(Bucket=BUCKET, Key=directory + layout.part_key(0, n), Body=b"")
+    assert finalize_table(s3, BUCKET, directory)["orphansDeleted"] == 1001
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + "data/")["Contents"]]
+    assert keys == [directory + layout.part_key(0, 0)]

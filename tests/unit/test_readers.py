@@ -125,6 +125,24 @@ def test_a_native_export_whose_item_count_differs_is_refused_naming_the_part(exp
         list(source.read_part(source.parts[1]))
 
 
+def test_a_native_export_whose_data_files_add_up_to_less_than_its_summary_is_refused(export_copy):
+    # manifest-files.json lost an entry (and its md5 file was rewritten to match): 50 of 120 items are listed.
+    files = export_copy / "manifest-files.json"
+    lines = [ln for ln in files.read_text().splitlines() if ln.strip()]
+    kept = "\n".join(ln for ln in lines if '"itemCount": 70' not in ln) + "\n"
+    assert kept.count("itemCount") == len(lines) - 1
+    files.write_text(kept)
+    (export_copy / "manifest-files.md5").write_text(hashlib.md5(kept.encode()).hexdigest())
+    with pytest.raises(
+        IntegrityError, match=r"manifest-summary.json: itemCount 120, manifest-files.json adds up to 50$"
+    ):
+        readers.open_source(str(export_copy))
+
+
+def test_a_native_export_s_table_is_read_from_its_arn(export_copy):
+    assert readers.open_source(str(export_copy)).table == "mystack-GranulesTable"
+
+
 def test_a_native_export_manifest_that_differs_from_its_md5_file_is_refused(export_copy):
     files = export_copy / "manifest-files.json"
     files.write_text(files.read_text().replace('"itemCount": 50', '"itemCount": 49'))
@@ -358,6 +376,21 @@ def test_a_local_file_cut_short_after_opening_fails_when_read(tmp_path):
         list(source.items())
 
 
+def test_a_local_file_altered_after_opening_with_the_same_count_fails_before_the_restore_is_called_done(tmp_path):
+    path = tmp_path / "T.json"
+    write_local_file(
+        path, [{"pk": {"S": "a"}, "v": {"N": "1"}}, {"pk": {"S": "b"}, "v": {"N": "2"}}], table="T", description=None
+    )
+    source = readers.open_source(str(path))
+    path.write_bytes(path.read_bytes().replace(b'"2"', b'"3"'))  # one value changed, every count still right
+    with pytest.raises(
+        IntegrityError, match=r"T.json is corrupt: its lines have sha256 [0-9a-f]{64}, its end line says"
+    ):
+        list(source.items())
+    path.write_bytes(path.read_bytes().replace(b'"3"', b'"2"'))  # put back: reads whole again
+    assert [i["v"]["N"] for i in source.items()] == ["1", "2"]
+
+
 # ------------------------------------------------------------------ bad lines, named
 def test_an_invalid_json_line_is_named_by_file_and_line(tmp_path):
     path = tmp_path / "dump.json"
@@ -475,8 +508,93 @@ def test_key_types_come_from_the_first_item():
 
 
 def test_a_part_reference_survives_json():
-    part = PartRef("data/a.json.gz", "s3://b/k/data/a.json.gz", "item", items=3, sha256="0" * 64)
+    # Every field: a restore task carries its part as JSON, and a checksum lost on the way is a check skipped.
+    part = PartRef(
+        "data/a.json.gz", "s3://b/k/data/a.json.gz", "local", items=3, sha256="0" * 64, md5="AAAA", bytes=9,
+        lines_sha256="1" * 64,
+    )  # fmt: skip
     assert PartRef.from_json(json.loads(json.dumps(part.to_json()))) == part
+
+
+def _part_file(tmp_path: Path, body: bytes, **promised: object) -> PartRef:
+    path = tmp_path / "p.json"
+    path.write_bytes(body)
+    return PartRef("p.json", str(path), "item", **promised)  # type: ignore[arg-type]
+
+
+def test_a_part_s_size_sha256_and_md5_are_each_checked_over_all_its_chunks(tmp_path, monkeypatch):
+    monkeypatch.setattr(location, "CHUNK", 4)  # the size and digests add up over many chunks
+    body = b'{"Item": {"pk": {"S": "a"}}}\n' * 3
+    sha, md5 = hashlib.sha256(body).hexdigest(), base64.b64encode(hashlib.md5(body).digest()).decode()
+    good = _part_file(tmp_path, body, sha256=sha, md5=md5, bytes=len(body))
+    assert line_stream.verified_copy(good, None).read() == body
+    with pytest.raises(IntegrityError) as info:
+        line_stream.verified_copy(_part_file(tmp_path, body, sha256="0" * 64, bytes=len(body) + 1), None)
+    assert str(info.value) == (
+        f"part p.json ({tmp_path}/p.json) is corrupt: {len(body)} bytes, manifest says {len(body) + 1}; "
+        f"sha256 {sha}, manifest says {'0' * 64}"
+    )
+    with pytest.raises(IntegrityError, match=r"is corrupt: md5 \S+, manifest says AAAA$"):
+        line_stream.verified_copy(_part_file(tmp_path, body, md5="AAAA"), None)
+
+
+def test_a_verified_part_is_read_from_the_copy_that_was_verified(tmp_path, monkeypatch):
+    body = b'{"Item": {"pk": {"S": "a"}}}\n'
+    part = _part_file(tmp_path, body, sha256=hashlib.sha256(body).hexdigest(), items=1)
+    reads: list[str] = []
+    chunks = location.chunks
+    monkeypatch.setattr(location, "chunks", lambda url, s3: reads.append(url) or chunks(url, s3))
+    assert [line for _, line in line_stream.part_lines(part)] == [body.strip()]
+    assert reads == [part.url]  # downloaded once: what is read is what was checked
+
+
+def test_lines_are_split_across_chunks_with_none_lost_or_misnumbered():
+    chunks = [b"a\n\nb", b"c\n", b"d", b"e", b"\n", b"f\ng"]
+    assert list(line_stream.split_lines(chunks, "w")) == [(1, b"a"), (3, b"bc"), (4, b"de"), (5, b"f"), (6, b"g")]
+    assert list(line_stream.split_lines([b"x\ny\nz"], "w")) == [(1, b"x"), (2, b"y"), (3, b"z")]
+
+
+def test_a_line_of_exactly_the_limit_is_read_and_one_byte_more_is_refused_as_soon_as_seen(monkeypatch):
+    monkeypatch.setattr(line_stream, "MAX_LINE_BYTES", 1000)
+
+    def stream(*chunks: bytes):
+        yield from chunks
+        raise AssertionError("read on after a line already over the limit")
+
+    ok = list(line_stream.split_lines([b"x\n", b"a" * 10, b"a\n", b"b" * 600, b"b" * 400, b"\n"], "w"))
+    assert ok == [(1, b"x"), (2, b"a" * 11), (3, b"b" * 1000)]
+    with pytest.raises(BadInput, match=r"^w line 3: longer than 1000 bytes, not an item$"):
+        list(line_stream.split_lines(stream(b"x\ny\n", b"b" * 600, b"b" * 401), "w"))
+    with pytest.raises(BadInput, match=r"^w line 2: longer than 1000 bytes"):
+        list(line_stream.split_lines([b"x\n" + b"c" * 1001 + b"\n"], "w"))
+    assert list(line_stream.split_lines([b"c" * 1000 + b"\n"], "w")) == [(1, b"c" * 1000)]
+    assert list(line_stream.split_lines([b"c" * 600, b"c" * 400 + b"\n"], "w")) == [(1, b"c" * 1000)]
+    assert list(line_stream.split_lines([b"ab", b"cd"], "w")) == [(1, b"abcd")]  # a last line without its newline
+
+
+def test_a_file_s_lines_name_it_in_their_errors(tmp_path):
+    path = tmp_path / "cut.json.gz"
+    path.write_bytes(gzip.compress(b'{"Item": {}}\n' * 100)[:-9])
+    with pytest.raises(BadInput, match=rf"^{path}: truncated gzip"):
+        list(line_stream.file_lines(str(path), None))
+    path.write_bytes(b"x" * (line_stream.MAX_LINE_BYTES + 1))
+    with pytest.raises(BadInput, match=rf"^{path} line 1: longer than"):
+        list(line_stream.file_lines(str(path), None))
+
+
+@pytest.mark.parametrize("count", [True, -1, "3", None])
+def test_an_end_line_count_must_be_a_count(count):
+    with pytest.raises(BadInput, match=r"^f line 9: end line without an item count$"):
+        line_stream.end_count({"items": count}, "f line 9")
+    assert line_stream.end_count({"items": 0}, "f") == 0
+
+
+def test_an_end_line_checksum_is_read_and_must_be_64_hex_digits():
+    assert line_stream.end_sha256({"sha256": "a" * 64}, "f") == "a" * 64
+    assert line_stream.end_sha256({}, "f") is None
+    for bad in ["A" * 64, "a" * 63, "g" * 64, 64]:
+        with pytest.raises(BadInput, match=r"^f line 2: end line sha256 must be 64 hex digits"):
+            line_stream.end_sha256({"sha256": bad}, "f line 2")
 
 
 def test_gzip_members_split_anywhere_across_chunks_read_whole(monkeypatch, tmp_path):

@@ -6,6 +6,9 @@ plus one on moto with faults injected through botocore's event hooks.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import json
 import random
 import statistics
 import threading
@@ -19,7 +22,9 @@ from botocore.exceptions import ClientError
 from ddb_backup.aws import retry
 from ddb_backup.aws.retry import backoff_delay
 from ddb_backup.errors import BadInput
-from ddb_backup.restore.write import DeadLettered, write_items
+from ddb_backup.events import RestorePartTask
+from ddb_backup.format.ddbjson import line_from_client_item
+from ddb_backup.restore.write import DeadLettered, key_value, restore_part, write_items
 from devkit import sample
 from tests.conftest import canonical, table_items
 
@@ -179,6 +184,168 @@ def test_the_table_admin_retry_waits_at_least_half_of_a_growing_step():
         assert max(delays) > 0.95 * step and min(delays) < 0.55 * step
 
 
+def _throttled(code: str = "ProvisionedThroughputExceededException") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "slow down"}}, "BatchWriteItem")
+
+
+def test_a_call_throttled_every_time_is_tried_ten_times_then_its_own_error_is_raised():
+    calls: list[tuple[Any, ...]] = []
+    sleeps: list[float] = []
+
+    def fn(*args: Any, **kwargs: Any) -> None:
+        calls.append((args, kwargs))
+        raise _throttled()
+
+    with pytest.raises(ClientError, match="ProvisionedThroughputExceededException"):
+        retry.call_with_backoff(fn, "a", 2, sleep=sleeps.append, k="v")
+    assert calls == [(("a", 2), {"k": "v"})] * 10  # positional and keyword arguments reach every try
+    assert len(sleeps) == 9  # a wait between tries, none after the last
+
+
+def test_a_call_that_is_not_throttled_fails_at_once_without_a_retry():
+    calls: list[int] = []
+
+    def fn() -> None:
+        calls.append(1)
+        raise ClientError({"Error": {"Code": "ValidationException", "Message": "bad key"}}, "PutItem")
+
+    with pytest.raises(ClientError, match="bad key"):
+        retry.call_with_backoff(fn, sleep=lambda s: pytest.fail("slept before a non-retryable error"))
+    assert calls == [1]
+
+
+def test_a_call_throttled_until_its_last_try_returns_that_try_s_answer():
+    answers = iter([_throttled("ThrottlingException")] * 2 + ["done"])
+    throttles: list[int] = []
+
+    def fn() -> str:
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert (
+        retry.call_with_backoff(fn, attempts=3, sleep=lambda s: None, on_throttle=lambda: throttles.append(1)) == "done"
+    )
+    assert throttles == [1, 1]
+
+
+def test_only_throttling_answers_count_as_throttling_even_without_an_error_body():
+    assert retry.is_throttle(_throttled("RequestLimitExceeded"))
+    assert not retry.is_throttle(_throttled("ConditionalCheckFailedException"))
+    assert not retry.is_throttle(ClientError({}, "PutItem"))  # no "Error" in the answer at all
+    assert not retry.is_throttle(ValueError("ProvisionedThroughputExceededException"))
+
+
+class _Clock:
+    """A monotonic clock that only moves when slept on."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_a_call_not_ready_is_retried_with_growing_pauses_while_they_fit_before_the_deadline(monkeypatch):
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: high)  # the pauses are the steps
+    clock = _Clock()
+    answers = iter([retry.NotReady("creating"), _throttled("LimitExceededException"), retry.NotReady("busy"), "ok"])
+
+    def fn(**kwargs: Any) -> str:
+        assert kwargs == {"TableName": "t"}
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    policy = retry.Retry.within(7.0, clock=clock, sleep=clock.sleep)  # 1 + 2 + 4: the last pause just fits
+    assert retry.call_until_ready(policy, fn, TableName="t") == "ok"
+    assert clock.sleeps == [1.0, 2.0, 4.0]
+    with pytest.raises(retry.NotReady, match="still"):  # the next pause (1 s) no longer fits in what is left (0)
+        retry.call_until_ready(policy, lambda: (_ for _ in ()).throw(retry.NotReady("still")))
+    with pytest.raises(ClientError, match="AccessDenied"):  # not a "not yet" answer: raised at once
+        retry.call_until_ready(retry.Retry.within(60.0, clock=clock, sleep=clock.sleep), _raise_access_denied)
+    assert clock.sleeps == [1.0, 2.0, 4.0]
+
+
+def _raise_access_denied() -> None:
+    raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, "UpdateTable")
+
+
+def test_names_are_tried_in_rounds_until_done_failed_or_out_of_time(monkeypatch):
+    from botocore.exceptions import EndpointConnectionError
+
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: high)
+    clock = _Clock()
+    tries: Counter[str] = Counter()
+
+    def attempt(name: str) -> str:
+        tries[name] += 1
+        if name == "bad":
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "no such"}}, "X")
+        if name == "net":
+            raise EndpointConnectionError(endpoint_url="https://x")
+        if name == "slow" and tries[name] < 3:
+            raise retry.NotReady(f"slow not ready ({tries[name]})")
+        if name == "never":
+            raise _throttled("ResourceInUseException")
+        return f"{name} done"
+
+    policy = retry.Retry.within(15.0, clock=clock, sleep=clock.sleep)  # 1+2+4+8: the fourth pause just fits
+    results = retry.run_until_done(
+        ["bad", "slow", "net", "ok", "never", "ok"], attempt, lambda n, why: f"{n} failed: {why}", policy
+    )
+    assert results == [
+        "bad failed: ValidationException: no such",
+        "slow done",
+        'net failed: EndpointConnectionError: Could not connect to the endpoint URL: "https://x"',
+        "ok done",
+        "never failed: ResourceInUseException: slow down (still so after 15 s and 5 tries)",
+    ]
+    assert clock.sleeps == [1.0, 2.0, 4.0, 8.0]
+    assert tries == {"bad": 1, "slow": 3, "net": 1, "ok": 1, "never": 5}
+
+
+def test_error_text_and_code_read_any_error():
+    assert retry.error_text(_throttled()) == "ProvisionedThroughputExceededException: slow down"
+    assert retry.error_text(ClientError({}, "X")) == "None: None"
+    assert retry.error_text(retry.NotReady("table t is CREATING")) == "table t is CREATING"
+    assert retry.error_text(ValueError("odd")) == "ValueError: odd"
+    assert retry.error_code(_throttled("ThrottlingException")) == "ThrottlingException"
+    assert retry.error_code(ClientError({}, "X")) == ""
+    assert retry.error_code(ClientError({"Error": {"Message": "no code"}}, "X")) == ""
+    assert retry.error_code(ValueError("ThrottlingException")) == ""
+
+
+def test_a_lambda_s_retry_budget_ends_before_its_timeout_and_reads_its_settings(monkeypatch):
+    class Context:
+        def __init__(self, ms: int) -> None:
+            self.ms = ms
+
+        def get_remaining_time_in_millis(self) -> int:
+            return self.ms
+
+    monkeypatch.delenv("TIME_BUDGET_SECONDS", raising=False)
+    monkeypatch.delenv("RETRY_BASE_SECONDS", raising=False)
+    policy = retry.Retry.for_lambda(Context(900_000))
+    assert 599.0 < policy.left() <= 600.0 and policy.base == 1.0 and policy.cap == 30.0  # capped by the default budget
+    assert 39.0 < retry.Retry.for_lambda(Context(70_000)).left() <= 40.0  # 30 s margin before the timeout
+    assert 59.0 < retry.Retry.for_lambda(Context(70_000), margin=10.0).left() <= 60.0
+    assert retry.Retry.for_lambda(Context(5_000)).left() <= 0.0  # less than the margin left: no time
+    monkeypatch.setenv("TIME_BUDGET_SECONDS", "2000")
+    assert 999.0 < retry.Retry.for_lambda(Context(1_030_000)).left() <= 1000.0  # milliseconds, to seconds
+    monkeypatch.setenv("TIME_BUDGET_SECONDS", "20")
+    monkeypatch.setenv("RETRY_BASE_SECONDS", "0.5")
+    policy = retry.Retry.for_lambda(Context(900_000))
+    assert 19.0 < policy.left() <= 20.0 and policy.base == 0.5
+
+
 def test_items_left_unprocessed_after_the_budget_are_dead_lettered_and_named():
     stuck = {_key(i) for i in _items(100)[10:13]}
 
@@ -217,6 +384,42 @@ def test_a_table_that_stays_throttled_dead_letters_instead_of_dropping():
     with pytest.raises(DeadLettered, match=r"30 of 30 items .* ThrottlingException on 3 tries in a row"):
         _write(fake, items, attempts=3, dead_letter=letters)
     assert Counter(map(canonical, letters.saved)) == Counter(map(canonical, items))
+    assert fake.calls == [25, 25, 25, 5, 5, 5] or sorted(fake.calls) == [5, 5, 5, 25, 25, 25]  # 3 tries each
+
+
+def test_a_request_is_given_up_after_exactly_its_budget_of_tries_that_write_nothing():
+    # The first try writes all but one item (headway: the count starts again), then nothing ever.
+    fake = FakeTable(lambda n, requests: ("unprocessed", [len(requests) - 1]))
+    letters = DeadLetters()
+    items = _items(25)
+    with pytest.raises(DeadLettered, match=r"1 of 25 items .* after 4 tries in a row that wrote nothing") as info:
+        _write(fake, items, attempts=4, dead_letter=letters)
+    assert fake.calls == [25, 1, 1, 1, 1]
+    assert letters.saved == [items[-1]] and info.value.counts["deadLetter"] == info.value.location
+
+
+def test_with_no_budget_each_request_is_still_tried_once():
+    fake = FakeTable(lambda n, r: ("error", "ThrottlingException", "no"))
+    with pytest.raises(DeadLettered, match=r"ThrottlingException on 1 tries in a row"):
+        _write(fake, _items(30), attempts=0, concurrency=1)
+    assert fake.calls == [25, 5]
+
+
+def test_by_default_a_request_is_tried_twelve_times_four_in_flight(monkeypatch):
+    fake = FakeTable(lambda n, r: ("error", "ThrottlingException", "no") if len(r) == 5 else None, latency=0.02)
+    with pytest.raises(DeadLettered, match=r"5 of 205 items"):
+        write_items(
+            fake, "T", _items(205), key_names=["bucket", "key"], dead_letter=DeadLetters(), sleep=lambda s: None
+        )
+    assert fake.calls.count(5) == 12
+    assert fake.max_inflight == 4
+
+
+def test_the_backoff_grows_from_the_base_delay_given(monkeypatch):
+    monkeypatch.setattr(retry.random, "uniform", lambda low, high: high)
+    fake = FakeTable(lambda n, r: ("error", "ThrottlingException", "no") if n < 3 else None)
+    counts, sleeps = _write(fake, _items(25), base_delay=1.0)
+    assert sleeps == [1.0, 2.0, 4.0] and counts["written"] == 25
 
 
 def test_an_item_dynamodb_rejects_is_isolated_and_dead_lettered_the_rest_written():
@@ -229,17 +432,52 @@ def test_an_item_dynamodb_rejects_is_isolated_and_dead_lettered_the_rest_written
 
     fake = FakeTable(script)
     letters = DeadLetters()
-    with pytest.raises(DeadLettered, match=r"1 of 40 items .* ValidationException: Item size has exceeded"):
+    with pytest.raises(DeadLettered) as info:
         _write(fake, _items(40), dead_letter=letters)
+    assert str(info.value) == (
+        "1 of 40 items could not be written to table T (1 ValidationException: Item size has exceeded the maximum "
+        f"allowed size); they are saved in {letters(())}."
+    )
     assert [_key(i) for i in letters.saved] == [bad]
     assert len(fake.items) == 39
 
 
 def test_after_too_many_failures_the_rest_is_not_attempted_and_the_message_says_so():
     fake = FakeTable(lambda n, r: ("error", "ValidationException", "One or more parameter values were invalid"))
-    with pytest.raises(DeadLettered, match=r"the rest of the input was not attempted"):
-        _write(fake, iter(_items(500)), max_failures=50)
-    assert len(fake.calls) < 500
+    with pytest.raises(DeadLettered, match=r"the rest of the input was not attempted") as info:
+        _write(fake, iter(_items(500)), max_failures=50, concurrency=1)
+    # One request at a time: after the third is sent, the first two (50 items) have failed.
+    assert info.value.counts["items"] == 75 and info.value.counts["done"] is False
+    assert info.value.counts["deadLettered"] == 75
+
+
+def test_the_reasons_quoted_are_the_three_most_common():
+    reasons = {0: "A", 1: "B", 2: "B", 3: "C", 4: "C", 5: "C", 6: "D", 7: "D", 8: "D", 9: "D"}
+
+    def script(n, requests):
+        if len(requests) > 1:  # the batch is halved until each item stands alone with its own reason
+            return ("error", "ValidationException", "some item is bad")
+        return ("error", "ValidationException", reasons[int(requests[0]["PutRequest"]["Item"]["key"]["S"][1:])])
+
+    items = [{"bucket": {"S": "b"}, "key": {"S": f"k{i}"}} for i in range(10)]
+    with pytest.raises(DeadLettered) as info:
+        write_items(
+            FakeTable(script), "T", items, key_names=["bucket", "key"], dead_letter=DeadLetters(), sleep=lambda s: None
+        )
+    assert "(4 ValidationException: D; 3 ValidationException: C; 2 ValidationException: B)" in str(info.value)
+
+
+def test_a_run_out_of_time_with_items_dead_lettered_does_not_say_the_rest_was_skipped_for_failures():
+    bad = _key(_items(100)[3])
+
+    def script(n, requests):
+        hit = any(_key(r["PutRequest"]["Item"]) == bad for r in requests)
+        return ("error", "ValidationException", "too big") if hit else None
+
+    budget = iter([0.0])
+    with pytest.raises(DeadLettered) as info:
+        _write(FakeTable(script), _items(100), time_left=lambda: next(budget))
+    assert info.value.counts["items"] == 25 and "not attempted" not in str(info.value)
 
 
 def test_other_errors_propagate_after_the_requests_in_flight():
@@ -249,6 +487,36 @@ def test_other_errors_propagate_after_the_requests_in_flight():
     with pytest.raises(ClientError, match=r"ResourceNotFoundException"):
         _write(fake, _items(200), concurrency=2)
     assert fake.inflight == 0
+
+
+def test_an_error_with_others_in_flight_propagates_as_itself_once_they_finish():
+    def script(n, requests):
+        if n == 0:
+            return ("error", "ResourceNotFoundException", "Requested resource not found")
+        time.sleep(0.05)  # the others are still in flight when the first fails
+        return None
+
+    fake = FakeTable(script)
+    with pytest.raises(ClientError, match=r"ResourceNotFoundException"):
+        _write(fake, _items(100), concurrency=4)
+    assert fake.inflight == 0 and len(fake.calls) == 4
+
+
+class _Bare(FakeTable):
+    """Answers as a client may: no UnprocessedItems key when all went in; an error with no body."""
+
+    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        out = super().batch_write_item(RequestItems)
+        if len(self.calls) == 2:
+            raise ClientError({}, "BatchWriteItem")
+        return {k: v for k, v in out.items() if v}
+
+
+def test_answers_without_unprocessed_items_or_an_error_body_are_read_as_such():
+    fake = _Bare()
+    with pytest.raises(ClientError, match=r"An error occurred \(Unknown\)"):
+        _write(fake, _items(50), concurrency=1)
+    assert len(fake.items) == 50  # the second request went in before the fake answered with an error
 
 
 def test_two_items_with_one_key_never_share_a_request_and_the_later_wins():
@@ -264,16 +532,34 @@ def test_two_items_with_one_key_never_share_a_request_and_the_later_wins():
 
 
 def test_numbers_equal_in_dynamodb_are_the_same_key():
+    # The key is (bucket, n): "1" and "1.0" are one key to DynamoDB (which rejects them in one request),
+    # 2 is another. The fake table keys by bucket/key, which is the same split here.
     fake = FakeTable()
-    stream = [{"bucket": {"S": "b"}, "key": {"S": "k"}, "n": {"N": "1"}}] * 2
-    counts, _ = _write(fake, stream)
-    assert counts["duplicateKeys"] == 1 and fake.calls == [1, 1]
+    stream = [
+        {"bucket": {"S": "b"}, "key": {"S": "k"}, "n": {"N": "1"}},
+        {"bucket": {"S": "b"}, "key": {"S": "k"}, "n": {"N": "1.0"}},
+        {"bucket": {"S": "b"}, "key": {"S": "k2"}, "n": {"N": "2"}},
+    ]
+    counts = write_items(fake, "T", stream, key_names=["bucket", "n"], dead_letter=DeadLetters(), sleep=lambda s: None)
+    assert counts["duplicateKeys"] == 1 and fake.calls == [1, 2] and counts["written"] == 3
+
+
+def test_a_key_value_is_its_type_and_its_value_a_number_normalised():
+    assert key_value({"N": "1.0"}) == key_value({"N": "1"}) == key_value({"N": "1E+0"}) == ("N", "1")
+    assert key_value({"N": "100"}) == key_value({"N": "1E+2"})
+    assert key_value({"N": "1"}) != key_value({"N": "2"})
+    assert key_value({"N": "1"}) != key_value({"S": "1"})
+    assert key_value({"S": "1.0"}) == ("S", "1.0")  # a string is never read as a number
+    assert key_value({"N": "not a number"}) == ("N", "not a number")  # DynamoDB will say what is wrong with it
 
 
 def test_an_item_without_its_key_is_named():
     fake = FakeTable()
     with pytest.raises(BadInput, match=r"table T: an item lacks key attribute\(s\) \['key'\]"):
         _write(fake, [{"bucket": {"S": "b"}}])
+    many = {f"a{i:02d}": {"S": "x"} for i in range(12)}  # only the first ten names (sorted) are quoted
+    with pytest.raises(BadInput, match=r"\['bucket'\]: \['a00', .* 'a08', 'a09'\]$"):
+        _write(fake, [{**many, "key": {"S": "k"}}])
 
 
 def test_out_of_time_it_stops_at_a_batch_boundary_with_everything_taken_written():
@@ -352,3 +638,99 @@ def test_a_dead_letter_keeps_unparseable_lines_as_they_were(tmp_path):
     from pathlib import Path
 
     assert gzip.decompress(Path(where).read_bytes()) == bad.line + b"\n" + good.line + b"\n"
+
+
+def _part_in_s3(s3: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
+    """One backup part (gzip item lines) in S3, as the plan hands it to RestorePart."""
+    body = gzip.compress(b"".join(line_from_client_item(i) for i in items))
+    s3.create_bucket(Bucket="bkt")
+    s3.put_object(Bucket="bkt", Key="b/data/000003-000000.json.gz", Body=body)
+    return {
+        "id": "data/000003-000000.json.gz",
+        "url": "s3://bkt/b/data/000003-000000.json.gz",
+        "dialect": "item",
+        "items": len(items),
+        "sha256": hashlib.sha256(body).hexdigest(),
+    }
+
+
+def _task(part: dict[str, Any], target: str = "target", **more: Any) -> RestorePartTask:
+    doc = {"runId": "r1", "bucket": "bkt", "runPrefix": "runs/r1/", "table": 2, "target": target, "part": part}
+    return RestorePartTask.model_validate({**doc, "deadLetter": "s3://bkt/b/", **more})
+
+
+def _target_table(ddb: Any) -> None:
+    ddb.create_table(
+        TableName="target",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def _note(s3: Any, key: str) -> dict[str, Any]:
+    return json.loads(s3.get_object(Bucket="bkt", Key=key)["Body"].read())
+
+
+def test_a_part_restored_over_two_invocations_resumes_where_the_first_stopped(ddb, s3):
+    _target_table(ddb)
+    items = [{"pk": {"S": f"k{i:03d}"}, "v": {"N": str(i)}} for i in range(60)]
+    later = {"pk": {"S": "k059"}, "v": {"N": "999"}}  # the same key again: the later one wins
+    part = _part_in_s3(s3, [*items, later])
+    clock = iter([5.0, 0.0])  # time left after the first batch, none after the second: it stops at 50 items
+    first = restore_part(ddb, s3, _task(part), time_left=lambda: next(clock, 0.0), sleep=lambda s: None)
+    assert (first["next"], first["done"], first["written"]) == (50, False, 50)
+    assert "Contents" not in s3.list_objects_v2(Bucket="bkt", Prefix="runs/r1/results/")
+    # The state machine hands the first invocation's answer back as the next task, whole.
+    carried = {**first, "duplicateKeys": 2, "retries": 5, "seconds": 10.0}
+    second = restore_part(
+        ddb, s3, RestorePartTask.model_validate(carried), time_left=lambda: 60.0, sleep=lambda s: None
+    )
+    assert (second["next"], second["done"], second["written"]) == (61, True, 61)
+    assert (second["duplicateKeys"], second["retries"]) == (3, 5) and 10.0 <= second["seconds"] < 20.0
+    assert set(second) == set(first)  # field names as the state machine knows them (aliases), nothing added
+    assert sorted(map(canonical, table_items(ddb, "target"))) == sorted(map(canonical, [*items[:59], later]))
+    note = _note(s3, "runs/r1/results/0002-data_000003-000000.json.gz.json")
+    assert {k: note[k] for k in ("table", "target", "part", "items", "expected", "written", "duplicateKeys")} == {
+        "table": 2,
+        "target": "target",
+        "part": "data/000003-000000.json.gz",
+        "items": 61,
+        "expected": 61,
+        "written": 61,
+        "duplicateKeys": 3,
+    }
+    assert note["retries"] == 5 and note["seconds"] == second["seconds"]
+
+
+def test_items_a_part_cannot_write_are_saved_beside_the_backup_and_named_in_its_error_note(ddb, s3):
+    _target_table(ddb)
+    wrong = {"pk": {"N": "7"}, "v": {"S": "key of the wrong type"}}
+    items = [{"pk": {"S": f"k{i}"}} for i in range(5)] + [wrong]
+    part = _part_in_s3(s3, items)
+    with pytest.raises(DeadLettered, match=r"1 of 6 items could not be written to table target") as info:
+        restore_part(ddb, s3, _task(part), time_left=lambda: 60.0, sleep=lambda s: None)
+    location = "s3://bkt/b/dead-letter/r1/data_000003-000000-from-0.json.gz"
+    assert info.value.location == location
+    saved = gzip.decompress(s3.get_object(Bucket="bkt", Key=location.removeprefix("s3://bkt/"))["Body"].read())
+    assert saved.splitlines() == [line_from_client_item(wrong).strip()]
+    note = _note(s3, "runs/r1/errors/0002-data_000003-000000.json.gz.json")
+    assert note["error"] == "DeadLettered" and note["deadLetter"] == location
+    assert note["counts"]["written"] == 5 and note["counts"]["deadLettered"] == 1
+
+
+def test_a_part_that_fails_leaves_an_error_note_saying_where_it_stopped(ddb, s3):
+    part = _part_in_s3(s3, [{"pk": {"S": "a"}}])
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        restore_part(ddb, s3, _task(part, target="missing", next=0), time_left=lambda: 60.0, sleep=lambda s: None)
+    note = _note(s3, "runs/r1/errors/0002-data_000003-000000.json.gz.json")
+    assert note == {
+        "table": 2,
+        "target": "missing",
+        "part": "data/000003-000000.json.gz",
+        "url": "s3://bkt/b/data/000003-000000.json.gz",
+        "from": 0,
+        "error": "ResourceNotFoundException",
+        "message": note["message"],
+    }
+    assert "ResourceNotFoundException" in note["message"]

@@ -1,0 +1,291 @@
+"""Mutation testing of the modules that guard data (``make mutate``; not part of ``make test``).
+
+Runs mutmut 3 on one module at a time, with only the test files mapped to it
+(:data:`TESTS`), and reports the score per module and every surviving mutant.
+Survivors listed in ``tools/mutate_equivalents.toml`` (with the mutated line and
+why the mutant behaves like the original) are reported as equivalent; any other
+survivor, or an equivalent whose mutant changed or is now killed, fails the run.
+
+Why mutmut, and why a staging directory: mutmut 3 forks one worker per mutant
+from a process that has already imported pytest and the tests, and runs only
+the tests that reached the mutated function, which is what lets the whole run
+fit in 30 minutes on 2 cores (cosmic-ray starts a fresh pytest per mutant:
+3-20 s each here, hours for the whole set). mutmut copies the code to a
+``mutants/`` directory and names each mutant after the file's path, so the code
+must sit at ``<dir>/ddb_backup`` to be imported (and named) as ``ddb_backup``:
+our ``layers/core`` package-dir mapping is neither. Each module therefore runs
+in ``.mutate/<module>/``, a copy of the tree laid out as the installed package
+(``ddb_backup``, ``ddb_backup_cli``, ``devkit`` at the top), with no PYTHONPATH,
+so the tests import the mutated copy and nothing else.
+
+Usage: ``python tools/mutate.py [module ...] [--children N]``; modules are the
+keys of :data:`TESTS` (``restore/write.py``); none means all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGE = ROOT / ".mutate"
+EQUIVALENTS = ROOT / "tools" / "mutate_equivalents.toml"
+
+#: Module (under ``ddb_backup/``) -> the test files that cover it.
+TESTS: dict[str, list[str]] = {
+    "restore/write.py": [
+        "tests/unit/test_restore_write.py",
+        "tests/unit/test_restore_run.py",
+        "tests/unit/test_fastwrite.py",
+    ],
+    "aws/retry.py": [
+        "tests/unit/test_restore_write.py",
+        "tests/unit/test_plan_scan.py",
+        "tests/unit/test_restore_target.py",
+        "tests/unit/test_pitr.py",
+    ],
+    "format/lines.py": [
+        "tests/unit/test_readers.py",
+        "tests/unit/test_format_roundtrip.py",
+        "tests/unit/test_format.py",
+    ],
+    "format/sources.py": [
+        "tests/unit/test_readers.py",
+        "tests/unit/test_localfile.py",
+        "tests/unit/test_restore_sets.py",
+        "tests/unit/test_format_roundtrip.py",
+    ],
+    "format/dialects.py": [
+        "tests/unit/test_readers.py",
+        "tests/unit/test_localfile.py",
+        "tests/unit/test_fastwrite.py",
+        "tests/unit/test_format.py",
+    ],
+    "format/localfile.py": ["tests/unit/test_localfile.py", "tests/unit/test_readers.py", "tests/unit/test_verify.py"],
+    "restore/target.py": ["tests/unit/test_restore_target.py"],
+    "restore/preflight.py": ["tests/unit/test_restore_run.py"],
+    "backup/finalize.py": [
+        "tests/unit/test_plan_scan.py",
+        "tests/unit/test_readers.py",
+        "tests/unit/test_restore_sets.py",
+    ],
+    "backup/fastscan.py": ["tests/unit/test_fastscan.py"],
+    "restore/fastwrite.py": ["tests/unit/test_fastwrite.py", "tests/unit/test_localfile.py"],
+}
+
+#: What the tests need beside the code: copied into the staging tree (and by mutmut into ``mutants/``).
+TREE = {
+    "layers/core/ddb_backup": "ddb_backup",
+    "cli/ddb_backup_cli": "ddb_backup_cli",
+    "devkit": "devkit",
+    "tests": "tests",
+    "functions": "functions",
+    "statemachine": "statemachine",
+    "events": "events",
+    "template.yaml": "template.yaml",
+}
+ALSO_COPY = ["ddb_backup_cli", "devkit", "functions", "statemachine", "events", "template.yaml"]
+STATUS = {0: "survived", 1: "killed", 3: "killed", 5: "no tests", 33: "no tests", 34: "skipped", 37: "killed"}
+TIMEOUTS = {24, -24, 36, 152, 255}
+
+
+@dataclass
+class Equivalent:
+    """A surviving mutant that behaves as the original, with the line it mutates and why."""
+
+    mutant: str
+    line: str
+    why: str
+
+
+@dataclass
+class Score:
+    """One module's outcome."""
+
+    module: str
+    seconds: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+    survivors: list[tuple[str, str]] = field(default_factory=list)  # (mutant, mutated line)
+    untested: dict[str, int] = field(default_factory=dict)  # function -> mutants no mapped test reaches
+    equivalent: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        """Killed (timeouts count as killed) over all mutants that are not equivalent."""
+        killed = self.counts.get("killed", 0) + self.counts.get("timeout", 0)
+        total = sum(self.counts.values()) - len(self.equivalent)
+        return 100.0 * killed / total if total else 100.0
+
+
+def load_equivalents(path: Path = EQUIVALENTS) -> dict[str, Equivalent]:
+    """The equivalent mutants, by name."""
+    if not path.exists():
+        return {}
+    data = tomllib.loads(path.read_text())
+    return {e["mutant"]: Equivalent(e["mutant"], e["line"], e["why"]) for e in data.get("equivalent", [])}
+
+
+def mutmut_config(module: str) -> str:
+    """The ``[tool.mutmut]`` section for one module: only its file, only its tests."""
+    tests = ", ".join(json.dumps(t) for t in TESTS[module])
+    return (
+        "\n[tool.mutmut]\n"
+        'source_paths = ["ddb_backup"]\n'
+        f'only_mutate = ["ddb_backup/{module}"]\n'
+        f"pytest_add_cli_args_test_selection = [{tests}]\n"
+        'pytest_add_cli_args = ["-q", "-p", "no:cacheprovider", "-p", "no:xdist"]\n'
+        f"also_copy = {json.dumps(ALSO_COPY)}\n"
+        "use_git_change_detection = false\n"
+    )
+
+
+def stage(module: str) -> Path:
+    """A fresh copy of the tree laid out as the installed packages, configured for ``module``."""
+    where = STAGE / module.replace("/", ".").removesuffix(".py")
+    shutil.rmtree(where, ignore_errors=True)
+    where.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", ".hypothesis", "*.pyc")
+    for src, dst in TREE.items():
+        if (ROOT / src).is_dir():
+            shutil.copytree(ROOT / src, where / dst, ignore=ignore)
+        elif (ROOT / src).exists():
+            shutil.copy2(ROOT / src, where / dst)
+    pyproject = (ROOT / "pyproject.toml").read_text() + mutmut_config(module)
+    (where / "pyproject.toml").write_text(pyproject)
+    return where
+
+
+def mutmut(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the mutmut beside this Python in ``where``, with no PYTHONPATH (the staged tree is the code)."""
+    exe = Path(sys.executable).with_name("mutmut")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run([str(exe), *args], cwd=where, env=env, text=True, capture_output=True, check=False)
+
+
+#: Run by mutmut's Python in the staging directory: the diff of each named mutant, as JSON (one process for all).
+_DIFFS = """
+import json, sys
+from pathlib import Path
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+path = Path(sys.argv[1])
+print(json.dumps({name: get_diff_for_mutant(name, path=path) for name in sys.argv[2:]}))
+"""
+
+
+def mutated_lines(where: Path, module: str, mutants: list[str]) -> dict[str, str]:
+    """The line(s) each mutant adds, joined by `` / ``, from mutmut's own diffs."""
+    if not mutants:
+        return {}
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    cmd = [sys.executable, "-c", _DIFFS, f"ddb_backup/{module}", *mutants]
+    done = subprocess.run(cmd, cwd=where, env=env, text=True, capture_output=True, check=True)
+    lines = {}
+    for name, diff in json.loads(done.stdout).items():
+        added = [ln[1:].strip() for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+        lines[name] = " / ".join(added)
+    return lines
+
+
+def run_module(module: str, children: int, equivalents: dict[str, Equivalent], *, again: bool = True) -> Score:
+    """Mutate one module (``again=False``: read the last run's results) and classify every mutant."""
+    started = time.monotonic()
+    where = STAGE / module.replace("/", ".").removesuffix(".py")
+    meta = where / "mutants" / "ddb_backup" / f"{module}.meta"
+    if again or not meta.exists():
+        where = stage(module)
+        done = mutmut(where, "run", "--max-children", str(children))
+        if not meta.exists():
+            sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
+            raise SystemExit(f"mutmut produced no results for {module} (output above)")
+    result = Score(module, seconds=time.monotonic() - started)
+    codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+    survived = [m for m, code in codes.items() if code == 0]
+    lines = mutated_lines(where, module, survived)
+    for mutant, code in sorted(codes.items(), key=lambda kv: _natural(kv[0])):
+        status = "timeout" if code in TIMEOUTS else STATUS.get(code, "suspicious") if code is not None else "not run"
+        result.counts[status] = result.counts.get(status, 0) + 1
+        if status == "survived":
+            classify(result, mutant, lines[mutant], equivalents)
+        elif status == "no tests":
+            function = mutant.rpartition("__mutmut_")[0]
+            result.untested[function] = result.untested.get(function, 0) + 1
+    prefix = "ddb_backup." + module.removesuffix(".py").replace("/", ".") + "."
+    for name in equivalents:
+        if name.startswith(prefix) and name not in result.equivalent and name not in result.stale:
+            result.stale.append(f"{name}: listed as equivalent but not a survivor now (killed or renamed)")
+    return result
+
+
+def classify(result: Score, mutant: str, line: str, equivalents: dict[str, Equivalent]) -> None:
+    """File a survivor as equivalent (same mutated line as recorded) or as a survivor to act on."""
+    known = equivalents.get(mutant)
+    if known is None:
+        result.survivors.append((mutant, line))
+    elif known.line != line:
+        result.stale.append(f"{mutant}: recorded line {known.line!r}, now {line!r}")
+        result.survivors.append((mutant, line))
+    else:
+        result.equivalent.append(mutant)
+
+
+def _natural(name: str) -> tuple[str, int]:
+    head, _, num = name.rpartition("__mutmut_")
+    return head, int(num) if num.isdigit() else 0
+
+
+def report(scores: list[Score]) -> str:
+    """The per-module table, then every survivor and stale entry."""
+    rows = ["| module | mutants | killed | timeout | survived | equivalent | no tests | score | time |"]
+    rows.append("|---|---|---|---|---|---|---|---|---|")
+    for s in scores:
+        c = s.counts
+        rows.append(
+            f"| {s.module} | {sum(c.values())} | {c.get('killed', 0)} | {c.get('timeout', 0)} | "
+            f"{len(s.survivors)} | {len(s.equivalent)} | {c.get('no tests', 0)} | {s.score:.1f}% | {s.seconds:.0f}s |"
+        )
+    for s in scores:
+        for mutant, line in s.survivors:
+            rows.append(f"SURVIVED {mutant}: {line}")
+        for function, n in s.untested.items():
+            rows.append(f"NO TESTS {function}: {n} mutants (no mapped test file reaches it)")
+        for note in s.stale:
+            rows.append(f"STALE {note}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the modules asked for (all by default), print the report, fail on unexplained survivors."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help=f"modules under ddb_backup/ (default: all): {', '.join(TESTS)}")
+    parser.add_argument("--children", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument(
+        "--report", action="store_true", help="report the last run's results again (after editing the equivalents)"
+    )
+    args = parser.parse_args(argv)
+    unknown = [m for m in args.modules if m not in TESTS]
+    if unknown:
+        parser.error(f"no test mapping for {', '.join(unknown)}; add it to TESTS in tools/mutate.py")
+    equivalents = load_equivalents()
+    scores = []
+    for module in args.modules or list(TESTS):
+        scores.append(run_module(module, args.children, equivalents, again=not args.report))
+        print(report(scores[-1:]).splitlines()[2], flush=True)
+    text = report(scores)
+    (STAGE / "report.md").write_text(text + "\n")
+    print(text)
+    bad = sum(len(s.survivors) + len(s.stale) + sum(s.untested.values()) for s in scores)
+    print(f"{bad} survivor(s) neither killed nor recorded as equivalent" if bad else "every survivor is explained")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
