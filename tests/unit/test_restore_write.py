@@ -655,7 +655,7 @@ def _part_in_s3(s3: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _task(part: dict[str, Any], target: str = "target", **more: Any) -> RestorePartTask:
-    doc = {"runId": "r1", "bucket": "bkt", "runPrefix": "runs/r1/", "table": 2, "target": target, "part": part}
+    doc = {"runId": "r1", "bucket": "bkt", "runPrefix": "@ddb-backup/restores/r1/", "table": 2, "target": target, "part": part}
     return RestorePartTask.model_validate({**doc, "deadLetter": "s3://bkt/b/", **more})
 
 
@@ -680,7 +680,7 @@ def test_a_part_restored_over_two_invocations_resumes_where_the_first_stopped(dd
     clock = iter([5.0, 0.0])  # time left after the first batch, none after the second: it stops at 50 items
     first = restore_part(ddb, s3, _task(part), time_left=lambda: next(clock, 0.0), sleep=lambda s: None)
     assert (first["next"], first["done"], first["written"]) == (50, False, 50)
-    assert "Contents" not in s3.list_objects_v2(Bucket="bkt", Prefix="runs/r1/results/")
+    assert "Contents" not in s3.list_objects_v2(Bucket="bkt", Prefix="@ddb-backup/restores/r1/results/")
     # The state machine hands the first invocation's answer back as the next task, whole.
     carried = {**first, "duplicateKeys": 2, "retries": 5, "seconds": 10.0}
     second = restore_part(
@@ -690,7 +690,7 @@ def test_a_part_restored_over_two_invocations_resumes_where_the_first_stopped(dd
     assert (second["duplicateKeys"], second["retries"]) == (3, 5) and 10.0 <= second["seconds"] < 20.0
     assert set(second) == set(first)  # field names as the state machine knows them (aliases), nothing added
     assert sorted(map(canonical, table_items(ddb, "target"))) == sorted(map(canonical, [*items[:59], later]))
-    note = _note(s3, "runs/r1/results/0002-data_000003-000000.json.gz.json")
+    note = _note(s3, "@ddb-backup/restores/r1/results/0002-data_000003-000000.json.gz.json")
     assert {k: note[k] for k in ("table", "target", "part", "items", "expected", "written", "duplicateKeys")} == {
         "table": 2,
         "target": "target",
@@ -714,7 +714,7 @@ def test_items_a_part_cannot_write_are_saved_beside_the_backup_and_named_in_its_
     assert info.value.location == location
     saved = gzip.decompress(s3.get_object(Bucket="bkt", Key=location.removeprefix("s3://bkt/"))["Body"].read())
     assert saved.splitlines() == [line_from_client_item(wrong).strip()]
-    note = _note(s3, "runs/r1/errors/0002-data_000003-000000.json.gz.json")
+    note = _note(s3, "@ddb-backup/restores/r1/errors/0002-data_000003-000000.json.gz.json")
     assert note["error"] == "DeadLettered" and note["deadLetter"] == location
     assert note["counts"]["written"] == 5 and note["counts"]["deadLettered"] == 1
 
@@ -723,7 +723,7 @@ def test_a_part_that_fails_leaves_an_error_note_saying_where_it_stopped(ddb, s3)
     part = _part_in_s3(s3, [{"pk": {"S": "a"}}])
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
         restore_part(ddb, s3, _task(part, target="missing", next=0), time_left=lambda: 60.0, sleep=lambda s: None)
-    note = _note(s3, "runs/r1/errors/0002-data_000003-000000.json.gz.json")
+    note = _note(s3, "@ddb-backup/restores/r1/errors/0002-data_000003-000000.json.gz.json")
     assert note == {
         "table": 2,
         "target": "missing",
