@@ -655,7 +655,14 @@ def _part_in_s3(s3: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _task(part: dict[str, Any], target: str = "target", **more: Any) -> RestorePartTask:
-    doc = {"runId": "r1", "bucket": "bkt", "runPrefix": "@ddb-backup/restores/r1/", "table": 2, "target": target, "part": part}
+    doc = {
+        "runId": "r1",
+        "bucket": "bkt",
+        "runPrefix": "@ddb-backup/restores/r1/",
+        "table": 2,
+        "target": target,
+        "part": part,
+    }
     return RestorePartTask.model_validate({**doc, "deadLetter": "s3://bkt/b/", **more})
 
 
