@@ -16,7 +16,7 @@ from ddb_backup.aws.ratelimit import Limit, table_rate
 from ddb_backup.aws.tables import describe_table
 from ddb_backup.errors import TableNotFound
 from ddb_backup.estimate import Plan, describe_estimate, estimate
-from ddb_backup_cli.common import UsageError, add_command, print_json, tables_arg
+from ddb_backup_cli.common import UsageError, add_command, add_table_selectors, print_json, tables_arg
 
 _UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
 _UNITS.update({"KIB": 1024, "MIB": 1024**2, "GIB": 1024**3, "TIB": 1024**4})
@@ -116,12 +116,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "  ddb-backup estimate --prefix mystack- --json\n"
         "  ddb-backup estimate --size 1TiB --items 1000000000 --read-rate 20000",
     )
-    p.add_argument("--table", help="one table (with --size: only the name shown)")
-    p.add_argument("--tables", help="several tables, comma separated")
-    p.add_argument("--prefix", help="every table whose name starts with this")
+    add_table_selectors(p)  # with --size, --table only names the table shown
     p.add_argument("--size", help="a table that is not there: its size (e.g. 1TiB, 500GB)")
     p.add_argument("--items", type=int, help="with --size: its item count")
-    p.add_argument("--segments", type=int, help="parallel scan segments (default: one per 512 MiB, at most 1000)")
     p.add_argument("--concurrency", type=int, default=100, help="segments/parts at once (the stack's MaxConcurrency)")
     add_rate_options(p, "read")
     add_rate_options(p, "write")
