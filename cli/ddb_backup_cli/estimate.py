@@ -47,6 +47,45 @@ def add_rate_options(p: argparse.ArgumentParser, direction: str) -> None:
     )
 
 
+def add_load_options(p: argparse.ArgumentParser) -> None:
+    """--write-rate/--write-percent, --load-billing and --within: how a restore's targets take the load."""
+    add_rate_options(p, "write")
+    p.add_argument(
+        "--load-billing",
+        choices=["saved", "on-demand"],
+        help="on-demand: a provisioned target takes the load on-demand and is switched back to its provisioned "
+        "units afterwards (DynamoDB allows 4 switches to on-demand a day); saved (default): as it is",
+    )
+    p.add_argument(
+        "--within",
+        metavar="DURATION",
+        help="pre-warm an on-demand target the restore creates (WarmThroughput) to load it in e.g. 30m, 2h",
+    )
+
+
+def load_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The restore input (``writeRate``, ``writePercent``, ``loadBilling``, ``within``) of --write-*, --load-billing
+    and --within, checked."""
+    from ddb_backup.errors import BadInput
+    from ddb_backup.restore.capacity import parse_duration
+
+    limit = limit_of(args, "write")
+    load = getattr(args, "load_billing", None)
+    if limit.percent is not None and load == "on-demand":
+        raise UsageError(
+            "--write-percent is a share of provisioned capacity, which --load-billing on-demand sets aside: "
+            "give --write-rate UNITS instead"
+        )
+    within = getattr(args, "within", None)
+    if within is not None:
+        try:
+            parse_duration(within)
+        except BadInput as exc:
+            raise UsageError(f"--within: {exc}") from None
+    doc = {"writeRate": limit.rate, "writePercent": limit.percent, "loadBilling": load, "within": within}
+    return {k: v for k, v in doc.items() if v is not None}
+
+
 def limit_of(args: argparse.Namespace, direction: str) -> Limit:
     """The --<direction>-rate / --<direction>-percent of ``args`` (not both)."""
     rate, percent = getattr(args, f"{direction}_rate", None), getattr(args, f"{direction}_percent", None)

@@ -198,12 +198,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
         warn=lambda text: print(f"ddb-backup: warning: {text}", file=sys.stderr),
         expect_items=args.expect_items,
         limit=estimate.limit_of(args, "write"),
+        **_load_options(args),
     )
     return _report(
         args,
         results,
         lambda r: f"{r['source']} -> {r['table']}: {plural(r['items'], 'item')} restored ({r['seconds']:,.1f} s)",
     )
+
+
+def _load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """--load-billing and --within, checked with the write rate options, as restore_sources takes them."""
+    request = estimate.load_request(args)
+    return {"load_billing": request.get("loadBilling"), "within": request.get("within")}
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -321,7 +328,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="the source must hold exactly N items: checked before anything is written, and after (exit 1 if not); "
         'for sources that carry no count (cumulus-api files, bare {"Item"} lines)',
     )
-    estimate.add_rate_options(p, "write")
+    estimate.add_load_options(p)
     p.add_argument(
         "--to-time",
         metavar="TIME",

@@ -144,6 +144,7 @@ def cmd_start_restore(args: argparse.Namespace) -> int:
         payload.update({"backupId": args.backup_id} if args.backup_id else {})
         payload.update({"tables": args.tables.split(",")} if args.tables else {})
         payload.update({"allowPartial": True} if args.allow_partial else {})
+    payload.update(estimate.load_request(args))
     if args.dry_run:
         estimate.print_estimates(args, [_restore_estimate(args)])
         say(args, "dry run: nothing started")
@@ -242,7 +243,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
             p.add_argument(
                 "--allow-source", action="store_true", help="allow restoring into the backup's own source table"
             )
-            p.add_argument("--write-rate", type=float, metavar="UNITS", help="with --dry-run: the write rate to time")
+            estimate.add_load_options(p)
 
     p = add(
         "list",

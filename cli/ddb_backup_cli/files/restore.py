@@ -12,13 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ddb_backup.aws.ratelimit import NO_LIMIT, Limit, table_rate
-from ddb_backup.aws.tables import describe_table
-from ddb_backup.errors import IntegrityError, RestoreIncomplete
+from ddb_backup.aws.ratelimit import NO_LIMIT, Limit
+from ddb_backup.errors import BillingNotRestored, IntegrityError, RestoreIncomplete
 from ddb_backup.format.lines import part_lines
 from ddb_backup.format.location import is_s3
 from ddb_backup.format.sources import Source, open_source
-from ddb_backup.restore import fastwrite
+from ddb_backup.restore import capacity, fastwrite
 from ddb_backup.restore.deadletters import dead_letter_writer
 from ddb_backup.restore.resume import clear_mark
 from ddb_backup.restore.run import prepare_targets
@@ -45,6 +44,8 @@ def restore_sources(
     expect_items: int | None = None,
     limit: Limit = NO_LIMIT,
     exact: bool = True,
+    load_billing: str | None = None,
+    within: str | None = None,
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
 
@@ -56,33 +57,55 @@ def restore_sources(
     anything is created or written (``IntegrityError``) and checked again
     after writing (``RestoreIncomplete``). Without it, a source that carries
     no count is restored with a warning saying how many items it held.
-    ``limit``: each target's write rate (all workers together).
+    ``limit``: each target's write rate (all workers together). ``load_billing``
+    ``"on-demand"``: provisioned targets take the load on-demand and are
+    switched back to their provisioned units after it (also when it fails);
+    ``within``: pre-warm the on-demand targets created for that duration.
     """
     if expect_items is not None:
         _check_expected(source, s3, expect_items)
-    request = _request(source, table, mapping, backup_id, mode, allow_source, key_names)
-    if tables:
-        request["tables"] = tables
-    if allow_partial:
-        request["allowPartial"] = True
+    extra: dict[str, Any] = {"writeRate": limit.rate, "writePercent": limit.percent, "loadBilling": load_billing}
+    extra.update(within=within, tables=tables, allowPartial=allow_partial or None)
+    request = {**_request(source, table, mapping, backup_id, mode, allow_source, key_names), **extra}
     run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
     prepared, _, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id)
     for text in notes:
         warn(text)
+    loaded = {target: info["loadBilling"] for _, target, info in prepared if info.get("loadBilling")}
     results = []
-    for src, target, info in prepared:
-        for text in src.warnings + info.get("warnings", []):
-            warn(text)
-        progress = progress_factory(target) if progress_factory else None
-        described = (describe_table(ddb, target) or {}) if limit.percent is not None else {}
-        rate = table_rate(described, "write", rate=limit.rate, percent=limit.percent)
-        result = _restore_one(ddb, s3, src, target, info, run_id, (workers, rate or 0.0), progress)
-        if exact and src.format == "ddb-backup-v1" and is_s3(src.location):
-            result.update(_exact(ddb, src.s3, src.location, target))
-        _check_restored(src, result, expect_items, warn)
-        results.append(result)
-        clear_mark(ddb, target)
+    try:
+        for src, target, info in prepared:
+            for text in src.warnings + info.get("warnings", []) + info.get("capacity", []):
+                warn(text)
+            progress = progress_factory(target) if progress_factory else None
+            result = _restore_one(ddb, s3, src, target, info, run_id, (workers, info["writeRate"]), progress)
+            results.append(_finish_one(ddb, src, result, (exact, expect_items), warn))
+            if target in loaded:
+                capacity.put_back(ddb, target, loaded.pop(target))
+    finally:
+        _put_back_all(ddb, loaded, warn)
     return results
+
+
+def _finish_one(
+    ddb: Any, src: Source, result: dict[str, Any], checks: tuple[bool, int | None], warn: Callable[[str], None]
+) -> dict[str, Any]:
+    """After one table's writes: an exact backup's changes (``checks[0]``), the counts checked, the mark removed."""
+    target = result["table"]
+    if checks[0] and src.format == "ddb-backup-v1" and is_s3(src.location):
+        result.update(_exact(ddb, src.s3, src.location, target))
+    _check_restored(src, result, checks[1], warn)
+    clear_mark(ddb, target)
+    return result
+
+
+def _put_back_all(ddb: Any, loaded: dict[str, dict[str, Any]], warn: Callable[[str], None]) -> None:
+    """Targets still on-demand for the load after a failure: switch each back, or say how to (never silently)."""
+    for target, spec in loaded.items():
+        try:
+            capacity.put_back(ddb, target, spec)
+        except BillingNotRestored as exc:
+            warn(str(exc))
 
 
 def _check_expected(source: str, s3: Any, expect: int) -> None:

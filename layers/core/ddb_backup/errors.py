@@ -51,3 +51,7 @@ class SnapshotsIncomplete(DdbBackupError):
 
 class BackupNotFound(DdbBackupError):
     """No on-demand backup has the ARN given."""
+
+
+class BillingNotRestored(DdbBackupError):
+    """A table loaded in on-demand mode could not be switched back; the message names it and the command to fix it."""

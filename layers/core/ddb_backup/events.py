@@ -194,6 +194,10 @@ class RestoreRequest(BaseModel):
     allow_source: bool = Field(default=False, alias="allowSource")
     keys: list[str] | None = Field(default=None, min_length=1, max_length=2)
     key_schema: list[KeyAttribute] | None = Field(default=None, alias="keySchema", min_length=1, max_length=2)
+    write_rate: float | None = Field(default=None, alias="writeRate", gt=0, allow_inf_nan=False)
+    write_percent: float | None = Field(default=None, alias="writePercent", gt=0, le=100, allow_inf_nan=False)
+    load_billing: Literal["saved", "on-demand"] | None = Field(default=None, alias="loadBilling")
+    within: str | None = Field(default=None, min_length=1, max_length=20)  # pre-warm: e.g. "2h", "90m"
 
     @model_validator(mode="before")
     @classmethod
@@ -229,6 +233,17 @@ class RestoreRequest(BaseModel):
             raise ValueError("give 'table' (one target) or 'map' (prefix swaps for a set), not both")
         if self.keys and self.key_schema:
             raise ValueError("give 'keys' or 'keySchema', not both")
+        if self.write_rate is not None and self.write_percent is not None:
+            raise ValueError("give 'writeRate' or 'writePercent', not both")
+        if self.write_percent is not None and self.load_billing == "on-demand":
+            raise ValueError(
+                "'writePercent' is a share of provisioned capacity, which loadBilling 'on-demand' sets aside: "
+                "give 'writeRate' (units a second) instead"
+            )
+        if self.within is not None:
+            from ddb_backup.restore.capacity import parse_duration
+
+            parse_duration(self.within)
         return self
 
     def to_request(self) -> dict[str, Any]:
@@ -275,6 +290,7 @@ class RestorePartTask(_RestoreRunEvent):
     duplicate_keys: int = Field(default=0, alias="duplicateKeys", ge=0)
     retries: int = Field(default=0, ge=0)
     seconds: float = Field(default=0, ge=0, allow_inf_nan=False)
+    write_rate: float = Field(default=0, alias="writeRate", ge=0, allow_inf_nan=False)  # units/s; 0: no limit
 
     @field_validator("part")
     @classmethod

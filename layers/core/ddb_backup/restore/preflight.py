@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ddb_backup.aws.ratelimit import table_rate
 from ddb_backup.aws.retry import error_code
+from ddb_backup.aws.tables import describe_table
 from ddb_backup.errors import BackupIncomplete, IntegrityError
 from ddb_backup.format import location
 from ddb_backup.format.lines import PartRef
+from ddb_backup.format.sources import Source
+from ddb_backup.restore import capacity
 
 _NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 
@@ -72,3 +78,48 @@ def resume_hint(request: dict[str, Any], target: str) -> str:
         f"resume it with `{shlex.join([*words, '--mode', 'overwrite'])}` "
         '(restore state machine: the same input with "mode": "overwrite")'
     )
+
+
+def write_rate(
+    ddb: Any, src: Source, target: str, request: dict[str, Any], default_percent: float | None
+) -> float | None:
+    """Write units a second for ``target`` (None: no limit), from ``writeRate``, ``writePercent`` or the default.
+
+    The percent is of the target's provisioned units: the existing table's, or
+    those the backup saved for a table to create. A target loaded on-demand
+    (``loadBilling``), or created on-demand, is limited only by ``writeRate``.
+    """
+    if request.get("loadBilling") == "on-demand":
+        return float(request["writeRate"]) if request.get("writeRate") else None
+    on_demand = {"TableName": target, "BillingModeSummary": {"BillingMode": capacity.ON_DEMAND}}
+    described = describe_table(ddb, target) or (src.description or {}).get("Table") or on_demand
+    return table_rate(
+        described,
+        "write",
+        rate=request.get("writeRate"),
+        percent=request.get("writePercent"),
+        default_percent=default_percent,
+    )
+
+
+def load_adjuster(
+    src: Source, request: dict[str, Any], plan: dict[str, Any] | None
+) -> tuple[Callable[[dict[str, Any]], dict[str, Any]] | None, list[str]]:
+    """How to change the CreateTable of ``src``'s target: on-demand for the load, pre-warmed for ``within``; notes.
+
+    Only a table the restore creates is changed (the adjuster is not called otherwise).
+    """
+    on_demand = bool(plan and not plan["switch"])
+    saved = (src.description or {}).get("Table") or {}
+    created_on_demand = on_demand or not saved or capacity.provisioned_spec(saved) is None
+    if not request.get("within"):
+        return (partial(capacity.create_on_demand, warm=None) if on_demand else None), []
+    if not created_on_demand:
+        return None, [
+            "--within pre-warms on-demand tables: this target is created provisioned "
+            "(add --load-billing on-demand to load it on-demand and pre-warmed)"
+        ]
+    size = int(saved.get("TableSizeBytes") or sum(p.bytes or 0 for p in src.parts))
+    items = src.expected_items if src.expected_items is not None else int(saved.get("ItemCount") or 0)
+    warm, note = capacity.warm_throughput(items, size, capacity.parse_duration(request["within"]))
+    return partial(capacity.create_on_demand, warm=warm), [note]

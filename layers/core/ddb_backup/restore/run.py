@@ -24,13 +24,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ddb_backup.aws.ratelimit import segment_share
 from ddb_backup.aws.s3io import get_json, get_json_or_none, list_keys, put_json
-from ddb_backup.errors import BadInput, IntegrityError, RestoreIncomplete, UnknownFormat
+from ddb_backup.errors import BadInput, BillingNotRestored, IntegrityError, RestoreIncomplete, UnknownFormat
 from ddb_backup.format import layout, runs
 from ddb_backup.format.location import is_s3
 from ddb_backup.format.location import name as location_name
 from ddb_backup.format.sources import Source, key_schema_from_names, open_source
-from ddb_backup.restore.preflight import check_parts_present, resume_hint
+from ddb_backup.restore import capacity
+from ddb_backup.restore.preflight import check_parts_present, load_adjuster, resume_hint, write_rate
 from ddb_backup.restore.resume import MARK_KEY, Mark, clear_mark
 from ddb_backup.restore.target import map_table_name, prepare_target
 from ddb_backup.restore.write import note_key
@@ -47,6 +49,7 @@ class RestoreSettings:
     attempts: int = 12  # tries in a row without progress before a request's items are dead-lettered
     time_budget: float = 600.0  # seconds one invocation writes before handing over
     max_concurrency: int = 100  # parts restored at once (Distributed Map)
+    write_percent: float | None = None  # the stack's WritePercent: a share of each provisioned target's capacity
 
 
 def settings_from_env() -> RestoreSettings:
@@ -60,6 +63,7 @@ def settings_from_env() -> RestoreSettings:
         attempts=config.env_int("RESTORE_ATTEMPTS", 12, 1),
         time_budget=float(config.env_int("RESTORE_TIME_BUDGET_SECONDS", 600)),
         max_concurrency=config.max_concurrency(),
+        write_percent=float(config.env_int("WRITE_PERCENT", 0, 0)) or None,
     )
 
 
@@ -173,12 +177,24 @@ class Prepared(NamedTuple):
     notes: list[str]
 
 
-def prepare_targets(ddb: Any, s3: Any, request: dict[str, Any], *, bucket: str | None, run_id: str) -> Prepared:
+def prepare_targets(
+    ddb: Any,
+    s3: Any,
+    request: dict[str, Any],
+    *,
+    bucket: str | None,
+    run_id: str,
+    write_percent: float | None = None,
+) -> Prepared:
     """Open every source of ``request``, check every part and target, then create the missing targets.
 
     Every part is checked to exist with its manifest's size, and every target
-    is checked, before any is created or marked, so a refusal leaves nothing
-    behind. ``bucket``: where a source given as a bare key lives (None: the
+    is checked (and its write rate worked out: ``writeRate``, ``writePercent``,
+    else ``write_percent`` of a provisioned target), before any is created,
+    marked or switched to on-demand for the load (``loadBilling``), so a
+    refusal leaves nothing behind. Each result carries ``writeRate`` (units a
+    second for the table, 0: no limit), ``loadBilling`` (the provisioned
+    units to put back after the load, or None) and ``capacity`` (notes). ``bucket``: where a source given as a bare key lives (None: the
     source is a local path or an ``s3://`` URL). ``run_id`` names the mark put
     on every target until its restore is complete (see
     :mod:`ddb_backup.restore.resume`).
@@ -190,14 +206,25 @@ def prepare_targets(ddb: Any, s3: Any, request: dict[str, Any], *, bucket: str |
         raise BadInput(f"several sources would be restored into {', '.join(twice)}")
     check_parts_present([p for src, _ in found.pairs for p in src.parts], s3)
     schemas = [_key_schema(src, request) for src, _ in found.pairs]
+    load = request.get("loadBilling") == "on-demand"
+    plans: dict[str, dict[str, Any] | None] = {}
+    rates: dict[str, float | None] = {}
     for (src, target), schema in zip(found.pairs, schemas, strict=True):
         checked = _prepare(ddb, src, target, schema, request, run_id, check_only=True)
         if src.description is None and checked["exists"]:
             _check_items_fit(src, checked)
-    prepared = [
-        (src, target, _prepare(ddb, src, target, schema, request, run_id, check_only=False))
-        for (src, target), schema in zip(found.pairs, schemas, strict=True)
-    ]
+        plans[target] = capacity.load_plan(ddb, target, src.description) if load else None
+        rates[target] = write_rate(ddb, src, target, request, write_percent)
+    capacity.switch_to_on_demand(ddb, plans)  # before any table is created: a refusal leaves nothing behind
+    prepared = []
+    for (src, target), schema in zip(found.pairs, schemas, strict=True):
+        adjust, notes = load_adjuster(src, request, plans[target])
+        info = _prepare(ddb, src, target, schema, request, run_id, check_only=False, adjust=adjust)
+        plan = plans[target]
+        if request.get("within") and not info["created"]:
+            notes = [f"table {target} exists: --within pre-warms only a table the restore creates"]
+        info.update(writeRate=rates[target] or 0, loadBilling=plan["restore"] if plan else None, capacity=notes)
+        prepared.append((src, target, info))
     return Prepared(prepared, found.backup_run, found.notes)
 
 
@@ -210,6 +237,7 @@ def _prepare(
     run_id: str,
     *,
     check_only: bool,
+    adjust: Any = None,
 ) -> dict[str, Any]:
     """``prepare_target`` for one source's target, as ``request`` asks (mode, allowSource), marked for ``run_id``."""
     return prepare_target(
@@ -223,6 +251,7 @@ def _prepare(
         check_only=check_only,
         mark=Mark(src.backup_id or location_name(src.location), run_id),
         resume_hint=resume_hint(request, target),
+        adjust=adjust,
     )
 
 
@@ -247,13 +276,17 @@ def plan_restore(
     created, so a refusal leaves nothing behind.
     """
     now = now or dt.datetime.now(dt.UTC)
-    prepared_targets, backup_run, notes = prepare_targets(ddb, s3, request, bucket=settings.bucket, run_id=run_id)
+    prepared_targets, backup_run, notes = prepare_targets(
+        ddb, s3, request, bucket=settings.bucket, run_id=run_id, write_percent=settings.write_percent
+    )
     prefix = run_prefix(settings, run_id)
     tables: list[dict[str, Any]] = []
     work: list[dict[str, Any]] = []
     for index, (src, target, prepared) in enumerate(prepared_targets):
         tables.append(_plan_entry(index, src, target, prepared))
+        share = segment_share(prepared["writeRate"] or None, len(src.parts), settings.max_concurrency)
         base = {"runId": run_id, "bucket": settings.bucket, "runPrefix": prefix, "table": index, "target": target}
+        base["writeRate"] = share
         work.extend({**base, "part": part.to_json(), "deadLetter": src.dead_letter_base} for part in src.parts)
     work_key = prefix + "parts.json"
     put_json(s3, settings.bucket, work_key, work)
@@ -311,6 +344,9 @@ def _plan_entry(index: int, src: Source, target: str, prepared: dict[str, Any]) 
         "expectedItems": src.expected_items,
         "parts": [{"id": p.id, "items": p.items} for p in src.parts],
         "warnings": src.warnings + prepared["warnings"],
+        "writeRate": prepared.get("writeRate", 0),
+        "loadBilling": prepared.get("loadBilling"),
+        "capacity": prepared.get("capacity", []),
     }
 
 
@@ -327,7 +363,10 @@ def finalize_restore(
 
     On success the restore-in-progress mark is removed from every target
     (``ddb``: the DynamoDB client to do it with); on failure it stays, so the
-    targets say they hold a partial restore.
+    targets say they hold a partial restore. Either way a target loaded in
+    on-demand mode (``loadBilling``) is switched back to its provisioned
+    units; one that cannot be fails the run (``BillingNotRestored`` when all
+    items were restored), naming the table and the command that fixes it.
 
     Fails (``IntegrityError`` for a corrupt part or a count that differs from
     the manifest, else ``RestoreIncomplete``) when a part has no result (it
@@ -337,39 +376,59 @@ def finalize_restore(
     dead-lettered, duration.
     """
     plan = get_json(s3, bucket, prefix + "plan.json")
-    present = list_keys(s3, bucket, prefix + "results/") + list_keys(s3, bucket, prefix + "errors/")
-    with ThreadPoolExecutor(max_workers=16) as pool:  # one small object per part: fetch them side by side
-        notes = dict(zip(present, pool.map(lambda key: get_json_or_none(s3, bucket, key), present), strict=True))
+    notes = _part_notes(s3, bucket, prefix)
     checks = [_TableCheck(table, notes, prefix) for table in plan["tables"]]
     problems = [p for c in checks for p in c.problems]
     if map_failed and not problems:
         problems.append("the Distributed Map failed although every part has a result; see its failed children")
+    billing = _billing_back(ddb, plan["tables"]) if ddb is not None else []
     finished = now or dt.datetime.now(dt.UTC)
     started = dt.datetime.fromisoformat(plan["startedAt"])
     report_tables = [c.row for c in checks]
     report = {
         "runId": plan["runId"],
-        "status": "FAILED" if problems else "SUCCEEDED",
+        "status": "FAILED" if problems or billing else "SUCCEEDED",
         "tables": report_tables,
         "itemsRestored": sum(t["itemsRestored"] for t in report_tables),
         "deadLettered": sum(c.dead_lettered for c in checks),
         "seconds": round((finished - started).total_seconds(), 3),
         "warnings": [w for t in plan["tables"] for w in t.get("warnings", [])],
-        "problems": problems,
+        "problems": problems + billing,
     }
     put_json(s3, bucket, prefix + "report.json", report)
     if problems:
         more = f" (and {len(problems) - 5} more; see s3://{bucket}/{prefix}report.json)" if len(problems) > 5 else ""
         message = (
             f"restore {plan['runId']}: " + "; ".join(problems[:5]) + more + "; the targets stay marked as a partial"
-            f" restore ({MARK_KEY}): rerun with mode 'overwrite' to finish"
+            f" restore ({MARK_KEY}): rerun with mode 'overwrite' to finish" + "".join(f"; {b}" for b in billing)
         )
         raise (IntegrityError if any(c.integrity for c in checks) else RestoreIncomplete)(message)
     if ddb is not None:
         for table in plan["tables"]:
             clear_mark(ddb, table["target"])
+    if billing:
+        raise BillingNotRestored(f"restore {plan['runId']}: every item was restored, but " + "; ".join(billing))
     del report["problems"]
     return report
+
+
+def _part_notes(s3: Any, bucket: str, prefix: str) -> dict[str, Any]:
+    """Every part's result or error note of the run, by key (fetched side by side: one small object a part)."""
+    present = list_keys(s3, bucket, prefix + "results/") + list_keys(s3, bucket, prefix + "errors/")
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return dict(zip(present, pool.map(lambda key: get_json_or_none(s3, bucket, key), present), strict=True))
+
+
+def _billing_back(ddb: Any, planned: list[dict[str, Any]]) -> list[str]:
+    """Switch every target loaded on-demand back to its provisioned units; what could not be, and how to fix it."""
+    failed = []
+    for table in planned:
+        if table.get("loadBilling"):
+            try:
+                capacity.put_back(ddb, table["target"], table["loadBilling"])
+            except BillingNotRestored as exc:
+                failed.append(str(exc))
+    return failed
 
 
 class _TableCheck:

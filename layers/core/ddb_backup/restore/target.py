@@ -250,6 +250,7 @@ class _Ask:
     timeout: float
     patience: float
     sleep: Callable[[float], None]
+    adjust: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 
     def wait(self) -> dict[str, Any]:
         return _wait_active(self.ddb, self.name, self.timeout, self.sleep)
@@ -310,8 +311,10 @@ def _create(
     description: dict[str, Any] | None,
     schema: list[dict[str, str]] | None,
     mark: Mark | None = None,
+    adjust: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> bool:
-    """CreateTable from the description (or the given keys, on demand); False when the table appeared meanwhile."""
+    """CreateTable from the description (or the given keys, on demand), changed by ``adjust``; False when the
+    table appeared meanwhile."""
     if description is not None:
         args = create_table_args(name, description)
     else:
@@ -324,6 +327,8 @@ def _create(
             ],
             "BillingMode": "PAY_PER_REQUEST",
         }
+    if adjust is not None:
+        args = adjust(args)
     if mark is not None:  # with CreateTable itself: a run killed after it still leaves a marked table
         args["Tags"] = [*args.get("Tags", []), mark.tag()]
     try:
@@ -353,6 +358,7 @@ def prepare_target(
     timeout: float = 600.0,
     settings_patience: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
+    adjust: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Create the target table ``name`` or check that the existing one is safe to restore into.
 
@@ -366,6 +372,8 @@ def prepare_target(
     another run left marked is refused in mode ``new`` (``resume_hint`` says
     how to resume) and finished in mode ``overwrite``.
 
+    ``adjust`` changes the CreateTable arguments of a target to create (billing mode, warm throughput).
+
     TTL and PITR a new table refuses for ``settings_patience`` seconds are
     left off and named in ``warnings`` rather than failing the restore.
 
@@ -374,7 +382,9 @@ def prepare_target(
     """
     _check_request(name, mode, source_table, allow_source)
     schema = normalize_key_schema(key_schema) if key_schema else None
-    ask = _Ask(ddb, name, description, schema, mode, check_only, mark, resume_hint, timeout, settings_patience, sleep)
+    ask = _Ask(
+        ddb, name, description, schema, mode, check_only, mark, resume_hint, timeout, settings_patience, sleep, adjust
+    )
     return _prepare(ask, _wanted_keys(description, schema), allow_source)
 
 
@@ -391,7 +401,7 @@ def _prepare(ask: _Ask, wanted: list[tuple[str, str, str]] | None, allow_source:
     if ask.check_only:
         return _result(ask.name, wanted or [], exists=False, created=False)
     mark = Mark(ask.mark.backup, ask.mark.run, created=True) if ask.mark else None
-    if not _create(ask.ddb, ask.name, ask.description, ask.schema, mark):
+    if not _create(ask.ddb, ask.name, ask.description, ask.schema, mark, ask.adjust):
         return _prepare(ask, wanted, allow_source)  # created meanwhile (a retried plan): checked as existing
     ask.wait()
     settings, warnings = ask.settings(tables.CREATE_TABLE_LACKS)

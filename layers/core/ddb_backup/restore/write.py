@@ -380,7 +380,7 @@ def restore_part(
     ``task`` (validated at the door): ``runId``, ``bucket`` and ``runPrefix`` (the run's bookkeeping),
     ``table`` (index in the run), ``target``, ``part`` (``PartRef.to_json()``),
     ``deadLetter`` (directory beside the backup; see ``dead_letter_home``), ``next`` (items already
-    restored by earlier invocations). Returns the task updated (``next``,
+    restored by earlier invocations), ``writeRate`` (this part's share of the table's units a second). Returns the task updated (``next``,
     ``done``, running counts). A part is idempotent to redo: the same items are
     put again. When done, writes ``<runPrefix>results/<table>-<part>.json``;
     on failure, ``<runPrefix>errors/<table>-<part>.json`` (what finalize
@@ -401,6 +401,7 @@ def restore_part(
                 attempts=attempts,
                 time_left=time_left,
                 sleep=sleep,
+                write_rate=task.write_rate,
             )
     except Exception as exc:
         note = _error_note(exc, index=index, target=target, part=part, start=start)

@@ -1,0 +1,180 @@
+"""How a restore target takes its load: on-demand for the load (``loadBilling``), pre-warmed, then switched back.
+
+* ``--load-billing on-demand``: a PROVISIONED target (one the restore creates
+  from a provisioned backup, or an existing provisioned table) takes the load
+  in PAY_PER_REQUEST mode and is switched back afterwards to the provisioned
+  units it had (an existing table) or the backup saved (a created one). A
+  created table is created on-demand (no switch spent); an existing one is
+  switched, which DynamoDB allows four times in a rolling 24 hours (on-demand
+  back to provisioned: at any time). A refused switch refuses the restore
+  before anything is created or written.
+* ``--within DURATION``: an on-demand table the restore creates gets
+  ``WarmThroughput`` sized to write the backup's units in that time, capped at
+  the per-table quota.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ddb_backup.aws import tables
+from ddb_backup.aws.retry import Retry, call_with_backoff, error_code
+from ddb_backup.errors import BadInput, BillingNotRestored, TargetRefused
+from ddb_backup.estimate import NEW_ON_DEMAND_WRITE_UNITS, TABLE_QUOTA_UNITS, write_units
+
+ON_DEMAND = "PAY_PER_REQUEST"
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?")
+
+
+def parse_duration(text: str | int) -> int:
+    """``90m``, ``2h``, ``1h30m``, ``1d``, ``3600`` or ``3600s`` -> seconds (at least 1)."""
+    m = _DURATION.fullmatch(str(text).strip().lower())
+    if not m or not any(m.groups()):
+        raise BadInput(f"duration {text!r}: expected e.g. 90m, 2h, 1h30m, 1d or 3600s")
+    days, hours, minutes, seconds = (int(g or 0) for g in m.groups())
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    if total < 1:
+        raise BadInput(f"duration {text!r} must be at least one second")
+    return total
+
+
+def provisioned_spec(table: dict[str, Any]) -> dict[str, Any] | None:
+    """A described table's provisioned units (table and global indexes), or None when it is on-demand."""
+    if (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED") == ON_DEMAND:
+        return None
+
+    def units(spec: dict[str, Any] | None) -> dict[str, int]:
+        spec = spec or {}
+        return {name: max(1, int(spec.get(name) or 1)) for name in ("ReadCapacityUnits", "WriteCapacityUnits")}
+
+    return {
+        "ProvisionedThroughput": units(table.get("ProvisionedThroughput")),
+        "GlobalSecondaryIndexes": {
+            g["IndexName"]: units(g.get("ProvisionedThroughput")) for g in table.get("GlobalSecondaryIndexes") or []
+        },
+    }
+
+
+def load_plan(ddb: Any, target: str, saved: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What ``loadBilling: on-demand`` does to ``target``: ``{"switch", "restore"}``, or None (it is on-demand anyway).
+
+    ``switch``: an existing provisioned table, to switch now (refused unless it
+    and its indexes are ACTIVE); ``restore``: the units to put back afterwards.
+    """
+    existing = tables.describe_table(ddb, target)
+    if existing is None:
+        spec = provisioned_spec((saved or {}).get("Table") or {}) if saved else None
+        return {"switch": False, "restore": spec} if spec else None
+    spec = provisioned_spec(existing)
+    if spec is None:
+        return None
+    if not tables.is_active(existing):
+        raise TargetRefused(
+            f"table {target} is {existing.get('TableStatus')} (or an index is not ACTIVE): it cannot switch to "
+            "on-demand for the load now; wait until it is ACTIVE, or restore without --load-billing on-demand"
+        )
+    return {"switch": True, "restore": spec}
+
+
+def switch_to_on_demand(ddb: Any, plans: dict[str, dict[str, Any] | None]) -> None:
+    """Switch every existing target ``plans`` says to on-demand; if DynamoDB refuses one, switch the others back."""
+    done: list[str] = []
+    for target, plan in plans.items():
+        if not plan or not plan["switch"]:
+            continue
+        try:
+            call_with_backoff(ddb.update_table, TableName=target, BillingMode=ON_DEMAND)
+        except ClientError as exc:
+            for name in done:
+                put_back(ddb, name, plans[name]["restore"])  # type: ignore[index]
+            raise TargetRefused(
+                f"table {target} could not switch to on-demand for the load: {error_code(exc)}: "
+                f"{exc.response['Error'].get('Message')} (DynamoDB allows four switches from provisioned to "
+                "on-demand in a rolling 24 hours); nothing was restored: restore without --load-billing on-demand "
+                "(and with --write-rate), or later"
+            ) from None
+        done.append(target)
+
+
+def put_back(ddb: Any, target: str, spec: dict[str, Any], patience: float = 600.0) -> None:
+    """Switch ``target`` back to PROVISIONED with ``spec``'s units, once it is ACTIVE; or name the command to do it."""
+    request: dict[str, Any] = {
+        "TableName": target,
+        "BillingMode": "PROVISIONED",
+        "ProvisionedThroughput": spec["ProvisionedThroughput"],
+    }
+    indexes = [
+        {"Update": {"IndexName": name, "ProvisionedThroughput": units}}
+        for name, units in spec["GlobalSecondaryIndexes"].items()
+    ]
+    if indexes:
+        request["GlobalSecondaryIndexUpdates"] = indexes
+    try:
+        current = tables.wait_active(ddb, target, Retry.within(patience, base=1.0, cap=15.0))
+        if (current.get("BillingModeSummary") or {}).get("BillingMode") != ON_DEMAND:
+            return  # already provisioned (a retried finalize)
+        call_with_backoff(ddb.update_table, **request)
+    except (ClientError, tables.NotActive) as exc:
+        why = f"{error_code(exc)}: {exc.response['Error'].get('Message')}" if isinstance(exc, ClientError) else exc
+        raise BillingNotRestored(
+            f"table {target} was loaded in on-demand mode and could not be switched back to provisioned ({why}); "
+            f"it is still on-demand: switch it back with: {fix_command(target, spec)}"
+        ) from None
+
+
+def fix_command(target: str, spec: dict[str, Any]) -> str:
+    """The AWS CLI command that puts ``spec``'s provisioned units back on ``target``."""
+    units = spec["ProvisionedThroughput"]
+    command = (
+        f"aws dynamodb update-table --table-name {target} --billing-mode PROVISIONED --provisioned-throughput "
+        f"ReadCapacityUnits={units['ReadCapacityUnits']},WriteCapacityUnits={units['WriteCapacityUnits']}"
+    )
+    indexes = [
+        {"Update": {"IndexName": name, "ProvisionedThroughput": u}}
+        for name, u in spec["GlobalSecondaryIndexes"].items()
+    ]
+    if indexes:
+        command += f" --global-secondary-index-updates '{json.dumps(indexes, separators=(',', ':'))}'"
+    return command
+
+
+def warm_throughput(items: int, size: int, within: int) -> tuple[dict[str, int] | None, str]:
+    """``WarmThroughput`` to write ``items`` of ``size`` bytes in ``within`` seconds, and a note saying what was chosen.
+
+    None when a new on-demand table's own 4,000 write units a second suffice;
+    capped at the default per-table quota (40,000).
+    """
+    units = write_units(items, size)
+    wanted = math.ceil(units / within)
+    if wanted <= NEW_ON_DEMAND_WRITE_UNITS:
+        return None, (
+            f"{units:,.0f} write units in {within:,} s is {wanted:,} a second: within a new on-demand table's "
+            f"{NEW_ON_DEMAND_WRITE_UNITS:,}, no pre-warm needed"
+        )
+    chosen = min(wanted, TABLE_QUOTA_UNITS)
+    capped = (
+        f" (capped at the per-table quota of {TABLE_QUOTA_UNITS:,}: the load takes about "
+        f"{math.ceil(units / chosen):,} s)"
+        if chosen < wanted
+        else ""
+    )
+    note = f"pre-warmed to {chosen:,} write units a second for {units:,.0f} units in {within:,} s{capped}"
+    return {"WriteUnitsPerSecond": chosen}, note
+
+
+def create_on_demand(args: dict[str, Any], warm: dict[str, int] | None = None) -> dict[str, Any]:
+    """CreateTable arguments made on-demand (no provisioned units on the table or its indexes), and ``warm``."""
+    out = {k: v for k, v in args.items() if k != "ProvisionedThroughput"}
+    out["BillingMode"] = ON_DEMAND
+    if out.get("GlobalSecondaryIndexes"):
+        out["GlobalSecondaryIndexes"] = [
+            {k: v for k, v in g.items() if k != "ProvisionedThroughput"} for g in out["GlobalSecondaryIndexes"]
+        ]
+    if warm:
+        out["WarmThroughput"] = warm
+    return out
