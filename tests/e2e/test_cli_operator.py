@@ -274,3 +274,44 @@ def test_list_of_a_local_directory(tables, tmp_path, capsys):
         ("mystack-GranulesTable", 40, True),
         ("mystack-RulesTable", 7, True),
     ]
+
+
+def test_start_restore_passes_the_write_rate_load_billing_and_pre_warm_to_the_machine(monkeypatch):
+    from ddb_backup_cli import stack
+
+    started = {}
+    monkeypatch.setattr(stack, "_start", lambda args, arn, payload, prefix: started.update(payload) or 0)
+    base = [
+        "start-restore",
+        "--state-machine-arn",
+        "arn:aws:states:us-east-1:1:stateMachine:x",
+        "--backup",
+        "s3://b/x/",
+    ]
+    assert main([*base, "--table", "abc", "--write-rate", "250", "--load-billing", "on-demand", "--within", "2h"]) == 0
+    assert started == {
+        "source": "s3://b/x/",
+        "mode": "new",
+        "allowSource": False,
+        "table": "abc",
+        "writeRate": 250.0,
+        "loadBilling": "on-demand",
+        "within": "2h",
+    }
+    started.clear()
+    assert main([*base, "--table", "abc", "--write-percent", "30"]) == 0
+    assert started["writePercent"] == 30.0 and "writeRate" not in started
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--write-percent", "30", "--load-billing", "on-demand"], "give --write-rate UNITS instead"),
+        (["--within", "soon"], "--within: duration 'soon'"),
+        (["--write-rate", "5", "--write-percent", "5"], "not both"),
+    ],
+)
+@pytest.mark.parametrize("command", [["restore", "f.json"], ["start-restore", "--backup", "s3://b/x/"]])
+def test_bad_load_options_are_refused_naming_the_fix(command, extra, message, capsys):
+    assert main([*command, "--table", "abc", *extra]) == 2
+    assert message in capsys.readouterr().err

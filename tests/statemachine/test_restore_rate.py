@@ -115,3 +115,17 @@ def test_load_billing_on_demand_loads_without_throttling_then_puts_the_units_bac
     assert table["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
     assert {k: table["ProvisionedThroughput"][k] for k in units} == units
     assert _run_file(stack, desc, "plan.json")["tables"][0]["loadBilling"]["ProvisionedThroughput"] == units
+
+
+def test_the_cli_loads_on_demand_and_puts_the_units_back(stack, tmp_path):
+    from ddb_backup_cli.main import main
+
+    ddb = client("dynamodb")
+    expected = _source(ddb, wcu=2)
+    assert main(["backup", "--table", SOURCE, "--dir", str(tmp_path), "-q"]) == 0
+    assert main(["restore", str(tmp_path), "--map", "mystack-=restore-", "--load-billing", "on-demand", "-q"]) == 0
+    _same(ddb, expected)
+    assert stack.enforcement.throughput.throttled[f"{TARGET}:write"] == 0
+    table = ddb.describe_table(TableName=TARGET)["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+    assert table["ProvisionedThroughput"]["WriteCapacityUnits"] == 2

@@ -6,8 +6,9 @@ import datetime as dt
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 
-from ddb_backup.errors import BadInput, DdbBackupError, IntegrityError, RestoreIncomplete
+from ddb_backup.errors import BadInput, BillingNotRestored, DdbBackupError, IntegrityError, RestoreIncomplete
 from ddb_backup.restore.run import RestoreSettings, finalize_restore, plan_restore, run_id_from
 from ddb_backup.restore.write import note_key
 from ddb_backup_cli.files.backup import backup_to_s3
@@ -148,3 +149,66 @@ def test_the_state_carries_counts_and_keys_never_a_list_that_grows_with_the_tabl
     assert len(json.dumps(state)) < 400
     assert state["tableCount"] == 1000 and state["warningCount"] == 1000 and state["report"] == "p/report.json"
     assert "tables" not in state and "warnings" not in state
+
+
+@pytest.fixture
+def provisioned_run(ddb, s3):
+    s3.create_bucket(Bucket=BUCKET)
+    sample.create_cumulus_tables(ddb, "mystack-", {"Granules": 30})
+    units = {"ReadCapacityUnits": 7, "WriteCapacityUnits": 9}
+    ddb.update_table(TableName="mystack-GranulesTable", BillingMode="PROVISIONED", ProvisionedThroughput=units)
+    backup_to_s3(ddb, s3, BUCKET, "backups/", table_prefix="mystack-", segments=2)
+    return ddb, s3
+
+
+def _loaded_on_demand(ddb, s3, request):
+    planned = _plan(ddb, s3, {"source": "backups/", "map": [{"from": "mystack-", "to": "restore-"}], **request})
+    plan = json.loads(s3.get_object(Bucket=BUCKET, Key=planned["runPrefix"] + "plan.json")["Body"].read())
+    for part in plan["tables"][0]["parts"]:
+        _note(s3, planned, "results", part, {"items": part["items"]})
+    return planned, plan
+
+
+def test_a_target_loaded_on_demand_is_created_so_and_switched_back_by_finalize(provisioned_run):
+    ddb, s3 = provisioned_run
+    planned, plan = _loaded_on_demand(ddb, s3, {"loadBilling": "on-demand", "writeRate": 100})
+    table = ddb.describe_table(TableName="restore-GranulesTable")["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
+    assert plan["tables"][0]["writeRate"] == 100  # only the run's rate limits an on-demand load
+    finalize_restore(s3, BUCKET, planned["runPrefix"], ddb=ddb)
+    table = ddb.describe_table(TableName="restore-GranulesTable")["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+    assert table["ProvisionedThroughput"]["WriteCapacityUnits"] == 9
+
+
+def test_finalize_fails_naming_the_command_when_a_target_cannot_be_switched_back(provisioned_run):
+    ddb, s3 = provisioned_run
+    planned, _ = _loaded_on_demand(ddb, s3, {"loadBilling": "on-demand"})
+
+    class Refusing:
+        def update_table(self, **kwargs):
+            raise ClientError({"Error": {"Code": "LimitExceededException", "Message": "too many"}}, "UpdateTable")
+
+        def __getattr__(self, name):
+            return getattr(ddb, name)
+
+    with pytest.raises(BillingNotRestored) as raised:
+        finalize_restore(s3, BUCKET, planned["runPrefix"], ddb=Refusing())
+    message = str(raised.value)
+    assert "every item was restored, but table restore-GranulesTable was loaded in on-demand mode" in message
+    assert "aws dynamodb update-table --table-name restore-GranulesTable --billing-mode PROVISIONED" in message
+    saved = json.loads(s3.get_object(Bucket=BUCKET, Key=planned["runPrefix"] + "report.json")["Body"].read())
+    assert saved["status"] == "FAILED" and "still on-demand" in saved["problems"][0]
+
+
+def test_a_write_percent_with_an_on_demand_load_is_refused_at_the_door():
+    from pydantic import ValidationError
+
+    from ddb_backup.events import RestoreRequest
+
+    with pytest.raises(ValidationError, match="give 'writeRate'"):
+        RestoreRequest.model_validate(
+            {"source": "s3://b/x/", "table": "abc", "loadBilling": "on-demand", "writePercent": 50}
+        )
+    with pytest.raises(ValidationError, match="e.g. 90m"):
+        RestoreRequest.model_validate({"source": "s3://b/x/", "table": "abc", "within": "soon"})
