@@ -210,5 +210,5 @@ def test_a_write_percent_with_an_on_demand_load_is_refused_at_the_door():
         RestoreRequest.model_validate(
             {"source": "s3://b/x/", "table": "abc", "loadBilling": "on-demand", "writePercent": 50}
         )
-    with pytest.raises(ValidationError, match="e.g. 90m"):
+    with pytest.raises(ValidationError, match=r"e\.g\. 90m"):
         RestoreRequest.model_validate({"source": "s3://b/x/", "table": "abc", "within": "soon"})
