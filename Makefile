@@ -77,6 +77,7 @@ demo: venv
 bench: venv
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.rate
+	$(BIN)/python -m bench.throttle
 
 # mutmut over the data-guarding modules, each with only its mapped tests (tools/mutate.py);
 # equivalent mutants are listed with their reasons in tools/mutate_equivalents.toml.

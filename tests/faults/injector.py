@@ -18,6 +18,8 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from moto.core.botocore_stubber import MockRawResponse
 
+from devkit.strict.throughput import refuse
+
 THROTTLE = {
     "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
     "message": "The level of configured provisioned throughput for the table was exceeded (injected)",
@@ -68,7 +70,9 @@ class Faults:
         if self._roll(self.throttle, operation):
             self.counts[f"{operation} throttled"] += 1
             body = json.dumps(THROTTLE).encode()
-            return self._response(request, 400, {"x-amzn-RequestId": "injected"}, body)
+            answer = self._response(request, 400, {"x-amzn-RequestId": "injected"}, body)
+            refuse(request, "injected")  # made harmless: moto's handler still runs and would carry it out
+            return answer
         if operation == "BatchWriteItem" and self._roll(self.unprocessed, "unprocessed"):
             self._hold_back(request)
         return None
