@@ -39,7 +39,10 @@ class Meter:
     def __call__(self, http_response: Any, **_: Any) -> None:
         if http_response.status_code != 200:
             return
-        units = consumed_units(json.loads(http_response.content or b"{}"))
+        body = json.loads(http_response.content or b"{}")
+        units = (
+            consumed_units(body) if isinstance(body, dict) else None
+        )  # dynalite answers some calls with a bare value
         if units is not None:
             with self._lock:
                 self.units += units

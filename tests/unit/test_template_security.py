@@ -115,9 +115,11 @@ def test_restore_part_may_only_batch_write_and_describe_its_targets():
             "dynamodb:DescribeTable", "dynamodb:CreateTable", "dynamodb:Scan", "dynamodb:UpdateTimeToLive",
             "dynamodb:DescribeTimeToLive", "dynamodb:UpdateContinuousBackups", "dynamodb:DescribeContinuousBackups",
             "dynamodb:TagResource", "dynamodb:ListTagsOfResource",
+            "dynamodb:UpdateTable",  # loadBilling on-demand: an existing target switched for the load
         },
         RestorePartFunction={"dynamodb:BatchWriteItem", "dynamodb:DescribeTable"},
-        FinalizeRestoreFunction={"dynamodb:DescribeTable", "dynamodb:UntagResource"},  # the restore-in-progress mark
+        # the restore-in-progress mark; a target loaded on-demand switched back
+        FinalizeRestoreFunction={"dynamodb:DescribeTable", "dynamodb:UntagResource", "dynamodb:UpdateTable"},
     )  # fmt: skip
     assert allowed(TARGET, "dynamodb") == expect(**want)
 
