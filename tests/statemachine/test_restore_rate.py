@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from ddb_backup.aws.clients import client
+from devkit import sample
 from tests.conftest import canonical, table_items
 
 SOURCE = "mystack-GranulesTable"
@@ -24,18 +25,12 @@ ITEMS = 300  # ~700 bytes each: one write unit apiece
 
 
 def _source(ddb: Any, wcu: int) -> list[str]:
-    """A PROVISIONED source of ITEMS one-unit items, then set to ``wcu`` write units (what a restore copies)."""
-    ddb.create_table(
-        TableName=SOURCE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        BillingMode="PROVISIONED",
-        ProvisionedThroughput={"ReadCapacityUnits": 10_000, "WriteCapacityUnits": 10_000},
-    )
+    """A PROVISIONED source of ITEMS one-unit items, set to ``wcu`` write units once filled (what a restore copies)."""
+    sample.create_table(ddb, SOURCE, [("pk", "HASH")])
     items = [{"pk": {"S": f"g-{i:05d}"}, "body": {"S": "x" * 650}} for i in range(ITEMS)]
-    for item in items:
-        ddb.put_item(TableName=SOURCE, Item=item)
-    ddb.update_table(TableName=SOURCE, ProvisionedThroughput={"ReadCapacityUnits": 10_000, "WriteCapacityUnits": wcu})
+    sample.fill(ddb, SOURCE, iter(items))
+    units = {"ReadCapacityUnits": 10_000, "WriteCapacityUnits": wcu}
+    ddb.update_table(TableName=SOURCE, BillingMode="PROVISIONED", ProvisionedThroughput=units)
     return sorted(map(canonical, items))
 
 
