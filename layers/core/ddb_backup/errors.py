@@ -51,3 +51,7 @@ class SnapshotsIncomplete(DdbBackupError):
 
 class BackupNotFound(DdbBackupError):
     """No on-demand backup has the ARN given."""
+
+
+class ChangesPending(DdbBackupError):
+    """An exact restore's changes did not all fit one invocation; the state machine retries, resuming where it was."""

@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from ddb_backup.changes.totime import parse_time
 from ddb_backup.format import layout
 
 TABLE_NAME = r"^[A-Za-z0-9_.-]{3,255}$"
@@ -66,6 +67,8 @@ class BackupRequest(BaseModel):
     backup_id: str | None = Field(default=None, alias="backupId")
     read_rate: float | None = Field(default=None, alias="readRate", gt=0, allow_inf_nan=False)
     read_percent: float | None = Field(default=None, alias="readPercent", gt=0, le=100, allow_inf_nan=False)
+    # exact to a moment from the table's stream (issue 14); None: wherever a stream of new images allows
+    consistent: bool | None = None
 
     @field_validator("tables")
     @classmethod
@@ -194,6 +197,8 @@ class RestoreRequest(BaseModel):
     allow_source: bool = Field(default=False, alias="allowSource")
     keys: list[str] | None = Field(default=None, min_length=1, max_length=2)
     key_schema: list[KeyAttribute] | None = Field(default=None, alias="keySchema", min_length=1, max_length=2)
+    # restore to this second (issue 14): source names the table's backups (s3://B/P/T/), table the target
+    to_time: str | None = Field(default=None, alias="toTime", min_length=1, max_length=64)
 
     @model_validator(mode="before")
     @classmethod
@@ -229,6 +234,10 @@ class RestoreRequest(BaseModel):
             raise ValueError("give 'table' (one target) or 'map' (prefix swaps for a set), not both")
         if self.keys and self.key_schema:
             raise ValueError("give 'keys' or 'keySchema', not both")
+        if self.to_time and (not self.table or self.backup_id):
+            raise ValueError("'toTime' restores one table: give 'source' (the table's backups) and 'table'")
+        if self.to_time:
+            parse_time(self.to_time)  # a clear error for a time that is not ISO
         return self
 
     def to_request(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from ddb_backup.format import layout, runs
 from ddb_backup.format.location import is_s3
 from ddb_backup.format.location import name as location_name
 from ddb_backup.format.sources import Source, key_schema_from_names, open_source
+from ddb_backup.restore import exact
 from ddb_backup.restore.preflight import check_parts_present, resume_hint
 from ddb_backup.restore.resume import MARK_KEY, Mark, clear_mark
 from ddb_backup.restore.target import map_table_name, prepare_target
@@ -247,12 +248,15 @@ def plan_restore(
     created, so a refusal leaves nothing behind.
     """
     now = now or dt.datetime.now(dt.UTC)
+    to_time = None
+    if request.get("toTime"):  # the newest exact backup before it, and the archive's changes up to it (issue 14)
+        request, to_time = exact.resolve_to_time(s3, _url(request["source"], settings.bucket), request)
     prepared_targets, backup_run, notes = prepare_targets(ddb, s3, request, bucket=settings.bucket, run_id=run_id)
     prefix = run_prefix(settings, run_id)
     tables: list[dict[str, Any]] = []
     work: list[dict[str, Any]] = []
     for index, (src, target, prepared) in enumerate(prepared_targets):
-        tables.append(_plan_entry(index, src, target, prepared))
+        tables.append(_plan_entry(index, src, target, prepared, exact.note(src.location, src.consistent_at, to_time)))
         base = {"runId": run_id, "bucket": settings.bucket, "runPrefix": prefix, "table": index, "target": target}
         work.extend({**base, "part": part.to_json(), "deadLetter": src.dead_letter_base} for part in src.parts)
     work_key = prefix + "parts.json"
@@ -297,8 +301,11 @@ def plan_restore_event(ddb: Any, s3: Any, settings: RestoreSettings, event: Plan
     return plan_restore(ddb, s3, settings, event.request.to_request(), run_id=run_id_from(event.execution_name))
 
 
-def _plan_entry(index: int, src: Source, target: str, prepared: dict[str, Any]) -> dict[str, Any]:
-    """One table of ``plan.json``: its source, its target as prepared, the parts the backup promises."""
+def _plan_entry(
+    index: int, src: Source, target: str, prepared: dict[str, Any], changes: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One table of ``plan.json``: its source, its target as prepared, the parts the backup promises, and for an
+    exact backup the changes to apply after them (``exact``)."""
     return {
         "index": index,
         "source": src.location,
@@ -311,6 +318,7 @@ def _plan_entry(index: int, src: Source, target: str, prepared: dict[str, Any]) 
         "expectedItems": src.expected_items,
         "parts": [{"id": p.id, "items": p.items} for p in src.parts],
         "warnings": src.warnings + prepared["warnings"],
+        **({"exact": changes} if changes else {}),
     }
 
 
@@ -322,6 +330,7 @@ def finalize_restore(
     map_failed: bool = False,
     now: dt.datetime | None = None,
     ddb: Any = None,
+    changes_budget: float = 600.0,
 ) -> dict[str, Any]:
     """Compare what every part wrote with what its source promised; report, or fail naming each problem.
 
@@ -332,9 +341,10 @@ def finalize_restore(
     Fails (``IntegrityError`` for a corrupt part or a count that differs from
     the manifest, else ``RestoreIncomplete``) when a part has no result (it
     failed, or never ran), when items were dead-lettered (naming where), or
-    when ``map_failed`` and nothing else explains it. Writes ``report.json``
-    either way and returns it on success: items restored per table,
-    dead-lettered, duration.
+    when ``map_failed`` and nothing else explains it. Without a problem, first
+    applies each exact backup's changes (``ddb``, ``changes_budget`` seconds a
+    try, see :mod:`ddb_backup.restore.exact`). Writes ``report.json`` either
+    way and returns it on success: items restored per table, dead-lettered, duration.
     """
     plan = get_json(s3, bucket, prefix + "plan.json")
     present = list_keys(s3, bucket, prefix + "results/") + list_keys(s3, bucket, prefix + "errors/")
@@ -347,6 +357,8 @@ def finalize_restore(
     finished = now or dt.datetime.now(dt.UTC)
     started = dt.datetime.fromisoformat(plan["startedAt"])
     report_tables = [c.row for c in checks]
+    if not problems:
+        _apply_exact(ddb, s3, bucket, prefix, plan["tables"], report_tables, changes_budget)
     report = {
         "runId": plan["runId"],
         "status": "FAILED" if problems else "SUCCEEDED",
@@ -370,6 +382,18 @@ def finalize_restore(
             clear_mark(ddb, table["target"])
     del report["problems"]
     return report
+
+
+def _apply_exact(
+    ddb: Any, s3: Any, bucket: str, prefix: str, tables: list[dict[str, Any]], rows: list[dict[str, Any]], budget: float
+) -> None:
+    """After every part: each exact backup's changes, their counts added to its report row."""
+    for table, row in zip(tables, rows, strict=True):
+        if table.get("exact") and ddb is None:
+            raise RestoreIncomplete(f"table {table['target']}: its changes need a DynamoDB client to be applied")
+        done = exact.apply_changes(ddb, s3, bucket, prefix, table, budget=budget)
+        if done:
+            row.update(until=done["until"], changesApplied=done["changes"], puts=done["puts"], deletes=done["deletes"])
 
 
 class _TableCheck:
