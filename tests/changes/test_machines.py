@@ -20,25 +20,15 @@ from ddb_backup.aws.clients import client
 from ddb_backup.changes import archive, consistent
 from ddb_backup.changes.lambda_event import handle
 from devkit.emulator import LocalStack
-from tests.changes.test_model import TABLE, Writer
+from tests.changes.test_model import TABLE, Writer, create_table
 from tests.conftest import backup_items, backup_summaries, canonical, restore_report, table_items
 
 STREAM: dict[str, str] = {}
 
 
 def _create_table(stream: str | None = "NEW_AND_OLD_IMAGES", name: str = TABLE) -> None:
-    spec = {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": stream}} if stream else {}
     ddb = client("dynamodb")
-    ddb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        **spec,
-    )
+    create_table(ddb, name, stream)
     if stream:
         STREAM[name] = ddb.describe_table(TableName=name)["Table"]["LatestStreamArn"]
 
