@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from typing import Any
 
 from ddb_backup.aws.clients import client
@@ -15,17 +14,6 @@ from ddb_backup_cli.common import UsageError, add_command, print_json, say
 def _dir(url: str) -> tuple[str, str]:
     bucket, prefix = split_s3_url(url)
     return bucket, prefix if not prefix or prefix.endswith("/") else prefix + "/"
-
-
-def consistent_backups(
-    args: argparse.Namespace, bucket: str, tables: list[str], scan: Callable[[], list[dict[str, Any]]]
-) -> list[dict[str, Any]]:
-    """``backup --consistent``: the plain backups ``scan`` makes, made exact from the tables' streams."""
-    from ddb_backup.changes.consistent import exact_backups
-
-    return exact_backups(
-        client("dynamodb"), client("dynamodbstreams"), client("s3"), bucket, tables, scan, settle=args.settle
-    )
 
 
 def restore_to_time(args: argparse.Namespace) -> int:

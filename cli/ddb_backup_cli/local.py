@@ -127,27 +127,26 @@ def _backup_to_s3(args: argparse.Namespace, ddb: Any, tables: list[str] | None, 
         key_prefix += "/"
     shown = progress(args, "backup")
 
-    def scan() -> list[dict[str, Any]]:
-        return local.backup_to_s3(
-            ddb,
-            client("s3"),
-            bucket,
-            key_prefix,
-            tables=tables,
-            table_prefix=prefix,
-            segments=args.segments,
-            workers=args.workers,
-            progress=shown,
-            limit=estimate.limit_of(args, "read"),
-        )
-
+    exact = None
     if args.consistent:  # exact to a moment: the scan, made exact from each table's stream (issue 14)
-        from ddb_backup.backup.plan import resolve_tables
-        from ddb_backup_cli.changes_cmd import consistent_backups
+        from ddb_backup.backup.exact import noter
 
-        summaries = consistent_backups(args, bucket, tables or resolve_tables(ddb, None, prefix), scan)
-    else:
-        summaries = scan()
+        exact = noter(ddb, client("dynamodbstreams"), True, args.workers)
+    summaries = local.backup_to_s3(
+        ddb,
+        client("s3"),
+        bucket,
+        key_prefix,
+        tables=tables,
+        table_prefix=prefix,
+        segments=args.segments,
+        workers=args.workers,
+        progress=shown,
+        limit=estimate.limit_of(args, "read"),
+        exact=exact,
+        streams=client("dynamodbstreams") if exact else None,
+        settle=args.settle,
+    )
     shown.close()
     return _report(
         args,

@@ -91,6 +91,8 @@ def dynamodb_needs(operation: str, params: dict[str, Any], kms_arn: Callable[[st
         return [(action, table_arn(params["TableArn"]))]
     if "StreamArn" in params:
         return [(action, params["StreamArn"])]
+    if operation == "GetRecords":  # authorized on the stream the iterator reads ("<stream ARN>|1|...")
+        return [(action, str(params.get("ShardIterator", "*")).split("|", 1)[0])]
     if "TableName" not in params:
         return [(action, "*")]
     arn = table_arn(params["TableName"])

@@ -16,7 +16,15 @@ from ddb_backup.observability import logger, metrics, table_metrics, tracer
 
 def finalize_one_table(event: FinalizeBackupEvent) -> dict[str, Any]:
     assert event.table and event.backup_dir  # checked by the model
-    summary = finalize_noted(client("s3"), config.bucket(), event.backup_dir, event.table, event.run_prefix)
+    summary = finalize_noted(
+        client("s3"),
+        config.bucket(),
+        event.backup_dir,
+        event.table,
+        event.run_prefix,
+        streams=client("dynamodbstreams"),
+        settle=config.env_int("STREAM_SETTLE_SECONDS", 2),
+    )
     table_metrics(
         event.table,
         {

@@ -6,10 +6,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ddb_backup import config
 from ddb_backup.aws.clients import client
 from ddb_backup.events import FinalizeRestoreEvent
 from ddb_backup.observability import logger, metrics, tracer
-from ddb_backup.restore.run import finalize_restore, for_the_state
+from ddb_backup.restore.finalize import finalize_restore
+from ddb_backup.restore.run import for_the_state
 
 
 @logger.inject_lambda_context(correlation_id_path="executionName")
@@ -18,7 +20,12 @@ from ddb_backup.restore.run import finalize_restore, for_the_state
 @event_parser(model=FinalizeRestoreEvent)
 def lambda_handler(event: FinalizeRestoreEvent, context: LambdaContext) -> dict[str, Any]:
     report = finalize_restore(
-        client("s3"), event.bucket, event.run_prefix, map_failed=event.map_failed, ddb=client("dynamodb")
+        client("s3"),
+        event.bucket,
+        event.run_prefix,
+        map_failed=event.map_failed,
+        ddb=client("dynamodb"),
+        changes_budget=float(config.env_int("CHANGES_TIME_BUDGET_SECONDS", 600)),
     )
     metrics.add_metric(name="RestoreItems", unit=MetricUnit.Count, value=report["itemsRestored"])
     metrics.add_metric(name="RestoreSeconds", unit=MetricUnit.Seconds, value=report["seconds"])

@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ddb_backup import config
 from ddb_backup.aws.clients import client
 from ddb_backup.aws.ratelimit import Limit
+from ddb_backup.backup.exact import noter
 from ddb_backup.backup.plan import for_the_state, plan_run
 from ddb_backup.estimate import Plan, estimate
 from ddb_backup.events import PlanBackupEvent
@@ -19,8 +20,10 @@ from ddb_backup.observability import logger, metrics, tracer
 @metrics.log_metrics
 @event_parser(model=PlanBackupEvent)
 def lambda_handler(event: PlanBackupEvent, context: LambdaContext) -> dict[str, Any]:
+    concurrency = config.max_concurrency()
+    ddb = client("dynamodb")
     run = plan_run(
-        client("dynamodb"),
+        ddb,
         client("s3"),
         config.plan_settings(),
         tables=event.request.tables,
@@ -28,10 +31,12 @@ def lambda_handler(event: PlanBackupEvent, context: LambdaContext) -> dict[str, 
         segments=event.request.segments,
         backup_id=event.request.backup_id,
         limit=Limit(rate=event.request.read_rate, percent=event.request.read_percent),
+        exact=noter(ddb, client("dynamodbstreams"), event.request.consistent, concurrency),
     )
     logger.info("planned", extra={"backupId": run["backupId"], "segments": run["segments"]})
-    concurrency = config.max_concurrency()
     for table in run["tables"]:
+        if table.get("warning"):
+            logger.warning(table["warning"])
         plan = Plan(table["totalSegments"], concurrency, table["readRate"] or None)
         logger.info("estimate", extra=estimate(table["items"], table["bytes"], plan, table=table["table"]))
     return {**for_the_state(run), "maxConcurrency": concurrency}

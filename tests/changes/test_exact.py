@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
 
 from ddb_backup.aws.clients import client
 from ddb_backup.changes import archive
@@ -67,6 +68,15 @@ def test_a_consistent_backup_restores_the_table_at_consistent_at(
         return original(*args, **kwargs)
 
     monkeypatch.setattr(backup_local, "scan_segment", scan_while_writing)
+    written: list[dict[str, Any]] = []  # every manifest.json put, as put: an exact one never reads as plain
+    call = BaseClient._make_api_call
+
+    def recorded(self: Any, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "PutObject" and params["Key"].endswith("manifest.json"):
+            written.append(json.loads(params["Body"]))
+        return call(self, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
     argv = ["--json", "backup", "--table", "src-Table", "--to", f"s3://{BUCKET}/p/", "--segments", "4", "--settle", "0"]
     assert main([*argv, "--consistent"]) == 0
     [summary] = json.loads(capsys.readouterr().out)
@@ -75,6 +85,7 @@ def test_a_consistent_backup_restores_the_table_at_consistent_at(
 
     manifest = json.loads(client("s3").get_object(Bucket=BUCKET, Key=summary["manifest"])["Body"].read())
     assert manifest["consistentAt"] == summary["consistentAt"]
+    assert [m.get("consistentAt") for m in written] == [manifest["consistentAt"]]  # written once
     [entry] = manifest["changes"]
     assert entry["key"].startswith("changes/") and len(entry["sha256"]) == 64 and entry["records"] > 0
     directory = summary["manifest"].rsplit("/", 1)[0]
@@ -254,3 +265,21 @@ def test_a_scan_that_outlasted_the_stream_retention_is_refused(env: Any) -> None
     began = Position("slow-Table", "arn", frozenset({"first"}), T0)
     with pytest.raises(BackupIncomplete, match=r"shards \['first'\] were trimmed \(24 h retention\) during the scan"):
         capture(streams, began, settle=0)
+
+
+def test_the_plan_refuses_an_exact_backup_whose_scan_outlasts_the_stream_retention(env: Any) -> None:
+    from ddb_backup.backup.exact import noter
+
+    _table(env, "huge-Table")
+    description = {"Table": {**env.describe_table(TableName="huge-Table")["Table"], "TableSizeBytes": 4 * 2**40}}
+    note = noter(env, client("dynamodbstreams"), True, 100)
+    assert note is not None
+    assert "stream" in note("huge-Table", description, 4000, None)  # 4 TiB at the 40,000-unit table quota: 3.7 h
+    with pytest.raises(BadInput) as refused:
+        note("huge-Table", description, 4000, 1000.0)  # at 1,000 read units a second: 6 days
+    assert "huge-Table: its scan is estimated at" in str(refused.value) and "24 h retention" in str(refused.value)
+    unasked = noter(env, client("dynamodbstreams"), None, 100)
+    assert unasked is not None
+    warned = unasked("huge-Table", description, 4000, 1000.0)
+    assert warned is not None and "without consistentAt" in warned["warning"]
+    assert noter(env, client("dynamodbstreams"), False, 100) is None

@@ -80,6 +80,21 @@ class Writer:
                 time.sleep(0.003)
 
 
+def create_table(ddb: Any, name: str = TABLE, stream: str | None = "NEW_AND_OLD_IMAGES") -> None:
+    """The model's table (pk S, sk N), with a stream of ``stream`` images (None: no stream)."""
+    spec = {"StreamSpecification": {"StreamEnabled": True, "StreamViewType": stream}} if stream else {}
+    ddb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        **spec,
+    )
+
+
 def _state(ddb: Any, table: str) -> list[str]:
     return sorted(map(canonical, table_items(ddb, table)))
 
@@ -122,16 +137,7 @@ def _backup_while_writing(writer: Writer, capsys: pytest.CaptureFixture[str]) ->
 def test_restores_to_chosen_times_equal_the_model(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
     ddb = client("dynamodb")
     client("s3").create_bucket(Bucket=BUCKET)
-    ddb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-    )
+    create_table(ddb)
     writer = Writer(ddb, seed=14)
     writer.run(count=600)
     first = _backup_while_writing(writer, capsys)

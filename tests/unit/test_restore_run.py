@@ -9,7 +9,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ddb_backup.errors import BadInput, BillingNotRestored, DdbBackupError, IntegrityError, RestoreIncomplete
-from ddb_backup.restore.run import RestoreSettings, finalize_restore, plan_restore, run_id_from
+from ddb_backup.restore.finalize import finalize_restore
+from ddb_backup.restore.run import RestoreSettings, plan_restore, run_id_from
 from ddb_backup.restore.write import note_key
 from ddb_backup_cli.files.backup import backup_to_s3
 from devkit import sample

@@ -21,8 +21,9 @@ from ddb_backup.backup.plan import Settings, plan_run
 from ddb_backup.backup.scan import ScanSettings, scan_segment
 from ddb_backup.errors import BackupIncomplete, IntegrityError, TargetRefused
 from ddb_backup.format.sources import open_source
+from ddb_backup.restore.finalize import finalize_restore
 from ddb_backup.restore.resume import MARK_KEY
-from ddb_backup.restore.run import RestoreSettings, finalize_restore, plan_restore
+from ddb_backup.restore.run import RestoreSettings, plan_restore
 from ddb_backup_cli.files.restore import restore_sources
 from devkit import sample
 from tests.conftest import canonical, table_items

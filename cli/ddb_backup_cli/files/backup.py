@@ -20,7 +20,7 @@ from ddb_backup.aws.s3io import get_json
 from ddb_backup.aws.tables import describe
 from ddb_backup.backup import fastscan
 from ddb_backup.backup.finalize import finalize_table
-from ddb_backup.backup.plan import Settings, choose_segments, plan_run
+from ddb_backup.backup.plan import Exact, Settings, choose_segments, plan_run
 from ddb_backup.backup.scan import FastPages, ScanSettings, scan_segment
 from ddb_backup.format.localfile import LocalFileWriter
 from ddb_backup_cli.progress import Progress
@@ -143,8 +143,14 @@ def backup_to_s3(
     progress: Progress | None = None,
     scan_settings: ScanSettings | None = None,
     limit: Limit = NO_LIMIT,
+    exact: Exact | None = None,
+    streams: Any = None,
+    settle: float = 2.0,
 ) -> list[dict[str, Any]]:
-    """Back up tables to ``s3://bucket/prefix`` in format v1, with the state machine's own steps."""
+    """Back up tables to ``s3://bucket/prefix`` in format v1, with the state machine's own steps.
+
+    ``exact`` (with ``streams``): the tables it notes a stream position for are backed up exactly.
+    """
     run = plan_run(
         ddb,
         s3,
@@ -153,6 +159,7 @@ def backup_to_s3(
         table_prefix=table_prefix,
         segments=segments,
         limit=limit,
+        exact=exact,
     )
     settings = scan_settings or ScanSettings(bucket=bucket)
     work = get_json(s3, bucket, run["workKey"])
@@ -168,4 +175,4 @@ def backup_to_s3(
         for future in [pool.submit(run_segment, dict(t)) for t in work]:
             future.result()
     s3.delete_object(Bucket=bucket, Key=run["workKey"])
-    return [finalize_table(s3, bucket, t["backupDir"]) for t in run["tables"]]
+    return [finalize_table(s3, bucket, t["backupDir"], streams=streams, settle=settle) for t in run["tables"]]

@@ -55,3 +55,7 @@ class BackupNotFound(DdbBackupError):
 
 class BillingNotRestored(DdbBackupError):
     """A table loaded in on-demand mode could not be switched back; the message names it and the command to fix it."""
+
+
+class ChangesPending(DdbBackupError):
+    """An exact restore's changes did not all fit one invocation; the state machine retries, resuming where it was."""

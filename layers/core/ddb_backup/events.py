@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from ddb_backup.changes.totime import parse_time
 from ddb_backup.format import layout
 
 TABLE_NAME = r"^[A-Za-z0-9_.-]{3,255}$"
@@ -66,6 +67,8 @@ class BackupRequest(BaseModel):
     backup_id: str | None = Field(default=None, alias="backupId")
     read_rate: float | None = Field(default=None, alias="readRate", gt=0, allow_inf_nan=False)
     read_percent: float | None = Field(default=None, alias="readPercent", gt=0, le=100, allow_inf_nan=False)
+    # exact to a moment from the table's stream (issue 14); None: wherever a stream of new images allows
+    consistent: bool | None = None
 
     @field_validator("tables")
     @classmethod
@@ -198,6 +201,8 @@ class RestoreRequest(BaseModel):
     write_percent: float | None = Field(default=None, alias="writePercent", gt=0, le=100, allow_inf_nan=False)
     load_billing: Literal["saved", "on-demand"] | None = Field(default=None, alias="loadBilling")
     within: str | None = Field(default=None, min_length=1, max_length=20)  # pre-warm: e.g. "2h", "90m"
+    # restore to this second (issue 14): source names the table's backups (s3://B/P/T/), table the target
+    to_time: str | None = Field(default=None, alias="toTime", min_length=1, max_length=64)
 
     @model_validator(mode="before")
     @classmethod
@@ -244,6 +249,10 @@ class RestoreRequest(BaseModel):
             from ddb_backup.restore.capacity import parse_duration
 
             parse_duration(self.within)
+        if self.to_time and (not self.table or self.backup_id):
+            raise ValueError("'toTime' restores one table: give 'source' (the table's backups) and 'table'")
+        if self.to_time:
+            parse_time(self.to_time)  # a clear error for a time that is not ISO
         return self
 
     def to_request(self) -> dict[str, Any]:

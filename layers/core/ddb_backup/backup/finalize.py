@@ -7,6 +7,7 @@ from typing import Any
 
 from ddb_backup import FORMAT_VERSION, __version__
 from ddb_backup.aws.s3io import get_json, get_json_many, list_keys, put_json
+from ddb_backup.changes import consistent
 from ddb_backup.errors import BackupIncomplete
 from ddb_backup.format import layout
 
@@ -66,12 +67,21 @@ def _unfinished_message(
     return "; ".join(said) + more
 
 
-def finalize_table(s3: Any, bucket: str, directory: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
+def finalize_table(
+    s3: Any,
+    bucket: str,
+    directory: str,
+    *,
+    now: dt.datetime | None = None,
+    streams: Any = None,
+    settle: float = 2.0,
+) -> dict[str, Any]:
     """Write the manifest of one table's backup and return its summary.
 
     Parts that no checkpoint lists (left by an invocation that died before its
     checkpoint, and then redone) are deleted, so the backup directory holds
-    exactly what the manifest describes.
+    exactly what the manifest describes. An exact backup (its ``plan.json`` holds a stream position) reads
+    the stream up to ``consistentAt`` (``streams``) first: the manifest, written once, says it.
     """
     plan = get_json(s3, bucket, directory + layout.PLAN)
     parts = all_parts(s3, bucket, directory, plan)
@@ -81,15 +91,8 @@ def finalize_table(s3: Any, bucket: str, directory: str, *, now: dt.datetime | N
     missing = listed - present
     if missing:
         raise BackupIncomplete(f"table {table}: parts listed by checkpoints are missing: {sorted(missing)[:5]}")
-    orphans = sorted(present - listed)
-    for start in range(0, len(orphans), 1000):
-        s3.delete_objects(
-            Bucket=bucket,
-            Delete={
-                "Objects": [{"Key": directory + k} for k in orphans[start : start + 1000]],
-                "Quiet": True,
-            },
-        )
+    orphans = _delete_orphans(s3, bucket, directory, present - listed)
+    exact = _exact(s3, streams, bucket, directory, plan, settle)
     finished = now or dt.datetime.now(dt.UTC)
     totals = {
         "items": sum(p["items"] for p in parts),
@@ -111,6 +114,7 @@ def finalize_table(s3: Any, bucket: str, directory: str, *, now: dt.datetime | N
         "description": plan["description"],
         "parts": parts,
         "totals": totals,
+        **exact,
     }
     put_json(s3, bucket, directory + layout.MANIFEST, manifest)
     started = dt.datetime.fromisoformat(plan["startedAt"])
@@ -121,4 +125,27 @@ def finalize_table(s3: Any, bucket: str, directory: str, *, now: dt.datetime | N
         **totals,
         "orphansDeleted": len(orphans),
         "seconds": round((finished - started).total_seconds(), 3),
+        **({"consistentAt": exact["consistentAt"], "changes": exact["changes"][0]["records"]} if exact else {}),
     }
+
+
+def _delete_orphans(s3: Any, bucket: str, directory: str, keys: set[str]) -> list[str]:
+    """Delete the parts no checkpoint lists (1,000 a request); their keys."""
+    orphans = sorted(keys)
+    for start in range(0, len(orphans), 1000):
+        s3.delete_objects(
+            Bucket=bucket,
+            Delete={"Objects": [{"Key": directory + k} for k in orphans[start : start + 1000]], "Quiet": True},
+        )
+    return orphans
+
+
+def _exact(s3: Any, streams: Any, bucket: str, directory: str, plan: dict[str, Any], settle: float) -> dict[str, Any]:
+    """An exact backup's manifest fields (its changes stored beside the parts); {} for a plain backup."""
+    if "stream" not in plan:
+        return {}
+    if streams is None:
+        raise BackupIncomplete(f"table {plan['table']}: an exact backup's finalize needs a DynamoDB Streams client")
+    position = consistent.position_of(plan["table"], plan["stream"])
+    changes, consistent_at = consistent.capture(streams, position, settle=settle)
+    return consistent.store(s3, bucket, directory, changes, position, consistent_at)

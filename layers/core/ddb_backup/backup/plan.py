@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ MAX_SEGMENTS = 1_000_000
 #: Under a run's bookkeeping prefix: the scan Map's work list, and the finalize Map's table list.
 WORK = "segments.json"
 TABLES = "tables.json"
+#: The exact-backup hook (see :mod:`ddb_backup.backup.exact`): (table, description, segments, rate) -> plan fields.
+Exact = Callable[[str, dict[str, Any], int, float | None], dict[str, Any] | None]
 
 
 def resolve_tables(ddb: Any, tables: list[str] | None, prefix: str | None) -> list[str]:
@@ -83,6 +86,7 @@ def plan_run(
     backup_id: str | None = None,
     now: dt.datetime | None = None,
     limit: Limit = NO_LIMIT,
+    exact: Exact | None = None,
 ) -> dict[str, Any]:
     """Describe every table, write the run's ``run.json``, each backup's ``plan.json`` and the run's work list.
 
@@ -92,6 +96,7 @@ def plan_run(
     bookkeeping prefix, where the Distributed Maps read them, so their size
     is not bound by the 256 KiB state payload.
     Each segment carries ``readRate``: its share of the table's (``limit``, else ``settings.read_percent``).
+    ``exact``: notes the stream position of each table backed up exactly (``plan.json``'s ``stream``), before any scan.
     """
     now = now or dt.datetime.now(dt.UTC)
     backup_id = layout.check_backup_id(backup_id) if backup_id else layout.new_backup_id(now)
@@ -102,7 +107,7 @@ def plan_run(
     run_tables: list[dict[str, Any]] = []
     work: list[dict[str, Any]] = []
     for name in names:
-        entry, segment_tasks = _plan_table(ddb, s3, settings, name, backup_id, now, segments, limit)
+        entry, segment_tasks = _plan_table(ddb, s3, settings, name, backup_id, now, segments, limit, exact)
         run_tables.append(entry)
         work.extend(segment_tasks)
     return _write_lists(s3, settings.bucket, run_prefix(settings.prefix, backup_id), backup_id, run_tables, work)
@@ -134,6 +139,7 @@ def _plan_table(
     now: dt.datetime,
     segments: int | None,
     limit: Limit,
+    exact: Exact | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Describe one table and write its ``plan.json``; its entry in the run and its segment tasks."""
     description = describe(ddb, name)
@@ -147,6 +153,8 @@ def _plan_table(
     )
     directory = layout.backup_dir(settings.prefix, name, backup_id)
     plan = {"table": name, "backupId": backup_id, "startedAt": now.isoformat(), "totalSegments": total}
+    noted = (exact(name, description, total, rate or None) if exact else None) or {}
+    plan.update(noted)
     put_json(
         s3,
         settings.bucket,
@@ -155,6 +163,7 @@ def _plan_table(
     )
     size = {k: int(description["Table"].get(f, 0)) for k, f in (("items", "ItemCount"), ("bytes", "TableSizeBytes"))}
     entry = {"table": name, "backupDir": directory, "totalSegments": total, "readRate": rate or 0, **size}
+    entry.update(exact="stream" in noted, **({"warning": noted["warning"]} if "warning" in noted else {}))
     return entry, _segments(name, directory, total, segment_share(rate, total, settings.concurrency))
 
 

@@ -31,10 +31,13 @@ def note_key(run_prefix: str, table: str) -> str:
     return f"{run_prefix}{NOTES}{table}.json"
 
 
-def finalize_noted(s3: Any, bucket: str, directory: str, table: str, run_prefix: str | None) -> dict[str, Any]:
-    """:func:`finalize_table`, its outcome noted under ``run_prefix`` (when given); a failure is noted and re-raised."""
+def finalize_noted(
+    s3: Any, bucket: str, directory: str, table: str, run_prefix: str | None, **exact: Any
+) -> dict[str, Any]:
+    """:func:`finalize_table` (``exact``: its streams and settle), its outcome noted under ``run_prefix`` (when
+    given); a failure is noted and re-raised."""
     try:
-        summary = finalize_table(s3, bucket, directory)
+        summary = finalize_table(s3, bucket, directory, **exact)
     except Exception as exc:
         if run_prefix is not None:
             note = {"table": table, "backupDir": directory, "complete": False, "problem": f"{exc}"}
@@ -63,7 +66,8 @@ def write_report(
         if note is None:
             problem = f"table {table['table']}: its finalize did not finish (no note), so it has no manifest"
             note = {"table": table["table"], "backupDir": table["backupDir"], "complete": False, "problem": problem}
-        rows.append({**note, "totalSegments": table["totalSegments"]})
+        warning = {"warning": table["warning"]} if table.get("warning") else {}  # e.g. not exact, and why
+        rows.append({**note, "totalSegments": table["totalSegments"], **warning})
     problems = [r["problem"] for r in rows if not r["complete"]]
     if scan_error and not problems:
         problems.append(

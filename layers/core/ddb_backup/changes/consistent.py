@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ddb_backup.aws.s3io import get_json, put_json
+from ddb_backup.aws.s3io import get_json
 from ddb_backup.changes import archive
 from ddb_backup.changes.replay import apply, at
 from ddb_backup.changes.stream import Change, list_shards, read_shard, stream_of
@@ -70,18 +69,27 @@ def _past(batch: list[Change], moment: dt.datetime) -> bool:
     return not batch or at(batch[-1]["time"]) > moment
 
 
+def position_json(position: Position) -> dict[str, Any]:
+    """The position as ``plan.json`` records it (the scan's finalize reads the stream from it)."""
+    return {"arn": position.arn, "shards": sorted(position.shards), "startedAt": position.started.isoformat()}
+
+
+def position_of(table: str, doc: dict[str, Any]) -> Position:
+    """The position ``plan.json`` recorded (see :func:`position_json`)."""
+    return Position(table, str(doc["arn"]), frozenset(doc["shards"]), at(doc["startedAt"]))
+
+
 def store(
     s3: Any, bucket: str, directory: str, changes: list[Change], position: Position, consistent_at: dt.datetime
 ) -> dict[str, Any]:
-    """Write the changes beside the parts and add them and ``consistentAt`` to the manifest."""
+    """Write the changes beside the parts; the manifest's fields that say so (written with it, once)."""
     entry = archive.put_changes(s3, bucket, f"{directory}{archive.CHANGES}000000.jsonl.gz", changes)
     entry["key"] = entry["key"][len(directory) :]
-    manifest = get_json(s3, bucket, directory + layout.MANIFEST)
-    manifest["consistentAt"] = consistent_at.isoformat()
-    manifest["changesFrom"] = (position.started - MARGIN).isoformat()
-    manifest["changes"] = [entry]
-    put_json(s3, bucket, directory + layout.MANIFEST, manifest)
-    return manifest
+    return {
+        "consistentAt": consistent_at.isoformat(),
+        "changesFrom": (position.started - MARGIN).isoformat(),
+        "changes": [entry],
+    }
 
 
 def backup_changes(s3: Any, bucket: str, directory: str, manifest: dict[str, Any]) -> list[Change]:
@@ -102,26 +110,3 @@ def finish_restore(ddb: Any, s3: Any, bucket: str, directory: str, target: str) 
         return None
     counts = apply(ddb, target, backup_changes(s3, bucket, directory, manifest), at(manifest["consistentAt"]))
     return {"consistentAt": manifest["consistentAt"], **counts}
-
-
-def exact_backups(
-    ddb: Any,
-    streams: Any,
-    s3: Any,
-    bucket: str,
-    tables: list[str],
-    scan: Callable[[], list[dict[str, Any]]],
-    *,
-    settle: float = 2.0,
-) -> list[dict[str, Any]]:
-    """Run ``scan`` (plain backups of ``tables``, one summary each) between noting and reading their streams."""
-    positions = {t: note_position(ddb, streams, t) for t in tables}
-    summaries = scan()
-    out = []
-    for summary in summaries:
-        position = positions[summary["table"]]
-        changes, consistent_at = capture(streams, position, settle=settle)
-        directory = summary["manifest"][: -len(layout.MANIFEST)]
-        store(s3, bucket, directory, changes, position, consistent_at)
-        out.append({**summary, "consistentAt": consistent_at.isoformat(), "changes": len(changes)})
-    return out

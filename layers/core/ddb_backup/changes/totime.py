@@ -61,11 +61,22 @@ def archive_reach(s3: Any, bucket: str, table_dir: str) -> tuple[dt.datetime | N
 
 def changes_to(s3: Any, bucket: str, table_dir: str, manifest: dict[str, Any], when: dt.datetime) -> list[Change]:
     """The changes that bring the backup from its ``consistentAt`` to ``when``; refuses what the archive cannot prove."""
-    consistent_at = at(manifest["consistentAt"])
     directory = f"{table_dir}{manifest['backupId']}/"
     changes = backup_changes(s3, bucket, directory, manifest)
-    if when == consistent_at:
+    if when == at(manifest["consistentAt"]):
         return changes
+    check_reach(s3, bucket, table_dir, manifest, when)
+    since = at(manifest.get("changesFrom", manifest["consistentAt"]))
+    for key in archive.files_between(s3, bucket, table_dir, since, when):
+        changes.extend(archive.get_changes(s3, bucket, key))
+    return changes
+
+
+def check_reach(s3: Any, bucket: str, table_dir: str, manifest: dict[str, Any], when: dt.datetime) -> None:
+    """Refuses, naming why, unless the archive holds every change from the backup's ``consistentAt`` to ``when``."""
+    consistent_at = at(manifest["consistentAt"])
+    if when == consistent_at:
+        return
     where = f"s3://{bucket}/{table_dir}{archive.CHANGES}"
     start, until = archive_reach(s3, bucket, table_dir)
     if start is None or start > consistent_at:
@@ -84,7 +95,3 @@ def changes_to(s3: Any, bucket: str, table_dir: str, manifest: dict[str, Any], w
             f"{when.isoformat()}: the changes from {gap['from']} to {gap['to']} on {gap['shard']} may be missing "
             f"({gap['reason']}); restore to a time before {gap['from']}, or after a later exact backup"
         )
-    since = at(manifest.get("changesFrom", manifest["consistentAt"]))
-    for key in archive.files_between(s3, bucket, table_dir, since, when):
-        changes.extend(archive.get_changes(s3, bucket, key))
-    return changes

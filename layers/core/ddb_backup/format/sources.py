@@ -111,6 +111,7 @@ class Source:
     backup_id: str | None = None
     dead_letter_base: str = ""
     s3: Any = None
+    consistent_at: str | None = None  # an exact backup's moment (issue 14): its changes follow the parts
 
     @property
     def expected_items(self) -> int | None:
@@ -250,7 +251,10 @@ def _open_v1(directory: str, manifest_url: str, s3: Any) -> Source:
     description = manifest.get("description")
     if not isinstance(description, dict) or "Table" not in description:
         raise BadInput(f"{manifest_url}: has no table description")
-    return _recorded("ddb-backup-v1", directory, manifest, description, parts, directory, s3)
+    source = _recorded("ddb-backup-v1", directory, manifest, description, parts, directory, s3)
+    moment = manifest.get("consistentAt")
+    source.consistent_at = moment if isinstance(moment, str) else None
+    return source
 
 
 def _recorded(

@@ -9,7 +9,7 @@ Bookkeeping lives under ``<prefix>@ddb-backup/restores/<run-id>/``::
     report.json               written by finalize
 
 Dead letters go beside the backup: ``<backup dir>dead-letter/<run-id>/``.
-Finalize trusts none of the map's own accounting (a child may fail or never
+Finalize (:mod:`ddb_backup.restore.finalize`) trusts none of the map's own accounting (a child may fail or never
 run): it fails, naming the parts, unless every part has a result whose count
 matches the manifest.
 """
@@ -20,22 +20,23 @@ import datetime as dt
 import os
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ddb_backup.aws.ratelimit import segment_share
-from ddb_backup.aws.s3io import get_json, get_json_or_none, list_keys, put_json
-from ddb_backup.errors import BadInput, BillingNotRestored, IntegrityError, RestoreIncomplete, UnknownFormat
+from ddb_backup.aws.s3io import put_json
+from ddb_backup.errors import (
+    BadInput,
+    UnknownFormat,
+)
 from ddb_backup.format import layout, runs
 from ddb_backup.format.location import is_s3
 from ddb_backup.format.location import name as location_name
 from ddb_backup.format.sources import Source, key_schema_from_names, open_source
-from ddb_backup.restore import capacity
+from ddb_backup.restore import capacity, exact
 from ddb_backup.restore.preflight import check_parts_present, load_adjuster, resume_hint, write_rate
-from ddb_backup.restore.resume import MARK_KEY, Mark, clear_mark
+from ddb_backup.restore.resume import Mark
 from ddb_backup.restore.target import map_table_name, prepare_target
-from ddb_backup.restore.write import note_key
 
 if TYPE_CHECKING:
     from ddb_backup.events import PlanRestoreEvent
@@ -276,6 +277,9 @@ def plan_restore(
     created, so a refusal leaves nothing behind.
     """
     now = now or dt.datetime.now(dt.UTC)
+    to_time = None
+    if request.get("toTime"):  # the newest exact backup before it, and the archive's changes up to it (issue 14)
+        request, to_time = exact.resolve_to_time(s3, _url(request["source"], settings.bucket), request)
     prepared_targets, backup_run, notes = prepare_targets(
         ddb, s3, request, bucket=settings.bucket, run_id=run_id, write_percent=settings.write_percent
     )
@@ -283,7 +287,7 @@ def plan_restore(
     tables: list[dict[str, Any]] = []
     work: list[dict[str, Any]] = []
     for index, (src, target, prepared) in enumerate(prepared_targets):
-        tables.append(_plan_entry(index, src, target, prepared))
+        tables.append(_plan_entry(index, src, target, prepared, exact.note(src.location, src.consistent_at, to_time)))
         share = segment_share(prepared["writeRate"] or None, len(src.parts), settings.max_concurrency)
         base = {"runId": run_id, "bucket": settings.bucket, "runPrefix": prefix, "table": index, "target": target}
         base["writeRate"] = share
@@ -330,8 +334,11 @@ def plan_restore_event(ddb: Any, s3: Any, settings: RestoreSettings, event: Plan
     return plan_restore(ddb, s3, settings, event.request.to_request(), run_id=run_id_from(event.execution_name))
 
 
-def _plan_entry(index: int, src: Source, target: str, prepared: dict[str, Any]) -> dict[str, Any]:
-    """One table of ``plan.json``: its source, its target as prepared, the parts the backup promises."""
+def _plan_entry(
+    index: int, src: Source, target: str, prepared: dict[str, Any], changes: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """One table of ``plan.json``: its source, its target as prepared, the parts the backup promises, and for an
+    exact backup the changes to apply after them (``exact``)."""
     return {
         "index": index,
         "source": src.location,
@@ -347,139 +354,5 @@ def _plan_entry(index: int, src: Source, target: str, prepared: dict[str, Any]) 
         "writeRate": prepared.get("writeRate", 0),
         "loadBilling": prepared.get("loadBilling"),
         "capacity": prepared.get("capacity", []),
+        **({"exact": changes} if changes else {}),
     }
-
-
-def finalize_restore(
-    s3: Any,
-    bucket: str,
-    prefix: str,
-    *,
-    map_failed: bool = False,
-    now: dt.datetime | None = None,
-    ddb: Any = None,
-) -> dict[str, Any]:
-    """Compare what every part wrote with what its source promised; report, or fail naming each problem.
-
-    On success the restore-in-progress mark is removed from every target
-    (``ddb``: the DynamoDB client to do it with); on failure it stays, so the
-    targets say they hold a partial restore. Either way a target loaded in
-    on-demand mode (``loadBilling``) is switched back to its provisioned
-    units; one that cannot be fails the run (``BillingNotRestored`` when all
-    items were restored), naming the table and the command that fixes it.
-
-    Fails (``IntegrityError`` for a corrupt part or a count that differs from
-    the manifest, else ``RestoreIncomplete``) when a part has no result (it
-    failed, or never ran), when items were dead-lettered (naming where), or
-    when ``map_failed`` and nothing else explains it. Writes ``report.json``
-    either way and returns it on success: items restored per table,
-    dead-lettered, duration.
-    """
-    plan = get_json(s3, bucket, prefix + "plan.json")
-    notes = _part_notes(s3, bucket, prefix)
-    checks = [_TableCheck(table, notes, prefix) for table in plan["tables"]]
-    problems = [p for c in checks for p in c.problems]
-    if map_failed and not problems:
-        problems.append("the Distributed Map failed although every part has a result; see its failed children")
-    billing = _billing_back(ddb, plan["tables"]) if ddb is not None else []
-    finished = now or dt.datetime.now(dt.UTC)
-    started = dt.datetime.fromisoformat(plan["startedAt"])
-    report_tables = [c.row for c in checks]
-    report = {
-        "runId": plan["runId"],
-        "status": "FAILED" if problems or billing else "SUCCEEDED",
-        "tables": report_tables,
-        "itemsRestored": sum(t["itemsRestored"] for t in report_tables),
-        "deadLettered": sum(c.dead_lettered for c in checks),
-        "seconds": round((finished - started).total_seconds(), 3),
-        "warnings": [w for t in plan["tables"] for w in t.get("warnings", [])],
-        "problems": problems + billing,
-    }
-    put_json(s3, bucket, prefix + "report.json", report)
-    if problems:
-        more = f" (and {len(problems) - 5} more; see s3://{bucket}/{prefix}report.json)" if len(problems) > 5 else ""
-        message = (
-            f"restore {plan['runId']}: " + "; ".join(problems[:5]) + more + "; the targets stay marked as a partial"
-            f" restore ({MARK_KEY}): rerun with mode 'overwrite' to finish" + "".join(f"; {b}" for b in billing)
-        )
-        raise (IntegrityError if any(c.integrity for c in checks) else RestoreIncomplete)(message)
-    if ddb is not None:
-        for table in plan["tables"]:
-            clear_mark(ddb, table["target"])
-    if billing:
-        raise BillingNotRestored(f"restore {plan['runId']}: every item was restored, but " + "; ".join(billing))
-    del report["problems"]
-    return report
-
-
-def _part_notes(s3: Any, bucket: str, prefix: str) -> dict[str, Any]:
-    """Every part's result or error note of the run, by key (fetched side by side: one small object a part)."""
-    present = list_keys(s3, bucket, prefix + "results/") + list_keys(s3, bucket, prefix + "errors/")
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        return dict(zip(present, pool.map(lambda key: get_json_or_none(s3, bucket, key), present), strict=True))
-
-
-def _billing_back(ddb: Any, planned: list[dict[str, Any]]) -> list[str]:
-    """Switch every target loaded on-demand back to its provisioned units; what could not be, and how to fix it."""
-    failed = []
-    for table in planned:
-        if table.get("loadBilling"):
-            try:
-                capacity.put_back(ddb, table["target"], table["loadBilling"])
-            except BillingNotRestored as exc:
-                failed.append(str(exc))
-    return failed
-
-
-class _TableCheck:
-    """One table of a finished restore run: its parts' notes against the plan (counts, problems, report row)."""
-
-    def __init__(self, table: dict[str, Any], notes: dict[str, Any], prefix: str) -> None:
-        self.target = table["target"]
-        self.problems: list[str] = []
-        self.integrity = False
-        self.dead_lettered = 0
-        self.restored = self.duplicates = self.retries = 0
-        for part in table["parts"]:
-            result = notes.get(note_key(prefix, "results", table["index"], part["id"]))
-            if result is not None:
-                self._result(part, result)
-            else:
-                self._failure(part, notes.get(note_key(prefix, "errors", table["index"], part["id"])))
-        self.row = {
-            "source": table["source"],
-            "format": table["format"],
-            "target": self.target,
-            "created": table["created"],
-            "expectedItems": table["expectedItems"],
-            "itemsRestored": self.restored,
-            "parts": len(table["parts"]),
-            "duplicateKeys": self.duplicates,
-            "retries": self.retries,
-        }
-
-    def _result(self, part: dict[str, Any], result: dict[str, Any]) -> None:
-        self.restored += int(result["items"])
-        self.duplicates += int(result.get("duplicateKeys", 0))
-        self.retries += int(result.get("retries", 0))
-        if part["items"] is not None and int(result["items"]) != int(part["items"]):
-            self.integrity = True
-            self.problems.append(
-                f"table {self.target}: part {part['id']} restored {result['items']} items, "
-                f"the backup says {part['items']}"
-            )
-
-    def _failure(self, part: dict[str, Any], error: dict[str, Any] | None) -> None:
-        if error is None:
-            self.problems.append(
-                f"table {self.target}: part {part['id']} did not finish (no result; its restore never ended)"
-            )
-            return
-        if error.get("error") == IntegrityError.__name__:
-            self.integrity = True
-        if error.get("deadLetter"):
-            counts = error.get("counts") or {}
-            self.dead_lettered += int(counts.get("deadLettered", 0))
-        self.problems.append(
-            f"table {self.target}: part {part['id']} failed: {error.get('error')}: {error.get('message')}"
-        )
