@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ddb_backup.aws.ratelimit import NO_LIMIT, Limit, table_rate
 from ddb_backup.aws.tables import describe_table
 from ddb_backup.errors import IntegrityError, RestoreIncomplete
+from ddb_backup.format.ddbjson import Item
 from ddb_backup.format.lines import part_lines
 from ddb_backup.format.location import is_s3
 from ddb_backup.format.sources import Source, open_source
@@ -23,6 +24,7 @@ from ddb_backup.restore.deadletters import dead_letter_writer
 from ddb_backup.restore.resume import clear_mark
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
+from ddb_backup_cli.files import mirror
 from ddb_backup_cli.progress import Progress
 
 
@@ -45,6 +47,7 @@ def restore_sources(
     expect_items: int | None = None,
     limit: Limit = NO_LIMIT,
     exact: bool = True,
+    dry_run: bool = False,
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
 
@@ -55,8 +58,8 @@ def restore_sources(
     table): the source must hold exactly that many items, counted before
     anything is created or written (``IntegrityError``) and checked again
     after writing (``RestoreIncomplete``). Without it, a source that carries
-    no count is restored with a warning saying how many items it held.
-    ``limit``: each target's write rate (all workers together).
+    no count is restored with a warning saying how many items it held. ``limit``: each target's write
+    rate (all workers). ``mode`` ``mirror``: see :mod:`.mirror`; ``dry_run``: :func:`.mirror.dry_run`.
     """
     if expect_items is not None:
         _check_expected(source, s3, expect_items)
@@ -66,9 +69,11 @@ def restore_sources(
     if allow_partial:
         request["allowPartial"] = True
     run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
-    prepared, _, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id)
+    prepared, _, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id, check_only=dry_run)
     for text in notes:
         warn(text)
+    if dry_run:
+        return [mirror.dry_run(ddb, src, target, info, mode) for src, target, info in prepared]
     results = []
     for src, target, info in prepared:
         for text in src.warnings + info.get("warnings", []):
@@ -76,7 +81,7 @@ def restore_sources(
         progress = progress_factory(target) if progress_factory else None
         described = (describe_table(ddb, target) or {}) if limit.percent is not None else {}
         rate = table_rate(described, "write", rate=limit.rate, percent=limit.percent)
-        result = _restore_one(ddb, s3, src, target, info, run_id, (workers, rate or 0.0), progress)
+        result = _restore_one(ddb, s3, src, target, info, run_id, (workers, rate or 0.0), progress, mode)
         if exact and src.format == "ddb-backup-v1" and is_s3(src.location):
             result.update(_exact(ddb, src.s3, src.location, target))
         _check_restored(src, result, expect_items, warn)
@@ -153,31 +158,34 @@ def _restore_one(
     run_id: str,
     pace: tuple[int, float],
     progress: Progress | None,
+    mode: str = "new",
 ) -> dict[str, Any]:
     """Write one prepared source into ``target`` with (requests in flight, write units a second); its result row."""
     save = dead_letter_writer(src.dead_letter_base or ".", run_id, s3)
 
-    def dead_letter(items: list[dict[str, Any]]) -> str:
-        return str(save(target, items))
+    def write(items: Iterable[Item], delete: bool) -> dict[str, Any]:
+        return write_items(
+            ddb,
+            target,
+            items,
+            dead_letter=lambda xs: str(save(f"{target}-deletes" if delete else target, xs)),
+            concurrency=pace[0],
+            write_rate=pace[1],
+            key_names=[k["AttributeName"] for k in info["keySchema"]],
+            progress=progress.add if progress and not delete else None,
+            delete=delete,
+        )
 
     started = time.monotonic()
-    counts = write_items(
-        ddb,
-        target,
-        fastwrite.source_items(src, ddb),
-        dead_letter=dead_letter,
-        concurrency=pace[0],
-        write_rate=pace[1],
-        key_names=[k["AttributeName"] for k in info["keySchema"]],
-        progress=progress.add if progress else None,
-    )
-    if progress:
-        progress.close()
+    try:
+        if mode == "mirror":
+            return mirror.mirror_one(ddb, src, target, info, write)
+        counts = write(fastwrite.source_items(src, ddb), False)
+    finally:
+        if progress:
+            progress.close()
     expected = src.expected_items
-    if expected is not None and counts["items"] != expected:
-        raise RestoreIncomplete(
-            f"{src.location}: read {counts['items']} items but the backup promises {expected}; {target} is incomplete"
-        )
+    mirror.check_count(src, counts["items"], target)
     return {
         "source": src.location,
         "format": src.format,

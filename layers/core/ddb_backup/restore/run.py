@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ddb_backup.aws.s3io import get_json, get_json_or_none, list_keys, put_json
 from ddb_backup.errors import BadInput, IntegrityError, RestoreIncomplete, UnknownFormat
+from ddb_backup.events import MIRROR_IS_CLI_ONLY
 from ddb_backup.format import layout, runs
 from ddb_backup.format.location import is_s3
 from ddb_backup.format.location import name as location_name
@@ -173,7 +174,9 @@ class Prepared(NamedTuple):
     notes: list[str]
 
 
-def prepare_targets(ddb: Any, s3: Any, request: dict[str, Any], *, bucket: str | None, run_id: str) -> Prepared:
+def prepare_targets(
+    ddb: Any, s3: Any, request: dict[str, Any], *, bucket: str | None, run_id: str, check_only: bool = False
+) -> Prepared:
     """Open every source of ``request``, check every part and target, then create the missing targets.
 
     Every part is checked to exist with its manifest's size, and every target
@@ -181,7 +184,9 @@ def prepare_targets(ddb: Any, s3: Any, request: dict[str, Any], *, bucket: str |
     behind. ``bucket``: where a source given as a bare key lives (None: the
     source is a local path or an ``s3://`` URL). ``run_id`` names the mark put
     on every target until its restore is complete (see
-    :mod:`ddb_backup.restore.resume`).
+    :mod:`ddb_backup.restore.resume`). ``check_only``: stop after the checks
+    (a dry run): nothing is created or marked, and each result says whether
+    its target ``exists``.
     """
     found = _pairs(s3, request, bucket)
     targets = [t for _, t in found.pairs]
@@ -190,10 +195,14 @@ def prepare_targets(ddb: Any, s3: Any, request: dict[str, Any], *, bucket: str |
         raise BadInput(f"several sources would be restored into {', '.join(twice)}")
     check_parts_present([p for src, _ in found.pairs for p in src.parts], s3)
     schemas = [_key_schema(src, request) for src, _ in found.pairs]
+    checks = []
     for (src, target), schema in zip(found.pairs, schemas, strict=True):
         checked = _prepare(ddb, src, target, schema, request, run_id, check_only=True)
         if src.description is None and checked["exists"]:
             _check_items_fit(src, checked)
+        checks.append((src, target, checked))
+    if check_only:
+        return Prepared(checks, found.backup_run, found.notes)
     prepared = [
         (src, target, _prepare(ddb, src, target, schema, request, run_id, check_only=False))
         for (src, target), schema in zip(found.pairs, schemas, strict=True)
@@ -246,6 +255,8 @@ def plan_restore(
     ``keys`` (names) or ``keySchema``. Every target is checked before any is
     created, so a refusal leaves nothing behind.
     """
+    if request.get("mode") == "mirror":
+        raise BadInput(MIRROR_IS_CLI_ONLY)
     now = now or dt.datetime.now(dt.UTC)
     prepared_targets, backup_run, notes = prepare_targets(ddb, s3, request, bucket=settings.bucket, run_id=run_id)
     prefix = run_prefix(settings, run_id)
