@@ -40,8 +40,15 @@ class ScanOnly:
         key = [{"AttributeName": name, "KeyType": kind} for name, kind in KEYS]
         return {"Table": {"TableName": TableName, "KeySchema": key, "ItemCount": self.count}}
 
-    def get_paginator(self, name: str) -> ScanOnly:
+    def get_paginator(self, name: str) -> ScanOnly:  # verify.py before issue 16 paginated
         return self
+
+    def scan(self, TableName: str, ExclusiveStartKey: Any = None) -> dict[str, Any]:
+        """One page; the pages of a scan begun without ``ExclusiveStartKey`` are made as they are asked for."""
+        if ExclusiveStartKey is None:
+            self.pages = self.paginate(TableName)
+        page = next(self.pages, None)
+        return {"Items": page["Items"], "LastEvaluatedKey": {"more": True}} if page else {"Items": []}
 
     def paginate(self, TableName: str) -> Iterator[dict[str, Any]]:
         page: list[dict[str, Any]] = []

@@ -198,12 +198,29 @@ def cmd_restore(args: argparse.Namespace) -> int:
         expect_items=args.expect_items,
         limit=estimate.limit_of(args, "write"),
         **_load_options(args),
+        dry_run=args.dry_run,
     )
-    return _report(
-        args,
-        results,
-        lambda r: f"{r['source']} -> {r['table']}: {plural(r['items'], 'item')} restored ({r['seconds']:,.1f} s)",
-    )
+    if args.dry_run:
+        from ddb_backup_cli.files.mirror import dry_run_lines
+
+        if args.json:
+            print_json(results)
+        for row in results:
+            for text in dry_run_lines(row):
+                say(args, text)
+        say(args, "dry run: nothing created, written or deleted")
+        return 0
+    return _report(args, results, _restored_line)
+
+
+def _restored_line(r: dict[str, Any]) -> str:
+    """One table's restore, as the run's chatter says it."""
+    if r.get("mode") == "mirror":
+        return (
+            f"{r['source']} -> {r['table']}: mirrored: {r['added']:,} added, {r['changed']:,} changed, "
+            f"{r['unchanged']:,} unchanged, {r['deleted']:,} deleted ({r['seconds']:,.1f} s)"
+        )
+    return f"{r['source']} -> {r['table']}: {plural(r['items'], 'item')} restored ({r['seconds']:,.1f} s)"
 
 
 def _load_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -225,8 +242,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"{report['missing']:,} missing, {report['extra']:,} extra, {report['changed']:,} changed"
         )
         for diff in report["examples"]:
-            print(f"  {diff['kind']}: {json.dumps(diff['key'])}")
+            print(f"  {diff['kind']}: {json.dumps(diff['key'])}{_attributes(diff)}")
     return 0 if report["identical"] else 1
+
+
+def _attributes(diff: dict[str, Any]) -> str:
+    """A changed item's attributes that differ, as text (nothing for other kinds)."""
+    if "attributes" not in diff:
+        return ""
+    names = diff["attributes"]
+    if names is None:
+        return ": the item is no longer in the table or the backup"
+    parts = [f"{kind} {', '.join(names[kind])}" for kind in ("changed", "added", "removed") if names[kind]]
+    return ": attributes " + "; ".join(parts)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -295,7 +323,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "  ddb-backup restore s3://bucket/backups/mystack-GranulesTable/20261122T030000Z-1a2b3c4d/ --table U\n"
         "  ddb-backup restore s3://bucket/exports/AWSDynamoDB/01763780000000-a1b2c3d4/ --table U --keys granuleId\n"
         "  ddb-backup restore s3://bucket/backups/ --backup-id 20261122T030000Z-1a2b3c4d --map mystack-=restore-\n"
-        "  ddb-backup restore cumulus-backups/mystack-RulesTable.json --table U --mode overwrite",
+        "  ddb-backup restore cumulus-backups/mystack-RulesTable.json --table U --mode overwrite\n"
+        "  ddb-backup restore backups/mystack-RulesTable.json --table U --mode mirror --dry-run",
     )
     p.add_argument("source", help="local file, s3:// backup directory or manifest, native export directory")
     p.add_argument("--table", type=table_name, help="target table")
@@ -311,9 +340,15 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--mode",
-        choices=["new", "overwrite"],
+        choices=["new", "overwrite", "mirror"],
         default="new",
-        help="new: create the target or require it empty (default); overwrite: upsert into a non-empty table",
+        help="new: create the target or require it empty (default); overwrite: upsert into a non-empty table; "
+        "mirror: make the target exactly the backup (write what differs, then delete what the backup lacks)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="say what the restore would add, change and delete (counts, first 10 keys), and change nothing",
     )
     p.add_argument("--allow-source", action="store_true", help="allow restoring into the backup's own source table")
     p.add_argument(

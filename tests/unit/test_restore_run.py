@@ -59,6 +59,15 @@ def test_a_plan_that_cannot_be_made_says_why(run, request_, message):
         _plan(ddb, s3, request_)
 
 
+def test_a_mirror_plan_is_refused_before_any_table_is_made(run):
+    """Issue 16: the state machine does not delete, so a mirror it planned would report success for less than asked."""
+    ddb, s3 = run
+    request = {"source": "backups/", "map": [{"from": "mystack-", "to": "restore-"}], "mode": "mirror"}
+    with pytest.raises(BadInput, match="command line only"):
+        _plan(ddb, s3, request)
+    assert not [t for t in ddb.list_tables()["TableNames"] if t.startswith("restore-")]
+
+
 def test_two_sources_never_go_into_one_table(run):
     ddb, s3 = run
     mapping = [{"from": "mystack-Granules", "to": "one-Table"}, {"from": "mystack-Rules", "to": "one-Table"}]

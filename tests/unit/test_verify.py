@@ -26,17 +26,25 @@ class _Table:
     def describe_table(self, TableName: str) -> dict[str, Any]:
         return {"Table": {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}], "ItemCount": self._count}}
 
-    def get_paginator(self, name: str) -> _Table:
-        return self
+    def scan(self, TableName: str, ExclusiveStartKey: Any = None) -> dict[str, Any]:
+        if ExclusiveStartKey is None:
+            self._pages = self._paginate()
+        page = next(self._pages)
+        return {"Items": page, "LastEvaluatedKey": {"more": True}} if page else {"Items": []}
 
-    def paginate(self, TableName: str) -> Iterator[dict[str, Any]]:
+    def _paginate(self) -> Iterator[list[dict[str, Any]]]:
         page: list[dict[str, Any]] = []
         for item in self._items():
             page.append(item)
             if len(page) == 100:
-                yield {"Items": page}
+                yield page
                 page = []
-        yield {"Items": page}
+        yield page
+        yield []
+
+    def get_item(self, TableName: str, Key: dict[str, Any], ConsistentRead: bool) -> dict[str, Any]:
+        found = [item for item in self._items() if item["pk"] == Key["pk"]]
+        return {"Item": found[-1]} if found else {}
 
 
 @pytest.fixture
@@ -85,3 +93,26 @@ def test_memory_does_not_grow_with_the_number_of_items(tmp_path, small_partition
     """Once ~210 bytes per item (a dict of every key): 20,000 more items were ~4 MB more."""
     small, large = _peak(tmp_path, 4000), _peak(tmp_path, 24000)
     assert large - small < 1_000_000, f"peak {small:,} B at 4,000 items, {large:,} B at 24,000"
+
+
+def test_a_changed_item_names_the_attributes_that_differ(tmp_path):
+    """Issue 16: verify says which attributes differ: added (only the table), removed (only the backup), changed."""
+    path = tmp_path / "T.json"
+    write_local_file(path, (_item(i) for i in range(50)), table="T", description=None)
+
+    def table() -> Iterator[dict[str, Any]]:
+        for i in range(50):
+            item = _item(i)
+            if i == 20:
+                item = {"pk": item["pk"], "v": {"N": "-1"}, "note": {"S": "edited by hand"}}  # pad gone
+            if i == 30:
+                item["tags"] = {"SS": ["a"]}
+            yield item
+
+    report = verify.verify_table(_Table(table, 50), None, "T", str(path), limit=10)
+    assert report["changed"] == 2 and not report["identical"]
+    by_key = {e["key"]["pk"]["S"]: e["attributes"] for e in report["examples"]}
+    assert by_key == {
+        "k00000020": {"added": ["note"], "removed": ["pad"], "changed": ["v"]},
+        "k00000030": {"added": ["tags"], "removed": [], "changed": []},
+    }

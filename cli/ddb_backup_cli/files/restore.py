@@ -9,11 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ddb_backup.aws.ratelimit import NO_LIMIT, Limit
 from ddb_backup.errors import BillingNotRestored, IntegrityError, RestoreIncomplete
+from ddb_backup.format.ddbjson import Item
 from ddb_backup.format.lines import part_lines
 from ddb_backup.format.location import is_s3
 from ddb_backup.format.sources import Source, open_source
@@ -22,6 +23,7 @@ from ddb_backup.restore.deadletters import dead_letter_writer
 from ddb_backup.restore.resume import clear_mark
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
+from ddb_backup_cli.files import mirror
 from ddb_backup_cli.progress import Progress
 
 
@@ -46,21 +48,17 @@ def restore_sources(
     exact: bool = True,
     load_billing: str | None = None,
     within: str | None = None,
+    dry_run: bool = False,
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
 
-    Raises ``TargetRefused`` before anything is written if any target is
-    unsafe, and ``RestoreIncomplete`` naming the dead-letter location if
-    items could not be written. Every target carries the restore-in-progress
-    mark until its items are written and counted. ``expect_items`` (one
-    table): the source must hold exactly that many items, counted before
-    anything is created or written (``IntegrityError``) and checked again
-    after writing (``RestoreIncomplete``). Without it, a source that carries
-    no count is restored with a warning saying how many items it held.
-    ``limit``: each target's write rate (all workers together). ``load_billing``
-    ``"on-demand"``: provisioned targets take the load on-demand and are
-    switched back to their provisioned units after it (also when it fails);
-    ``within``: pre-warm the on-demand targets created for that duration.
+    Every target is checked before anything is written (``TargetRefused``) and carries the restore-in-progress
+    mark until its items are written and counted; items not written raise ``RestoreIncomplete`` naming the dead
+    letters. ``expect_items`` (one table): the count checked before and after writing; without it a source with
+    no count is restored with a warning giving its count. ``limit``: each target's write rate (all workers).
+    ``load_billing`` ``"on-demand"``: provisioned targets load on-demand and get their units back after it (also
+    on failure); ``within``: pre-warm created on-demand targets. ``mode`` ``mirror``: :mod:`.mirror`;
+    ``dry_run``: :func:`.mirror.dry_run`.
     """
     if expect_items is not None:
         _check_expected(source, s3, expect_items)
@@ -68,9 +66,11 @@ def restore_sources(
     extra.update(within=within, tables=tables, allowPartial=allow_partial or None)
     request = {**_request(source, table, mapping, backup_id, mode, allow_source, key_names), **extra}
     run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
-    prepared, _, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id)
+    prepared, _, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id, check_only=dry_run)
     for text in notes:
         warn(text)
+    if dry_run:
+        return [mirror.dry_run(ddb, src, target, info, mode) for src, target, info in prepared]
     loaded = {target: info["loadBilling"] for _, target, info in prepared if info.get("loadBilling")}
     results = []
     try:
@@ -78,7 +78,7 @@ def restore_sources(
             for text in src.warnings + info.get("warnings", []) + info.get("capacity", []):
                 warn(text)
             progress = progress_factory(target) if progress_factory else None
-            result = _restore_one(ddb, s3, src, target, info, run_id, (workers, info["writeRate"]), progress)
+            result = _restore_one(ddb, s3, src, target, info, run_id, (workers, info["writeRate"]), progress, mode)
             results.append(_finish_one(ddb, src, result, (exact, expect_items), warn))
             if target in loaded:
                 capacity.put_back(ddb, target, loaded.pop(target))
@@ -176,31 +176,34 @@ def _restore_one(
     run_id: str,
     pace: tuple[int, float],
     progress: Progress | None,
+    mode: str = "new",
 ) -> dict[str, Any]:
     """Write one prepared source into ``target`` with (requests in flight, write units a second); its result row."""
     save = dead_letter_writer(src.dead_letter_base or ".", run_id, s3)
 
-    def dead_letter(items: list[dict[str, Any]]) -> str:
-        return str(save(target, items))
+    def write(items: Iterable[Item], delete: bool) -> dict[str, Any]:
+        return write_items(
+            ddb,
+            target,
+            items,
+            dead_letter=lambda xs: str(save(f"{target}-deletes" if delete else target, xs)),
+            concurrency=pace[0],
+            write_rate=pace[1],
+            key_names=[k["AttributeName"] for k in info["keySchema"]],
+            progress=progress.add if progress and not delete else None,
+            delete=delete,
+        )
 
     started = time.monotonic()
-    counts = write_items(
-        ddb,
-        target,
-        fastwrite.source_items(src, ddb),
-        dead_letter=dead_letter,
-        concurrency=pace[0],
-        write_rate=pace[1],
-        key_names=[k["AttributeName"] for k in info["keySchema"]],
-        progress=progress.add if progress else None,
-    )
-    if progress:
-        progress.close()
+    try:
+        if mode == "mirror":
+            return mirror.mirror_one(ddb, src, target, info, write)
+        counts = write(fastwrite.source_items(src, ddb), False)
+    finally:
+        if progress:
+            progress.close()
     expected = src.expected_items
-    if expected is not None and counts["items"] != expected:
-        raise RestoreIncomplete(
-            f"{src.location}: read {counts['items']} items but the backup promises {expected}; {target} is incomplete"
-        )
+    mirror.check_count(src, counts["items"], target)
     return {
         "source": src.location,
         "format": src.format,

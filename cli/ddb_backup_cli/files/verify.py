@@ -16,13 +16,15 @@ import math
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.errors import TableNotFound
-from ddb_backup.format.ddbjson import canonical, item_to_wire
+from ddb_backup.format.ddbjson import canonical, item_from_wire, item_to_wire
 from ddb_backup.format.sources import open_source
 
 #: Items per partition the partition count aims at (a partition is held in memory while compared).
@@ -34,6 +36,11 @@ _HEAD = 36  # key hash (16), item digest (16), key length (4)
 
 def _hash(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def key_hash(item: dict[str, Any], names: list[str]) -> bytes:
+    """The 16-byte hash an item's key is known by in a :class:`Diff` (``names``: the table's key attributes)."""
+    return _hash(_key(item, names).encode())
 
 
 class _Spill:
@@ -79,6 +86,112 @@ def partitions_for(items: int) -> int:
     return max(16, min(8192, math.ceil(items / PARTITION_ITEMS)))
 
 
+@dataclass
+class Diff:
+    """A table against a backup: counts by kind, and up to ``limit`` keys of each kind (client form).
+
+    ``missing``: keys the backup holds and the table lacks (a restore adds them);
+    ``changed``: keys both hold, with other attributes; ``extra``: keys only the
+    table holds; ``same``: keys whose items are equal.
+    """
+
+    backup_items: int = 0
+    table_items: int = 0
+    missing: int = 0
+    changed: int = 0
+    extra: int = 0
+    same: int = 0
+    duplicates: int = 0
+    examples: dict[str, list[dict[str, Any]]] = field(
+        default_factory=lambda: {"missing": [], "changed": [], "extra": []}
+    )
+
+    def note(self, kind: str, key: bytes, limit: int) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        if len(self.examples[kind]) < limit:
+            self.examples[kind].append(json.loads(key))
+
+
+def diff_items(
+    backup: Iterable[dict[str, Any]],
+    table: Iterable[dict[str, Any]],
+    names: list[str],
+    *,
+    estimate: int,
+    limit: int = 10,
+    on_differs: Callable[[bytes], None] | None = None,
+    on_extra: Callable[[dict[str, Any]], None] | None = None,
+) -> Diff:
+    """Compare two item streams by key in bounded memory (see the module); ``names``: the key attributes.
+
+    ``estimate``: about how many items a side holds (sizes the partitions).
+    ``on_differs(key hash)`` is called for every backup key missing or changed
+    in the table, ``on_extra(key)`` for every key only the table holds.
+    """
+    with tempfile.TemporaryDirectory(prefix="ddb-backup-diff-") as directory:
+        sides = [_Spill(Path(directory), side, partitions_for(estimate)) for side in ("backup", "table")]
+        _fill(sides[0], backup, names)
+        _fill(sides[1], table, names)
+        diff = Diff(backup_items=sides[0].count, table_items=sides[1].count)
+        for part in range(len(sides[0].paths)):
+            _compare(sides[0], sides[1], part, diff, limit, (on_differs, on_extra))
+    return diff
+
+
+def _compare(
+    backup: _Spill,
+    table: _Spill,
+    part: int,
+    diff: Diff,
+    limit: int,
+    calls: tuple[Callable[[bytes], None] | None, Callable[[dict[str, Any]], None] | None],
+) -> None:
+    """Compare one partition of the two sides into ``diff``."""
+    on_differs, on_extra = calls
+    expected: dict[bytes, tuple[bytes, bytes]] = {}
+    for key_hash_, digest, key in backup.records(part):
+        diff.duplicates += key_hash_ in expected
+        expected[key_hash_] = (digest, key)
+    for key_hash_, digest, key in table.records(part):
+        want = expected.pop(key_hash_, None)
+        if want is None:
+            diff.note("extra", key, limit)
+            if on_extra:
+                on_extra(item_from_wire(json.loads(key)))
+        elif want[0] != digest:
+            diff.note("changed", key, limit)
+            if on_differs:
+                on_differs(key_hash_)
+        else:
+            diff.same += 1
+    for key_hash_, (_, key) in expected.items():
+        diff.note("missing", key, limit)
+        if on_differs:
+            on_differs(key_hash_)
+
+
+def scan_items(ddb: Any, table: str) -> Iterator[dict[str, Any]]:
+    """Every item of ``table``, page by page; a throttled page is retried with backoff."""
+    request: dict[str, Any] = {"TableName": table}
+    while True:
+        page = call_with_backoff(ddb.scan, **request)
+        yield from page.get("Items", [])
+        if not page.get("LastEvaluatedKey"):
+            return
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def key_names(ddb: Any, table: str) -> tuple[list[str], int]:
+    """The key attribute names of ``table`` and its (approximate) item count; ``TableNotFound`` if it is absent."""
+    try:
+        described = call_with_backoff(ddb.describe_table, TableName=table)["Table"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+            raise TableNotFound(f"table {table!r} does not exist") from None
+        raise
+    return [k["AttributeName"] for k in described["KeySchema"]], int(described.get("ItemCount") or 0)
+
+
 def verify_table(
     ddb: Any, s3: Any, table: str, source: str, *, limit: int = 10, warn: Callable[[str], None] | None = None
 ) -> dict[str, Any]:
@@ -86,36 +199,70 @@ def verify_table(
 
     Memory holds one partition of records (see the module), not one record per
     item. Returns counts of missing, extra and changed items and up to
-    ``limit`` examples. ``warn`` receives the source's warnings (default: stderr).
+    ``limit`` examples; a changed example names the attributes that differ
+    (``added``: only the table has them, ``removed``: only the backup,
+    ``changed``: both, with other values). ``warn`` receives the source's
+    warnings (default: stderr).
     """
-    try:
-        described = ddb.describe_table(TableName=table)["Table"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "ResourceNotFoundException":
-            raise TableNotFound(f"table {table!r} does not exist") from None
-        raise
-    names = [k["AttributeName"] for k in described["KeySchema"]]
+    names, count = key_names(ddb, table)
     backup = open_source(source, s3)
     for text in backup.warnings:
         (warn or _stderr)(text)
-    estimate = max(backup.expected_items or 0, int(described.get("ItemCount") or 0))
-    with tempfile.TemporaryDirectory(prefix="ddb-backup-verify-") as directory:
-        sides = [_Spill(Path(directory), side, partitions_for(estimate)) for side in ("backup", "table")]
-        _fill(sides[0], backup.items(), names)
-        _fill(sides[1], _scan(ddb, table), names)
-        report = _compare(*sides, limit=limit)
-    missing = report["missing"]
+    estimate = max(backup.expected_items or 0, count)
+    diff = diff_items(backup.items(), scan_items(ddb, table), names, estimate=estimate, limit=limit)
+    changed = attribute_diffs(ddb, table, backup.items(), names, diff.examples["changed"])
+    examples = [
+        {"kind": "changed", "key": key, "attributes": changed[i]} for i, key in enumerate(diff.examples["changed"])
+    ]
+    examples += [{"kind": "extra in table", "key": key} for key in diff.examples["extra"]]
+    examples += [{"kind": "missing from table", "key": key} for key in diff.examples["missing"]]
     return {
         "table": table,
         "source": source,
-        "identical": not (missing or report["extra"] or report["changed"] or report["duplicates"]),
-        "backupItems": sides[0].count,
-        "tableItems": sides[1].count,
-        "missing": missing,
-        "extra": report["extra"],
-        "changed": report["changed"],
-        "duplicateKeysInBackup": report["duplicates"],
-        "examples": report["examples"],
+        "identical": not (diff.missing or diff.extra or diff.changed or diff.duplicates),
+        "backupItems": diff.backup_items,
+        "tableItems": diff.table_items,
+        "missing": diff.missing,
+        "extra": diff.extra,
+        "changed": diff.changed,
+        "duplicateKeysInBackup": diff.duplicates,
+        "examples": examples[: max(0, limit)],
+    }
+
+
+def attribute_diffs(
+    ddb: Any, table: str, backup: Iterable[dict[str, Any]], names: list[str], keys: list[dict[str, Any]]
+) -> list[dict[str, list[str]] | None]:
+    """For each key, the attribute names that differ between the table's item and the backup's (None: gone since).
+
+    The backup is read once more, keeping only the items of ``keys`` (the last
+    one of a key, as a restore would leave it); the table's items are read by
+    GetItem (strongly consistent).
+    """
+    if not keys:
+        return []
+    keys = [item_from_wire(key) for key in keys]  # examples are in wire form (JSON); GetItem takes client form
+    wanted = {key_hash(key, names) for key in keys}
+    held: dict[bytes, dict[str, Any]] = {}
+    for item in backup:
+        found = key_hash(item, names)
+        if found in wanted:
+            held[found] = dict(item)
+    out: list[dict[str, list[str]] | None] = []
+    for key in keys:
+        item = call_with_backoff(ddb.get_item, TableName=table, Key=key, ConsistentRead=True).get("Item")
+        saved = held.get(key_hash(key, names))
+        out.append(None if item is None or saved is None else _attributes(saved, item))
+    return out
+
+
+def _attributes(backup: dict[str, Any], table: dict[str, Any]) -> dict[str, list[str]]:
+    """``added`` (only in the table), ``removed`` (only in the backup), ``changed`` (values differ)."""
+    both = set(backup) & set(table)
+    return {
+        "added": sorted(set(table) - set(backup)),
+        "removed": sorted(set(backup) - set(table)),
+        "changed": sorted(n for n in both if canonical({n: backup[n]}) != canonical({n: table[n]})),
     }
 
 
@@ -123,39 +270,10 @@ def _stderr(text: str) -> None:
     print(f"ddb-backup: warning: {text}", file=sys.stderr)
 
 
-def _scan(ddb: Any, table: str) -> Iterator[dict[str, Any]]:
-    for page in ddb.get_paginator("scan").paginate(TableName=table):
-        yield from page["Items"]
-
-
 def _fill(spill: _Spill, items: Iterable[dict[str, Any]], names: list[str]) -> None:
     for item in items:
         spill.add(item, names)
     spill.flush()
-
-
-def _compare(backup: _Spill, table: _Spill, *, limit: int) -> dict[str, Any]:
-    """Compare the two sides partition by partition: counts and up to ``limit`` examples."""
-    counts = {"missing": 0, "extra": 0, "changed": 0, "duplicates": 0}
-    found: list[dict[str, Any]] = []
-    absent: list[dict[str, Any]] = []
-    for part in range(len(backup.paths)):
-        expected: dict[bytes, tuple[bytes, bytes]] = {}
-        for key_hash, digest, key in backup.records(part):
-            counts["duplicates"] += key_hash in expected
-            expected[key_hash] = (digest, key)
-        for key_hash, digest, key in table.records(part):
-            want = expected.pop(key_hash, None)
-            kind = "extra in table" if want is None else "changed" if want[0] != digest else None
-            if kind is None:
-                continue
-            counts["extra" if want is None else "changed"] += 1
-            if len(found) < limit:
-                found.append({"kind": kind, "key": json.loads(key)})
-        counts["missing"] += len(expected)
-        for _, key in list(expected.values())[: max(0, limit - len(absent))]:
-            absent.append({"kind": "missing from table", "key": json.loads(key)})
-    return {**counts, "examples": (found + absent)[: max(0, limit)]}
 
 
 def _key(item: dict[str, Any], names: list[str]) -> str:

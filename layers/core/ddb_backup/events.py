@@ -172,6 +172,12 @@ class KeyAttribute(BaseModel):
     AttributeType: str = Field(pattern="^(S|N|B)$")
 
 
+MIRROR_IS_CLI_ONLY = (
+    "mode 'mirror' is offered by the command line only (ddb-backup restore SOURCE --table T --mode mirror): "
+    "the state machine restores in mode 'new' or 'overwrite'"
+)
+
+
 class RestoreRequest(BaseModel):
     """What a person asks the restore state machine for.
 
@@ -218,6 +224,13 @@ class RestoreRequest(BaseModel):
     @classmethod
     def _id(cls, value: str | None) -> str | None:
         return layout.check_backup_id(value) if value else value
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        if value == "mirror":  # clearer than the pattern's word for the one mode the state machine lacks
+            raise ValueError(MIRROR_IS_CLI_ONLY)
+        return value
 
     @field_validator("source")
     @classmethod

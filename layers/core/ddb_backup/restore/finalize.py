@@ -55,14 +55,7 @@ def finalize_restore(
         problems.append("the Distributed Map failed although every part has a result; see its failed children")
     report_tables = [c.row for c in checks]
     if not problems:  # still loading (on-demand, if asked): the changes go in before the units are put back
-        try:
-            _apply_exact(ddb, s3, bucket, prefix, plan["tables"], report_tables, changes_budget)
-        except ChangesPending:
-            raise  # the state machine retries; the load goes on
-        except Exception:
-            if ddb is not None:
-                _billing_back(ddb, plan["tables"])
-            raise
+        _apply_exact(ddb, s3, bucket, prefix, plan["tables"], report_tables, changes_budget)
     billing = _billing_back(ddb, plan["tables"]) if ddb is not None else []
     finished = now or dt.datetime.now(dt.UTC)
     started = dt.datetime.fromisoformat(plan["startedAt"])
@@ -120,7 +113,24 @@ def _billing_back(ddb: Any, planned: list[dict[str, Any]]) -> list[str]:
 def _apply_exact(
     ddb: Any, s3: Any, bucket: str, prefix: str, tables: list[dict[str, Any]], rows: list[dict[str, Any]], budget: float
 ) -> None:
-    """After every part: each exact backup's changes, their counts added to its report row."""
+    """After every part: each exact backup's changes, their counts added to its report row.
+
+    A failure other than ``ChangesPending`` (the state machine retries it, the load going on) puts back the
+    units of every target loaded on-demand before it is raised."""
+    try:
+        _apply_changes(ddb, s3, bucket, prefix, tables, rows, budget)
+    except ChangesPending:
+        raise
+    except Exception:
+        if ddb is not None:
+            _billing_back(ddb, tables)
+        raise
+
+
+def _apply_changes(
+    ddb: Any, s3: Any, bucket: str, prefix: str, tables: list[dict[str, Any]], rows: list[dict[str, Any]], budget: float
+) -> None:
+    """Each exact table's changes applied, in order; its report row gets their counts."""
     for table, row in zip(tables, rows, strict=True):
         if table.get("exact") and ddb is None:
             raise RestoreIncomplete(f"table {table['target']}: its changes need a DynamoDB client to be applied")

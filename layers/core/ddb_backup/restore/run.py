@@ -25,10 +25,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ddb_backup.aws.ratelimit import segment_share
 from ddb_backup.aws.s3io import put_json
-from ddb_backup.errors import (
-    BadInput,
-    UnknownFormat,
-)
+from ddb_backup.errors import BadInput, UnknownFormat
+from ddb_backup.events import MIRROR_IS_CLI_ONLY
 from ddb_backup.format import layout, runs
 from ddb_backup.format.location import is_s3
 from ddb_backup.format.location import name as location_name
@@ -186,6 +184,7 @@ def prepare_targets(
     bucket: str | None,
     run_id: str,
     write_percent: float | None = None,
+    check_only: bool = False,
 ) -> Prepared:
     """Open every source of ``request``, check every part and target, then create the missing targets.
 
@@ -198,7 +197,9 @@ def prepare_targets(
     units to put back after the load, or None) and ``capacity`` (notes). ``bucket``: where a source given as a bare key lives (None: the
     source is a local path or an ``s3://`` URL). ``run_id`` names the mark put
     on every target until its restore is complete (see
-    :mod:`ddb_backup.restore.resume`).
+    :mod:`ddb_backup.restore.resume`). ``check_only``: stop after the checks
+    (a dry run): nothing is created or marked, and each result says whether
+    its target ``exists``.
     """
     found = _pairs(s3, request, bucket)
     targets = [t for _, t in found.pairs]
@@ -210,12 +211,16 @@ def prepare_targets(
     load = request.get("loadBilling") == "on-demand"
     plans: dict[str, dict[str, Any] | None] = {}
     rates: dict[str, float | None] = {}
+    checks = []
     for (src, target), schema in zip(found.pairs, schemas, strict=True):
         checked = _prepare(ddb, src, target, schema, request, run_id, check_only=True)
         if src.description is None and checked["exists"]:
             _check_items_fit(src, checked)
         plans[target] = capacity.load_plan(ddb, target, src.description) if load else None
         rates[target] = write_rate(ddb, src, target, request, write_percent)
+        checks.append((src, target, checked))
+    if check_only:
+        return Prepared(checks, found.backup_run, found.notes)
     capacity.switch_to_on_demand(ddb, plans)  # before any table is created: a refusal leaves nothing behind
     prepared = []
     for (src, target), schema in zip(found.pairs, schemas, strict=True):
@@ -276,8 +281,9 @@ def plan_restore(
     ``keys`` (names) or ``keySchema``. Every target is checked before any is
     created, so a refusal leaves nothing behind.
     """
-    now = now or dt.datetime.now(dt.UTC)
-    to_time = None
+    if request.get("mode") == "mirror":
+        raise BadInput(MIRROR_IS_CLI_ONLY)
+    now, to_time = now or dt.datetime.now(dt.UTC), None
     if request.get("toTime"):  # the newest exact backup before it, and the archive's changes up to it (issue 14)
         request, to_time = exact.resolve_to_time(s3, _url(request["source"], settings.bucket), request)
     prepared_targets, backup_run, notes = prepare_targets(
@@ -288,9 +294,8 @@ def plan_restore(
     work: list[dict[str, Any]] = []
     for index, (src, target, prepared) in enumerate(prepared_targets):
         tables.append(_plan_entry(index, src, target, prepared, exact.note(src.location, src.consistent_at, to_time)))
-        share = segment_share(prepared["writeRate"] or None, len(src.parts), settings.max_concurrency)
         base = {"runId": run_id, "bucket": settings.bucket, "runPrefix": prefix, "table": index, "target": target}
-        base["writeRate"] = share
+        base["writeRate"] = segment_share(prepared["writeRate"] or None, len(src.parts), settings.max_concurrency)
         work.extend({**base, "part": part.to_json(), "deadLetter": src.dead_letter_base} for part in src.parts)
     work_key = prefix + "parts.json"
     put_json(s3, settings.bucket, work_key, work)

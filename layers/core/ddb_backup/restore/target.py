@@ -6,7 +6,9 @@ Rules (each refusal is a ``TargetRefused`` whose message names the table and the
 * an existing target must have the key schema of the backup (names, key types
   and attribute types);
 * an existing target must be empty unless the caller chose ``overwrite``
-  (upsert: items of the backup replace items with the same key, other items stay);
+  (upsert: items of the backup replace items with the same key, other items stay)
+  or ``mirror`` (the CLI's: the target is made exactly the backup, see
+  ``ddb_backup_cli.files.mirror``);
 * a missing target is created from the saved description (keys, attribute
   definitions, GSIs, LSIs, billing mode and capacity, SSE, stream, table class,
   tags; then TTL and PITR as in the source) and waited for until ACTIVE; a
@@ -31,7 +33,7 @@ from ddb_backup.format import layout
 from ddb_backup.restore import resume
 from ddb_backup.restore.resume import Mark
 
-MODES = ("new", "overwrite")
+MODES = ("new", "overwrite", "mirror")
 
 
 def map_table_name(name: str, mapping: list[tuple[str, str]] | list[list[str]]) -> str:
@@ -205,7 +207,7 @@ def _why(exc: BaseException) -> str:
 def _check_request(name: str, mode: str, source_table: str | None, allow_source: bool) -> None:
     layout.check_table_name(name)
     if mode not in MODES:
-        raise BadInput(f"mode {mode!r}: choose 'new' or 'overwrite'")
+        raise BadInput(f"mode {mode!r}: choose 'new', 'overwrite' or 'mirror'")
     if source_table and name == source_table and not allow_source:
         raise TargetRefused(
             f"table {name} is the backup's own source table: restore into another table, "
@@ -366,7 +368,8 @@ def prepare_target(
     ``key_schema`` (``[{"AttributeName", "KeyType", "AttributeType"}]``) stands
     in for it when the source has no schema. ``mode``: ``new`` (create, or an
     existing empty table) or ``overwrite`` (upsert into an existing table,
-    empty or not). ``check_only`` checks everything and creates nothing, so a
+    empty or not), or ``mirror`` (checked as ``overwrite``; its caller deletes
+    what the backup does not hold). ``check_only`` checks everything and creates nothing, so a
     set of tables can be checked before any is created. ``mark``: this run's
     mark, put on the target (see :mod:`ddb_backup.restore.resume`); a target
     another run left marked is refused in mode ``new`` (``resume_hint`` says

@@ -73,8 +73,11 @@ class _Writer:
         sleep: Callable[[float], None],
         base_delay: float,
         limiter: RateLimiter | None = None,
+        delete: bool = False,
     ) -> None:
         self.ddb = ddb
+        self.request = ("DeleteRequest", "Key") if delete else ("PutRequest", "Item")
+        self.what = f"{'deleted from' if delete else 'written to'} table {table}"  # for a dead letter's message
         self.table = table
         self.attempts = max(1, attempts)
         self.sleep = sleep
@@ -108,7 +111,8 @@ class _Writer:
 
     def send(self, items: list[Item]) -> _BatchResult:
         result = _BatchResult()
-        self._send([{"PutRequest": {"Item": i}} for i in items], result)
+        kind, field_name = self.request
+        self._send([{kind: {field_name: i}} for i in items], result)
         return result
 
     def _send(self, pending: list[dict[str, Any]], result: _BatchResult) -> None:
@@ -152,12 +156,18 @@ class _Writer:
             reason = f"still unprocessed after {stalled} tries in a row that wrote nothing"
             if stalled >= self.attempts:
                 break
-        result.failed.extend((r["PutRequest"]["Item"], reason) for r in pending)
+        result.failed.extend((self._item(r), reason) for r in pending)
+
+    def _item(self, request: dict[str, Any]) -> Item:
+        """The item (or, for a delete, the key) a request carries."""
+        kind, field_name = self.request
+        item: Item = request[kind][field_name]
+        return item
 
     def _isolate(self, pending: list[dict[str, Any]], reason: str, result: _BatchResult) -> None:
         """A batch DynamoDB rejects as invalid: halve it until the bad items stand alone."""
         if len(pending) == 1:
-            result.failed.append((pending[0]["PutRequest"]["Item"], reason))
+            result.failed.append((self._item(pending[0]), reason))
             return
         half = len(pending) // 2
         self._send(pending[:half], result)
@@ -179,10 +189,12 @@ def write_items(
     sleep: Callable[[float], None] = time.sleep,
     base_delay: float = 0.05,
     write_rate: float = 0.0,
+    delete: bool = False,
 ) -> dict[str, Any]:
     """Write client-form ``items`` into ``table``; return the counts.
 
-    ``write_rate``: write units a second for these writes, all threads together (0: no limit).
+    ``write_rate``: write units a second, all threads together (0: no limit). ``delete``: ``items``
+    are keys to delete, handled exactly as puts are (``written`` counts the keys deleted).
 
     * 25 items a request, up to ``concurrency`` requests in flight (threads);
     * two items with the same key never share a request (DynamoDB rejects
@@ -200,9 +212,8 @@ def write_items(
     * ``time_left() <= 0`` stops taking new items (``done`` is then False and
       ``items`` says how many were taken, all written).
 
-    Returns ``{"items", "written", "requests", "unprocessedRetries",
-    "throttleRetries", "duplicateKeys", "done"}``. Other errors (a missing
-    table, access denied) propagate once the requests in flight are finished.
+    Returns ``{"items", "written", "requests", "unprocessedRetries", "throttleRetries", "duplicateKeys", "done"}``.
+    Other errors (a missing table, access denied) propagate once the requests in flight are finished.
     """
     if key_names is None:
         key_names = [
@@ -210,7 +221,7 @@ def write_items(
             for k in retry.call_with_backoff(ddb.describe_table, TableName=table)["Table"]["KeySchema"]
         ]
     limiter = RateLimiter(write_rate) if write_rate > 0 else None
-    writer = _Writer(ddb, table, attempts, sleep, base_delay, limiter)
+    writer = _Writer(ddb, table, attempts, sleep, base_delay, limiter, delete)
     concurrency = max(1, concurrency)
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"write-{table}") as pool:
         flight = _InFlight(pool, writer, concurrency, progress)
@@ -218,11 +229,10 @@ def write_items(
             done, aborted = _feed(flight, items, _KeyOf(table, key_names), time_left, max_failures)
             flight.drain()
         finally:
-            # On an error, let the requests in flight finish before it propagates.
-            flight.settle()
+            flight.settle()  # on an error, the requests in flight finish before it propagates
     counts = flight.counts(done)
     if flight.failed:
-        _dead_letter(table, flight, counts, dead_letter, aborted)
+        _dead_letter(writer.what, flight, counts, dead_letter, aborted)
     return counts
 
 
@@ -328,7 +338,7 @@ def _feed(
 
 
 def _dead_letter(
-    table: str,
+    what: str,
     flight: _InFlight,
     counts: dict[str, Any],
     dead_letter: Callable[[list[Item]], str],
@@ -342,7 +352,7 @@ def _dead_letter(
     reasons = "; ".join(f"{n} {why}" for why, n in Counter(why for _, why in failed).most_common(3))
     rest = " After that many failures the rest of the input was not attempted." if aborted else ""
     raise DeadLettered(
-        f"{len(failed)} of {counts['items']} items could not be written to table {table} ({reasons}); "
+        f"{len(failed)} of {counts['items']} items could not be {what} ({reasons}); "
         f"they are saved in {location}.{rest}",
         location,
         counts,
