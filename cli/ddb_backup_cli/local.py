@@ -72,24 +72,23 @@ def cmd_backup(args: argparse.Namespace) -> int:
     results = []
     run = (new_backup_id(), list(tables))  # one id for every file of this run: a set restore checks it
     for table, path in paths.items():
-        shown = progress(args, table)
-        try:
-            summary = local.backup_to_file(
-                ddb,
-                table,
-                path,
-                segments=args.segments,
-                workers=args.workers,
-                progress=shown,
-                replace=args.force,
-                run_of=run,
-                limit=estimate.limit_of(args, "read"),
-            )
-        except Exception as exc:
-            if len(tables) == 1 or describe_failure(exc) is None:
-                raise
-            summary = {"table": table, "file": str(path), "error": describe_failure(exc)}
-        shown.close()
+        with progress(args, table) as shown:
+            try:
+                summary = local.backup_to_file(
+                    ddb,
+                    table,
+                    path,
+                    segments=args.segments,
+                    workers=args.workers,
+                    progress=shown,
+                    replace=args.force,
+                    run_of=run,
+                    limit=estimate.limit_of(args, "read"),
+                )
+            except Exception as exc:
+                if len(tables) == 1 or describe_failure(exc) is None:
+                    raise
+                summary = {"table": table, "file": str(path), "error": describe_failure(exc)}
         summary["seconds"] = round(shown.seconds, 3)
         results.append(summary)
         if "error" not in summary:
@@ -141,14 +140,14 @@ def _backup_to_s3(args: argparse.Namespace, ddb: Any, tables: list[str] | None, 
             limit=estimate.limit_of(args, "read"),
         )
 
-    if args.consistent:  # exact to a moment: the scan, made exact from each table's stream (issue 14)
-        from ddb_backup.backup.plan import resolve_tables
-        from ddb_backup_cli.changes_cmd import consistent_backups
+    with shown:
+        if args.consistent:  # exact to a moment: the scan, made exact from each table's stream (issue 14)
+            from ddb_backup.backup.plan import resolve_tables
+            from ddb_backup_cli.changes_cmd import consistent_backups
 
-        summaries = consistent_backups(args, bucket, tables or resolve_tables(ddb, None, prefix), scan)
-    else:
-        summaries = scan()
-    shown.close()
+            summaries = consistent_backups(args, bucket, tables or resolve_tables(ddb, None, prefix), scan)
+        else:
+            summaries = scan()
     return _report(
         args,
         summaries,
@@ -209,7 +208,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from ddb_backup_cli.files.verify import verify_table
 
-    report = verify_table(client("dynamodb"), client("s3"), args.table, args.backup, limit=args.show)
+    with progress(args, args.table) as shown:
+        report = verify_table(
+            client("dynamodb"), client("s3"), args.table, args.backup, limit=args.show, progress=shown
+        )
     if args.json:
         print_json(report)
     else:

@@ -7,14 +7,16 @@ The same ``prepare_targets`` (check every target, then create) and the same
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ddb_backup.aws.ratelimit import NO_LIMIT, Limit, table_rate
 from ddb_backup.aws.tables import describe_table
 from ddb_backup.errors import IntegrityError, RestoreIncomplete
+from ddb_backup.format.dialects import item_size
 from ddb_backup.format.lines import part_lines
 from ddb_backup.format.location import is_s3
 from ddb_backup.format.sources import Source, open_source
@@ -23,7 +25,9 @@ from ddb_backup.restore.deadletters import dead_letter_writer
 from ddb_backup.restore.resume import clear_mark
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
-from ddb_backup_cli.progress import Progress
+from ddb_backup_cli.progress import Progress, counted
+
+LOG = logging.getLogger(__name__)
 
 
 def restore_sources(
@@ -73,9 +77,9 @@ def restore_sources(
     for src, target, info in prepared:
         for text in src.warnings + info.get("warnings", []):
             warn(text)
-        progress = progress_factory(target) if progress_factory else None
         described = (describe_table(ddb, target) or {}) if limit.percent is not None else {}
         rate = table_rate(described, "write", rate=limit.rate, percent=limit.percent)
+        progress = progress_factory(target) if progress_factory else None  # _restore_one closes it
         result = _restore_one(ddb, s3, src, target, info, run_id, (workers, rate or 0.0), progress)
         if exact and src.format == "ddb-backup-v1" and is_s3(src.location):
             result.update(_exact(ddb, src.s3, src.location, target))
@@ -161,19 +165,30 @@ def _restore_one(
         return str(save(target, items))
 
     started = time.monotonic()
-    counts = write_items(
-        ddb,
+    expected = src.expected_items
+    LOG.info(
+        "%s -> %s: %d part(s), %s items",
+        src.location,
         target,
-        fastwrite.source_items(src, ddb),
-        dead_letter=dead_letter,
-        concurrency=pace[0],
-        write_rate=pace[1],
-        key_names=[k["AttributeName"] for k in info["keySchema"]],
-        progress=progress.add if progress else None,
+        len(src.parts),
+        expected if expected is not None else "uncounted",
     )
     if progress:
-        progress.close()
-    expected = src.expected_items
+        progress.set_total(expected)
+    try:
+        counts = write_items(
+            ddb,
+            target,
+            counted(_logged_items(src, ddb, target), progress, size=_line_bytes, count_items=False),
+            dead_letter=dead_letter,
+            concurrency=pace[0],
+            write_rate=pace[1],
+            key_names=[k["AttributeName"] for k in info["keySchema"]],
+            progress=progress.add if progress else None,
+        )
+    finally:
+        if progress:
+            progress.close()
     if expected is not None and counts["items"] != expected:
         raise RestoreIncomplete(
             f"{src.location}: read {counts['items']} items but the backup promises {expected}; {target} is incomplete"
@@ -189,3 +204,15 @@ def _restore_one(
         "duplicateKeys": counts["duplicateKeys"],
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _logged_items(src: Source, ddb: Any, target: str) -> Iterator[Any]:
+    """Every item of ``src`` for writing (:func:`fastwrite.read_part`), each part's start logged."""
+    for number, part in enumerate(src.parts, 1):
+        LOG.info("%s: part %d/%d %s (%s items)", target, number, len(src.parts), part.id, part.items)
+        yield from fastwrite.read_part(part, src.s3, ddb=ddb)
+
+
+def _line_bytes(item: Any) -> int:
+    """An item's bytes: its backup line as read (with the newline), else its DynamoDB item size."""
+    return len(item.line) + 1 if isinstance(item, fastwrite.RawItem) else item_size(item)

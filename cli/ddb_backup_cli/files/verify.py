@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import sys
 import tempfile
@@ -24,6 +25,9 @@ from botocore.exceptions import ClientError
 from ddb_backup.errors import TableNotFound
 from ddb_backup.format.ddbjson import canonical, item_to_wire
 from ddb_backup.format.sources import open_source
+from ddb_backup_cli.progress import Progress, counted
+
+LOG = logging.getLogger(__name__)
 
 #: Items per partition the partition count aims at (a partition is held in memory while compared).
 PARTITION_ITEMS = 20_000
@@ -80,13 +84,21 @@ def partitions_for(items: int) -> int:
 
 
 def verify_table(
-    ddb: Any, s3: Any, table: str, source: str, *, limit: int = 10, warn: Callable[[str], None] | None = None
+    ddb: Any,
+    s3: Any,
+    table: str,
+    source: str,
+    *,
+    limit: int = 10,
+    warn: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Items of ``source`` (any format restore reads) against the items of ``table``.
 
     Memory holds one partition of records (see the module), not one record per
     item. Returns counts of missing, extra and changed items and up to
     ``limit`` examples. ``warn`` receives the source's warnings (default: stderr).
+    ``progress``: shows each stage (read the backup, scan the table, compare).
     """
     try:
         described = ddb.describe_table(TableName=table)["Table"]
@@ -98,12 +110,16 @@ def verify_table(
     backup = open_source(source, s3)
     for text in backup.warnings:
         (warn or _stderr)(text)
-    estimate = max(backup.expected_items or 0, int(described.get("ItemCount") or 0))
+    approx = int(described.get("ItemCount") or 0)
+    estimate = max(backup.expected_items or 0, approx)
     with tempfile.TemporaryDirectory(prefix="ddb-backup-verify-") as directory:
         sides = [_Spill(Path(directory), side, partitions_for(estimate)) for side in ("backup", "table")]
-        _fill(sides[0], backup.items(), names)
-        _fill(sides[1], _scan(ddb, table), names)
-        report = _compare(*sides, limit=limit)
+        _stage(progress, f"{table}: read backup", backup.expected_items, False)
+        _fill(sides[0], counted(backup.items(), progress), names)
+        _stage(progress, f"{table}: scan table", approx, True)
+        _fill(sides[1], counted(_scan(ddb, table), progress), names)
+        _stage(progress, f"{table}: compare", len(sides[0].paths), False, "partitions")
+        report = _compare(*sides, limit=limit, progress=progress)
     missing = report["missing"]
     return {
         "table": table,
@@ -117,6 +133,15 @@ def verify_table(
         "duplicateKeysInBackup": report["duplicates"],
         "examples": report["examples"],
     }
+
+
+def _stage(progress: Progress | None, label: str, total: int | None, approximate: bool, unit: str = "items") -> None:
+    """Log a stage of the comparison and show it on ``progress``."""
+    LOG.info(
+        "verify %s (%s %s%s)", label, "?" if total is None else total, unit, ", approximate" if approximate else ""
+    )
+    if progress is not None:
+        progress.stage(label, total=total, approximate=approximate, unit=unit)
 
 
 def _stderr(text: str) -> None:
@@ -134,7 +159,7 @@ def _fill(spill: _Spill, items: Iterable[dict[str, Any]], names: list[str]) -> N
     spill.flush()
 
 
-def _compare(backup: _Spill, table: _Spill, *, limit: int) -> dict[str, Any]:
+def _compare(backup: _Spill, table: _Spill, *, limit: int, progress: Progress | None = None) -> dict[str, Any]:
     """Compare the two sides partition by partition: counts and up to ``limit`` examples."""
     counts = {"missing": 0, "extra": 0, "changed": 0, "duplicates": 0}
     found: list[dict[str, Any]] = []
@@ -155,6 +180,8 @@ def _compare(backup: _Spill, table: _Spill, *, limit: int) -> dict[str, Any]:
         counts["missing"] += len(expected)
         for _, key in list(expected.values())[: max(0, limit - len(absent))]:
             absent.append({"kind": "missing from table", "key": json.loads(key)})
+        if progress is not None:
+            progress.add(1)
     return {**counts, "examples": (found + absent)[: max(0, limit)]}
 
 
