@@ -55,7 +55,7 @@ def summary_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
 
 
 def progress(args: argparse.Namespace, label: str) -> Progress:
-    """A progress line for ``label``, off under --quiet or --json."""
+    """A progress display for ``label`` on stderr: off under --quiet or --json, and when stderr is no terminal."""
     return Progress(label, enabled=False if (args.quiet or args.json) else None)
 
 
@@ -135,6 +135,7 @@ def common_options(*, top: bool, endpoint_timeout: bool = True) -> argparse.Argu
     g.add_argument("--endpoint-url", help="endpoint for every service (default: AWS_ENDPOINT_URL)", **kw)
     g.add_argument("--json", action="store_true", help="print machine-readable JSON", **kw)
     g.add_argument("--quiet", "-q", action="store_true", help="no progress, no chatter", **kw)
+    g.add_argument("--verbose", "-v", action="store_true", help="log each table, segment and part step on stderr", **kw)
     g.add_argument("--debug", action="store_true", help="botocore's wire log (requests, responses) on stderr", **kw)
     if endpoint_timeout:
         g.add_argument(

@@ -72,24 +72,23 @@ def cmd_backup(args: argparse.Namespace) -> int:
     results = []
     run = (new_backup_id(), list(tables))  # one id for every file of this run: a set restore checks it
     for table, path in paths.items():
-        shown = progress(args, table)
-        try:
-            summary = local.backup_to_file(
-                ddb,
-                table,
-                path,
-                segments=args.segments,
-                workers=args.workers,
-                progress=shown,
-                replace=args.force,
-                run_of=run,
-                limit=estimate.limit_of(args, "read"),
-            )
-        except Exception as exc:
-            if len(tables) == 1 or describe_failure(exc) is None:
-                raise
-            summary = {"table": table, "file": str(path), "error": describe_failure(exc)}
-        shown.close()
+        with progress(args, table) as shown:
+            try:
+                summary = local.backup_to_file(
+                    ddb,
+                    table,
+                    path,
+                    segments=args.segments,
+                    workers=args.workers,
+                    progress=shown,
+                    replace=args.force,
+                    run_of=run,
+                    limit=estimate.limit_of(args, "read"),
+                )
+            except Exception as exc:
+                if len(tables) == 1 or describe_failure(exc) is None:
+                    raise
+                summary = {"table": table, "file": str(path), "error": describe_failure(exc)}
         summary["seconds"] = round(shown.seconds, 3)
         results.append(summary)
         if "error" not in summary:
@@ -132,22 +131,22 @@ def _backup_to_s3(args: argparse.Namespace, ddb: Any, tables: list[str] | None, 
         from ddb_backup.backup.exact import noter
 
         exact = noter(ddb, client("dynamodbstreams"), True, args.workers)
-    summaries = local.backup_to_s3(
-        ddb,
-        client("s3"),
-        bucket,
-        key_prefix,
-        tables=tables,
-        table_prefix=prefix,
-        segments=args.segments,
-        workers=args.workers,
-        progress=shown,
-        limit=estimate.limit_of(args, "read"),
-        exact=exact,
-        streams=client("dynamodbstreams") if exact else None,
-        settle=args.settle,
-    )
-    shown.close()
+    with shown:
+        summaries = local.backup_to_s3(
+            ddb,
+            client("s3"),
+            bucket,
+            key_prefix,
+            tables=tables,
+            table_prefix=prefix,
+            segments=args.segments,
+            workers=args.workers,
+            progress=shown,
+            limit=estimate.limit_of(args, "read"),
+            exact=exact,
+            streams=client("dynamodbstreams") if exact else None,
+            settle=args.settle,
+        )
     return _report(
         args,
         summaries,
@@ -232,7 +231,10 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_verify(args: argparse.Namespace) -> int:
     from ddb_backup_cli.files.verify import verify_table
 
-    report = verify_table(client("dynamodb"), client("s3"), args.table, args.backup, limit=args.show)
+    with progress(args, args.table) as shown:
+        report = verify_table(
+            client("dynamodb"), client("s3"), args.table, args.backup, limit=args.show, progress=shown
+        )
     if args.json:
         print_json(report)
     else:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from ddb_backup import __version__
 from ddb_backup.errors import BadInput, DdbBackupError
-from ddb_backup_cli import aws_backups, changes_cmd, describe, endpoint, local, stack
+from ddb_backup_cli import aws_backups, changes_cmd, completion, describe, endpoint, local, progress, stack
 from ddb_backup_cli.common import UsageError, apply_connection, common_options
 
 EPILOG_MAIN = """\
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.register_demo(sub, parents)
     aws_backups.register(sub)
     changes_cmd.register(sub, parents)
+    completion.register(sub, parents, parser)
     return parser
 
 
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     apply_connection(args)
     if not args.json and not args.quiet:
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    progress.verbose(args.verbose)
     if args.debug:
         endpoint.debug_log()
     endpoint.configure(

@@ -226,10 +226,12 @@ def test_every_option_has_help_text(capsys, command, option):
     with pytest.raises(SystemExit):
         main([*command, "--help"])
     out = capsys.readouterr().out
-    described = [line for line in out.splitlines() if line.strip().startswith(option)]
+    lines = out.splitlines()
+    options = lines[lines.index("options:") :]  # not the usage lines, which may also start with the option
+    described = [line for line in options if line.strip().startswith(option)]
     assert described, out
     words = described[0].strip().split("  ", 1)
-    assert len(words) == 2 or out.splitlines()[out.splitlines().index(described[0]) + 1].startswith(" " * 20)
+    assert len(words) == 2 or options[options.index(described[0]) + 1].startswith(" " * 20)
 
 
 # ------------------------------------------------------------------ describe, list --dir

@@ -8,6 +8,7 @@ backup format v1. ``backup_to_file`` writes the single-file local format
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,7 @@ from ddb_backup.format.localfile import LocalFileWriter
 from ddb_backup_cli.progress import Progress
 
 MiB = 1024 * 1024
+LOG = logging.getLogger(__name__)
 
 
 def segment_pages(
@@ -103,15 +105,22 @@ def backup_to_file(
     rate = table_rate(description, "read", rate=limit.rate, percent=limit.percent)
     limiter = RateLimiter(rate) if rate else None
     lock = threading.Lock()
+    approx = int(description["Table"].get("ItemCount") or 0)
+    if progress:
+        progress.set_total(approx, approximate=True)
+    LOG.info("%s: %d segment(s), about %d items (ItemCount), to %s", table, total, approx, path)
 
     def run(segment: int) -> None:
+        items = 0
         for data, n in segment_lines(ddb, table, segment, total, limiter=limiter):
             if not n:
                 continue
             with lock:
                 writer.write_lines([data], n)
+            items += n
             if progress:
                 progress.add(n, len(data))
+        LOG.info("%s segment %d/%d: %d items", table, segment + 1, total, items)
 
     with (
         LocalFileWriter(
@@ -163,16 +172,52 @@ def backup_to_s3(
     )
     settings = scan_settings or ScanSettings(bucket=bucket)
     work = get_json(s3, bucket, run["workKey"])
+    if progress:
+        progress.set_total(sum(int(t.get("items") or 0) for t in run["tables"]), approximate=True)
+    _log_plan(run)
 
     def run_segment(task: dict[str, Any]) -> None:
+        on_page = progress.add if progress else None
         while not task.get("done"):
-            before = int(task.get("items", 0)), int(task.get("bytes", 0))
-            task = scan_segment(ddb, s3, settings, task, time_left=lambda: 600.0)
-            if progress:
-                progress.add(task["items"] - before[0], task["bytes"] - before[1])
+            task = scan_segment(ddb, s3, settings, task, time_left=lambda: 600.0, on_page=on_page)
+            LOG.info(
+                "%s segment %d/%d: %d items, %d part(s)%s",
+                task["table"],
+                int(task["segment"]) + 1,
+                int(task["totalSegments"]),
+                task["items"],
+                task["nextPart"],
+                "" if task["done"] else ", going on",
+            )
 
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(work) or 1))) as pool:
         for future in [pool.submit(run_segment, dict(t)) for t in work]:
             future.result()
     s3.delete_object(Bucket=bucket, Key=run["workKey"])
-    return [finalize_table(s3, bucket, t["backupDir"], streams=streams, settle=settle) for t in run["tables"]]
+    return [_finalized(s3, bucket, t["backupDir"], streams, settle) for t in run["tables"]]
+
+
+def _log_plan(run: dict[str, Any]) -> None:
+    """Each table of a planned run: its backup id, segments and about how many items."""
+    for t in run["tables"]:
+        LOG.info(
+            "%s: backup %s, %d segment(s), about %d items (ItemCount)",
+            t["table"],
+            run["backupId"],
+            t["totalSegments"],
+            t["items"],
+        )
+
+
+def _finalized(s3: Any, bucket: str, directory: str, streams: Any, settle: float) -> dict[str, Any]:
+    """Finalize one table's backup (its manifest), logged."""
+    summary = finalize_table(s3, bucket, directory, streams=streams, settle=settle)
+    LOG.info(
+        "%s: manifest s3://%s/%s, %d items in %d part(s)",
+        summary["table"],
+        bucket,
+        summary["manifest"],
+        summary["items"],
+        summary["parts"],
+    )
+    return summary

@@ -7,14 +7,16 @@ The same ``prepare_targets`` (check every target, then create) and the same
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ddb_backup.aws.ratelimit import NO_LIMIT, Limit
 from ddb_backup.errors import BillingNotRestored, IntegrityError, RestoreIncomplete
 from ddb_backup.format.ddbjson import Item
+from ddb_backup.format.dialects import item_size
 from ddb_backup.format.lines import part_lines
 from ddb_backup.format.location import is_s3
 from ddb_backup.format.sources import Source, open_source
@@ -24,7 +26,9 @@ from ddb_backup.restore.resume import clear_mark
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
 from ddb_backup_cli.files import mirror
-from ddb_backup_cli.progress import Progress
+from ddb_backup_cli.progress import Progress, counted
+
+LOG = logging.getLogger(__name__)
 
 
 def restore_sources(
@@ -77,7 +81,7 @@ def restore_sources(
         for src, target, info in prepared:
             for text in src.warnings + info.get("warnings", []) + info.get("capacity", []):
                 warn(text)
-            progress = progress_factory(target) if progress_factory else None
+            progress = progress_factory(target) if progress_factory else None  # _restore_one closes it
             result = _restore_one(ddb, s3, src, target, info, run_id, (workers, info["writeRate"]), progress, mode)
             results.append(_finish_one(ddb, src, result, (exact, expect_items), warn))
             if target in loaded:
@@ -195,14 +199,24 @@ def _restore_one(
         )
 
     started = time.monotonic()
+    expected = src.expected_items
+    LOG.info(
+        "%s -> %s: %d part(s), %s items",
+        src.location,
+        target,
+        len(src.parts),
+        expected if expected is not None else "uncounted",
+    )
+    if progress:
+        progress.set_total(expected)
     try:
         if mode == "mirror":
             return mirror.mirror_one(ddb, src, target, info, write)
-        counts = write(fastwrite.source_items(src, ddb), False)
+        items = counted(_logged_items(src, ddb, target), progress, size=_line_bytes, count_items=False)
+        counts = write(items, False)
     finally:
         if progress:
             progress.close()
-    expected = src.expected_items
     mirror.check_count(src, counts["items"], target)
     return {
         "source": src.location,
@@ -215,3 +229,15 @@ def _restore_one(
         "duplicateKeys": counts["duplicateKeys"],
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _logged_items(src: Source, ddb: Any, target: str) -> Iterator[Any]:
+    """Every item of ``src`` for writing (:func:`fastwrite.read_part`), each part's start logged."""
+    for number, part in enumerate(src.parts, 1):
+        LOG.info("%s: part %d/%d %s (%s items)", target, number, len(src.parts), part.id, part.items)
+        yield from fastwrite.read_part(part, src.s3, ddb=ddb)
+
+
+def _line_bytes(item: Any) -> int:
+    """An item's bytes: its backup line as read (with the newline), else its DynamoDB item size."""
+    return len(item.line) + 1 if isinstance(item, fastwrite.RawItem) else item_size(item)

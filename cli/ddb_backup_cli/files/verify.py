@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import sys
 import tempfile
@@ -26,6 +27,9 @@ from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.errors import TableNotFound
 from ddb_backup.format.ddbjson import canonical, item_from_wire, item_to_wire
 from ddb_backup.format.sources import open_source
+from ddb_backup_cli.progress import Progress, counted
+
+LOG = logging.getLogger(__name__)
 
 #: Items per partition the partition count aims at (a partition is held in memory while compared).
 PARTITION_ITEMS = 20_000
@@ -121,20 +125,26 @@ def diff_items(
     limit: int = 10,
     on_differs: Callable[[bytes], None] | None = None,
     on_extra: Callable[[dict[str, Any]], None] | None = None,
+    progress: Progress | None = None,
+    label: str = "",
 ) -> Diff:
     """Compare two item streams by key in bounded memory (see the module); ``names``: the key attributes.
 
     ``estimate``: about how many items a side holds (sizes the partitions).
     ``on_differs(key hash)`` is called for every backup key missing or changed
     in the table, ``on_extra(key)`` for every key only the table holds.
+    ``progress``: counts the partitions compared (``label``: the table).
     """
     with tempfile.TemporaryDirectory(prefix="ddb-backup-diff-") as directory:
         sides = [_Spill(Path(directory), side, partitions_for(estimate)) for side in ("backup", "table")]
         _fill(sides[0], backup, names)
         _fill(sides[1], table, names)
         diff = Diff(backup_items=sides[0].count, table_items=sides[1].count)
+        _stage(progress, f"{label}: compare", len(sides[0].paths), False, "partitions")
         for part in range(len(sides[0].paths)):
             _compare(sides[0], sides[1], part, diff, limit, (on_differs, on_extra))
+            if progress is not None:
+                progress.add(1)
     return diff
 
 
@@ -193,7 +203,14 @@ def key_names(ddb: Any, table: str) -> tuple[list[str], int]:
 
 
 def verify_table(
-    ddb: Any, s3: Any, table: str, source: str, *, limit: int = 10, warn: Callable[[str], None] | None = None
+    ddb: Any,
+    s3: Any,
+    table: str,
+    source: str,
+    *,
+    limit: int = 10,
+    warn: Callable[[str], None] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Items of ``source`` (any format restore reads) against the items of ``table``.
 
@@ -203,13 +220,16 @@ def verify_table(
     (``added``: only the table has them, ``removed``: only the backup,
     ``changed``: both, with other values). ``warn`` receives the source's
     warnings (default: stderr).
+    ``progress``: shows each stage (read the backup, scan the table, compare).
     """
     names, count = key_names(ddb, table)
     backup = open_source(source, s3)
     for text in backup.warnings:
         (warn or _stderr)(text)
     estimate = max(backup.expected_items or 0, count)
-    diff = diff_items(backup.items(), scan_items(ddb, table), names, estimate=estimate, limit=limit)
+    read = _staged(backup.items(), progress, f"{table}: read backup", backup.expected_items, False)
+    scanned = _staged(scan_items(ddb, table), progress, f"{table}: scan table", count, True)
+    diff = diff_items(read, scanned, names, estimate=estimate, limit=limit, progress=progress, label=table)
     changed = attribute_diffs(ddb, table, backup.items(), names, diff.examples["changed"])
     examples = [
         {"kind": "changed", "key": key, "attributes": changed[i]} for i, key in enumerate(diff.examples["changed"])
@@ -266,6 +286,15 @@ def _attributes(backup: dict[str, Any], table: dict[str, Any]) -> dict[str, list
     }
 
 
+def _stage(progress: Progress | None, label: str, total: int | None, approximate: bool, unit: str = "items") -> None:
+    """Log a stage of the comparison and show it on ``progress``."""
+    LOG.info(
+        "verify %s (%s %s%s)", label, "?" if total is None else total, unit, ", approximate" if approximate else ""
+    )
+    if progress is not None:
+        progress.stage(label, total=total, approximate=approximate, unit=unit)
+
+
 def _stderr(text: str) -> None:
     print(f"ddb-backup: warning: {text}", file=sys.stderr)
 
@@ -274,6 +303,14 @@ def _fill(spill: _Spill, items: Iterable[dict[str, Any]], names: list[str]) -> N
     for item in items:
         spill.add(item, names)
     spill.flush()
+
+
+def _staged(
+    items: Iterable[dict[str, Any]], progress: Progress | None, label: str, total: int | None, approximate: bool
+) -> Iterator[dict[str, Any]]:
+    """``items``, counted on ``progress``; the stage is logged and shown when the first is asked for."""
+    _stage(progress, label, total, approximate)
+    yield from counted(items, progress)
 
 
 def _key(item: dict[str, Any], names: list[str]) -> str:

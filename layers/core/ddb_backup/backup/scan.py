@@ -47,19 +47,19 @@ def scan_segment(
     task: dict[str, Any],
     *,
     time_left: Callable[[], float],
+    on_page: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Scan from ``task['startKey']`` until the segment ends or ``time_left()`` (seconds) reaches 0.
 
-    Always scans at least one page, so every invocation makes progress.
-    Returns ``task`` updated: ``done``, ``startKey`` for the next invocation,
-    ``seq``, ``nextPart`` and the running ``items``/``bytes`` totals.
+    Always scans at least one page; ``on_page(items, JSON bytes)`` is told of each. Returns ``task`` updated:
+    ``done``, ``startKey`` for the next invocation, ``seq``, ``nextPart`` and the running ``items``/``bytes`` totals.
     """
     table, directory = task["table"], task["backupDir"]
     segment, total = int(task["segment"]), int(task["totalSegments"])
     seq, next_part = int(task.get("seq", 0)), int(task.get("nextPart", 0))
     start_key = task.get("startKey")
     try:
-        parts, last_key = _SegmentScan(ddb, s3, settings, task, time_left).run(next_part)
+        parts, last_key = _SegmentScan(ddb, s3, settings, task, time_left, on_page).run(next_part)
     except Exception as exc:
         # Leave a note finalize can quote; the error still propagates to Step Functions.
         put_json(
@@ -197,6 +197,7 @@ class _SegmentScan:
     settings: ScanSettings
     task: dict[str, Any]
     time_left: Callable[[], float]
+    on_page: Callable[[int, int], None] | None = None
 
     def run(self, next_part: int) -> tuple[list[Part], dict[str, Any] | None]:
         """The parts written from part number ``next_part`` on, and the key to go on from (None: done)."""
@@ -206,7 +207,10 @@ class _SegmentScan:
         parts: list[Part] = []
         buf = pages.buffer(self.settings.gzip_level)
         while True:
+            before = buf.items, buf.uncompressed_bytes
             last_key = pages.read_into(buf)
+            if self.on_page is not None:
+                self.on_page(buf.items - before[0], buf.uncompressed_bytes - before[1])
             if buf.uncompressed_bytes >= self.settings.part_bytes:
                 parts.append(self._flush(next_part + len(parts), buf))
                 buf = pages.buffer(self.settings.gzip_level)
