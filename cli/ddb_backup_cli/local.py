@@ -207,9 +207,16 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from ddb_backup_cli.files.cancel import Interrupted
     from ddb_backup_cli.files.verify import verify_table
 
-    report = verify_table(client("dynamodb"), client("s3"), args.table, args.backup, limit=args.show)
+    try:
+        report = verify_table(client("dynamodb"), client("s3"), args.table, args.backup, limit=args.show)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"the comparison of {args.table} with {args.backup} stopped before it finished: nothing was "
+            "changed and its temporary files were removed; run the same command again to verify"
+        ) from None
     if args.json:
         print_json(report)
     else:

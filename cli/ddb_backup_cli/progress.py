@@ -5,11 +5,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import ClassVar, TextIO
 
 
 class Progress:
     """Thread-safe counters, drawn on ``stream`` at most ten times a second when it is a terminal."""
+
+    #: The line drawn and not yet closed (see :func:`end_line`).
+    drawn: ClassVar[Progress | None] = None
 
     def __init__(self, label: str, *, enabled: bool | None = None, stream: TextIO = sys.stderr) -> None:
         self.label = label
@@ -28,6 +31,7 @@ class Progress:
             now = time.monotonic()
             if self.enabled and now - self._drawn >= 0.1:
                 self._drawn = now
+                Progress.drawn = self
                 self.stream.write("\r" + self.line() + "\033[K")
                 self.stream.flush()
 
@@ -43,6 +47,15 @@ class Progress:
         )
 
     def close(self) -> None:
+        Progress.drawn = None
         if self.enabled:
             self.stream.write("\r" + self.line() + "\033[K\n")
             self.stream.flush()
+
+
+def end_line() -> None:
+    """End a progress line a stopped run left open, so that the next message starts a line of its own."""
+    if Progress.drawn is not None:
+        Progress.drawn.stream.write("\n")
+        Progress.drawn.stream.flush()
+        Progress.drawn = None

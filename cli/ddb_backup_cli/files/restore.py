@@ -20,9 +20,11 @@ from ddb_backup.format.location import is_s3
 from ddb_backup.format.sources import Source, open_source
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.deadletters import dead_letter_writer
+from ddb_backup.restore.preflight import resume_hint
 from ddb_backup.restore.resume import clear_mark
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
+from ddb_backup_cli.files import cancel
 from ddb_backup_cli.progress import Progress
 
 
@@ -56,7 +58,9 @@ def restore_sources(
     anything is created or written (``IntegrityError``) and checked again
     after writing (``RestoreIncomplete``). Without it, a source that carries
     no count is restored with a warning saying how many items it held.
-    ``limit``: each target's write rate (all workers together).
+    ``limit``: each target's write rate (all workers together). On Ctrl-C the
+    writers stop at their next batch and ``cancel.Interrupted`` says how many
+    items were written and the command that resumes.
     """
     if expect_items is not None:
         _check_expected(source, s3, expect_items)
@@ -73,16 +77,32 @@ def restore_sources(
     for src, target, info in prepared:
         for text in src.warnings + info.get("warnings", []):
             warn(text)
-        progress = progress_factory(target) if progress_factory else None
-        described = (describe_table(ddb, target) or {}) if limit.percent is not None else {}
-        rate = table_rate(described, "write", rate=limit.rate, percent=limit.percent)
-        result = _restore_one(ddb, s3, src, target, info, run_id, (workers, rate or 0.0), progress)
+        progress = progress_factory(target) if progress_factory else Progress(target, enabled=False)
+        try:
+            result = _restore_one(ddb, s3, src, target, info, run_id, (workers, _rate(ddb, target, limit)), progress)
+        except KeyboardInterrupt:
+            raise cancel.Interrupted(_stopped(request, target, progress.items, src.expected_items)) from None
         if exact and src.format == "ddb-backup-v1" and is_s3(src.location):
             result.update(_exact(ddb, src.s3, src.location, target))
         _check_restored(src, result, expect_items, warn)
         results.append(result)
         clear_mark(ddb, target)
     return results
+
+
+def _rate(ddb: Any, target: str, limit: Limit) -> float:
+    """Write units a second for ``target`` under ``limit`` (0: no limit)."""
+    described = (describe_table(ddb, target) or {}) if limit.percent is not None else {}
+    return table_rate(described, "write", rate=limit.rate, percent=limit.percent) or 0.0
+
+
+def _stopped(request: dict[str, Any], target: str, written: int, expected: int | None) -> str:
+    """What a restore stopped by Ctrl-C says: the items written, the mark left, the command that resumes."""
+    of = f" of {expected:,}" if expected is not None else ""
+    return (
+        f"the restore into {target} stopped after {written:,}{of} items were written; the table is marked "
+        f"as holding a partial restore until a run completes it: {resume_hint(request, target)}"
+    )
 
 
 def _check_expected(source: str, s3: Any, expect: int) -> None:
@@ -152,7 +172,7 @@ def _restore_one(
     info: dict[str, Any],
     run_id: str,
     pace: tuple[int, float],
-    progress: Progress | None,
+    progress: Progress,
 ) -> dict[str, Any]:
     """Write one prepared source into ``target`` with (requests in flight, write units a second); its result row."""
     save = dead_letter_writer(src.dead_letter_base or ".", run_id, s3)
@@ -169,10 +189,10 @@ def _restore_one(
         concurrency=pace[0],
         write_rate=pace[1],
         key_names=[k["AttributeName"] for k in info["keySchema"]],
-        progress=progress.add if progress else None,
+        progress=progress.add,
+        sleep=cancel.sleep,
     )
-    if progress:
-        progress.close()
+    progress.close()
     expected = src.expected_items
     if expected is not None and counts["items"] != expected:
         raise RestoreIncomplete(
