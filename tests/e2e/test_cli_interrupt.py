@@ -22,6 +22,7 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -241,3 +242,23 @@ def _drain(fd: int, into: bytearray) -> None:
         if not chunk:
             return
         into.extend(chunk)
+
+
+def test_an_interrupted_multi_table_backup_names_the_files_it_finished(endpoint, tmp_path, monkeypatch, capsys):
+    from ddb_backup_cli.files import backup, cancel
+
+    sample.create_cumulus_tables(client("dynamodb"), "mystack-", {"Granules": 30, "Rules": 7})
+    real = backup.backup_to_file
+
+    def stopped_at_granules(ddb: object, table: str, path: Path, **options: object) -> dict[str, object]:
+        if table == TABLE:  # as backup_to_file says it after Ctrl-C
+            raise cancel.Interrupted(f"the backup of {table} stopped after 10 items; {path} was not written")
+        return real(ddb, table, path, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backup, "backup_to_file", stopped_at_granules)
+    argv = ["backup", "--tables", f"mystack-RulesTable,{TABLE}", "--dir", str(tmp_path)]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert f"stopped after 10 items; {tmp_path / (TABLE + '.json')} was not written; " in err
+    assert f"complete and kept: {tmp_path / 'mystack-RulesTable.json'}\n" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["mystack-RulesTable.json"]
