@@ -108,7 +108,7 @@ def granules(endpoint: str) -> int:
 def _start(proxy: SlowProxy, *argv: str, **streams: int) -> subprocess.Popen[str]:
     env = {**os.environ, "AWS_ENDPOINT_URL": proxy.url}
     out = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **streams}
-    return subprocess.Popen([*CLI, *argv], text=True, env=env, **out)  # type: ignore[call-overload, no-any-return]
+    return subprocess.Popen([*CLI, *argv], text=True, env=env, **out)  # type: ignore[call-overload]
 
 
 def _interrupt(proc: subprocess.Popen[str]) -> tuple[float, str]:
