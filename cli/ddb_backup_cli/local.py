@@ -30,6 +30,8 @@ from ddb_backup_cli.common import (
     tables_arg,
 )
 from ddb_backup_cli.endpoint import describe_failure
+from ddb_backup_cli.files.cancel import Interrupted
+from ddb_backup_cli.progress import Progress
 
 DEMO_HELP = (
     "run the whole job on the embedded emulator: 8 Cumulus tables, backup, restore, verify "
@@ -48,8 +50,6 @@ local stack {stack!r} serving on {url} (Ctrl-C to stop); in another shell:
 
 # ------------------------------------------------------------------ backup
 def cmd_backup(args: argparse.Namespace) -> int:
-    from ddb_backup_cli.files import backup as local
-
     tables, prefix = tables_arg(args)
     ddb = client("dynamodb")
     if args.to:
@@ -69,22 +69,17 @@ def cmd_backup(args: argparse.Namespace) -> int:
             f"{', '.join(taken)} already exist{'s' if len(taken) == 1 else ''}: a backup never replaces another "
             "unless asked: give --force to replace it, or --out/--dir to write elsewhere"
         )
-    results = []
+    results: list[dict[str, Any]] = []
     run = (new_backup_id(), list(tables))  # one id for every file of this run: a set restore checks it
     for table, path in paths.items():
         with progress(args, table) as shown:
             try:
-                summary = local.backup_to_file(
-                    ddb,
-                    table,
-                    path,
-                    segments=args.segments,
-                    workers=args.workers,
-                    progress=shown,
-                    replace=args.force,
-                    run_of=run,
-                    limit=estimate.limit_of(args, "read"),
-                )
+                summary = _backup_file(args, ddb, table, path, shown, run)
+            except Interrupted as exc:
+                finished = [r["file"] for r in results if "error" not in r]
+                raise Interrupted(
+                    f"{exc}; complete and kept: {', '.join(finished)}" if finished else str(exc)
+                ) from None
             except Exception as exc:
                 if len(tables) == 1 or describe_failure(exc) is None:
                     raise
@@ -101,6 +96,25 @@ def cmd_backup(args: argparse.Namespace) -> int:
     if len(tables) > 1:
         summary_table(args, results)
     return 1 if any("error" in r for r in results) else 0
+
+
+def _backup_file(
+    args: argparse.Namespace, ddb: Any, table: str, path: Path, shown: Progress, run: tuple[str, list[str]]
+) -> dict[str, Any]:
+    """One table of ``backup`` (to a file), with the command's options."""
+    from ddb_backup_cli.files import backup as local
+
+    return local.backup_to_file(
+        ddb,
+        table,
+        path,
+        segments=args.segments,
+        workers=args.workers,
+        progress=shown,
+        replace=args.force,
+        run_of=run,
+        limit=estimate.limit_of(args, "read"),
+    )
 
 
 def check_tables_exist(ddb: Any, tables: list[str]) -> None:
@@ -229,12 +243,19 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from ddb_backup_cli.files.cancel import Interrupted
     from ddb_backup_cli.files.verify import verify_table
 
     with progress(args, args.table) as shown:
-        report = verify_table(
-            client("dynamodb"), client("s3"), args.table, args.backup, limit=args.show, progress=shown
-        )
+        try:
+            report = verify_table(
+                client("dynamodb"), client("s3"), args.table, args.backup, limit=args.show, progress=shown
+            )
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"the comparison of {args.table} with {args.backup} stopped before it finished: nothing was "
+                "changed and its temporary files were removed; run the same command again to verify"
+            ) from None
     if args.json:
         print_json(report)
     else:

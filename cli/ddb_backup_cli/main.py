@@ -19,6 +19,8 @@ from ddb_backup import __version__
 from ddb_backup.errors import BadInput, DdbBackupError
 from ddb_backup_cli import aws_backups, changes_cmd, completion, describe, endpoint, local, progress, stack
 from ddb_backup_cli.common import UsageError, apply_connection, common_options
+from ddb_backup_cli.files import cancel
+from ddb_backup_cli.progress import end_line
 
 EPILOG_MAIN = """\
 examples:
@@ -73,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         notice_after=min(endpoint.NOTICE_AFTER, args.endpoint_timeout / 2),
     )
     try:
-        code = int(args.func(args))
+        with cancel.taking_sigint():
+            code = int(args.func(args))
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
         return code
     except UsageError as exc:
@@ -85,9 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except BrokenPipeError:
         return _reader_went_away()
-    except KeyboardInterrupt:
-        print("ddb-backup: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     except Exception as exc:  # AWS and OS failures: one line, no traceback
         message = endpoint.describe_failure(exc)
         if message is None:
@@ -109,6 +111,22 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpar
         ]
         sub.error(f"unrecognized arguments: {' '.join(unknown)}" + (f" ({'; '.join(hints)})" if hints else ""))
     return args
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Ctrl-C: on a line of its own, what the run left behind (``cancel.Interrupted``); 130 (128 + SIGINT).
+
+    A worker still in a request that does not answer, past ``cancel.GRACE``, is not waited for: the
+    process ends at once (``os._exit``) rather than at that request's timeout.
+    """
+    end_line()
+    detail = f": {exc}" if isinstance(exc, cancel.Interrupted) else ""
+    print(f"ddb-backup: interrupted{detail}", file=sys.stderr)
+    if cancel.threads_left():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return 130
 
 
 def _reader_went_away() -> int:

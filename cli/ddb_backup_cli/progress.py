@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import TextIO, TypeVar
+from typing import ClassVar, TextIO, TypeVar
 
 from rich.console import Console
 from rich.progress import Progress as RichProgress
@@ -71,6 +71,9 @@ class Progress:
     call more than once and from any thread (the object is also a context manager).
     """
 
+    #: The display started and not yet closed (see :func:`end_line`).
+    drawn: ClassVar[Progress | None] = None
+
     def __init__(
         self,
         label: str,
@@ -97,6 +100,7 @@ class Progress:
         self.set_total(total, approximate=approximate)
         if self._bar is not None:
             self._bar.start()
+            Progress.drawn = self
 
     def set_total(self, total: int | None, *, approximate: bool = False) -> None:
         """Count against ``total`` from now on (None: no total); a zero estimate is no total."""
@@ -156,6 +160,8 @@ class Progress:
         """Stop the display and clear its line (idempotent)."""
         with self._lock:
             bar, self._bar = self._bar, None
+        if Progress.drawn is self:
+            Progress.drawn = None
         if bar is not None:
             bar.stop()
 
@@ -208,6 +214,13 @@ def _rich(stream: TextIO) -> RichProgress:
         transient=True,
         redirect_stdout=False,
     )
+
+
+def end_line() -> None:
+    """Close a progress display a stopped run left open, so that the next message starts a line of its own."""
+    drawn = Progress.drawn
+    if drawn is not None:
+        drawn.close()
 
 
 # ------------------------------------------------------------------ --verbose

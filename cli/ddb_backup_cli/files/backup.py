@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from ddb_backup.backup.finalize import finalize_table
 from ddb_backup.backup.plan import Exact, Settings, choose_segments, plan_run
 from ddb_backup.backup.scan import FastPages, ScanSettings, scan_segment
 from ddb_backup.format.localfile import LocalFileWriter
+from ddb_backup_cli.files import cancel
 from ddb_backup_cli.progress import Progress
 
 MiB = 1024 * 1024
@@ -98,7 +99,8 @@ def backup_to_file(
     The file is written under a temporary name of its own and moved into
     place when complete, so ``path`` never holds a partial backup; an
     existing ``path`` is replaced only when ``replace`` (else ``BadInput``,
-    before the table is read).
+    before the table is read). On Ctrl-C the segments stop at their next
+    page, the temporary file is removed and ``cancel.Interrupted`` says so.
     """
     description = describe(ddb, table)
     total = segments or local_segments(description, workers)
@@ -113,6 +115,7 @@ def backup_to_file(
     def run(segment: int) -> None:
         items = 0
         for data, n in segment_lines(ddb, table, segment, total, limiter=limiter):
+            cancel.check()
             if not n:
                 continue
             with lock:
@@ -122,14 +125,15 @@ def backup_to_file(
                 progress.add(n, len(data))
         LOG.info("%s segment %d/%d: %d items", table, segment + 1, total, items)
 
-    with (
-        LocalFileWriter(
-            path, table=table, description=description, extra=_extra(total, run_of), replace=replace
-        ) as writer,
-        ThreadPoolExecutor(max_workers=max(1, min(workers, total))) as pool,
-    ):
-        for future in [pool.submit(run, s) for s in range(total)]:
-            future.result()
+    writer = LocalFileWriter(path, table=table, description=description, extra=_extra(total, run_of), replace=replace)
+    try:
+        with writer:
+            cancel.run_all(run, range(total), workers)
+    except KeyboardInterrupt:
+        raise cancel.Interrupted(
+            f"the backup of {table} stopped after {writer.items:,} items; {path} was not written "
+            f"(its temporary file {writer.tmp.name} was removed): run the same command again to back it up"
+        ) from None
     count = writer.items
     return {"table": table, "file": str(path), "items": count, "segments": total, "bytes": path.stat().st_size}
 
@@ -159,6 +163,8 @@ def backup_to_s3(
     """Back up tables to ``s3://bucket/prefix`` in format v1, with the state machine's own steps.
 
     ``exact`` (with ``streams``): the tables it notes a stream position for are backed up exactly.
+    On Ctrl-C the segments stop at their next page, no manifest is written (each backup reads
+    INCOMPLETE) and ``cancel.Interrupted`` names what was left and how to delete it.
     """
     run = plan_run(
         ddb,
@@ -176,25 +182,30 @@ def backup_to_s3(
         progress.set_total(sum(int(t.get("items") or 0) for t in run["tables"]), approximate=True)
     _log_plan(run)
 
+    parts: Counter[str] = Counter()  # parts written, by backup directory
+
     def run_segment(task: dict[str, Any]) -> None:
         on_page = progress.add if progress else None
         while not task.get("done"):
-            task = scan_segment(ddb, s3, settings, task, time_left=lambda: 600.0, on_page=on_page)
-            LOG.info(
-                "%s segment %d/%d: %d items, %d part(s)%s",
-                task["table"],
-                int(task["segment"]) + 1,
-                int(task["totalSegments"]),
-                task["items"],
-                task["nextPart"],
-                "" if task["done"] else ", going on",
-            )
+            cancel.check()
+            before = int(task.get("nextPart", 0))
+            task = scan_segment(ddb, s3, settings, task, time_left=cancel.time_left(600.0), on_page=on_page)
+            parts[task["backupDir"]] += task["nextPart"] - before
+            _log_segment(task)
 
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(work) or 1))) as pool:
-        for future in [pool.submit(run_segment, dict(t)) for t in work]:
-            future.result()
+    try:
+        cancel.run_all(run_segment, [dict(t) for t in work], workers)
+    except KeyboardInterrupt:
+        raise cancel.Interrupted(_left_in_s3(bucket, run, parts)) from None
     s3.delete_object(Bucket=bucket, Key=run["workKey"])
     return [_finalized(s3, bucket, t["backupDir"], streams, settle) for t in run["tables"]]
+
+
+def _log_segment(task: dict[str, Any]) -> None:
+    """A segment's progress after one scan call: items and parts so far, and whether it goes on."""
+    segment = f"{int(task['segment']) + 1}/{int(task['totalSegments'])}"
+    more = "" if task["done"] else ", going on"
+    LOG.info("%s segment %s: %d items, %d part(s)%s", task["table"], segment, task["items"], task["nextPart"], more)
 
 
 def _log_plan(run: dict[str, Any]) -> None:
@@ -221,3 +232,17 @@ def _finalized(s3: Any, bucket: str, directory: str, streams: Any, settle: float
         summary["parts"],
     )
     return summary
+
+
+def _left_in_s3(bucket: str, run: dict[str, Any], parts: Counter[str]) -> str:
+    """What a backup to S3 stopped by Ctrl-C leaves: each backup's parts, no manifest, and how to delete them."""
+    dirs = [f"s3://{bucket}/{t['backupDir']}" for t in run["tables"]]
+    held = "; ".join(f"{url} holds {parts[t['backupDir']]} part(s)" for url, t in zip(dirs, run["tables"], strict=True))
+    stopping = cancel.threads_left()
+    if stopping:
+        held += f" (and up to {stopping} more from the segment(s) still stopping when this process ended)"
+    remove = " && ".join(f"aws s3 rm --recursive {url}" for url in [*dirs, f"s3://{bucket}/{run['runPrefix']}"])
+    return (
+        f"the backup stopped before its manifest was written, so it reads INCOMPLETE and restore refuses it: "
+        f"{held}. Delete what it left with `{remove}`, and run the same command again for a new backup"
+    )

@@ -22,10 +22,11 @@ from ddb_backup.format.location import is_s3
 from ddb_backup.format.sources import Source, open_source
 from ddb_backup.restore import capacity, fastwrite
 from ddb_backup.restore.deadletters import dead_letter_writer
+from ddb_backup.restore.preflight import resume_hint
 from ddb_backup.restore.resume import clear_mark
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
-from ddb_backup_cli.files import mirror
+from ddb_backup_cli.files import cancel, mirror
 from ddb_backup_cli.progress import Progress, counted
 
 LOG = logging.getLogger(__name__)
@@ -56,13 +57,12 @@ def restore_sources(
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
 
-    Every target is checked before anything is written (``TargetRefused``) and carries the restore-in-progress
-    mark until its items are written and counted; items not written raise ``RestoreIncomplete`` naming the dead
-    letters. ``expect_items`` (one table): the count checked before and after writing; without it a source with
-    no count is restored with a warning giving its count. ``limit``: each target's write rate (all workers).
-    ``load_billing`` ``"on-demand"``: provisioned targets load on-demand and get their units back after it (also
-    on failure); ``within``: pre-warm created on-demand targets. ``mode`` ``mirror``: :mod:`.mirror`;
-    ``dry_run``: :func:`.mirror.dry_run`.
+    Targets are checked before anything is written (``TargetRefused``) and stay marked until their items are
+    written and counted (else ``RestoreIncomplete`` naming the dead letters). ``expect_items``: the count checked
+    before and after writing. ``limit``: a target's write rate. ``load_billing`` ``"on-demand"``: provisioned
+    targets load on-demand, units put back after (also on failure); ``within``: pre-warm created on-demand
+    targets; ``mode`` ``mirror``: :mod:`.mirror`; ``dry_run``: :func:`.mirror.dry_run`. Ctrl-C: writers stop at
+    their next batch; ``cancel.Interrupted`` says how many items were written and the command that resumes.
     """
     if expect_items is not None:
         _check_expected(source, s3, expect_items)
@@ -71,18 +71,20 @@ def restore_sources(
     request = {**_request(source, table, mapping, backup_id, mode, allow_source, key_names), **extra}
     run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
     prepared, _, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id, check_only=dry_run)
-    for text in notes:
-        warn(text)
+    list(map(warn, notes))
     if dry_run:
         return [mirror.dry_run(ddb, src, target, info, mode) for src, target, info in prepared]
     loaded = {target: info["loadBilling"] for _, target, info in prepared if info.get("loadBilling")}
     results = []
     try:
         for src, target, info in prepared:
-            for text in src.warnings + info.get("warnings", []) + info.get("capacity", []):
-                warn(text)
-            progress = progress_factory(target) if progress_factory else None  # _restore_one closes it
-            result = _restore_one(ddb, s3, src, target, info, run_id, (workers, info["writeRate"]), progress, mode)
+            list(map(warn, src.warnings + info.get("warnings", []) + info.get("capacity", [])))
+            progress = progress_factory(target) if progress_factory else Progress(target, enabled=False)
+            pace = (workers, info["writeRate"])
+            try:  # _restore_one closes the progress
+                result = _restore_one(ddb, s3, src, target, info, run_id, pace, progress, mode)
+            except KeyboardInterrupt:
+                raise cancel.Interrupted(_stopped(request, target, progress.items, src.expected_items)) from None
             results.append(_finish_one(ddb, src, result, (exact, expect_items), warn))
             if target in loaded:
                 capacity.put_back(ddb, target, loaded.pop(target))
@@ -110,6 +112,15 @@ def _put_back_all(ddb: Any, loaded: dict[str, dict[str, Any]], warn: Callable[[s
             capacity.put_back(ddb, target, spec)
         except BillingNotRestored as exc:
             warn(str(exc))
+
+
+def _stopped(request: dict[str, Any], target: str, written: int, expected: int | None) -> str:
+    """What a restore stopped by Ctrl-C says: the items written, the mark left, the command that resumes."""
+    of = f" of {expected:,}" if expected is not None else ""
+    return (
+        f"the restore into {target} stopped after {written:,}{of} items were written; the table is marked "
+        f"as holding a partial restore until a run completes it: {resume_hint(request, target)}"
+    )
 
 
 def _check_expected(source: str, s3: Any, expect: int) -> None:
@@ -196,6 +207,7 @@ def _restore_one(
             key_names=[k["AttributeName"] for k in info["keySchema"]],
             progress=progress.add if progress and not delete else None,
             delete=delete,
+            sleep=cancel.sleep,
         )
 
     started = time.monotonic()

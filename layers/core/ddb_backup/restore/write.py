@@ -283,22 +283,29 @@ class _InFlight:
             self._collect_some()
 
     def settle(self) -> None:
-        """Wait for every request in flight without counting (an error is on its way out)."""
+        """Wait for every request in flight (an error is on its way out), counting those that succeeded."""
         if self.futures:
             wait(list(self.futures))
+        for future in list(self.futures):
+            self.futures.pop(future)
+            if future.exception() is None:
+                self._count(future.result())
 
     def _collect_some(self) -> None:
         finished, _ = wait(list(self.futures), return_when=FIRST_COMPLETED)
         for future in finished:
             self.futures.pop(future)
-            r = future.result()
-            self.stats["written"] += r.written
-            self.stats["requests"] += r.requests
-            self.stats["unprocessedRetries"] += r.unprocessed_retries
-            self.stats["throttleRetries"] += r.throttle_retries
-            self.failed.extend(r.failed)
-            if self.progress and r.written:
-                self.progress(r.written)
+            self._count(future.result())
+
+    def _count(self, r: _BatchResult) -> None:
+        """Add one finished request's counts (and tell ``progress`` what it wrote)."""
+        self.stats["written"] += r.written
+        self.stats["requests"] += r.requests
+        self.stats["unprocessedRetries"] += r.unprocessed_retries
+        self.stats["throttleRetries"] += r.throttle_retries
+        self.failed.extend(r.failed)
+        if self.progress and r.written:
+            self.progress(r.written)
 
     def counts(self, done: bool) -> dict[str, Any]:
         """What ``write_items`` returns."""
