@@ -30,6 +30,7 @@ from ddb_backup.format import layout, runs
 from ddb_backup.format.location import is_s3
 from ddb_backup.format.location import name as location_name
 from ddb_backup.format.sources import Source, key_schema_from_names, open_source
+from ddb_backup.restore.importtable import choose
 from ddb_backup.restore.preflight import check_parts_present, resume_hint
 from ddb_backup.restore.resume import MARK_KEY, Mark, clear_mark
 from ddb_backup.restore.target import map_table_name, prepare_target
@@ -190,13 +191,22 @@ def prepare_targets(ddb: Any, s3: Any, request: dict[str, Any], *, bucket: str |
         raise BadInput(f"several sources would be restored into {', '.join(twice)}")
     check_parts_present([p for src, _ in found.pairs for p in src.parts], s3)
     schemas = [_key_schema(src, request) for src, _ in found.pairs]
+    choices = []
     for (src, target), schema in zip(found.pairs, schemas, strict=True):
         checked = _prepare(ddb, src, target, schema, request, run_id, check_only=True)
         if src.description is None and checked["exists"]:
             _check_items_fit(src, checked)
+        choice = choose(s3, src, target, exists=checked["exists"], method=request.get("method") or "write")
+        choices.append((checked, {"method": choice.method, "reason": choice.reason}))
     prepared = [
-        (src, target, _prepare(ddb, src, target, schema, request, run_id, check_only=False))
-        for (src, target), schema in zip(found.pairs, schemas, strict=True)
+        (
+            src,
+            target,
+            {**checked, "created": True, **how}
+            if how["method"] == "import"
+            else {**_prepare(ddb, src, target, schema, request, run_id, check_only=False), **how},
+        )
+        for (src, target), schema, (checked, how) in zip(found.pairs, schemas, choices, strict=True)
     ]
     return Prepared(prepared, found.backup_run, found.notes)
 
