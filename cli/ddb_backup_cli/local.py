@@ -198,6 +198,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
         warn=lambda text: print(f"ddb-backup: warning: {text}", file=sys.stderr),
         expect_items=args.expect_items,
         limit=estimate.limit_of(args, "write"),
+        method=args.method,
+        note=lambda text: say(args, text, stream=sys.stderr),
     )
     return _report(
         args,
@@ -310,6 +312,14 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="new: create the target or require it empty (default); overwrite: upsert into a non-empty table",
     )
     p.add_argument("--allow-source", action="store_true", help="allow restoring into the backup's own source table")
+    p.add_argument(
+        "--method",
+        choices=["auto", "import", "write"],
+        default="write",
+        help="write: BatchWriteItem (default); import: DynamoDB ImportTable into a new table ($0.15/GB, "
+        "no write units; refused with the reason where it cannot); auto: import where it can, else write "
+        "(each table's choice and why are printed)",
+    )
     p.add_argument(
         "--keys", help="key attribute names (HASH[,RANGE]) when the source has no schema and the target does not exist"
     )

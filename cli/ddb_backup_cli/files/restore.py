@@ -18,9 +18,9 @@ from ddb_backup.errors import IntegrityError, RestoreIncomplete
 from ddb_backup.format.lines import part_lines
 from ddb_backup.format.location import is_s3
 from ddb_backup.format.sources import Source, open_source
-from ddb_backup.restore import fastwrite
+from ddb_backup.restore import fastwrite, importtable
 from ddb_backup.restore.deadletters import dead_letter_writer
-from ddb_backup.restore.resume import clear_mark
+from ddb_backup.restore.resume import Mark, clear_mark
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
 from ddb_backup_cli.progress import Progress
@@ -45,6 +45,8 @@ def restore_sources(
     expect_items: int | None = None,
     limit: Limit = NO_LIMIT,
     exact: bool = True,
+    method: str = "write",
+    note: Callable[[str], None] = lambda text: None,
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
 
@@ -56,33 +58,76 @@ def restore_sources(
     anything is created or written (``IntegrityError``) and checked again
     after writing (``RestoreIncomplete``). Without it, a source that carries
     no count is restored with a warning saying how many items it held.
-    ``limit``: each target's write rate (all workers together).
+    ``limit``: each target's write rate (all workers together). ``method``: ``write``,
+    ``import`` or ``auto`` (see :mod:`ddb_backup.restore.importtable`); ``note`` hears each choice and why.
     """
     if expect_items is not None:
         _check_expected(source, s3, expect_items)
-    request = _request(source, table, mapping, backup_id, mode, allow_source, key_names)
-    if tables:
-        request["tables"] = tables
-    if allow_partial:
-        request["allowPartial"] = True
+    request = {**_request(source, table, mapping, backup_id, mode, allow_source, key_names), "method": method}
+    request.update({"tables": tables} if tables else {}, **({"allowPartial": True} if allow_partial else {}))
     run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
     prepared, _, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id)
     for text in notes:
         warn(text)
     results = []
     for src, target, info in prepared:
-        for text in src.warnings + info.get("warnings", []):
+        for text in [*src.warnings, *info.get("warnings", [])]:
             warn(text)
-        progress = progress_factory(target) if progress_factory else None
-        described = (describe_table(ddb, target) or {}) if limit.percent is not None else {}
-        rate = table_rate(described, "write", rate=limit.rate, percent=limit.percent)
-        result = _restore_one(ddb, s3, src, target, info, run_id, (workers, rate or 0.0), progress)
+        note(info["reason"])
+        if info["method"] == "import":
+            result = _import_one(ddb, src, target, info, run_id, warn)
+        else:
+            result = _write_one(ddb, s3, src, target, info, run_id, (workers, limit), progress_factory)
+        result["methodReason"] = info["reason"]
         if exact and src.format == "ddb-backup-v1" and is_s3(src.location):
             result.update(_exact(ddb, src.s3, src.location, target))
         _check_restored(src, result, expect_items, warn)
         results.append(result)
         clear_mark(ddb, target)
     return results
+
+
+def _import_one(
+    ddb: Any, src: Source, target: str, info: dict[str, Any], run_id: str, warn: Callable[[str], None]
+) -> dict[str, Any]:
+    """Restore one prepared source into the new table ``target`` by ImportTable; its result row."""
+    started = time.monotonic()
+    arn = importtable.start_import(ddb, src, target, info["keySchema"], f"{run_id}-{target}")
+    desc = importtable.wait_import(ddb, arn)
+    done = importtable.finish_import(ddb, desc, src, target, Mark(src.backup_id or target, run_id))
+    for text in done["warnings"]:
+        warn(text)
+    return {
+        "source": src.location,
+        "format": src.format,
+        "table": target,
+        "created": True,
+        "method": "import",
+        "items": done["imported"],
+        "itemsRead": done["processed"],
+        "countChecked": True,
+        "duplicateKeys": 0,
+        "settings": done["settings"],
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def _write_one(
+    ddb: Any,
+    s3: Any,
+    src: Source,
+    target: str,
+    info: dict[str, Any],
+    run_id: str,
+    pace: tuple[int, Limit],
+    progress_factory: Callable[[str], Progress] | None,
+) -> dict[str, Any]:
+    """Restore one prepared source into ``target`` with BatchWriteItem at ``pace`` (workers, limit)."""
+    workers, limit = pace
+    progress = progress_factory(target) if progress_factory else None
+    described = (describe_table(ddb, target) or {}) if limit.percent is not None else {}
+    rate = table_rate(described, "write", rate=limit.rate, percent=limit.percent)
+    return {**_restore_one(ddb, s3, src, target, info, run_id, (workers, rate or 0.0), progress), "method": "write"}
 
 
 def _check_expected(source: str, s3: Any, expect: int) -> None:
