@@ -34,6 +34,7 @@ from devkit.motofixes import ScaledTime, item_count, share_backend_deepcopy
 from devkit.streams import stream_patches
 from devkit.strict.enforce import Enforcement, Rules
 from devkit.strict.iam import acting_as
+from devkit.strict.imports import import_patches
 
 __all__ = [
     "ACCOUNT",
@@ -148,6 +149,7 @@ class LocalStack:
                 ScaledTime(self.retry_time_scale),
             ),
             *stream_patches(),  # moto's streams as AWS has them (binary images, sequence numbers)
+            *import_patches(),  # ImportTable refuses and counts as AWS does
         ):
             patch.start()
             self._patches.append(patch)

@@ -24,10 +24,17 @@ def moto_server() -> Iterator[str]:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     port = _free_port()
+    from devkit.strict.imports import import_patches
+
+    patches = import_patches()  # ImportTable refuses and counts as AWS does
+    for patch in patches:
+        patch.start()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
     server.stop()
+    for patch in reversed(patches):
+        patch.stop()
 
 
 @pytest.fixture

@@ -229,7 +229,9 @@ def test_ctrl_c_on_a_terminal_ends_the_progress_line_and_later_ones_are_ignored(
     text = seen.decode(errors="replace")
     assert "Traceback" not in text and "Exception ignored" not in text, text
     # the display ends its line and erases it (rich: newline, cursor up, erase line); the message follows
-    assert re.search(r"\d/s [^\r\n]*\r?\n(\x1b\[\?25h)?\r?\x1b\[1A\x1b\[2Kddb-backup: interrupted: the backup of ", text), text
+    assert re.search(
+        r"\d/s [^\r\n]*\r?\n(\x1b\[\?25h)?\r?\x1b\[1A\x1b\[2Kddb-backup: interrupted: the backup of ", text
+    ), text
     assert text.count("ddb-backup: interrupted") == 1
     assert list(tmp_path.iterdir()) == []
 

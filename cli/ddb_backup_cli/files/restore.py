@@ -20,10 +20,10 @@ from ddb_backup.format.dialects import item_size
 from ddb_backup.format.lines import part_lines
 from ddb_backup.format.location import is_s3
 from ddb_backup.format.sources import Source, open_source
-from ddb_backup.restore import capacity, fastwrite
+from ddb_backup.restore import capacity, fastwrite, importtable
 from ddb_backup.restore.deadletters import dead_letter_writer
 from ddb_backup.restore.preflight import resume_hint
-from ddb_backup.restore.resume import clear_mark
+from ddb_backup.restore.resume import Mark, clear_mark
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
 from ddb_backup_cli.files import cancel, mirror
@@ -54,20 +54,21 @@ def restore_sources(
     load_billing: str | None = None,
     within: str | None = None,
     dry_run: bool = False,
+    method: str = "write",
+    note: Callable[[str], None] = lambda text: None,
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
 
     Targets are checked before anything is written (``TargetRefused``) and stay marked until their items are
-    written and counted (else ``RestoreIncomplete`` naming the dead letters). ``expect_items``: the count checked
-    before and after writing. ``limit``: a target's write rate. ``load_billing`` ``"on-demand"``: provisioned
-    targets load on-demand, units put back after (also on failure); ``within``: pre-warm created on-demand
-    targets; ``mode`` ``mirror``: :mod:`.mirror`; ``dry_run``: :func:`.mirror.dry_run`. Ctrl-C: writers stop at
-    their next batch; ``cancel.Interrupted`` says how many items were written and the command that resumes.
+    written and counted (else ``RestoreIncomplete``). ``expect_items``: the count checked before and after.
+    ``limit``: write rate; ``load_billing``, ``within``: see :mod:`ddb_backup.restore.capacity`; ``mode`` mirror
+    and ``dry_run``: :mod:`.mirror`; ``method`` write/import/auto: :mod:`ddb_backup.restore.importtable`, ``note``
+    hearing each choice and why. Ctrl-C: ``cancel.Interrupted`` says what was written and the command to go on.
     """
     if expect_items is not None:
         _check_expected(source, s3, expect_items)
     extra: dict[str, Any] = {"writeRate": limit.rate, "writePercent": limit.percent, "loadBilling": load_billing}
-    extra.update(within=within, tables=tables, allowPartial=allow_partial or None)
+    extra.update(within=within, tables=tables, allowPartial=allow_partial or None, method=method)
     request = {**_request(source, table, mapping, backup_id, mode, allow_source, key_names), **extra}
     run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
     prepared, _, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id, check_only=dry_run)
@@ -79,12 +80,12 @@ def restore_sources(
     try:
         for src, target, info in prepared:
             list(map(warn, src.warnings + info.get("warnings", []) + info.get("capacity", [])))
-            progress = progress_factory(target) if progress_factory else Progress(target, enabled=False)
-            pace = (workers, info["writeRate"])
-            try:  # _restore_one closes the progress
-                result = _restore_one(ddb, s3, src, target, info, run_id, pace, progress, mode)
-            except KeyboardInterrupt:
-                raise cancel.Interrupted(_stopped(request, target, progress.items, src.expected_items)) from None
+            note(info["reason"])
+            if info["method"] == "import":
+                result = _import_one(ddb, src, target, info, run_id, warn)
+            else:
+                result = _write_one(ddb, s3, (src, target, info), run_id, request, workers, progress_factory)
+            result["methodReason"] = info["reason"]
             results.append(_finish_one(ddb, src, result, (exact, expect_items), warn))
             if target in loaded:
                 capacity.put_back(ddb, target, loaded.pop(target))
@@ -121,6 +122,51 @@ def _stopped(request: dict[str, Any], target: str, written: int, expected: int |
         f"the restore into {target} stopped after {written:,}{of} items were written; the table is marked "
         f"as holding a partial restore until a run completes it: {resume_hint(request, target)}"
     )
+
+
+def _import_one(
+    ddb: Any, src: Source, target: str, info: dict[str, Any], run_id: str, warn: Callable[[str], None]
+) -> dict[str, Any]:
+    """Restore one prepared source into the new table ``target`` by ImportTable; its result row."""
+    started = time.monotonic()
+    arn = importtable.start_import(ddb, src, target, info["keySchema"], f"{run_id}-{target}")
+    desc = importtable.wait_import(ddb, arn)
+    done = importtable.finish_import(ddb, desc, src, target, Mark(src.backup_id or target, run_id))
+    for text in done["warnings"]:
+        warn(text)
+    return {
+        "source": src.location,
+        "format": src.format,
+        "table": target,
+        "created": True,
+        "method": "import",
+        "items": done["imported"],
+        "itemsRead": done["processed"],
+        "countChecked": True,
+        "duplicateKeys": 0,
+        "settings": done["settings"],
+        "seconds": round(time.monotonic() - started, 3),
+    }
+
+
+def _write_one(
+    ddb: Any,
+    s3: Any,
+    prepared: tuple[Source, str, dict[str, Any]],
+    run_id: str,
+    request: dict[str, Any],
+    workers: int,
+    progress_factory: Callable[[str], Progress] | None,
+) -> dict[str, Any]:
+    """Restore one prepared source into its target with BatchWriteItem; Ctrl-C says what was written and how to go on."""
+    src, target, info = prepared
+    progress = progress_factory(target) if progress_factory else Progress(target, enabled=False)
+    pace = (workers, info["writeRate"])
+    try:  # _restore_one closes the progress
+        row = _restore_one(ddb, s3, src, target, info, run_id, pace, progress, request.get("mode") or "new")
+    except KeyboardInterrupt:
+        raise cancel.Interrupted(_stopped(request, target, progress.items, src.expected_items)) from None
+    return {**row, "method": "write"}
 
 
 def _check_expected(source: str, s3: Any, expect: int) -> None:

@@ -32,6 +32,7 @@ from ddb_backup.format.location import is_s3
 from ddb_backup.format.location import name as location_name
 from ddb_backup.format.sources import Source, key_schema_from_names, open_source
 from ddb_backup.restore import capacity, exact
+from ddb_backup.restore.importtable import choose
 from ddb_backup.restore.preflight import check_parts_present, load_adjuster, resume_hint, write_rate
 from ddb_backup.restore.resume import Mark
 from ddb_backup.restore.target import map_table_name, prepare_target
@@ -188,18 +189,13 @@ def prepare_targets(
 ) -> Prepared:
     """Open every source of ``request``, check every part and target, then create the missing targets.
 
-    Every part is checked to exist with its manifest's size, and every target
-    is checked (and its write rate worked out: ``writeRate``, ``writePercent``,
-    else ``write_percent`` of a provisioned target), before any is created,
-    marked or switched to on-demand for the load (``loadBilling``), so a
-    refusal leaves nothing behind. Each result carries ``writeRate`` (units a
-    second for the table, 0: no limit), ``loadBilling`` (the provisioned
-    units to put back after the load, or None) and ``capacity`` (notes). ``bucket``: where a source given as a bare key lives (None: the
-    source is a local path or an ``s3://`` URL). ``run_id`` names the mark put
-    on every target until its restore is complete (see
-    :mod:`ddb_backup.restore.resume`). ``check_only``: stop after the checks
-    (a dry run): nothing is created or marked, and each result says whether
-    its target ``exists``.
+    Every part (present, its manifest's size) and target is checked, its write rate worked out (``writeRate``,
+    ``writePercent``, else ``write_percent`` of a provisioned target) and its method chosen (``method``:
+    write/import/auto) before any is created, marked or switched to on-demand for the load (``loadBilling``): a
+    refusal leaves nothing behind. Each result carries ``writeRate`` (0: no limit), ``loadBilling`` (the units
+    to put back, or None), ``capacity`` (notes), ``method`` and ``reason``. ``bucket``: where a bare key lives.
+    ``run_id`` names the mark on every target until its restore is complete (:mod:`ddb_backup.restore.resume`).
+    ``check_only`` (a dry run): nothing is created or marked; each result says whether its target ``exists``.
     """
     found = _pairs(s3, request, bucket)
     targets = [t for _, t in found.pairs]
@@ -216,20 +212,27 @@ def prepare_targets(
         checked = _prepare(ddb, src, target, schema, request, run_id, check_only=True)
         if src.description is None and checked["exists"]:
             _check_items_fit(src, checked)
-        plans[target] = capacity.load_plan(ddb, target, src.description) if load else None
+        choice = choose(s3, src, target, exists=checked["exists"], method=request.get("method") or "write")
+        checked.update(method=choice.method, reason=choice.reason)
+        imported = choice.method == "import"  # ImportTable creates the table as the backup had it: no switch
+        plans[target] = capacity.load_plan(ddb, target, src.description) if load and not imported else None
         rates[target] = write_rate(ddb, src, target, request, write_percent)
         checks.append((src, target, checked))
     if check_only:
         return Prepared(checks, found.backup_run, found.notes)
     capacity.switch_to_on_demand(ddb, plans)  # before any table is created: a refusal leaves nothing behind
     prepared = []
-    for (src, target), schema in zip(found.pairs, schemas, strict=True):
+    for (src, target, checked), schema in zip(checks, schemas, strict=True):
+        how = {"method": checked["method"], "reason": checked["reason"]}
+        if how["method"] == "import":
+            prepared.append((src, target, {**checked, "created": True, "writeRate": 0, "loadBilling": None}))
+            continue
         adjust, notes = load_adjuster(src, request, plans[target])
         info = _prepare(ddb, src, target, schema, request, run_id, check_only=False, adjust=adjust)
         plan = plans[target]
         if request.get("within") and not info["created"]:
             notes = [f"table {target} exists: --within pre-warms only a table the restore creates"]
-        info.update(writeRate=rates[target] or 0, loadBilling=plan["restore"] if plan else None, capacity=notes)
+        info.update(writeRate=rates[target] or 0, loadBilling=plan["restore"] if plan else None, capacity=notes, **how)
         prepared.append((src, target, info))
     return Prepared(prepared, found.backup_run, found.notes)
 

@@ -307,6 +307,21 @@ def _resume(ask: _Ask, existing: dict[str, Any], found: Mark, have: list[tuple[s
     return _result(ask.name, have, exists=True, created=found.created, settings=settings, warnings=warnings)
 
 
+def table_args(name: str, description: dict[str, Any] | None, schema: list[dict[str, str]] | None) -> dict[str, Any]:
+    """CreateTable arguments from the description, or (a source without one) from the given keys, on demand."""
+    if description is not None:
+        return create_table_args(name, description)
+    assert schema is not None
+    return {
+        "TableName": name,
+        "KeySchema": [{"AttributeName": k["AttributeName"], "KeyType": k["KeyType"]} for k in schema],
+        "AttributeDefinitions": [
+            {"AttributeName": k["AttributeName"], "AttributeType": k["AttributeType"]} for k in schema
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
 def _create(
     ddb: Any,
     name: str,
@@ -315,20 +330,8 @@ def _create(
     mark: Mark | None = None,
     adjust: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> bool:
-    """CreateTable from the description (or the given keys, on demand), changed by ``adjust``; False when the
-    table appeared meanwhile."""
-    if description is not None:
-        args = create_table_args(name, description)
-    else:
-        assert schema is not None
-        args = {
-            "TableName": name,
-            "KeySchema": [{"AttributeName": k["AttributeName"], "KeyType": k["KeyType"]} for k in schema],
-            "AttributeDefinitions": [
-                {"AttributeName": k["AttributeName"], "AttributeType": k["AttributeType"]} for k in schema
-            ],
-            "BillingMode": "PAY_PER_REQUEST",
-        }
+    """CreateTable from the description (or the given keys, on demand); False when the table appeared meanwhile."""
+    args = table_args(name, description, schema)
     if adjust is not None:
         args = adjust(args)
     if mark is not None:  # with CreateTable itself: a run killed after it still leaves a marked table
