@@ -70,7 +70,10 @@ TESTS: dict[str, list[str]] = {
         "tests/unit/test_format.py",
     ],
     "format/localfile.py": ["tests/unit/test_localfile.py", "tests/unit/test_readers.py", "tests/unit/test_verify.py"],
-    "restore/target.py": ["tests/unit/test_restore_target.py"],
+    "restore/target.py": [  # test_restore_sets: the same-ARN refusal and the resume of a marked target
+        "tests/unit/test_restore_target.py",
+        "tests/unit/test_restore_sets.py",
+    ],
     "restore/preflight.py": ["tests/unit/test_restore_run.py"],
     "backup/finalize.py": [
         "tests/unit/test_plan_scan.py",
