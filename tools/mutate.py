@@ -64,6 +64,7 @@ TESTS: dict[str, list[str]] = {
         "tests/unit/test_format_roundtrip.py",
     ],
     "format/dialects.py": [
+        "tests/unit/test_dialects.py",
         "tests/unit/test_readers.py",
         "tests/unit/test_localfile.py",
         "tests/unit/test_fastwrite.py",
