@@ -12,7 +12,7 @@ from botocore.stub import Stubber
 from ddb_backup.aws import tables
 from ddb_backup.aws.tables import describe
 from ddb_backup.errors import BadInput, TargetRefused
-from ddb_backup.restore import target
+from ddb_backup.restore import resume, target
 from ddb_backup.restore.target import create_table_args, is_empty, map_table_name, prepare_target
 from devkit import sample
 
@@ -369,3 +369,52 @@ def _report_status(monkeypatch: pytest.MonkeyPatch, status: str) -> None:
         return {**found, "TableStatus": status} if found else found
 
     monkeypatch.setattr(tables, "describe_table", with_status)
+
+
+_KEYS = {
+    "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+    "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+}
+_GSI = {"IndexName": "g", "KeySchema": _KEYS["KeySchema"], "Projection": {"ProjectionType": "ALL"}}
+
+
+def test_an_on_demand_source_keeps_its_throughput_caps_on_the_table_and_each_index():
+    caps = {"MaxReadRequestUnits": 50, "MaxWriteRequestUnits": 20}
+    table = {
+        **_KEYS,
+        "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"},
+        "OnDemandThroughput": caps,
+        "GlobalSecondaryIndexes": [{**_GSI, "OnDemandThroughput": caps, "ProvisionedThroughput": {}}],
+    }
+    args = create_table_args("x-table", {"Table": table})
+    assert args["OnDemandThroughput"] == caps
+    assert args["GlobalSecondaryIndexes"] == [{**_GSI, "OnDemandThroughput": caps}]
+    assert "OnDemandThroughput" not in create_table_args("x-table", {"Table": {**table, "BillingModeSummary": None}})
+
+
+def test_a_source_without_a_billing_summary_is_provisioned_with_at_least_one_unit_each_way():
+    table = {**_KEYS, "ProvisionedThroughput": {"ReadCapacityUnits": 0}, "GlobalSecondaryIndexes": [_GSI]}
+    args = create_table_args("x-table", {"Table": table})
+    one = {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1}
+    assert (args["BillingMode"], args["ProvisionedThroughput"]) == ("PROVISIONED", one)
+    assert args["GlobalSecondaryIndexes"] == [{**_GSI, "ProvisionedThroughput": one}]
+
+
+@pytest.mark.parametrize("status", ["ENABLED", "ENABLING", "UPDATING"])
+def test_a_kms_encrypted_source_gives_a_target_encrypted_with_the_same_key(status):
+    sse = {"Status": status, "SSEType": "KMS", "KMSMasterKeyArn": "arn:aws:kms:us-east-1:1:key/k"}
+    args = create_table_args("x-table", {"Table": {**_KEYS, "SSEDescription": sse}})
+    assert args["SSESpecification"] == {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": sse["KMSMasterKeyArn"]}
+    without_key = {**sse, "KMSMasterKeyArn": None}
+    args = create_table_args("x-table", {"Table": {**_KEYS, "SSEDescription": without_key}})
+    assert args["SSESpecification"] == {"Enabled": True, "SSEType": "KMS"}
+    disabling = {**sse, "Status": "DISABLING"}
+    assert "SSESpecification" not in create_table_args("x-table", {"Table": {**_KEYS, "SSEDescription": disabling}})
+
+
+def test_the_stream_is_turned_on_with_its_view_type_and_only_real_tags_are_copied():
+    stream = {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
+    tags = [{"Key": "a", "Value": "1"}, {"Key": resume.MARK_KEY, "Value": "run"}, {"Value": "keyless"}]
+    args = create_table_args("x-table", {"Table": {**_KEYS, "StreamSpecification": stream}, "Tags": tags})
+    assert args["StreamSpecification"] == stream
+    assert args["Tags"] == [{"Key": "a", "Value": "1"}]
