@@ -64,13 +64,19 @@ TESTS: dict[str, list[str]] = {
         "tests/unit/test_format_roundtrip.py",
     ],
     "format/dialects.py": [
+        "tests/unit/test_dialects.py",
         "tests/unit/test_readers.py",
         "tests/unit/test_localfile.py",
         "tests/unit/test_fastwrite.py",
         "tests/unit/test_format.py",
     ],
     "format/localfile.py": ["tests/unit/test_localfile.py", "tests/unit/test_readers.py", "tests/unit/test_verify.py"],
-    "restore/target.py": ["tests/unit/test_restore_target.py"],
+    "restore/target.py": [  # and the three set tests that alone reach the same-ARN refusal and _resume
+        "tests/unit/test_restore_target.py",
+        "tests/unit/test_restore_sets.py::test_a_restore_killed_after_create_table_is_named_and_its_rerun_finishes_the_settings",
+        "tests/unit/test_restore_sets.py::test_a_retried_plan_finishes_the_tables_it_created",
+        "tests/unit/test_restore_sets.py::test_an_edited_table_name_in_the_manifest_does_not_open_the_source_to_overwrite",
+    ],
     "restore/preflight.py": ["tests/unit/test_restore_run.py"],
     "backup/finalize.py": [
         "tests/unit/test_plan_scan.py",

@@ -6,10 +6,13 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from ddb_backup.aws import tables
 from ddb_backup.aws.tables import describe
 from ddb_backup.errors import BadInput, TargetRefused
+from ddb_backup.restore import resume, target
 from ddb_backup.restore.target import create_table_args, is_empty, map_table_name, prepare_target
 from devkit import sample
 
@@ -301,3 +304,117 @@ def test_a_table_is_empty_only_when_the_scan_ends():
 def test_a_scan_that_never_ends_within_its_page_budget_is_not_called_empty():
     ddb, _ = _scan_pages(*[_MORE] * 1000)
     assert is_empty(ddb, "restore-GranulesTable") is False
+
+
+def test_emptiness_asks_dynamodb_for_a_count_of_one_item_per_page():
+    ddb = boto3.client("dynamodb", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    stubber = Stubber(ddb)
+    first = {"TableName": "restore-T", "Limit": 1, "Select": "COUNT"}
+    stubber.add_response("scan", _MORE, first)
+    stubber.add_response(
+        "scan", {"Count": 0, "ScannedCount": 0}, {**first, "ExclusiveStartKey": _MORE["LastEvaluatedKey"]}
+    )
+    stubber.activate()
+    assert is_empty(ddb, "restore-T") is True  # the Stubber refuses any other request shape
+    stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize("order", [("HASH", "RANGE"), ("RANGE", "HASH")])
+def test_given_keys_of_number_and_binary_type_in_either_order_are_taken_hash_first(ddb, order):
+    given = {
+        "HASH": {"AttributeName": "h", "KeyType": "HASH", "AttributeType": "N"},
+        "RANGE": {"AttributeName": "a", "KeyType": "RANGE", "AttributeType": "B"},
+    }
+    result = prepare_target(ddb, "restore-T", key_schema=[given[k] for k in order], check_only=True)
+    assert result["keySchema"] == [given["HASH"], given["RANGE"]]
+
+
+@pytest.mark.parametrize(("status", "waits"), [("ACTIVE", False), ("UPDATING", False), ("CREATING", True)])
+def test_a_target_being_created_or_updated_is_usable_and_one_being_created_is_waited_for(
+    ddb, status, waits, monkeypatch
+):
+    sample.create_table(ddb, "restore-GranulesTable", sample.CUMULUS_TABLES["Granules"])
+    _report_status(monkeypatch, status)
+    waited: list[str] = []
+    monkeypatch.setattr(target, "_wait_active", lambda _ddb, name, *_: waited.append(name) or {})
+    assert prepare_target(ddb, "restore-GranulesTable", key_schema=GRANULE_KEYS)["exists"]
+    assert waited == (["restore-GranulesTable"] if waits else [])
+
+
+def test_a_target_being_deleted_is_refused_naming_its_status(ddb, monkeypatch):
+    sample.create_table(ddb, "restore-GranulesTable", sample.CUMULUS_TABLES["Granules"])
+    _report_status(monkeypatch, "DELETING")
+    with pytest.raises(TargetRefused, match=r"^table restore-GranulesTable is DELETING, not usable as a target$"):
+        prepare_target(ddb, "restore-GranulesTable", key_schema=GRANULE_KEYS)
+
+
+def test_a_create_table_refused_by_dynamodb_names_the_table_code_and_message(ddb, monkeypatch):
+    def refuse(**_: Any) -> None:
+        error = {"Error": {"Code": "LimitExceededException", "Message": "too many tables"}}
+        raise ClientError(error, "CreateTable")
+
+    monkeypatch.setattr(ddb, "create_table", refuse)
+    with pytest.raises(
+        TargetRefused, match=r"^table restore-T could not be created: LimitExceededException: too many tables$"
+    ):
+        prepare_target(ddb, "restore-T", key_schema=GRANULE_KEYS)
+
+
+def _report_status(monkeypatch: pytest.MonkeyPatch, status: str) -> None:
+    """DescribeTable answers with ``status`` (moto's tables are ACTIVE at once)."""
+    real = tables.describe_table
+
+    def with_status(ddb: Any, name: str) -> dict[str, Any] | None:
+        found = real(ddb, name)
+        return {**found, "TableStatus": status} if found else found
+
+    monkeypatch.setattr(tables, "describe_table", with_status)
+
+
+_KEYS = {
+    "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+    "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+}
+_GSI = {"IndexName": "g", "KeySchema": _KEYS["KeySchema"], "Projection": {"ProjectionType": "ALL"}}
+
+
+def test_an_on_demand_source_keeps_its_throughput_caps_on_the_table_and_each_index():
+    caps = {"MaxReadRequestUnits": 50, "MaxWriteRequestUnits": 20}
+    table = {
+        **_KEYS,
+        "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"},
+        "OnDemandThroughput": caps,
+        "GlobalSecondaryIndexes": [{**_GSI, "OnDemandThroughput": caps, "ProvisionedThroughput": {}}],
+    }
+    args = create_table_args("x-table", {"Table": table})
+    assert args["OnDemandThroughput"] == caps
+    assert args["GlobalSecondaryIndexes"] == [{**_GSI, "OnDemandThroughput": caps}]
+    assert "OnDemandThroughput" not in create_table_args("x-table", {"Table": {**table, "BillingModeSummary": None}})
+
+
+def test_a_source_without_a_billing_summary_is_provisioned_with_at_least_one_unit_each_way():
+    table = {**_KEYS, "ProvisionedThroughput": {"ReadCapacityUnits": 0}, "GlobalSecondaryIndexes": [_GSI]}
+    args = create_table_args("x-table", {"Table": table})
+    one = {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1}
+    assert (args["BillingMode"], args["ProvisionedThroughput"]) == ("PROVISIONED", one)
+    assert args["GlobalSecondaryIndexes"] == [{**_GSI, "ProvisionedThroughput": one}]
+
+
+@pytest.mark.parametrize("status", ["ENABLED", "ENABLING", "UPDATING"])
+def test_a_kms_encrypted_source_gives_a_target_encrypted_with_the_same_key(status):
+    sse = {"Status": status, "SSEType": "KMS", "KMSMasterKeyArn": "arn:aws:kms:us-east-1:1:key/k"}
+    args = create_table_args("x-table", {"Table": {**_KEYS, "SSEDescription": sse}})
+    assert args["SSESpecification"] == {"Enabled": True, "SSEType": "KMS", "KMSMasterKeyId": sse["KMSMasterKeyArn"]}
+    without_key = {**sse, "KMSMasterKeyArn": None}
+    args = create_table_args("x-table", {"Table": {**_KEYS, "SSEDescription": without_key}})
+    assert args["SSESpecification"] == {"Enabled": True, "SSEType": "KMS"}
+    disabling = {**sse, "Status": "DISABLING"}
+    assert "SSESpecification" not in create_table_args("x-table", {"Table": {**_KEYS, "SSEDescription": disabling}})
+
+
+def test_the_stream_is_turned_on_with_its_view_type_and_only_real_tags_are_copied():
+    stream = {"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"}
+    tags = [{"Key": "a", "Value": "1"}, {"Key": resume.MARK_KEY, "Value": "run"}, {"Value": "keyless"}]
+    args = create_table_args("x-table", {"Table": {**_KEYS, "StreamSpecification": stream}, "Tags": tags})
+    assert args["StreamSpecification"] == stream
+    assert args["Tags"] == [{"Key": "a", "Value": "1"}]
