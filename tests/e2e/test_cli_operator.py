@@ -197,6 +197,35 @@ def test_a_multi_table_run_ends_with_a_summary_table(tables, tmp_path, capsys):
     assert "mystack-RulesTable: 7 items in 1 part -> s3://ops/" in capsys.readouterr().out
 
 
+def _summary(out: str) -> dict[str, list[str]]:
+    """The closing summary table of a run's stdout: each table's row, split on spaces."""
+    lines = out.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("table ")))
+    assert lines[header].split() == ["table", "items", "size", "time", "result"]
+    return {line.split()[0]: line.split() for line in lines[header + 1 :] if line.strip()}
+
+
+def test_a_multi_table_backup_to_s3_ends_with_a_summary_table(tables, capsys):
+    client("s3").create_bucket(Bucket="ops")
+    assert main(["backup", "--prefix", "mystack-", "--to", "s3://ops/backups/"]) == 0
+    rows = _summary(capsys.readouterr().out)
+    assert set(rows) == {"mystack-GranulesTable", "mystack-RulesTable"}
+    for table, items in (("mystack-GranulesTable", "40"), ("mystack-RulesTable", "7")):
+        row = rows[table]
+        assert row[1] == items and row[-1] == "ok"
+        assert row[2] != "-" and row[3:5] != ["-", "-"]  # a size in MB and a time in s
+
+
+def test_a_restore_of_a_set_ends_with_a_summary_table_with_sizes(backed_up, tmp_path, capsys):
+    assert main(["restore", "s3://ops/backups/", "--map", "mystack-=restore-"]) == 0
+    rows = _summary(capsys.readouterr().out)
+    assert set(rows) == {"restore-GranulesTable", "restore-RulesTable"}
+    for table, items in (("restore-GranulesTable", "40"), ("restore-RulesTable", "7")):
+        row = rows[table]
+        assert row[1] == items and row[-1] == "ok"
+        assert row[2] != "-" and row[3] == "MB", row  # the backup's size, not "-"
+
+
 # ------------------------------------------------------------------ what help and output say (point 8)
 def test_pitr_and_snapshot_tables_have_words_for_headers_and_yes_no_for_booleans(tables, capsys):
     assert main(["pitr", "status", "--table", "mystack-RulesTable"]) == 0

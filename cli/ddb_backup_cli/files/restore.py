@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -99,11 +100,28 @@ def _finish_one(
 ) -> dict[str, Any]:
     """After one table's writes: an exact backup's changes (``checks[0]``), the counts checked, the mark removed."""
     target = result["table"]
+    result.setdefault("bytes", _source_bytes(src))
     if checks[0] and src.format == "ddb-backup-v1" and is_s3(src.location):
         result.update(_exact(ddb, src.s3, src.location, target))
     _check_restored(src, result, checks[1], warn)
     clear_mark(ddb, target)
     return result
+
+
+def _source_bytes(src: Source) -> int | None:
+    """The backup's size as stored (every part's bytes; a local file's size), or None when a part's is unknown."""
+    sizes = [p.bytes if p.bytes is not None else _local_size(p.url) for p in src.parts]
+    return None if any(s is None for s in sizes) else sum(s for s in sizes if s is not None)
+
+
+def _local_size(url: str) -> int | None:
+    """A local file's size, None for an S3 object or a file that cannot be read."""
+    if is_s3(url):
+        return None
+    try:
+        return os.path.getsize(url)
+    except OSError:
+        return None
 
 
 def _put_back_all(ddb: Any, loaded: dict[str, dict[str, Any]], warn: Callable[[str], None]) -> None:
