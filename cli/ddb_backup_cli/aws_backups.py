@@ -351,7 +351,13 @@ def register(subparsers: Any) -> None:
     )
     _selectors(p)
     stack_option(p)
-    p.add_argument("--retention-days", type=_positive, required=True, metavar="DAYS")
+    p.add_argument(
+        "--retention-days",
+        type=_positive,
+        required=True,
+        metavar="DAYS",
+        help="delete the stack's own backups older than this many days (the newest --keep-latest are kept)",
+    )
     p.add_argument(
         "--keep-latest", type=_positive, default=1, metavar="N", help="always keep each table's N newest (default 1)"
     )

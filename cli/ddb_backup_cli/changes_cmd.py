@@ -76,7 +76,12 @@ def cmd_follow(args: argparse.Namespace) -> int:
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Add ``changes follow`` to the main parser's subcommands."""
-    changes = sub.add_parser("changes", help="the continuous change archive (from the table's stream)")
+    changes = sub.add_parser(
+        "changes",
+        help="the continuous change archive (from the table's stream)",
+        description="The continuous change archive: a table's stream kept in S3 beside its exact backups, "
+        "so restore --to-time can rebuild the table as it was at any second.",
+    )
     inner = changes.add_subparsers(dest="changes_command", metavar="COMMAND", required=True)
     p = add_command(
         inner,
@@ -84,9 +89,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "follow",
         "append the table's stream to s3://B/P/<table>/changes/, recording gaps",
         cmd_follow,
-        "  ddb-backup changes follow --table T --to s3://bucket/backups/ --until-idle 30",
+        "  ddb-backup changes follow --table mystack-GranulesTable --to s3://bucket/backups/ --until-idle 30",
     )
-    p.add_argument("--table", required=True)
+    p.add_argument("--table", required=True, help="the table whose stream (new images) to archive")
     p.add_argument(
         "--to", required=True, metavar="S3_URL", help="the backups' prefix: changes go under <prefix><table>/changes/"
     )

@@ -320,9 +320,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "back up tables to a local file (default) or to S3",
         cmd_backup,
         "  ddb-backup backup --table mystack-GranulesTable            # backups/mystack-GranulesTable.json\n"
-        "  ddb-backup backup --table T --out /tmp/T.json.gz            # gzip when the name ends in .gz\n"
+        "  ddb-backup backup --table mystack-RulesTable --out /tmp/RulesTable.json.gz   # gzip when the name ends in .gz\n"
         "  ddb-backup backup --prefix mystack- --dir backups/           # one file per table\n"
-        "  ddb-backup backup --tables A,B --to s3://bucket/backups/     # backup format v1 with manifest",
+        "  ddb-backup backup --tables mystack-RulesTable,mystack-UsersTable --to s3://bucket/backups/   # format v1",
     )
     add_table_selectors(p)
     p.add_argument(
@@ -345,11 +345,11 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         "restore a backup (local file, S3 backup, native export, cumulus-api file)",
         cmd_restore,
         "  ddb-backup restore backups/mystack-GranulesTable.json --table restore-GranulesTable\n"
-        "  ddb-backup restore s3://bucket/backups/mystack-GranulesTable/20261122T030000Z-1a2b3c4d/ --table U\n"
-        "  ddb-backup restore s3://bucket/exports/AWSDynamoDB/01763780000000-a1b2c3d4/ --table U --keys granuleId\n"
+        "  ddb-backup restore s3://bucket/backups/mystack-GranulesTable/20261122T030000Z-1a2b3c4d/ --table restore-GranulesTable\n"
+        "  ddb-backup restore s3://bucket/exports/AWSDynamoDB/01763780000000-a1b2c3d4/ --table restore-GranulesTable --keys granuleId\n"
         "  ddb-backup restore s3://bucket/backups/ --backup-id 20261122T030000Z-1a2b3c4d --map mystack-=restore-\n"
-        "  ddb-backup restore cumulus-backups/mystack-RulesTable.json --table U --mode overwrite\n"
-        "  ddb-backup restore backups/mystack-RulesTable.json --table U --mode mirror --dry-run",
+        "  ddb-backup restore cumulus-backups/mystack-RulesTable.json --table restore-RulesTable --mode overwrite\n"
+        "  ddb-backup restore backups/mystack-RulesTable.json --table restore-RulesTable --mode mirror --dry-run",
     )
     p.add_argument("source", help="local file, s3:// backup directory or manifest, native export directory")
     p.add_argument("--table", type=table_name, help="target table")

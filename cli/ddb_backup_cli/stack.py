@@ -211,9 +211,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     ):
         example = (
             "  ddb-backup start-backup --stack-name ddb-backup --prefix mystack- --wait\n"
-            "  ddb-backup start-backup --state-machine-arn arn:aws:states:...:stateMachine:ddb-backup-Backup --tables A,B"
+            "  ddb-backup start-backup --state-machine-arn arn:aws:states:...:stateMachine:ddb-backup-Backup --tables mystack-RulesTable,mystack-UsersTable"
             if name == "start-backup"
-            else "  ddb-backup start-restore --stack-name ddb-backup --backup s3://bucket/backups/T/ID/ --table U --wait\n"
+            else "  ddb-backup start-restore --stack-name ddb-backup --backup s3://bucket/backups/mystack-RulesTable/ID/ --table restore-RulesTable --wait\n"
             "  ddb-backup start-restore --stack-name ddb-backup --backup s3://bucket/backups/ --map mystack-=restore- --wait"
         )
         p = add(name, help_, func, example)
