@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ddb_backup_cli.main import build_parser, parse
+from ddb_backup_cli.main import build_parser, main, parse
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ENV = re.compile(r"^[A-Z_][A-Z0-9_]*=\S*$")
@@ -166,3 +166,25 @@ def test_every_option_appears_in_the_readme_or_the_command_help():
         if option.startswith("--") and option not in readme and not a.help
     ]
     assert unexplained == []
+
+
+def shown_sessions(text: str) -> list[tuple[list[str], str]]:
+    """Each ``$ ddb-backup ...`` line of the text's code blocks with the output shown under it."""
+    sessions: list[tuple[list[str], str]] = []
+    for block in re.findall(r"```\w*\n(.*?)```", text, re.S):
+        for chunk in re.split(r"^(?=\$ ddb-backup )", block, flags=re.M):
+            if chunk.startswith("$ ddb-backup "):
+                command, _, output = chunk.partition("\n")
+                sessions.append((argv_of(command) or [], output))
+    return sessions
+
+
+def test_the_output_the_readme_shows_is_what_the_command_prints(capsys, monkeypatch):
+    """``estimate --size`` reads and writes nothing, so its README output must be exactly what it prints."""
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    sessions = [(argv, out) for argv, out in shown_sessions(README.read_text()) if "--size" in argv]
+    assert len(sessions) >= 2
+    for argv, shown in sessions:
+        capsys.readouterr()
+        assert main(argv) == 0
+        assert capsys.readouterr().out == shown, argv
