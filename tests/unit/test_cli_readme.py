@@ -132,7 +132,9 @@ def inline_problems(text: str) -> list[str]:
 
 def test_every_inline_readme_command_names_options_its_command_has():
     assert inline_problems(README.read_text()) == []
-    assert inline_problems("`ddb-backup backup --stack-name s`") == ["`ddb-backup backup --stack-name s`"[1:-1] + ": ddb-backup backup has no --stack-name"]
+    assert inline_problems("`ddb-backup backup --stack-name s`") == [
+        "`ddb-backup backup --stack-name s`"[1:-1] + ": ddb-backup backup has no --stack-name"
+    ]
 
 
 def test_continued_lines_and_environment_prefixes_are_read():
