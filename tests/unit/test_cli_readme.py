@@ -14,6 +14,7 @@ from ddb_backup_cli.main import build_parser, main, parse
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 ENV = re.compile(r"^[A-Z_][A-Z0-9_]*=\S*$")
+COMMAND = re.compile(r"^(\$ )?([A-Z_][A-Z0-9_]*=\S* +)*ddb-backup ")  # a shell line that runs ddb-backup
 
 
 def code_block_commands(text: str) -> list[tuple[int, str]]:
@@ -29,7 +30,7 @@ def code_block_commands(text: str) -> list[tuple[int, str]]:
             continue
         if pending is not None:
             pending = (pending[0], pending[1] + " " + line.strip())
-        elif "ddb-backup " in line.split("#")[0]:
+        elif COMMAND.match(line.strip()):
             pending = (number, line.strip())
         if pending is not None and not pending[1].endswith("\\"):
             found.append(pending)
@@ -90,6 +91,7 @@ def test_readme_code_blocks_name_commands():
     lines = code_block_commands(README.read_text())
     assert len(lines) > 30  # the examples are found, not silently skipped
     assert all(argv_of(line) is not None for _, line in lines), [line for _, line in lines if argv_of(line) is None]
+    assert code_block_commands("```\ndevkit/  serve: `ddb-backup local-stack`\n```\n") == []  # prose, not a command
 
 
 @pytest.mark.parametrize("number,line", code_block_commands(README.read_text()))
