@@ -109,7 +109,11 @@ class LocalStack:
 
     # -- lifecycle
     def __enter__(self) -> LocalStack:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()  # a failed deploy (e.g. a custom resource's FAILED) leaves no mock or patch running
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:

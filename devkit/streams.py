@@ -8,6 +8,8 @@
   ``GetRecords`` lost them; and it handed the Lambda every record again. Here
   the shard keeps its records (24 h retention on AWS) and each Lambda call gets
   the new record only.
+* A deleted event source mapping still called its Lambda (moto left it on the
+  table). Here it calls nothing, as on AWS.
 """
 
 from __future__ import annotations
@@ -57,6 +59,8 @@ def stream_patches() -> list[Any]:
         record = StreamRecord(self.table, self.table.stream_specification["StreamViewType"], event, old, new, seq)
         self.items.append(record)
         for arn, esm in self.table.lambda_event_source_mappings.items():
-            get_backend(self.account_id, arn.split(":")[3]).send_dynamodb_items(arn, [record], esm.event_source_arn)
+            backend = get_backend(self.account_id, arn.split(":")[3])
+            if esm.uuid in backend._event_source_mappings:  # a deleted mapping calls nothing
+                backend.send_dynamodb_items(arn, [record], esm.event_source_arn)
 
     return [mock.patch.object(ShardIterator, "get", get), mock.patch.object(StreamShard, "add", add)]

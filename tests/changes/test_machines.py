@@ -144,16 +144,10 @@ def test_consistent_without_a_usable_stream_fails_the_machine_saying_how_to_enab
 
 @pytest.fixture
 def archiving(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    """The stack archiving the table's stream (the parameter names the stream, so the table comes first)."""
+    """The stack archiving the table's stream (the table exists before the deploy maps it)."""
     monkeypatch.setenv("STREAM_SETTLE_SECONDS", "0")
-    stack = LocalStack(env={"PART_BYTES": str(16 * 1024)})
-    stack.parameters = {**stack.parameters, "ChangeArchiveStreamArn": "(named before deploy)"}
-
-    def create_then_name() -> None:
-        _create_table()
-        stack.parameters["ChangeArchiveStreamArn"] = STREAM[TABLE]
-
-    stack.before_deploy = create_then_name
+    stack = LocalStack(env={"PART_BYTES": str(16 * 1024)}, before_deploy=_create_table)
+    stack.parameters = {**stack.parameters, "ChangeArchiveTables": TABLE}
     with stack:
         yield stack
 

@@ -32,7 +32,7 @@ PARAMETERS = {
     "TableKmsKeyArns": KEY,
     "RestoreSourceArns": f"arn:aws:s3:::{EXPORTS},arn:aws:s3:::{EXPORTS}/granules/*",
     "ManagedCumulusPrefix": "mystack-",
-    "ChangeArchiveStreamArn": "arn:aws:dynamodb:us-east-1:123456789012:table/mystack-GranulesTable/stream/2026-12-01T00:00:00.000",
+    "ChangeArchiveTables": "mystack-GranulesTable,other-*",
 }
 BUCKET = "arn:aws:s3:::ddb-backup-backupbucket"
 TABLE = "arn:aws:dynamodb:us-east-1:123456789012:table/"
@@ -45,12 +45,20 @@ PLAN_B, SCAN, FIN_B = "PlanBackupFunction", "ScanSegmentFunction", "FinalizeBack
 PLAN_R, PART, FIN_R = "PlanRestoreFunction", "RestorePartFunction", "FinalizeRestoreFunction"
 PITR, ON_DEMAND = "EnsurePitrFunction", "OnDemandBackupsFunction"
 BACKUP_SM, RESTORE_SM = "BackupStateMachine", "RestoreStateMachine"
-ARCHIVE = "ArchiveChangesFunction"
+ARCHIVE, STREAMS = "ArchiveChangesFunction", "ChangeArchiveStreamsFunction"
 #: What AWS's own AWSLambdaDynamoDBExecutionRole (SAM attaches it for a stream event source) grants on "*":
 #: reading streams only. Stream actions mean nothing on a table's ARN, but "*" matches it.
 STREAM_READS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 #: Actions AWS offers no resource-level permission for: "*" is their only possible resource.
-UNSCOPED = {"dynamodb:ListTables": {PLAN_B}, "dynamodb:ListBackups": {ON_DEMAND}}
+UNSCOPED = {
+    "dynamodb:ListTables": {PLAN_B, STREAMS},
+    "dynamodb:ListBackups": {ON_DEMAND},
+    "dynamodb:ListStreams": {ARCHIVE},
+    "lambda:ListEventSourceMappings": {STREAMS},
+    # No resource for Create; both are conditioned on the archiver's ARN (test below).
+    "lambda:CreateEventSourceMapping": {STREAMS},
+    "lambda:DeleteEventSourceMapping": {STREAMS},
+}
 
 
 @cache
@@ -80,7 +88,7 @@ def expect(**by_principal: set[str]) -> dict[str, set[str]]:
 
 def test_the_principals_are_the_stack_functions_and_state_machines():
     assert set(roles().policies) == {
-        PLAN_B, SCAN, FIN_B, PLAN_R, PART, FIN_R, PITR, ON_DEMAND, BACKUP_SM, RESTORE_SM, ARCHIVE,
+        PLAN_B, SCAN, FIN_B, PLAN_R, PART, FIN_R, PITR, ON_DEMAND, BACKUP_SM, RESTORE_SM, ARCHIVE, STREAMS,
     }  # fmt: skip
 
 
@@ -89,8 +97,8 @@ def _unscoped(**extra: set[str]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for action, principals in UNSCOPED.items():
         for p in principals:
-            out.setdefault(p, set()).add(action)
-    out[ARCHIVE] = set(STREAM_READS)
+            if action.startswith("dynamodb:"):
+                out.setdefault(p, set()).add(action)
     for p, actions in extra.items():
         out[p] = out.get(p, set()) | actions
     return out
@@ -105,6 +113,7 @@ def test_a_source_table_is_read_never_written():
         EnsurePitrFunction={"dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups",
                             "dynamodb:UpdateContinuousBackups"},
         OnDemandBackupsFunction={"dynamodb:CreateBackup"},
+        ChangeArchiveStreamsFunction={"dynamodb:DescribeTable", "dynamodb:UpdateTable"},  # enables its stream
     )  # fmt: skip
     assert allowed(SOURCE, "dynamodb") == expect(**want)
 
@@ -206,10 +215,24 @@ def test_every_role_that_touches_the_bucket_may_use_its_key_and_nothing_more():
 def test_state_machines_invoke_exactly_their_three_functions():
     fns = {BACKUP_SM: (PLAN_B, SCAN, FIN_B), RESTORE_SM: (PLAN_R, PART, FIN_R)}
     arn = "arn:aws:lambda:us-east-1:123456789012:function:ddb-backup-"
+    # the mapping maker's "*" (no resource; its Condition, which moto's engine skips, is checked below)
+    mappings = {STREAMS: {a for a, p in UNSCOPED.items() if a.startswith("lambda:")}}
     for name in (PLAN_B, SCAN, FIN_B, PLAN_R, PART, FIN_R, PITR, ON_DEMAND):
         got = allowed(arn + name, "lambda")
-        assert got == expect(**{sm: {"lambda:InvokeFunction"} for sm, own in fns.items() if name in own}), name
-        assert allowed(arn + name + "-other", "lambda") == expect(), name
+        assert got == expect(**mappings, **{sm: {"lambda:InvokeFunction"} for sm, own in fns.items() if name in own})
+        assert allowed(arn + name + "-other", "lambda") == expect(**mappings), name
+
+
+def test_the_change_archive_maps_streams_to_the_archiver_only():
+    """Create/DeleteEventSourceMapping have no resource to scope: the statement names the archiver by condition."""
+    statements = [st for p, st in _statements() if p == STREAMS and "lambda:CreateEventSourceMapping" in st["Action"]]
+    assert [sorted(st["Action"]) for st in statements] == [
+        ["lambda:CreateEventSourceMapping", "lambda:DeleteEventSourceMapping"]
+    ]
+    archiver = RESOURCES[ARCHIVE]
+    archiver_arn = "arn:aws:lambda:us-east-1:123456789012:function:ddb-backup-" + ARCHIVE
+    assert statements[0]["Condition"] == {"StringEquals": {"lambda:FunctionArn": archiver_arn}}
+    assert "Stream" not in archiver["Properties"]["Events"]  # no fixed stream: the custom resource maps them
 
 
 def _statements() -> list[tuple[str, dict[str, Any]]]:
@@ -237,7 +260,7 @@ def test_no_wildcard_actions_no_pass_role_and_star_resources_only_where_aws_offe
             assert "*" not in action and "?" not in action, f"{principal}: wildcard action {action}"
             assert not action.startswith(("iam:", "sts:")), f"{principal}: {action}"
             if "*" in _as_list(st["Resource"]):
-                from_event_source = principal == ARCHIVE and (action in STREAM_READS or action.startswith("sqs:"))
+                from_event_source = principal == ARCHIVE and action.startswith("sqs:")  # the failure queue's poller
                 assert (
                     principal in UNSCOPED.get(action, ()) or action.startswith(logs_and_traces) or from_event_source
                 ), (principal, action)

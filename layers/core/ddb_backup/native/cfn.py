@@ -69,7 +69,8 @@ def send_cfn_response(
     return body
 
 
-def _physical_id(event: dict[str, Any]) -> str:
+def physical_id(event: dict[str, Any]) -> str:
+    """The resource's id: the one CloudFormation sent, else <stack>-<logical id>."""
     if event.get("PhysicalResourceId"):
         return str(event["PhysicalResourceId"])
     stack = str(event.get("StackId", "")).split("/")
@@ -92,7 +93,8 @@ def field_text(loc: tuple[int | str, ...]) -> str:
     return ".".join(json.dumps(str(part))[1:-1] for part in loc)
 
 
-def _validation_text(exc: ValidationError) -> str:
+def validation_text(exc: ValidationError) -> str:
+    """A validation error as one line naming each bad field."""
     return "; ".join(f"{field_text(e['loc']) or '(the properties)'}: {e['msg']}" for e in exc.errors())
 
 
@@ -104,7 +106,7 @@ def custom_resource_outcome(ddb: Any, event: dict[str, Any], retry: Retry) -> Cu
     here would roll back the stack or, on a rollback, leave it stuck). Only a
     request that cannot be understood fails.
     """
-    physical = _physical_id(event)
+    physical = physical_id(event)
     request_type = event.get("RequestType")
     try:
         if request_type == "Delete":
@@ -114,7 +116,7 @@ def custom_resource_outcome(ddb: Any, event: dict[str, Any], retry: Retry) -> Cu
         request = PitrResourceProperties.model_validate(event.get("ResourceProperties") or {}).request()
         results = ensure_pitr(ddb, request.names(), recovery_days=request.recovery_period_in_days, retry=retry)
     except ValidationError as exc:
-        return CustomResourceOutcome(FAILURE, "invalid ResourceProperties: " + _validation_text(exc), physical)
+        return CustomResourceOutcome(FAILURE, "invalid ResourceProperties: " + validation_text(exc), physical)
     except Exception as exc:
         return CustomResourceOutcome(FAILURE, f"{type(exc).__name__}: {exc}".replace("\n", " "), physical)
     counts = summarize(results)["counts"]
