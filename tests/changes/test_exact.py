@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -58,13 +59,16 @@ def test_a_consistent_backup_restores_the_table_at_consistent_at(
     original = backup_local.scan_segment
     writes = iter(range(1, 1000))
 
+    one_writer = threading.Lock()  # the segments' threads write in turn: each write and its model entry together
+
     def scan_while_writing(*args: Any, **kwargs: Any) -> Any:  # writes land between segments' scans
-        n = next(writes)
-        for i in range(0, 200, 7):
-            model[f"k{i:03d}"] = _put(ddb, "src-Table", f"k{i:03d}", f"v{n}")
-        ddb.delete_item(TableName="src-Table", Key={"k": {"S": f"k{n * 3:03d}"}})
-        model.pop(f"k{n * 3:03d}", None)
-        model[f"new{n}"] = _put(ddb, "src-Table", f"new{n}", "fresh")
+        with one_writer:
+            n = next(writes)
+            for i in range(0, 200, 7):
+                model[f"k{i:03d}"] = _put(ddb, "src-Table", f"k{i:03d}", f"v{n}")
+            ddb.delete_item(TableName="src-Table", Key={"k": {"S": f"k{n * 3:03d}"}})
+            model.pop(f"k{n * 3:03d}", None)
+            model[f"new{n}"] = _put(ddb, "src-Table", f"new{n}", "fresh")
         return original(*args, **kwargs)
 
     monkeypatch.setattr(backup_local, "scan_segment", scan_while_writing)
