@@ -137,7 +137,7 @@ def cmd_start_backup(args: argparse.Namespace) -> int:
 def cmd_start_restore(args: argparse.Namespace) -> int:
     one_target(args)
     payload: dict[str, Any] = {"source": args.backup, "mode": args.mode, "allowSource": args.allow_source}
-    payload["method"] = args.method
+    payload.update({"method": args.method} if args.method != "write" else {})  # a stack before issue 13 takes none
     if args.table:
         payload["table"] = args.table
     else:
