@@ -60,6 +60,7 @@ LOCAL_ENV = {
     "POWERTOOLS_METRICS_DISABLED": "true",
     "POWERTOOLS_LOG_LEVEL": "WARNING",
     "POWERTOOLS_DEV": "false",
+    "IMPORT_POLL_SECONDS": "1",  # moto imports in a thread within a second: look again after one, not thirty
 }
 
 

@@ -63,6 +63,18 @@ def add_load_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_method_option(p: argparse.ArgumentParser) -> None:
+    """--method write|import|auto: how a restore loads its targets (BatchWriteItem or ImportTable)."""
+    p.add_argument(
+        "--method",
+        choices=["auto", "import", "write"],
+        default="write",
+        help="write: BatchWriteItem (default); import: DynamoDB ImportTable into a new table ($0.15/GB, "
+        "no write units; refused with the reason where it cannot); auto: import where it can, else write "
+        "(each table's choice and why are printed)",
+    )
+
+
 def load_request(args: argparse.Namespace) -> dict[str, Any]:
     """The restore input (``writeRate``, ``writePercent``, ``loadBilling``, ``within``) of --write-*, --load-billing
     and --within, checked."""

@@ -376,14 +376,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="say what the restore would add, change and delete (counts, first 10 keys), and change nothing",
     )
     p.add_argument("--allow-source", action="store_true", help="allow restoring into the backup's own source table")
-    p.add_argument(
-        "--method",
-        choices=["auto", "import", "write"],
-        default="write",
-        help="write: BatchWriteItem (default); import: DynamoDB ImportTable into a new table ($0.15/GB, "
-        "no write units; refused with the reason where it cannot); auto: import where it can, else write "
-        "(each table's choice and why are printed)",
-    )
+    estimate.add_method_option(p)
     p.add_argument(
         "--keys", help="key attribute names (HASH[,RANGE]) when the source has no schema and the target does not exist"
     )

@@ -137,6 +137,7 @@ def cmd_start_backup(args: argparse.Namespace) -> int:
 def cmd_start_restore(args: argparse.Namespace) -> int:
     one_target(args)
     payload: dict[str, Any] = {"source": args.backup, "mode": args.mode, "allowSource": args.allow_source}
+    payload.update({"method": args.method} if args.method != "write" else {})  # a stack before issue 13 takes none
     if args.table:
         payload["table"] = args.table
     else:
@@ -244,6 +245,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
                 "--allow-source", action="store_true", help="allow restoring into the backup's own source table"
             )
             estimate.add_load_options(p)
+            estimate.add_method_option(p)
 
     p = add(
         "list",

@@ -86,7 +86,9 @@ def dynamodb_needs(operation: str, params: dict[str, Any], kms_arn: Callable[[st
     if operation == "RestoreTableFromBackup":
         return [(action, params["BackupArn"]), (action, table_arn(params["TargetTableName"]))]
     if operation == "ImportTable":
-        return [(action, table_arn(params["TableCreationParameters"]["TableName"]))]
+        return _import_needs(params)
+    if operation == "DescribeImport":
+        return [(action, params["ImportArn"])]
     if operation == "ExportTableToPointInTime":
         return [(action, table_arn(params["TableArn"]))]
     if "StreamArn" in params:
@@ -104,6 +106,30 @@ def dynamodb_needs(operation: str, params: dict[str, Any], kms_arn: Callable[[st
         key = kms_arn(sse["KMSMasterKeyId"])
         needs += [("kms:DescribeKey", key), ("kms:CreateGrant", key)]
     return needs
+
+
+#: What ImportTable does as its caller (AWS checks these at the call): log the items it could not import.
+IMPORT_LOGS = (
+    "logs:CreateLogGroup",
+    "logs:CreateLogStream",
+    "logs:DescribeLogGroups",
+    "logs:DescribeLogStreams",
+    "logs:PutLogEvents",
+    "logs:PutRetentionPolicy",
+)
+
+
+def _import_needs(params: dict[str, Any]) -> Needs:
+    """ImportTable: the new table, reading the source prefix as the caller, and its CloudWatch log group."""
+    source = params["S3BucketSource"]
+    bucket, prefix = source["S3Bucket"], source.get("S3KeyPrefix", "")
+    group = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws-dynamodb/imports:*"
+    return [
+        ("dynamodb:ImportTable", table_arn(params["TableCreationParameters"]["TableName"])),
+        ("s3:ListBucket", f"arn:aws:s3:::{bucket}"),
+        ("s3:GetObject", f"arn:aws:s3:::{bucket}/{prefix}*"),
+        *((action, group) for action in IMPORT_LOGS),
+    ]
 
 
 def needs_of(

@@ -10,7 +10,7 @@ from ddb_backup import config
 from ddb_backup.aws.clients import client
 from ddb_backup.events import FinalizeRestoreEvent
 from ddb_backup.observability import logger, metrics, tracer
-from ddb_backup.restore.finalize import finalize_restore
+from ddb_backup.restore.finalize import finalize_restore, imports_running
 from ddb_backup.restore.run import for_the_state
 
 
@@ -19,6 +19,8 @@ from ddb_backup.restore.run import for_the_state
 @metrics.log_metrics
 @event_parser(model=FinalizeRestoreEvent)
 def lambda_handler(event: FinalizeRestoreEvent, context: LambdaContext) -> dict[str, Any]:
+    if event.check_imports:  # the state machine's wait loop: how many ImportTable runs have not ended
+        return {"pending": imports_running(client("s3"), client("dynamodb"), event.bucket, event.run_prefix)}
     report = finalize_restore(
         client("s3"),
         event.bucket,

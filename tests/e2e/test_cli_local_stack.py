@@ -98,12 +98,22 @@ def test_start_backup_list_and_start_restore_succeed_through_the_stack_name(loca
         f"s3://{bucket}/backups/",
         "--map",
         "mystack-=restore-",
+        "--method",
+        "auto",
         "--wait",
         "--poll",
         "0.2",
     )
     assert restore.returncode == 0, restore.stderr
     assert "succeeded in" in restore.stdout
+    s3 = _client(local_stack, "s3")
+    [report] = [
+        o["Key"]
+        for o in s3.list_objects_v2(Bucket=bucket)["Contents"]
+        if o["Key"].endswith("/report.json") and "/restores/" in o["Key"]
+    ]
+    rows = json.loads(s3.get_object(Bucket=bucket, Key=report)["Body"].read())["tables"]
+    assert {r["method"] for r in rows} == {"import"}  # --method reached the state machine: new tables, imported
     for short in ("Granules", "Rules"):
         source = sorted(map(canonical, table_items(ddb, f"mystack-{short}Table")))
         assert sorted(map(canonical, table_items(ddb, f"restore-{short}Table"))) == source

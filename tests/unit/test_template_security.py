@@ -125,14 +125,26 @@ def test_restore_part_may_only_batch_write_and_describe_its_targets():
             "dynamodb:DescribeTimeToLive", "dynamodb:UpdateContinuousBackups", "dynamodb:DescribeContinuousBackups",
             "dynamodb:TagResource", "dynamodb:ListTagsOfResource",
             "dynamodb:UpdateTable",  # loadBilling on-demand: an existing target switched for the load
+            "dynamodb:ImportTable",  # method import/auto (issue 13)
         },
         RestorePartFunction={"dynamodb:BatchWriteItem", "dynamodb:DescribeTable"},
-        # the restore-in-progress mark; a target loaded on-demand switched back; an exact backup's changes (issue 14)
+        # the restore-in-progress mark; a target loaded on-demand switched back; an exact backup's changes (issue 14);
+        # an imported table marked and given what ImportTable cannot set (issue 13)
         FinalizeRestoreFunction={
-            "dynamodb:DescribeTable", "dynamodb:UntagResource", "dynamodb:UpdateTable", "dynamodb:BatchWriteItem"
+            "dynamodb:DescribeTable", "dynamodb:UntagResource", "dynamodb:UpdateTable", "dynamodb:BatchWriteItem",
+            "dynamodb:TagResource", "dynamodb:UpdateTimeToLive", "dynamodb:DescribeTimeToLive",
+            "dynamodb:UpdateContinuousBackups",
         },
     )  # fmt: skip
     assert allowed(TARGET, "dynamodb") == expect(**want)
+
+
+def test_only_finalize_describes_imports_and_only_of_restore_targets():
+    """DescribeImport is scoped to the imports of tables in the restore pattern (``table/<name>/import/<id>``)."""
+    assert {p for p, a in allowed(TARGET + "/import/0123", "dynamodb").items() if "dynamodb:DescribeImport" in a} == {
+        "FinalizeRestoreFunction"
+    }
+    assert not [p for p, a in allowed(SOURCE + "/import/0123", "dynamodb").items() if "dynamodb:DescribeImport" in a]
 
 
 def test_only_the_on_demand_function_deletes_backups_and_only_of_managed_tables():

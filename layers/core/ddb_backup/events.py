@@ -181,14 +181,13 @@ MIRROR_IS_CLI_ONLY = (
 class RestoreRequest(BaseModel):
     """What a person asks the restore state machine for.
 
-    ``source``: an ``s3://`` URL or a key in the backup bucket (a backup
-    directory or manifest, a native export, a cumulus-api or local file; with
-    ``backupId`` or ``map``, the prefix holding a backup run). ``table`` (or
-    ``target``): the table to restore into; ``map``: prefix swaps for a set; ``tables``: only these source
-    tables of the set; ``allowPartial``: restore what the run holds complete
-    and name the rest (else a set lacking a planned table is refused).
-    ``mode``: ``new`` (create, or an empty existing table) or ``overwrite``
-    (upsert). ``keys``/``keySchema``: the keys, for sources without a schema.
+    ``source``: an ``s3://`` URL or a key in the backup bucket (a backup directory or manifest, a native
+    export, a cumulus-api or local file; with ``backupId`` or ``map``, the prefix holding a backup run).
+    ``table`` (or ``target``): the table to restore into; ``map``: prefix swaps for a set; ``tables``: only
+    these source tables of the set; ``allowPartial``: restore what the run holds complete and name the rest
+    (else a set lacking a planned table is refused). ``mode``: ``new`` (create, or an empty existing table)
+    or ``overwrite`` (upsert). ``keys``/``keySchema``: the keys, for sources without a schema. ``method``:
+    ``write`` (BatchWriteItem), ``import`` (ImportTable into a new table) or ``auto`` (import where it can).
     """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -207,8 +206,8 @@ class RestoreRequest(BaseModel):
     write_percent: float | None = Field(default=None, alias="writePercent", gt=0, le=100, allow_inf_nan=False)
     load_billing: Literal["saved", "on-demand"] | None = Field(default=None, alias="loadBilling")
     within: str | None = Field(default=None, min_length=1, max_length=20)  # pre-warm: e.g. "2h", "90m"
-    # restore to this second (issue 14): source names the table's backups (s3://B/P/T/), table the target
-    to_time: str | None = Field(default=None, alias="toTime", min_length=1, max_length=64)
+    to_time: str | None = Field(default=None, alias="toTime", min_length=1, max_length=64)  # restore to (issue 14)
+    method: Literal["auto", "import", "write"] = "write"  # issue 13
 
     @model_validator(mode="before")
     @classmethod
@@ -349,6 +348,7 @@ class RestorePartTask(_RestoreRunEvent):
 
 class FinalizeRestoreEvent(_RestoreRunEvent):
     map_failed: bool = Field(default=False, alias="mapFailed")
+    check_imports: bool = Field(default=False, alias="checkImports")  # only count the imports still running
 
 
 # ------------------------------------------------------------------ AWS-native backups (PITR, on-demand)

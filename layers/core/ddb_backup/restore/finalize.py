@@ -4,7 +4,9 @@ Finalize trusts none of the map's own accounting (a child may fail or never
 run): it fails, naming the parts, unless every part has a result whose count
 matches the manifest. An exact backup's changes are applied after the parts
 (:mod:`ddb_backup.restore.exact`); a target loaded on-demand is switched back
-(:mod:`ddb_backup.restore.capacity`).
+(:mod:`ddb_backup.restore.capacity`). A table restored by ImportTable has no
+parts to check: its import's counts must equal the backup's
+(:func:`ddb_backup.restore.importtable.finish_planned`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from ddb_backup.aws.s3io import get_json, get_json_or_none, list_keys, put_json
 from ddb_backup.errors import BillingNotRestored, ChangesPending, IntegrityError, RestoreIncomplete
-from ddb_backup.restore import capacity, exact
+from ddb_backup.restore import capacity, exact, importtable
 from ddb_backup.restore.resume import MARK_KEY, clear_mark
 from ddb_backup.restore.write import note_key
 
@@ -48,8 +50,7 @@ def finalize_restore(
     way and returns it on success: items restored per table, dead-lettered, duration.
     """
     plan = get_json(s3, bucket, prefix + "plan.json")
-    notes = _part_notes(s3, bucket, prefix)
-    checks = [_TableCheck(table, notes, prefix) for table in plan["tables"]]
+    checks = _checks(ddb, s3, plan, _part_notes(s3, bucket, prefix), prefix)
     problems = [p for c in checks for p in c.problems]
     if map_failed and not problems:
         problems.append("the Distributed Map failed although every part has a result; see its failed children")
@@ -80,6 +81,20 @@ def finalize_restore(
         raise BillingNotRestored(f"restore {plan['runId']}: every item was restored, but " + "; ".join(billing))
     del report["problems"]
     return report
+
+
+def _checks(ddb: Any, s3: Any, plan: dict[str, Any], notes: dict[str, Any], prefix: str) -> list[_TableCheck]:
+    """Every table of the plan checked: its parts' notes, or for an imported table its import's counts."""
+    checks = [_TableCheck(table, notes, prefix) for table in plan["tables"]]
+    for check, table in zip(checks, plan["tables"], strict=True):
+        if table.get("importArn"):
+            check.imported(ddb, s3, table, plan["runId"])
+    return checks
+
+
+def imports_running(s3: Any, ddb: Any, bucket: str, prefix: str) -> int:
+    """How many of the run's imports (plan.json) have not ended: the state machine waits while any has not."""
+    return importtable.running(ddb, get_json(s3, bucket, prefix + "plan.json")["tables"])
 
 
 def _failure_message(run_id: str, problems: list[str], billing: list[str], report: str) -> str:
@@ -148,7 +163,7 @@ class _TableCheck:
         self.integrity = False
         self.dead_lettered = 0
         self.restored = self.duplicates = self.retries = 0
-        for part in table["parts"]:
+        for part in [] if table.get("importArn") else table["parts"]:
             result = notes.get(note_key(prefix, "results", table["index"], part["id"]))
             if result is not None:
                 self._result(part, result)
@@ -164,7 +179,20 @@ class _TableCheck:
             "parts": len(table["parts"]),
             "duplicateKeys": self.duplicates,
             "retries": self.retries,
+            "method": table.get("method", "write"),
+            "reason": table.get("reason"),
+            **({"importArn": table["importArn"]} if table.get("importArn") else {}),
         }
+
+    def imported(self, ddb: Any, s3: Any, table: dict[str, Any], run_id: str) -> None:
+        """The table was restored by ImportTable: its counts checked and settings applied, or the problem named."""
+        try:
+            done = importtable.finish_planned(ddb, s3, table, run_id)
+        except RestoreIncomplete as exc:
+            self.problems.append(str(exc))
+            return
+        self.restored = self.row["itemsRestored"] = done["imported"]
+        self.row.update(itemsRead=done["processed"], settings=done["settings"], warnings=done["warnings"])
 
     def _result(self, part: dict[str, Any], result: dict[str, Any]) -> None:
         self.restored += int(result["items"])

@@ -22,13 +22,16 @@ from ddb_backup.aws.retry import Retry, call_with_backoff
 from ddb_backup.aws.s3io import list_keys, split_s3_url
 from ddb_backup.errors import BadInput, RestoreIncomplete
 from ddb_backup.format.location import is_s3
-from ddb_backup.format.sources import Source
+from ddb_backup.format.location import name as location_name
+from ddb_backup.format.sources import Source, open_source
 from ddb_backup.restore import resume
 from ddb_backup.restore.resume import Mark
 
 METHODS = ("auto", "import", "write")
 #: Most S3 objects one ImportTable reads (AWS quota).
 MAX_OBJECTS = 50_000
+#: DescribeImport's statuses of an import that has not ended.
+RUNNING = ("IN_PROGRESS", "CANCELLING")
 #: What ImportTable cannot set and the restore applies after it (tables.RESTORE_DROPS order).
 IMPORT_LACKS = ("tags", "ttl", "stream", "pitr")
 
@@ -151,7 +154,7 @@ def wait_import(
     pause = 1.0
     while True:
         desc = import_status(ddb, arn)
-        if desc["ImportStatus"] not in ("IN_PROGRESS", "CANCELLING"):
+        if desc["ImportStatus"] not in RUNNING:
             return desc
         if time.monotonic() > deadline:
             raise RestoreIncomplete(f"import {arn} still {desc['ImportStatus']} after {timeout:.0f} s")
@@ -212,3 +215,38 @@ def finish_import(
         "settings": applied,
         "warnings": warnings,
     }
+
+
+# ------------------------------------------------------------------ the state machine's imports
+def start_planned(ddb: Any, prepared: list[tuple[Source, str, dict[str, Any]]], run_id: str) -> dict[str, str]:
+    """Start ImportTable for every prepared target whose method is ``import``; their ImportArns by target.
+
+    The token is the run and target, so a retried plan gets the same import back instead of a second one.
+    """
+    return {
+        target: start_import(ddb, src, target, info.get("keySchema"), f"{run_id}-{target}")
+        for src, target, info in prepared
+        if info.get("method") == "import"
+    }
+
+
+def running(ddb: Any, planned: list[dict[str, Any]]) -> int:
+    """How many of a plan's imports (its tables' ``importArn``) have not ended yet."""
+    return sum(
+        1 for t in planned if t.get("importArn") and import_status(ddb, t["importArn"])["ImportStatus"] in RUNNING
+    )
+
+
+def finish_planned(ddb: Any, s3: Any, table: dict[str, Any], run_id: str) -> dict[str, Any]:
+    """One imported table of a plan (``source``, ``target``, ``importArn``) after the wait: :func:`finish_import`.
+
+    Raises ``RestoreIncomplete`` naming the table, the counts and the import, or that it has not ended.
+    """
+    desc = import_status(ddb, table["importArn"])
+    if desc["ImportStatus"] in RUNNING:
+        raise RestoreIncomplete(
+            f"{table['target']}: ImportTable is still {desc['ImportStatus']} ({table['importArn']}): "
+            "the restore stopped before it ended; check the import with aws dynamodb describe-import"
+        )
+    src = open_source(table["source"], s3)
+    return finish_import(ddb, desc, src, table["target"], Mark(src.backup_id or location_name(src.location), run_id))

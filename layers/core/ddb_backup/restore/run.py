@@ -32,7 +32,7 @@ from ddb_backup.format.location import is_s3
 from ddb_backup.format.location import name as location_name
 from ddb_backup.format.sources import Source, key_schema_from_names, open_source
 from ddb_backup.restore import capacity, exact
-from ddb_backup.restore.importtable import choose
+from ddb_backup.restore.importtable import choose, start_planned
 from ddb_backup.restore.preflight import check_parts_present, load_adjuster, resume_hint, write_rate
 from ddb_backup.restore.resume import Mark
 from ddb_backup.restore.target import map_table_name, prepare_target
@@ -50,6 +50,7 @@ class RestoreSettings:
     time_budget: float = 600.0  # seconds one invocation writes before handing over
     max_concurrency: int = 100  # parts restored at once (Distributed Map)
     write_percent: float | None = None  # the stack's WritePercent: a share of each provisioned target's capacity
+    import_poll: int = 30  # seconds the state machine waits between two looks at the imports it started
 
 
 def settings_from_env() -> RestoreSettings:
@@ -64,6 +65,7 @@ def settings_from_env() -> RestoreSettings:
         time_budget=float(config.env_int("RESTORE_TIME_BUDGET_SECONDS", 600)),
         max_concurrency=config.max_concurrency(),
         write_percent=float(config.env_int("WRITE_PERCENT", 0, 0)) or None,
+        import_poll=config.env_int("IMPORT_POLL_SECONDS", 30, 1),
     )
 
 
@@ -280,9 +282,11 @@ def plan_restore(
     cumulus-api or local file, or, with ``backupId`` or ``map``, the prefix
     holding a backup run), ``table`` (the target) or ``map``
     (``[{"from": "prod-", "to": "restore-"}]``), ``mode`` (``new`` |
-    ``overwrite``), ``allowSource``, and for sources without a schema
-    ``keys`` (names) or ``keySchema``. Every target is checked before any is
-    created, so a refusal leaves nothing behind.
+    ``overwrite``), ``allowSource``, ``method`` (``write`` | ``import`` |
+    ``auto``), and for sources without a schema ``keys`` (names) or
+    ``keySchema``. Every target is checked before any is created, so a refusal
+    leaves nothing behind. A target restored by ImportTable has its import
+    started here (``importArn`` in plan.json) and no parts in parts.json.
     """
     if request.get("mode") == "mirror":
         raise BadInput(MIRROR_IS_CLI_ONLY)
@@ -293,13 +297,8 @@ def plan_restore(
         ddb, s3, request, bucket=settings.bucket, run_id=run_id, write_percent=settings.write_percent
     )
     prefix = run_prefix(settings, run_id)
-    tables: list[dict[str, Any]] = []
-    work: list[dict[str, Any]] = []
-    for index, (src, target, prepared) in enumerate(prepared_targets):
-        tables.append(_plan_entry(index, src, target, prepared, exact.note(src.location, src.consistent_at, to_time)))
-        base = {"runId": run_id, "bucket": settings.bucket, "runPrefix": prefix, "table": index, "target": target}
-        base["writeRate"] = segment_share(prepared["writeRate"] or None, len(src.parts), settings.max_concurrency)
-        work.extend({**base, "part": part.to_json(), "deadLetter": src.dead_letter_base} for part in src.parts)
+    imports = start_planned(ddb, prepared_targets, run_id)
+    tables, work = _work(settings, prepared_targets, run_id, imports, to_time)
     work_key = prefix + "parts.json"
     put_json(s3, settings.bucket, work_key, work)
     plan = {
@@ -319,10 +318,36 @@ def plan_restore(
         "workKey": work_key,
         "parts": len(work),
         "maxConcurrency": settings.max_concurrency,
-        "tables": [{k: t[k] for k in ("source", "format", "target", "created", "expectedItems")} for t in tables],
+        "imports": len(imports),
+        "importPoll": settings.import_poll,
+        "tables": [
+            {k: t[k] for k in ("source", "format", "target", "created", "expectedItems", "method")} for t in tables
+        ],
         "backupRun": backup_run,
         "warnings": notes + [w for t in tables for w in t["warnings"]],
     }
+
+
+def _work(
+    settings: RestoreSettings,
+    prepared_targets: list[tuple[Source, str, dict[str, Any]]],
+    run_id: str,
+    imports: dict[str, str],
+    to_time: dict[str, Any] | None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """plan.json's tables and parts.json's parts; a table being imported (``imports``) has its ImportArn, no parts."""
+    prefix = run_prefix(settings, run_id)
+    tables: list[dict[str, Any]] = []
+    work: list[dict[str, Any]] = []
+    for index, (src, target, prepared) in enumerate(prepared_targets):
+        tables.append(_plan_entry(index, src, target, prepared, exact.note(src.location, src.consistent_at, to_time)))
+        if target in imports:  # ImportTable reads the parts itself: none for the Map
+            tables[-1]["importArn"] = imports[target]
+            continue
+        base = {"runId": run_id, "bucket": settings.bucket, "runPrefix": prefix, "table": index, "target": target}
+        base["writeRate"] = segment_share(prepared["writeRate"] or None, len(src.parts), settings.max_concurrency)
+        work.extend({**base, "part": part.to_json(), "deadLetter": src.dead_letter_base} for part in src.parts)
+    return tables, work
 
 
 def for_the_state(run: dict[str, Any], report_key: str | None = None) -> dict[str, Any]:
@@ -362,5 +387,7 @@ def _plan_entry(
         "writeRate": prepared.get("writeRate", 0),
         "loadBilling": prepared.get("loadBilling"),
         "capacity": prepared.get("capacity", []),
+        "method": prepared.get("method", "write"),
+        "reason": prepared.get("reason"),
         **({"exact": changes} if changes else {}),
     }
