@@ -297,18 +297,19 @@ def _big(saved_items: int, saved_bytes: int | None, parts: list[PartRef]) -> Sou
 
 
 def test_within_pre_warms_from_the_parts_item_counts_and_the_saved_table_size() -> None:
-    """10 M items of 100 bytes in 1,000 s: a unit each, 10,000 a second (the saved ItemCount of 1 is stale).
+    """10 M items of 1,500 bytes in 1,000 s: two units each, 20,000 a second (the saved ItemCount of 1 is stale).
 
-    Taken from the stale count, the same bytes would be one item of 1 GB: 976,563 units, no pre-warm.
+    From the stale count, the bytes would be one 15 GB item (14,648 a second); from the parts' sizes
+    (1 byte each here), 10,000.
     """
     parts = [
         PartRef("p0", "s3://b/p0", "item", items=4_000_000, bytes=1),
         PartRef("p1", "s3://b/p1", "item", items=6_000_000, bytes=1),
     ]
-    adjust, notes = preflight.load_adjuster(_big(1, 10_000_000 * 100, parts), {"within": "1000s"}, None)
+    adjust, notes = preflight.load_adjuster(_big(1, 10_000_000 * 1500, parts), {"within": "1000s"}, None)
     assert adjust is not None
-    assert adjust(CREATE) == {**ON_DEMAND_CREATE, "WarmThroughput": {"WriteUnitsPerSecond": 10_000}}
-    assert notes == ["pre-warmed to 10,000 write units a second for 10,000,000 units in 1,000 s"]
+    assert adjust(CREATE) == {**ON_DEMAND_CREATE, "WarmThroughput": {"WriteUnitsPerSecond": 20_000}}
+    assert notes == ["pre-warmed to 20,000 write units a second for 20,000,000 units in 1,000 s"]
 
 
 def test_a_part_without_a_size_adds_nothing_to_the_size_a_pre_warm_is_sized_from() -> None:
@@ -324,12 +325,12 @@ def test_a_part_without_a_size_adds_nothing_to_the_size_a_pre_warm_is_sized_from
 
 
 def test_within_with_no_item_count_anywhere_pre_warms_for_the_size_alone() -> None:
-    """A source with no counts (JSON lines) and no saved ItemCount: 10 GB is at least 9.8 M units, not 0."""
-    parts = [PartRef("p0", "/data/t.jsonl", "plain", items=None, bytes=10_240_000_000)]
+    """A source with no counts (JSON lines) and no saved ItemCount: 10 GB is at least 10,000,001 units, not 0."""
+    parts = [PartRef("p0", "/data/t.jsonl", "plain", items=None, bytes=10_240_001_024)]
     adjust, notes = preflight.load_adjuster(_source(None, parts), {"within": "1000s"}, None)
     assert adjust is not None
-    assert adjust(CREATE)["WarmThroughput"] == {"WriteUnitsPerSecond": 10_000}
-    assert notes == ["pre-warmed to 10,000 write units a second for 10,000,000 units in 1,000 s"]
+    assert adjust(CREATE)["WarmThroughput"] == {"WriteUnitsPerSecond": 10_001}
+    assert notes == ["pre-warmed to 10,001 write units a second for 10,000,001 units in 1,000 s"]
 
 
 def test_within_takes_the_saved_item_count_when_a_part_has_none_and_the_parts_bytes_when_no_size_was_saved() -> None:
