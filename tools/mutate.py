@@ -77,7 +77,7 @@ TESTS: dict[str, list[str]] = {
         "tests/unit/test_restore_sets.py::test_a_retried_plan_finishes_the_tables_it_created",
         "tests/unit/test_restore_sets.py::test_an_edited_table_name_in_the_manifest_does_not_open_the_source_to_overwrite",
     ],
-    "restore/preflight.py": ["tests/unit/test_restore_run.py"],
+    "restore/preflight.py": ["tests/unit/test_restore_preflight.py", "tests/unit/test_restore_run.py"],
     "backup/finalize.py": [
         "tests/unit/test_plan_scan.py",
         "tests/unit/test_readers.py",

@@ -120,6 +120,7 @@ def load_adjuster(
             "(add --load-billing on-demand to load it on-demand and pre-warmed)"
         ]
     size = int(saved.get("TableSizeBytes") or sum(p.bytes or 0 for p in src.parts))
-    items = src.expected_items if src.expected_items is not None else int(saved.get("ItemCount") or 0)
+    # No count anywhere (JSON lines, a stale ItemCount of 0): one item of that size, the fewest units it can take.
+    items = src.expected_items if src.expected_items is not None else int(saved.get("ItemCount") or 1)
     warm, note = capacity.warm_throughput(items, size, capacity.parse_duration(request["within"]))
     return partial(capacity.create_on_demand, warm=warm), [note]
