@@ -239,8 +239,11 @@ def test_names_map_by_the_first_prefix_that_applies():
     assert map_table_name("prod-GranulesTable", mapping) == "restore-GranulesTable"
     assert map_table_name("mystack-RulesTable", mapping) == "mystack-restored-RulesTable"
     assert map_table_name("anything", []) == "anything"
-    with pytest.raises(BadInput, match=r"table other-T: no name mapping applies"):
+    with pytest.raises(BadInput) as refused:
         map_table_name("other-T", mapping)
+    assert str(refused.value) == (
+        "table other-T: no name mapping applies to it (prod-->restore-, prod-x->never-, mystack-->mystack-restored-)"
+    )
     with pytest.raises(BadInput, match=r"not a valid DynamoDB table name"):
         map_table_name("prod-T", [("prod-", "bad name ")])
 
@@ -418,3 +421,164 @@ def test_the_stream_is_turned_on_with_its_view_type_and_only_real_tags_are_copie
     args = create_table_args("x-table", {"Table": {**_KEYS, "StreamSpecification": stream}, "Tags": tags})
     assert args["StreamSpecification"] == stream
     assert args["Tags"] == [{"Key": "a", "Value": "1"}]
+
+
+# ------------------------------------------------------------------ resuming a marked target (issue 17 survivors)
+_STALE_MARK = {"Key": resume.MARK_KEY, "Value": "backup=old-backup run=old-run created=no"}
+
+
+def _marked_target(ddb: Any, description: dict, mark: resume.Mark) -> list[list[dict]]:
+    """``restore-FilesTable`` as an earlier run left it: made (without TTL or PITR) and marked.
+
+    Returns the Tags of every TagResource call made from then on: moto keeps a re-tagged key twice
+    instead of replacing its value as DynamoDB does, so the calls, not ListTagsOfResource, show the new mark.
+    """
+    args = create_table_args("restore-FilesTable", description)
+    if mark.created:
+        ddb.create_table(**{**args, "Tags": [*args.get("Tags", []), mark.tag()]})
+    else:
+        ddb.create_table(**{**args, "Tags": [{"Key": "theirs", "Value": "1"}]})
+        resume.set_mark(ddb, ddb.describe_table(TableName="restore-FilesTable")["Table"]["TableArn"], mark)
+    tagged: list[list[dict]] = []
+    ddb.meta.events.register(
+        "provide-client-params.dynamodb.TagResource", lambda params, **_: tagged.append(params["Tags"])
+    )
+    return tagged
+
+
+def _marks(tagged: list[list[dict]]) -> list[resume.Mark]:
+    """The marks those TagResource calls put on, in order."""
+    return [resume.Mark.parse(t["Value"]) for tags in tagged for t in tags if t["Key"] == resume.MARK_KEY]
+
+
+def _resume(ddb: Any, description: dict, **kwargs: Any) -> dict:
+    """prepare_target of restore-FilesTable by run r2 of backup b2."""
+    return prepare_target(
+        ddb, "restore-FilesTable", description=description, mark=resume.Mark("b2", "r2"), sleep=lambda _: None, **kwargs
+    )
+
+
+def _partial() -> str:
+    """How the resume warning names what run r1 of backup b1 left."""
+    return "table restore-FilesTable holds a partial restore of backup b1, from run r1"
+
+
+def test_another_runs_created_target_is_finished_with_every_dropped_setting_and_never_the_sources_mark(ddb):
+    description = _rich_source(ddb)
+    description["Tags"].append(_STALE_MARK)  # the source was itself a restore in progress when backed up
+    tagged = _marked_target(ddb, description, resume.Mark("b1", "r1", created=True))
+    result = _resume(ddb, description, mode="overwrite")
+    applied = ["2 tag(s)", "TTL on expires", "stream NEW_AND_OLD_IMAGES", "PITR"]
+    assert result == {
+        "table": "restore-FilesTable",
+        "exists": True,
+        "created": True,
+        "keySchema": result["keySchema"],
+        "settings": applied,
+        "warnings": [
+            f"{_partial()}: resuming it (settings applied: {', '.join(applied)}); every item is written again"
+        ],
+    }
+    # The mark now names this run, keeps "created", and is not the stale one the source's tags carried.
+    assert _marks(tagged) == [resume.Mark("b2", "r2", created=True)]
+    assert sorted(t["Key"] for tags in tagged for t in tags if t["Key"] != resume.MARK_KEY) == ["owner", "stack"]
+
+
+def test_another_runs_mark_on_a_table_it_did_not_create_is_replaced_and_no_setting_is_touched(ddb):
+    description = _rich_source(ddb)
+    tagged = _marked_target(ddb, description, resume.Mark("b1", "r1", created=False))
+    result = _resume(ddb, description, mode="overwrite")
+    assert (result["table"], result["exists"], result["created"], result["settings"]) == (
+        "restore-FilesTable",
+        True,
+        False,
+        [],
+    )
+    assert result["warnings"] == [f"{_partial()}: resuming it; every item is written again"]
+    assert tagged == [[resume.Mark("b2", "r2", created=False).tag()]]  # the new mark, and nothing copied
+    shape = _shape(ddb, "restore-FilesTable")
+    assert (shape["ttl"]["TimeToLiveStatus"], shape["pitr"]) == ("DISABLED", "DISABLED")
+
+
+def test_a_retried_plan_of_the_same_run_gives_its_table_only_what_create_table_lacks(ddb):
+    description = _rich_source(ddb)
+    tagged = _marked_target(ddb, description, resume.Mark("b2", "r2", created=True))
+    result = _resume(ddb, description, mode="new")
+    assert (result["exists"], result["created"]) == (True, True)
+    assert (result["settings"], result["warnings"]) == (["TTL on expires", "PITR"], [])
+    assert tagged == []  # its mark stays as it is until the restore is complete; its tags came with CreateTable
+    arn = ddb.describe_table(TableName="restore-FilesTable")["Table"]["TableArn"]
+    assert resume.read_mark(ddb, arn) == resume.Mark("b2", "r2", created=True)
+
+
+@pytest.mark.parametrize("run", ["r1", "r2"])
+def test_checking_a_marked_target_reports_it_exactly_and_changes_nothing(ddb, run):
+    description = _rich_source(ddb)
+    tagged = _marked_target(ddb, description, resume.Mark("b1", run, created=True))
+    result = _resume(ddb, description, mode="overwrite", check_only=True)
+    assert result == {
+        "table": "restore-FilesTable",
+        "exists": True,
+        "created": False,
+        "keySchema": result["keySchema"],
+        "settings": [],
+        "warnings": [],
+    }
+    assert [k["AttributeName"] for k in result["keySchema"]] == ["bucket", "key"]
+    assert tagged == []
+
+
+def _refuse(ddb: Any, operation: str, code: str) -> None:
+    """``operation`` answers ``code``, a DynamoDB "not yet", every time."""
+
+    def not_yet(**_: Any) -> tuple[_Http, dict]:
+        return _Http(400), {"Error": {"Code": code, "Message": "not yet"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    ddb.meta.events.register(f"before-call.dynamodb.{operation}", not_yet)
+
+
+def test_a_ttl_still_refused_is_named_with_table_attribute_and_cause_after_the_resume_warning(ddb):
+    description = _rich_source(ddb)
+    _marked_target(ddb, description, resume.Mark("b1", "r1", created=True))
+    _refuse(ddb, "UpdateTimeToLive", "LimitExceededException")
+    result = _resume(ddb, description, mode="overwrite", settings_patience=0.05)
+    assert result["settings"] == ["2 tag(s)", "stream NEW_AND_OLD_IMAGES", "PITR"]
+    assert result["warnings"] == [
+        f"{_partial()}: resuming it (settings applied: 2 tag(s), stream NEW_AND_OLD_IMAGES, PITR); "
+        "every item is written again",
+        "table restore-FilesTable: TTL on expires is not on yet (LimitExceededException): turn it on later",
+    ]
+
+
+def test_pitr_not_enabled_after_its_update_is_named_by_the_reason(ddb):
+    description = _rich_source(ddb)
+
+    def enabling(**_: Any) -> tuple[_Http, dict]:
+        status = {"PointInTimeRecoveryStatus": "ENABLING"}
+        return _Http(200), {
+            "ContinuousBackupsDescription": {
+                "ContinuousBackupsStatus": "ENABLED",
+                "PointInTimeRecoveryDescription": status,
+            }
+        }
+
+    ddb.meta.events.register("before-call.dynamodb.UpdateContinuousBackups", enabling)
+    result = prepare_target(
+        ddb, "restore-FilesTable", description=description, settings_patience=0.05, sleep=lambda _: None
+    )
+    assert result["warnings"] == [
+        "table restore-FilesTable: PITR is not on yet (PITR is ENABLING after the update, usual for a new table): "
+        "turn it on later"
+    ]
+
+
+def test_the_source_table_is_named_by_arn_and_creation_time_only_when_both_match(ddb, granules):
+    arn, created = granules["Table"]["TableArn"], granules["Table"]["CreationDateTime"]
+    renamed = {**granules, "Table": {**granules["Table"], "TableName": "someone-elses-table"}}
+    with pytest.raises(TargetRefused, match=rf"\(same ARN {arn} and creation time, created "):
+        prepare_target(ddb, "mystack-GranulesTable", description=renamed, mode="overwrite")
+    # Deleted and made again under the same name: the same ARN, another table.
+    earlier = {**renamed, "Table": {**renamed["Table"], "CreationDateTime": "2020-01-01T00:00:00+00:00"}}
+    assert earlier["Table"]["CreationDateTime"] != created
+    with pytest.raises(TargetRefused, match=rf"\(same ARN {arn} , created "):
+        prepare_target(ddb, "mystack-GranulesTable", description=earlier, mode="overwrite")
