@@ -21,6 +21,7 @@ def lambda_handler(event: OnDemandBackupEvent, context: LambdaContext) -> dict[s
     report = snapshots.scheduled_run(client("dynamodb"), event, snapshots.marker_from_env(), Retry.for_lambda(context))
     for key, name in (("created", "BackupsCreated"), ("deleted", "BackupsDeleted"), ("failed", "BackupFailures")):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=report["counts"][key])
-    logger.info("on-demand backups", extra=report)
+    # under one key: the report's own "created" is a LogRecord attribute, which logging refuses to overwrite
+    logger.info("on-demand backups", extra={"report": report})
     snapshots.check(report)  # failures fail the invocation; the retry skips tables backed up a moment ago
     return report

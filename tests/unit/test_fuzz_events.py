@@ -111,7 +111,7 @@ def _samples() -> list[tuple[str, str, dict[str, Any]]]:
         doc = json.loads(path.read_text())
         if path.name in EXECUTION_INPUTS:
             out.append((EXECUTION_INPUTS[path.name], path.name, {"executionName": "fuzz", "request": doc}))
-        elif cfn.is_custom_resource_event(doc):
+        elif cfn.is_custom_resource_event(doc) and path.stem.startswith("ensure_pitr"):  # its properties, below
             out.append((CFN, path.name, doc["ResourceProperties"]))
         else:
             owner = max((h for h in HANDLERS if path.stem == h or path.stem.startswith(h + "_")), key=len, default=None)
@@ -543,8 +543,12 @@ def handler_module() -> Iterator[Any]:
         sys.modules.pop(name, None)
 
 
+#: Handlers CloudFormation alone invokes: a refusal must be answered (FAILED), not raised (CloudFormation would wait).
+ANSWERED = {"archive_streams"}
+
+
 @pytest.mark.filterwarnings("ignore:No application metrics to publish")
-@pytest.mark.parametrize("handler", sorted(HANDLERS))
+@pytest.mark.parametrize("handler", sorted(set(HANDLERS) - ANSWERED))
 def test_every_handler_refuses_a_malformed_event_at_the_door(handler, handler_module, aws, monkeypatch):
     """The decorator is wired: the handler raises the refusal before it calls anything."""
     monkeypatch.setenv("BACKUP_BUCKET", "no-such-bucket")
@@ -558,6 +562,28 @@ def test_every_handler_refuses_a_malformed_event_at_the_door(handler, handler_mo
         with pytest.raises(REFUSED) as info:
             module.lambda_handler(event, _Context())
         assert named in str(info.value)
+
+
+@pytest.mark.parametrize("handler", sorted(ANSWERED))
+def test_a_custom_resource_answers_a_malformed_request_failed_naming_the_field(
+    handler, handler_module, aws, monkeypatch
+):
+    """Before it calls anything else, the handler answers CloudFormation FAILED, the field named in the reason."""
+    module = handler_module(handler)
+    sample = _sample(handler)
+    answers: list[tuple[str, str]] = []
+    monkeypatch.setattr(cfn, "send_cfn_response", lambda event, status, reason, *rest: answers.append((status, reason)))
+    monkeypatch.setattr(module, "client", lambda name: pytest.fail(f"called {name} with a malformed request"))
+    properties = {k: v for k, v in sample["ResourceProperties"].items() if k != "Tables"}
+    for event, named in [
+        ({**sample, "unexpectedField": 1}, "unexpectedField"),
+        ({k: v for k, v in sample.items() if k != "StackId"}, "StackId"),
+        ({**sample, "ResourceProperties": properties}, "Tables"),
+    ]:
+        answers.clear()
+        result = module.lambda_handler(event, _Context())
+        assert result["Status"] == answers[0][0] == cfn.FAILURE
+        assert named in answers[0][1]
 
 
 def test_the_longest_retention_and_interval_allowed_still_name_a_date():

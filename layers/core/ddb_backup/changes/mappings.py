@@ -8,7 +8,7 @@ longer named are removed. Delete removes the archiver's stream mappings and leav
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -32,6 +32,23 @@ class ChangeArchiveResourceProperties(BaseModel):
     function_arn: str = Field(alias="FunctionArn", pattern=r"^arn:[a-z-]+:lambda:")
     failure_queue_arn: str = Field(alias="FailureQueueArn", pattern=r"^arn:[a-z-]+:sqs:")
     maximum_record_age_in_seconds: int = Field(default=86400, alias="MaximumRecordAgeInSeconds", ge=60, le=604800)
+
+
+class ChangeArchiveEvent(BaseModel):
+    """The CloudFormation custom resource request the change archive's function receives, every field of it."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    request_type: Literal["Create", "Update", "Delete"] = Field(alias="RequestType")
+    service_token: str = Field(alias="ServiceToken", min_length=1)
+    response_url: str = Field(alias="ResponseURL", pattern=r"^https?://")
+    stack_id: str = Field(alias="StackId", pattern=r"^arn:[a-z-]+:cloudformation:")
+    request_id: str = Field(alias="RequestId", min_length=1)
+    logical_resource_id: str = Field(alias="LogicalResourceId", min_length=1)
+    resource_type: str = Field(alias="ResourceType", min_length=1)
+    physical_resource_id: str | None = Field(default=None, alias="PhysicalResourceId")
+    resource_properties: ChangeArchiveResourceProperties = Field(alias="ResourceProperties")
+    old_resource_properties: dict[str, Any] | None = Field(default=None, alias="OldResourceProperties")
 
 
 def table_names(ddb: Any, patterns: list[str]) -> list[str]:
