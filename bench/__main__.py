@@ -290,7 +290,7 @@ def _peer_restores(peers: Peers, restore_cli: bool) -> list[Timed]:
     _check_and_drop(port, target, items)
     if restore_cli:
         target = name + "-cli"
-        cmd = [*peers.cli, "restore", str(out_file), "--table", target, "--workers", "4"]
+        cmd = [*peers.cli, "restore", str(out_file), "--table", target]  # default: 8 requests in flight
         restores.append(("ddb-backup CLI <- local file", run_measured(cmd, peers.env, server=dl), None))
         _check_and_drop(port, target, items)
     target = name + "-dynamodump"
@@ -325,6 +325,7 @@ def _peers_table(title: str, runs: list[Timed], items: int) -> None:
                 "-" if timed else run.peak_rss_mb,
                 server_cpu,
                 f"{server_cpu / seconds:.0%}",
+                "-" if run.server_busy is None else f"{run.server_busy:.0%}",
             ]
         )
         RESULTS.setdefault("peers", []).append(
@@ -335,12 +336,14 @@ def _peers_table(title: str, runs: list[Timed], items: int) -> None:
                 "cpu": run.cpu,
                 "peakRssMB": run.peak_rss_mb,
                 "dynaliteCpu": server_cpu,
+                "dynaliteBusyWhileWorking": run.server_busy,
             }
         )
     table(
         f"{title} of {items:,} items (~1 KB) on dynalite, one run, same server "
         f"(time / floor: lower is better; speed vs dynamodump: higher is better; "
-        f"dynalite busy: its CPU seconds over the run's seconds, 100 % is all its one JS thread can do)",
+        f"dynalite busy: its CPU seconds over the run's seconds, 100 % is all its one JS thread can do; "
+        f"while working: the same from the first to the last moment it worked, without start-up and table creation)",
         [
             "tool",
             "seconds",
@@ -351,6 +354,7 @@ def _peers_table(title: str, runs: list[Timed], items: int) -> None:
             "peak RSS MB",
             "dynalite CPU s",
             "dynalite busy",
+            "while working",
         ],
         rows,
     )

@@ -150,7 +150,11 @@ def process_cpu(pid: int) -> float:
 class Run:
     """A child process's wall seconds, CPU seconds (wait4) and peak RSS (VmHWM, read while it runs).
 
-    ``server_cpu``: CPU seconds a watched server process used during the run.
+    ``server_cpu``: CPU seconds a watched server process used during the run;
+    ``server_busy``: its CPU seconds over the seconds from the first to the last
+    moment it was working (20 ms samples above 30 %): how busy the run kept it
+    once its data started to flow, leaving out the client's start-up and table
+    creation.
     """
 
     seconds: float
@@ -158,6 +162,7 @@ class Run:
     peak_rss_mb: float
     stdout: str
     server_cpu: float | None = None
+    server_busy: float | None = None
 
 
 def run_measured(
@@ -175,8 +180,11 @@ def run_measured(
         proc = subprocess.Popen(list(cmd), cwd=ROOT, env={**os.environ, **(env or {})}, stdout=out, stderr=out)
         deadline = time.monotonic() + timeout
         peak = 0.0
+        samples: list[tuple[float, float]] = []
         while True:
             peak = max(peak, peak_rss_mb(proc.pid))
+            if server:
+                samples.append((time.perf_counter(), process_cpu(server.pid)))
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
@@ -191,4 +199,18 @@ def run_measured(
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{text[-3000:]}")
     server_cpu = process_cpu(server.pid) - server_before if server else None
-    return Run(seconds, usage.ru_utime + usage.ru_stime, peak, text, server_cpu)
+    return Run(seconds, usage.ru_utime + usage.ru_stime, peak, text, server_cpu, busy_while_working(samples))
+
+
+def busy_while_working(samples: list[tuple[float, float]], working: float = 0.3) -> float | None:
+    """CPU seconds over wall seconds between the first and the last sample interval above ``working`` CPU."""
+    busy = [
+        i
+        for i in range(1, len(samples))
+        if samples[i][0] > samples[i - 1][0]
+        and (samples[i][1] - samples[i - 1][1]) / (samples[i][0] - samples[i - 1][0]) > working
+    ]
+    if not busy:
+        return None
+    (t0, cpu0), (t1, cpu1) = samples[busy[0] - 1], samples[busy[-1]]
+    return (cpu1 - cpu0) / (t1 - t0)

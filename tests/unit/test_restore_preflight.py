@@ -189,6 +189,40 @@ def test_the_resume_command_of_a_set_leaves_out_what_the_request_did_not_give() 
     )
 
 
+def test_the_resume_command_repeats_the_options_the_run_was_given() -> None:
+    # a resume without --allow-source is refused on the source table; without the pace it writes at another rate
+    request = {
+        "source": "s3://bkt/backups/orders/b1/manifest.json",
+        "allowSource": True,
+        "allowPartial": True,
+        "keys": ["pk", "sk"],
+        "writeRate": 250.0,
+        "writePercent": 37.5,
+        "loadBilling": "on-demand",
+    }
+    assert preflight.resume_hint(request, "orders") == (
+        "resume it with `ddb-backup restore s3://bkt/backups/orders/b1/manifest.json --table orders "
+        "--allow-source --allow-partial --keys pk,sk --write-rate 250 --write-percent 37.5 "
+        f"--load-billing on-demand --mode overwrite` {SM}"
+    )
+
+
+def test_the_resume_command_leaves_out_the_options_the_run_was_not_given() -> None:
+    request = {
+        "source": "/b/orders.json",
+        "allowSource": False,
+        "allowPartial": None,
+        "keys": None,
+        "writeRate": None,
+        "writePercent": None,
+        "loadBilling": None,
+    }
+    assert (
+        preflight.resume_hint(request, "t")
+        == f"resume it with `ddb-backup restore /b/orders.json --table t --mode overwrite` {SM}"
+    )
+
+
 # ------------------------------------------------------------------ write_rate
 class _Ddb:
     """DescribeTable over a dict of name -> Table; a missing table is ResourceNotFoundException."""

@@ -75,9 +75,20 @@ def resume_hint(request: dict[str, Any], target: str) -> str:
     else:
         words += ["--table", target]
     return (
-        f"resume it with `{shlex.join([*words, '--mode', 'overwrite'])}` "
+        f"resume it with `{shlex.join([*words, *_repeated(request), '--mode', 'overwrite'])}` "
         '(restore state machine: the same input with "mode": "overwrite")'
     )
+
+
+def _repeated(request: dict[str, Any]) -> list[str]:
+    """The options of ``request`` a resumed run must repeat: the source allowed, the keys, the pace, partial sets."""
+    words = ["--allow-source"] if request.get("allowSource") else []
+    words += ["--allow-partial"] if request.get("allowPartial") else []
+    words += ["--keys", ",".join(request["keys"])] if request.get("keys") else []
+    words += ["--write-rate", f"{float(request['writeRate']):g}"] if request.get("writeRate") else []
+    words += ["--write-percent", f"{float(request['writePercent']):g}"] if request.get("writePercent") else []
+    words += ["--load-billing", request["loadBilling"]] if request.get("loadBilling") else []
+    return words
 
 
 def write_rate(
