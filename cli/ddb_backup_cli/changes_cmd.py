@@ -8,7 +8,7 @@ from typing import Any
 
 from ddb_backup.aws.clients import client
 from ddb_backup.aws.s3io import split_s3_url
-from ddb_backup_cli.common import UsageError, add_command, print_json, say
+from ddb_backup_cli.common import UsageError, add_command, print_json, say, table_name
 
 
 def _dir(url: str) -> tuple[str, str]:
@@ -91,7 +91,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         cmd_follow,
         "  ddb-backup changes follow --table mystack-GranulesTable --to s3://bucket/backups/ --until-idle 30",
     )
-    p.add_argument("--table", required=True, help="the table whose stream (new images) to archive")
+    p.add_argument("--table", type=table_name, required=True, help="the table whose stream (new images) to archive")
     p.add_argument(
         "--to", required=True, metavar="S3_URL", help="the backups' prefix: changes go under <prefix><table>/changes/"
     )

@@ -118,6 +118,11 @@ def test_a_misspelt_option_in_a_readme_line_is_caught():
     assert "not a DynamoDB table name" in (parse_error(["restore", "b.json", "--table", "U"]) or "")
 
 
+def test_changes_follow_refuses_a_table_name_dynamodb_would_refuse() -> None:
+    error = parse_error(["changes", "follow", "--table", "a/b", "--to", "s3://b/p/"]) or ""
+    assert "'a/b' is not a DynamoDB table name" in error
+
+
 def inline_problems(text: str) -> list[str]:
     """Each option in an inline ``ddb-backup ...`` span of ``text`` that its command does not have."""
     problems = []
