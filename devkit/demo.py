@@ -47,8 +47,8 @@ def run_demo(items: int = 600, *, quiet: bool = False, as_json: bool = False, ou
             print(text, file=out, flush=True)
 
     started = time.monotonic()
-    # The functions log to stdout, as on Lambda: with --json, stdout holds the report alone.
-    env = {"PART_BYTES": str(256 * 1024), **({"POWERTOOLS_LOG_LEVEL": "ERROR"} if as_json else {})}
+    # The functions log to stdout, as on Lambda: warnings only, and with --json, stdout holds the report alone.
+    env = {"PART_BYTES": str(256 * 1024), "POWERTOOLS_LOG_LEVEL": "ERROR" if as_json else "WARNING"}
     with LocalStack(env=env) as stack:
         say(
             f"local stack from template.yaml: {len(stack.functions)} functions, "

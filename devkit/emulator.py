@@ -55,10 +55,11 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCAL_PARAMETERS = {"TableNamePattern": "*", "RestoreTableNamePattern": "*"}
 
 #: Environment the local stack adds on top of the template's: no X-Ray daemon, no EMF on stdout.
+#: The functions log at the template's LogLevel (INFO), as deployed: a log call that fails only when
+#: its level is on (``extra=`` naming a LogRecord attribute) fails here too.
 LOCAL_ENV = {
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
     "POWERTOOLS_DEV": "false",
     "IMPORT_POLL_SECONDS": "1",  # moto imports in a thread within a second: look again after one, not thirty
 }

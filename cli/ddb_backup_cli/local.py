@@ -305,7 +305,8 @@ def cmd_local_stack(args: argparse.Namespace) -> int:
         sys.stdout.flush()
 
     try:
-        serve(args.port, stack_name=args.stack_name, ready=ready)
+        # the functions' logs share the terminal (and --json's stdout): warnings and errors only
+        serve(args.port, stack_name=args.stack_name, ready=ready, env={"POWERTOOLS_LOG_LEVEL": "WARNING"})
     except KeyboardInterrupt:
         say(args, "local stack stopped", stream=sys.stderr)
     return 0

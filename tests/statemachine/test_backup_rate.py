@@ -44,7 +44,7 @@ def _backup(stack: Any, request: dict[str, Any]) -> tuple[int, int]:
 @pytest.fixture
 def provisioned(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("SCAN_PAGE_LIMIT", "10")
-    _provisioned_table(20)
+    _provisioned_table(10)  # 60 pages: full speed throttles unless slower than 12 pages a second
     return stack
 
 
@@ -52,7 +52,7 @@ def test_full_speed_is_throttled_and_half_the_read_capacity_is_not(provisioned, 
     monkeypatch.setenv("READ_PERCENT", "0")  # the stack's default off: full speed
     throttled, saved = _backup(provisioned, {})
     assert saved == ITEMS
-    assert throttled > 0, "the local stack should throttle a full-speed scan of a 20-unit table"
+    assert throttled > 0, "the local stack should throttle a full-speed scan of a 10-unit table"
     provisioned.enforcement.throughput.buckets.clear()  # a full bucket again
     throttled, saved = _backup(provisioned, {"readPercent": 50})
     assert saved == ITEMS
