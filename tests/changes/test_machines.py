@@ -20,6 +20,7 @@ from ddb_backup.aws.clients import client
 from ddb_backup.changes import archive, consistent
 from ddb_backup.changes.lambda_event import handle
 from devkit.emulator import LocalStack
+from devkit.strict import iam
 from tests.changes.test_model import TABLE, Writer, create_table
 from tests.conftest import backup_items, backup_summaries, canonical, restore_report, table_items
 
@@ -209,3 +210,40 @@ def test_machine_restores_to_a_time_equal_the_model_and_refuse_gaps_and_beyond_r
     tables = ddb.list_tables()["TableNames"]
     assert "pit-gap" not in tables and "pit-late" not in tables  # refused before any target was made
     assert archive.gaps(s3, bucket, f"{prefix}{TABLE}/")
+
+
+def test_an_exact_backup_in_another_allowed_bucket_restores_with_its_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """RestoreSourceArns opens a bucket to restore: finalize reads the exact backup's manifest and changes there."""
+    monkeypatch.setenv("SCAN_TIME_BUDGET_SECONDS", "0")
+    monkeypatch.setenv("SCAN_PAGE_LIMIT", "20")
+    monkeypatch.setenv("STREAM_SETTLE_SECONDS", "0")
+    parameters = {"RestoreSourceArns": "arn:aws:s3:::copies,arn:aws:s3:::copies/*"}
+    with LocalStack(parameters=parameters, env={"PART_BYTES": str(16 * 1024)}) as stack:
+        ddb, s3 = client("dynamodb"), client("s3")
+        bucket = stack.outputs["BackupBucketName"]
+        _create_table()
+        writer = Writer(ddb, seed=43)
+        writer.run(count=300)
+        original = consistent.capture
+
+        def capture_after_more_writes(*args: Any, **kwargs: Any) -> Any:  # writes after the scan: its changes
+            with iam.acting_as(None):  # the application writing, not finalize's role
+                writer.run(count=60)
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(consistent, "capture", capture_after_more_writes)
+        desc = stack.run("BackupStateMachine", {"tables": [TABLE], "consistent": True, "segments": 2})
+        assert desc["status"] == "SUCCEEDED", desc.get("cause")
+        [summary] = backup_summaries(desc)
+        assert summary["changes"] > 0
+        directory = summary["manifest"].rsplit("/", 1)[0] + "/"
+        s3.create_bucket(Bucket="copies")
+        for obj in s3.list_objects_v2(Bucket=bucket, Prefix=directory)["Contents"]:  # moved, not copied
+            s3.copy_object(Bucket="copies", Key=obj["Key"], CopySource={"Bucket": bucket, "Key": obj["Key"]})
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+
+        restored = stack.run("RestoreStateMachine", {"source": f"s3://copies/{directory}", "table": "exact-copy"})
+        assert restored["status"] == "SUCCEEDED", restored.get("cause")
+        assert _items("exact-copy") == _model(writer.model)
+        [row] = restore_report(restored)["tables"]
+        assert row["changesApplied"] > 0
