@@ -30,7 +30,7 @@ from ddb_backup.aws.clients import client
 from ddb_backup.errors import DdbBackupError
 from devkit.cfn import ACCOUNT, CfnLoader, Resolver
 from devkit.invoke import FunctionSpec, LambdaContext, ResponseCatcher, make_invoke
-from devkit.motofixes import ScaledTime, item_count, share_backend_deepcopy
+from devkit.motofixes import ScaledTime, item_count, share_backend_deepcopy, tag_replacing
 from devkit.streams import stream_patches
 from devkit.strict.enforce import Enforcement, Rules
 from devkit.strict.iam import acting_as
@@ -140,6 +140,7 @@ class LocalStack:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         registry = self.functions
+        from moto.dynamodb.models import DynamoDBBackend
         from moto.dynamodb.models.table import Table
         from moto.stepfunctions.models import StateMachine
 
@@ -150,6 +151,7 @@ class LocalStack:
             mock.patch.object(StateMachine, "__deepcopy__", share_backend_deepcopy, create=True),
             # DescribeTable counts a table's items while parallel children write to it (not on AWS).
             mock.patch.object(Table, "__len__", item_count),
+            mock.patch.object(DynamoDBBackend, "tag_resource", tag_replacing),  # a key tagged again is replaced
             mock.patch(
                 "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl.time",
                 ScaledTime(self.retry_time_scale),

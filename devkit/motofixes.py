@@ -33,3 +33,15 @@ def share_backend_deepcopy(self: Any, memo: dict[int, Any]) -> Any:
     for name, value in vars(self).items():
         setattr(clone, name, value if name in ("backend", "executions") else copy.deepcopy(value, memo))
     return clone
+
+
+def tag_replacing(self: Any, table_arn: str, tags: list[dict[str, str]]) -> None:
+    """``DynamoDBBackend.tag_resource`` as DynamoDB does it: a key tagged again takes the new value.
+
+    moto appends a second tag with the same key, so ListTagsOfResource returns both and a
+    reader sees whichever comes first (a restore's re-mark would read as the old run's).
+    """
+    for table in self.tables.values():
+        if table.table_arn == table_arn:
+            keys = {tag["Key"] for tag in tags}
+            table.tags = [tag for tag in table.tags if tag["Key"] not in keys] + list(tags)
