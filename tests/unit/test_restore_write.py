@@ -640,14 +640,14 @@ def test_a_dead_letter_keeps_unparseable_lines_as_they_were(tmp_path):
     assert gzip.decompress(Path(where).read_bytes()) == bad.line + b"\n" + good.line + b"\n"
 
 
-def _part_in_s3(s3: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
+def _part_in_s3(s3: Any, items: list[dict[str, Any]], part_id: str = "data/000003-000000.json.gz") -> dict[str, Any]:
     """One backup part (gzip item lines) in S3, as the plan hands it to RestorePart."""
     body = gzip.compress(b"".join(line_from_client_item(i) for i in items))
     s3.create_bucket(Bucket="bkt")
-    s3.put_object(Bucket="bkt", Key="b/data/000003-000000.json.gz", Body=body)
+    s3.put_object(Bucket="bkt", Key=f"b/{part_id}", Body=body)
     return {
-        "id": "data/000003-000000.json.gz",
-        "url": "s3://bkt/b/data/000003-000000.json.gz",
+        "id": part_id,
+        "url": f"s3://bkt/b/{part_id}",
         "dialect": "item",
         "items": len(items),
         "sha256": hashlib.sha256(body).hexdigest(),
@@ -675,6 +675,12 @@ def _target_table(ddb: Any) -> None:
     )
 
 
+def _restore(ddb: Any, s3: Any, task: RestorePartTask, **kwargs: Any) -> dict[str, Any]:
+    """restore_part with the Lambda's default settings (8 requests in flight, 12 tries), no real sleep."""
+    kwargs = {"time_left": lambda: 60.0, "concurrency": 8, "attempts": 12, "sleep": lambda s: None, **kwargs}
+    return restore_part(ddb, s3, task, **kwargs)
+
+
 def _note(s3: Any, key: str) -> dict[str, Any]:
     return json.loads(s3.get_object(Bucket="bkt", Key=key)["Body"].read())
 
@@ -685,14 +691,12 @@ def test_a_part_restored_over_two_invocations_resumes_where_the_first_stopped(dd
     later = {"pk": {"S": "k059"}, "v": {"N": "999"}}  # the same key again: the later one wins
     part = _part_in_s3(s3, [*items, later])
     clock = iter([5.0, 0.0])  # time left after the first batch, none after the second: it stops at 50 items
-    first = restore_part(ddb, s3, _task(part), time_left=lambda: next(clock, 0.0), sleep=lambda s: None)
+    first = _restore(ddb, s3, _task(part), time_left=lambda: next(clock, 0.0))
     assert (first["next"], first["done"], first["written"]) == (50, False, 50)
     assert "Contents" not in s3.list_objects_v2(Bucket="bkt", Prefix="@ddb-backup/restores/r1/results/")
     # The state machine hands the first invocation's answer back as the next task, whole.
     carried = {**first, "duplicateKeys": 2, "retries": 5, "seconds": 10.0}
-    second = restore_part(
-        ddb, s3, RestorePartTask.model_validate(carried), time_left=lambda: 60.0, sleep=lambda s: None
-    )
+    second = _restore(ddb, s3, RestorePartTask.model_validate(carried))
     assert (second["next"], second["done"], second["written"]) == (61, True, 61)
     assert (second["duplicateKeys"], second["retries"]) == (3, 5) and 10.0 <= second["seconds"] < 20.0
     assert set(second) == set(first)  # field names as the state machine knows them (aliases), nothing added
@@ -716,7 +720,7 @@ def test_items_a_part_cannot_write_are_saved_beside_the_backup_and_named_in_its_
     items = [{"pk": {"S": f"k{i}"}} for i in range(5)] + [wrong]
     part = _part_in_s3(s3, items)
     with pytest.raises(DeadLettered, match=r"1 of 6 items could not be written to table target") as info:
-        restore_part(ddb, s3, _task(part), time_left=lambda: 60.0, sleep=lambda s: None)
+        _restore(ddb, s3, _task(part))
     location = "s3://bkt/b/dead-letter/r1/data_000003-000000-from-0.json.gz"
     assert info.value.location == location
     saved = gzip.decompress(s3.get_object(Bucket="bkt", Key=location.removeprefix("s3://bkt/"))["Body"].read())
@@ -729,7 +733,7 @@ def test_items_a_part_cannot_write_are_saved_beside_the_backup_and_named_in_its_
 def test_a_part_that_fails_leaves_an_error_note_saying_where_it_stopped(ddb, s3):
     part = _part_in_s3(s3, [{"pk": {"S": "a"}}])
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
-        restore_part(ddb, s3, _task(part, target="missing", next=0), time_left=lambda: 60.0, sleep=lambda s: None)
+        _restore(ddb, s3, _task(part, target="missing", next=0))
     note = _note(s3, "@ddb-backup/restores/r1/errors/0002-data_000003-000000.json.gz.json")
     assert note == {
         "table": 2,
@@ -741,3 +745,76 @@ def test_a_part_that_fails_leaves_an_error_note_saying_where_it_stopped(ddb, s3)
         "message": note["message"],
     }
     assert "ResourceNotFoundException" in note["message"]
+
+
+@pytest.mark.parametrize(
+    ("part_id", "name"),
+    [("data/000003-000000.json.gz", "data_000003-000000"), ("exports/orders.jsonl.gz", "exports_orders")],
+)
+def test_a_part_s_dead_letter_is_named_after_the_part_without_its_extensions(ddb, s3, part_id, name):
+    _target_table(ddb)
+    part = _part_in_s3(s3, [{"pk": {"S": "a"}}, {"pk": {"N": "7"}}], part_id=part_id)
+    with pytest.raises(DeadLettered, match=rf"saved in s3://bkt/b/dead-letter/r1/{name}-from-0\.json\.gz\.$"):
+        _restore(ddb, s3, _task(part))
+
+
+class _Client:
+    """A client passed on to the real one, recording (operation, Key) of each call; ``fail``: errors to raise."""
+
+    def __init__(self, real: Any, fail: dict[str, Exception] | None = None, latency: float = 0.0) -> None:
+        self.real, self.fail, self.latency = real, fail or {}, latency
+        self.calls: list[tuple[str, Any]] = []
+        self.lock = threading.Lock()
+        self.inflight = self.max_inflight = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.real, name)
+        if name.startswith("_") or name in ("meta", "exceptions") or not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                self.calls.append((name, kwargs.get("Key")))
+                self.inflight += 1
+                self.max_inflight = max(self.max_inflight, self.inflight)
+            try:
+                time.sleep(self.latency)
+                if name in self.fail:
+                    raise self.fail[name]
+                return attr(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.inflight -= 1
+
+        return call
+
+
+def test_a_part_reads_and_saves_through_the_s3_client_and_retries_with_the_tries_and_sleep_given(ddb, s3):
+    """The Lambda's clients (endpoint, retries) and its RESTORE_ATTEMPTS reach every call of a part."""
+    _target_table(ddb)
+    part = _part_in_s3(s3, [{"pk": {"S": f"k{i}"}} for i in range(3)])
+    throttled = _Client(ddb, fail={"batch_write_item": _throttled()})
+    given, sleeps = _Client(s3), []
+    with pytest.raises(DeadLettered, match=r"3 of 3 items .* \(3 ProvisionedThroughputExceededException on 2 tries"):
+        _restore(throttled, given, _task(part), attempts=2, sleep=sleeps.append)
+    assert throttled.calls.count(("batch_write_item", None)) == 2 and len(sleeps) == 1
+    assert ("get_object", "b/data/000003-000000.json.gz") in given.calls
+    assert ("put_object", "b/dead-letter/r1/data_000003-000000-from-0.json.gz") in given.calls
+    assert ("put_object", "@ddb-backup/restores/r1/errors/0002-data_000003-000000.json.gz.json") in given.calls
+
+
+def test_a_part_keeps_to_the_requests_in_flight_it_is_given(ddb, s3):
+    _target_table(ddb)
+    items = [{"pk": {"S": f"k{i:03d}"}} for i in range(200)]
+    slow = _Client(ddb, latency=0.03)
+    done = _restore(slow, s3, _task(_part_in_s3(s3, items)), concurrency=2)
+    assert (done["written"], done["done"]) == (200, True)
+    assert slow.calls.count(("batch_write_item", None)) == 8 and slow.max_inflight == 2
+
+
+def test_a_part_keeps_to_its_write_rate(ddb, s3):
+    """50 units a second: the second 25-item request waits half a second for the first one's units."""
+    _target_table(ddb)
+    items = [{"pk": {"S": f"k{i:02d}"}} for i in range(50)]
+    done = _restore(ddb, s3, _task(_part_in_s3(s3, items), writeRate=50))
+    assert (done["written"], done["writeRate"]) == (50, 50) and done["seconds"] >= 0.45
