@@ -14,6 +14,7 @@ import statistics
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -759,10 +760,14 @@ def test_a_part_s_dead_letter_is_named_after_the_part_without_its_extensions(ddb
 
 
 class _Client:
-    """A client passed on to the real one, recording (operation, Key) of each call; ``fail``: errors to raise."""
+    """A client passed on to the real one, recording (operation, Key) of each call.
 
-    def __init__(self, real: Any, fail: dict[str, Exception] | None = None, latency: float = 0.0) -> None:
-        self.real, self.fail, self.latency = real, fail or {}, latency
+    ``answer``: operation -> ``f(call_no, kwargs)``, which answers (or raises) instead of the real client, or
+    returns None to let it answer.
+    """
+
+    def __init__(self, real: Any, answer: dict[str, Callable[..., Any]] | None = None, latency: float = 0.0) -> None:
+        self.real, self.answer, self.latency = real, answer or {}, latency
         self.calls: list[tuple[str, Any]] = []
         self.lock = threading.Lock()
         self.inflight = self.max_inflight = 0
@@ -779,9 +784,8 @@ class _Client:
                 self.max_inflight = max(self.max_inflight, self.inflight)
             try:
                 time.sleep(self.latency)
-                if name in self.fail:
-                    raise self.fail[name]
-                return attr(*args, **kwargs)
+                answer = self.answer[name](self.calls.count((name, None)) - 1, kwargs) if name in self.answer else None
+                return attr(*args, **kwargs) if answer is None else answer
             finally:
                 with self.lock:
                     self.inflight -= 1
@@ -789,11 +793,15 @@ class _Client:
         return call
 
 
+def _throttle(n: int, kwargs: dict[str, Any]) -> None:
+    raise _throttled()
+
+
 def test_a_part_reads_and_saves_through_the_s3_client_and_retries_with_the_tries_and_sleep_given(ddb, s3):
     """The Lambda's clients (endpoint, retries) and its RESTORE_ATTEMPTS reach every call of a part."""
     _target_table(ddb)
     part = _part_in_s3(s3, [{"pk": {"S": f"k{i}"}} for i in range(3)])
-    throttled = _Client(ddb, fail={"batch_write_item": _throttled()})
+    throttled = _Client(ddb, answer={"batch_write_item": _throttle})
     given, sleeps = _Client(s3), []
     with pytest.raises(DeadLettered, match=r"3 of 3 items .* \(3 ProvisionedThroughputExceededException on 2 tries"):
         _restore(throttled, given, _task(part), attempts=2, sleep=sleeps.append)
@@ -818,3 +826,22 @@ def test_a_part_keeps_to_its_write_rate(ddb, s3):
     items = [{"pk": {"S": f"k{i:02d}"}} for i in range(50)]
     done = _restore(ddb, s3, _task(_part_in_s3(s3, items), writeRate=50))
     assert (done["written"], done["writeRate"]) == (50, 50) and done["seconds"] >= 0.45
+
+
+def test_a_part_s_retries_of_both_kinds_add_to_those_of_earlier_invocations(ddb, s3):
+    _target_table(ddb)
+    part = _part_in_s3(s3, [{"pk": {"S": f"k{i}"}} for i in range(3)])
+
+    def last_unprocessed_then_throttled(n: int, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        ((table, requests),) = kwargs["RequestItems"].items()
+        if n == 0:  # two written, the last left unprocessed
+            ddb.batch_write_item(RequestItems={table: requests[:-1]})
+            return {"UnprocessedItems": {table: requests[-1:]}}
+        if n == 1:
+            raise _throttled()
+        return None
+
+    flaky = _Client(ddb, answer={"batch_write_item": last_unprocessed_then_throttled})
+    done = _restore(flaky, s3, _task(part, retries=5))
+    assert (done["written"], done["retries"]) == (3, 7)
+    assert _note(s3, "@ddb-backup/restores/r1/results/0002-data_000003-000000.json.gz.json")["retries"] == 7
