@@ -696,10 +696,10 @@ def test_a_part_restored_over_two_invocations_resumes_where_the_first_stopped(dd
     assert (first["next"], first["done"], first["written"]) == (50, False, 50)
     assert "Contents" not in s3.list_objects_v2(Bucket="bkt", Prefix="@ddb-backup/restores/r1/results/")
     # The state machine hands the first invocation's answer back as the next task, whole.
-    carried = {**first, "duplicateKeys": 2, "retries": 5, "seconds": 10.0}
+    carried = {**first, "duplicateKeys": 2, "retries": 5, "seconds": 10.25}  # kept to the millisecond
     second = _restore(ddb, s3, RestorePartTask.model_validate(carried))
     assert (second["next"], second["done"], second["written"]) == (61, True, 61)
-    assert (second["duplicateKeys"], second["retries"]) == (3, 5) and 10.0 <= second["seconds"] < 20.0
+    assert (second["duplicateKeys"], second["retries"]) == (3, 5) and 10.25 <= second["seconds"] < 20.0
     assert set(second) == set(first)  # field names as the state machine knows them (aliases), nothing added
     assert sorted(map(canonical, table_items(ddb, "target"))) == sorted(map(canonical, [*items[:59], later]))
     note = _note(s3, "@ddb-backup/restores/r1/results/0002-data_000003-000000.json.gz.json")
