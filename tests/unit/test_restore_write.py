@@ -445,7 +445,12 @@ def test_an_item_dynamodb_rejects_is_isolated_and_dead_lettered_the_rest_written
 
 def test_after_too_many_failures_the_rest_is_not_attempted_and_the_message_says_so():
     fake = FakeTable(lambda n, r: ("error", "ValidationException", "One or more parameter values were invalid"))
-    with pytest.raises(DeadLettered, match=r"the rest of the input was not attempted") as info:
+    said = (
+        r"^75 of 75 items could not be written to table T \(75 ValidationException: One or more parameter values "
+        r"were invalid\); they are saved in s3://bucket/backups/T/ID/dead-letter/run/part\.json\.gz\. "
+        r"After that many failures the rest of the input was not attempted\.$"
+    )
+    with pytest.raises(DeadLettered, match=said) as info:
         _write(fake, iter(_items(500)), max_failures=50, concurrency=1)
     # One request at a time: after the third is sent, the first two (50 items) have failed.
     assert info.value.counts["items"] == 75 and info.value.counts["done"] is False
