@@ -262,3 +262,46 @@ def test_more_orphans_than_one_delete_request_takes_are_all_deleted(world):
     assert finalize_table(s3, BUCKET, directory)["orphansDeleted"] == 1001
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + "data/")["Contents"]]
     assert keys == [directory + layout.part_key(0, 0)]
+
+
+def _exact_plan(s3, directory: str, started: dt.datetime) -> None:
+    """Make a finished plain backup an exact one: its plan.json records a stream position (one shard, s1)."""
+    plan = json.loads(s3.get_object(Bucket=BUCKET, Key=directory + layout.PLAN)["Body"].read())
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/mystack-RulesTable/stream/2026-12-01T00:00:00.000"
+    plan["stream"] = {"arn": arn, "shards": ["s1"], "startedAt": started.isoformat()}
+    s3.put_object(Bucket=BUCKET, Key=directory + layout.PLAN, Body=json.dumps(plan).encode())
+
+
+def test_an_exact_backup_s_manifest_holds_the_changes_from_its_scan_to_consistent_at(world, monkeypatch):
+    from ddb_backup.changes import consistent
+    from tests.changes.fakes import T0, FakeStreams, record
+
+    _, s3 = world
+    directory = _finished(world, "mystack-RulesTable", 1)
+    _exact_plan(s3, directory, T0 + dt.timedelta(minutes=1))
+    shard = [record(1, 0.5, "a", "before the scan"), record(2, 2, "a", "during"), record(3, 3, "b", None)]
+    waits: list[float] = []
+    monkeypatch.setattr(consistent.time, "sleep", waits.append)
+    before = dt.datetime.now(dt.UTC)
+    summary = finalize_table(s3, BUCKET, directory, streams=FakeStreams({"s1": (None, shard, False)}))
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=directory + layout.MANIFEST)["Body"].read())
+    assert waits == [2.0]  # the last changes get two seconds to show in the stream
+    assert before <= dt.datetime.fromisoformat(manifest["consistentAt"]) <= dt.datetime.now(dt.UTC)
+    assert manifest["changesFrom"] == (T0 + dt.timedelta(minutes=1, seconds=-1)).isoformat()
+    assert [{k: e[k] for k in ("key", "records")} for e in manifest["changes"]] == [
+        {"key": "changes/000000.jsonl.gz", "records": 2}
+    ]
+    assert [c["seq"] for c in consistent.backup_changes(s3, BUCKET, directory, manifest)] == ["2", "3"]
+    assert (summary["items"], summary["consistentAt"], summary["changes"]) == (5, manifest["consistentAt"], 2)
+
+
+def test_an_exact_backup_finalized_without_a_streams_client_is_refused_and_writes_no_manifest(world):
+    _, s3 = world
+    directory = _finished(world, "mystack-RulesTable", 1)
+    _exact_plan(s3, directory, dt.datetime.now(dt.UTC))
+    with pytest.raises(
+        BackupIncomplete,
+        match=r"^table mystack-RulesTable: an exact backup's finalize needs a DynamoDB Streams client$",
+    ):
+        finalize_table(s3, BUCKET, directory)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + layout.MANIFEST)
