@@ -305,3 +305,18 @@ def test_an_exact_backup_finalized_without_a_streams_client_is_refused_and_write
     ):
         finalize_table(s3, BUCKET, directory)
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + layout.MANIFEST)
+
+
+@pytest.mark.parametrize(("segments", "more"), [(11, ""), (12, "; and 1 more segments of table mystack-RulesTable")])
+def test_finalize_names_the_first_ten_unfinished_segments_and_counts_the_rest(world, segments, more):
+    ddb, s3 = world
+    run = plan_run(ddb, s3, Settings(bucket=BUCKET), tables=["mystack-RulesTable"], segments=segments)
+    (first, *_) = json.loads(s3.get_object(Bucket=BUCKET, Key=run["workKey"])["Body"].read())
+    task = scan_segment(ddb, s3, ScanSettings(bucket=BUCKET), first, time_left=lambda: 1)
+    assert task["done"]  # segment 0 finished; the others never ran
+    named = "; ".join(
+        f"table mystack-RulesTable segment {s} of {segments} did not finish (no checkpoint 0)" for s in range(1, 11)
+    )
+    with pytest.raises(BackupIncomplete) as info:
+        finalize_table(s3, BUCKET, _first_dir(s3, run))
+    assert str(info.value) == named + more
