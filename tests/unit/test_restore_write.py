@@ -6,6 +6,7 @@ plus one on moto with faults injected through botocore's event hooks.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -21,10 +22,12 @@ import pytest
 from botocore.exceptions import ClientError
 
 from ddb_backup.aws import retry
+from ddb_backup.aws.ratelimit import RateLimiter
 from ddb_backup.aws.retry import backoff_delay
 from ddb_backup.errors import BadInput
 from ddb_backup.events import RestorePartTask
 from ddb_backup.format.ddbjson import line_from_client_item
+from ddb_backup.restore import write
 from ddb_backup.restore.write import DeadLettered, key_value, restore_part, write_items
 from devkit import sample
 from tests.conftest import canonical, table_items
@@ -53,7 +56,7 @@ class FakeTable:
         self.inflight = 0
         self.max_inflight = 0
 
-    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]], **_: Any) -> dict[str, Any]:
         ((table, requests),) = RequestItems.items()
         assert 1 <= len(requests) <= 25
         keys = [_key(r["PutRequest"]["Item"]) for r in requests]
@@ -511,7 +514,7 @@ def test_an_error_with_others_in_flight_propagates_as_itself_once_they_finish():
 class _Bare(FakeTable):
     """Answers as a client may: no UnprocessedItems key when all went in; an error with no body."""
 
-    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]], **_: Any) -> dict[str, Any]:
         out = super().batch_write_item(RequestItems)
         if len(self.calls) == 2:
             raise ClientError({}, "BatchWriteItem")
@@ -850,3 +853,35 @@ def test_a_part_s_retries_of_both_kinds_add_to_those_of_earlier_invocations(ddb,
     done = _restore(flaky, s3, _task(part, retries=5))
     assert (done["written"], done["retries"]) == (3, 7)
     assert _note(s3, "@ddb-backup/restores/r1/results/0002-data_000003-000000.json.gz.json")["retries"] == 7
+
+
+def _paced(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """write_items' rate limiter on a clock that moves only when it waits; the waits, in order."""
+    now, waits = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(write, "RateLimiter", functools.partial(RateLimiter, clock=lambda: now[0], sleep=sleep))
+    return waits
+
+
+def test_a_throttled_request_costs_no_units_and_halves_the_write_rate(monkeypatch):
+    """25 units/s: the throttled try is refunded and the rate halves, so the first retry goes at once and
+    the second batch waits for the retry's 25 units at 12.5 units/s: 2 s."""
+    waits = _paced(monkeypatch)
+    throttled_once = FakeTable(
+        lambda n, r: ("error", "ProvisionedThroughputExceededException", "slow") if n == 0 else None
+    )
+    counts, _ = _write(throttled_once, _items(50), concurrency=1, write_rate=25)
+    assert (counts["written"], counts["throttleRetries"], waits) == (50, 1, [2.0])
+
+
+def test_a_request_with_items_left_unprocessed_is_charged_only_what_it_wrote(monkeypatch):
+    """25 units/s: 15 of 25 written, the rate halves; the retry of the 10 waits for 15 units at 12.5 units/s."""
+    waits = _paced(monkeypatch)
+    ten_left = FakeTable(lambda n, r: ("unprocessed", range(15, 25)) if n == 0 else None)
+    counts, _ = _write(ten_left, _items(50), concurrency=1, write_rate=25)
+    assert (counts["written"], counts["unprocessedRetries"]) == (50, 1)
+    assert len(waits) == 2 and waits[0] == pytest.approx(1.2)
