@@ -45,7 +45,8 @@ def _key(item: dict[str, Any]) -> tuple[str, str]:
 
 class FakeTable:
     """BatchWriteItem in memory. ``script(call_no, requests)`` returns how to answer:
-    None (write all), ("unprocessed", [indexes]) or ("error", code)."""
+    None (write all), ("unprocessed", [indexes]), ("error", code, message) or ("retried", n) (write all, in an
+    answer botocore got after ``n`` retries of its own)."""
 
     def __init__(self, script=None, latency: float = 0.0) -> None:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
@@ -75,13 +76,14 @@ class FakeTable:
             answer = self.script(n, requests)
             if answer and answer[0] == "error":
                 raise ClientError({"Error": {"Code": answer[1], "Message": answer[2]}}, "BatchWriteItem")
-            skipped = set(answer[1]) if answer else set()
+            skipped = set(answer[1]) if answer and answer[0] == "unprocessed" else set()
             with self.lock:
                 for i, r in enumerate(requests):
                     if i not in skipped:
                         self.items[_key(r["PutRequest"]["Item"])] = r["PutRequest"]["Item"]
             unprocessed = [r for i, r in enumerate(requests) if i in skipped]
-            return {"UnprocessedItems": {table: unprocessed} if unprocessed else {}}
+            retried = {"ResponseMetadata": {"RetryAttempts": answer[1]}} if answer and answer[0] == "retried" else {}
+            return {"UnprocessedItems": {table: unprocessed} if unprocessed else {}, **retried}
         finally:
             with self.lock:
                 self.inflight -= 1
@@ -878,10 +880,29 @@ def test_a_throttled_request_costs_no_units_and_halves_the_write_rate(monkeypatc
     assert (counts["written"], counts["throttleRetries"], waits) == (50, 1, [2.0])
 
 
-def test_a_request_with_items_left_unprocessed_is_charged_only_what_it_wrote(monkeypatch):
-    """25 units/s: 15 of 25 written, the rate halves; the retry of the 10 waits for 15 units at 12.5 units/s."""
+@pytest.mark.parametrize(
+    ("left", "expected"),
+    [
+        # 15 written, the rate halves: the retry of the 10 waits for 15 units at 12.5 units/s, batch 2 for 10 at
+        # the rate recovered meanwhile (a tenth of the target a second: 12.5 + 2.5 * 1.2)
+        (range(15, 25), [1.2, 10 / 15.5]),
+        # none written: nothing charged, the retry goes at once; batch 2 waits for the retry's 25 at 12.5 units/s
+        (range(25), [2.0]),
+    ],
+)
+def test_a_request_with_items_left_unprocessed_is_charged_only_what_it_wrote(monkeypatch, left, expected):
     waits = _paced(monkeypatch)
-    ten_left = FakeTable(lambda n, r: ("unprocessed", range(15, 25)) if n == 0 else None)
-    counts, _ = _write(ten_left, _items(50), concurrency=1, write_rate=25)
+    counts, _ = _write(
+        FakeTable(lambda n, r: ("unprocessed", left) if n == 0 else None), _items(50), concurrency=1, write_rate=25
+    )
     assert (counts["written"], counts["unprocessedRetries"]) == (50, 1)
-    assert len(waits) == 2 and waits[0] == pytest.approx(1.2)
+    assert waits == pytest.approx(expected)
+
+
+def test_an_answer_botocore_got_after_retrying_throttling_halves_the_write_rate(monkeypatch):
+    """25 units/s: the first request took botocore 2 retries, so batch 2 waits for its 25 units at 12.5 units/s."""
+    waits = _paced(monkeypatch)
+    counts, _ = _write(
+        FakeTable(lambda n, r: ("retried", 2) if n == 0 else None), _items(50), concurrency=1, write_rate=25
+    )
+    assert (counts["written"], counts["requests"], waits) == (50, 2, [2.0])
