@@ -209,7 +209,7 @@ def test_the_manifest_lists_every_part_of_every_segment_with_totals_and_is_writt
     directory = _finished(world, "mystack-GranulesTable", 3, page_limit=7, part_bytes=4000)
     plan = json.loads(s3.get_object(Bucket=BUCKET, Key=directory + layout.PLAN)["Body"].read())
     started = dt.datetime.fromisoformat(plan["startedAt"])
-    summary = finalize_table(s3, BUCKET, directory, now=started + dt.timedelta(seconds=90.5))
+    summary = finalize_table(s3, BUCKET, directory, now=started + dt.timedelta(seconds=90.5012))
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=directory + layout.MANIFEST)["Body"].read())
     parts = manifest["parts"]
     assert len(parts) > 3 and [p["key"] for p in parts] == sorted(p["key"] for p in parts)  # segment order
@@ -226,7 +226,7 @@ def test_the_manifest_lists_every_part_of_every_segment_with_totals_and_is_writt
         "table": "mystack-GranulesTable",
         "backupId": plan["backupId"],
         "startedAt": plan["startedAt"],
-        "finishedAt": (started + dt.timedelta(seconds=90.5)).isoformat(),
+        "finishedAt": (started + dt.timedelta(seconds=90.5012)).isoformat(),
         "segments": 3,
         "itemFormat": "DYNAMODB_JSON",
         "compression": "GZIP",
@@ -239,7 +239,7 @@ def test_the_manifest_lists_every_part_of_every_segment_with_totals_and_is_writt
         "manifest": directory + layout.MANIFEST,
         **totals,
         "orphansDeleted": 0,
-        "seconds": 90.5,
+        "seconds": 90.501,  # to the millisecond
     }
 
 
