@@ -507,10 +507,11 @@ def test_an_error_with_others_in_flight_propagates_as_itself_once_they_finish():
         time.sleep(0.05)  # the others are still in flight when the first fails
         return None
 
-    fake = FakeTable(script)
+    fake, seen = FakeTable(script), []
     with pytest.raises(ClientError, match=r"ResourceNotFoundException"):
-        _write(fake, _items(100), concurrency=4)
+        _write(fake, _items(100), concurrency=4, progress=seen.append)
     assert fake.inflight == 0 and len(fake.calls) == 4
+    assert sum(seen) == 75  # what the three others wrote is still reported
 
 
 class _Bare(FakeTable):
@@ -581,6 +582,35 @@ def test_out_of_time_it_stops_at_a_batch_boundary_with_everything_taken_written(
     assert counts["done"] is False and counts["items"] == counts["written"] == 100
     rest, _ = _write(fake, items[100:])
     assert rest["done"] and len(fake.items) == 200
+
+
+def test_by_default_a_write_gives_up_after_a_thousand_failed_items():
+    fake = FakeTable(lambda n, r: ("error", "ValidationException", "One or more parameter values were invalid"))
+    with pytest.raises(DeadLettered, match=r"^1025 of 1025 items .* the rest of the input was not attempted\.$"):
+        _write(fake, iter(_items(2000)), concurrency=1)  # one request at a time: 41 sent when 1000 have failed
+
+
+def test_keys_given_to_delete_are_deleted_and_those_that_fail_are_saved_and_named_as_not_deleted(ddb):
+    sample.create_table(ddb, "mirror-FilesTable", KEYS)
+    items = _items(30)
+    ddb.batch_write_item(RequestItems={"mirror-FilesTable": [{"PutRequest": {"Item": i}} for i in items[:25]]})
+    ddb.batch_write_item(RequestItems={"mirror-FilesTable": [{"PutRequest": {"Item": i}} for i in items[25:]]})
+    keys = [{"bucket": i["bucket"], "key": i["key"]} for i in items]
+    counts = write_items(ddb, "mirror-FilesTable", keys[:27], delete=True, dead_letter=DeadLetters())
+    assert (counts["items"], counts["written"], counts["requests"]) == (27, 27, 2)
+    assert sorted(map(canonical, table_items(ddb, "mirror-FilesTable"))) == sorted(map(canonical, items[27:]))
+    refused = ClientError({"Error": {"Code": "ValidationException", "Message": "no"}}, "BatchWriteItem")
+
+    def refuse(n: int, kwargs: dict[str, Any]) -> None:
+        raise refused
+
+    saved = DeadLetters()
+    said = r"^3 of 3 items could not be deleted from table mirror-FilesTable \(3 ValidationException: no\); they"
+    with pytest.raises(DeadLettered, match=said):
+        write_items(
+            _Client(ddb, {"batch_write_item": refuse}), "mirror-FilesTable", keys[27:], delete=True, dead_letter=saved
+        )
+    assert saved.saved == keys[27:]
 
 
 def test_progress_is_reported_as_items_are_written():
