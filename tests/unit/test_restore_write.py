@@ -613,6 +613,26 @@ def test_keys_given_to_delete_are_deleted_and_those_that_fail_are_saved_and_name
     assert saved.saved == keys[27:]
 
 
+def test_a_write_s_threads_are_ones_an_interrupted_cli_does_not_wait_for():
+    """Ctrl-C: the CLI exits at once, not at a hung request's timeout, while a write thread is in a request."""
+    from ddb_backup_cli.files import cancel
+
+    started, release = threading.Event(), threading.Event()
+
+    def hang(n, requests):
+        started.set()
+        release.wait(10)
+
+    writing = threading.Thread(target=_write, args=(FakeTable(hang), _items(10)))
+    writing.start()
+    try:
+        assert started.wait(10) and cancel.threads_left() == 1
+    finally:
+        release.set()
+        writing.join()
+    assert cancel.threads_left() == 0
+
+
 def test_progress_is_reported_as_items_are_written():
     seen: list[int] = []
     _write(FakeTable(), _items(80), progress=seen.append)
@@ -927,6 +947,12 @@ def test_a_request_with_items_left_unprocessed_is_charged_only_what_it_wrote(mon
     )
     assert (counts["written"], counts["unprocessedRetries"]) == (50, 1)
     assert waits == pytest.approx(expected)
+
+
+def test_a_write_rate_below_one_unit_a_second_still_limits(monkeypatch):
+    waits = _paced(monkeypatch)
+    counts, _ = _write(FakeTable(), _items(50), concurrency=1, write_rate=0.5)
+    assert (counts["written"], waits) == (50, [50.0])  # the second batch waits for the first's 25 units
 
 
 def test_an_answer_botocore_got_after_retrying_throttling_halves_the_write_rate(monkeypatch):
