@@ -761,6 +761,9 @@ def test_a_part_restored_over_two_invocations_resumes_where_the_first_stopped(dd
     assert (second["next"], second["done"], second["written"]) == (61, True, 61)
     assert (second["duplicateKeys"], second["retries"]) == (3, 5) and 10.25 <= second["seconds"] < 20.0
     assert set(second) == set(first)  # field names as the state machine knows them (aliases), nothing added
+    task_fields = {"runId", "bucket", "runPrefix", "table", "target", "part", "deadLetter", "writeRate"}
+    counts = {"next", "done", "written", "duplicateKeys", "retries", "seconds"}
+    assert set(first) == task_fields | counts  # no null for a field the task did not have (executionName)
     assert sorted(map(canonical, table_items(ddb, "target"))) == sorted(map(canonical, [*items[:59], later]))
     note = _note(s3, "@ddb-backup/restores/r1/results/0002-data_000003-000000.json.gz.json")
     assert {k: note[k] for k in ("table", "target", "part", "items", "expected", "written", "duplicateKeys")} == {

@@ -72,8 +72,8 @@ class _Writer:
         attempts: int,
         sleep: Callable[[float], None],
         base_delay: float,
-        limiter: RateLimiter | None = None,
-        delete: bool = False,
+        limiter: RateLimiter | None,
+        delete: bool,
     ) -> None:
         self.ddb = ddb
         self.request = ("DeleteRequest", "Key") if delete else ("PutRequest", "Item")
