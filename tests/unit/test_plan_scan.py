@@ -149,7 +149,8 @@ def test_a_scan_error_is_recorded_for_finalize_to_quote(world, monkeypatch):
     monkeypatch.setattr(ddb, "scan", boom)
     with pytest.raises(RuntimeError):
         scan_segment(ddb, s3, ScanSettings(bucket=BUCKET), task, time_left=lambda: 1)
-    with pytest.raises(BackupIncomplete, match=r"segment 0 of 1 did not finish.*RuntimeError: disk on fire"):
+    said = r"^table mystack-RulesTable segment 0 of 1 did not finish \(no checkpoint 0\): RuntimeError: disk on fire$"
+    with pytest.raises(BackupIncomplete, match=said):
         finalize_table(s3, BUCKET, _first_dir(s3, run))
 
 
@@ -252,6 +253,19 @@ def test_a_part_a_checkpoint_lists_but_s3_lacks_fails_the_backup_naming_it(world
     ):
         finalize_table(s3, BUCKET, directory)
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + layout.MANIFEST)
+
+
+def test_parts_missing_from_s3_are_named_five_at_most_in_key_order(world):
+    _, s3 = world
+    directory = _finished(world, "mystack-GranulesTable", 2, page_limit=7, part_bytes=4000)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + "data/")["Contents"])
+    assert len(keys) > 5
+    for key in keys:
+        s3.delete_object(Bucket=BUCKET, Key=key)
+    with pytest.raises(BackupIncomplete) as info:
+        finalize_table(s3, BUCKET, directory)
+    first = [k.removeprefix(directory) for k in keys[:5]]
+    assert str(info.value) == f"table mystack-GranulesTable: parts listed by checkpoints are missing: {first}"
 
 
 def test_more_orphans_than_one_delete_request_takes_are_all_deleted(world):
