@@ -149,7 +149,8 @@ def test_a_scan_error_is_recorded_for_finalize_to_quote(world, monkeypatch):
     monkeypatch.setattr(ddb, "scan", boom)
     with pytest.raises(RuntimeError):
         scan_segment(ddb, s3, ScanSettings(bucket=BUCKET), task, time_left=lambda: 1)
-    with pytest.raises(BackupIncomplete, match=r"segment 0 of 1 did not finish.*RuntimeError: disk on fire"):
+    said = r"^table mystack-RulesTable segment 0 of 1 did not finish \(no checkpoint 0\): RuntimeError: disk on fire$"
+    with pytest.raises(BackupIncomplete, match=said):
         finalize_table(s3, BUCKET, _first_dir(s3, run))
 
 
@@ -209,7 +210,7 @@ def test_the_manifest_lists_every_part_of_every_segment_with_totals_and_is_writt
     directory = _finished(world, "mystack-GranulesTable", 3, page_limit=7, part_bytes=4000)
     plan = json.loads(s3.get_object(Bucket=BUCKET, Key=directory + layout.PLAN)["Body"].read())
     started = dt.datetime.fromisoformat(plan["startedAt"])
-    summary = finalize_table(s3, BUCKET, directory, now=started + dt.timedelta(seconds=90.5))
+    summary = finalize_table(s3, BUCKET, directory, now=started + dt.timedelta(seconds=90.5012))
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=directory + layout.MANIFEST)["Body"].read())
     parts = manifest["parts"]
     assert len(parts) > 3 and [p["key"] for p in parts] == sorted(p["key"] for p in parts)  # segment order
@@ -226,7 +227,7 @@ def test_the_manifest_lists_every_part_of_every_segment_with_totals_and_is_writt
         "table": "mystack-GranulesTable",
         "backupId": plan["backupId"],
         "startedAt": plan["startedAt"],
-        "finishedAt": (started + dt.timedelta(seconds=90.5)).isoformat(),
+        "finishedAt": (started + dt.timedelta(seconds=90.5012)).isoformat(),
         "segments": 3,
         "itemFormat": "DYNAMODB_JSON",
         "compression": "GZIP",
@@ -239,7 +240,7 @@ def test_the_manifest_lists_every_part_of_every_segment_with_totals_and_is_writt
         "manifest": directory + layout.MANIFEST,
         **totals,
         "orphansDeleted": 0,
-        "seconds": 90.5,
+        "seconds": 90.501,  # to the millisecond
     }
 
 
@@ -254,11 +255,85 @@ def test_a_part_a_checkpoint_lists_but_s3_lacks_fails_the_backup_naming_it(world
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + layout.MANIFEST)
 
 
-def test_more_orphans_than_one_delete_request_takes_are_all_deleted(world):
+def test_parts_missing_from_s3_are_named_five_at_most_in_key_order(world):
+    _, s3 = world
+    directory = _finished(world, "mystack-GranulesTable", 2, page_limit=7, part_bytes=4000)
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + "data/")["Contents"])
+    assert len(keys) > 5
+    for key in keys:
+        s3.delete_object(Bucket=BUCKET, Key=key)
+    with pytest.raises(BackupIncomplete) as info:
+        finalize_table(s3, BUCKET, directory)
+    first = [k.removeprefix(directory) for k in keys[:5]]
+    assert str(info.value) == f"table mystack-GranulesTable: parts listed by checkpoints are missing: {first}"
+
+
+def test_more_orphans_than_one_delete_request_takes_are_all_deleted(world, monkeypatch):
     _, s3 = world
     directory = _finished(world, "mystack-RulesTable", 1)
     for n in range(1, 1002):
         s3.put_object(Bucket=BUCKET, Key=directory + layout.part_key(0, n), Body=b"")
+    sizes, delete = [], s3.delete_objects
+    monkeypatch.setattr(s3, "delete_objects", lambda **kw: sizes.append(len(kw["Delete"]["Objects"])) or delete(**kw))
     assert finalize_table(s3, BUCKET, directory)["orphansDeleted"] == 1001
+    assert sizes == [1000, 1]  # S3 refuses more than 1,000 keys a request (moto takes them)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + "data/")["Contents"]]
     assert keys == [directory + layout.part_key(0, 0)]
+
+
+def _exact_plan(s3, directory: str, started: dt.datetime) -> None:
+    """Make a finished plain backup an exact one: its plan.json records a stream position (one shard, s1)."""
+    plan = json.loads(s3.get_object(Bucket=BUCKET, Key=directory + layout.PLAN)["Body"].read())
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/mystack-RulesTable/stream/2026-12-01T00:00:00.000"
+    plan["stream"] = {"arn": arn, "shards": ["s1"], "startedAt": started.isoformat()}
+    s3.put_object(Bucket=BUCKET, Key=directory + layout.PLAN, Body=json.dumps(plan).encode())
+
+
+def test_an_exact_backup_s_manifest_holds_the_changes_from_its_scan_to_consistent_at(world, monkeypatch):
+    from ddb_backup.changes import consistent
+    from tests.changes.fakes import T0, FakeStreams, record
+
+    _, s3 = world
+    directory = _finished(world, "mystack-RulesTable", 1)
+    _exact_plan(s3, directory, T0 + dt.timedelta(minutes=1))
+    shard = [record(1, 0.5, "a", "before the scan"), record(2, 2, "a", "during"), record(3, 3, "b", None)]
+    waits: list[float] = []
+    monkeypatch.setattr(consistent.time, "sleep", waits.append)
+    before = dt.datetime.now(dt.UTC)
+    summary = finalize_table(s3, BUCKET, directory, streams=FakeStreams({"s1": (None, shard, False)}))
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=directory + layout.MANIFEST)["Body"].read())
+    assert waits == [2.0]  # the last changes get two seconds to show in the stream
+    assert before <= dt.datetime.fromisoformat(manifest["consistentAt"]) <= dt.datetime.now(dt.UTC)
+    assert manifest["changesFrom"] == (T0 + dt.timedelta(minutes=1, seconds=-1)).isoformat()
+    assert [{k: e[k] for k in ("key", "records")} for e in manifest["changes"]] == [
+        {"key": "changes/000000.jsonl.gz", "records": 2}
+    ]
+    assert [c["seq"] for c in consistent.backup_changes(s3, BUCKET, directory, manifest)] == ["2", "3"]
+    assert (summary["items"], summary["consistentAt"], summary["changes"]) == (5, manifest["consistentAt"], 2)
+
+
+def test_an_exact_backup_finalized_without_a_streams_client_is_refused_and_writes_no_manifest(world):
+    _, s3 = world
+    directory = _finished(world, "mystack-RulesTable", 1)
+    _exact_plan(s3, directory, dt.datetime.now(dt.UTC))
+    with pytest.raises(
+        BackupIncomplete,
+        match=r"^table mystack-RulesTable: an exact backup's finalize needs a DynamoDB Streams client$",
+    ):
+        finalize_table(s3, BUCKET, directory)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + layout.MANIFEST)
+
+
+@pytest.mark.parametrize(("segments", "more"), [(11, ""), (12, "; and 1 more segments of table mystack-RulesTable")])
+def test_finalize_names_the_first_ten_unfinished_segments_and_counts_the_rest(world, segments, more):
+    ddb, s3 = world
+    run = plan_run(ddb, s3, Settings(bucket=BUCKET), tables=["mystack-RulesTable"], segments=segments)
+    (first, *_) = json.loads(s3.get_object(Bucket=BUCKET, Key=run["workKey"])["Body"].read())
+    task = scan_segment(ddb, s3, ScanSettings(bucket=BUCKET), first, time_left=lambda: 1)
+    assert task["done"]  # segment 0 finished; the others never ran
+    named = "; ".join(
+        f"table mystack-RulesTable segment {s} of {segments} did not finish (no checkpoint 0)" for s in range(1, 11)
+    )
+    with pytest.raises(BackupIncomplete) as info:
+        finalize_table(s3, BUCKET, _first_dir(s3, run))
+    assert str(info.value) == named + more

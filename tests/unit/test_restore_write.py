@@ -6,6 +6,7 @@ plus one on moto with faults injected through botocore's event hooks.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -14,16 +15,19 @@ import statistics
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from ddb_backup.aws import retry
+from ddb_backup.aws.ratelimit import RateLimiter
 from ddb_backup.aws.retry import backoff_delay
 from ddb_backup.errors import BadInput
 from ddb_backup.events import RestorePartTask
 from ddb_backup.format.ddbjson import line_from_client_item
+from ddb_backup.restore import write
 from ddb_backup.restore.write import DeadLettered, key_value, restore_part, write_items
 from devkit import sample
 from tests.conftest import canonical, table_items
@@ -41,7 +45,8 @@ def _key(item: dict[str, Any]) -> tuple[str, str]:
 
 class FakeTable:
     """BatchWriteItem in memory. ``script(call_no, requests)`` returns how to answer:
-    None (write all), ("unprocessed", [indexes]) or ("error", code)."""
+    None (write all), ("unprocessed", [indexes]), ("error", code, message) or ("retried", n) (write all, in an
+    answer botocore got after ``n`` retries of its own)."""
 
     def __init__(self, script=None, latency: float = 0.0) -> None:
         self.items: dict[tuple[str, str], dict[str, Any]] = {}
@@ -52,7 +57,7 @@ class FakeTable:
         self.inflight = 0
         self.max_inflight = 0
 
-    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]], **_: Any) -> dict[str, Any]:
         ((table, requests),) = RequestItems.items()
         assert 1 <= len(requests) <= 25
         keys = [_key(r["PutRequest"]["Item"]) for r in requests]
@@ -71,13 +76,14 @@ class FakeTable:
             answer = self.script(n, requests)
             if answer and answer[0] == "error":
                 raise ClientError({"Error": {"Code": answer[1], "Message": answer[2]}}, "BatchWriteItem")
-            skipped = set(answer[1]) if answer else set()
+            skipped = set(answer[1]) if answer and answer[0] == "unprocessed" else set()
             with self.lock:
                 for i, r in enumerate(requests):
                     if i not in skipped:
                         self.items[_key(r["PutRequest"]["Item"])] = r["PutRequest"]["Item"]
             unprocessed = [r for i, r in enumerate(requests) if i in skipped]
-            return {"UnprocessedItems": {table: unprocessed} if unprocessed else {}}
+            retried = {"ResponseMetadata": {"RetryAttempts": answer[1]}} if answer and answer[0] == "retried" else {}
+            return {"UnprocessedItems": {table: unprocessed} if unprocessed else {}, **retried}
         finally:
             with self.lock:
                 self.inflight -= 1
@@ -444,7 +450,12 @@ def test_an_item_dynamodb_rejects_is_isolated_and_dead_lettered_the_rest_written
 
 def test_after_too_many_failures_the_rest_is_not_attempted_and_the_message_says_so():
     fake = FakeTable(lambda n, r: ("error", "ValidationException", "One or more parameter values were invalid"))
-    with pytest.raises(DeadLettered, match=r"the rest of the input was not attempted") as info:
+    said = (
+        r"^75 of 75 items could not be written to table T \(75 ValidationException: One or more parameter values "
+        r"were invalid\); they are saved in s3://bucket/backups/T/ID/dead-letter/run/part\.json\.gz\. "
+        r"After that many failures the rest of the input was not attempted\.$"
+    )
+    with pytest.raises(DeadLettered, match=said) as info:
         _write(fake, iter(_items(500)), max_failures=50, concurrency=1)
     # One request at a time: after the third is sent, the first two (50 items) have failed.
     assert info.value.counts["items"] == 75 and info.value.counts["done"] is False
@@ -496,16 +507,17 @@ def test_an_error_with_others_in_flight_propagates_as_itself_once_they_finish():
         time.sleep(0.05)  # the others are still in flight when the first fails
         return None
 
-    fake = FakeTable(script)
+    fake, seen = FakeTable(script), []
     with pytest.raises(ClientError, match=r"ResourceNotFoundException"):
-        _write(fake, _items(100), concurrency=4)
+        _write(fake, _items(100), concurrency=4, progress=seen.append)
     assert fake.inflight == 0 and len(fake.calls) == 4
+    assert sum(seen) == 75  # what the three others wrote is still reported
 
 
 class _Bare(FakeTable):
     """Answers as a client may: no UnprocessedItems key when all went in; an error with no body."""
 
-    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]], **_: Any) -> dict[str, Any]:
         out = super().batch_write_item(RequestItems)
         if len(self.calls) == 2:
             raise ClientError({}, "BatchWriteItem")
@@ -570,6 +582,55 @@ def test_out_of_time_it_stops_at_a_batch_boundary_with_everything_taken_written(
     assert counts["done"] is False and counts["items"] == counts["written"] == 100
     rest, _ = _write(fake, items[100:])
     assert rest["done"] and len(fake.items) == 200
+
+
+def test_by_default_a_write_gives_up_after_a_thousand_failed_items():
+    fake = FakeTable(lambda n, r: ("error", "ValidationException", "One or more parameter values were invalid"))
+    with pytest.raises(DeadLettered, match=r"^1025 of 1025 items .* the rest of the input was not attempted\.$"):
+        _write(fake, iter(_items(2000)), concurrency=1)  # one request at a time: 41 sent when 1000 have failed
+
+
+def test_keys_given_to_delete_are_deleted_and_those_that_fail_are_saved_and_named_as_not_deleted(ddb):
+    sample.create_table(ddb, "mirror-FilesTable", KEYS)
+    items = _items(30)
+    ddb.batch_write_item(RequestItems={"mirror-FilesTable": [{"PutRequest": {"Item": i}} for i in items[:25]]})
+    ddb.batch_write_item(RequestItems={"mirror-FilesTable": [{"PutRequest": {"Item": i}} for i in items[25:]]})
+    keys = [{"bucket": i["bucket"], "key": i["key"]} for i in items]
+    counts = write_items(ddb, "mirror-FilesTable", keys[:27], delete=True, dead_letter=DeadLetters())
+    assert (counts["items"], counts["written"], counts["requests"]) == (27, 27, 2)
+    assert sorted(map(canonical, table_items(ddb, "mirror-FilesTable"))) == sorted(map(canonical, items[27:]))
+    refused = ClientError({"Error": {"Code": "ValidationException", "Message": "no"}}, "BatchWriteItem")
+
+    def refuse(n: int, kwargs: dict[str, Any]) -> None:
+        raise refused
+
+    saved = DeadLetters()
+    said = r"^3 of 3 items could not be deleted from table mirror-FilesTable \(3 ValidationException: no\); they"
+    with pytest.raises(DeadLettered, match=said):
+        write_items(
+            _Client(ddb, {"batch_write_item": refuse}), "mirror-FilesTable", keys[27:], delete=True, dead_letter=saved
+        )
+    assert saved.saved == keys[27:]
+
+
+def test_a_write_s_threads_are_ones_an_interrupted_cli_does_not_wait_for():
+    """Ctrl-C: the CLI exits at once, not at a hung request's timeout, while a write thread is in a request."""
+    from ddb_backup_cli.files import cancel
+
+    started, release = threading.Event(), threading.Event()
+
+    def hang(n, requests):
+        started.set()
+        release.wait(10)
+
+    writing = threading.Thread(target=_write, args=(FakeTable(hang), _items(10)))
+    writing.start()
+    try:
+        assert started.wait(10) and cancel.threads_left() == 1
+    finally:
+        release.set()
+        writing.join()
+    assert cancel.threads_left() == 0
 
 
 def test_progress_is_reported_as_items_are_written():
@@ -640,14 +701,14 @@ def test_a_dead_letter_keeps_unparseable_lines_as_they_were(tmp_path):
     assert gzip.decompress(Path(where).read_bytes()) == bad.line + b"\n" + good.line + b"\n"
 
 
-def _part_in_s3(s3: Any, items: list[dict[str, Any]]) -> dict[str, Any]:
+def _part_in_s3(s3: Any, items: list[dict[str, Any]], part_id: str = "data/000003-000000.json.gz") -> dict[str, Any]:
     """One backup part (gzip item lines) in S3, as the plan hands it to RestorePart."""
     body = gzip.compress(b"".join(line_from_client_item(i) for i in items))
     s3.create_bucket(Bucket="bkt")
-    s3.put_object(Bucket="bkt", Key="b/data/000003-000000.json.gz", Body=body)
+    s3.put_object(Bucket="bkt", Key=f"b/{part_id}", Body=body)
     return {
-        "id": "data/000003-000000.json.gz",
-        "url": "s3://bkt/b/data/000003-000000.json.gz",
+        "id": part_id,
+        "url": f"s3://bkt/b/{part_id}",
         "dialect": "item",
         "items": len(items),
         "sha256": hashlib.sha256(body).hexdigest(),
@@ -675,6 +736,12 @@ def _target_table(ddb: Any) -> None:
     )
 
 
+def _restore(ddb: Any, s3: Any, task: RestorePartTask, **kwargs: Any) -> dict[str, Any]:
+    """restore_part with the Lambda's default settings (8 requests in flight, 12 tries), no real sleep."""
+    kwargs = {"time_left": lambda: 60.0, "concurrency": 8, "attempts": 12, "sleep": lambda s: None, **kwargs}
+    return restore_part(ddb, s3, task, **kwargs)
+
+
 def _note(s3: Any, key: str) -> dict[str, Any]:
     return json.loads(s3.get_object(Bucket="bkt", Key=key)["Body"].read())
 
@@ -685,17 +752,18 @@ def test_a_part_restored_over_two_invocations_resumes_where_the_first_stopped(dd
     later = {"pk": {"S": "k059"}, "v": {"N": "999"}}  # the same key again: the later one wins
     part = _part_in_s3(s3, [*items, later])
     clock = iter([5.0, 0.0])  # time left after the first batch, none after the second: it stops at 50 items
-    first = restore_part(ddb, s3, _task(part), time_left=lambda: next(clock, 0.0), sleep=lambda s: None)
+    first = _restore(ddb, s3, _task(part), time_left=lambda: next(clock, 0.0))
     assert (first["next"], first["done"], first["written"]) == (50, False, 50)
     assert "Contents" not in s3.list_objects_v2(Bucket="bkt", Prefix="@ddb-backup/restores/r1/results/")
     # The state machine hands the first invocation's answer back as the next task, whole.
-    carried = {**first, "duplicateKeys": 2, "retries": 5, "seconds": 10.0}
-    second = restore_part(
-        ddb, s3, RestorePartTask.model_validate(carried), time_left=lambda: 60.0, sleep=lambda s: None
-    )
+    carried = {**first, "duplicateKeys": 2, "retries": 5, "seconds": 10.25}  # kept to the millisecond
+    second = _restore(ddb, s3, RestorePartTask.model_validate(carried))
     assert (second["next"], second["done"], second["written"]) == (61, True, 61)
-    assert (second["duplicateKeys"], second["retries"]) == (3, 5) and 10.0 <= second["seconds"] < 20.0
+    assert (second["duplicateKeys"], second["retries"]) == (3, 5) and 10.25 <= second["seconds"] < 20.0
     assert set(second) == set(first)  # field names as the state machine knows them (aliases), nothing added
+    task_fields = {"runId", "bucket", "runPrefix", "table", "target", "part", "deadLetter", "writeRate"}
+    counts = {"next", "done", "written", "duplicateKeys", "retries", "seconds"}
+    assert set(first) == task_fields | counts  # no null for a field the task did not have (executionName)
     assert sorted(map(canonical, table_items(ddb, "target"))) == sorted(map(canonical, [*items[:59], later]))
     note = _note(s3, "@ddb-backup/restores/r1/results/0002-data_000003-000000.json.gz.json")
     assert {k: note[k] for k in ("table", "target", "part", "items", "expected", "written", "duplicateKeys")} == {
@@ -716,7 +784,7 @@ def test_items_a_part_cannot_write_are_saved_beside_the_backup_and_named_in_its_
     items = [{"pk": {"S": f"k{i}"}} for i in range(5)] + [wrong]
     part = _part_in_s3(s3, items)
     with pytest.raises(DeadLettered, match=r"1 of 6 items could not be written to table target") as info:
-        restore_part(ddb, s3, _task(part), time_left=lambda: 60.0, sleep=lambda s: None)
+        _restore(ddb, s3, _task(part))
     location = "s3://bkt/b/dead-letter/r1/data_000003-000000-from-0.json.gz"
     assert info.value.location == location
     saved = gzip.decompress(s3.get_object(Bucket="bkt", Key=location.removeprefix("s3://bkt/"))["Body"].read())
@@ -729,7 +797,7 @@ def test_items_a_part_cannot_write_are_saved_beside_the_backup_and_named_in_its_
 def test_a_part_that_fails_leaves_an_error_note_saying_where_it_stopped(ddb, s3):
     part = _part_in_s3(s3, [{"pk": {"S": "a"}}])
     with pytest.raises(ClientError, match="ResourceNotFoundException"):
-        restore_part(ddb, s3, _task(part, target="missing", next=0), time_left=lambda: 60.0, sleep=lambda s: None)
+        _restore(ddb, s3, _task(part, target="missing", next=0))
     note = _note(s3, "@ddb-backup/restores/r1/errors/0002-data_000003-000000.json.gz.json")
     assert note == {
         "table": 2,
@@ -741,3 +809,159 @@ def test_a_part_that_fails_leaves_an_error_note_saying_where_it_stopped(ddb, s3)
         "message": note["message"],
     }
     assert "ResourceNotFoundException" in note["message"]
+
+
+@pytest.mark.parametrize(
+    ("part_id", "name"),
+    [("data/000003-000000.json.gz", "data_000003-000000"), ("exports/orders.jsonl.gz", "exports_orders")],
+)
+def test_a_part_s_dead_letter_is_named_after_the_part_without_its_extensions(ddb, s3, part_id, name):
+    _target_table(ddb)
+    part = _part_in_s3(s3, [{"pk": {"S": "a"}}, {"pk": {"N": "7"}}], part_id=part_id)
+    with pytest.raises(DeadLettered, match=rf"saved in s3://bkt/b/dead-letter/r1/{name}-from-0\.json\.gz\.$"):
+        _restore(ddb, s3, _task(part))
+
+
+class _Client:
+    """A client passed on to the real one, recording (operation, Key) of each call.
+
+    ``answer``: operation -> ``f(call_no, kwargs)``, which answers (or raises) instead of the real client, or
+    returns None to let it answer.
+    """
+
+    def __init__(self, real: Any, answer: dict[str, Callable[..., Any]] | None = None, latency: float = 0.0) -> None:
+        self.real, self.answer, self.latency = real, answer or {}, latency
+        self.calls: list[tuple[str, Any]] = []
+        self.lock = threading.Lock()
+        self.inflight = self.max_inflight = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self.real, name)
+        if name.startswith("_") or name in ("meta", "exceptions") or not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with self.lock:
+                self.calls.append((name, kwargs.get("Key")))
+                self.inflight += 1
+                self.max_inflight = max(self.max_inflight, self.inflight)
+            try:
+                time.sleep(self.latency)
+                answer = self.answer[name](self.calls.count((name, None)) - 1, kwargs) if name in self.answer else None
+                return attr(*args, **kwargs) if answer is None else answer
+            finally:
+                with self.lock:
+                    self.inflight -= 1
+
+        return call
+
+
+def _throttle(n: int, kwargs: dict[str, Any]) -> None:
+    raise _throttled()
+
+
+def test_a_part_reads_and_saves_through_the_s3_client_and_retries_with_the_tries_and_sleep_given(ddb, s3):
+    """The Lambda's clients (endpoint, retries) and its RESTORE_ATTEMPTS reach every call of a part."""
+    _target_table(ddb)
+    part = _part_in_s3(s3, [{"pk": {"S": f"k{i}"}} for i in range(3)])
+    throttled = _Client(ddb, answer={"batch_write_item": _throttle})
+    given, sleeps = _Client(s3), []
+    with pytest.raises(DeadLettered, match=r"3 of 3 items .* \(3 ProvisionedThroughputExceededException on 2 tries"):
+        _restore(throttled, given, _task(part), attempts=2, sleep=sleeps.append)
+    assert throttled.calls.count(("batch_write_item", None)) == 2 and len(sleeps) == 1
+    assert ("get_object", "b/data/000003-000000.json.gz") in given.calls
+    assert ("put_object", "b/dead-letter/r1/data_000003-000000-from-0.json.gz") in given.calls
+    assert ("put_object", "@ddb-backup/restores/r1/errors/0002-data_000003-000000.json.gz.json") in given.calls
+
+
+def test_a_part_keeps_to_the_requests_in_flight_it_is_given(ddb, s3):
+    _target_table(ddb)
+    items = [{"pk": {"S": f"k{i:03d}"}} for i in range(200)]
+    slow = _Client(ddb, latency=0.03)
+    done = _restore(slow, s3, _task(_part_in_s3(s3, items)), concurrency=2)
+    assert (done["written"], done["done"]) == (200, True)
+    assert slow.calls.count(("batch_write_item", None)) == 8 and slow.max_inflight == 2
+
+
+def test_a_part_keeps_to_its_write_rate(ddb, s3):
+    """50 units a second: the second 25-item request waits half a second for the first one's units."""
+    _target_table(ddb)
+    items = [{"pk": {"S": f"k{i:02d}"}} for i in range(50)]
+    done = _restore(ddb, s3, _task(_part_in_s3(s3, items), writeRate=50))
+    assert (done["written"], done["writeRate"]) == (50, 50) and done["seconds"] >= 0.45
+
+
+def test_a_part_s_retries_of_both_kinds_add_to_those_of_earlier_invocations(ddb, s3):
+    _target_table(ddb)
+    part = _part_in_s3(s3, [{"pk": {"S": f"k{i}"}} for i in range(3)])
+
+    def last_unprocessed_then_throttled(n: int, kwargs: dict[str, Any]) -> dict[str, Any] | None:
+        ((table, requests),) = kwargs["RequestItems"].items()
+        if n == 0:  # two written, the last left unprocessed
+            ddb.batch_write_item(RequestItems={table: requests[:-1]})
+            return {"UnprocessedItems": {table: requests[-1:]}}
+        if n == 1:
+            raise _throttled()
+        return None
+
+    flaky = _Client(ddb, answer={"batch_write_item": last_unprocessed_then_throttled})
+    done = _restore(flaky, s3, _task(part, retries=5))
+    assert (done["written"], done["retries"]) == (3, 7)
+    assert _note(s3, "@ddb-backup/restores/r1/results/0002-data_000003-000000.json.gz.json")["retries"] == 7
+
+
+def _paced(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """write_items' rate limiter on a clock that moves only when it waits; the waits, in order."""
+    now, waits = [0.0], []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    monkeypatch.setattr(write, "RateLimiter", functools.partial(RateLimiter, clock=lambda: now[0], sleep=sleep))
+    return waits
+
+
+def test_a_throttled_request_costs_no_units_and_halves_the_write_rate(monkeypatch):
+    """25 units/s: the throttled try is refunded and the rate halves, so the first retry goes at once and
+    the second batch waits for the retry's 25 units at 12.5 units/s: 2 s."""
+    waits = _paced(monkeypatch)
+    throttled_once = FakeTable(
+        lambda n, r: ("error", "ProvisionedThroughputExceededException", "slow") if n == 0 else None
+    )
+    counts, _ = _write(throttled_once, _items(50), concurrency=1, write_rate=25)
+    assert (counts["written"], counts["throttleRetries"], waits) == (50, 1, [2.0])
+
+
+@pytest.mark.parametrize(
+    ("left", "expected"),
+    [
+        # 15 written, the rate halves: the retry of the 10 waits for 15 units at 12.5 units/s, batch 2 for 10 at
+        # the rate recovered meanwhile (a tenth of the target a second: 12.5 + 2.5 * 1.2)
+        (range(15, 25), [1.2, 10 / 15.5]),
+        # none written: nothing charged, the retry goes at once; batch 2 waits for the retry's 25 at 12.5 units/s
+        (range(25), [2.0]),
+    ],
+)
+def test_a_request_with_items_left_unprocessed_is_charged_only_what_it_wrote(monkeypatch, left, expected):
+    waits = _paced(monkeypatch)
+    counts, _ = _write(
+        FakeTable(lambda n, r: ("unprocessed", left) if n == 0 else None), _items(50), concurrency=1, write_rate=25
+    )
+    assert (counts["written"], counts["unprocessedRetries"]) == (50, 1)
+    assert waits == pytest.approx(expected)
+
+
+def test_a_write_rate_below_one_unit_a_second_still_limits(monkeypatch):
+    waits = _paced(monkeypatch)
+    counts, _ = _write(FakeTable(), _items(50), concurrency=1, write_rate=0.5)
+    assert (counts["written"], waits) == (50, [50.0])  # the second batch waits for the first's 25 units
+
+
+def test_an_answer_botocore_got_after_retrying_throttling_halves_the_write_rate(monkeypatch):
+    """25 units/s: the first request took botocore 2 retries, so batch 2 waits for its 25 units at 12.5 units/s."""
+    waits = _paced(monkeypatch)
+    counts, _ = _write(
+        FakeTable(lambda n, r: ("retried", 2) if n == 0 else None), _items(50), concurrency=1, write_rate=25
+    )
+    assert (counts["written"], counts["requests"], waits) == (50, 2, [2.0])

@@ -26,14 +26,13 @@ def _chains(s3: Any, bucket: str, directory: str) -> dict[int, dict[int, dict[st
     return chains
 
 
-def all_parts(s3: Any, bucket: str, directory: str, plan: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Every part of a backup, in segment order.
+def all_parts(s3: Any, bucket: str, directory: str, plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every part of a backup (its ``plan.json`` read), in segment order.
 
     Follows each segment's checkpoint chain (seq 0, 1, ... to the one marked
     done). Raises ``BackupIncomplete`` naming every segment that did not
     finish, with the error its scan left, if any.
     """
-    plan = plan or get_json(s3, bucket, directory + layout.PLAN)
     table, total = plan["table"], int(plan["totalSegments"])
     chains = _chains(s3, bucket, directory)
     parts: list[dict[str, Any]] = []

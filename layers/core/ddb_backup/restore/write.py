@@ -72,8 +72,8 @@ class _Writer:
         attempts: int,
         sleep: Callable[[float], None],
         base_delay: float,
-        limiter: RateLimiter | None = None,
-        delete: bool = False,
+        limiter: RateLimiter | None,
+        delete: bool,
     ) -> None:
         self.ddb = ddb
         self.request = ("DeleteRequest", "Key") if delete else ("PutRequest", "Item")
@@ -388,8 +388,8 @@ def restore_part(
     task: RestorePartTask,
     *,
     time_left: Callable[[], float],
-    concurrency: int = 8,
-    attempts: int = 12,
+    concurrency: int,
+    attempts: int,
     sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Restore the next items of one part (the restore state machine's work item) until done or out of time.
@@ -397,9 +397,10 @@ def restore_part(
     ``task`` (validated at the door): ``runId``, ``bucket`` and ``runPrefix`` (the run's bookkeeping),
     ``table`` (index in the run), ``target``, ``part`` (``PartRef.to_json()``),
     ``deadLetter`` (directory beside the backup; see ``dead_letter_home``), ``next`` (items already
-    restored by earlier invocations), ``writeRate`` (this part's share of the table's units a second). Returns the task updated (``next``,
-    ``done``, running counts). A part is idempotent to redo: the same items are
-    put again. When done, writes ``<runPrefix>results/<table>-<part>.json``;
+    restored by earlier invocations), ``writeRate`` (this part's share of the table's units a second).
+    ``concurrency`` and ``attempts``: the Lambda's settings (no default here, so one place says them).
+    Returns the task updated (``next``, ``done``, running counts). A part is idempotent to redo: the
+    same items are put again. When done, writes ``<runPrefix>results/<table>-<part>.json``;
     on failure, ``<runPrefix>errors/<table>-<part>.json`` (what finalize
     quotes), then raises.
     """
@@ -457,7 +458,7 @@ def _error_note(exc: Exception, *, index: int, target: str, part: PartRef, start
 def _result_note(result: dict[str, Any], part: PartRef) -> dict[str, Any]:
     """What a finished part leaves for finalize: its counts beside what the backup promised."""
     return {
-        "table": int(result.get("table", 0)),
+        "table": result["table"],
         "target": result["target"],
         "part": part.id,
         "items": result["next"],
