@@ -337,3 +337,45 @@ def test_finalize_names_the_first_ten_unfinished_segments_and_counts_the_rest(wo
     with pytest.raises(BackupIncomplete) as info:
         finalize_table(s3, BUCKET, _first_dir(s3, run))
     assert str(info.value) == named + more
+
+
+def _refusing_deletes(s3, monkeypatch, times: int) -> list[float]:
+    """S3 answers the first ``times`` DeleteObjects with every key in Errors (AccessDenied); the pauses taken."""
+    delete, calls, pauses = s3.delete_objects, [], []
+
+    def refusing(**kw):
+        calls.append(kw)
+        if len(calls) <= times:
+            return {"Errors": [{"Key": o["Key"], "Code": "AccessDenied"} for o in kw["Delete"]["Objects"]]}
+        return delete(**kw)
+
+    monkeypatch.setattr(s3, "delete_objects", refusing)
+    monkeypatch.setattr("ddb_backup.backup.finalize.time.sleep", pauses.append)
+    return pauses
+
+
+def test_an_orphan_s3_refuses_to_delete_once_is_tried_again_and_deleted(world, monkeypatch):
+    _, s3 = world
+    directory = _finished(world, "mystack-RulesTable", 1)
+    s3.put_object(Bucket=BUCKET, Key=directory + layout.part_key(0, 7), Body=b"")
+    pauses = _refusing_deletes(s3, monkeypatch, times=1)
+    assert finalize_table(s3, BUCKET, directory)["orphansDeleted"] == 1
+    assert len(pauses) == 1
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + "data/")["Contents"]]
+    assert keys == [directory + layout.part_key(0, 0)]
+
+
+def test_an_orphan_s3_will_not_delete_fails_the_table_naming_it_and_writes_no_manifest(world, monkeypatch):
+    _, s3 = world
+    directory = _finished(world, "mystack-RulesTable", 1)
+    stray = layout.part_key(0, 7)
+    s3.put_object(Bucket=BUCKET, Key=directory + stray, Body=b"")
+    pauses = _refusing_deletes(s3, monkeypatch, times=5)
+    with pytest.raises(BackupIncomplete) as info:
+        finalize_table(s3, BUCKET, directory)
+    assert str(info.value) == (
+        f"1 part(s) no checkpoint lists could not be deleted from s3://{BUCKET}/{directory} (AccessDenied): "
+        f"['{stray}']; no manifest was written: delete them (or allow s3:DeleteObject) and run the backup again"
+    )
+    assert len(pauses) == 4  # five tries
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + layout.MANIFEST)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from ddb_backup import FORMAT_VERSION, __version__
+from ddb_backup.aws.retry import backoff_delay
 from ddb_backup.aws.s3io import get_json, get_json_many, list_keys, put_json
 from ddb_backup.changes import consistent
 from ddb_backup.errors import BackupIncomplete
@@ -128,15 +130,29 @@ def finalize_table(
     }
 
 
-def _delete_orphans(s3: Any, bucket: str, directory: str, keys: set[str]) -> list[str]:
-    """Delete the parts no checkpoint lists (1,000 a request); their keys."""
-    orphans = sorted(keys)
-    for start in range(0, len(orphans), 1000):
-        s3.delete_objects(
-            Bucket=bucket,
-            Delete={"Objects": [{"Key": directory + k} for k in orphans[start : start + 1000]], "Quiet": True},
-        )
-    return orphans
+def _delete_orphans(s3: Any, bucket: str, directory: str, keys: set[str], attempts: int = 5) -> list[str]:
+    """Delete the parts no checkpoint lists (1,000 a request); their keys.
+
+    Keys S3 answers with an error are tried again (backoff); any still there
+    after ``attempts`` tries raise ``BackupIncomplete`` naming them, before the
+    manifest is written: the directory never holds more than the manifest says.
+    """
+    orphans, left = sorted(keys), sorted(keys)
+    for attempt in range(attempts):
+        errors = []
+        for start in range(0, len(left), 1000):
+            batch = [{"Key": directory + k} for k in left[start : start + 1000]]
+            errors += s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True}).get("Errors", [])
+        if not errors:
+            return orphans
+        left = sorted(e["Key"][len(directory) :] for e in errors)
+        if attempt + 1 < attempts:
+            time.sleep(backoff_delay(attempt, base=0.5, cap=5.0))
+    codes = ", ".join(sorted({str(e.get("Code")) for e in errors}))
+    raise BackupIncomplete(
+        f"{len(left)} part(s) no checkpoint lists could not be deleted from s3://{bucket}/{directory} "
+        f"({codes}): {left[:5]}; no manifest was written: delete them (or allow s3:DeleteObject) and run the backup again"
+    )
 
 
 def _exact(s3: Any, streams: Any, bucket: str, directory: str, plan: dict[str, Any], settle: float) -> dict[str, Any]:
