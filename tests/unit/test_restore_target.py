@@ -582,3 +582,57 @@ def test_the_source_table_is_named_by_arn_and_creation_time_only_when_both_match
     assert earlier["Table"]["CreationDateTime"] != created
     with pytest.raises(TargetRefused, match=rf"\(same ARN {arn} , created "):
         prepare_target(ddb, "mystack-GranulesTable", description=earlier, mode="overwrite")
+    # A saved creation time that cannot be read is not claimed to match.
+    unreadable = {**renamed, "Table": {**renamed["Table"], "CreationDateTime": "yesterday"}}
+    with pytest.raises(TargetRefused, match=rf"\(same ARN {arn} , created "):
+        prepare_target(ddb, "mystack-GranulesTable", description=unreadable, mode="overwrite")
+
+
+def _create_table_tags(ddb: Any) -> list[list[dict]]:
+    """The Tags of every CreateTable call made from now on."""
+    sent: list[list[dict]] = []
+    ddb.meta.events.register(
+        "provide-client-params.dynamodb.CreateTable", lambda params, **_: sent.append(params.get("Tags", []))
+    )
+    return sent
+
+
+def test_a_table_it_creates_is_marked_by_create_table_itself_beside_the_sources_tags(ddb):
+    description = _rich_source(ddb)
+    sent = _create_table_tags(ddb)
+    prepare_target(ddb, "restore-FilesTable", description=description, mark=resume.Mark("b2", "r2"))
+    mark = resume.Mark("b2", "r2", created=True)
+    assert sent == [[{"Key": "stack", "Value": "prod"}, {"Key": "owner", "Value": "cumulus"}, mark.tag()]]
+    arn = ddb.describe_table(TableName="restore-FilesTable")["Table"]["TableArn"]
+    assert resume.read_mark(ddb, arn) == mark
+    # A source without a schema has no tags to copy: the mark alone.
+    prepare_target(ddb, "restore-T", key_schema=GRANULE_KEYS, mark=resume.Mark("b2", "r2"))
+    assert sent[1:] == [[mark.tag()]]
+
+
+def test_a_table_it_creates_is_created_as_adjusted_and_still_marked(ddb):
+    seen: list[dict] = []
+
+    def provisioned(args: dict) -> dict:
+        seen.append(dict(args))
+        capacity = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 6}
+        return {**args, "BillingMode": "PROVISIONED", "ProvisionedThroughput": capacity, "Tags": []}
+
+    prepare_target(ddb, "restore-T", key_schema=GRANULE_KEYS, mark=resume.Mark("b2", "r2"), adjust=provisioned)
+    assert [a["TableName"] for a in seen] == ["restore-T"]
+    assert seen[0]["BillingMode"] == "PAY_PER_REQUEST"  # it is given what would be created
+    table = ddb.describe_table(TableName="restore-T")["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+    assert (
+        table["ProvisionedThroughput"]["ReadCapacityUnits"],
+        table["ProvisionedThroughput"]["WriteCapacityUnits"],
+    ) == (5, 6)
+    assert resume.read_mark(ddb, table["TableArn"]) == resume.Mark("b2", "r2", created=True)
+
+
+def test_a_caller_without_a_mark_of_its_own_checks_a_marked_target_as_any_other(ddb):
+    description = _rich_source(ddb)
+    tagged = _marked_target(ddb, description, resume.Mark("b1", "r1", created=True))
+    result = prepare_target(ddb, "restore-FilesTable", description=description, mode="overwrite")
+    assert (result["exists"], result["created"], result["settings"], result["warnings"]) == (True, False, [], [])
+    assert tagged == []
