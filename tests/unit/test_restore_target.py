@@ -141,8 +141,12 @@ def test_the_backups_own_source_is_refused_unless_allowed(ddb, granules):
 
 def test_a_non_empty_target_is_refused_unless_overwrite_is_chosen(ddb, granules):
     # The backup's own table (allowed explicitly: its ARN is the description's) is the non-empty table at hand.
-    with pytest.raises(TargetRefused, match=r"table mystack-GranulesTable is not empty: .* choose mode 'overwrite'"):
+    with pytest.raises(TargetRefused) as refused:
         prepare_target(ddb, "mystack-GranulesTable", description=granules, allow_source=True)
+    assert str(refused.value) == (
+        "table mystack-GranulesTable is not empty: restore into a new or empty table, "
+        "or choose mode 'overwrite' to upsert into it"
+    )
     assert prepare_target(ddb, "mystack-GranulesTable", description=granules, mode="overwrite", allow_source=True)[
         "exists"
     ]
@@ -153,6 +157,18 @@ def test_an_existing_empty_target_with_the_same_keys_is_accepted(ddb, granules):
     result = prepare_target(ddb, "restore-GranulesTable", description=granules)
     assert (result["exists"], result["created"]) == (True, False)
     assert result["keySchema"] == GRANULE_KEYS
+
+
+@pytest.mark.parametrize("check_only", [False, True])
+def test_an_existing_target_is_marked_for_this_run_unless_only_checked(ddb, granules, check_only):
+    sample.create_table(ddb, "restore-GranulesTable", sample.CUMULUS_TABLES["Granules"])
+    result = prepare_target(
+        ddb, "restore-GranulesTable", description=granules, mark=resume.Mark("b2", "r2"), check_only=check_only
+    )
+    assert (result["table"], result["exists"], result["created"]) == ("restore-GranulesTable", True, False)
+    arn = ddb.describe_table(TableName="restore-GranulesTable")["Table"]["TableArn"]
+    assert resume.read_mark(ddb, arn) == (None if check_only else resume.Mark("b2", "r2", created=False))
+    assert resume.read_mark(ddb, granules["Table"]["TableArn"]) is None  # the source is left alone
 
 
 def test_an_existing_target_with_other_keys_is_refused_naming_both(ddb, granules):
