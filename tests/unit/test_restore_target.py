@@ -652,3 +652,59 @@ def test_a_caller_without_a_mark_of_its_own_checks_a_marked_target_as_any_other(
     result = prepare_target(ddb, "restore-FilesTable", description=description, mode="overwrite")
     assert (result["exists"], result["created"], result["settings"], result["warnings"]) == (True, False, [], [])
     assert tagged == []
+
+
+# ------------------------------------------------------------------ how often a new table is polled and its settings retried
+def _full_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every backoff waits its whole step (the random part at its top), so the schedule can be compared exactly."""
+    monkeypatch.setattr("ddb_backup.aws.retry.random.uniform", lambda _low, high: high)
+
+
+def _creating_for(monkeypatch: pytest.MonkeyPatch, polls: int) -> None:
+    """After CreateTable, DescribeTable says CREATING ``polls`` times (moto's tables are ACTIVE at once)."""
+    real, seen = tables.describe_table, [0]
+
+    def creating(ddb: Any, name: str) -> dict[str, Any] | None:
+        found = real(ddb, name)
+        if found is None or seen[0] >= polls:
+            return found
+        seen[0] += 1
+        return {**found, "TableStatus": "CREATING"}
+
+    monkeypatch.setattr(tables, "describe_table", creating)
+
+
+def test_a_table_being_created_is_polled_from_a_fifth_of_a_second_up_to_five_seconds_apart(ddb, monkeypatch):
+    _full_steps(monkeypatch)
+    _creating_for(monkeypatch, 7)
+    slept: list[float] = []
+    result = prepare_target(ddb, "restore-T", key_schema=GRANULE_KEYS, sleep=slept.append)
+    assert result["created"]
+    assert slept == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0])
+
+
+def test_a_table_that_stays_creating_is_refused_naming_the_table_the_time_and_its_status(ddb, granules, monkeypatch):
+    sample.create_table(ddb, "restore-GranulesTable", sample.CUMULUS_TABLES["Granules"])
+    _report_status(monkeypatch, "CREATING")
+    with pytest.raises(TargetRefused) as refused:
+        prepare_target(ddb, "restore-GranulesTable", description=granules, timeout=2.0, sleep=lambda _: None)
+    assert str(refused.value) == "table restore-GranulesTable is not ACTIVE after 2 s (status CREATING)"
+
+
+def test_a_setting_a_new_table_refuses_for_now_is_retried_from_one_second_up_to_ten_apart(ddb, monkeypatch):
+    description = _rich_source(ddb)
+    _full_steps(monkeypatch)
+    refusals = [6]
+
+    def not_yet(**_: Any) -> tuple[_Http, dict] | None:
+        if not refusals[0]:
+            return None  # then DynamoDB takes it
+        refusals[0] -= 1
+        error = {"Code": "LimitExceededException", "Message": "not yet"}
+        return _Http(400), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    ddb.meta.events.register("before-call.dynamodb.UpdateTimeToLive", not_yet)
+    slept: list[float] = []
+    result = prepare_target(ddb, "restore-FilesTable", description=description, sleep=slept.append)
+    assert (result["settings"], result["warnings"]) == (["TTL on expires", "PITR"], [])
+    assert slept == pytest.approx([1.0, 2.0, 4.0, 8.0, 10.0, 10.0])
