@@ -591,8 +591,14 @@ def test_pitr_not_enabled_after_its_update_is_named_by_the_reason(ddb):
 def test_the_source_table_is_named_by_arn_and_creation_time_only_when_both_match(ddb, granules):
     arn, created = granules["Table"]["TableArn"], granules["Table"]["CreationDateTime"]
     renamed = {**granules, "Table": {**granules["Table"], "TableName": "someone-elses-table"}}
-    with pytest.raises(TargetRefused, match=rf"\(same ARN {arn} and creation time, created "):
+    with pytest.raises(TargetRefused) as refused:
         prepare_target(ddb, "mystack-GranulesTable", description=renamed, mode="overwrite")
+    actual = ddb.describe_table(TableName="mystack-GranulesTable")["Table"]["CreationDateTime"]
+    assert str(refused.value) == (
+        f"table mystack-GranulesTable is the table this backup was taken from (same ARN {arn} and creation time, "
+        f"created {actual}), whatever table name the backup records: restore into another table, "
+        "or allow the source explicitly (allowSource / --allow-source)"
+    )
     # Deleted and made again under the same name: the same ARN, another table.
     earlier = {**renamed, "Table": {**renamed["Table"], "CreationDateTime": "2020-01-01T00:00:00+00:00"}}
     assert earlier["Table"]["CreationDateTime"] != created
