@@ -208,7 +208,8 @@ def test_without_a_schema_an_existing_target_is_checked_for_emptiness_only(ddb, 
 
 def test_check_only_creates_nothing(ddb, granules):
     result = prepare_target(ddb, "restore-GranulesTable", description=granules, check_only=True)
-    assert (result["exists"], result["created"]) == (False, False)
+    assert (result["table"], result["exists"], result["created"]) == ("restore-GranulesTable", False, False)
+    assert result["keySchema"] == GRANULE_KEYS  # the keys it would be created with
     assert "restore-GranulesTable" not in ddb.list_tables()["TableNames"]
 
 
