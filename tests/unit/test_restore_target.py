@@ -194,7 +194,8 @@ def test_without_a_schema_a_missing_target_is_refused_or_made_from_given_keys(dd
     with pytest.raises(TargetRefused, match=r"table restore-T does not exist and the backup carries no schema"):
         prepare_target(ddb, "restore-T")
     result = prepare_target(ddb, "restore-T", key_schema=GRANULE_KEYS)
-    assert result["created"]
+    assert (result["table"], result["exists"], result["created"]) == ("restore-T", True, True)
+    assert result["keySchema"] == GRANULE_KEYS
     table = ddb.describe_table(TableName="restore-T")["Table"]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == [{"AttributeName": "granuleId", "KeyType": "HASH"}]
@@ -223,6 +224,41 @@ def test_a_table_created_meanwhile_is_checked_instead(ddb, granules, monkeypatch
     monkeypatch.setattr(ddb, "create_table", racing)
     result = prepare_target(ddb, "restore-GranulesTable", description=granules)
     assert result["exists"] and not result["created"]
+
+
+def test_a_table_created_meanwhile_with_other_keys_is_refused(ddb, granules, monkeypatch):
+    real = ddb.create_table
+
+    def racing(**kwargs):
+        other = {"KeySchema": [{"AttributeName": "other", "KeyType": "HASH"}], "BillingMode": "PAY_PER_REQUEST"}
+        real(
+            TableName=kwargs["TableName"],
+            AttributeDefinitions=[{"AttributeName": "other", "AttributeType": "N"}],
+            **other,
+        )
+        return real(**kwargs)
+
+    monkeypatch.setattr(ddb, "create_table", racing)
+    with pytest.raises(TargetRefused, match=r"^table restore-GranulesTable has keys other HASH \(N\), the backup has "):
+        prepare_target(ddb, "restore-GranulesTable", description=granules)
+
+
+def test_the_deleted_source_restored_under_its_own_name_is_checked_as_allowed_when_created_meanwhile(
+    ddb, granules, monkeypatch
+):
+    """Disaster recovery: the source is gone, the restore is allowed into its name, and a retried plan was first."""
+    ddb.delete_table(TableName="mystack-GranulesTable")
+    real = ddb.create_table
+
+    def racing(**kwargs):
+        real(**kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(ddb, "create_table", racing)
+    result = prepare_target(
+        ddb, "mystack-GranulesTable", description=granules, source_table="mystack-GranulesTable", allow_source=True
+    )
+    assert (result["exists"], result["created"]) == (True, False)
 
 
 @pytest.mark.parametrize(
