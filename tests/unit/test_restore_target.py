@@ -126,8 +126,12 @@ def granules(ddb):
 
 
 def test_the_backups_own_source_is_refused_unless_allowed(ddb, granules):
-    with pytest.raises(TargetRefused, match=r"table mystack-GranulesTable is the backup's own source table"):
+    with pytest.raises(TargetRefused) as refused:
         prepare_target(ddb, "mystack-GranulesTable", description=granules, source_table="mystack-GranulesTable")
+    assert str(refused.value) == (
+        "table mystack-GranulesTable is the backup's own source table: restore into another table, "
+        "or allow the source explicitly (allowSource / --allow-source)"
+    )
     result = prepare_target(
         ddb,
         "mystack-GranulesTable",
@@ -751,3 +755,31 @@ def test_a_setting_a_new_table_refuses_for_now_is_retried_from_one_second_up_to_
     result = prepare_target(ddb, "restore-FilesTable", description=description, sleep=slept.append)
     assert (result["settings"], result["warnings"]) == (["TTL on expires", "PITR"], [])
     assert slept == pytest.approx([1.0, 2.0, 4.0, 8.0, 10.0, 10.0])
+
+
+def test_another_runs_unfinished_target_is_refused_in_mode_new_naming_how_to_resume(ddb):
+    description = _rich_source(ddb)
+    tagged = _marked_target(ddb, description, resume.Mark("b1", "r1", created=True))
+    with pytest.raises(TargetRefused) as refused:
+        _resume(ddb, description, mode="new")
+    assert str(refused.value) == (
+        f"{_partial()}; it did not finish: rerun the restore with mode 'overwrite' to finish it"
+    )
+    assert tagged == []
+
+
+def test_a_table_that_never_becomes_active_is_waited_for_ten_minutes_by_default(ddb, granules, monkeypatch):
+    sample.create_table(ddb, "restore-GranulesTable", sample.CUMULUS_TABLES["Granules"])
+    _report_status(monkeypatch, "CREATING")
+    now = [0.0]
+    fake = classmethod(lambda cls, seconds, **kw: cls(deadline=now[0] + seconds, clock=lambda: now[0], **kw))
+    monkeypatch.setattr(target.Retry, "within", fake)  # a clock the sleeps move: ten minutes in no time
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with pytest.raises(
+        TargetRefused, match=r"^table restore-GranulesTable is not ACTIVE after 600 s \(status CREATING\)$"
+    ):
+        prepare_target(ddb, "restore-GranulesTable", description=granules, sleep=sleep)
+    assert 595 < now[0] <= 600
