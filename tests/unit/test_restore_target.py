@@ -783,3 +783,22 @@ def test_a_table_that_never_becomes_active_is_waited_for_ten_minutes_by_default(
     ):
         prepare_target(ddb, "restore-GranulesTable", description=granules, sleep=sleep)
     assert 595 < now[0] <= 600
+
+
+def test_a_setting_still_refused_is_given_up_within_a_minute_by_default(ddb, monkeypatch):
+    description = _rich_source(ddb)
+    _refuse(ddb, "UpdateContinuousBackups", "ContinuousBackupsUnavailableException")
+    now = [0.0]
+    fake = classmethod(lambda cls, seconds, **kw: cls(deadline=now[0] + seconds, clock=lambda: now[0], **kw))
+    monkeypatch.setattr(target.Retry, "within", fake)  # a clock the sleeps move
+    # Each wait at 16 % of its random range: 0.58, 1.16, 2.32, 4.64, then 5.8 s; the tries end at 55.1 s,
+    # the last one that fits in 60 s (one more would end at 60.9 s).
+    monkeypatch.setattr("ddb_backup.aws.retry.random.uniform", lambda low, high: low + 0.16 * (high - low))
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    result = prepare_target(ddb, "restore-FilesTable", description=description, sleep=sleep)
+    assert result["settings"] == ["TTL on expires"]
+    assert [w.split(" (")[0] for w in result["warnings"]] == ["table restore-FilesTable: PITR is not on yet"]
+    assert now[0] == pytest.approx(55.1)
