@@ -126,8 +126,12 @@ def granules(ddb):
 
 
 def test_the_backups_own_source_is_refused_unless_allowed(ddb, granules):
-    with pytest.raises(TargetRefused, match=r"table mystack-GranulesTable is the backup's own source table"):
+    with pytest.raises(TargetRefused) as refused:
         prepare_target(ddb, "mystack-GranulesTable", description=granules, source_table="mystack-GranulesTable")
+    assert str(refused.value) == (
+        "table mystack-GranulesTable is the backup's own source table: restore into another table, "
+        "or allow the source explicitly (allowSource / --allow-source)"
+    )
     result = prepare_target(
         ddb,
         "mystack-GranulesTable",
@@ -141,8 +145,12 @@ def test_the_backups_own_source_is_refused_unless_allowed(ddb, granules):
 
 def test_a_non_empty_target_is_refused_unless_overwrite_is_chosen(ddb, granules):
     # The backup's own table (allowed explicitly: its ARN is the description's) is the non-empty table at hand.
-    with pytest.raises(TargetRefused, match=r"table mystack-GranulesTable is not empty: .* choose mode 'overwrite'"):
+    with pytest.raises(TargetRefused) as refused:
         prepare_target(ddb, "mystack-GranulesTable", description=granules, allow_source=True)
+    assert str(refused.value) == (
+        "table mystack-GranulesTable is not empty: restore into a new or empty table, "
+        "or choose mode 'overwrite' to upsert into it"
+    )
     assert prepare_target(ddb, "mystack-GranulesTable", description=granules, mode="overwrite", allow_source=True)[
         "exists"
     ]
@@ -153,6 +161,18 @@ def test_an_existing_empty_target_with_the_same_keys_is_accepted(ddb, granules):
     result = prepare_target(ddb, "restore-GranulesTable", description=granules)
     assert (result["exists"], result["created"]) == (True, False)
     assert result["keySchema"] == GRANULE_KEYS
+
+
+@pytest.mark.parametrize("check_only", [False, True])
+def test_an_existing_target_is_marked_for_this_run_unless_only_checked(ddb, granules, check_only):
+    sample.create_table(ddb, "restore-GranulesTable", sample.CUMULUS_TABLES["Granules"])
+    result = prepare_target(
+        ddb, "restore-GranulesTable", description=granules, mark=resume.Mark("b2", "r2"), check_only=check_only
+    )
+    assert (result["table"], result["exists"], result["created"]) == ("restore-GranulesTable", True, False)
+    arn = ddb.describe_table(TableName="restore-GranulesTable")["Table"]["TableArn"]
+    assert resume.read_mark(ddb, arn) == (None if check_only else resume.Mark("b2", "r2", created=False))
+    assert resume.read_mark(ddb, granules["Table"]["TableArn"]) is None  # the source is left alone
 
 
 def test_an_existing_target_with_other_keys_is_refused_naming_both(ddb, granules):
@@ -178,7 +198,8 @@ def test_without_a_schema_a_missing_target_is_refused_or_made_from_given_keys(dd
     with pytest.raises(TargetRefused, match=r"table restore-T does not exist and the backup carries no schema"):
         prepare_target(ddb, "restore-T")
     result = prepare_target(ddb, "restore-T", key_schema=GRANULE_KEYS)
-    assert result["created"]
+    assert (result["table"], result["exists"], result["created"]) == ("restore-T", True, True)
+    assert result["keySchema"] == GRANULE_KEYS
     table = ddb.describe_table(TableName="restore-T")["Table"]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == [{"AttributeName": "granuleId", "KeyType": "HASH"}]
@@ -192,7 +213,8 @@ def test_without_a_schema_an_existing_target_is_checked_for_emptiness_only(ddb, 
 
 def test_check_only_creates_nothing(ddb, granules):
     result = prepare_target(ddb, "restore-GranulesTable", description=granules, check_only=True)
-    assert (result["exists"], result["created"]) == (False, False)
+    assert (result["table"], result["exists"], result["created"]) == ("restore-GranulesTable", False, False)
+    assert result["keySchema"] == GRANULE_KEYS  # the keys it would be created with
     assert "restore-GranulesTable" not in ddb.list_tables()["TableNames"]
 
 
@@ -206,6 +228,41 @@ def test_a_table_created_meanwhile_is_checked_instead(ddb, granules, monkeypatch
     monkeypatch.setattr(ddb, "create_table", racing)
     result = prepare_target(ddb, "restore-GranulesTable", description=granules)
     assert result["exists"] and not result["created"]
+
+
+def test_a_table_created_meanwhile_with_other_keys_is_refused(ddb, granules, monkeypatch):
+    real = ddb.create_table
+
+    def racing(**kwargs):
+        other = {"KeySchema": [{"AttributeName": "other", "KeyType": "HASH"}], "BillingMode": "PAY_PER_REQUEST"}
+        real(
+            TableName=kwargs["TableName"],
+            AttributeDefinitions=[{"AttributeName": "other", "AttributeType": "N"}],
+            **other,
+        )
+        return real(**kwargs)
+
+    monkeypatch.setattr(ddb, "create_table", racing)
+    with pytest.raises(TargetRefused, match=r"^table restore-GranulesTable has keys other HASH \(N\), the backup has "):
+        prepare_target(ddb, "restore-GranulesTable", description=granules)
+
+
+def test_the_deleted_source_restored_under_its_own_name_is_checked_as_allowed_when_created_meanwhile(
+    ddb, granules, monkeypatch
+):
+    """Disaster recovery: the source is gone, the restore is allowed into its name, and a retried plan was first."""
+    ddb.delete_table(TableName="mystack-GranulesTable")
+    real = ddb.create_table
+
+    def racing(**kwargs):
+        real(**kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(ddb, "create_table", racing)
+    result = prepare_target(
+        ddb, "mystack-GranulesTable", description=granules, source_table="mystack-GranulesTable", allow_source=True
+    )
+    assert (result["exists"], result["created"]) == (True, False)
 
 
 @pytest.mark.parametrize(
@@ -575,10 +632,173 @@ def test_pitr_not_enabled_after_its_update_is_named_by_the_reason(ddb):
 def test_the_source_table_is_named_by_arn_and_creation_time_only_when_both_match(ddb, granules):
     arn, created = granules["Table"]["TableArn"], granules["Table"]["CreationDateTime"]
     renamed = {**granules, "Table": {**granules["Table"], "TableName": "someone-elses-table"}}
-    with pytest.raises(TargetRefused, match=rf"\(same ARN {arn} and creation time, created "):
+    with pytest.raises(TargetRefused) as refused:
         prepare_target(ddb, "mystack-GranulesTable", description=renamed, mode="overwrite")
+    actual = ddb.describe_table(TableName="mystack-GranulesTable")["Table"]["CreationDateTime"]
+    assert str(refused.value) == (
+        f"table mystack-GranulesTable is the table this backup was taken from (same ARN {arn} and creation time, "
+        f"created {actual}), whatever table name the backup records: restore into another table, "
+        "or allow the source explicitly (allowSource / --allow-source)"
+    )
     # Deleted and made again under the same name: the same ARN, another table.
     earlier = {**renamed, "Table": {**renamed["Table"], "CreationDateTime": "2020-01-01T00:00:00+00:00"}}
     assert earlier["Table"]["CreationDateTime"] != created
     with pytest.raises(TargetRefused, match=rf"\(same ARN {arn} , created "):
         prepare_target(ddb, "mystack-GranulesTable", description=earlier, mode="overwrite")
+    # A saved creation time that cannot be read is not claimed to match.
+    unreadable = {**renamed, "Table": {**renamed["Table"], "CreationDateTime": "yesterday"}}
+    with pytest.raises(TargetRefused, match=rf"\(same ARN {arn} , created "):
+        prepare_target(ddb, "mystack-GranulesTable", description=unreadable, mode="overwrite")
+
+
+def _create_table_tags(ddb: Any) -> list[list[dict]]:
+    """The Tags of every CreateTable call made from now on."""
+    sent: list[list[dict]] = []
+    ddb.meta.events.register(
+        "provide-client-params.dynamodb.CreateTable", lambda params, **_: sent.append(params.get("Tags", []))
+    )
+    return sent
+
+
+def test_a_table_it_creates_is_marked_by_create_table_itself_beside_the_sources_tags(ddb):
+    description = _rich_source(ddb)
+    sent = _create_table_tags(ddb)
+    prepare_target(ddb, "restore-FilesTable", description=description, mark=resume.Mark("b2", "r2"))
+    mark = resume.Mark("b2", "r2", created=True)
+    assert sent == [[{"Key": "stack", "Value": "prod"}, {"Key": "owner", "Value": "cumulus"}, mark.tag()]]
+    arn = ddb.describe_table(TableName="restore-FilesTable")["Table"]["TableArn"]
+    assert resume.read_mark(ddb, arn) == mark
+    # A source without a schema has no tags to copy: the mark alone.
+    prepare_target(ddb, "restore-T", key_schema=GRANULE_KEYS, mark=resume.Mark("b2", "r2"))
+    assert sent[1:] == [[mark.tag()]]
+
+
+def test_a_table_it_creates_is_created_as_adjusted_and_still_marked(ddb):
+    seen: list[dict] = []
+
+    def provisioned(args: dict) -> dict:
+        seen.append(dict(args))
+        capacity = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 6}
+        return {**args, "BillingMode": "PROVISIONED", "ProvisionedThroughput": capacity, "Tags": []}
+
+    prepare_target(ddb, "restore-T", key_schema=GRANULE_KEYS, mark=resume.Mark("b2", "r2"), adjust=provisioned)
+    assert [a["TableName"] for a in seen] == ["restore-T"]
+    assert seen[0]["BillingMode"] == "PAY_PER_REQUEST"  # it is given what would be created
+    table = ddb.describe_table(TableName="restore-T")["Table"]
+    assert table["BillingModeSummary"]["BillingMode"] == "PROVISIONED"
+    assert (
+        table["ProvisionedThroughput"]["ReadCapacityUnits"],
+        table["ProvisionedThroughput"]["WriteCapacityUnits"],
+    ) == (5, 6)
+    assert resume.read_mark(ddb, table["TableArn"]) == resume.Mark("b2", "r2", created=True)
+
+
+def test_a_caller_without_a_mark_of_its_own_checks_a_marked_target_as_any_other(ddb):
+    description = _rich_source(ddb)
+    tagged = _marked_target(ddb, description, resume.Mark("b1", "r1", created=True))
+    result = prepare_target(ddb, "restore-FilesTable", description=description, mode="overwrite")
+    assert (result["exists"], result["created"], result["settings"], result["warnings"]) == (True, False, [], [])
+    assert tagged == []
+
+
+# ------------------------------------------------------------------ how often a new table is polled and its settings retried
+def _full_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every backoff waits its whole step (the random part at its top), so the schedule can be compared exactly."""
+    monkeypatch.setattr("ddb_backup.aws.retry.random.uniform", lambda _low, high: high)
+
+
+def _creating_for(monkeypatch: pytest.MonkeyPatch, polls: int) -> None:
+    """After CreateTable, DescribeTable says CREATING ``polls`` times (moto's tables are ACTIVE at once)."""
+    real, seen = tables.describe_table, [0]
+
+    def creating(ddb: Any, name: str) -> dict[str, Any] | None:
+        found = real(ddb, name)
+        if found is None or seen[0] >= polls:
+            return found
+        seen[0] += 1
+        return {**found, "TableStatus": "CREATING"}
+
+    monkeypatch.setattr(tables, "describe_table", creating)
+
+
+def test_a_table_being_created_is_polled_from_a_fifth_of_a_second_up_to_five_seconds_apart(ddb, monkeypatch):
+    _full_steps(monkeypatch)
+    _creating_for(monkeypatch, 7)
+    slept: list[float] = []
+    result = prepare_target(ddb, "restore-T", key_schema=GRANULE_KEYS, sleep=slept.append)
+    assert result["created"]
+    assert slept == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0])
+
+
+def test_a_table_that_stays_creating_is_refused_naming_the_table_the_time_and_its_status(ddb, granules, monkeypatch):
+    sample.create_table(ddb, "restore-GranulesTable", sample.CUMULUS_TABLES["Granules"])
+    _report_status(monkeypatch, "CREATING")
+    with pytest.raises(TargetRefused) as refused:
+        prepare_target(ddb, "restore-GranulesTable", description=granules, timeout=2.0, sleep=lambda _: None)
+    assert str(refused.value) == "table restore-GranulesTable is not ACTIVE after 2 s (status CREATING)"
+
+
+def test_a_setting_a_new_table_refuses_for_now_is_retried_from_one_second_up_to_ten_apart(ddb, monkeypatch):
+    description = _rich_source(ddb)
+    _full_steps(monkeypatch)
+    refusals = [6]
+
+    def not_yet(**_: Any) -> tuple[_Http, dict] | None:
+        if not refusals[0]:
+            return None  # then DynamoDB takes it
+        refusals[0] -= 1
+        error = {"Code": "LimitExceededException", "Message": "not yet"}
+        return _Http(400), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
+
+    ddb.meta.events.register("before-call.dynamodb.UpdateTimeToLive", not_yet)
+    slept: list[float] = []
+    result = prepare_target(ddb, "restore-FilesTable", description=description, sleep=slept.append)
+    assert (result["settings"], result["warnings"]) == (["TTL on expires", "PITR"], [])
+    assert slept == pytest.approx([1.0, 2.0, 4.0, 8.0, 10.0, 10.0])
+
+
+def test_another_runs_unfinished_target_is_refused_in_mode_new_naming_how_to_resume(ddb):
+    description = _rich_source(ddb)
+    tagged = _marked_target(ddb, description, resume.Mark("b1", "r1", created=True))
+    with pytest.raises(TargetRefused) as refused:
+        _resume(ddb, description, mode="new")
+    assert str(refused.value) == (
+        f"{_partial()}; it did not finish: rerun the restore with mode 'overwrite' to finish it"
+    )
+    assert tagged == []
+
+
+def test_a_table_that_never_becomes_active_is_waited_for_ten_minutes_by_default(ddb, granules, monkeypatch):
+    sample.create_table(ddb, "restore-GranulesTable", sample.CUMULUS_TABLES["Granules"])
+    _report_status(monkeypatch, "CREATING")
+    now = [0.0]
+    fake = classmethod(lambda cls, seconds, **kw: cls(deadline=now[0] + seconds, clock=lambda: now[0], **kw))
+    monkeypatch.setattr(target.Retry, "within", fake)  # a clock the sleeps move: ten minutes in no time
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    with pytest.raises(
+        TargetRefused, match=r"^table restore-GranulesTable is not ACTIVE after 600 s \(status CREATING\)$"
+    ):
+        prepare_target(ddb, "restore-GranulesTable", description=granules, sleep=sleep)
+    assert 595 < now[0] <= 600
+
+
+def test_a_setting_still_refused_is_given_up_within_a_minute_by_default(ddb, monkeypatch):
+    description = _rich_source(ddb)
+    _refuse(ddb, "UpdateContinuousBackups", "ContinuousBackupsUnavailableException")
+    now = [0.0]
+    fake = classmethod(lambda cls, seconds, **kw: cls(deadline=now[0] + seconds, clock=lambda: now[0], **kw))
+    monkeypatch.setattr(target.Retry, "within", fake)  # a clock the sleeps move
+    # Each wait at 16 % of its random range: 0.58, 1.16, 2.32, 4.64, then 5.8 s; the tries end at 55.1 s,
+    # the last one that fits in 60 s (one more would end at 60.9 s).
+    monkeypatch.setattr("ddb_backup.aws.retry.random.uniform", lambda low, high: low + 0.16 * (high - low))
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    result = prepare_target(ddb, "restore-FilesTable", description=description, sleep=sleep)
+    assert result["settings"] == ["TTL on expires"]
+    assert [w.split(" (")[0] for w in result["warnings"]] == ["table restore-FilesTable: PITR is not on yet"]
+    assert now[0] == pytest.approx(55.1)
