@@ -18,7 +18,7 @@ left alone, so throttling still raises ``ClientError`` for
 :func:`throttle.call_with_backoff`).
 
 Scope: the handler is registered on the client once, but acts only on a
-thread that is inside :func:`scan_body`; other Scan calls on the same client,
+thread that is inside :func:`fetch_page`; other Scan calls on the same client,
 in this thread or another, get botocore's usual parsed response.
 """
 
@@ -43,7 +43,7 @@ _state = threading.local()
 
 
 def _keep_raw_body(response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any) -> None:
-    """``before-parse.dynamodb.Scan``: on a 200 inside :func:`scan_body`, keep the body and let botocore parse ``{}``."""
+    """``before-parse.dynamodb.Scan``: on a 200 inside :func:`fetch_page`, keep the body and let botocore parse ``{}``."""
     if not getattr(_state, "active", False) or response_dict.get("status_code") != 200:
         return
     body = response_dict.get("body")
@@ -55,15 +55,6 @@ def _keep_raw_body(response_dict: dict[str, Any], customized_response_dict: dict
 def install(ddb: Any) -> None:
     """Register the raw-body handler on ``ddb`` (idempotent)."""
     ddb.meta.events.register("before-parse.dynamodb.Scan", _keep_raw_body, unique_id=_HANDLER_ID)
-
-
-def scan_body(
-    ddb: Any, request: Mapping[str, Any], *, on_throttle: Callable[[], None] | None = None
-) -> bytes | dict[str, Any]:
-    """One Scan call (with throttling backoff): the raw body, or botocore's parsed page if there was none."""
-    page = _scan(ddb, request, on_throttle)
-    body: bytes | None = page.get(_RAW)
-    return body if body is not None else page
 
 
 def _scan(ddb: Any, request: Mapping[str, Any], on_throttle: Callable[[], None] | None) -> dict[str, Any]:
