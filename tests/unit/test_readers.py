@@ -570,6 +570,7 @@ def test_a_line_of_exactly_the_limit_is_read_and_one_byte_more_is_refused_as_soo
         list(line_stream.split_lines([b"x\n" + b"c" * 1001 + b"\n"], "w"))
     assert list(line_stream.split_lines([b"c" * 1000 + b"\n"], "w")) == [(1, b"c" * 1000)]
     assert list(line_stream.split_lines([b"c" * 600, b"c" * 400 + b"\n"], "w")) == [(1, b"c" * 1000)]
+    assert list(line_stream.split_lines([b"c" * 500, b"c" * 500, b"\n"], "w")) == [(1, b"c" * 1000)]  # no newline yet
     assert list(line_stream.split_lines([b"ab", b"cd"], "w")) == [(1, b"abcd")]  # a last line without its newline
 
 
@@ -613,6 +614,15 @@ def test_an_empty_part_reads_as_no_lines(tmp_path):
     assert list(line_stream.decoded([], "w")) == [] and list(line_stream.decoded([b"", b""], "w")) == []
     part = _part_file(tmp_path, b"", sha256=hashlib.sha256(b"").hexdigest(), items=0)
     assert list(line_stream.part_lines(part)) == []
+
+
+def test_corrupt_gzip_data_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "T.json.gz"
+    body = bytearray(gzip.compress(b"".join(b'{"Item":{"pk":{"S":"%d"}}}\n' % i for i in range(2000))))
+    body[len(body) // 2 : len(body) // 2 + 8] = b"\xff" * 8  # deflate data no encoder writes
+    path.write_bytes(bytes(body))
+    with pytest.raises(BadInput, match=rf"^{path}: corrupt gzip data \(.+\)$"):
+        list(line_stream.file_lines(str(path), None))
 
 
 def test_gzip_is_undone_in_pieces_no_larger_than_a_chunk(monkeypatch):
