@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import json
@@ -14,6 +15,7 @@ import pytest
 
 from ddb_backup.errors import BadInput, IntegrityError
 from ddb_backup.format import sources as readers
+from ddb_backup.format.ddbjson import line_from_client_item
 from ddb_backup.format.dialects import parse_item
 from ddb_backup.format.lines import PartRef
 from ddb_backup.format.localfile import LocalFileWriter, write_local_file
@@ -123,6 +125,27 @@ def test_an_end_line_checksum_that_is_not_one_is_refused(tmp_path, sha):
         readers.open_source(str(path))
 
 
+def test_ready_made_lines_are_written_counted_and_summed_as_items_are(tmp_path):
+    # the CLI's backup writes each scanned page's lines at once (write_lines), not item by item
+    items = _items(5)
+    path = tmp_path / "T.json"
+    with LocalFileWriter(path, table="T", description=None) as writer:
+        writer.write(items[0])
+        writer.write_lines([line_from_client_item(i) for i in items[1:3]], 2)
+        writer.write_lines([line_from_client_item(items[3]) + line_from_client_item(items[4])], 2)
+    assert writer.items == 5
+    end = json.loads(_lines(path)[-1])["ddbBackupEnd"]
+    assert end == {"items": 5, "sha256": hashlib.sha256(b"".join(_lines(path)[:-1])).hexdigest()}
+    assert list(readers.open_source(str(path)).items()) == items
+
+
+def test_the_header_names_the_backup_as_asked(tmp_path):
+    path = tmp_path / "T.json"
+    write_local_file(path, _items(1), table="T", description=None, backup_id="20240102T030405Z-0badcafe")
+    source = readers.open_source(str(path))
+    assert (source.table, source.backup_id) == ("T", "20240102T030405Z-0badcafe")
+
+
 # ------------------------------------------------------------------ never replacing, never sharing
 def test_a_backup_file_is_never_replaced_unless_asked(tmp_path):
     path = _backup(tmp_path, n=3)
@@ -148,6 +171,25 @@ def test_two_writers_at_once_have_their_own_files_and_the_second_to_finish_is_re
         second.close()
     assert readers.open_source(str(path)).expected_items == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["T.json"]
+
+
+def test_without_hard_links_a_finished_file_is_renamed_into_place_but_never_over_another(tmp_path, monkeypatch):
+    def no_links(src: object, dst: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")  # as on file systems without hard links
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / "T.json"
+    assert write_local_file(path, _items(3), table="T", description=None) == 3
+    assert readers.open_source(str(path)).expected_items == 3
+    writer = LocalFileWriter(tmp_path / "U.json", table="U", description=None)
+    writer.write(_items(1)[0])
+    (tmp_path / "U.json").write_bytes(b"another run's backup")
+    with pytest.raises(
+        BadInput, match=rf"^{tmp_path}/U.json was written by another run while this one ran: kept that one$"
+    ):
+        writer.close()
+    assert (tmp_path / "U.json").read_bytes() == b"another run's backup"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["T.json", "U.json"]
 
 
 def test_a_temporary_file_is_created_exclusively(tmp_path, monkeypatch):
