@@ -235,6 +235,32 @@ def test_backup_and_temporary_files_are_0600_whatever_the_umask(tmp_path, name):
         os.umask(old)
 
 
+def test_a_temporary_file_is_never_open_to_others_not_even_before_its_mode_is_set(tmp_path, monkeypatch):
+    # another user who opened it in that instant could read the backup through that descriptor later
+    seen: list[int] = []
+    fchmod = os.fchmod
+    monkeypatch.setattr(
+        os, "fchmod", lambda fd, mode: (seen.append(stat.S_IMODE(os.fstat(fd).st_mode)), fchmod(fd, mode))
+    )
+    old = os.umask(0o000)
+    try:
+        LocalFileWriter(tmp_path / "T.json", table="T", description=None).abort()
+    finally:
+        os.umask(old)
+    assert seen == [0o600]
+
+
+def test_closing_twice_or_aborting_after_closing_keeps_the_one_file_written(tmp_path):
+    path = tmp_path / "T.json"
+    with LocalFileWriter(path, table="T", description=None) as writer:
+        writer.write(_items(1)[0])
+        assert writer.close() == 1
+    assert writer.close() == 1
+    writer.abort()
+    assert readers.open_source(str(path)).expected_items == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["T.json"]
+
+
 # ------------------------------------------------------------------ items with no attributes
 @pytest.mark.parametrize(
     ("dialect", "line"), [("item", b'{"Item": {}}'), ("local", b'{"Item":{}}'), ("typed", b"{}"), ("plain", b"{}")]
