@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import gzip
 import hashlib
 import json
 import os
+import re
 import stat
 import threading
 from pathlib import Path
 
 import pytest
 
+from ddb_backup import __version__
 from ddb_backup.errors import BadInput, IntegrityError
 from ddb_backup.format import sources as readers
 from ddb_backup.format.ddbjson import line_from_client_item
@@ -144,6 +147,27 @@ def test_the_header_names_the_backup_as_asked(tmp_path):
     write_local_file(path, _items(1), table="T", description=None, backup_id="20240102T030405Z-0badcafe")
     source = readers.open_source(str(path))
     assert (source.table, source.backup_id) == ("T", "20240102T030405Z-0badcafe")
+
+
+def test_the_header_carries_the_format_s_fields_and_the_file_is_made_where_asked(tmp_path):
+    # describe_table's datetimes are written as text; startedAt is UTC; the directories are made as needed
+    created = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    description = {"Table": {"TableName": "T", "CreationDateTime": created}}
+    path = tmp_path / "new" / "dir" / "T.json"
+    with LocalFileWriter(path, table="T", description=description, extra={"segments": 4}) as writer:
+        assert writer.tmp.parent == path.parent and writer.tmp.name.startswith(".T.json.")
+        assert writer.tmp.name.endswith(".partial")  # hidden, and never taken for a backup by a *.json glob
+    header = json.loads(_lines(path)[0])["ddbBackupFile"]
+    started = dt.datetime.fromisoformat(header.pop("startedAt"))
+    assert started.utcoffset() == dt.timedelta(0) and abs(dt.datetime.now(dt.UTC) - started) < dt.timedelta(minutes=5)
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", header.pop("backupId"))
+    assert header == {
+        "formatVersion": 1,
+        "toolVersion": __version__,
+        "table": "T",
+        "segments": 4,
+        "description": {"Table": {"TableName": "T", "CreationDateTime": "2024-01-02 03:04:05+00:00"}},
+    }
 
 
 # ------------------------------------------------------------------ never replacing, never sharing
