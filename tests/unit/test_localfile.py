@@ -214,6 +214,11 @@ def test_without_hard_links_a_finished_file_is_renamed_into_place_but_never_over
         writer.close()
     assert (tmp_path / "U.json").read_bytes() == b"another run's backup"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["T.json", "U.json"]
+    gone = LocalFileWriter(tmp_path / "V.json", table="V", description=None)  # its temporary file deleted by a clean-up
+    gone.tmp.unlink()
+    (tmp_path / "V.json").write_bytes(b"another run's backup")
+    with pytest.raises(BadInput, match=r"V.json was written by another run while this one ran: kept that one$"):
+        gone.close()
 
 
 def test_a_temporary_file_is_created_exclusively(tmp_path, monkeypatch):
