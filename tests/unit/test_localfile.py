@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import errno
 import gzip
 import hashlib
 import json
 import os
+import re
 import stat
 import threading
 from pathlib import Path
 
 import pytest
 
+from ddb_backup import __version__
 from ddb_backup.errors import BadInput, IntegrityError
 from ddb_backup.format import sources as readers
+from ddb_backup.format.ddbjson import line_from_client_item
 from ddb_backup.format.dialects import parse_item
 from ddb_backup.format.lines import PartRef
 from ddb_backup.format.localfile import LocalFileWriter, write_local_file
@@ -123,6 +128,48 @@ def test_an_end_line_checksum_that_is_not_one_is_refused(tmp_path, sha):
         readers.open_source(str(path))
 
 
+def test_ready_made_lines_are_written_counted_and_summed_as_items_are(tmp_path):
+    # the CLI's backup writes each scanned page's lines at once (write_lines), not item by item
+    items = _items(5)
+    path = tmp_path / "T.json"
+    with LocalFileWriter(path, table="T", description=None) as writer:
+        writer.write(items[0])
+        writer.write_lines([line_from_client_item(i) for i in items[1:3]], 2)
+        writer.write_lines([line_from_client_item(items[3]) + line_from_client_item(items[4])], 2)
+    assert writer.items == 5
+    end = json.loads(_lines(path)[-1])["ddbBackupEnd"]
+    assert end == {"items": 5, "sha256": hashlib.sha256(b"".join(_lines(path)[:-1])).hexdigest()}
+    assert list(readers.open_source(str(path)).items()) == items
+
+
+def test_the_header_names_the_backup_as_asked(tmp_path):
+    path = tmp_path / "T.json"
+    write_local_file(path, _items(1), table="T", description=None, backup_id="20240102T030405Z-0badcafe")
+    source = readers.open_source(str(path))
+    assert (source.table, source.backup_id) == ("T", "20240102T030405Z-0badcafe")
+
+
+def test_the_header_carries_the_format_s_fields_and_the_file_is_made_where_asked(tmp_path):
+    # describe_table's datetimes are written as text; startedAt is UTC; the directories are made as needed
+    created = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    description = {"Table": {"TableName": "T", "CreationDateTime": created}}
+    path = tmp_path / "new" / "dir" / "T.json"
+    with LocalFileWriter(path, table="T", description=description, extra={"segments": 4}) as writer:
+        assert writer.tmp.parent == path.parent and writer.tmp.name.startswith(".T.json.")
+        assert writer.tmp.name.endswith(".partial")  # hidden, and never taken for a backup by a *.json glob
+    header = json.loads(_lines(path)[0])["ddbBackupFile"]
+    started = dt.datetime.fromisoformat(header.pop("startedAt"))
+    assert started.utcoffset() == dt.timedelta(0) and abs(dt.datetime.now(dt.UTC) - started) < dt.timedelta(minutes=5)
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{8}", header.pop("backupId"))
+    assert header == {
+        "formatVersion": 1,
+        "toolVersion": __version__,
+        "table": "T",
+        "segments": 4,
+        "description": {"Table": {"TableName": "T", "CreationDateTime": "2024-01-02 03:04:05+00:00"}},
+    }
+
+
 # ------------------------------------------------------------------ never replacing, never sharing
 def test_a_backup_file_is_never_replaced_unless_asked(tmp_path):
     path = _backup(tmp_path, n=3)
@@ -148,6 +195,30 @@ def test_two_writers_at_once_have_their_own_files_and_the_second_to_finish_is_re
         second.close()
     assert readers.open_source(str(path)).expected_items == 4
     assert sorted(p.name for p in tmp_path.iterdir()) == ["T.json"]
+
+
+def test_without_hard_links_a_finished_file_is_renamed_into_place_but_never_over_another(tmp_path, monkeypatch):
+    def no_links(src: object, dst: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted")  # as on file systems without hard links
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / "T.json"
+    assert write_local_file(path, _items(3), table="T", description=None) == 3
+    assert readers.open_source(str(path)).expected_items == 3
+    writer = LocalFileWriter(tmp_path / "U.json", table="U", description=None)
+    writer.write(_items(1)[0])
+    (tmp_path / "U.json").write_bytes(b"another run's backup")
+    with pytest.raises(
+        BadInput, match=rf"^{tmp_path}/U.json was written by another run while this one ran: kept that one$"
+    ):
+        writer.close()
+    assert (tmp_path / "U.json").read_bytes() == b"another run's backup"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["T.json", "U.json"]
+    gone = LocalFileWriter(tmp_path / "V.json", table="V", description=None)  # its temporary file deleted by a clean-up
+    gone.tmp.unlink()
+    (tmp_path / "V.json").write_bytes(b"another run's backup")
+    with pytest.raises(BadInput, match=r"V.json was written by another run while this one ran: kept that one$"):
+        gone.close()
 
 
 def test_a_temporary_file_is_created_exclusively(tmp_path, monkeypatch):
@@ -191,6 +262,32 @@ def test_backup_and_temporary_files_are_0600_whatever_the_umask(tmp_path, name):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
     finally:
         os.umask(old)
+
+
+def test_a_temporary_file_is_never_open_to_others_not_even_before_its_mode_is_set(tmp_path, monkeypatch):
+    # another user who opened it in that instant could read the backup through that descriptor later
+    seen: list[int] = []
+    fchmod = os.fchmod
+    monkeypatch.setattr(
+        os, "fchmod", lambda fd, mode: (seen.append(stat.S_IMODE(os.fstat(fd).st_mode)), fchmod(fd, mode))
+    )
+    old = os.umask(0o000)
+    try:
+        LocalFileWriter(tmp_path / "T.json", table="T", description=None).abort()
+    finally:
+        os.umask(old)
+    assert seen == [0o600]
+
+
+def test_closing_twice_or_aborting_after_closing_keeps_the_one_file_written(tmp_path):
+    path = tmp_path / "T.json"
+    with LocalFileWriter(path, table="T", description=None) as writer:
+        writer.write(_items(1)[0])
+        assert writer.close() == 1
+    assert writer.close() == 1
+    writer.abort()
+    assert readers.open_source(str(path)).expected_items == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["T.json"]
 
 
 # ------------------------------------------------------------------ items with no attributes

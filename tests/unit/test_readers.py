@@ -9,6 +9,7 @@ import json
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -569,6 +570,7 @@ def test_a_line_of_exactly_the_limit_is_read_and_one_byte_more_is_refused_as_soo
         list(line_stream.split_lines([b"x\n" + b"c" * 1001 + b"\n"], "w"))
     assert list(line_stream.split_lines([b"c" * 1000 + b"\n"], "w")) == [(1, b"c" * 1000)]
     assert list(line_stream.split_lines([b"c" * 600, b"c" * 400 + b"\n"], "w")) == [(1, b"c" * 1000)]
+    assert list(line_stream.split_lines([b"c" * 500, b"c" * 500, b"\n"], "w")) == [(1, b"c" * 1000)]  # no newline yet
     assert list(line_stream.split_lines([b"ab", b"cd"], "w")) == [(1, b"abcd")]  # a last line without its newline
 
 
@@ -606,3 +608,97 @@ def test_gzip_members_split_anywhere_across_chunks_read_whole(monkeypatch, tmp_p
     path.write_bytes(gzip.compress(b"".join(lines)) + b"garbage")
     with pytest.raises(BadInput, match=r"T.json.gz: corrupt gzip data"):
         list(readers.open_source(str(path)).items())
+
+
+def test_an_empty_part_reads_as_no_lines(tmp_path):
+    assert list(line_stream.decoded([], "w")) == [] and list(line_stream.decoded([b"", b""], "w")) == []
+    part = _part_file(tmp_path, b"", sha256=hashlib.sha256(b"").hexdigest(), items=0)
+    assert list(line_stream.part_lines(part)) == []
+
+
+def test_corrupt_gzip_data_is_refused_naming_the_file(tmp_path):
+    path = tmp_path / "T.json.gz"
+    body = bytearray(gzip.compress(b"".join(b'{"Item":{"pk":{"S":"%d"}}}\n' % i for i in range(2000))))
+    body[len(body) // 2 : len(body) // 2 + 8] = b"\xff" * 8  # deflate data no encoder writes
+    path.write_bytes(bytes(body))
+    with pytest.raises(BadInput, match=rf"^{path}: corrupt gzip data \(.+\)$"):
+        list(line_stream.file_lines(str(path), None))
+
+
+def test_gzip_is_undone_in_pieces_no_larger_than_a_chunk(monkeypatch):
+    # bounded memory: a part that compresses 1000:1 is never held whole once undone
+    monkeypatch.setattr(location, "CHUNK", 64)
+    body = b'{"Item":{"pk":{"S":"a"}}}\n' * 400
+    pieces = list(line_stream.decoded([gzip.compress(body)], "w"))
+    assert b"".join(pieces) == body and max(len(p) for p in pieces) == 64 and len(pieces) == -(-len(body) // 64)
+
+
+class _RecordingS3:
+    """An S3 client of the caller's own: records the keys it is asked for."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.keys = inner, []
+
+    def get_object(self, **kwargs: str) -> Any:
+        self.keys.append(kwargs["Key"])
+        return self.inner.get_object(**kwargs)
+
+
+def test_an_s3_part_is_read_with_the_caller_s_client_or_else_the_shared_one(s3):
+    import boto3
+
+    s3.create_bucket(Bucket=BUCKET)
+    s3.put_object(Bucket=BUCKET, Key="d/p.json", Body=ITEM + b"\n" + ITEM + b"\n")
+    part = PartRef("d/p.json", f"s3://{BUCKET}/d/p.json", "item", items=2)
+    own = _RecordingS3(boto3.session.Session().client("s3", region_name="us-east-1"))
+    assert [line for _, line in line_stream.part_lines(part, own)] == [ITEM, ITEM]
+    assert own.keys == ["d/p.json"]  # the caller's client (its account, its role), not the shared one
+    assert [line for _, line in line_stream.part_lines(part)] == [ITEM, ITEM]
+
+
+def test_a_part_without_a_checksum_streams_its_first_line_before_the_rest_is_read(tmp_path, monkeypatch):
+    # nothing to verify first, so nothing is spooled: a large foreign file does not fill the disk before it starts
+    read: list[int] = []
+
+    def chunks(url: str, s3: object):
+        for i, chunk in enumerate([ITEM + b"\n", ITEM + b"\n", ITEM + b"\n"]):
+            read.append(i)
+            yield chunk
+
+    monkeypatch.setattr(location, "chunks", chunks)
+    lines = line_stream.part_lines(PartRef("p", str(tmp_path / "p.json"), "item", items=3))
+    assert next(lines) == (f"{tmp_path}/p.json line 1", ITEM) and read == [0]
+    assert len(list(lines)) == 2
+
+
+def test_lines_of_other_formats_named_like_a_local_file_s_header_or_end_are_data(tmp_path):
+    body = b'{"ddbBackupFile": "x", "pk": "a"}\n{"ddbBackupEnd": {"items": 0}}\n{"pk": "b"}\n'
+    part = _part_file(tmp_path, body, items=3)
+    for dialect in ("plain", "item"):
+        got = [line for _, line in line_stream.part_lines(PartRef(part.id, part.url, dialect, items=3))]
+        assert got == body.splitlines()
+
+
+def _local_sum(lines: list[bytes]) -> str:
+    return hashlib.sha256(b"".join(line + b"\n" for line in lines)).hexdigest()
+
+
+def test_a_header_line_anywhere_but_first_in_a_local_file_is_refused(tmp_path):
+    for body in ([HEADER, ITEM, HEADER, ITEM], [b'{"other": 1}', ITEM, ITEM]):
+        end = json.dumps({"ddbBackupEnd": {"items": 2, "sha256": _local_sum(body)}}).encode()
+        path = _local(tmp_path, [*body, end])
+        with pytest.raises(BackupIncomplete, match=r"T.json is incomplete: its end line says 2 items, it holds 3"):
+            list(line_stream.part_lines(PartRef("T.json", path, "local")))
+
+
+@pytest.mark.parametrize(
+    ("end", "message"),
+    [
+        (b'{"ddbBackupEnd": {"items": 1, "sha', "T.json line 3: not a JSON line"),
+        (b'{"ddbBackupEnd": {"items": "1"}}', "T.json line 3: end line without an item count"),
+    ],
+)
+def test_a_damaged_end_line_is_refused_naming_file_and_line(tmp_path, end, message):
+    path = _local(tmp_path, [HEADER, ITEM, end])
+    with pytest.raises(BadInput, match=rf"^{tmp_path}/{message}"):
+        readers.open_source(path)
