@@ -6,8 +6,10 @@ import base64
 import gzip
 import hashlib
 import json
+import re
 import shutil
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -163,6 +165,143 @@ def test_an_ion_or_incremental_export_is_refused(export_copy):
     summary.write_text(summary.read_text().replace('"DYNAMODB_JSON"', '"ION"'))
     (export_copy / "manifest-summary.md5").unlink()
     with pytest.raises(UnknownFormat, match=r"ION"):
+        readers.open_source(str(export_copy))
+
+
+def _rewrite_export(export: Path, *, summary=None, files: list[str] | None = None) -> None:
+    """Edit an export's summary (``summary(doc)``) and/or replace manifest-files.json's lines; drop their .md5 files."""
+    if summary is not None:
+        path = export / "manifest-summary.json"
+        doc = json.loads(path.read_text())
+        summary(doc)
+        path.write_text(json.dumps(doc))
+        (export / "manifest-summary.md5").unlink(missing_ok=True)
+    if files is not None:
+        (export / "manifest-files.json").write_text("\n".join(files) + "\n")
+        (export / "manifest-files.md5").unlink(missing_ok=True)
+
+
+def _files_entry(key: str, count: int = 0, **more: object) -> str:
+    return json.dumps({"itemCount": count, "md5Checksum": "AAAA", "dataFileS3Key": key, **more})
+
+
+EXPORT_KEY = f"exports/AWSDynamoDB/{EXPORT.name}/"
+
+
+def test_an_export_summary_without_format_type_or_table_arn_reads_as_a_full_dynamodb_json_export(export_copy):
+    def older(doc):
+        del doc["outputFormat"], doc["tableArn"]
+
+    _rewrite_export(export_copy, summary=older)
+    source = readers.open_source(str(export_copy))
+    assert (source.format, source.table, source.backup_id, source.expected_items) == (
+        "native-export",
+        None,
+        EXPORT.name,
+        120,
+    )
+    assert _same(source.items(), "mystack-GranulesTable")
+
+
+@pytest.mark.parametrize(
+    ("arn", "table"),
+    [
+        ("arn:aws:dynamodb:us-east-1:123456789012:table/T-1.x", "T-1.x"),
+        ("arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/2026-11-21T03:00:00.000", "T"),
+        ("not an arn", None),
+        (None, None),
+    ],
+)
+def test_an_export_s_table_is_the_name_in_its_table_arn_and_nothing_after_it(export_copy, arn, table):
+    _rewrite_export(export_copy, summary=lambda doc: doc.update(tableArn=arn))
+    assert readers.open_source(str(export_copy)).table == table
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda doc: doc.pop("manifestFilesS3Key"), r"manifest-summary.json: not a DynamoDB export summary$"),
+        (
+            lambda doc: doc.update(exportType="INCREMENTAL_EXPORT"),
+            r"manifest-summary.json: exportType 'INCREMENTAL_EXPORT': only full exports are read$",
+        ),
+        (
+            lambda doc: doc.update(outputFormat="ION"),
+            r"manifest-summary.json: outputFormat 'ION': only DYNAMODB_JSON is read$",
+        ),
+    ],
+)
+def test_an_export_summary_this_tool_cannot_read_is_refused_saying_why(export_copy, change, message):
+    _rewrite_export(export_copy, summary=change)
+    with pytest.raises(UnknownFormat, match=message):
+        readers.open_source(str(export_copy))
+
+
+def test_an_export_summary_of_a_full_export_says_so_and_reads(export_copy):
+    _rewrite_export(export_copy, summary=lambda doc: doc.update(exportType="FULL_EXPORT"))
+    assert readers.open_source(str(export_copy)).expected_items == 120
+
+
+def test_an_export_with_an_empty_data_file_and_blank_lines_in_its_manifest_reads_every_part(export_copy):
+    # DynamoDB writes empty data files (itemCount 0) when a segment has no items.
+    (export_copy / "data" / "empty.json.gz").write_bytes(gzip.compress(b""))
+    kept = (export_copy / "manifest-files.json").read_text().splitlines()
+    _rewrite_export(export_copy, files=[kept[0], "", _files_entry(EXPORT_KEY + "data/empty.json.gz"), "  ", kept[1]])
+    source = readers.open_source(str(export_copy))
+    assert [(p.id, p.items) for p in source.parts] == [
+        ("data/x7k2mq4vdu5lbl3fzhyq2a6ctm.json.gz", 70),
+        ("data/empty.json.gz", 0),
+        ("data/j3nq5ybq4e2dfp7wzl6ka3xvhe.json.gz", 50),
+    ]
+    assert source.expected_items == 120
+
+
+def test_an_export_data_file_is_named_by_its_whole_key_after_the_export_directory(export_copy):
+    key = EXPORT_KEY + f"data/AWSDynamoDB/{EXPORT.name}/f.json.gz"  # the marker again, inside data/
+    _rewrite_export(export_copy, summary=lambda doc: doc.pop("itemCount"), files=[_files_entry(key, 3)])
+    (part,) = readers.open_source(str(export_copy)).parts
+    assert (part.id, part.url, part.items, part.md5) == (
+        f"data/AWSDynamoDB/{EXPORT.name}/f.json.gz",
+        str(export_copy / "data" / "AWSDynamoDB" / EXPORT.name / "f.json.gz"),
+        3,
+        "AAAA",
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("[1]", r"line 2: not an object$"),
+        ("{", r"line 2: not a JSON line"),
+        (
+            _files_entry("exports/AWSDynamoDB/01763780000000-ffffffff/data/a.json.gz"),
+            r"line 2: dataFileS3Key 'exports/AWSDynamoDB/01763780000000-ffffffff/data/a.json.gz' is not inside "
+            rf"AWSDynamoDB/{EXPORT.name}/$",
+        ),
+        (json.dumps({"itemCount": 1}), rf"line 2: dataFileS3Key None is not inside AWSDynamoDB/{EXPORT.name}/$"),
+        (_files_entry(EXPORT_KEY + "other/a.json.gz"), r"line 2: part key 'other/a.json.gz' points outside"),
+        (_files_entry(EXPORT_KEY + "data/a.json.gz", -1), r"line 2: itemCount must be a count, got -1$"),
+        (_files_entry(EXPORT_KEY + "data/a.json.gz", md5Checksum=7), r"line 2: md5Checksum must be a string, got 7$"),
+    ],
+)
+def test_a_bad_export_manifest_line_is_refused_naming_file_line_and_field(export_copy, line, message):
+    first = (export_copy / "manifest-files.json").read_text().splitlines()[0]
+    _rewrite_export(export_copy, files=[first, line])
+    with pytest.raises(BadInput, match=rf"^{export_copy}/manifest-files.json {message}"):
+        readers.open_source(str(export_copy))
+
+
+@pytest.mark.parametrize("which", ["manifest-summary", "manifest-files"])
+def test_an_export_md5_file_that_is_not_ascii_or_too_long_is_refused_naming_it(export_copy, which):
+    md5_file = export_copy / f"{which}.md5"
+    good = md5_file.read_text().strip()
+    md5_file.write_text(good.upper() + "\n" + " " * (1023 - len(good)))  # 1024 bytes, case and spaces aside: its md5
+    assert len(md5_file.read_bytes()) == 1024 and readers.open_source(str(export_copy)).expected_items == 120
+    md5_file.write_bytes(b"\xff" + good.encode()[1:])
+    with pytest.raises(IntegrityError, match=rf"^{export_copy}/{which}.json is corrupt: md5 {good}, {which}.md5 says"):
+        readers.open_source(str(export_copy))
+    md5_file.write_bytes(good.encode() + b" " * (1025 - len(good)))
+    with pytest.raises(BadInput, match=rf"^{export_copy}/{which}.md5: larger than 1024 bytes"):
         readers.open_source(str(export_copy))
 
 
@@ -496,15 +635,56 @@ def test_a_dead_letter_object_reads_back_as_a_source(tmp_path, s3):
 
 
 def test_key_types_come_from_the_first_item():
-    item = {"bucket": {"S": "b"}, "key": {"N": "1"}, "x": {"M": {}}}
-    assert readers.key_schema_from_names(["bucket", "key"], item) == [
+    item = {"bucket": {"S": "b"}, "key": {"N": "1"}, "x": {"M": {}}, "blob": {"B": b"\x00"}}
+    assert readers.key_schema_from_names(["bucket", "key"], item, "f.json") == [
         {"AttributeName": "bucket", "KeyType": "HASH", "AttributeType": "S"},
         {"AttributeName": "key", "KeyType": "RANGE", "AttributeType": "N"},
     ]
-    with pytest.raises(BadInput, match=r"no attribute 'nope'"):
-        readers.key_schema_from_names(["nope"], item)
-    with pytest.raises(BadInput, match=r"keys are S, N or B"):
-        readers.key_schema_from_names(["x"], item)
+    assert readers.key_schema_from_names(["blob"], item, "f.json") == [
+        {"AttributeName": "blob", "KeyType": "HASH", "AttributeType": "B"}
+    ]
+    with pytest.raises(BadInput, match=r"^f.json: the first item has no attribute 'nope'"):
+        readers.key_schema_from_names(["nope"], item, "f.json")
+    with pytest.raises(BadInput, match=r"^f.json: key 'x' is of type M in the first item; keys are S, N or B$"):
+        readers.key_schema_from_names(["x"], item, "f.json")
+
+
+@pytest.mark.parametrize("names", [[], ["bucket", "key", "x"]])
+def test_a_key_schema_takes_one_or_two_names(names):
+    with pytest.raises(
+        BadInput, match=rf"^give one or two key attribute names \(hash\[,range\]\), got {re.escape(repr(names))}$"
+    ):
+        readers.key_schema_from_names(names, {"bucket": {"S": "b"}, "key": {"N": "1"}, "x": {"S": "x"}}, "f.json")
+
+
+def test_a_source_without_items_cannot_give_key_types():
+    with pytest.raises(
+        BadInput, match=r"^f.json has no items to take the type of key 'pk' from: give it with its type$"
+    ):
+        readers.key_schema_from_names(["pk"], None, "f.json")
+
+
+def test_the_first_item_of_an_s3_source_is_read_with_its_client_past_empty_parts(s3):
+    s3.create_bucket(Bucket="bkt")
+    s3.put_object(Bucket="bkt", Key="d/a.json", Body=b'{"pk": {"S": "a"}}\n{"pk": {"S": "b"}}\n')
+    s3.put_object(Bucket="bkt", Key="d/empty.json", Body=b"")
+    reads: list[str] = []
+
+    class Own:  # the client the source was opened with (a profile's), not the shared one
+        def __getattr__(self, name: str):
+            return getattr(s3, name)
+
+        def get_object(self, **kwargs):
+            reads.append(kwargs["Key"])
+            return s3.get_object(**kwargs)
+
+    source = readers.open_source("s3://bkt/d/a.json", Own())
+    reads.clear()
+    assert source.first_item() == {"pk": {"S": "a"}}
+    assert reads == ["d/a.json"]
+    empty = PartRef("empty.json", "s3://bkt/d/empty.json", "typed")
+    assert replace(source, parts=[empty, *source.parts]).first_item() == {"pk": {"S": "a"}}
+    assert replace(source, parts=[empty]).first_item() is None
 
 
 def test_a_part_reference_survives_json():
