@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ddb_backup.aws import clients
 from ddb_backup.backup.finalize import finalize_table
 from ddb_backup.backup.plan import Settings, plan_run
 from ddb_backup.backup.scan import ScanSettings, scan_segment
@@ -500,6 +501,17 @@ ITEM = b'{"Item":{"pk":{"S":"a"}}}'
         ([HEADER, ITEM, b'{"ddbBackupEnd": {"items": 3}}'], BackupIncomplete, "end line says 3 items, it holds 1"),
         ([HEADER, b'{"ddbBackupEnd": {"items": 0}}', ITEM], BadInput, "T.json line 3: data after the end line"),
         ([HEADER.replace(b'"formatVersion": 1', b'"formatVersion": 9'), ITEM], BadInput, "formatVersion 9"),
+        ([b'{"ddbBackupFile": "x"}', ITEM], BadInput, r"T.json line 1: ddbBackupFile must be an object$"),
+        (
+            [HEADER.replace(b'"description": null', b'"description": {}'), ITEM],
+            BadInput,
+            r"T.json line 1: description must be the saved table description$",
+        ),
+        (
+            [HEADER.replace(b'"description": null', b'"description": ["Table"]'), ITEM],
+            BadInput,
+            r"T.json line 1: description must be the saved table description$",
+        ),
     ],
 )
 def test_an_incomplete_or_odd_local_file_is_refused_naming_it(tmp_path, lines, error, message):
@@ -528,6 +540,93 @@ def test_a_local_file_altered_after_opening_with_the_same_count_fails_before_the
         list(source.items())
     path.write_bytes(path.read_bytes().replace(b'"3"', b'"2"'))  # put back: reads whole again
     assert [i["v"]["N"] for i in source.items()] == ["1", "2"]
+
+
+BARE = 'bare {"Item": ...} lines'
+ONE_FILE = {  # name -> (body, format, part dialect, the name no-count warnings give the format)
+    "T.json": (None, "local-file", "local", None),
+    "dl.json": (b'{"Item": {"pk": {"S": "a"}}}\n', "dynamodb-json-lines", "item", BARE),
+    "typed.json": (b'{"pk": {"S": "a"}}\n', "cumulus-api", "typed", "cumulus-api"),
+    "plain.json": (b'{"pk": "a"}\n', "cumulus-api", "plain", "cumulus-api"),
+}
+BACKUP_ID = "20261122T030000Z-1a2b3c4d"
+
+
+def _one_file(tmp_path: Path, name: str, base: str, s3) -> str:
+    """One single-file backup ``name`` (see ONE_FILE) holding the item pk=a, in ``base`` (a directory or S3 prefix)."""
+    body = ONE_FILE[name][0]
+    if body is None:
+        written = tmp_path / "written" / name
+        write_local_file(written, [{"pk": {"S": "a"}}], table="T", description=None, backup_id=BACKUP_ID)
+        body = written.read_bytes()
+    url = location.join(base, name)
+    if location.is_s3(url):
+        bucket, key = location.split(url)
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    else:
+        Path(url).write_bytes(body)
+    return url
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+@pytest.mark.parametrize("name", list(ONE_FILE))
+def test_a_single_file_source_names_its_part_by_the_file_and_keeps_dead_letters_beside_it(tmp_path, s3, where, name):
+    _, fmt, dialect, shown = ONE_FILE[name]
+    if where == "s3":
+        s3.create_bucket(Bucket="bkt")
+        base = "s3://bkt/d/"
+    else:
+        base = str(tmp_path / "d")
+        Path(base).mkdir()
+    url = _one_file(tmp_path, name, base, s3)
+    source = readers.open_source(url, s3)
+    recorded = ("T", BACKUP_ID) if fmt == "local-file" else (None, None)
+    assert (source.format, source.location, (source.table, source.backup_id), source.dead_letter_base) == (
+        fmt,
+        url,
+        recorded,
+        str(tmp_path / "d") if where == "local" else base,
+    )
+    assert [(p.id, p.url, p.dialect, p.items) for p in source.parts] == [
+        (name, url, dialect, 1 if fmt == "local-file" else None)
+    ]
+    no_count = f"{url} is a {shown} file: it carries no item count, so a file cut short"
+    if fmt == "local-file":
+        assert source.warnings == []
+    elif dialect == "plain":
+        assert source.warnings[0].startswith(f"{url}: cumulus-api plain JSON cannot tell sets from lists")
+        assert source.warnings[1].startswith(no_count) and len(source.warnings) == 2
+    else:
+        assert len(source.warnings) == 1 and source.warnings[0].startswith(no_count)
+    assert list(source.items()) == [{"pk": {"S": "a"}}]
+
+
+class _OwnClient:
+    """An S3 client other than the shared one (a profile's, a region's): records the keys it reads."""
+
+    def __init__(self, s3) -> None:
+        self.s3, self.reads = s3, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.s3, name)
+
+    def get_object(self, **kwargs):
+        self.reads.append(kwargs["Key"])
+        return self.s3.get_object(**kwargs)
+
+
+@pytest.mark.parametrize("name", list(ONE_FILE))
+def test_a_source_opened_with_an_s3_client_reads_every_object_with_it(tmp_path, s3, monkeypatch, name):
+    s3.create_bucket(Bucket="bkt")
+    url = _one_file(tmp_path, name, "s3://bkt/d/", s3)
+    monkeypatch.setattr(clients, "client", lambda service: pytest.fail(f"the shared {service} client was used"))
+    own = _OwnClient(s3)
+    source = readers.open_source(url, own)
+    assert source.s3 is own
+    own.reads.clear()
+    assert list(source.items()) == [{"pk": {"S": "a"}}]
+    assert list(source.read_part(source.parts[0])) == [{"pk": {"S": "a"}}]
+    assert own.reads == ["d/" + name, "d/" + name]
 
 
 # ------------------------------------------------------------------ bad lines, named
@@ -614,6 +713,23 @@ def test_anything_else_is_an_unknown_format(tmp_path, body):
         readers.open_source(str(path))
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "what.json: empty file, no backup in it"),
+        (b"\n\nhello\n", "what.json line 3: not JSON lines: not a backup this tool reads"),
+        (b"[1, 2]\n", "what.json line 1: a JSON list, not an item: not a backup this tool reads"),
+        (b"{}\n", "what.json line 1: a JSON dict, not an item: not a backup this tool reads"),
+    ],
+)
+def test_a_file_that_is_no_backup_says_what_its_first_line_is(tmp_path, body, message):
+    path = tmp_path / "what.json"
+    path.write_bytes(body)
+    with pytest.raises(UnknownFormat) as info:
+        readers.open_source(str(path))
+    assert str(info.value) == f"{tmp_path}/{message}"
+
+
 def test_a_missing_path_or_empty_prefix_is_named(tmp_path, s3):
     with pytest.raises(BadInput, match=r"no such file"):
         readers.open_source(str(tmp_path / "nope.json"))
@@ -668,20 +784,11 @@ def test_the_first_item_of_an_s3_source_is_read_with_its_client_past_empty_parts
     s3.create_bucket(Bucket="bkt")
     s3.put_object(Bucket="bkt", Key="d/a.json", Body=b'{"pk": {"S": "a"}}\n{"pk": {"S": "b"}}\n')
     s3.put_object(Bucket="bkt", Key="d/empty.json", Body=b"")
-    reads: list[str] = []
-
-    class Own:  # the client the source was opened with (a profile's), not the shared one
-        def __getattr__(self, name: str):
-            return getattr(s3, name)
-
-        def get_object(self, **kwargs):
-            reads.append(kwargs["Key"])
-            return s3.get_object(**kwargs)
-
-    source = readers.open_source("s3://bkt/d/a.json", Own())
-    reads.clear()
+    own = _OwnClient(s3)
+    source = readers.open_source("s3://bkt/d/a.json", own)
+    own.reads.clear()
     assert source.first_item() == {"pk": {"S": "a"}}
-    assert reads == ["d/a.json"]
+    assert own.reads == ["d/a.json"]
     empty = PartRef("empty.json", "s3://bkt/d/empty.json", "typed")
     assert replace(source, parts=[empty, *source.parts]).first_item() == {"pk": {"S": "a"}}
     assert replace(source, parts=[empty]).first_item() is None
