@@ -421,6 +421,18 @@ def test_a_part_whose_count_differs_from_the_manifest_fails_naming_it(v1):
         (lambda m: m["parts"][0].update(sha256="abc"), BadInput, "sha256 must be 64 hex digits"),
         (lambda m: m["totals"].update(items=1), IntegrityError, "totals say 1 items"),
         (lambda m: m.update(format="other"), UnknownFormat, "not a ddb-backup manifest"),
+        (lambda m: m.update(itemFormat="ION"), BadInput, r"manifest.json: itemFormat 'ION' is not DYNAMODB_JSON$"),
+        (lambda m: m["parts"].__setitem__(1, "x"), BadInput, r"manifest.json parts\[1\]: not an object$"),
+        (
+            lambda m: m["parts"][1].update(items=-1),
+            BadInput,
+            r"manifest.json parts\[1\]: items must be a count, got -1$",
+        ),
+        (
+            lambda m: m["parts"].append(dict(m["parts"][0])),
+            BadInput,
+            r"manifest.json parts\[\d+\]: part data/\S+ is listed twice$",
+        ),
     ],
 )
 def test_a_bad_manifest_is_refused_naming_it(v1, change, error, message):
@@ -428,6 +440,18 @@ def test_a_bad_manifest_is_refused_naming_it(v1, change, error, message):
     with pytest.raises(error, match=message) as info:
         readers.open_source(str(v1))
     assert "manifest.json" in str(info.value)
+
+
+def test_a_manifest_without_item_format_or_part_sizes_reads_each_part_checked_by_its_sha256(v1, v1_master):
+    def older(m):
+        del m["itemFormat"]
+        for part in m["parts"]:
+            part["bytes"] = str(part["bytes"])  # not a size: ignored, the sha256 still checks every byte
+
+    _edit_manifest(v1, older)
+    source = readers.open_source(str(v1))
+    assert source.expected_items == 90 and Counter(map(canonical, source.items())) == v1_master[1]
+    assert {p.bytes for p in source.parts} == {None}
 
 
 def test_a_backup_without_its_manifest_is_incomplete(v1):
