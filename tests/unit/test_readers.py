@@ -419,7 +419,11 @@ def test_a_part_whose_count_differs_from_the_manifest_fails_naming_it(v1):
         (lambda m: m["parts"][0].update(key="../other/data/x.json.gz"), BadInput, "outside the backup's data/"),
         (lambda m: m["parts"][0].update(key="/etc/passwd"), BadInput, "outside the backup's data/"),
         (lambda m: m["parts"][0].update(sha256="abc"), BadInput, "sha256 must be 64 hex digits"),
-        (lambda m: m["totals"].update(items=1), IntegrityError, "totals say 1 items"),
+        (lambda m: m["totals"].update(items=1), IntegrityError, r"totals say 1 items, the parts add up to 90$"),
+        (lambda m: m.update(totals="x"), BadInput, r"manifest.json: totals must be an object, got str$"),
+        (lambda m: m.pop("parts"), BadInput, r"manifest.json: has no list of parts$"),
+        (lambda m: m.update(description={}), BadInput, r"manifest.json: has no table description$"),
+        (lambda m: m.update(description=["Table"]), BadInput, r"manifest.json: has no table description$"),
         (lambda m: m.update(format="other"), UnknownFormat, "not a ddb-backup manifest"),
         (lambda m: m.update(itemFormat="ION"), BadInput, r"manifest.json: itemFormat 'ION' is not DYNAMODB_JSON$"),
         (lambda m: m["parts"].__setitem__(1, "x"), BadInput, r"manifest.json parts\[1\]: not an object$"),
@@ -452,6 +456,25 @@ def test_a_manifest_without_item_format_or_part_sizes_reads_each_part_checked_by
     source = readers.open_source(str(v1))
     assert source.expected_items == 90 and Counter(map(canonical, source.items())) == v1_master[1]
     assert {p.bytes for p in source.parts} == {None}
+
+
+def _empty_part(m) -> None:
+    m["parts"].append({"key": "data/empty.json.gz", "items": 0, "sha256": "0" * 64, "bytes": 20})
+
+
+def test_an_empty_part_adds_nothing_to_the_count_the_totals_are_checked_against(v1):
+    _edit_manifest(v1, _empty_part)
+    assert readers.open_source(str(v1)).expected_items == 90
+    _edit_manifest(v1, lambda m: m["totals"].update(items=91))
+    with pytest.raises(IntegrityError, match=r"manifest.json: totals say 91 items, the parts add up to 90$"):
+        readers.open_source(str(v1))
+
+
+@pytest.mark.parametrize(("moment", "read"), [("2026-11-22T03:00:00+00:00", "2026-11-22T03:00:00+00:00"), (5, None)])
+def test_an_exact_backup_s_moment_is_read_from_its_manifest(v1, moment, read):
+    assert readers.open_source(str(v1)).consistent_at is None
+    _edit_manifest(v1, lambda m: m.update(consistentAt=moment))
+    assert readers.open_source(str(v1)).consistent_at == read
 
 
 def test_a_backup_without_its_manifest_is_incomplete(v1):
