@@ -391,6 +391,30 @@ def test_a_table_directory_restores_its_latest_complete_backup(v1):
     assert "restoring the latest, " in source.warnings[0]
 
 
+def test_a_table_directory_names_the_backup_it_restores_and_every_newer_incomplete_one(v1):
+    table = v1.parent
+    shutil.copytree(v1, table / "20261121T030000Z-00000001")  # older, complete
+    for newer in ("20261123T030000Z-00000002", "20261124T030000Z-00000003"):  # newer, no manifest yet
+        (table / newer).mkdir()
+        (table / newer / "plan.json").write_text("{}")
+    shutil.copytree(v1, table / "20261125T030000Z-0000000g")  # not a backup id: not a backup of this tool
+    (table / "notes").mkdir()
+    source = readers.open_source(str(table))
+    backup_id = json.loads((v1 / "manifest.json").read_text())["backupId"]  # the manifest's, whatever the directory
+    assert (source.location, source.backup_id) == (str(v1), backup_id)
+    assert source.warnings == [
+        f"{table} holds several backups of one table: restoring the latest, {backup_id}",
+        f"{table}: the newest backup, 20261124T030000Z-00000003, is incomplete (no manifest.json; "
+        f"2 incomplete in all): restoring {backup_id}, the newest complete one",
+    ]
+
+
+def test_a_table_directory_with_only_incomplete_backups_is_no_backup(v1):
+    (v1 / "manifest.json").unlink()
+    with pytest.raises(UnknownFormat, match=rf"^{v1.parent}: no backup found \(neither a ddb-backup manifest.json, "):
+        readers.open_source(str(v1.parent))
+
+
 def test_a_corrupted_part_is_refused_naming_it_before_any_of_its_items(v1):
     source = readers.open_source(str(v1))
     part = source.parts[1]
@@ -775,6 +799,28 @@ def test_a_file_that_is_no_backup_says_what_its_first_line_is(tmp_path, body, me
     with pytest.raises(UnknownFormat) as info:
         readers.open_source(str(path))
     assert str(info.value) == f"{tmp_path}/{message}"
+
+
+def test_a_prefix_with_several_exports_asks_for_one_naming_the_first_five(tmp_path):
+    ids = [f"0176378000000{i}-a1b2c3d4" for i in range(6)]
+    for export in ids:
+        (tmp_path / "AWSDynamoDB" / export).mkdir(parents=True)
+    with pytest.raises(BadInput) as info:
+        readers.open_source(str(tmp_path))
+    assert str(info.value) == f"{tmp_path} holds 6 DynamoDB exports ({', '.join(ids[:5])}): name one"
+
+
+def test_a_backup_directory_with_a_plan_and_no_manifest_did_not_finish(tmp_path):
+    (tmp_path / "plan.json").write_text("{}")
+    with pytest.raises(BackupIncomplete) as info:
+        readers.open_source(str(tmp_path) + "/")
+    assert str(info.value) == f"{tmp_path}/: the backup has no manifest.json: it did not finish, or is still running"
+
+
+@pytest.mark.parametrize("source", ["", None])
+def test_no_source_is_refused(source):
+    with pytest.raises(BadInput, match=r"^no source given$"):
+        readers.open_source(source)
 
 
 def test_a_missing_path_or_empty_prefix_is_named(tmp_path, s3):
