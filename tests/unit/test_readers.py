@@ -501,6 +501,11 @@ def test_an_exact_backup_s_moment_is_read_from_its_manifest(v1, moment, read):
     assert readers.open_source(str(v1)).consistent_at == read
 
 
+def test_a_manifest_table_that_is_not_a_name_is_no_table(v1):
+    _edit_manifest(v1, lambda m: m.update(table=["mystack-GranulesTable"]))
+    assert readers.open_source(str(v1)).table is None
+
+
 def test_a_backup_without_its_manifest_is_incomplete(v1):
     (v1 / "manifest.json").unlink()
     with pytest.raises(BackupIncomplete, match=r"has no manifest.json"):
