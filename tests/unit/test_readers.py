@@ -195,8 +195,9 @@ def test_an_export_summary_without_format_type_or_table_arn_reads_as_a_full_dyna
 
     _rewrite_export(export_copy, summary=older)
     source = readers.open_source(str(export_copy))
-    assert (source.format, source.table, source.backup_id, source.expected_items) == (
+    assert (source.format, source.location, source.table, source.backup_id, source.expected_items) == (
         "native-export",
+        str(export_copy),
         None,
         EXPORT.name,
         120,
@@ -255,6 +256,11 @@ def test_an_export_with_an_empty_data_file_and_blank_lines_in_its_manifest_reads
         ("data/j3nq5ybq4e2dfp7wzl6ka3xvhe.json.gz", 50),
     ]
     assert source.expected_items == 120
+    _rewrite_export(export_copy, summary=lambda doc: doc.update(itemCount=121))
+    with pytest.raises(
+        IntegrityError, match=r"manifest-summary.json: itemCount 121, manifest-files.json adds up to 120$"
+    ):
+        readers.open_source(str(export_copy))
 
 
 def test_an_export_data_file_is_named_by_its_whole_key_after_the_export_directory(export_copy):
@@ -707,6 +713,21 @@ def test_a_source_opened_with_an_s3_client_reads_every_object_with_it(tmp_path, 
     assert list(source.items()) == [{"pk": {"S": "a"}}]
     assert list(source.read_part(source.parts[0])) == [{"pk": {"S": "a"}}]
     assert own.reads == ["d/" + name, "d/" + name]
+
+
+def test_an_export_opened_with_an_s3_client_reads_its_data_files_with_it(s3, monkeypatch):
+    s3.create_bucket(Bucket="bkt")
+    for path in EXPORT.rglob("*"):
+        if path.is_file():
+            s3.put_object(
+                Bucket="bkt", Key=f"e/AWSDynamoDB/{EXPORT.name}/{path.relative_to(EXPORT)}", Body=path.read_bytes()
+            )
+    monkeypatch.setattr(clients, "client", lambda service: pytest.fail(f"the shared {service} client was used"))
+    own = _OwnClient(s3)
+    source = readers.open_source("s3://bkt/e/", own)
+    own.reads.clear()
+    assert _same(source.items(), "mystack-GranulesTable")
+    assert own.reads == [f"e/AWSDynamoDB/{EXPORT.name}/{p.id}" for p in source.parts]
 
 
 # ------------------------------------------------------------------ bad lines, named
