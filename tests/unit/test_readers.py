@@ -722,9 +722,13 @@ def test_an_export_opened_with_an_s3_client_reads_its_data_files_with_it(s3, mon
             s3.put_object(
                 Bucket="bkt", Key=f"e/AWSDynamoDB/{EXPORT.name}/{path.relative_to(EXPORT)}", Body=path.read_bytes()
             )
+    directory = f"s3://bkt/e/AWSDynamoDB/{EXPORT.name}/"
+    s3.put_object(Bucket="bkt", Key=f"e/AWSDynamoDB/{EXPORT.name}/", Body=b"")  # a folder the S3 console made
     monkeypatch.setattr(clients, "client", lambda service: pytest.fail(f"the shared {service} client was used"))
     own = _OwnClient(s3)
-    source = readers.open_source("s3://bkt/e/", own)
+    for where in ("s3://bkt/e/", directory, directory + "manifest-summary.json"):
+        source = readers.open_source(where, own)
+        assert source.location == directory
     own.reads.clear()
     assert _same(source.items(), "mystack-GranulesTable")
     assert own.reads == [f"e/AWSDynamoDB/{EXPORT.name}/{p.id}" for p in source.parts]
