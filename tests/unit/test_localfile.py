@@ -117,6 +117,7 @@ def test_an_old_local_file_without_a_checksum_reads_with_a_warning(tmp_path):
     assert source.warnings == [readers.LOCAL_NO_CHECKSUM.format(url=str(path))]
     assert "has no checksum" in source.warnings[0]
     assert source.parts[0].lines_sha256 is None and list(source.items()) == _items(30)
+    assert source.expected_items == 30  # counted when opened all the same
 
 
 @pytest.mark.parametrize("sha", ["", "x" * 64, 5, "A" * 63])

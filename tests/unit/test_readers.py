@@ -6,13 +6,16 @@ import base64
 import gzip
 import hashlib
 import json
+import re
 import shutil
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ddb_backup.aws import clients
 from ddb_backup.backup.finalize import finalize_table
 from ddb_backup.backup.plan import Settings, plan_run
 from ddb_backup.backup.scan import ScanSettings, scan_segment
@@ -167,6 +170,149 @@ def test_an_ion_or_incremental_export_is_refused(export_copy):
         readers.open_source(str(export_copy))
 
 
+def _rewrite_export(export: Path, *, summary=None, files: list[str] | None = None) -> None:
+    """Edit an export's summary (``summary(doc)``) and/or replace manifest-files.json's lines; drop their .md5 files."""
+    if summary is not None:
+        path = export / "manifest-summary.json"
+        doc = json.loads(path.read_text())
+        summary(doc)
+        path.write_text(json.dumps(doc))
+        (export / "manifest-summary.md5").unlink(missing_ok=True)
+    if files is not None:
+        (export / "manifest-files.json").write_text("\n".join(files) + "\n")
+        (export / "manifest-files.md5").unlink(missing_ok=True)
+
+
+def _files_entry(key: str, count: int = 0, **more: object) -> str:
+    return json.dumps({"itemCount": count, "md5Checksum": "AAAA", "dataFileS3Key": key, **more})
+
+
+EXPORT_KEY = f"exports/AWSDynamoDB/{EXPORT.name}/"
+
+
+def test_an_export_summary_without_format_type_or_table_arn_reads_as_a_full_dynamodb_json_export(export_copy):
+    def older(doc):
+        del doc["outputFormat"], doc["tableArn"]
+
+    _rewrite_export(export_copy, summary=older)
+    source = readers.open_source(str(export_copy))
+    assert (source.format, source.location, source.table, source.backup_id, source.expected_items) == (
+        "native-export",
+        str(export_copy),
+        None,
+        EXPORT.name,
+        120,
+    )
+    assert _same(source.items(), "mystack-GranulesTable")
+
+
+@pytest.mark.parametrize(
+    ("arn", "table"),
+    [
+        ("arn:aws:dynamodb:us-east-1:123456789012:table/T-1.x", "T-1.x"),
+        ("arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/2026-11-21T03:00:00.000", "T"),
+        ("not an arn", None),
+        (None, None),
+    ],
+)
+def test_an_export_s_table_is_the_name_in_its_table_arn_and_nothing_after_it(export_copy, arn, table):
+    _rewrite_export(export_copy, summary=lambda doc: doc.update(tableArn=arn))
+    assert readers.open_source(str(export_copy)).table == table
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda doc: doc.pop("manifestFilesS3Key"), r"manifest-summary.json: not a DynamoDB export summary$"),
+        (
+            lambda doc: doc.update(exportType="INCREMENTAL_EXPORT"),
+            r"manifest-summary.json: exportType 'INCREMENTAL_EXPORT': only full exports are read$",
+        ),
+        (
+            lambda doc: doc.update(outputFormat="ION"),
+            r"manifest-summary.json: outputFormat 'ION': only DYNAMODB_JSON is read$",
+        ),
+    ],
+)
+def test_an_export_summary_this_tool_cannot_read_is_refused_saying_why(export_copy, change, message):
+    _rewrite_export(export_copy, summary=change)
+    with pytest.raises(UnknownFormat, match=message):
+        readers.open_source(str(export_copy))
+
+
+def test_an_export_summary_of_a_full_export_says_so_and_reads(export_copy):
+    _rewrite_export(export_copy, summary=lambda doc: doc.update(exportType="FULL_EXPORT"))
+    assert readers.open_source(str(export_copy)).expected_items == 120
+
+
+def test_an_export_with_an_empty_data_file_and_blank_lines_in_its_manifest_reads_every_part(export_copy):
+    # DynamoDB writes empty data files (itemCount 0) when a segment has no items.
+    (export_copy / "data" / "empty.json.gz").write_bytes(gzip.compress(b""))
+    kept = (export_copy / "manifest-files.json").read_text().splitlines()
+    _rewrite_export(export_copy, files=[kept[0], "", _files_entry(EXPORT_KEY + "data/empty.json.gz"), "  ", kept[1]])
+    source = readers.open_source(str(export_copy))
+    assert [(p.id, p.items) for p in source.parts] == [
+        ("data/x7k2mq4vdu5lbl3fzhyq2a6ctm.json.gz", 70),
+        ("data/empty.json.gz", 0),
+        ("data/j3nq5ybq4e2dfp7wzl6ka3xvhe.json.gz", 50),
+    ]
+    assert source.expected_items == 120
+    _rewrite_export(export_copy, summary=lambda doc: doc.update(itemCount=121))
+    with pytest.raises(
+        IntegrityError, match=r"manifest-summary.json: itemCount 121, manifest-files.json adds up to 120$"
+    ):
+        readers.open_source(str(export_copy))
+
+
+def test_an_export_data_file_is_named_by_its_whole_key_after_the_export_directory(export_copy):
+    key = EXPORT_KEY + f"data/AWSDynamoDB/{EXPORT.name}/f.json.gz"  # the marker again, inside data/
+    _rewrite_export(export_copy, summary=lambda doc: doc.pop("itemCount"), files=[_files_entry(key, 3)])
+    (part,) = readers.open_source(str(export_copy)).parts
+    assert (part.id, part.url, part.items, part.md5) == (
+        f"data/AWSDynamoDB/{EXPORT.name}/f.json.gz",
+        str(export_copy / "data" / "AWSDynamoDB" / EXPORT.name / "f.json.gz"),
+        3,
+        "AAAA",
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("[1]", r"line 2: not an object$"),
+        ("{", r"line 2: not a JSON line"),
+        (
+            _files_entry("exports/AWSDynamoDB/01763780000000-ffffffff/data/a.json.gz"),
+            r"line 2: dataFileS3Key 'exports/AWSDynamoDB/01763780000000-ffffffff/data/a.json.gz' is not inside "
+            rf"AWSDynamoDB/{EXPORT.name}/$",
+        ),
+        (json.dumps({"itemCount": 1}), rf"line 2: dataFileS3Key None is not inside AWSDynamoDB/{EXPORT.name}/$"),
+        (_files_entry(EXPORT_KEY + "other/a.json.gz"), r"line 2: part key 'other/a.json.gz' points outside"),
+        (_files_entry(EXPORT_KEY + "data/a.json.gz", -1), r"line 2: itemCount must be a count, got -1$"),
+        (_files_entry(EXPORT_KEY + "data/a.json.gz", md5Checksum=7), r"line 2: md5Checksum must be a string, got 7$"),
+    ],
+)
+def test_a_bad_export_manifest_line_is_refused_naming_file_line_and_field(export_copy, line, message):
+    first = (export_copy / "manifest-files.json").read_text().splitlines()[0]
+    _rewrite_export(export_copy, files=[first, line])
+    with pytest.raises(BadInput, match=rf"^{export_copy}/manifest-files.json {message}"):
+        readers.open_source(str(export_copy))
+
+
+@pytest.mark.parametrize("which", ["manifest-summary", "manifest-files"])
+def test_an_export_md5_file_that_is_not_ascii_or_too_long_is_refused_naming_it(export_copy, which):
+    md5_file = export_copy / f"{which}.md5"
+    good = md5_file.read_text().strip()
+    md5_file.write_text(good.upper() + "\n" + " " * (1023 - len(good)))  # 1024 bytes, case and spaces aside: its md5
+    assert len(md5_file.read_bytes()) == 1024 and readers.open_source(str(export_copy)).expected_items == 120
+    md5_file.write_bytes(b"\xff" + good.encode()[1:])
+    with pytest.raises(IntegrityError, match=rf"^{export_copy}/{which}.json is corrupt: md5 {good}, {which}.md5 says"):
+        readers.open_source(str(export_copy))
+    md5_file.write_bytes(good.encode() + b" " * (1025 - len(good)))
+    with pytest.raises(BadInput, match=rf"^{export_copy}/{which}.md5: larger than 1024 bytes"):
+        readers.open_source(str(export_copy))
+
+
 # ------------------------------------------------------------------ our own format v1
 def _backup_v1(ddb, s3, table: str, count: int, segments: int = 2) -> str:
     """A real v1 backup made by the backup core, on moto: returns the backup directory URL."""
@@ -252,6 +398,34 @@ def test_a_table_directory_restores_its_latest_complete_backup(v1):
     assert "restoring the latest, " in source.warnings[0]
 
 
+def test_a_table_directory_names_the_backup_it_restores_and_every_newer_incomplete_one(v1):
+    table = v1.parent
+    shutil.copytree(v1, table / "20261121T030000Z-00000001")  # older, complete
+    for newer in ("20261123T030000Z-00000002", "20261124T030000Z-00000003"):  # newer, no manifest yet
+        (table / newer).mkdir()
+        (table / newer / "plan.json").write_text("{}")
+    shutil.copytree(v1, table / "20261125T030000Z-0000000g")  # not a backup id: not a backup of this tool
+    (table / "notes").mkdir()
+    source = readers.open_source(str(table))
+    backup_id = json.loads((v1 / "manifest.json").read_text())["backupId"]  # the manifest's, whatever the directory
+    assert (source.location, source.backup_id) == (str(v1), backup_id)
+    assert source.warnings == [
+        f"{table} holds several backups of one table: restoring the latest, {backup_id}",
+        f"{table}: the newest backup, 20261124T030000Z-00000003, is incomplete (no manifest.json; "
+        f"2 incomplete in all): restoring {backup_id}, the newest complete one",
+    ]
+
+
+def test_a_table_directory_with_only_incomplete_backups_is_no_backup(v1):
+    (v1 / "manifest.json").unlink()
+    with pytest.raises(UnknownFormat) as info:
+        readers.open_source(str(v1.parent))
+    assert str(info.value) == (
+        f"{v1.parent}: no backup found (neither a ddb-backup manifest.json, a DynamoDB export, "
+        "a cumulus-api backup file nor a ddb-backup local file)"
+    )
+
+
 def test_a_corrupted_part_is_refused_naming_it_before_any_of_its_items(v1):
     source = readers.open_source(str(v1))
     part = source.parts[1]
@@ -280,8 +454,24 @@ def test_a_part_whose_count_differs_from_the_manifest_fails_naming_it(v1):
         (lambda m: m["parts"][0].update(key="../other/data/x.json.gz"), BadInput, "outside the backup's data/"),
         (lambda m: m["parts"][0].update(key="/etc/passwd"), BadInput, "outside the backup's data/"),
         (lambda m: m["parts"][0].update(sha256="abc"), BadInput, "sha256 must be 64 hex digits"),
-        (lambda m: m["totals"].update(items=1), IntegrityError, "totals say 1 items"),
+        (lambda m: m["totals"].update(items=1), IntegrityError, r"totals say 1 items, the parts add up to 90$"),
+        (lambda m: m.update(totals="x"), BadInput, r"manifest.json: totals must be an object, got str$"),
+        (lambda m: m.pop("parts"), BadInput, r"manifest.json: has no list of parts$"),
+        (lambda m: m.update(description={}), BadInput, r"manifest.json: has no table description$"),
+        (lambda m: m.update(description=["Table"]), BadInput, r"manifest.json: has no table description$"),
         (lambda m: m.update(format="other"), UnknownFormat, "not a ddb-backup manifest"),
+        (lambda m: m.update(itemFormat="ION"), BadInput, r"manifest.json: itemFormat 'ION' is not DYNAMODB_JSON$"),
+        (lambda m: m["parts"].__setitem__(1, "x"), BadInput, r"manifest.json parts\[1\]: not an object$"),
+        (
+            lambda m: m["parts"][1].update(items=-1),
+            BadInput,
+            r"manifest.json parts\[1\]: items must be a count, got -1$",
+        ),
+        (
+            lambda m: m["parts"].append(dict(m["parts"][0])),
+            BadInput,
+            r"manifest.json parts\[\d+\]: part data/\S+ is listed twice$",
+        ),
     ],
 )
 def test_a_bad_manifest_is_refused_naming_it(v1, change, error, message):
@@ -289,6 +479,42 @@ def test_a_bad_manifest_is_refused_naming_it(v1, change, error, message):
     with pytest.raises(error, match=message) as info:
         readers.open_source(str(v1))
     assert "manifest.json" in str(info.value)
+
+
+def test_a_manifest_without_item_format_or_part_sizes_reads_each_part_checked_by_its_sha256(v1, v1_master):
+    def older(m):
+        del m["itemFormat"]
+        for part in m["parts"]:
+            part["bytes"] = str(part["bytes"])  # not a size: ignored, the sha256 still checks every byte
+
+    _edit_manifest(v1, older)
+    source = readers.open_source(str(v1))
+    assert source.expected_items == 90 and Counter(map(canonical, source.items())) == v1_master[1]
+    assert {p.bytes for p in source.parts} == {None}
+
+
+def _empty_part(m) -> None:
+    m["parts"].append({"key": "data/empty.json.gz", "items": 0, "sha256": "0" * 64, "bytes": 20})
+
+
+def test_an_empty_part_adds_nothing_to_the_count_the_totals_are_checked_against(v1):
+    _edit_manifest(v1, _empty_part)
+    assert readers.open_source(str(v1)).expected_items == 90
+    _edit_manifest(v1, lambda m: m["totals"].update(items=91))
+    with pytest.raises(IntegrityError, match=r"manifest.json: totals say 91 items, the parts add up to 90$"):
+        readers.open_source(str(v1))
+
+
+@pytest.mark.parametrize(("moment", "read"), [("2026-11-22T03:00:00+00:00", "2026-11-22T03:00:00+00:00"), (5, None)])
+def test_an_exact_backup_s_moment_is_read_from_its_manifest(v1, moment, read):
+    assert readers.open_source(str(v1)).consistent_at is None
+    _edit_manifest(v1, lambda m: m.update(consistentAt=moment))
+    assert readers.open_source(str(v1)).consistent_at == read
+
+
+def test_a_manifest_table_that_is_not_a_name_is_no_table(v1):
+    _edit_manifest(v1, lambda m: m.update(table=["mystack-GranulesTable"]))
+    assert readers.open_source(str(v1)).table is None
 
 
 def test_a_backup_without_its_manifest_is_incomplete(v1):
@@ -362,6 +588,17 @@ ITEM = b'{"Item":{"pk":{"S":"a"}}}'
         ([HEADER, ITEM, b'{"ddbBackupEnd": {"items": 3}}'], BackupIncomplete, "end line says 3 items, it holds 1"),
         ([HEADER, b'{"ddbBackupEnd": {"items": 0}}', ITEM], BadInput, "T.json line 3: data after the end line"),
         ([HEADER.replace(b'"formatVersion": 1', b'"formatVersion": 9'), ITEM], BadInput, "formatVersion 9"),
+        ([b'{"ddbBackupFile": "x"}', ITEM], BadInput, r"T.json line 1: ddbBackupFile must be an object$"),
+        (
+            [HEADER.replace(b'"description": null', b'"description": {}'), ITEM],
+            BadInput,
+            r"T.json line 1: description must be the saved table description$",
+        ),
+        (
+            [HEADER.replace(b'"description": null', b'"description": ["Table"]'), ITEM],
+            BadInput,
+            r"T.json line 1: description must be the saved table description$",
+        ),
     ],
 )
 def test_an_incomplete_or_odd_local_file_is_refused_naming_it(tmp_path, lines, error, message):
@@ -390,6 +627,112 @@ def test_a_local_file_altered_after_opening_with_the_same_count_fails_before_the
         list(source.items())
     path.write_bytes(path.read_bytes().replace(b'"3"', b'"2"'))  # put back: reads whole again
     assert [i["v"]["N"] for i in source.items()] == ["1", "2"]
+
+
+BARE = 'bare {"Item": ...} lines'
+ONE_FILE = {  # name -> (body, format, part dialect, the name no-count warnings give the format)
+    "T.json": (None, "local-file", "local", None),
+    "dl.json": (b'{"Item": {"pk": {"S": "a"}}}\n', "dynamodb-json-lines", "item", BARE),
+    "typed.json": (b'{"pk": {"S": "a"}}\n', "cumulus-api", "typed", "cumulus-api"),
+    "plain.json": (b'{"pk": "a"}\n', "cumulus-api", "plain", "cumulus-api"),
+}
+BACKUP_ID = "20261122T030000Z-1a2b3c4d"
+
+
+def _one_file(tmp_path: Path, name: str, base: str, s3) -> str:
+    """One single-file backup ``name`` (see ONE_FILE) holding the item pk=a, in ``base`` (a directory or S3 prefix)."""
+    body = ONE_FILE[name][0]
+    if body is None:
+        written = tmp_path / "written" / name
+        write_local_file(written, [{"pk": {"S": "a"}}], table="T", description=None, backup_id=BACKUP_ID)
+        body = written.read_bytes()
+    url = location.join(base, name)
+    if location.is_s3(url):
+        bucket, key = location.split(url)
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+    else:
+        Path(url).write_bytes(body)
+    return url
+
+
+@pytest.mark.parametrize("where", ["local", "s3"])
+@pytest.mark.parametrize("name", list(ONE_FILE))
+def test_a_single_file_source_names_its_part_by_the_file_and_keeps_dead_letters_beside_it(tmp_path, s3, where, name):
+    _, fmt, dialect, shown = ONE_FILE[name]
+    if where == "s3":
+        s3.create_bucket(Bucket="bkt")
+        base = "s3://bkt/d/"
+    else:
+        base = str(tmp_path / "d")
+        Path(base).mkdir()
+    url = _one_file(tmp_path, name, base, s3)
+    source = readers.open_source(url, s3)
+    recorded = ("T", BACKUP_ID) if fmt == "local-file" else (None, None)
+    assert (source.format, source.location, (source.table, source.backup_id), source.dead_letter_base) == (
+        fmt,
+        url,
+        recorded,
+        str(tmp_path / "d") if where == "local" else base,
+    )
+    assert [(p.id, p.url, p.dialect, p.items) for p in source.parts] == [
+        (name, url, dialect, 1 if fmt == "local-file" else None)
+    ]
+    no_count = f"{url} is a {shown} file: it carries no item count, so a file cut short"
+    if fmt == "local-file":
+        assert source.warnings == []
+    elif dialect == "plain":
+        assert source.warnings[0].startswith(f"{url}: cumulus-api plain JSON cannot tell sets from lists")
+        assert source.warnings[1].startswith(no_count) and len(source.warnings) == 2
+    else:
+        assert len(source.warnings) == 1 and source.warnings[0].startswith(no_count)
+    assert list(source.items()) == [{"pk": {"S": "a"}}]
+
+
+class _OwnClient:
+    """An S3 client other than the shared one (a profile's, a region's): records the keys it reads."""
+
+    def __init__(self, s3) -> None:
+        self.s3, self.reads = s3, []
+
+    def __getattr__(self, name: str):
+        return getattr(self.s3, name)
+
+    def get_object(self, **kwargs):
+        self.reads.append(kwargs["Key"])
+        return self.s3.get_object(**kwargs)
+
+
+@pytest.mark.parametrize("name", list(ONE_FILE))
+def test_a_source_opened_with_an_s3_client_reads_every_object_with_it(tmp_path, s3, monkeypatch, name):
+    s3.create_bucket(Bucket="bkt")
+    url = _one_file(tmp_path, name, "s3://bkt/d/", s3)
+    monkeypatch.setattr(clients, "client", lambda service: pytest.fail(f"the shared {service} client was used"))
+    own = _OwnClient(s3)
+    source = readers.open_source(url, own)
+    assert source.s3 is own
+    own.reads.clear()
+    assert list(source.items()) == [{"pk": {"S": "a"}}]
+    assert list(source.read_part(source.parts[0])) == [{"pk": {"S": "a"}}]
+    assert own.reads == ["d/" + name, "d/" + name]
+
+
+def test_an_export_opened_with_an_s3_client_reads_its_data_files_with_it(s3, monkeypatch):
+    s3.create_bucket(Bucket="bkt")
+    for path in EXPORT.rglob("*"):
+        if path.is_file():
+            s3.put_object(
+                Bucket="bkt", Key=f"e/AWSDynamoDB/{EXPORT.name}/{path.relative_to(EXPORT)}", Body=path.read_bytes()
+            )
+    directory = f"s3://bkt/e/AWSDynamoDB/{EXPORT.name}/"
+    s3.put_object(Bucket="bkt", Key=f"e/AWSDynamoDB/{EXPORT.name}/", Body=b"")  # a folder the S3 console made
+    monkeypatch.setattr(clients, "client", lambda service: pytest.fail(f"the shared {service} client was used"))
+    own = _OwnClient(s3)
+    for where in ("s3://bkt/e/", directory, directory + "manifest-summary.json"):
+        source = readers.open_source(where, own)
+        assert source.location == directory
+    own.reads.clear()
+    assert _same(source.items(), "mystack-GranulesTable")
+    assert own.reads == [f"e/AWSDynamoDB/{EXPORT.name}/{p.id}" for p in source.parts]
 
 
 # ------------------------------------------------------------------ bad lines, named
@@ -476,6 +819,46 @@ def test_anything_else_is_an_unknown_format(tmp_path, body):
         readers.open_source(str(path))
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b"", "what.json: empty file, no backup in it"),
+        (b"\n\nhello\n", "what.json line 3: not JSON lines: not a backup this tool reads"),
+        (b"[1, 2]\n", "what.json line 1: a JSON list, not an item: not a backup this tool reads"),
+        (b"{}\n", "what.json line 1: a JSON dict, not an item: not a backup this tool reads"),
+    ],
+)
+def test_a_file_that_is_no_backup_says_what_its_first_line_is(tmp_path, body, message):
+    path = tmp_path / "what.json"
+    path.write_bytes(body)
+    with pytest.raises(UnknownFormat) as info:
+        readers.open_source(str(path))
+    assert str(info.value) == f"{tmp_path}/{message}"
+
+
+@pytest.mark.parametrize("count", [2, 6])
+def test_a_prefix_with_several_exports_asks_for_one_naming_the_first_five(tmp_path, count):
+    ids = [f"0176378000000{i}-a1b2c3d4" for i in range(count)]
+    for export in ids:
+        (tmp_path / "AWSDynamoDB" / export).mkdir(parents=True)
+    with pytest.raises(BadInput) as info:
+        readers.open_source(str(tmp_path))
+    assert str(info.value) == f"{tmp_path} holds {count} DynamoDB exports ({', '.join(ids[:5])}): name one"
+
+
+def test_a_backup_directory_with_a_plan_and_no_manifest_did_not_finish(tmp_path):
+    (tmp_path / "plan.json").write_text("{}")
+    with pytest.raises(BackupIncomplete) as info:
+        readers.open_source(str(tmp_path) + "/")
+    assert str(info.value) == f"{tmp_path}/: the backup has no manifest.json: it did not finish, or is still running"
+
+
+@pytest.mark.parametrize("source", ["", None])
+def test_no_source_is_refused(source):
+    with pytest.raises(BadInput, match=r"^no source given$"):
+        readers.open_source(source)
+
+
 def test_a_missing_path_or_empty_prefix_is_named(tmp_path, s3):
     with pytest.raises(BadInput, match=r"no such file"):
         readers.open_source(str(tmp_path / "nope.json"))
@@ -497,15 +880,47 @@ def test_a_dead_letter_object_reads_back_as_a_source(tmp_path, s3):
 
 
 def test_key_types_come_from_the_first_item():
-    item = {"bucket": {"S": "b"}, "key": {"N": "1"}, "x": {"M": {}}}
-    assert readers.key_schema_from_names(["bucket", "key"], item) == [
+    item = {"bucket": {"S": "b"}, "key": {"N": "1"}, "x": {"M": {}}, "blob": {"B": b"\x00"}}
+    assert readers.key_schema_from_names(["bucket", "key"], item, "f.json") == [
         {"AttributeName": "bucket", "KeyType": "HASH", "AttributeType": "S"},
         {"AttributeName": "key", "KeyType": "RANGE", "AttributeType": "N"},
     ]
-    with pytest.raises(BadInput, match=r"no attribute 'nope'"):
-        readers.key_schema_from_names(["nope"], item)
-    with pytest.raises(BadInput, match=r"keys are S, N or B"):
-        readers.key_schema_from_names(["x"], item)
+    assert readers.key_schema_from_names(["blob"], item, "f.json") == [
+        {"AttributeName": "blob", "KeyType": "HASH", "AttributeType": "B"}
+    ]
+    with pytest.raises(BadInput, match=r"^f.json: the first item has no attribute 'nope'"):
+        readers.key_schema_from_names(["nope"], item, "f.json")
+    with pytest.raises(BadInput, match=r"^f.json: key 'x' is of type M in the first item; keys are S, N or B$"):
+        readers.key_schema_from_names(["x"], item, "f.json")
+
+
+@pytest.mark.parametrize("names", [[], ["bucket", "key", "x"]])
+def test_a_key_schema_takes_one_or_two_names(names):
+    with pytest.raises(
+        BadInput, match=rf"^give one or two key attribute names \(hash\[,range\]\), got {re.escape(repr(names))}$"
+    ):
+        readers.key_schema_from_names(names, {"bucket": {"S": "b"}, "key": {"N": "1"}, "x": {"S": "x"}}, "f.json")
+
+
+def test_a_source_without_items_cannot_give_key_types():
+    with pytest.raises(
+        BadInput, match=r"^f.json has no items to take the type of key 'pk' from: give it with its type$"
+    ):
+        readers.key_schema_from_names(["pk"], None, "f.json")
+
+
+def test_the_first_item_of_an_s3_source_is_read_with_its_client_past_empty_parts(s3):
+    s3.create_bucket(Bucket="bkt")
+    s3.put_object(Bucket="bkt", Key="d/a.json", Body=b'{"pk": {"S": "a"}}\n{"pk": {"S": "b"}}\n')
+    s3.put_object(Bucket="bkt", Key="d/empty.json", Body=b"")
+    own = _OwnClient(s3)
+    source = readers.open_source("s3://bkt/d/a.json", own)
+    own.reads.clear()
+    assert source.first_item() == {"pk": {"S": "a"}}
+    assert own.reads == ["d/a.json"]
+    empty = PartRef("empty.json", "s3://bkt/d/empty.json", "typed")
+    assert replace(source, parts=[empty, *source.parts]).first_item() == {"pk": {"S": "a"}}
+    assert replace(source, parts=[empty]).first_item() is None
 
 
 def test_a_part_reference_survives_json():

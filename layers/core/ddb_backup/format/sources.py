@@ -138,21 +138,11 @@ class Source:
             yield from self.read_part(part)
 
     def first_item(self) -> Item | None:
+        """The first item of the first part that has one (None for a source without items)."""
         for part in self.parts:
             for item in read_part(part, self.s3):
                 return item
         return None
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "format": self.format,
-            "source": self.location,
-            "table": self.table,
-            "backupId": self.backup_id,
-            "parts": len(self.parts),
-            "items": self.expected_items,
-            "warnings": list(self.warnings),
-        }
 
 
 def open_source(source: str, s3: Any = None) -> Source:
@@ -339,7 +329,9 @@ def _open_native(directory: str, s3: Any) -> Source:
         rel = layout.check_relative_key(key.split(marker, 1)[1], where)
         count = _count(entry.get("itemCount"), "itemCount", where)
         md5 = entry.get("md5Checksum")
-        parts.append(_item_part(directory, rel, count, md5=md5 if isinstance(md5, str) else None))
+        if md5 is not None and not isinstance(md5, str):
+            raise BadInput(f"{where}: md5Checksum must be a string, got {md5!r}")
+        parts.append(_item_part(directory, rel, count, md5=md5))
     total = summary.get("itemCount")
     if isinstance(total, int) and total != sum(p.items or 0 for p in parts):
         raise IntegrityError(
@@ -434,8 +426,11 @@ def _check_local(url: str, s3: Any) -> tuple[PartRef, list[str]]:
 
 
 # ------------------------------------------------------------------ key schema for foreign formats
-def key_schema_from_names(names: list[str], item: Item | None, where: str = "source") -> list[dict[str, str]]:
-    """KeySchema (with AttributeType) for ``names`` (hash[, range]), the types taken from a sample item."""
+def key_schema_from_names(names: list[str], item: Item | None, where: str) -> list[dict[str, str]]:
+    """KeySchema (with AttributeType) for ``names`` (hash[, range]), the types taken from a sample item.
+
+    ``where`` names the source in the messages.
+    """
     if not 1 <= len(names) <= 2:
         raise BadInput(f"give one or two key attribute names (hash[,range]), got {names!r}")
     schema = []
