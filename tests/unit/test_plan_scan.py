@@ -289,7 +289,7 @@ def _exact_plan(s3, directory: str, started: dt.datetime) -> None:
     s3.put_object(Bucket=BUCKET, Key=directory + layout.PLAN, Body=json.dumps(plan).encode())
 
 
-def test_an_exact_backup_s_manifest_holds_the_changes_from_its_scan_to_consistent_at(world, monkeypatch):
+def test_an_exact_backup_s_manifest_holds_the_changes_from_its_scan_to_consistent_at(world):
     from ddb_backup.changes import consistent
     from tests.changes.fakes import T0, FakeStreams, record
 
@@ -298,9 +298,10 @@ def test_an_exact_backup_s_manifest_holds_the_changes_from_its_scan_to_consisten
     _exact_plan(s3, directory, T0 + dt.timedelta(minutes=1))
     shard = [record(1, 0.5, "a", "before the scan"), record(2, 2, "a", "during"), record(3, 3, "b", None)]
     waits: list[float] = []
-    monkeypatch.setattr(consistent.time, "sleep", waits.append)
     before = dt.datetime.now(dt.UTC)
-    summary = finalize_table(s3, BUCKET, directory, streams=FakeStreams({"s1": (None, shard, False)}))
+    summary = finalize_table(
+        s3, BUCKET, directory, streams=FakeStreams({"s1": (None, shard, False)}), sleep=waits.append
+    )
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=directory + layout.MANIFEST)["Body"].read())
     assert waits == [2.0]  # the last changes get two seconds to show in the stream
     assert before <= dt.datetime.fromisoformat(manifest["consistentAt"]) <= dt.datetime.now(dt.UTC)
@@ -350,7 +351,6 @@ def _refusing_deletes(s3, monkeypatch, times: int) -> list[float]:
         return delete(**kw)
 
     monkeypatch.setattr(s3, "delete_objects", refusing)
-    monkeypatch.setattr("ddb_backup.backup.finalize.time.sleep", pauses.append)
     return pauses
 
 
@@ -359,7 +359,7 @@ def test_an_orphan_s3_refuses_to_delete_once_is_tried_again_and_deleted(world, m
     directory = _finished(world, "mystack-RulesTable", 1)
     s3.put_object(Bucket=BUCKET, Key=directory + layout.part_key(0, 7), Body=b"")
     pauses = _refusing_deletes(s3, monkeypatch, times=1)
-    assert finalize_table(s3, BUCKET, directory)["orphansDeleted"] == 1
+    assert finalize_table(s3, BUCKET, directory, sleep=pauses.append)["orphansDeleted"] == 1
     assert len(pauses) == 1
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + "data/")["Contents"]]
     assert keys == [directory + layout.part_key(0, 0)]
@@ -372,7 +372,7 @@ def test_an_orphan_s3_will_not_delete_fails_the_table_naming_it_and_writes_no_ma
     s3.put_object(Bucket=BUCKET, Key=directory + stray, Body=b"")
     pauses = _refusing_deletes(s3, monkeypatch, times=5)
     with pytest.raises(BackupIncomplete) as info:
-        finalize_table(s3, BUCKET, directory)
+        finalize_table(s3, BUCKET, directory, sleep=pauses.append)
     assert str(info.value) == (
         f"1 part(s) no checkpoint lists could not be deleted from s3://{BUCKET}/{directory} (AccessDenied): "
         f"['{stray}']; no manifest was written: delete them (or allow s3:DeleteObject) and run the backup again"

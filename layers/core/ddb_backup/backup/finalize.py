@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ddb_backup import FORMAT_VERSION, __version__
@@ -76,6 +77,7 @@ def finalize_table(
     now: dt.datetime | None = None,
     streams: Any = None,
     settle: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> dict[str, Any]:
     """Write the manifest of one table's backup and return its summary.
 
@@ -92,8 +94,8 @@ def finalize_table(
     missing = listed - present
     if missing:
         raise BackupIncomplete(f"table {table}: parts listed by checkpoints are missing: {sorted(missing)[:5]}")
-    orphans = _delete_orphans(s3, bucket, directory, present - listed)
-    exact = _exact(s3, streams, bucket, directory, plan, settle)
+    orphans = _delete_orphans(s3, bucket, directory, present - listed, sleep)
+    exact = _exact(s3, streams, bucket, directory, plan, settle, sleep)
     finished = now or dt.datetime.now(dt.UTC)
     totals = {
         "items": sum(p["items"] for p in parts),
@@ -130,7 +132,9 @@ def finalize_table(
     }
 
 
-def _delete_orphans(s3: Any, bucket: str, directory: str, keys: set[str], attempts: int = 5) -> list[str]:
+def _delete_orphans(
+    s3: Any, bucket: str, directory: str, keys: set[str], sleep: Callable[[float], None], attempts: int = 5
+) -> list[str]:
     """Delete the parts no checkpoint lists (1,000 a request); their keys.
 
     Keys S3 answers with an error are tried again (backoff); any still there
@@ -147,7 +151,7 @@ def _delete_orphans(s3: Any, bucket: str, directory: str, keys: set[str], attemp
             return orphans
         left = sorted(e["Key"][len(directory) :] for e in errors)
         if attempt + 1 < attempts:
-            time.sleep(backoff_delay(attempt, base=0.5, cap=5.0))
+            sleep(backoff_delay(attempt, base=0.5, cap=5.0))
     codes = ", ".join(sorted({str(e.get("Code")) for e in errors}))
     raise BackupIncomplete(
         f"{len(left)} part(s) no checkpoint lists could not be deleted from s3://{bucket}/{directory} "
@@ -155,12 +159,20 @@ def _delete_orphans(s3: Any, bucket: str, directory: str, keys: set[str], attemp
     )
 
 
-def _exact(s3: Any, streams: Any, bucket: str, directory: str, plan: dict[str, Any], settle: float) -> dict[str, Any]:
+def _exact(
+    s3: Any,
+    streams: Any,
+    bucket: str,
+    directory: str,
+    plan: dict[str, Any],
+    settle: float,
+    sleep: Callable[[float], None],
+) -> dict[str, Any]:
     """An exact backup's manifest fields (its changes stored beside the parts); {} for a plain backup."""
     if "stream" not in plan:
         return {}
     if streams is None:
         raise BackupIncomplete(f"table {plan['table']}: an exact backup's finalize needs a DynamoDB Streams client")
     position = consistent.position_of(plan["table"], plan["stream"])
-    changes, consistent_at = consistent.capture(streams, position, settle=settle)
+    changes, consistent_at = consistent.capture(streams, position, settle=settle, sleep=sleep)
     return consistent.store(s3, bucket, directory, changes, position, consistent_at)

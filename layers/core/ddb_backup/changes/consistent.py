@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,9 @@ def note_position(ddb: Any, streams: Any, table: str) -> Position:
     return Position(table, arn, frozenset(s["ShardId"] for s in shards), dt.datetime.now(dt.UTC))
 
 
-def capture(streams: Any, position: Position, *, settle: float = 2.0) -> tuple[list[Change], dt.datetime]:
+def capture(
+    streams: Any, position: Position, *, settle: float = 2.0, sleep: Callable[[float], None] = time.sleep
+) -> tuple[list[Change], dt.datetime]:
     """After the scan: every change from before it began up to ``consistentAt`` (now), and that moment.
 
     Waits ``settle`` seconds for the last changes to appear in the stream;
@@ -49,7 +52,7 @@ def capture(streams: Any, position: Position, *, settle: float = 2.0) -> tuple[l
     the stream's 24-hour retention).
     """
     consistent_at = dt.datetime.now(dt.UTC)
-    time.sleep(settle)
+    sleep(settle)
     shards, _ = list_shards(streams, position.arn)
     gone = sorted(position.shards - {s["ShardId"] for s in shards})
     if gone:
