@@ -290,7 +290,7 @@ def _peer_restores(peers: Peers, restore_cli: bool) -> list[Timed]:
     _check_and_drop(port, target, items)
     if restore_cli:
         target = name + "-cli"
-        cmd = [*peers.cli, "restore", str(out_file), "--table", target]  # default: 8 requests in flight
+        cmd = [*peers.cli, "restore", str(out_file), "--table", target]  # default: 16 requests in flight
         restores.append(("ddb-backup CLI <- local file", run_measured(cmd, peers.env, server=dl), None))
         _check_and_drop(port, target, items)
     target = name + "-dynamodump"

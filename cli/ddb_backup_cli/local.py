@@ -381,7 +381,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--keys", help="key attribute names (HASH[,RANGE]) when the source has no schema and the target does not exist"
     )
-    p.add_argument("--workers", type=int, default=8, help="BatchWriteItem requests in flight at once (default 8)")
+    p.add_argument("--workers", type=int, default=16, help="BatchWriteItem requests in flight at once (default 16)")
     p.add_argument(
         "--expect-items",
         type=int,

@@ -721,13 +721,13 @@ def _creating_for(monkeypatch: pytest.MonkeyPatch, polls: int) -> None:
     monkeypatch.setattr(tables, "describe_table", creating)
 
 
-def test_a_table_being_created_is_polled_from_a_fifth_of_a_second_up_to_five_seconds_apart(ddb, monkeypatch):
+def test_a_table_being_created_is_polled_from_a_twentieth_of_a_second_up_to_five_seconds_apart(ddb, monkeypatch):
     _full_steps(monkeypatch)
-    _creating_for(monkeypatch, 7)
+    _creating_for(monkeypatch, 9)
     slept: list[float] = []
     result = prepare_target(ddb, "restore-T", key_schema=GRANULE_KEYS, sleep=slept.append)
     assert result["created"]
-    assert slept == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0])
+    assert slept == pytest.approx([0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0])
 
 
 def test_a_table_that_stays_creating_is_refused_naming_the_table_the_time_and_its_status(ddb, granules, monkeypatch):

@@ -46,7 +46,7 @@ def restore_sources(
     mode: str = "new",
     allow_source: bool = False,
     key_names: list[str] | None = None,
-    workers: int = 8,
+    workers: int = 16,
     progress_factory: Callable[[str], Progress] | None = None,
     warn: Callable[[str], None] = lambda text: None,
     expect_items: int | None = None,

@@ -166,9 +166,13 @@ def create_table_args(name: str, description: dict[str, Any]) -> dict[str, Any]:
 
 
 def _wait_active(ddb: Any, name: str, timeout: float, sleep: Callable[[float], None]) -> dict[str, Any]:
-    """Wait (polling from 0.2 s up to 5 s apart) until ``name`` and its indexes are ACTIVE."""
+    """Wait (polling from 0.05 s up to 5 s apart) until ``name`` and its indexes are ACTIVE.
+
+    The first polls come quickly: a small table (or an emulator's) is ACTIVE
+    within a second, and every moment spent waiting is a moment nothing is written.
+    """
     try:
-        return tables.wait_active(ddb, name, Retry.within(timeout, base=0.2, cap=5.0, sleep=sleep))
+        return tables.wait_active(ddb, name, Retry.within(timeout, base=0.05, cap=5.0, sleep=sleep))
     except tables.NotActive as exc:
         raise TargetRefused(f"table {name} is not ACTIVE after {timeout:.0f} s (status {exc.status})") from None
 
