@@ -82,7 +82,7 @@ bench: venv
 # mutmut over the data-guarding modules, each with only its mapped tests (tools/mutate.py);
 # equivalent mutants are listed with their reasons in tools/mutate_equivalents.toml.
 mutate: venv
-	nice -n 19 $(BIN)/python tools/mutate.py $(MODULES)
+	nice -n 19 $(BIN)/python tools/mutate.py --jobs 2 --children 1 $(MODULES)
 
 build: .venv-sam/.installed
 	PYENV_VERSION=$${PYENV_VERSION:-3.11.7:3.13.0} $(SAM) build

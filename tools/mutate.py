@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +103,10 @@ TREE = {
 ALSO_COPY = ["ddb_backup_cli", "devkit", "functions", "statemachine", "events", "template.yaml"]
 STATUS = {0: "survived", 1: "killed", 3: "killed", 5: "no tests", 33: "no tests", 34: "skipped", 37: "killed"}
 TIMEOUTS = {24, -24, 36, 152, 255}
+#: A mutant's tests may take this many times their clean run's time (x2 in CPU seconds) before it counts as
+#: timed out (killed): mutmut's default, 15, lets each mutant that loops forever burn 30x its tests' CPU; at 5,
+#: an equivalent mutant on a machine loaded by three runs at once took 5.4x and was wrongly counted killed.
+TIMEOUT_MULTIPLIER = 10.0
 
 
 @dataclass
@@ -152,6 +157,7 @@ def mutmut_config(module: str) -> str:
         'pytest_add_cli_args = ["-q", "-p", "no:cacheprovider", "-p", "no:xdist"]\n'
         f"also_copy = {json.dumps(ALSO_COPY)}\n"
         "use_git_change_detection = false\n"
+        f"timeout_multiplier = {TIMEOUT_MULTIPLIER}\n"
     )
 
 
@@ -273,7 +279,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the modules asked for (all by default), print the report, fail on unexplained survivors."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help=f"modules under ddb_backup/ (default: all): {', '.join(TESTS)}")
-    parser.add_argument("--children", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--children", type=int, default=2, help="mutants tested at once, per module (default 2)")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="modules run at once (default 1); each runs its own --children"
+    )
     parser.add_argument(
         "--report", action="store_true", help="report the last run's results again (after editing the equivalents)"
     )
@@ -282,10 +291,16 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"no test mapping for {', '.join(unknown)}; add it to TESTS in tools/mutate.py")
     equivalents = load_equivalents()
-    scores = []
-    for module in args.modules or list(TESTS):
-        scores.append(run_module(module, args.children, equivalents, again=not args.report))
-        print(report(scores[-1:]).splitlines()[2], flush=True)
+    modules = args.modules or list(TESTS)
+
+    def one(module: str) -> Score:
+        score = run_module(module, args.children, equivalents, again=not args.report)
+        print(report([score]).splitlines()[2], flush=True)
+        return score
+
+    # The costliest modules first (the order of TESTS), so the last to finish is a short one.
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        scores = list(pool.map(one, modules))
     text = report(scores)
     (STAGE / "report.md").write_text(text + "\n")
     print(text)
