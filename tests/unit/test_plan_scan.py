@@ -313,6 +313,30 @@ def test_an_exact_backup_s_manifest_holds_the_changes_from_its_scan_to_consisten
     assert (summary["items"], summary["consistentAt"], summary["changes"]) == (5, manifest["consistentAt"], 2)
 
 
+def test_an_exact_backup_finalized_with_a_settle_waits_that_long_for_the_last_changes(world):
+    from tests.changes.fakes import T0, FakeStreams, record
+
+    _, s3 = world
+    directory = _finished(world, "mystack-RulesTable", 1)
+    _exact_plan(s3, directory, T0 + dt.timedelta(minutes=1))
+    waits: list[float] = []
+    streams = FakeStreams({"s1": (None, [record(1, 2, "a", "during")], False)})
+    finalize_table(s3, BUCKET, directory, streams=streams, settle=0.25, sleep=waits.append)
+    assert waits == [0.25]  # the CLI's --settle
+
+
+def test_an_exact_backup_whose_stream_shard_was_trimmed_names_the_table_and_writes_no_manifest(world):
+    from tests.changes.fakes import T0, FakeStreams, record
+
+    _, s3 = world
+    directory = _finished(world, "mystack-RulesTable", 1)
+    _exact_plan(s3, directory, T0 + dt.timedelta(minutes=1))
+    streams = FakeStreams({"s2": (None, [record(5, 2, "a", "after the trim")], False)})  # s1, the scan's, is gone
+    with pytest.raises(BackupIncomplete, match=r"^table mystack-RulesTable: stream shards \['s1'\] were trimmed"):
+        finalize_table(s3, BUCKET, directory, streams=streams, sleep=lambda _: None)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + layout.MANIFEST)
+
+
 def test_an_exact_backup_finalized_without_a_streams_client_is_refused_and_writes_no_manifest(world):
     _, s3 = world
     directory = _finished(world, "mystack-RulesTable", 1)
@@ -379,3 +403,55 @@ def test_an_orphan_s3_will_not_delete_fails_the_table_naming_it_and_writes_no_ma
     )
     assert len(pauses) == 4  # five tries
     assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + layout.MANIFEST)
+
+
+def test_an_orphan_s3_keeps_refusing_is_retried_after_pauses_doubling_from_half_a_second(world, monkeypatch):
+    _, s3 = world
+    directory = _finished(world, "mystack-RulesTable", 1)
+    s3.put_object(Bucket=BUCKET, Key=directory + layout.part_key(0, 7), Body=b"")
+    pauses = _refusing_deletes(s3, monkeypatch, times=5)
+    monkeypatch.setattr("ddb_backup.aws.retry.random.uniform", lambda _low, high: high)  # each wait its whole step
+    with pytest.raises(BackupIncomplete):
+        finalize_table(s3, BUCKET, directory, sleep=pauses.append)
+    assert pauses == [0.5, 1.0, 2.0, 4.0]  # about 7.5 s at most for S3 to stop refusing, then the table fails
+
+
+def test_orphans_s3_will_not_delete_are_named_five_at_most_in_key_order_with_every_error_code(world, monkeypatch):
+    _, s3 = world
+    directory = _finished(world, "mystack-RulesTable", 1)
+    strays = [layout.part_key(0, n) for n in range(1, 8)]
+    for stray in strays:
+        s3.put_object(Bucket=BUCKET, Key=directory + stray, Body=b"")
+
+    def refusing(**kw):  # S3 lists its errors in no promised order; two codes
+        keys = [o["Key"] for o in kw["Delete"]["Objects"]][::-1]
+        return {"Errors": [{"Key": k, "Code": ("InternalError", "AccessDenied")[n % 2]} for n, k in enumerate(keys)]}
+
+    monkeypatch.setattr(s3, "delete_objects", refusing)
+    with pytest.raises(BackupIncomplete) as info:
+        finalize_table(s3, BUCKET, directory, sleep=lambda _: None)
+    assert str(info.value) == (
+        f"7 part(s) no checkpoint lists could not be deleted from s3://{BUCKET}/{directory} "
+        f"(AccessDenied, InternalError): {strays[:5]}; no manifest was written: "
+        "delete them (or allow s3:DeleteObject) and run the backup again"
+    )
+
+
+def test_an_orphan_refused_in_the_first_of_two_delete_requests_fails_the_table(world, monkeypatch):
+    _, s3 = world
+    directory = _finished(world, "mystack-RulesTable", 1)
+    for n in range(1, 1002):
+        s3.put_object(Bucket=BUCKET, Key=directory + layout.part_key(0, n), Body=b"")
+    stuck, delete = directory + layout.part_key(0, 1), s3.delete_objects
+
+    def refusing_one(**kw):  # the first request (1,000 keys) deletes all but one; the second (1 key) deletes it
+        kept = [o for o in kw["Delete"]["Objects"] if o["Key"] != stuck]
+        answer = delete(Bucket=kw["Bucket"], Delete={**kw["Delete"], "Objects": kept}) if kept else {}
+        refused = [{"Key": stuck, "Code": "AccessDenied"}] if len(kept) < len(kw["Delete"]["Objects"]) else []
+        return {**answer, "Errors": answer.get("Errors", []) + refused}
+
+    monkeypatch.setattr(s3, "delete_objects", refusing_one)
+    with pytest.raises(BackupIncomplete, match=r"^1 part\(s\) no checkpoint lists could not be deleted .*\['data/"):
+        finalize_table(s3, BUCKET, directory, sleep=lambda _: None)
+    assert "Contents" not in s3.list_objects_v2(Bucket=BUCKET, Prefix=directory + layout.MANIFEST)
+    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=stuck)["KeyCount"] == 1

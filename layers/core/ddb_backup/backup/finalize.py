@@ -81,10 +81,9 @@ def finalize_table(
 ) -> dict[str, Any]:
     """Write the manifest of one table's backup and return its summary.
 
-    Parts that no checkpoint lists (left by an invocation that died before its
-    checkpoint, and then redone) are deleted, so the backup directory holds
-    exactly what the manifest describes. An exact backup (its ``plan.json`` holds a stream position) reads
-    the stream up to ``consistentAt`` (``streams``) first: the manifest, written once, says it.
+    Parts no checkpoint lists (left by an invocation that died before its checkpoint, then redone) are
+    deleted first: the directory holds exactly what the manifest describes. An exact backup (a stream
+    position in its ``plan.json``) reads the stream to ``consistentAt`` (``streams``), which the manifest says.
     """
     plan = get_json(s3, bucket, directory + layout.PLAN)
     parts = all_parts(s3, bucket, directory, plan)
