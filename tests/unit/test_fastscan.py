@@ -339,20 +339,57 @@ def test_a_limited_scan_is_charged_what_each_page_consumed_and_told_of_throttlin
         b'{"Items":[{ "pk":{"S":"a"}},{"pk":{"S":"c"}}],"Count":2}',  # a space at the array's first byte
         # outside strings first, then inside one: every occurrence is checked, not only the last
         b'{"Items":[{"pk":{"S":"a"}, "x":{"S":", y"}},{"pk":{"S":"c"}}],"Count":2}',
+        # inside a string, outside, inside again: the middle one is checked too
+        b'{"Items":[{"pk":{"S":", a"}, "x":{"S":", b"}},{"pk":{"S":"c"}}],"Count":2}',
+        b'{"Items":[{"pk":{"S":"a\\/b"}},{"pk":{"S":"c"}}],"Count":2}',  # an escape the encoder does not write
     ],
 )
-def test_a_space_outside_strings_in_an_item_before_the_last_is_parsed_not_sliced(body):
+def test_text_the_encoder_does_not_write_in_an_item_before_the_last_is_parsed_not_sliced(body):
     assert fastscan.slice_page(body) is None
     assert fastscan.page_lines(body) == slow_lines(body)
-    assert b" " not in fastscan.page_lines(body)[0].replace(b", y", b"")  # lines are compact, as the slow path's
 
 
-def test_a_raw_control_character_is_never_sliced_into_a_line():
-    """JSON forbids it in a string; an item before the last is not parsed, so the byte check must see it."""
-    body = b'{"Items":[{"pk":{"S":"a\x01"}},{"pk":{"S":"c"}}],"Count":2}'
+@pytest.mark.parametrize("bad", [b"\x01", b"\xff", b"\xc3"])
+def test_a_raw_control_character_or_bad_utf8_is_never_sliced_into_a_line(bad):
+    """JSON refuses both; an item before the last is not parsed, so the byte checks must see them."""
+    body = b'{"Items":[{"pk":{"S":"a' + bad + b'"}},{"pk":{"S":"\xc3\xa9"}}],"Count":2}'
     assert fastscan.slice_page(body) is None
-    with pytest.raises(ValueError):  # as botocore's own json.loads refuses it: nothing is written
+    with pytest.raises(ValueError):  # as botocore's own json.loads refuses them: nothing is written
         fastscan.page_lines(body)
+
+
+# An item whose string holds a boundary look-alike: "a}},{" closes, then the name ':{x' opens with '":{'.
+_LOOKALIKE = b'{"pk":{"S":"a}},{"},":{x":{"S":"c"}}'
+
+
+@pytest.mark.parametrize(
+    ("body", "sliced"),
+    [
+        # look-alike inside, a boundary, look-alike inside, a boundary: exactly the two boundaries split items
+        (b'{"Items":[' + _LOOKALIKE + b"," + _LOOKALIKE + b',{"pk":{"S":"e"}}],"Count":3}', True),
+        # a look-alike inside and a boundary missed (an item named M first): the count disagrees, so parsed
+        (b'{"Items":[' + _LOOKALIKE + b',{"M":{"S":"z"}},{"pk":{"S":"e"}}],"Count":3}', False),
+    ],
+)
+def test_a_string_that_looks_like_an_item_boundary_never_splits_an_item(body, sliced):
+    assert json.loads(body)["Items"][0] == {"pk": {"S": "a}},{"}, ":{x": {"S": "c"}}
+    assert (fastscan.slice_page(body) is not None) is sliced
+    assert fastscan.page_lines(body) == slow_lines(body)
+    assert fastscan.page_lines(body)[1] == 3
+
+
+def test_a_page_with_its_count_before_the_items_is_sliced():
+    """Where the Items array stands in the page does not matter (only its own text is checked)."""
+    body = page_body([{"pk": {"S": "a"}}, {"pk": {"S": "b"}, "n": {"N": "-1"}}], {"pk": {"S": "b"}}, "count-first")
+    assert body.startswith(b'{"Count":2,"Items":[')
+    assert fastscan.slice_page(body) == slow_lines(body)
+
+
+def test_a_page_with_two_items_arrays_is_read_as_botocore_reads_it():
+    """JSON keeps the last of two equal names: so does botocore, so must the fast path (it parses such a page)."""
+    body = b'{"Items":[{"pk":{"S":"first"}}],"Count":1,"Items":[{"pk":{"S":"last"}}]}'
+    assert fastscan.slice_page(body) is None
+    assert fastscan.page_lines(body) == slow_lines(body) == (b'{"Item":{"pk":{"S":"last"}}}\n', 1, None)
 
 
 def test_a_dynamodb_page_is_sliced_on_the_fetch_path_never_parsed(monkeypatch):
