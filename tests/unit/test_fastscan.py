@@ -424,7 +424,7 @@ def test_botocore_is_handed_an_empty_body_inside_fetch_page_only():
 
 
 def test_a_stubbed_client_answers_before_any_body_and_is_read_from_the_parsed_page():
-    """botocore's Stubber answers before a body exists: the page is taken from the parsed response."""
+    """botocore's Stubber answers before a body exists: the page is taken from the parsed response (Items may be absent)."""
     from botocore.stub import Stubber
 
     ddb = boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1").client(
@@ -440,11 +440,12 @@ def test_a_stubbed_client_answers_before_any_body_and_is_read_from_the_parsed_pa
     }
     with Stubber(ddb) as stub:
         stub.add_response("scan", answer, {"TableName": "t-table"})
-        stub.add_response("scan", {"Items": [], "Count": 0, "ScannedCount": 0}, {"TableName": "t-table"})
+        stub.add_response("scan", {"Count": 0, "ScannedCount": 5}, {"TableName": "t-table"})  # Items left out
         page = fastscan.fetch_page(ddb, {"TableName": "t-table"})
         last = fastscan.fetch_page(ddb, {"TableName": "t-table"})
     assert page == fastscan.Page(b"".join(map(line_from_client_item, items)), 2, {"pk": {"B": "AAE="}}, 1.5)
     assert last == fastscan.Page(b"", 0, None, None)
+    assert fastscan.read_page(b'{"Count":0,"ScannedCount":5}') == last  # the same page as a raw body
 
 
 def test_throttling_botocore_gave_up_on_is_retried_and_each_try_told_to_the_limiter(monkeypatch):
