@@ -283,17 +283,22 @@ def test_a_fast_restore_sends_the_lines_byte_for_byte_and_parses_none_of_them(tm
     assert all(r._item is None for r in raws)  # nothing was parsed, not even to be serialized
 
 
+def _installed(line: bytes) -> tuple[FakeDynamoDB, Any, fastwrite.RawItem]:
+    """A recording server, a client with the fast handlers, and ``line`` as a proved RawItem."""
+    server = FakeDynamoDB()
+    ddb = fake_client(server)
+    fastwrite.install(ddb)
+    return server, ddb, fastwrite.RawItem(line, "line 1", fastwrite._one_item(line))
+
+
 def _requests(raw: fastwrite.RawItem, plain: dict[str, Any]) -> list[Any]:
     return [{"PutRequest": {"Item": raw}}, {"PutRequest": {"Item": plain}}, {"DeleteRequest": {"Key": plain}}]
 
 
 def test_raw_items_mixed_with_ordinary_requests_or_tables_are_sent_parsed_with_the_others():
     """Not something restore sends; a caller doing it still gets every request, as botocore serializes them."""
-    server = FakeDynamoDB()
-    ddb = fake_client(server)
-    fastwrite.install(ddb)
     line = b'{"Item":{"pk":{"S":"raw"},"b":{"B":"AAE="}}}'
-    raw = fastwrite.RawItem(line, "line 1", fastwrite._one_item(line))
+    server, ddb, raw = _installed(line)
     ddb.batch_write_item(RequestItems={"t": _requests(raw, {"pk": {"S": "plain"}})})
     assert server.bodies[-1]["RequestItems"] == {
         "t": [
@@ -309,11 +314,7 @@ def test_raw_items_mixed_with_ordinary_requests_or_tables_are_sent_parsed_with_t
 
 
 def test_every_other_member_of_a_fast_request_is_sent():
-    server = FakeDynamoDB()
-    ddb = fake_client(server)
-    fastwrite.install(ddb)
-    line = b'{"Item":{"pk":{"S":"a"}}}'
-    raw = fastwrite.RawItem(line, "line 1", fastwrite._one_item(line))
+    server, ddb, raw = _installed(b'{"Item":{"pk":{"S":"a"}}}')
     ddb.batch_write_item(
         RequestItems={"t": [{"PutRequest": {"Item": raw}}]},
         ReturnConsumedCapacity="TOTAL",
