@@ -9,7 +9,10 @@ so both the slicing and the parsing fallback of :mod:`ddb_backup.backup.fastscan
 from __future__ import annotations
 
 import base64
+import gzip
 import json
+import random
+import threading
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +27,7 @@ from hypothesis import strategies as st
 
 from ddb_backup.backup import fastscan
 from ddb_backup.backup.scan import FastPages, Pages, ScanSettings, scan_segment
+from ddb_backup.errors import BadInput
 from ddb_backup.format.ddbjson import item_to_wire, line_from_client_item
 
 # ------------------------------------------------------------------ wire items
@@ -324,3 +328,151 @@ def test_a_limited_scan_is_charged_what_each_page_consumed_and_told_of_throttlin
     assert limiter.throttles == 1
     assert request["Limit"] == 6  # the next page: half a second at 10 units/s, at 5.5 units for 7 items
     assert buf.items == 21
+
+
+# ------------------------------------------------------------------ what the fast path proves and skips
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"Items":[{"pk":{"S":"a"}, "x":{"S":"b"}},{"pk":{"S":"c"}}],"Count":2}',  # a space after a comma only
+        b'{"Items":[{"pk":{"S":"a" }},{"pk":{"S":"c"}}],"Count":2}',  # a space before a brace only
+        b'{"Items":[{ "pk":{"S":"a"}},{"pk":{"S":"c"}}],"Count":2}',  # a space at the array's first byte
+        # outside strings first, then inside one: every occurrence is checked, not only the last
+        b'{"Items":[{"pk":{"S":"a"}, "x":{"S":", y"}},{"pk":{"S":"c"}}],"Count":2}',
+        # inside a string, outside, inside again: the middle one is checked too
+        b'{"Items":[{"pk":{"S":", a"}, "x":{"S":", b"}},{"pk":{"S":"c"}}],"Count":2}',
+        b'{"Items":[{"pk":{"S":"a\\/b"}},{"pk":{"S":"c"}}],"Count":2}',  # an escape the encoder does not write
+    ],
+)
+def test_text_the_encoder_does_not_write_in_an_item_before_the_last_is_parsed_not_sliced(body):
+    assert fastscan.slice_page(body) is None
+    assert fastscan.page_lines(body) == slow_lines(body)
+
+
+@pytest.mark.parametrize("bad", [b"\x01", b"\xff", b"\xc3"])
+def test_a_raw_control_character_or_bad_utf8_is_never_sliced_into_a_line(bad):
+    """JSON refuses both; an item before the last is not parsed, so the byte checks must see them."""
+    body = b'{"Items":[{"pk":{"S":"a' + bad + b'"}},{"pk":{"S":"\xc3\xa9"}}],"Count":2}'
+    assert fastscan.slice_page(body) is None
+    with pytest.raises(ValueError):  # as botocore's own json.loads refuses them: nothing is written
+        fastscan.page_lines(body)
+
+
+# An item whose string holds a boundary look-alike: "a}},{" closes, then the name ':{x' opens with '":{'.
+_LOOKALIKE = b'{"pk":{"S":"a}},{"},":{x":{"S":"c"}}'
+
+
+@pytest.mark.parametrize(
+    ("body", "sliced"),
+    [
+        # look-alike inside, a boundary, look-alike inside, a boundary: exactly the two boundaries split items
+        (b'{"Items":[' + _LOOKALIKE + b"," + _LOOKALIKE + b',{"pk":{"S":"e"}}],"Count":3}', True),
+        # a look-alike inside and a boundary missed (an item named M first): the count disagrees, so parsed
+        (b'{"Items":[' + _LOOKALIKE + b',{"M":{"S":"z"}},{"pk":{"S":"e"}}],"Count":3}', False),
+    ],
+)
+def test_a_string_that_looks_like_an_item_boundary_never_splits_an_item(body, sliced):
+    assert json.loads(body)["Items"][0] == {"pk": {"S": "a}},{"}, ":{x": {"S": "c"}}
+    assert (fastscan.slice_page(body) is not None) is sliced
+    assert fastscan.page_lines(body) == slow_lines(body)
+    assert fastscan.page_lines(body)[1] == 3
+
+
+def test_a_page_with_its_count_before_the_items_is_sliced():
+    """Where the Items array stands in the page does not matter (only its own text is checked)."""
+    body = page_body([{"pk": {"S": "a"}}, {"pk": {"S": "b"}, "n": {"N": "-1"}}], {"pk": {"S": "b"}}, "count-first")
+    assert body.startswith(b'{"Count":2,"Items":[')
+    assert fastscan.slice_page(body) == slow_lines(body)
+
+
+def test_a_page_with_two_items_arrays_is_read_as_botocore_reads_it():
+    """JSON keeps the last of two equal names: so does botocore, so must the fast path (it parses such a page)."""
+    body = b'{"Items":[{"pk":{"S":"first"}}],"Count":1,"Items":[{"pk":{"S":"last"}}]}'
+    assert fastscan.slice_page(body) is None
+    assert fastscan.page_lines(body) == slow_lines(body) == (b'{"Item":{"pk":{"S":"last"}}}\n', 1, None)
+
+
+def test_a_dynamodb_page_is_sliced_on_the_fetch_path_never_parsed(monkeypatch):
+    def parsed(_doc: Any) -> Any:
+        raise AssertionError("a canonical page was parsed")
+
+    monkeypatch.setattr(fastscan, "lines_from_doc", parsed)
+    body = _with_capacity(pages_for(2)[0], 2.5)
+    page = fastscan.read_page(body)
+    assert (page.data, page.items, page.last_key, page.consumed) == (*slow_lines(body), 2.5)
+
+
+def test_botocore_is_handed_an_empty_body_inside_fetch_page_only():
+    """The raw body is kept and botocore parses ``{}``; a scan outside fetch_page, in any thread, is parsed."""
+    pages = pages_for(2)
+    ddb = fake_client(FakeDynamoDB(pages * 2))
+    parsed: list[dict[str, Any]] = []
+    ddb.meta.events.register("after-call.dynamodb.Scan", lambda parsed=None, **_: parsed_pages(parsed))
+
+    def parsed_pages(page: dict[str, Any]) -> None:
+        parsed.append(page)
+
+    page = fastscan.fetch_page(ddb, {"TableName": "t-table"})
+    assert (page.data, page.items, page.last_key) == slow_lines(pages[0])
+    assert "Items" not in parsed[0] and "Count" not in parsed[0]  # botocore walked no attribute
+    assert parsed[0]["ddb_backup.rawBody"] == pages[0]
+    got: list[dict[str, Any]] = []
+    worker = threading.Thread(target=lambda: got.append(ddb.scan(TableName="t-table")))
+    worker.start()
+    worker.join()
+    assert "ddb_backup.rawBody" not in got[0] and len(got[0]["Items"]) == 7
+
+
+def test_a_stubbed_client_answers_before_any_body_and_is_read_from_the_parsed_page():
+    """botocore's Stubber answers before a body exists: the page is taken from the parsed response (Items may be absent)."""
+    from botocore.stub import Stubber
+
+    ddb = boto3.session.Session(aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1").client(
+        "dynamodb"
+    )
+    items = [{"pk": {"B": b"\x00\x01"}, "n": {"N": "1"}}, {"pk": {"S": "é"}, "m": {"M": {"x": {"NULL": True}}}}]
+    answer = {
+        "Items": items,
+        "Count": 2,
+        "ScannedCount": 2,
+        "LastEvaluatedKey": {"pk": {"B": b"\x00\x01"}},
+        "ConsumedCapacity": {"TableName": "t-table", "CapacityUnits": 1.5},
+    }
+    with Stubber(ddb) as stub:
+        stub.add_response("scan", answer, {"TableName": "t-table"})
+        stub.add_response("scan", {"Count": 0, "ScannedCount": 5}, {"TableName": "t-table"})  # Items left out
+        page = fastscan.fetch_page(ddb, {"TableName": "t-table"})
+        last = fastscan.fetch_page(ddb, {"TableName": "t-table"})
+    assert page == fastscan.Page(b"".join(map(line_from_client_item, items)), 2, {"pk": {"B": "AAE="}}, 1.5)
+    assert last == fastscan.Page(b"", 0, None, None)
+    assert fastscan.read_page(b'{"Count":0,"ScannedCount":5}') == last  # the same page as a raw body
+
+
+def test_throttling_botocore_gave_up_on_is_retried_and_each_try_told_to_the_limiter(monkeypatch):
+    """Six throttled tries exhaust botocore's retries (one ClientError); call_with_backoff retries and says so."""
+    monkeypatch.setattr("ddb_backup.aws.retry.time.sleep", lambda _s: None)
+    monkeypatch.setattr("botocore.retries.standard.time.sleep", lambda _s: None, raising=False)
+    throttled = json.dumps({"__type": "ProvisionedThroughputExceededException", "message": "slow down"}).encode()
+    server = FakeDynamoDB(pages_for(1), failures=[(400, throttled)] * 7)
+    told: list[str] = []
+    page = fastscan.fetch_page(fake_client(server), {"TableName": "t-table"}, on_throttle=lambda: told.append("t"))
+    assert (page.data, page.items, page.last_key) == slow_lines(pages_for(1)[0])
+    assert told == ["t", "t"]  # the ClientError after 6 tries, then the success that botocore retried once
+
+
+def test_a_bad_key_to_go_on_from_is_named_as_the_last_evaluated_key():
+    with pytest.raises(BadInput, match=r"LastEvaluatedKey\.pk"):
+        fastscan.next_request({"TableName": "t-table"}, {"pk": {"B": "not base64!"}})
+    request = fastscan.next_request({"TableName": "t-table"}, {"pk": {"B": "AAE="}})
+    assert request["ExclusiveStartKey"] == {"pk": {"B": b"\x00\x01"}}
+
+
+def test_a_block_larger_than_the_compressor_holds_is_kept_whole():
+    """A block the compressor flushes as it goes (megabytes of varied lines) comes out of the part whole."""
+    rng = random.Random(5)
+    lines = b"".join(line_from_client_item({"pk": {"S": f"{i}"}, "v": {"B": rng.randbytes(300)}}) for i in range(4000))
+    buf = fastscan.BlockPartBuffer()
+    buf.add_block(lines, 4000)
+    buf.add_block(b"", 0)
+    assert (buf.items, buf.uncompressed_bytes) == (4000, len(lines))
+    assert gzip.decompress(buf.finish()) == lines

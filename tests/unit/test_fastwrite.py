@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 import json
 import random
 import zlib
@@ -20,13 +21,15 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
+from botocore.exceptions import ParamValidationError
 
 from ddb_backup.aws.ratelimit import RateLimiter
 from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError
 from ddb_backup.format.ddbjson import item_to_wire, line_from_client_item, parse_line
+from ddb_backup.format.dialects import MAX_ITEM_BYTES
 from ddb_backup.format.lines import PartRef
 from ddb_backup.format.localfile import write_local_file
-from ddb_backup.format.sources import read_part
+from ddb_backup.format.sources import Source, read_part
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.write import DeadLettered, write_items
 from devkit import sample
@@ -259,3 +262,197 @@ def test_a_limited_restore_is_charged_what_dynamodb_reports_at_least_a_unit_an_i
     server = FakeDynamoDB(script=[(200, big), (200, small)])
     restore(make_part(tmp_path, realistic(45)), fast=True, server=server, concurrency=1, write_rate=1e9)
     assert charged == [60.0, 24.0, 1.0]  # batches of 25, 24, 1 (a repeated key closes one); the last reports nothing
+
+
+# ------------------------------------------------------------------ what the fast path sends, and when it steps aside
+def test_a_fast_restore_sends_the_lines_byte_for_byte_and_parses_none_of_them(tmp_path):
+    items = realistic(30)
+    part = make_part(tmp_path, items)
+    raws = list(fastwrite.read_part(part))
+    server = FakeDynamoDB()
+    raw_bodies: list[bytes] = []
+    ddb = fake_client(server)
+    ddb.meta.events.register(
+        "before-send.dynamodb.BatchWriteItem", lambda request, **_: raw_bodies.append(request.body)
+    )
+    fastwrite.install(ddb)
+    counts = write_items(ddb, "target-table", iter(raws), dead_letter=lambda xs: "dl", key_names=["pk"], concurrency=1)
+    assert counts["written"] == 35
+    sent = b"".join(raw_bodies)
+    assert all(r.line in sent for r in raws)  # "é中" stays UTF-8: botocore would have written \\u escapes
+    assert all(r._item is None for r in raws)  # nothing was parsed, not even to be serialized
+
+
+def _installed(line: bytes) -> tuple[FakeDynamoDB, Any, fastwrite.RawItem]:
+    """A recording server, a client with the fast handlers, and ``line`` as a proved RawItem."""
+    server = FakeDynamoDB()
+    ddb = fake_client(server)
+    fastwrite.install(ddb)
+    return server, ddb, fastwrite.RawItem(line, "line 1", fastwrite._one_item(line))
+
+
+def _requests(raw: fastwrite.RawItem, plain: dict[str, Any]) -> list[Any]:
+    return [{"PutRequest": {"Item": raw}}, {"PutRequest": {"Item": plain}}, {"DeleteRequest": {"Key": plain}}]
+
+
+def test_raw_items_mixed_with_ordinary_requests_or_tables_are_sent_parsed_with_the_others():
+    """Not something restore sends; a caller doing it still gets every request, as botocore serializes them."""
+    line = b'{"Item":{"pk":{"S":"raw"},"b":{"B":"AAE="}}}'
+    server, ddb, raw = _installed(line)
+    ddb.batch_write_item(RequestItems={"t": _requests(raw, {"pk": {"S": "plain"}})})
+    assert server.bodies[-1]["RequestItems"] == {
+        "t": [
+            {"PutRequest": {"Item": {"pk": {"S": "raw"}, "b": {"B": "AAE="}}}},
+            {"PutRequest": {"Item": {"pk": {"S": "plain"}}}},
+            {"DeleteRequest": {"Key": {"pk": {"S": "plain"}}}},
+        ]
+    }
+    ddb.batch_write_item(RequestItems={"a": [{"PutRequest": {"Item": raw}}], "b": [{"PutRequest": {"Item": raw}}]})
+    assert server.bodies[-1]["RequestItems"] == {t: [{"PutRequest": {"Item": json.loads(line)["Item"]}}] for t in "ab"}
+    with pytest.raises(ParamValidationError, match="RequestItems"):  # botocore's own refusal, as without the handler
+        ddb.batch_write_item(RequestItems={"t": [{"PutRequest": {"Item": raw}}, "not a request"]})
+
+
+def test_every_other_member_of_a_fast_request_is_sent():
+    server, ddb, raw = _installed(b'{"Item":{"pk":{"S":"a"}}}')
+    ddb.batch_write_item(
+        RequestItems={"t": [{"PutRequest": {"Item": raw}}]},
+        ReturnConsumedCapacity="TOTAL",
+        ReturnItemCollectionMetrics="SIZE",
+    )
+    assert server.bodies == [
+        {
+            "RequestItems": {"t": [{"PutRequest": {"Item": {"pk": {"S": "a"}}}}]},
+            "ReturnConsumedCapacity": "TOTAL",
+            "ReturnItemCollectionMetrics": "SIZE",
+        }
+    ]
+
+
+def test_installing_once_a_part_leaves_one_handler_of_each_kind_on_the_client(tmp_path, monkeypatch):
+    """A restore installs the handlers for every part it reads: they must not pile up (each walks every request)."""
+    calls: list[str] = []
+    build, use = fastwrite._build_body, fastwrite._use_body
+
+    def counted_build(params: dict[str, Any], context: dict[str, Any], **kw: Any) -> None:
+        calls.append("build")
+        build(params, context, **kw)
+
+    def counted_use(params: dict[str, Any], context: dict[str, Any], **kw: Any) -> None:
+        calls.append("use")
+        use(params, context, **kw)
+
+    monkeypatch.setattr(fastwrite, "_build_body", counted_build)
+    monkeypatch.setattr(fastwrite, "_use_body", counted_use)
+    server = FakeDynamoDB()
+    ddb = fake_client(server)
+    part = make_part(tmp_path, realistic(3))
+    for _ in range(3):
+        raws = list(fastwrite.read_part(part, ddb=ddb))
+    ddb.batch_write_item(RequestItems={"t": [{"PutRequest": {"Item": r}} for r in raws]})
+    assert calls == ["build", "use"]
+    assert len(server.bodies[0]["RequestItems"]["t"]) == 8
+
+
+def test_a_raw_item_built_without_its_attributes_is_parsed_when_one_is_asked_for():
+    raw = fastwrite.RawItem(b'{"Item":{"pk":{"S":"a"},"n":{"N":"2"}}}', "line 3")
+    assert raw["pk"] == {"S": "a"} and raw["n"] == {"N": "2"}
+    with pytest.raises(BadInput, match=r"line 3\.pk"):
+        _ = fastwrite.RawItem(b'{"Item":{"pk":{"B":"not base64!"}}}', "line 3")["pk"]
+
+
+def test_a_raw_item_shows_at_most_80_bytes_of_its_line():
+    """An item may be 400 KiB: its repr (in logs and failures) shows the start of the line only."""
+    line = b'{"Item":{"pk":{"S":"' + b"x" * 1000 + b'"}}}'
+    assert repr(fastwrite.RawItem(line, "x")) == f"RawItem({line[:80]!r}...)"
+
+
+def test_a_line_of_exactly_the_largest_item_size_is_sent_unparsed_one_byte_more_is_parsed(tmp_path):
+    head, tail = b'{"Item":{"pk":{"S":"a"},"v":{"S":"', b'"}}}'
+    exact = head + b"x" * (MAX_ITEM_BYTES - len(head) - len(tail)) + tail
+    assert len(exact) == MAX_ITEM_BYTES
+    path = tmp_path / "big.json"
+    path.write_bytes(exact + b"\n" + exact.replace(b'"a"', b'"ab"') + b"\n")
+    part = PartRef(
+        id="big", url=str(path), dialect="item", items=2, sha256=hashlib.sha256(path.read_bytes()).hexdigest()
+    )
+    first, second = fastwrite.read_part(part)
+    assert first.wire is not None and first._item is None
+    assert second.wire is None and second._item is not None and second["pk"] == {"S": "ab"}
+
+
+def test_a_line_not_in_compact_form_is_returned_parsed_and_a_bad_one_named(tmp_path):
+    path = tmp_path / "spaced.json"
+    path.write_bytes(
+        b'{"Item": {"pk": {"S": "a"}}}\n{"Item":{"pk":{"S":"b"}}}\n{"Item": {"pk": {"B": "not base64!"}}}\n'
+    )
+    part = PartRef(id="spaced", url=str(path), dialect="item", sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+    read = fastwrite.read_part(part)
+    assert next(read) == {"pk": {"S": "a"}}  # a plain item: botocore serializes it
+    assert isinstance(next(read), fastwrite.RawItem)
+    with pytest.raises(BadInput, match=r"spaced\.json line 3\.pk"):
+        next(read)
+
+
+class FakeS3:
+    """get_object from a dict; a restore must read through the client it was given."""
+
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects, self.gets = objects, 0
+
+    def get_object(self, *, Bucket: str, Key: str, **_: Any) -> dict[str, Any]:
+        self.gets += 1
+        body = io.BytesIO(self.objects[f"s3://{Bucket}/{Key}"])
+
+        class Body:
+            def iter_chunks(self, size: int) -> Any:
+                return iter(lambda: body.read(size), b"")
+
+            def read(self, size: int = -1) -> bytes:
+                return body.read(size)
+
+            def close(self) -> None:
+                pass
+
+        return {"Body": Body()}
+
+
+@pytest.fixture
+def no_shared_s3(monkeypatch: pytest.MonkeyPatch) -> None:
+    def shared(*_: Any, **__: Any) -> Any:
+        raise AssertionError("the shared S3 client was used instead of the one given")
+
+    monkeypatch.setattr("ddb_backup.aws.clients.client", shared)
+
+
+def test_parts_in_s3_are_read_through_the_client_given_from_the_start_asked(tmp_path, no_shared_s3):
+    items = realistic(3)
+    part = make_part(tmp_path, items)
+    typed = b"".join(json.dumps(item_to_wire(i)).encode() + b"\n" for i in items)
+    s3 = FakeS3({"s3://b/item.json.gz": Path(part.url).read_bytes(), "s3://b/typed.json": typed})
+    in_s3 = PartRef(**{**part.__dict__, "url": "s3://b/item.json.gz"})
+    assert [dict(i) for i in fastwrite.read_part(in_s3, s3, start=6)] == items[6:]
+    other = PartRef(id="typed", url="s3://b/typed.json", dialect="typed")
+    assert list(fastwrite.read_part(other, s3, start=6)) == items[6:]
+    assert s3.gets == 2
+
+
+def test_a_sources_items_are_every_part_in_order_ready_to_send(tmp_path, no_shared_s3):
+    first, second = realistic(2), [{"pk": {"S": f"second-{i}"}} for i in range(3)]
+    (tmp_path / "1").mkdir()
+    parts = [make_part(tmp_path / "1", first), make_part(tmp_path, second)]
+    s3 = FakeS3({f"s3://b/{n}.json.gz": Path(p.url).read_bytes() for n, p in enumerate(parts)})
+    source = Source(
+        format="ddb-backup-v1",
+        location="s3://b/",
+        table="t",
+        description=None,
+        parts=[PartRef(**{**p.__dict__, "url": f"s3://b/{n}.json.gz"}) for n, p in enumerate(parts)],
+        s3=s3,
+    )
+    server = FakeDynamoDB()
+    ddb = fake_client(server)
+    got = list(fastwrite.source_items(source, ddb))
+    assert [dict(i) for i in got] == first + second
+    ddb.batch_write_item(RequestItems={"t": [{"PutRequest": {"Item": i}} for i in got[:25]]})
+    assert len(server.bodies[0]["RequestItems"]["t"]) == 10
