@@ -1,16 +1,16 @@
 """Mutation testing of the modules that guard data (``make mutate``; not part of ``make test``).
 
-Runs mutmut 3 on one module at a time, with only the test files mapped to it
-(:data:`TESTS`), and reports the score per module and every surviving mutant.
+Runs mutmut 3 on each module (``--jobs`` of them at once), with only the test files
+mapped to it (:data:`TESTS`), and reports the score per module and every surviving mutant.
 Survivors listed in ``tools/mutate_equivalents.toml`` (with the mutated line and
 why the mutant behaves like the original) are reported as equivalent; any other
 survivor, or an equivalent whose mutant changed or is now killed, fails the run.
 
 Why mutmut, and why a staging directory: mutmut 3 forks one worker per mutant
 from a process that has already imported pytest and the tests, and runs only
-the tests that reached the mutated function, which is what lets the whole run
-fit in 30 minutes on 2 cores (cosmic-ray starts a fresh pytest per mutant:
-3-20 s each here, hours for the whole set). mutmut copies the code to a
+the tests that reached the mutated function (cosmic-ray starts a fresh pytest
+per mutant: 3-20 s each here, hours for the whole set). Even so the whole run
+takes about an hour on 2 cores (README, "make mutate"). mutmut copies the code to a
 ``mutants/`` directory and names each mutant after the file's path, so the code
 must sit at ``<dir>/ddb_backup`` to be imported (and named) as ``ddb_backup``:
 our ``layers/core`` package-dir mapping is neither. Each module therefore runs
