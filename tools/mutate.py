@@ -40,24 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / ".mutate"
 EQUIVALENTS = ROOT / "tools" / "mutate_equivalents.toml"
 
-#: Module (under ``ddb_backup/``) -> the test files that cover it.
+#: Module (under ``ddb_backup/``) -> the test files that cover it; costliest first (CPU s in README).
 TESTS: dict[str, list[str]] = {
-    "restore/write.py": [
-        "tests/unit/test_restore_write.py",
-        "tests/unit/test_restore_run.py",
-        "tests/unit/test_fastwrite.py",
-    ],
-    "aws/retry.py": [
-        "tests/unit/test_restore_write.py",
+    "backup/finalize.py": [
         "tests/unit/test_plan_scan.py",
-        "tests/unit/test_restore_target.py",
-        "tests/unit/test_pitr.py",
-    ],
-    "format/lines.py": [
         "tests/unit/test_readers.py",
-        "tests/unit/test_format_roundtrip.py",
-        "tests/unit/test_format.py",
-        "tests/unit/test_localfile.py",  # a local file's checksum and end line, read by part_lines
+        "tests/unit/test_restore_sets.py",
     ],
     "format/sources.py": [
         "tests/unit/test_readers.py",
@@ -65,6 +53,33 @@ TESTS: dict[str, list[str]] = {
         "tests/unit/test_restore_sets.py",
         "tests/unit/test_format_roundtrip.py",
     ],
+    "restore/target.py": [  # and the three set tests that alone reach the same-ARN refusal and _resume
+        "tests/unit/test_restore_target.py",
+        "tests/unit/test_restore_sets.py::test_a_restore_killed_after_create_table_is_named_and_its_rerun_finishes_the_settings",
+        "tests/unit/test_restore_sets.py::test_a_retried_plan_finishes_the_tables_it_created",
+        "tests/unit/test_restore_sets.py::test_an_edited_table_name_in_the_manifest_does_not_open_the_source_to_overwrite",
+    ],
+    "backup/fastscan.py": ["tests/unit/test_fastscan.py"],
+    "restore/write.py": [
+        "tests/unit/test_restore_write.py",
+        "tests/unit/test_restore_run.py",
+        "tests/unit/test_fastwrite.py",
+    ],
+    "format/lines.py": [
+        "tests/unit/test_readers.py",
+        "tests/unit/test_format_roundtrip.py",
+        "tests/unit/test_format.py",
+        "tests/unit/test_localfile.py",  # a local file's checksum and end line, read by part_lines
+    ],
+    "aws/retry.py": [
+        "tests/unit/test_restore_write.py",
+        "tests/unit/test_plan_scan.py",
+        "tests/unit/test_restore_target.py",
+        "tests/unit/test_pitr.py",
+    ],
+    "format/localfile.py": ["tests/unit/test_localfile.py", "tests/unit/test_readers.py", "tests/unit/test_verify.py"],
+    "restore/preflight.py": ["tests/unit/test_restore_preflight.py", "tests/unit/test_restore_run.py"],
+    "restore/fastwrite.py": ["tests/unit/test_fastwrite.py", "tests/unit/test_localfile.py"],
     "format/dialects.py": [
         "tests/unit/test_dialects.py",
         "tests/unit/test_readers.py",
@@ -72,21 +87,6 @@ TESTS: dict[str, list[str]] = {
         "tests/unit/test_fastwrite.py",
         "tests/unit/test_format.py",
     ],
-    "format/localfile.py": ["tests/unit/test_localfile.py", "tests/unit/test_readers.py", "tests/unit/test_verify.py"],
-    "restore/target.py": [  # and the three set tests that alone reach the same-ARN refusal and _resume
-        "tests/unit/test_restore_target.py",
-        "tests/unit/test_restore_sets.py::test_a_restore_killed_after_create_table_is_named_and_its_rerun_finishes_the_settings",
-        "tests/unit/test_restore_sets.py::test_a_retried_plan_finishes_the_tables_it_created",
-        "tests/unit/test_restore_sets.py::test_an_edited_table_name_in_the_manifest_does_not_open_the_source_to_overwrite",
-    ],
-    "restore/preflight.py": ["tests/unit/test_restore_preflight.py", "tests/unit/test_restore_run.py"],
-    "backup/finalize.py": [
-        "tests/unit/test_plan_scan.py",
-        "tests/unit/test_readers.py",
-        "tests/unit/test_restore_sets.py",
-    ],
-    "backup/fastscan.py": ["tests/unit/test_fastscan.py"],
-    "restore/fastwrite.py": ["tests/unit/test_fastwrite.py", "tests/unit/test_localfile.py"],
 }
 
 #: What the tests need beside the code: copied into the staging tree (and by mutmut into ``mutants/``).
