@@ -100,7 +100,9 @@ TREE = {
     "events": "events",
     "template.yaml": "template.yaml",
 }
-ALSO_COPY = ["ddb_backup_cli", "devkit", "functions", "statemachine", "events", "template.yaml"]
+ALSO_COPY = ["ddb_backup_cli", "devkit", "functions", "statemachine", "events", "template.yaml", "conftest.py"]
+#: Staged as the tree's root ``conftest.py``: likeliest killers first, a hung test ends its mutant (see the file).
+ORDER_PLUGIN = ROOT / "tools" / "mutate_conftest.py"
 STATUS = {0: "survived", 1: "killed", 3: "killed", 5: "no tests", 33: "no tests", 34: "skipped", 37: "killed"}
 TIMEOUTS = {24, -24, 36, 152, 255}
 #: A mutant's tests may take this many times their clean run's time (x2 in CPU seconds) before it counts as
@@ -172,6 +174,7 @@ def stage(module: str) -> Path:
             shutil.copytree(ROOT / src, where / dst, ignore=ignore)
         elif (ROOT / src).exists():
             shutil.copy2(ROOT / src, where / dst)
+    shutil.copy2(ORDER_PLUGIN, where / "conftest.py")
     pyproject = (ROOT / "pyproject.toml").read_text() + mutmut_config(module)
     (where / "pyproject.toml").write_text(pyproject)
     return where

@@ -1,0 +1,119 @@
+"""Staged by ``tools/mutate.py`` as the root ``conftest.py`` of each mutation run: the tests a mutant
+is most likely to fail run first, and a test the mutant makes hang stops that mutant at once.
+
+mutmut hands each mutant's tests to pytest in set order (random) and stops at the first failure, so
+a mutant only one test can kill ran, on average, half its module's tests first. Here:
+
+- the clean run (``MUTANT_UNDER_TEST`` empty) records each test's time, setup and teardown included;
+- a test that fails under a mutant is recorded against the mutated function (one line per kill,
+  appended; each mutant runs in its own forked process);
+- a mutant's tests run ordered by the kills recorded against its function, most first, then by
+  the kills against any function, then fastest first: mutants of one function tend to fall to the
+  same tests;
+- a test that runs longer than ``SLOWER`` times its clean time (at least ``FLOOR`` seconds) ends the
+  mutant's process with exit code 36, which mutmut counts as a timeout, as it would have after
+  the whole set's time times its multiplier: the same verdict, minutes sooner.
+
+Only order and the time allowed change: every test a mutant survives still runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+KILLS = HERE / "mutate-kills.log"
+DURATIONS = HERE / "mutate-durations.json"
+SLOWER = 10.0
+FLOOR = 10.0
+TIMEOUT_EXIT = 36  # mutmut's exit code for a mutant that timed out
+
+_durations: dict[str, float] = {}
+
+
+def _mutant() -> str:
+    """The mutant under test, or '' in mutmut's clean, stats and forced-fail runs."""
+    name = os.environ.get("MUTANT_UNDER_TEST", "")
+    return name if "__mutmut_" in name else ""
+
+
+def _function(mutant: str) -> str:
+    return mutant.rpartition("__mutmut_")[0]
+
+
+def _clean_durations() -> dict[str, float]:
+    try:
+        return {k: float(v) for k, v in json.loads(DURATIONS.read_text()).items()}
+    except (OSError, ValueError):
+        return {}
+
+
+def _kills() -> tuple[Counter[tuple[str, str]], Counter[str]]:
+    by_function: Counter[tuple[str, str]] = Counter()
+    by_test: Counter[str] = Counter()
+    try:
+        lines = KILLS.read_text().splitlines()
+    except OSError:
+        return by_function, by_test
+    for line in lines:
+        function, _, test = line.partition("\t")
+        if test:
+            by_function[function, test] += 1
+            by_test[test] += 1
+    return by_function, by_test
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """Under a mutant: the likeliest killers first, then the fastest."""
+    mutant = _mutant()
+    if not mutant:
+        return
+    function = _function(mutant)
+    clean = _clean_durations()
+    by_function, by_test = _kills()
+    items.sort(key=lambda i: (-by_function[function, i.nodeid], -by_test[i.nodeid], clean.get(i.nodeid, 60.0)))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: Any, nextitem: Any) -> Any:
+    """Time each test in the clean run; under a mutant, stop one that runs far past its clean time."""
+    mutant = _mutant()
+    if not mutant:
+        started = time.perf_counter()
+        yield
+        _durations[item.nodeid] = time.perf_counter() - started
+        return
+    allowed = max(FLOOR, SLOWER * _clean_durations().get(item.nodeid, FLOOR))
+
+    def hung(signum: int, frame: Any) -> None:
+        os._exit(TIMEOUT_EXIT)
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.setitimer(signal.ITIMER_REAL, allowed)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    """Under a mutant, record the test that failed against the mutated function."""
+    mutant = _mutant()
+    if mutant and report.failed:
+        with KILLS.open("a") as out:
+            out.write(f"{_function(mutant)}\t{report.nodeid}\n")
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    """After the clean run (every test passed), keep each test's time for ordering and timeouts."""
+    if not _mutant() and _durations and exitstatus == 0 and os.environ.get("MUTANT_UNDER_TEST") == "":
+        DURATIONS.write_text(json.dumps(_durations, sort_keys=True))
