@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from ddb_backup import __version__
-from ddb_backup.errors import BadInput, IntegrityError
+from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError
+from ddb_backup.format import lines as line_stream
+from ddb_backup.format import location
 from ddb_backup.format import sources as readers
 from ddb_backup.format.ddbjson import line_from_client_item
 from ddb_backup.format.dialects import parse_item
@@ -127,6 +129,199 @@ def test_an_end_line_checksum_that_is_not_one_is_refused(tmp_path, sha):
     _rewrite(path, [*lines[:-1], json.dumps({"ddbBackupEnd": {"items": 30, "sha256": sha}}).encode() + b"\n"])
     with pytest.raises(BadInput, match=r"T.json line 32: end line sha256 must be 64 hex digits"):
         readers.open_source(str(path))
+
+
+# ------------------------------------------------------------------ the quick check before a restore
+def _line_by_line(path: Path) -> tuple[int, str | None]:
+    """What reading the file line by line proves: (count, checksum); raises as open_source does."""
+    part = PartRef(path.name, str(path), "local")
+    read = line_stream.part_lines(part)
+    count = 0
+    while True:
+        try:
+            next(read)
+        except StopIteration as done:
+            return count, done.value
+        count += 1
+
+
+@pytest.mark.parametrize("name", ["T.json", "T.json.gz"])
+@pytest.mark.parametrize("chunk", [1, 2, 7, 300, 1 << 20])
+@pytest.mark.parametrize("n", [0, 1, 2, 30])
+def test_the_quick_check_proves_what_reading_line_by_line_proves_at_any_chunk_size(
+    tmp_path, monkeypatch, name, chunk, n
+):
+    path = _backup(tmp_path, name, n)
+    monkeypatch.setattr(location, "CHUNK", chunk)
+    expected = _line_by_line(path)
+    assert expected[0] == n and expected[1] is not None
+    assert line_stream.local_file_sum(str(path)) == expected
+
+
+def _blank_line(lines: list[bytes]) -> list[bytes]:
+    return [*lines[:4], b"\n", *lines[4:]]
+
+
+def _spaces_line(lines: list[bytes]) -> list[bytes]:
+    return [*lines[:4], b"  \t\n", *lines[4:]]
+
+
+def _blank_after_the_end(lines: list[bytes]) -> list[bytes]:
+    return [*lines, b"\n"]
+
+
+def _no_newline_after_the_end(lines: list[bytes]) -> list[bytes]:
+    return [*lines[:-1], lines[-1].rstrip(b"\n")]
+
+
+def _resummed(lines: list[bytes]) -> list[bytes]:
+    """The end line's count and checksum made again from the lines before it, as they stand (forged)."""
+    end = json.loads(lines[-1])
+    end["ddbBackupEnd"]["items"] = len(lines) - 2  # all but the header and the end line
+    end["ddbBackupEnd"]["sha256"] = hashlib.sha256(b"".join(lines[:-1])).hexdigest()
+    return [*lines[:-1], json.dumps(end).encode() + b"\n"]
+
+
+@pytest.mark.parametrize("change", [_blank_line, _spaces_line])
+def test_a_checksum_over_a_blank_line_is_not_proved_quickly_and_is_refused_line_by_line(tmp_path, change):
+    path = _backup(tmp_path)
+    _rewrite(path, _resummed(change(_lines(path))))  # reading line by line leaves the blank line out
+    assert line_stream.local_file_sum(str(path)) is None
+    with pytest.raises(BackupIncomplete, match=r"T.json is incomplete: its end line says 31 items, it holds 30"):
+        readers.open_source(str(path))
+
+
+def _end(items: int, before: bytes) -> bytes:
+    return json.dumps({"ddbBackupEnd": {"items": items, "sha256": hashlib.sha256(before).hexdigest()}}).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        # a blank first line: line by line, the header is then line 2 and counted as an item
+        (lambda lines: b"\n" + b"".join(lines[:-1]), r"T.json is incomplete: its end line says 32 items, it holds 31"),
+        # too short for the quick check to read in chunks: only a blank line, then the end line
+        (lambda lines: b"\n", r"T.json is incomplete: its end line says 1 items, it holds 0"),
+    ],
+    ids=["blank-first-line", "blank-line-then-end"],
+)
+def test_the_quick_check_never_proves_a_forged_file_reading_line_by_line_refuses(tmp_path, body, error):
+    path = _backup(tmp_path)
+    before = body(_lines(path))
+    path.write_bytes(before + _end(before.count(b"\n"), before))  # a count and checksum of the bytes as they stand
+    assert line_stream.local_file_sum(str(path)) is None
+    with pytest.raises((BackupIncomplete, IntegrityError), match=error):
+        _line_by_line(path)
+
+
+@pytest.mark.parametrize("change", [_blank_line, _spaces_line, _blank_after_the_end])
+def test_a_file_the_writer_did_not_lay_out_is_read_line_by_line_which_accepts_it(tmp_path, change):
+    path = _backup(tmp_path)
+    _rewrite(path, change(_lines(path)))
+    assert line_stream.local_file_sum(str(path)) is None
+    source = readers.open_source(str(path))  # line by line: blank lines are skipped, the checksum holds
+    assert source.expected_items == 30 and source.warnings == [] and list(source.items()) == _items(30)
+
+
+def test_an_end_line_without_a_newline_is_proved_quickly_too(tmp_path):
+    path = _backup(tmp_path)
+    _rewrite(path, _no_newline_after_the_end(_lines(path)))
+    assert line_stream.local_file_sum(str(path)) == _line_by_line(path)
+
+
+@pytest.mark.parametrize("damage", [_flip_value, _flip_key, _drop_line_and_lower_count])
+def test_the_quick_check_never_proves_a_changed_file(tmp_path, damage):
+    path = _backup(tmp_path)
+    _rewrite(path, damage(_lines(path)))
+    assert line_stream.local_file_sum(str(path)) is None
+
+
+def _count_one_more(lines: list[bytes]) -> list[bytes]:
+    end = json.loads(lines[-1])
+    end["ddbBackupEnd"]["items"] += 1
+    return [*lines[:-1], json.dumps(end).encode() + b"\n"]
+
+
+def _item_after_the_end(lines: list[bytes]) -> list[bytes]:
+    return [*lines, lines[5]]
+
+
+def _no_end_line(lines: list[bytes]) -> list[bytes]:
+    return lines[:-1]
+
+
+def _end_line_a_list(lines: list[bytes]) -> list[bytes]:
+    return [*lines[:-1], b"[30]\n"]
+
+
+def _end_line_not_a_map(lines: list[bytes]) -> list[bytes]:
+    return [*lines[:-1], b'{"ddbBackupEnd": 30}\n']
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (_count_one_more, r"T.json is incomplete: its end line says 31 items, it holds 30"),
+        (_item_after_the_end, r"T.json line 33: data after the end line"),
+        (_no_end_line, r"T.json is incomplete: it has no end line"),
+        (_end_line_a_list, r"T.json is incomplete: it has no end line"),
+        (_end_line_not_a_map, r"T.json is incomplete: it has no end line"),
+    ],
+)
+def test_a_file_the_quick_check_cannot_prove_is_refused_line_by_line_naming_why(tmp_path, change, error):
+    path = _backup(tmp_path)
+    _rewrite(path, change(_lines(path)))
+    assert line_stream.local_file_sum(str(path)) is None
+    with pytest.raises((BadInput, BackupIncomplete), match=error):
+        readers.open_source(str(path))
+
+
+@pytest.mark.parametrize("chunk", [64, 1 << 20])
+def test_a_line_over_the_limit_is_never_proved_quickly_and_is_named_line_by_line(tmp_path, monkeypatch, chunk):
+    path = _backup(tmp_path, n=3)
+    lines = _lines(path)
+    limit = max(map(len, lines)) + 10  # every line the writer wrote fits
+    long = lines[2].replace(b'"}', b'"' + b" " * limit + b"}", 1)  # still one item, now over the limit
+    assert len(long) > limit and long.startswith(b"{")
+    _rewrite(path, _resummed([*lines[:2], long, *lines[3:]]))
+    monkeypatch.setattr(line_stream, "MAX_LINE_BYTES", limit)
+    monkeypatch.setattr(location, "CHUNK", chunk)
+    assert line_stream.local_file_sum(str(path)) is None
+    with pytest.raises(BadInput, match=rf"T.json line 3: longer than {limit} bytes"):
+        readers.open_source(str(path))
+
+
+def test_a_file_with_no_newline_is_given_up_on_with_at_most_two_lines_in_memory(tmp_path, monkeypatch):
+    import tracemalloc
+
+    path = tmp_path / "T.json"
+    path.write_bytes(b"{" + b"x" * 3_000_000)
+    monkeypatch.setattr(line_stream, "MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr(location, "CHUNK", 4096)
+    tracemalloc.start()
+    try:
+        assert line_stream.local_file_sum(str(path)) is None
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100_000
+
+
+def test_opening_a_file_the_writer_laid_out_reads_it_once_quickly_not_line_by_line(tmp_path, monkeypatch):
+    path = _backup(tmp_path)
+    blank = _backup(tmp_path, "B.json")
+    _rewrite(blank, _blank_line(_lines(blank)))
+    real, read_line_by_line = readers.part_lines, []
+
+    def spy(part, s3=None, **kwargs):
+        read_line_by_line.append(part.url)
+        return real(part, s3, **kwargs)
+
+    monkeypatch.setattr(readers, "part_lines", spy)
+    assert readers.open_source(str(path)).expected_items == 30
+    assert read_line_by_line == []
+    assert readers.open_source(str(blank)).expected_items == 30
+    assert read_line_by_line == [str(blank)]
 
 
 def test_ready_made_lines_are_written_counted_and_summed_as_items_are(tmp_path):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import tempfile
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass
@@ -78,9 +79,9 @@ def decoded(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
     """Gunzip ``chunks`` if they are gzip (any number of members), else pass them through."""
     it = iter(chunks)
     first = b""
-    for chunk in it:
-        if chunk:
-            first = chunk
+    for chunk in it:  # enough bytes to tell gzip by (a stream may hand them out one at a time)
+        first += chunk
+        if len(first) >= len(_GZIP_MAGIC):
             break
     if not first:
         return
@@ -220,6 +221,82 @@ def check_part_count(part: PartRef, where_file: str, end: int | None, count: int
             raise BackupIncomplete(f"{where_file} is incomplete: its end line says {end} items, it holds {count}")
     if part.items is not None and count != part.items:
         raise IntegrityError(f"part {part.id} ({part.url}) holds {count} items, manifest says {part.items}")
+
+
+def local_file_sum(url: str, s3: Any = None) -> tuple[int, str] | None:
+    """A local file's item count and checksum when its bytes alone prove them, else None.
+
+    The quick check before a restore (~1 GB/s, against ~0.25 GB/s line by line): the bytes before
+    the end line, hashed 1 MiB at a time as they stand, must have the sha256 the end line records,
+    and hold the count it records. Only a file laid out as the writer lays it out (every line
+    starting ``{``, none over ``MAX_LINE_BYTES``, the end line last) is judged here; any other
+    (no end line or checksum, corrupt, cut short, blank lines) gives None, and the caller reads it
+    line by line with :func:`part_lines`, which accepts what it can and names what is wrong. Lines
+    are not parsed: the checksum proves them the writer's, and each is checked as it is written.
+    """
+    digest = hashlib.sha256()
+    lines = 0
+    first: bytes | None = None
+    carry = b""  # the last whole line seen (it may be the end line) and any part line after it
+    raw = location.chunks(url, s3)
+    try:
+        for chunk in decoded(raw, url):
+            data = carry + chunk if carry else chunk
+            newlines = data.count(b"\n")
+            if newlines < 2:
+                carry = data
+                if len(carry) > 2 * MAX_LINE_BYTES + 2:
+                    return None
+                continue
+            if not _laid_out(data):
+                return None
+            first = data[: data.index(b"\n")] if first is None else first
+            cut = data.rindex(b"\n", 0, data.rindex(b"\n")) + 1  # where the last whole line starts
+            digest.update(memoryview(data)[:cut])
+            lines += newlines - 1
+            carry = data[cut:]
+    finally:
+        raw.close()
+    *before, end_line = carry.removesuffix(b"\n").split(b"\n")
+    if before and not _laid_out(b"\n".join(before)):
+        return None
+    for line in before:
+        digest.update(line + b"\n")
+    first = before[0] if first is None and before else first
+    lines += len(before) - (first is not None and _is_header(first))
+    end = _end_fields(end_line)
+    return (lines, digest.hexdigest()) if end == (lines, digest.hexdigest()) else None
+
+
+_NOT_A_LINE_START = re.compile(rb"\n[^{]")
+
+
+def _laid_out(data: bytes) -> bool:
+    """Does every line in ``data`` start with ``{`` (none blank), none longer than MAX_LINE_BYTES?"""
+    if data[:1] != b"{" or _NOT_A_LINE_START.search(data):
+        return False
+    return len(data) <= MAX_LINE_BYTES or max(map(len, data.split(b"\n"))) <= MAX_LINE_BYTES
+
+
+def _is_header(line: bytes) -> bool:
+    """Is ``line`` (line 1 of a local file) its header?"""
+    if is_item_line(line):
+        return False
+    try:
+        doc = json_line(line, "header")
+    except BadInput:
+        return False
+    return isinstance(doc, dict) and "ddbBackupFile" in doc
+
+
+def _end_fields(line: bytes) -> tuple[int, str | None] | None:
+    """(items, sha256) of an end line, None for any other line."""
+    try:
+        doc = json_line(line, "end line")
+        end = doc["ddbBackupEnd"]
+        return end_count(end, "end line"), end_sha256(end, "end line")
+    except (BadInput, KeyError, TypeError, AttributeError):
+        return None
 
 
 def part_lines(part: PartRef, s3: Any = None, *, start: int = 0) -> Generator[tuple[str, bytes], None, str | None]:

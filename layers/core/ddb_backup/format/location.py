@@ -8,7 +8,7 @@ unreadable one ``BadInput``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -127,7 +127,7 @@ def read_json(url: str, s3: Any) -> Any:
         raise BadInput(f"{url}: not valid JSON ({exc})") from None
 
 
-def chunks(url: str, s3: Any) -> Iterator[bytes]:
+def chunks(url: str, s3: Any) -> Generator[bytes, None, None]:
     """The raw bytes of a file or object, in chunks, streaming."""
     if is_s3(url):
         body = s3_body(url, s3)

@@ -57,7 +57,7 @@ from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError, Unknow
 from ddb_backup.format import layout, location
 from ddb_backup.format.ddbjson import Item
 from ddb_backup.format.dialects import PLAIN_JSON_WARNING, json_line, looks_typed, parse_item
-from ddb_backup.format.lines import PartRef, file_lines, part_lines
+from ddb_backup.format.lines import PartRef, file_lines, local_file_sum, part_lines
 from ddb_backup.format.localfile import LOCAL_FORMAT_VERSION
 
 #: Said of a local file written before the end line carried a checksum (read all the same).
@@ -407,10 +407,14 @@ def _open_local(url: str, header: Any, where: str, base: str, s3: Any) -> Source
 def _check_local(url: str, s3: Any) -> tuple[PartRef, list[str]]:
     """Read a local file whole before anything is written from it: end line present and last, count and checksum.
 
-    Streams the file (bounded memory). Returns the part, with its count and
+    Streams the file (bounded memory): hashed as it stands when its bytes prove it
+    (:func:`local_file_sum`), else line by line. Returns the part, with its count and
     verified checksum, and a warning for a file too old to carry a checksum.
     """
     part = PartRef(location.name(url), url, "local")
+    proved = local_file_sum(url, s3)
+    if proved is not None:
+        return replace(part, items=proved[0], lines_sha256=proved[1]), []
     lines = part_lines(part, s3)
     count = 0
     while True:
