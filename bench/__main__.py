@@ -326,6 +326,7 @@ def _peers_table(title: str, runs: list[Timed], items: int) -> None:
                 server_cpu,
                 f"{server_cpu / seconds:.0%}",
                 "-" if run.server_busy is None else f"{run.server_busy:.0%}",
+                "-" if run.host_steal is None else f"{run.host_steal:.0%}",
             ]
         )
         RESULTS.setdefault("peers", []).append(
@@ -337,13 +338,16 @@ def _peers_table(title: str, runs: list[Timed], items: int) -> None:
                 "peakRssMB": run.peak_rss_mb,
                 "dynaliteCpu": server_cpu,
                 "dynaliteBusyWhileWorking": run.server_busy,
+                "hostSteal": run.host_steal,
             }
         )
     table(
         f"{title} of {items:,} items (~1 KB) on dynalite, one run, same server "
         f"(time / floor: lower is better; speed vs dynamodump: higher is better; "
         f"dynalite busy: its CPU seconds over the run's seconds, 100 % is all its one JS thread can do; "
-        f"while working: the same from the first to the last moment it worked, without start-up and table creation)",
+        f"while working: the same from the first to the last moment it worked, without start-up and table creation; "
+        f"host steal: the share of this machine's CPU its host gave to other machines meanwhile, "
+        f"a run with more than a few percent measures the neighbours)",
         [
             "tool",
             "seconds",
@@ -355,6 +359,7 @@ def _peers_table(title: str, runs: list[Timed], items: int) -> None:
             "dynalite CPU s",
             "dynalite busy",
             "while working",
+            "host steal",
         ],
         rows,
     )

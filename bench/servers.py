@@ -154,7 +154,9 @@ class Run:
     ``server_busy``: its CPU seconds over the seconds from the first to the last
     moment it was working (20 ms samples above 30 %): how busy the run kept it
     once its data started to flow, leaving out the client's start-up and table
-    creation.
+    creation. ``host_steal``: the share of this machine's CPU time its host gave to
+    others during the run (``steal`` in /proc/stat): on a shared virtual machine, a run
+    with more than a few percent stolen measures the neighbours, not the tool.
     """
 
     seconds: float
@@ -163,6 +165,17 @@ class Run:
     stdout: str
     server_cpu: float | None = None
     server_busy: float | None = None
+    host_steal: float | None = None
+
+
+def cpu_steal() -> tuple[float, float] | None:
+    """(stolen, all) CPU seconds of this machine so far, from /proc/stat's first line (None elsewhere)."""
+    try:
+        fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    return (fields[7] / tick, sum(fields[:8]) / tick) if len(fields) >= 8 else None
 
 
 def run_measured(
@@ -174,6 +187,7 @@ def run_measured(
     """
     WORK.mkdir(exist_ok=True)
     server_before = process_cpu(server.pid) if server else 0.0
+    steal_before = cpu_steal()
     out_path = WORK / "last-run.out"
     with open(out_path, "wb") as out:
         start = time.perf_counter()
@@ -199,7 +213,11 @@ def run_measured(
     if proc.returncode:
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{text[-3000:]}")
     server_cpu = process_cpu(server.pid) - server_before if server else None
-    return Run(seconds, usage.ru_utime + usage.ru_stime, peak, text, server_cpu, busy_while_working(samples))
+    steal_after = cpu_steal()
+    steal = None
+    if steal_before and steal_after and steal_after[1] > steal_before[1]:
+        steal = (steal_after[0] - steal_before[0]) / (steal_after[1] - steal_before[1])
+    return Run(seconds, usage.ru_utime + usage.ru_stime, peak, text, server_cpu, busy_while_working(samples), steal)
 
 
 def busy_while_working(samples: list[tuple[float, float]], working: float = 0.3) -> float | None:
