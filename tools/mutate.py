@@ -156,7 +156,7 @@ def mutmut_config(module: str) -> str:
         'source_paths = ["ddb_backup"]\n'
         f'only_mutate = ["ddb_backup/{module}"]\n'
         f"pytest_add_cli_args_test_selection = [{tests}]\n"
-        'pytest_add_cli_args = ["-q", "-p", "no:cacheprovider", "-p", "no:xdist"]\n'
+        'pytest_add_cli_args = ["-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:unraisableexception"]\n'
         f"also_copy = {json.dumps(ALSO_COPY)}\n"
         "use_git_change_detection = false\n"
         f"timeout_multiplier = {TIMEOUT_MULTIPLIER}\n"
