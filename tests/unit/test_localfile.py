@@ -217,10 +217,31 @@ def test_the_quick_check_never_proves_a_forged_file_reading_line_by_line_refuses
 @pytest.mark.parametrize("change", [_blank_line, _spaces_line, _blank_after_the_end])
 def test_a_file_the_writer_did_not_lay_out_is_read_line_by_line_which_accepts_it(tmp_path, change):
     path = _backup(tmp_path)
-    _rewrite(path, change(_lines(path)))
+    lines = _lines(path)
+    _rewrite(path, change(lines))
     assert line_stream.local_file_sum(str(path)) is None
     source = readers.open_source(str(path))  # line by line: blank lines are skipped, the checksum holds
     assert source.expected_items == 30 and source.warnings == [] and list(source.items()) == _items(30)
+    assert source.parts[0].lines_sha256 == json.loads(lines[-1])["ddbBackupEnd"]["sha256"]  # to check again
+
+
+def test_a_local_file_in_s3_is_read_with_the_client_given_quickly_or_line_by_line(s3, tmp_path):
+    s3.create_bucket(Bucket="files")
+    lines = _lines(_backup(tmp_path))
+    s3.put_object(Bucket="files", Key="T.json", Body=b"".join(lines))
+    s3.put_object(Bucket="files", Key="B.json", Body=b"".join(_blank_line(lines)))
+    reads: list[str] = []
+
+    class Given:  # the client the caller gave, counting the objects it reads
+        def __getattr__(self, name):
+            if name == "get_object":
+                return lambda **kw: reads.append(kw["Key"]) or s3.get_object(**kw)
+            return getattr(s3, name)
+
+    assert readers.open_source("s3://files/T.json", Given()).expected_items == 30
+    quick = reads.count("T.json")
+    assert readers.open_source("s3://files/B.json", Given()).expected_items == 30
+    assert reads.count("B.json") == quick + 1  # read once more, line by line, by the same client
 
 
 def test_an_end_line_without_a_newline_is_proved_quickly_too(tmp_path):
