@@ -100,7 +100,18 @@ TREE = {
     "events": "events",
     "template.yaml": "template.yaml",
 }
-ALSO_COPY = ["ddb_backup_cli", "devkit", "functions", "statemachine", "events", "template.yaml", "conftest.py"]
+#: The recorded equivalents this run does not run again (read by the staged conftest; see :func:`run_module`).
+SKIP_FILE = "mutate-skip.txt"
+ALSO_COPY = [
+    "ddb_backup_cli",
+    "devkit",
+    "functions",
+    "statemachine",
+    "events",
+    "template.yaml",
+    "conftest.py",
+    SKIP_FILE,
+]
 #: Staged as the tree's root ``conftest.py``: likeliest killers first, a hung test ends its mutant (see the file).
 ORDER_PLUGIN = ROOT / "tools" / "mutate_conftest.py"
 STATUS = {0: "survived", 1: "killed", 3: "killed", 5: "no tests", 33: "no tests", 34: "skipped", 37: "killed"}
@@ -118,6 +129,7 @@ class Equivalent:
     mutant: str
     line: str
     why: str
+    function_hash: str | None = None  # mutmut's hash of the function's source when it was judged
 
 
 @dataclass
@@ -131,6 +143,7 @@ class Score:
     untested: dict[str, int] = field(default_factory=dict)  # function -> mutants no mapped test reaches
     equivalent: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
+    hashes: dict[str, str] = field(default_factory=dict)  # function (module prefix + mutmut's name) -> hash
 
     @property
     def score(self) -> float:
@@ -145,7 +158,10 @@ def load_equivalents(path: Path = EQUIVALENTS) -> dict[str, Equivalent]:
     if not path.exists():
         return {}
     data = tomllib.loads(path.read_text())
-    return {e["mutant"]: Equivalent(e["mutant"], e["line"], e["why"]) for e in data.get("equivalent", [])}
+    return {
+        e["mutant"]: Equivalent(e["mutant"], e["line"], e["why"], e.get("function_hash"))
+        for e in data.get("equivalent", [])
+    }
 
 
 def mutmut_config(module: str) -> str:
@@ -163,7 +179,7 @@ def mutmut_config(module: str) -> str:
     )
 
 
-def stage(module: str) -> Path:
+def stage(module: str, skip: list[str]) -> Path:
     """A fresh copy of the tree laid out as the installed packages, configured for ``module``."""
     where = STAGE / module.replace("/", ".").removesuffix(".py")
     shutil.rmtree(where, ignore_errors=True)
@@ -175,6 +191,7 @@ def stage(module: str) -> Path:
         elif (ROOT / src).exists():
             shutil.copy2(ROOT / src, where / dst)
     shutil.copy2(ORDER_PLUGIN, where / "conftest.py")
+    (where / SKIP_FILE).write_text("".join(f"{name}\n" for name in skip))
     pyproject = (ROOT / "pyproject.toml").read_text() + mutmut_config(module)
     (where / "pyproject.toml").write_text(pyproject)
     return where
@@ -211,34 +228,72 @@ def mutated_lines(where: Path, module: str, mutants: list[str]) -> dict[str, str
     return lines
 
 
-def run_module(module: str, children: int, equivalents: dict[str, Equivalent], *, again: bool = True) -> Score:
-    """Mutate one module (``again=False``: read the last run's results) and classify every mutant."""
+def run_module(
+    module: str, children: int, equivalents: dict[str, Equivalent], *, again: bool = True, recheck: bool = False
+) -> Score:
+    """Mutate one module (``again=False``: read the last run's results) and classify every mutant.
+
+    A recorded equivalent with a ``function_hash`` is not run again (its tests are all its
+    mutant's tests, each to the end: the dearest mutants of all) unless ``recheck``; after the run
+    its mutated line and its function's hash must still be the recorded ones, or it is run after all.
+    """
     started = time.monotonic()
     where = STAGE / module.replace("/", ".").removesuffix(".py")
     meta = where / "mutants" / "ddb_backup" / f"{module}.meta"
+    prefix = "ddb_backup." + module.removesuffix(".py").replace("/", ".") + "."
     if again or not meta.exists():
-        where = stage(module)
+        skip = [] if recheck else sorted(n for n, e in equivalents.items() if n.startswith(prefix) and e.function_hash)
+        where = stage(module, skip)
         done = mutmut(where, "run", "--max-children", str(children))
         if not meta.exists():
             sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
             raise SystemExit(f"mutmut produced no results for {module} (output above)")
+        unproved = changed_since_judged(where, module, skip, equivalents)
+        if unproved:
+            (where / "mutants" / SKIP_FILE).write_text("")
+            mutmut(where, "run", "--max-children", str(children), *unproved)
     result = Score(module, seconds=time.monotonic() - started)
-    codes: dict[str, int | None] = json.loads(meta.read_text())["exit_code_by_key"]
+    data = json.loads(meta.read_text())
+    codes: dict[str, int | None] = data["exit_code_by_key"]
+    skipped = (
+        set((where / "mutants" / SKIP_FILE).read_text().split()) if (where / "mutants" / SKIP_FILE).exists() else set()
+    )
     survived = [m for m, code in codes.items() if code == 0]
     lines = mutated_lines(where, module, survived)
     for mutant, code in sorted(codes.items(), key=lambda kv: _natural(kv[0])):
         status = "timeout" if code in TIMEOUTS else STATUS.get(code, "suspicious") if code is not None else "not run"
+        if status == "no tests" and mutant in skipped:
+            status = "not re-run"
+            result.equivalent.append(mutant)
         result.counts[status] = result.counts.get(status, 0) + 1
         if status == "survived":
             classify(result, mutant, lines[mutant], equivalents)
         elif status == "no tests":
             function = mutant.rpartition("__mutmut_")[0]
             result.untested[function] = result.untested.get(function, 0) + 1
-    prefix = "ddb_backup." + module.removesuffix(".py").replace("/", ".") + "."
+    result.hashes = {prefix + f: h for f, h in data.get("hash_by_function_name", {}).items()}
     for name in equivalents:
         if name.startswith(prefix) and name not in result.equivalent and name not in result.stale:
             result.stale.append(f"{name}: listed as equivalent but not a survivor now (killed or renamed)")
     return result
+
+
+def changed_since_judged(where: Path, module: str, skip: list[str], equivalents: dict[str, Equivalent]) -> list[str]:
+    """The skipped equivalents whose mutated line or function is not what it was when judged: to run after all."""
+    if not skip:
+        return []
+    prefix = "ddb_backup." + module.removesuffix(".py").replace("/", ".") + "."
+    data = json.loads((where / "mutants" / "ddb_backup" / f"{module}.meta").read_text())
+    hashes, codes = data.get("hash_by_function_name", {}), data["exit_code_by_key"]
+    present = [n for n in skip if n in codes]
+    lines = mutated_lines(where, module, present)
+    return [
+        n
+        for n in skip
+        if n not in codes
+        or lines[n] != equivalents[n].line
+        or hashes.get(n.removeprefix(prefix).rpartition("__mutmut_")[0]) != equivalents[n].function_hash
+    ]
 
 
 def classify(result: Score, mutant: str, line: str, equivalents: dict[str, Equivalent]) -> None:
@@ -278,6 +333,29 @@ def report(scores: list[Score]) -> str:
     return "\n".join(rows)
 
 
+def record_hashes(scores: list[Score], path: Path = EQUIVALENTS) -> int:
+    """Set ``function_hash`` on every equivalent these scores confirmed; returns how many entries changed."""
+    hashes = {}
+    for s in scores:
+        for name in s.equivalent:
+            digest = s.hashes.get(name.rpartition("__mutmut_")[0])
+            if digest:
+                hashes[name] = digest
+    changed = 0
+    blocks = path.read_text().split("[[equivalent]]\n")
+    for i, block in enumerate(blocks[1:], start=1):
+        name = tomllib.loads(block)["mutant"]
+        if name not in hashes:
+            continue
+        kept = [ln for ln in block.splitlines(keepends=True) if not ln.startswith("function_hash = ")]
+        at = next(j for j, ln in enumerate(kept) if ln.startswith("mutant = ")) + 1
+        updated = "".join([*kept[:at], f'function_hash = "{hashes[name]}"\n', *kept[at:]])
+        changed += updated != block
+        blocks[i] = updated
+    path.write_text("[[equivalent]]\n".join(blocks))
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the modules asked for (all by default), print the report, fail on unexplained survivors."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -289,6 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--report", action="store_true", help="report the last run's results again (after editing the equivalents)"
     )
+    parser.add_argument(
+        "--recheck", action="store_true", help="run the recorded equivalents too (by default those unchanged are not)"
+    )
+    parser.add_argument(
+        "--record-hashes",
+        action="store_true",
+        help="write each confirmed equivalent's function hash into the equivalents file (so later runs skip it)",
+    )
     args = parser.parse_args(argv)
     unknown = [m for m in args.modules if m not in TESTS]
     if unknown:
@@ -297,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     modules = args.modules or list(TESTS)
 
     def one(module: str) -> Score:
-        score = run_module(module, args.children, equivalents, again=not args.report)
+        score = run_module(module, args.children, equivalents, again=not args.report, recheck=args.recheck)
         print(report([score]).splitlines()[2], flush=True)
         return score
 
@@ -307,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     text = report(scores)
     (STAGE / "report.md").write_text(text + "\n")
     print(text)
+    if args.record_hashes:
+        print(f"recorded the function hash of {record_hashes(scores)} equivalent(s) in {EQUIVALENTS.name}")
     bad = sum(len(s.survivors) + len(s.stale) + sum(s.untested.values()) for s in scores)
     print(f"{bad} survivor(s) neither killed nor recorded as equivalent" if bad else "every survivor is explained")
     return 1 if bad else 0

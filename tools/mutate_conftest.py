@@ -10,6 +10,8 @@ a mutant only one test can kill ran, on average, half its module's tests first. 
 - a mutant's tests run ordered by the kills recorded against its function, most first, then by
   the kills against any function, then fastest first: mutants of one function tend to fall to the
   same tests;
+- a recorded equivalent whose function is unchanged (``mutate-skip.txt``) runs no test (pytest
+  exits 5, "no tests"): ``tools/mutate.py`` then checks its mutated line and function hash;
 - a test that runs longer than ``SLOWER`` times its clean time (at least ``FLOOR`` seconds) ends the
   mutant's process with exit code 36, which mutmut counts as a timeout, as it would have after
   the whole set's time times its multiplier: the same verdict, minutes sooner.
@@ -111,10 +113,21 @@ def _kills() -> tuple[Counter[tuple[str, str]], Counter[str]]:
     return by_function, by_test
 
 
-def pytest_collection_modifyitems(items: list[Any]) -> None:
-    """Under a mutant: the likeliest killers first, then the fastest."""
+def _skipped() -> set[str]:
+    try:
+        return set((HERE / "mutate-skip.txt").read_text().split())
+    except OSError:
+        return set()
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """Under a mutant: none for a recorded equivalent not to run again, else the likeliest killers first, then the fastest."""
     mutant = _mutant()
     if not mutant:
+        return
+    if mutant in _skipped():  # tools/mutate.py checks its line and function after the run
+        config.hook.pytest_deselected(items=list(items))
+        items.clear()
         return
     function = _function(mutant)
     clean = _clean_durations()
