@@ -132,6 +132,14 @@ def test_an_end_line_checksum_that_is_not_one_is_refused(tmp_path, sha):
 
 
 # ------------------------------------------------------------------ the quick check before a restore
+class _AnySha:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and re.fullmatch(r"[0-9a-f]{64}", other) is not None
+
+
+ANY_SHA = _AnySha()
+
+
 def _line_by_line(path: Path) -> tuple[int, str | None]:
     """What reading the file line by line proves: (count, checksum); raises as open_source does."""
     part = PartRef(path.name, str(path), "local")
@@ -156,6 +164,70 @@ def test_the_quick_check_proves_what_reading_line_by_line_proves_at_any_chunk_si
     expected = _line_by_line(path)
     assert expected[0] == n and expected[1] is not None
     assert line_stream.local_file_sum(str(path)) == expected
+
+
+def _forge(path: Path, body: bytes, end: dict | None = None) -> None:
+    """``body`` then an end line with its count of lines and its checksum, as the writer would make them."""
+    fields = {"items": body.count(b"\n"), "sha256": hashlib.sha256(body).hexdigest(), **(end or {})}
+    path.write_bytes(body + json.dumps({"ddbBackupEnd": fields}).encode() + b"\n")
+
+
+@pytest.mark.parametrize("chunk", [1, 300, 1 << 20])
+@pytest.mark.parametrize(
+    "first",
+    [b"", b'{"x": 1}\n'],  # the items alone (no header); a first line that is JSON but neither header nor item
+    ids=["no-header", "other-json-first"],
+)
+def test_a_file_without_a_header_is_proved_as_line_by_line_reading_counts_it(tmp_path, monkeypatch, chunk, first):
+    path = tmp_path / "T.json"
+    _forge(path, first + b"".join(_lines(_backup(tmp_path, "src.json"))[1:-1]))
+    monkeypatch.setattr(location, "CHUNK", chunk)
+    assert line_stream.local_file_sum(str(path)) == _line_by_line(path) == (30 + bool(first), ANY_SHA)
+
+
+@pytest.mark.parametrize("chunk", [300, 1 << 20])
+def test_lines_as_long_as_the_limit_are_proved_however_the_file_is_cut(tmp_path, monkeypatch, chunk):
+    path = _backup(tmp_path)
+    monkeypatch.setattr(line_stream, "MAX_LINE_BYTES", max(len(line) - 1 for line in _lines(path)))  # the longest
+    monkeypatch.setattr(location, "CHUNK", chunk)
+    assert line_stream.local_file_sum(str(path)) == _line_by_line(path) == (30, ANY_SHA)
+
+
+def test_an_empty_file_or_one_of_only_an_end_line_is_judged_as_line_by_line_reading_judges_it(tmp_path):
+    empty, only_end = tmp_path / "E.json", tmp_path / "O.json"
+    empty.write_bytes(b"")
+    _forge(only_end, b"")
+    assert line_stream.local_file_sum(str(empty)) is None
+    with pytest.raises(BackupIncomplete, match=r"E.json is incomplete: it has no end line"):
+        _line_by_line(empty)
+    assert line_stream.local_file_sum(str(only_end)) == _line_by_line(only_end) == (0, hashlib.sha256(b"").hexdigest())
+
+
+@pytest.mark.parametrize(
+    ("body", "end", "error"),
+    [
+        (b"{not json\n", None, r"line 1: not a JSON line"),
+        (b'{"Item": {"pk": {"S": "a"}}}\n', {"items": 1.0}, r"line 2: end line without an item count"),
+        (b'{"Item": {"pk": {"S": "a"}}}\n', {"items": True}, r"line 2: end line without an item count"),
+    ],
+    ids=["first-line-not-json", "count-a-float", "count-a-boolean"],
+)
+def test_a_forged_file_with_a_right_checksum_but_a_wrong_line_is_left_to_be_named_line_by_line(
+    tmp_path, body, end, error
+):
+    path = tmp_path / "T.json"
+    _forge(path, body, end)
+    assert line_stream.local_file_sum(str(path)) is None
+    with pytest.raises(BadInput, match=error):
+        _line_by_line(path)
+
+
+def test_a_corrupt_gzip_file_is_refused_by_the_quick_check_naming_it(tmp_path):
+    path = _backup(tmp_path, "T.json.gz")
+    body = path.read_bytes()
+    path.write_bytes(body[:40] + bytes(b ^ 0xFF for b in body[40:80]) + body[80:])
+    with pytest.raises(BadInput, match=rf"^{path}: corrupt gzip data"):
+        line_stream.local_file_sum(str(path))
 
 
 def _blank_line(lines: list[bytes]) -> list[bytes]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import tempfile
 from collections.abc import Generator, Iterable, Iterator
@@ -241,11 +242,11 @@ def local_file_sum(url: str, s3: Any = None) -> tuple[int, str] | None:
     raw = location.chunks(url, s3)
     try:
         for chunk in decoded(raw, url):
-            data = carry + chunk if carry else chunk
+            data = carry + chunk
             newlines = data.count(b"\n")
             if newlines < 2:
                 carry = data
-                if len(carry) > 2 * MAX_LINE_BYTES + 2:
+                if len(carry) > 3 * MAX_LINE_BYTES:  # a line over the limit: part_lines names it
                     return None
                 continue
             if not _laid_out(data):
@@ -257,15 +258,18 @@ def local_file_sum(url: str, s3: Any = None) -> tuple[int, str] | None:
             carry = data[cut:]
     finally:
         raw.close()
-    *before, end_line = carry.removesuffix(b"\n").split(b"\n")
-    if before and not _laid_out(b"\n".join(before)):
+    held, newline, end_line = carry.removesuffix(b"\n").rpartition(b"\n")
+    if newline:  # the end line had no newline after it: the line before it is still held
+        if not _laid_out(held):
+            return None
+        digest.update(held + newline)
+        lines += 1
+        first = held if first is None else first
+    header = 0 if first is None else _header(first)
+    if header is None:
         return None
-    for line in before:
-        digest.update(line + b"\n")
-    first = before[0] if first is None and before else first
-    lines += len(before) - (first is not None and _is_header(first))
     end = _end_fields(end_line)
-    return (lines, digest.hexdigest()) if end == (lines, digest.hexdigest()) else None
+    return (lines - header, digest.hexdigest()) if end == (lines - header, digest.hexdigest()) else None
 
 
 _NOT_A_LINE_START = re.compile(rb"\n[^{]")
@@ -278,25 +282,25 @@ def _laid_out(data: bytes) -> bool:
     return len(data) <= MAX_LINE_BYTES or max(map(len, data.split(b"\n"))) <= MAX_LINE_BYTES
 
 
-def _is_header(line: bytes) -> bool:
-    """Is ``line`` (line 1 of a local file) its header?"""
+def _header(line: bytes) -> int | None:
+    """1 if ``line`` (line 1) is a local file's header, 0 for an item or other JSON; None if not JSON."""
     if is_item_line(line):
-        return False
+        return 0
     try:
-        doc = json_line(line, "header")
-    except BadInput:
-        return False
-    return isinstance(doc, dict) and "ddbBackupFile" in doc
-
-
-def _end_fields(line: bytes) -> tuple[int, str | None] | None:
-    """(items, sha256) of an end line, None for any other line."""
-    try:
-        doc = json_line(line, "end line")
-        end = doc["ddbBackupEnd"]
-        return end_count(end, "end line"), end_sha256(end, "end line")
-    except (BadInput, KeyError, TypeError, AttributeError):
+        doc = json.loads(line)
+    except ValueError:  # (UnicodeDecodeError is one) part_lines names the line
         return None
+    return int(isinstance(doc, dict) and "ddbBackupFile" in doc)
+
+
+def _end_fields(line: bytes) -> tuple[int, Any] | None:
+    """(items, sha256) of an end line; None for any other line (part_lines names what is wrong)."""
+    try:
+        end = json.loads(line)["ddbBackupEnd"]
+        items, sha = end["items"], end["sha256"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return (items, sha) if type(items) is int else None
 
 
 def part_lines(part: PartRef, s3: Any = None, *, start: int = 0) -> Generator[tuple[str, bytes], None, str | None]:
