@@ -316,10 +316,11 @@ def test_a_local_file_in_s3_is_read_with_the_client_given_quickly_or_line_by_lin
     assert reads.count("B.json") == quick + 1  # read once more, line by line, by the same client
 
 
-def test_an_end_line_without_a_newline_is_proved_quickly_too(tmp_path):
-    path = _backup(tmp_path)
+@pytest.mark.parametrize("n", [0, 1, 30])  # 0 and 1: the whole file is fewer than three lines or one chunk
+def test_an_end_line_without_a_newline_is_proved_quickly_too(tmp_path, n):
+    path = _backup(tmp_path, n=n)
     _rewrite(path, _no_newline_after_the_end(_lines(path)))
-    assert line_stream.local_file_sum(str(path)) == _line_by_line(path)
+    assert line_stream.local_file_sum(str(path)) == _line_by_line(path) == (n, ANY_SHA)
 
 
 @pytest.mark.parametrize("damage", [_flip_value, _flip_key, _drop_line_and_lower_count])
