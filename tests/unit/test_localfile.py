@@ -618,3 +618,17 @@ def test_dead_letters_are_0600_and_never_overwrite_an_earlier_one(tmp_path):
     for url, n in ((first, 2), (second, 3)):
         assert stat.S_IMODE(Path(url).stat().st_mode) == 0o600
         assert len(gzip.decompress(Path(url).read_bytes()).splitlines()) == n
+
+
+def test_a_forged_checksum_over_a_line_that_is_not_json_still_fails_naming_the_line_when_read(tmp_path):
+    # the quick check proves bytes, not JSON: the line is refused when it is reached, on either read path
+    path = tmp_path / "T.json"
+    lines = _lines(_backup(tmp_path, "src.json", n=5))
+    _forge(path, b"".join(lines[:3]) + b"{garbage\n" + b"".join(lines[3:-1]), {"items": 6})
+    source = readers.open_source(str(path))
+    assert source.expected_items == 6
+    not_json = r"T.json line 4: not a JSON line"
+    with pytest.raises(BadInput, match=not_json):
+        list(source.items())
+    with pytest.raises(BadInput, match=not_json):
+        list(fastwrite.read_part(source.parts[0]))
