@@ -246,25 +246,14 @@ def _no_newline_after_the_end(lines: list[bytes]) -> list[bytes]:
     return [*lines[:-1], lines[-1].rstrip(b"\n")]
 
 
-def _resummed(lines: list[bytes]) -> list[bytes]:
-    """The end line's count and checksum made again from the lines before it, as they stand (forged)."""
-    end = json.loads(lines[-1])
-    end["ddbBackupEnd"]["items"] = len(lines) - 2  # all but the header and the end line
-    end["ddbBackupEnd"]["sha256"] = hashlib.sha256(b"".join(lines[:-1])).hexdigest()
-    return [*lines[:-1], json.dumps(end).encode() + b"\n"]
-
-
 @pytest.mark.parametrize("change", [_blank_line, _spaces_line])
 def test_a_checksum_over_a_blank_line_is_not_proved_quickly_and_is_refused_line_by_line(tmp_path, change):
     path = _backup(tmp_path)
-    _rewrite(path, _resummed(change(_lines(path))))  # reading line by line leaves the blank line out
+    lines = change(_lines(path))  # a count (all but the header) and checksum of the lines as they stand:
+    _forge(path, b"".join(lines[:-1]), {"items": len(lines) - 2})  # reading line by line leaves the blank out
     assert line_stream.local_file_sum(str(path)) is None
     with pytest.raises(BackupIncomplete, match=r"T.json is incomplete: its end line says 31 items, it holds 30"):
         readers.open_source(str(path))
-
-
-def _end(items: int, before: bytes) -> bytes:
-    return json.dumps({"ddbBackupEnd": {"items": items, "sha256": hashlib.sha256(before).hexdigest()}}).encode()
 
 
 @pytest.mark.parametrize(
@@ -280,7 +269,7 @@ def _end(items: int, before: bytes) -> bytes:
 def test_the_quick_check_never_proves_a_forged_file_reading_line_by_line_refuses(tmp_path, body, error):
     path = _backup(tmp_path)
     before = body(_lines(path))
-    path.write_bytes(before + _end(before.count(b"\n"), before))  # a count and checksum of the bytes as they stand
+    _forge(path, before)  # a count and checksum of the bytes as they stand
     assert line_stream.local_file_sum(str(path)) is None
     with pytest.raises((BackupIncomplete, IntegrityError), match=error):
         _line_by_line(path)
@@ -377,7 +366,7 @@ def test_a_line_over_the_limit_is_never_proved_quickly_and_is_named_line_by_line
     limit = max(map(len, lines)) + 10  # every line the writer wrote fits
     long = lines[2].replace(b'"}', b'"' + b" " * limit + b"}", 1)  # still one item, now over the limit
     assert len(long) > limit and long.startswith(b"{")
-    _rewrite(path, _resummed([*lines[:2], long, *lines[3:]]))
+    _forge(path, b"".join([*lines[:2], long, *lines[3:-1]]), {"items": 3})  # forged over the long line
     monkeypatch.setattr(line_stream, "MAX_LINE_BYTES", limit)
     monkeypatch.setattr(location, "CHUNK", chunk)
     assert line_stream.local_file_sum(str(path)) is None
