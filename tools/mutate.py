@@ -37,6 +37,7 @@ import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / ".mutate"
@@ -220,7 +221,7 @@ def run_module(
     started = time.monotonic()
     where = STAGE / module.replace("/", ".").removesuffix(".py")
     meta = where / "mutants" / "ddb_backup" / f"{module}.meta"
-    prefix = "ddb_backup." + module.removesuffix(".py").replace("/", ".") + "."
+    prefix = _prefix(module)
     if again or not meta.exists():
         skip = [] if recheck else sorted(n for n, e in equivalents.items() if n.startswith(prefix) and e.function_hash)
         where = stage(module, skip)
@@ -229,8 +230,8 @@ def run_module(
             sys.stderr.write(done.stdout[-4000:] + done.stderr[-4000:])
             raise SystemExit(f"mutmut produced no results for {module} (output above)")
         unproved = changed_since_judged(where, module, skip, equivalents)
-        if unproved:
-            (where / "mutants" / SKIP_FILE).write_text("")
+        if unproved:  # run those by name; the others stay skipped (and are read as such below)
+            (where / "mutants" / SKIP_FILE).write_text("".join(f"{n}\n" for n in skip if n not in unproved))
             mutmut(where, "run", "--max-children", str(children), *unproved)
     result = Score(module, seconds=time.monotonic() - started)
     data = json.loads(meta.read_text())
@@ -249,9 +250,8 @@ def run_module(
         if status == "survived":
             classify(result, mutant, lines[mutant], equivalents)
         elif status == "no tests":
-            function = mutant.rpartition("__mutmut_")[0]
-            result.untested[function] = result.untested.get(function, 0) + 1
-    result.hashes = {prefix + f: h for f, h in data.get("hash_by_function_name", {}).items()}
+            result.untested[_function(mutant)] = result.untested.get(_function(mutant), 0) + 1
+    result.hashes = _function_hashes(data, module)
     for name in equivalents:
         if name.startswith(prefix) and name not in result.equivalent and name not in result.stale:
             result.stale.append(f"{name}: listed as equivalent but not a survivor now (killed or renamed)")
@@ -262,18 +262,29 @@ def changed_since_judged(where: Path, module: str, skip: list[str], equivalents:
     """The skipped equivalents whose mutated line or function is not what it was when judged: to run after all."""
     if not skip:
         return []
-    prefix = "ddb_backup." + module.removesuffix(".py").replace("/", ".") + "."
     data = json.loads((where / "mutants" / "ddb_backup" / f"{module}.meta").read_text())
-    hashes, codes = data.get("hash_by_function_name", {}), data["exit_code_by_key"]
-    present = [n for n in skip if n in codes]
-    lines = mutated_lines(where, module, present)
+    hashes, codes = _function_hashes(data, module), data["exit_code_by_key"]
+    lines = mutated_lines(where, module, [n for n in skip if n in codes])
     return [
         n
         for n in skip
-        if n not in codes
-        or lines[n] != equivalents[n].line
-        or hashes.get(n.removeprefix(prefix).rpartition("__mutmut_")[0]) != equivalents[n].function_hash
+        if n not in codes or lines[n] != equivalents[n].line or hashes.get(_function(n)) != equivalents[n].function_hash
     ]
+
+
+def _prefix(module: str) -> str:
+    """What every mutant of ``module`` is named with: ``ddb_backup.restore.write.``."""
+    return "ddb_backup." + module.removesuffix(".py").replace("/", ".") + "."
+
+
+def _function(mutant: str) -> str:
+    """The mutated function, named as its mutants are: ``ddb_backup.restore.write.x_write_items``."""
+    return mutant.rpartition("__mutmut_")[0]
+
+
+def _function_hashes(meta: dict[str, Any], module: str) -> dict[str, str]:
+    """mutmut's hash of each function's source (from a module's .meta), by :func:`_function` name."""
+    return {_prefix(module) + f: h for f, h in meta.get("hash_by_function_name", {}).items()}
 
 
 def classify(result: Score, mutant: str, line: str, equivalents: dict[str, Equivalent]) -> None:
@@ -318,7 +329,7 @@ def record_hashes(scores: list[Score], path: Path = EQUIVALENTS) -> int:
     hashes = {}
     for s in scores:
         for name in s.equivalent:
-            digest = s.hashes.get(name.rpartition("__mutmut_")[0])
+            digest = s.hashes.get(_function(name))
             if digest:
                 hashes[name] = digest
     changed = 0
