@@ -47,7 +47,8 @@ SLOWER = 10.0
 FLOOR = 10.0
 TIMEOUT_EXIT = 36  # mutmut's exit code for a mutant that timed out
 
-_durations: dict[str, float] = {}
+_durations: dict[str, float] = {}  # this (clean) run's times, written at its end
+_clean: dict[str, float] = {}  # the clean run's times, read once a mutant's tests are collected
 _models: dict[tuple[Any, ...], Any] = {}
 _load_service_model = botocore.loaders.Loader.load_service_model
 _load_data = botocore.loaders.Loader.load_data
@@ -130,9 +131,9 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
         items.clear()
         return
     function = _function(mutant)
-    clean = _clean_durations()
+    _clean.update(_clean_durations())
     by_function, by_test = _kills()
-    items.sort(key=lambda i: (-by_function[function, i.nodeid], -by_test[i.nodeid], clean.get(i.nodeid, 60.0)))
+    items.sort(key=lambda i: (-by_function[function, i.nodeid], -by_test[i.nodeid], _clean.get(i.nodeid, 60.0)))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -144,7 +145,7 @@ def pytest_runtest_protocol(item: Any, nextitem: Any) -> Any:
         yield
         _durations[item.nodeid] = time.perf_counter() - started
         return
-    allowed = max(FLOOR, SLOWER * _clean_durations().get(item.nodeid, FLOOR))
+    allowed = max(FLOOR, SLOWER * _clean.get(item.nodeid, FLOOR))
 
     def hung(signum: int, frame: Any) -> None:
         os._exit(TIMEOUT_EXIT)

@@ -268,8 +268,8 @@ def local_file_sum(url: str, s3: Any = None) -> tuple[int, str] | None:
     header = 0 if first is None else _header(first)
     if header is None:
         return None
-    end = _end_fields(end_line)
-    return (lines - header, digest.hexdigest()) if end == (lines - header, digest.hexdigest()) else None
+    proved = (lines - header, digest.hexdigest())
+    return proved if _end_fields(end_line) == proved else None
 
 
 _NOT_A_LINE_START = re.compile(rb"\n[^{]")
