@@ -17,7 +17,7 @@ ASLV := node_modules/.bin/asl-validator
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv tools lint validate pytest pytest-oldest test demo bench mutate build clean
+.PHONY: help lock venv tools lint validate pytest pytest-oldest test demo bench mutate build clean
 
 help:
 	@echo "make demo   - back up 8 Cumulus tables and restore them, on the embedded emulator"
@@ -26,16 +26,25 @@ help:
 	@echo "make mutate - mutation testing of the modules that guard data (not part of make test)"
 	@echo "make build  - sam build (needs python3.13 on PATH)"
 
-$(BIN)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(BIN)/python -c "import ddb_backup, moto, pytest"
+# Every venv installs exactly requirements.lock (make lock writes it, and the layer's requirements from it).
+UV_VERSION := 0.13.10
+SAM_VERSION := 1.170.0
+# venv_install(venv dir, python): a venv with uv, the locked packages, and this project (editable, no resolution).
+define venv_install
+	test -x $(1)/bin/python || $(2) -m venv $(1)
+	$(1)/bin/python -m pip install -q uv==$(UV_VERSION) 2>&1 | grep -v "^WARNING: Location" || true
+	VIRTUAL_ENV=$(1) $(1)/bin/uv pip sync -q --python $(1)/bin/python requirements.lock
+	VIRTUAL_ENV=$(1) $(1)/bin/uv pip install -q --python $(1)/bin/python --no-deps -e .
+	$(1)/bin/python -c "import ddb_backup, moto, pytest"
+endef
+
+$(BIN)/.installed: pyproject.toml requirements.lock
+	$(call venv_install,$(VENV),$(PYTHON))
 	touch $@
 
 .venv-sam/.installed:
 	test -x .venv-sam/bin/python || $(SAM_PYTHON) -m venv .venv-sam
-	.venv-sam/bin/python -m pip install -q aws-sam-cli 2>&1 | grep -v "^WARNING: Location" || true
+	.venv-sam/bin/python -m pip install -q aws-sam-cli==$(SAM_VERSION) 2>&1 | grep -v "^WARNING: Location" || true
 	test -x $(SAM)
 	touch $@
 
@@ -43,13 +52,16 @@ $(ASLV): package.json
 	npm install --no-audit --no-fund --silent
 	touch $@
 
-.venv311/.installed: pyproject.toml
-	test -x .venv311/bin/python || $(PYTHON_OLDEST) -m venv .venv311
-	.venv311/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
-	.venv311/bin/python -c "import ddb_backup, moto, pytest"
+.venv311/.installed: pyproject.toml requirements.lock
+	$(call venv_install,.venv311,$(PYTHON_OLDEST))
 	touch $@
 
 venv: $(BIN)/.installed
+
+# The one lock file, and the Lambda layer's requirements compiled from it (tests/unit/test_lock.py checks they agree).
+lock: venv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 -q -o requirements.lock --custom-compile-command "make lock"
+	$(BIN)/uv pip compile layers/core/requirements.in -c requirements.lock --universal --python-version 3.13 -q --no-annotate -o layers/core/requirements.txt --custom-compile-command "make lock"
 tools: venv .venv-sam/.installed $(ASLV)
 
 lint: venv

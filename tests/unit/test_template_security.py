@@ -377,14 +377,6 @@ def test_the_workers_concurrency_can_be_reserved():
     assert TEMPLATE["Parameters"]["WorkerReservedConcurrency"]["Default"] == 0
 
 
-def test_the_layer_pins_the_sdk_the_fast_paths_were_tested_with():
-    """The layer's botocore replaces the runtime's, and the fast paths hook its internals: pinned, as tested."""
-    lines = (permissions.ROOT / "layers/core/requirements.txt").read_text().splitlines()
-    pins = dict(line.split("==", 1) for line in lines if "==" in line and not line.startswith("#"))
-    for package in ("boto3", "botocore"):
-        assert pins.get(package) == importlib.metadata.version(package), f"pin {package} to the tested version"
-
-
 def test_the_readme_permissions_table_is_generated_from_this_template():
     readme = (permissions.ROOT / "README.md").read_text()
     assert readme == permissions.readme_with_table(readme), "run: python -m devkit.permissions --write"
