@@ -31,10 +31,10 @@ from ddb_backup.errors import DdbBackupError
 from devkit.cfn import ACCOUNT, CfnLoader, Resolver
 from devkit.invoke import FunctionSpec, LambdaContext, ResponseCatcher, make_invoke
 from devkit.motofixes import ScaledTime, item_count, share_backend_deepcopy, tag_replacing
-from devkit.streams import stream_patches
 from devkit.strict.enforce import Enforcement, Rules
 from devkit.strict.iam import acting_as
 from devkit.strict.imports import import_patches
+from devkit.strict.streams import StrictStreams
 
 __all__ = [
     "ACCOUNT",
@@ -81,6 +81,7 @@ class LocalStack:
         rules: Rules | None = None,
         before_deploy: Callable[[], None] | None = None,
         customer_key: tuple[str, ...] = (),
+        streams: StrictStreams | None = None,
     ) -> None:
         self.root = Path(root)
         template_path = self.root / "template.yaml"
@@ -108,6 +109,9 @@ class LocalStack:
         self.machines: dict[str, str] = {}  # state machine name -> logical id
         #: Runs on moto before the template is deployed (e.g. the table whose stream a parameter names).
         self.before_deploy = before_deploy
+        #: Tables' streams as strict as DynamoDB Streams (shards that split, empty pages, trims, at-least-once
+        #: concurrent delivery to the mappings: :meth:`StrictStreams.deliver` feeds them).
+        self.streams = streams or StrictStreams()
 
     # -- lifecycle
     def __enter__(self) -> LocalStack:
@@ -156,7 +160,7 @@ class LocalStack:
                 "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl.time",
                 ScaledTime(self.retry_time_scale),
             ),
-            *stream_patches(),  # moto's streams as AWS has them (binary images, sequence numbers)
+            *self.streams.patches(),  # DynamoDB Streams as strict as AWS's (devkit.strict.streams)
             *import_patches(),  # ImportTable refuses and counts as AWS does
         ):
             patch.start()

@@ -19,7 +19,7 @@ def _dir(url: str) -> tuple[str, str]:
 def restore_to_time(args: argparse.Namespace) -> int:
     """``restore s3://B/P/T/ --table U --to-time TIME``: newest exact backup before TIME, then the archive's changes."""
     from ddb_backup.changes.replay import apply
-    from ddb_backup.changes.totime import changes_to, newest_exact, parse_time
+    from ddb_backup.changes.totime import changes_to, check_reach, newest_exact, parse_time
     from ddb_backup_cli.files.restore import restore_sources
 
     if not args.table or args.map:
@@ -28,6 +28,7 @@ def restore_to_time(args: argparse.Namespace) -> int:
     bucket, table_dir = _dir(args.source)
     s3 = client("s3")
     directory, manifest = newest_exact(s3, bucket, table_dir, when)
+    check_reach(client("dynamodbstreams"), s3, bucket, table_dir, manifest, when)
     changes = changes_to(s3, bucket, table_dir, manifest, when)
     [row] = restore_sources(
         client("dynamodb"),

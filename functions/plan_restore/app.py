@@ -16,7 +16,7 @@ from ddb_backup.restore.run import for_the_state, plan_restore_event, settings_f
 @metrics.log_metrics
 @event_parser(model=PlanRestoreEvent)
 def lambda_handler(event: PlanRestoreEvent, context: LambdaContext) -> dict[str, Any]:
-    run = plan_restore_event(client("dynamodb"), client("s3"), settings_from_env(), event)
+    run = plan_restore_event(client("dynamodb"), client("s3"), client("dynamodbstreams"), settings_from_env(), event)
     for warning in run["warnings"]:
         logger.warning(warning)
     logger.info("restore planned", extra={"runId": run["runId"], "parts": run["parts"], "tables": run["tables"]})

@@ -1,4 +1,5 @@
-"""moto's streams as AWS has them (see devkit.streams) for every test here."""
+"""Every test here runs on a stream as strict as DynamoDB Streams (devkit.strict.streams): several shards that
+split, empty pages, trims, whole-second times, at-least-once concurrent delivery. A local stack brings its own."""
 
 from __future__ import annotations
 
@@ -6,14 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from devkit.streams import stream_patches
+from devkit.strict.streams import StrictStreams
 
 
-@pytest.fixture(autouse=True)
-def _streams_as_aws() -> Iterator[None]:
-    patches = stream_patches()
+@pytest.fixture
+def streams() -> Iterator[StrictStreams]:
+    """The strict stream in place of moto's (for tests on moto without a local stack)."""
+    model = StrictStreams(split_every=40)
+    patches = model.patches()
     for patch in patches:
         patch.start()
-    yield
+    yield model
     for patch in reversed(patches):
         patch.stop()

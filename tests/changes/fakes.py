@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -37,7 +39,10 @@ class FakeStreams:
             if closed:
                 rng["EndingSequenceNumber"] = records[-1]["dynamodb"]["SequenceNumber"]
             out.append({"ShardId": shard, "SequenceNumberRange": rng, **({"ParentShardId": parent} if parent else {})})
-        return {"StreamDescription": {"Shards": out[::-1], "CreationRequestDateTime": T0 - dt.timedelta(days=1)}}
+        return {
+            "StreamDescription": {"Shards": out[::-1], "CreationRequestDateTime": T0 - dt.timedelta(days=1)},
+            "ResponseMetadata": {"HTTPHeaders": {"date": email.utils.formatdate(time.time(), usegmt=True)}},
+        }
 
     def get_shard_iterator(
         self, StreamArn: str, ShardId: str, ShardIteratorType: str, SequenceNumber: str = ""

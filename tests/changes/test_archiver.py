@@ -55,24 +55,41 @@ def test_the_stack_archives_every_write_and_restores_to_a_time() -> None:
         )
         model: dict[str, Any] = {}
         moments = []
-        for i in range(30):
+        for i in range(30):  # stream times have whole seconds: a group of writes a second, a moment after each
             item = {"k": {"S": f"k{i % 7}"}, "v": {"N": str(i)}, "b": {"B": bytes([i])}}
             ddb.put_item(TableName="live-Table", Item=item)
             model[f"k{i % 7}"] = item
             if i % 4 == 3:
                 ddb.delete_item(TableName="live-Table", Key={"k": {"S": f"k{i % 5}"}})
                 model.pop(f"k{i % 5}", None)
-            time.sleep(0.003)
-            moments.append((dt.datetime.now(dt.UTC), sorted(map(canonical, model.values()))))
-            time.sleep(0.003)
-        files = [k for k in archive.list_keys(s3, bucket, f"{prefix}live-Table/changes/") if k.endswith(".jsonl.gz")]
-        assert len(files) >= 30  # one invocation per write, each a change file
+            if i % 6 == 5:
+                moments.append((_end_of_this_second(), sorted(map(canonical, model.values()))))
+        stack.streams.deliver()  # per shard, concurrently, in batches, some twice
+        archived = [
+            change
+            for key in archive.list_keys(s3, bucket, f"{prefix}live-Table/changes/")
+            if key.endswith(".jsonl.gz")
+            for change in archive.get_changes(s3, bucket, key)
+        ]
+        assert len({c["seq"] for c in archived}) == 30 + 7  # every put and delete, each at least once
+        assert {c["shard"] for c in archived} <= set(stack.streams.streams[ARN["stream"]].shards)  # real shard ids
         source = f"s3://{bucket}/{prefix}live-Table/"
-        for n, (when, expected) in enumerate(moments[5:29:8]):
+        for n, (when, expected) in enumerate(moments):
             assert main(["-q", "restore", source, "--table", f"live-at-{n}", "--to-time", when.isoformat()]) == 0
             assert sorted(map(canonical, table_items(ddb, f"live-at-{n}"))) == expected
-        # after the last change the Lambda saw, nothing proves the archive complete: refused, naming its reach
-        assert main(["-q", "restore", source, "--table", "live-late", "--to-time", moments[-1][0].isoformat()]) == 1
+        # a change the archiver has not received yet: refused, naming the shard that holds it
+        ddb.put_item(TableName="live-Table", Item={"k": {"S": "late"}})
+        late = _end_of_this_second()
+        assert main(["-q", "restore", source, "--table", "live-late", "--to-time", late.isoformat()]) == 1
+        stack.streams.deliver()
+        assert main(["-q", "restore", source, "--table", "live-late", "--to-time", late.isoformat()]) == 0
+
+
+def _end_of_this_second() -> dt.datetime:
+    """The last instant of the current second, once it is past (stream times have whole seconds)."""
+    moment = dt.datetime.now(dt.UTC).replace(microsecond=999999)
+    time.sleep(max(0.0, (moment - dt.datetime.now(dt.UTC)).total_seconds()) + 0.05)
+    return moment
 
 
 def test_a_batch_the_mapping_dropped_becomes_a_gap(s3: Any) -> None:

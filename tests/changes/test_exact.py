@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -13,10 +14,12 @@ from botocore.client import BaseClient
 from ddb_backup.aws.clients import client
 from ddb_backup.changes import archive
 from ddb_backup.changes.follow import follow
-from ddb_backup.changes.stream import lineage_order
+from ddb_backup.changes.stream import lineage_order, read_shard
+from ddb_backup.changes.totime import parse_time
 from ddb_backup.errors import BadInput
 from ddb_backup_cli.files import backup as backup_local
 from ddb_backup_cli.main import main
+from devkit.strict.streams import StrictStreams
 from tests.changes.fakes import T0, FakeStreams, record
 from tests.conftest import backup_items, canonical, table_items
 
@@ -45,7 +48,7 @@ def _state(ddb: Any, table: str) -> list[str]:
 
 
 @pytest.fixture
-def env(aws: None) -> Any:
+def env(aws: None, streams: StrictStreams) -> Any:
     client("s3").create_bucket(Bucket=BUCKET)
     return client("dynamodb")
 
@@ -229,17 +232,33 @@ def test_records_past_retention_are_recorded_and_a_restore_inside_them_is_refuse
     assert _state(ddb, "trim-before") == _expected(records, T0 + dt.timedelta(minutes=2, seconds=30))
 
 
-def test_a_restore_past_the_archive_reach_is_refused(env: Any, capsys: Any) -> None:
-    ddb = env
+def test_a_restore_past_what_the_archive_holds_is_refused_naming_the_shard(
+    env: Any, streams: StrictStreams, capsys: Any
+) -> None:
+    """Reach is proved per shard, on the stream: a change stamped before the time that the archive has not
+    received yet (Lambda reads shards concurrently; one shard ran ahead) refuses the restore, by shard."""
+    ddb, s3 = env, client("s3")
     _table(ddb, "reach-Table")
-    streams = FakeStreams({"only": (None, [record(100, 1, "k", "v")], False)})
+    arn = ddb.describe_table(TableName="reach-Table")["Table"]["LatestStreamArn"]
     _exact_backup_at(ddb, "reach-Table", T0 - dt.timedelta(minutes=1))
-    _follow(ddb, streams, "reach-Table", T0 + dt.timedelta(minutes=5))
-    assert _restore("reach-Table", "reach-out", T0 + dt.timedelta(hours=2)) == 1
-    assert "reaches only 2026-12-01T10:05:00+00:00" in capsys.readouterr().err
+    archive.start_archive(s3, BUCKET, "p/reach-Table/", "reach-Table", arn, T0 - dt.timedelta(hours=1))
+    for i in range(12):
+        _put(ddb, "reach-Table", f"k{i}", "v")
+    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
+    assert _restore("reach-Table", "reach-future", when) == 1
+    assert "is not yet past on DynamoDB's clock" in capsys.readouterr().err
+    time.sleep(max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds()) + 0.1)
+    # the archiver took the first shard only
+    first = next(iter(streams.streams[arn].shards))
+    for page in read_shard(client("dynamodbstreams"), arn, first):
+        archive.append(s3, BUCKET, "p/reach-Table/", page.records)
+    assert _restore("reach-Table", "reach-out", when) == 1
+    err = capsys.readouterr().err
+    assert "has not received yet" in err and "shardId-" in err and first not in err
+    _follow(ddb, client("dynamodbstreams"), "reach-Table", dt.datetime.now(dt.UTC))
+    assert _restore("reach-Table", "reach-in", when) == 0
+    assert _state(ddb, "reach-in") == _state(ddb, "reach-Table")
     with pytest.raises(BadInput):
-        from ddb_backup.changes.totime import parse_time
-
         parse_time("yesterday")
 
 

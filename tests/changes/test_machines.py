@@ -21,7 +21,7 @@ from ddb_backup.changes import archive, consistent
 from ddb_backup.changes.lambda_event import handle
 from devkit.emulator import LocalStack
 from devkit.strict import iam
-from tests.changes.test_model import TABLE, Writer, create_table
+from tests.changes.test_model import TABLE, Writer, create_table, end_of_this_second
 from tests.conftest import backup_items, backup_summaries, canonical, restore_report, table_items
 
 STREAM: dict[str, str] = {}
@@ -173,6 +173,7 @@ def test_machine_restores_to_a_time_equal_the_model_and_refuse_gaps_and_beyond_r
     writer.run(count=300, snapshot_every=60)
     source = f"s3://{bucket}/{prefix}{TABLE}/"
 
+    stack.streams.deliver()  # the mapping feeds the archiver: per shard, concurrently, in batches, some twice
     monkeypatch.setenv("CHANGES_TIME_BUDGET_SECONDS", "0")  # 25 changes a try: the machine's retries resume
     when, state = writer.snapshots[1]
     restored = _to_time(stack, source, "pit-0", when)
@@ -206,9 +207,12 @@ def test_machine_restores_to_a_time_equal_the_model_and_refuse_gaps_and_beyond_r
     assert refused["status"] == "FAILED"
     assert "may be missing" in refused["cause"] and "shardId-dropped" in refused["cause"]
     beyond = _to_time(stack, source, "pit-late", dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
-    assert beyond["status"] == "FAILED" and "reaches only" in beyond["cause"]
+    assert beyond["status"] == "FAILED" and "is not yet past on DynamoDB's clock" in beyond["cause"]
+    writer.run(count=20)  # changes the archiver has not received: a restore past them is refused, by shard
+    behind = _to_time(stack, source, "pit-behind", end_of_this_second())
+    assert behind["status"] == "FAILED" and "has not received yet" in behind["cause"]
     tables = ddb.list_tables()["TableNames"]
-    assert "pit-gap" not in tables and "pit-late" not in tables  # refused before any target was made
+    assert not {"pit-gap", "pit-late", "pit-behind"} & set(tables)  # refused before any target was made
     assert archive.gaps(s3, bucket, f"{prefix}{TABLE}/")
 
 

@@ -74,10 +74,16 @@ class Writer:
         while not self.stop.is_set() and (count is None or n < count):
             self.one()
             n += 1
-            if n % snapshot_every == 0:  # a moment clear of both neighbours' (millisecond) stream times
-                time.sleep(0.003)
-                self.snapshots.append((dt.datetime.now(dt.UTC), copy.deepcopy(self.model)))
-                time.sleep(0.003)
+            if n % snapshot_every == 0:  # stream times have whole seconds: the end of this one, once past
+                self.snapshots.append((end_of_this_second(), copy.deepcopy(self.model)))
+
+
+def end_of_this_second() -> dt.datetime:
+    """The last instant of the current second, returned once it is past: every write before it is stamped at
+    or before it, every write after it later (DynamoDB Streams stamps changes in whole seconds)."""
+    moment = dt.datetime.now(dt.UTC).replace(microsecond=999999)
+    time.sleep(max(0.0, (moment - dt.datetime.now(dt.UTC)).total_seconds()) + 0.01)
+    return moment
 
 
 def create_table(ddb: Any, name: str = TABLE, stream: str | None = "NEW_AND_OLD_IMAGES") -> None:

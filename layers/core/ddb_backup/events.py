@@ -494,7 +494,28 @@ class FailureMessage(_Strict):
     awsRegion: str | None = None
 
 
-class ArchiveChangesEvent(_Strict):
-    """A batch from the table's stream, or messages from the failure queue."""
+class Window(_Strict):
+    start: str
+    end: str
 
-    Records: list[Annotated[StreamRecord | FailureMessage, Field(discriminator="eventSource")]] = Field(min_length=1)
+
+class ArchiveChangesEvent(_Strict):
+    """A batch from the table's stream, or messages from the failure queue.
+
+    The stream's mapping has a tumbling window, so a batch names its shard (``shardId``) and window; the
+    window's last invocation may carry no record.
+    """
+
+    Records: list[Annotated[StreamRecord | FailureMessage, Field(discriminator="eventSource")]]
+    shardId: str | None = Field(default=None, pattern=r"^shardId-[A-Za-z0-9-]{1,100}$")
+    eventSourceARN: str | None = Field(default=None, pattern=STREAM_ARN)
+    window: Window | None = None
+    state: dict[str, str] | None = None
+    isFinalInvokeForWindow: bool | None = None
+    isWindowTerminatedEarly: bool | None = None
+
+    @model_validator(mode="after")
+    def _records_or_window(self) -> ArchiveChangesEvent:
+        if not self.Records and self.window is None:
+            raise ValueError("an event without Records must be a tumbling window's invocation (window, shardId)")
+        return self

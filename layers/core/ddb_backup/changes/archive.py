@@ -124,18 +124,24 @@ def archive_info(s3: Any, bucket: str, table_dir: str) -> dict[str, Any] | None:
     return info
 
 
-def start_archive(s3: Any, bucket: str, table_dir: str, table: str, covered_from: dt.datetime) -> dict[str, Any]:
-    """The archive's start record, written once: changes since ``covered_from`` are all in the stream."""
+def start_archive(
+    s3: Any, bucket: str, table_dir: str, table: str, stream_arn: str, covered_from: dt.datetime
+) -> dict[str, Any]:
+    """The archive's start record, written once: changes since ``covered_from`` are all in the stream.
+
+    An archive started before the stream's ARN was recorded gets it now (restores to a time read the stream).
+    """
     info = archive_info(s3, bucket, table_dir)
-    if info is None:
-        info = {"table": table, "coveredFrom": covered_from.astimezone(dt.UTC).isoformat()}
+    if info is None or "streamArn" not in info:
+        info = info or {"table": table, "coveredFrom": covered_from.astimezone(dt.UTC).isoformat()}
+        info["streamArn"] = stream_arn
         put_json(s3, bucket, f"{table_dir}{CHANGES}_archive.json", info)
     return info
 
 
 def files_between(s3: Any, bucket: str, table_dir: str, start: dt.datetime, end: dt.datetime) -> list[str]:
     """Change files of the archive with a change in [start, end] (by the times in their names)."""
-    lo, hi = start.strftime("%Y%m%dT%H%M%S.%fZ"), end.strftime("%Y%m%dT%H%M%S.%fZ")
+    lo, hi = (moment.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ") for moment in (start, end))
     out = []
     for key in list_keys(s3, bucket, f"{table_dir}{CHANGES}"):
         name = key.rsplit("/", 1)[-1]

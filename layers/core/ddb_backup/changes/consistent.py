@@ -15,14 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.aws.s3io import get_json
 from ddb_backup.changes import archive
 from ddb_backup.changes.replay import apply, at
-from ddb_backup.changes.stream import Change, list_shards, read_shard, stream_of
+from ddb_backup.changes.stream import Change, list_shards, read_shard, server_time, stream_of
 from ddb_backup.errors import BackupIncomplete, BadInput
 from ddb_backup.format import layout
 
 MARGIN = dt.timedelta(seconds=1)  # stream times are approximate (whole seconds on AWS)
+SECOND = dt.timedelta(seconds=1) - dt.timedelta(microseconds=1)  # a second's start to its last instant
 
 
 @dataclass(frozen=True)
@@ -36,22 +38,43 @@ class Position:
 
 
 def note_position(ddb: Any, streams: Any, table: str) -> Position:
-    """Before the scan: refuses a table without a stream of new images (saying how to enable one)."""
+    """Before the scan: refuses a table without a stream of new images (saying how to enable one).
+
+    The time is DynamoDB's (the response's ``Date``), not this machine's: a skewed clock changes nothing.
+    """
     arn = stream_of(ddb, table)
     shards, _ = list_shards(streams, arn)
-    return Position(table, arn, frozenset(s["ShardId"] for s in shards), dt.datetime.now(dt.UTC))
+    return Position(table, arn, frozenset(s["ShardId"] for s in shards), server_now(streams, arn))
+
+
+def server_now(streams: Any, arn: str) -> dt.datetime:
+    """DynamoDB's clock, to the second it is in (the ``Date`` header of a DescribeStream response)."""
+    response = call_with_backoff(streams.describe_stream, StreamArn=arn, Limit=1)
+    return server_time(response)
 
 
 def capture(
     streams: Any, position: Position, *, settle: float = 2.0, sleep: Callable[[float], None] = time.sleep
 ) -> tuple[list[Change], dt.datetime]:
-    """After the scan: every change from before it began up to ``consistentAt`` (now), and that moment.
+    """After the scan: every change from before it began up to ``consistentAt``, and that moment.
 
-    Waits ``settle`` seconds for the last changes to appear in the stream;
-    refuses when a shard the scan began with is gone (the scan outlasted
-    the stream's 24-hour retention).
+    ``consistentAt`` is the last instant of the second DynamoDB's clock is in
+    now: stream times have whole seconds, so every change stamped at or
+    before it happened before the moment, and none after. Waits until
+    DynamoDB's clock has passed it, then ``settle`` seconds more for the last
+    changes to appear; refuses when a shard the scan began with is gone (the
+    scan outlasted the stream's 24-hour retention). Every shard is read
+    through its empty pages to a change past the moment, its end, or its tip.
     """
-    consistent_at = dt.datetime.now(dt.UTC)
+    consistent_at = server_now(streams, position.arn) + SECOND
+    for _ in range(100):  # ~1 s: DynamoDB's clock passes the moment's second
+        if server_now(streams, position.arn) > consistent_at:
+            break
+        sleep(0.05)
+    else:
+        raise BackupIncomplete(
+            f"table {position.table}: DynamoDB's clock (the Date header) did not pass {consistent_at}"
+        )
     sleep(settle)
     shards, _ = list_shards(streams, position.arn)
     gone = sorted(position.shards - {s["ShardId"] for s in shards})
@@ -69,7 +92,7 @@ def capture(
 
 
 def _past(batch: list[Change], moment: dt.datetime) -> bool:
-    return not batch or at(batch[-1]["time"]) > moment
+    return at(batch[-1]["time"]) > moment
 
 
 def position_json(position: Position) -> dict[str, Any]:

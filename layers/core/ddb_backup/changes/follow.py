@@ -46,7 +46,7 @@ def follow(
     table_dir = f"{prefix}{table}/"
     _, created = list_shards(streams, arn)
     horizon = clock() - archive.RETENTION + dt.timedelta(minutes=5)
-    archive.start_archive(s3, bucket, table_dir, table, max(created or horizon, horizon))
+    archive.start_archive(s3, bucket, table_dir, table, arn, max(created or horizon, horizon))
     totals = {"table": table, "changes": 0, "files": 0, "gaps": 0}
     idle_since = clock()
     while True:
@@ -124,6 +124,6 @@ def _read(
             got += len(batch.records)
         if batch.closed:
             archive.save_state(s3, bucket, table_dir, shard, closed=True)
-        elif not batch.records:
+        elif batch.tip:  # empty pages before and between records say nothing; only the tip does
             archive.save_state(s3, bucket, table_dir, shard, coveredUntil=clock().isoformat())
     return got

@@ -19,6 +19,12 @@ from ddb_backup.native.cfn import FAILURE, SUCCESS, CustomResourceOutcome, physi
 USABLE_VIEWS = ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
 BATCH_SIZE = 1000
 MAXIMUM_RETRY_ATTEMPTS = 20
+#: A tumbling window makes Lambda name each batch's shard (``shardId``), so the archive keeps its reach per
+#: shard: Lambda reads a stream's shards concurrently, and one shard's progress says nothing of another's.
+TUMBLING_WINDOW_SECONDS = 60
+#: Below the stream's 24 h retention: a batch Lambda cannot archive reaches the failure queue (a recorded
+#: gap) before the stream trims it. At 24 h, records trimmed first leave no trace.
+MAXIMUM_RECORD_AGE_SECONDS = 23 * 3600
 
 
 class ChangeArchiveResourceProperties(BaseModel):
@@ -31,7 +37,9 @@ class ChangeArchiveResourceProperties(BaseModel):
     tables: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,255}\*?$")]] = Field(alias="Tables", min_length=1)
     function_arn: str = Field(alias="FunctionArn", pattern=r"^arn:[a-z-]+:lambda:")
     failure_queue_arn: str = Field(alias="FailureQueueArn", pattern=r"^arn:[a-z-]+:sqs:")
-    maximum_record_age_in_seconds: int = Field(default=86400, alias="MaximumRecordAgeInSeconds", ge=60, le=604800)
+    maximum_record_age_in_seconds: int = Field(
+        default=MAXIMUM_RECORD_AGE_SECONDS, alias="MaximumRecordAgeInSeconds", ge=60, le=MAXIMUM_RECORD_AGE_SECONDS
+    )
 
 
 class ChangeArchiveEvent(BaseModel):
@@ -119,6 +127,7 @@ def sync_mappings(lam: Any, props: ChangeArchiveResourceProperties, streams: lis
             MaximumRetryAttempts=MAXIMUM_RETRY_ATTEMPTS,
             MaximumRecordAgeInSeconds=props.maximum_record_age_in_seconds,
             DestinationConfig={"OnFailure": {"Destination": props.failure_queue_arn}},
+            TumblingWindowInSeconds=TUMBLING_WINDOW_SECONDS,
         )
     stale = [uuid for stream, uuid in existing.items() if stream not in streams]
     for uuid in stale:

@@ -14,6 +14,7 @@ every key's changes in order.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,14 @@ def lineage_order(shards: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def server_time(response: dict[str, Any]) -> dt.datetime:
+    """The service's clock when it answered, to the second (its ``Date`` header); refuses a response without one."""
+    date = (response.get("ResponseMetadata") or {}).get("HTTPHeaders", {}).get("date")
+    if not date:
+        raise BadInput("the DynamoDB Streams response has no Date header: the moment cannot come from DynamoDB's clock")
+    return email.utils.parsedate_to_datetime(date).astimezone(dt.UTC)
+
+
 def _utc(value: Any) -> dt.datetime | None:
     if value is None:
         return None
@@ -117,14 +126,21 @@ def _wire(item: dict[str, Any], wire: bool) -> dict[str, Any]:
     return ddbjson.item_to_wire(item)
 
 
+#: An open shard read to its end answers empty pages; so can a shard before and between its records
+#: ("it might take multiple calls to get to a portion of the shard that contains stream records").
+#: A reader takes an open shard as read to its tip only after this many empty pages in a row.
+TIP_PAGES = 5
+
+
 @dataclass
 class ShardRead:
-    """One shard's reading: where it resumed, what came, whether the shard is finished."""
+    """One page of a shard's reading: what came, whether the shard is finished or read to its tip."""
 
     shard: str
     records: list[Change] = field(default_factory=list)
     closed: bool = False
     trimmed: bool = False
+    tip: bool = False
 
 
 def read_shard(
@@ -133,32 +149,49 @@ def read_shard(
     shard: str,
     *,
     after: str | None = None,
-    stop: Callable[[list[Change]], bool] = lambda batch: not batch,
+    stop: Callable[[list[Change]], bool] = lambda batch: False,
     limit: int = 1000,
 ) -> Iterator[ShardRead]:
-    """Batches of one shard's changes from after sequence number ``after`` (or its trim horizon).
+    """Pages of one shard's changes from after sequence number ``after`` (or its trim horizon).
 
-    Ends when the shard is closed and read to its end, or when ``stop`` says so
-    for a batch. ``trimmed`` says the records after ``after`` are no longer in
-    the stream (past its 24-hour retention).
+    Ends when the shard is closed and read to its end, when ``stop`` says so
+    for a page of records, or at an open shard's tip (:data:`TIP_PAGES` empty
+    pages in a row, the last page then says ``tip``). Empty pages before and
+    between records are followed, never taken as the end. An iterator that
+    expired (15 minutes) is renewed after the last record read. ``trimmed``
+    says the records after ``after`` are no longer in the stream (past its
+    24-hour retention).
     """
+    iterator, trimmed = _iterator(streams, arn, shard, after)
+    empty = 0
+    while iterator:
+        try:
+            page = call_with_backoff(streams.get_records, ShardIterator=iterator, Limit=limit)
+        except ClientError as exc:
+            if error_code(exc) != "ExpiredIteratorException":
+                raise
+            iterator, _ = _iterator(streams, arn, shard, after)
+            continue
+        batch = [change_of(r, shard) for r in page.get("Records", [])]
+        iterator = page.get("NextShardIterator")
+        empty = 0 if batch else empty + 1
+        after = batch[-1]["seq"] if batch else after
+        tip = bool(iterator) and empty >= TIP_PAGES
+        yield ShardRead(shard, batch, closed=iterator is None, trimmed=trimmed, tip=tip)
+        trimmed = False
+        if tip or (batch and stop(batch)):
+            return
+
+
+def _iterator(streams: Any, arn: str, shard: str, after: str | None) -> tuple[str | None, bool]:
+    """An iterator after sequence number ``after`` (or at the trim horizon); whether records after it were trimmed."""
     request: dict[str, Any] = {"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}
-    trimmed = False
     if after is not None:
         request.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", SequenceNumber=after)
     try:
-        iterator = call_with_backoff(streams.get_shard_iterator, **request).get("ShardIterator")
+        return call_with_backoff(streams.get_shard_iterator, **request).get("ShardIterator"), False
     except ClientError as exc:
-        if error_code(exc) != "TrimmedDataAccessException":
+        if error_code(exc) != "TrimmedDataAccessException" or after is None:
             raise
-        trimmed = True
-        request = {"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}
-        iterator = call_with_backoff(streams.get_shard_iterator, **request).get("ShardIterator")
-    while iterator:
-        page = call_with_backoff(streams.get_records, ShardIterator=iterator, Limit=limit)
-        batch = [change_of(r, shard) for r in page.get("Records", [])]
-        iterator = page.get("NextShardIterator")
-        yield ShardRead(shard, batch, closed=iterator is None, trimmed=trimmed)
-        trimmed = False
-        if iterator and stop(batch):
-            return
+    request = {"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}
+    return call_with_backoff(streams.get_shard_iterator, **request).get("ShardIterator"), True

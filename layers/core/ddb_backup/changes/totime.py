@@ -13,9 +13,9 @@ from typing import Any
 
 from ddb_backup.aws.s3io import get_json_or_none
 from ddb_backup.changes import archive
-from ddb_backup.changes.consistent import backup_changes
+from ddb_backup.changes.consistent import backup_changes, server_now
 from ddb_backup.changes.replay import at, gap_in
-from ddb_backup.changes.stream import Change
+from ddb_backup.changes.stream import Change, list_shards, read_shard
 from ddb_backup.errors import BadInput
 from ddb_backup.format import layout
 
@@ -49,45 +49,70 @@ def newest_exact(s3: Any, bucket: str, table_dir: str, when: dt.datetime) -> tup
     raise BadInput(f"s3://{bucket}/{table_dir}: no exact backup consistent at or before {when.isoformat()}{hint}")
 
 
-def archive_reach(s3: Any, bucket: str, table_dir: str) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """When the archive's coverage begins and until when every open shard is known archived."""
-    info = archive.archive_info(s3, bucket, table_dir)
-    states = archive.all_states(s3, bucket, table_dir)
-    open_ = [s for s in states if not s.get("closed")]
-    ends = [at(s["coveredUntil"]) for s in open_ if "coveredUntil" in s]
-    until = min(ends) if ends and len(ends) == len(open_) else None
-    return (at(info["coveredFrom"]) if info else None), until
+def unarchived(streams: Any, s3: Any, bucket: str, table_dir: str, when: dt.datetime) -> str | None:
+    """Why the archive may not yet hold every change up to ``when`` (None: it holds them all).
+
+    Lambda reads a stream's shards concurrently, so one shard's progress says
+    nothing of another's. Each shard still in the stream is read after the
+    last change archived from it (from its trim horizon when none was): a
+    change stamped at or before ``when`` found there is not archived yet. A
+    shard read to its end, to its tip, or to a change past ``when`` is covered.
+    Changes older than the stream holds were archived or recorded as gaps
+    (the mapping's maximum record age is below the stream's retention).
+    """
+    info = archive.archive_info(s3, bucket, table_dir) or {}
+    arn = info.get("streamArn")
+    if not arn:
+        return "the archive does not name its stream (it was started before 0.2): run ddb-backup changes follow once"
+    states = {s["shard"]: s for s in archive.all_states(s3, bucket, table_dir)}
+    if server_now(streams, arn) <= when:
+        return f"{when.isoformat()} is not yet past on DynamoDB's clock"
+    shards, _ = list_shards(streams, arn)
+    for shard in shards:
+        state = states.get(shard["ShardId"]) or {}
+        if state.get("closed"):
+            continue
+        for page in read_shard(streams, arn, shard["ShardId"], after=state.get("seq"), stop=lambda b: True):
+            if page.records and at(page.records[0]["time"]) <= when:
+                return (
+                    f"shard {shard['ShardId']} holds a change of {page.records[0]['time']} the archive has not "
+                    "received yet (the archiver is behind: see its IteratorAge)"
+                )
+    return None
 
 
 def changes_to(s3: Any, bucket: str, table_dir: str, manifest: dict[str, Any], when: dt.datetime) -> list[Change]:
-    """The changes that bring the backup from its ``consistentAt`` to ``when``; refuses what the archive cannot prove."""
+    """The changes that bring the backup from its ``consistentAt`` to ``when`` (:func:`check_reach` proves them)."""
     directory = f"{table_dir}{manifest['backupId']}/"
     changes = backup_changes(s3, bucket, directory, manifest)
     if when == at(manifest["consistentAt"]):
         return changes
-    check_reach(s3, bucket, table_dir, manifest, when)
     since = at(manifest.get("changesFrom", manifest["consistentAt"]))
     for key in archive.files_between(s3, bucket, table_dir, since, when):
         changes.extend(archive.get_changes(s3, bucket, key))
     return changes
 
 
-def check_reach(s3: Any, bucket: str, table_dir: str, manifest: dict[str, Any], when: dt.datetime) -> None:
+def check_reach(
+    streams: Any, s3: Any, bucket: str, table_dir: str, manifest: dict[str, Any], when: dt.datetime
+) -> None:
     """Refuses, naming why, unless the archive holds every change from the backup's ``consistentAt`` to ``when``."""
     consistent_at = at(manifest["consistentAt"])
     if when == consistent_at:
         return
     where = f"s3://{bucket}/{table_dir}{archive.CHANGES}"
-    start, until = archive_reach(s3, bucket, table_dir)
+    info = archive.archive_info(s3, bucket, table_dir)
+    start = at(info["coveredFrom"]) if info else None
     if start is None or start > consistent_at:
         raise BadInput(
             f"{where}: the change archive {'begins at ' + start.isoformat() if start else 'does not exist'}, after the "
             f"newest exact backup before {when.isoformat()} (consistent at {consistent_at.isoformat()})"
         )
-    if until is None or until < when:
+    behind = unarchived(streams, s3, bucket, table_dir, when)
+    if behind:
         raise BadInput(
-            f"{where}: the change archive reaches only {until.isoformat() if until else 'no time'}, before "
-            f"{when.isoformat()}; run ddb-backup changes follow --until-idle 5 and try again, or pick an earlier time"
+            f"{where}: the change archive does not reach {when.isoformat()}: {behind}; wait a minute and try "
+            "again, or pick an earlier time"
         )
     gap = gap_in(archive.gaps(s3, bucket, table_dir), consistent_at, when)
     if gap:

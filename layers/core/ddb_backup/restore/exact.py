@@ -32,7 +32,9 @@ BATCH = 25
 SAVE_EVERY = 200
 
 
-def resolve_to_time(s3: Any, source_url: str, request: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+def resolve_to_time(
+    s3: Any, streams: Any, source_url: str, request: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """A ``toTime`` request pointed at the newest exact backup consistent at or before it, and the plan's note.
 
     ``source_url``: the table's directory of backups (``s3://B/P/T/``). Refuses what the archive cannot prove.
@@ -43,7 +45,7 @@ def resolve_to_time(s3: Any, source_url: str, request: dict[str, Any]) -> tuple[
     bucket, table_dir = split_s3_url(source_url)
     table_dir = table_dir if table_dir.endswith("/") else table_dir + "/"
     directory, manifest = newest_exact(s3, bucket, table_dir, when)
-    check_reach(s3, bucket, table_dir, manifest, when)
+    check_reach(streams, s3, bucket, table_dir, manifest, when)
     return {**request, "source": f"s3://{bucket}/{directory}"}, {"toTime": when.isoformat(), "tableDir": table_dir}
 
 

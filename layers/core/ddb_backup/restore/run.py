@@ -274,6 +274,7 @@ def plan_restore(
     *,
     run_id: str,
     now: dt.datetime | None = None,
+    streams: Any = None,
 ) -> dict[str, Any]:
     """Open and verify every source, check every target, then create the missing ones, and write the work list.
 
@@ -292,7 +293,9 @@ def plan_restore(
         raise BadInput(MIRROR_IS_CLI_ONLY)
     now, to_time = now or dt.datetime.now(dt.UTC), None
     if request.get("toTime"):  # the newest exact backup before it, and the archive's changes up to it (issue 14)
-        request, to_time = exact.resolve_to_time(s3, _url(request["source"], settings.bucket), request)
+        if streams is None:
+            raise BadInput("a restore to a time reads the table's stream: give plan_restore a streams client")
+        request, to_time = exact.resolve_to_time(s3, streams, _url(request["source"], settings.bucket), request)
     prepared_targets, backup_run, notes = prepare_targets(
         ddb, s3, request, bucket=settings.bucket, run_id=run_id, write_percent=settings.write_percent
     )
@@ -362,9 +365,12 @@ def for_the_state(run: dict[str, Any], report_key: str | None = None) -> dict[st
     return state
 
 
-def plan_restore_event(ddb: Any, s3: Any, settings: RestoreSettings, event: PlanRestoreEvent) -> dict[str, Any]:
+def plan_restore_event(
+    ddb: Any, s3: Any, streams: Any, settings: RestoreSettings, event: PlanRestoreEvent
+) -> dict[str, Any]:
     """:func:`plan_restore` of the state machine's validated input; the run id is the execution's name."""
-    return plan_restore(ddb, s3, settings, event.request.to_request(), run_id=run_id_from(event.execution_name))
+    request = event.request.to_request()
+    return plan_restore(ddb, s3, settings, request, run_id=run_id_from(event.execution_name), streams=streams)
 
 
 def _plan_entry(
