@@ -8,8 +8,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ddb_backup import config
 from ddb_backup.aws.clients import client
+from ddb_backup.changes.events import ArchiveChangesEvent
 from ddb_backup.changes.lambda_event import handle
-from ddb_backup.events import ArchiveChangesEvent
 from ddb_backup.observability import logger, metrics, tracer
 
 

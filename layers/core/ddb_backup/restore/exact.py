@@ -42,6 +42,8 @@ def resolve_to_time(
     if not request.get("table") or request.get("map") or request.get("backupId"):
         raise BadInput("'toTime' restores one table: give 'source' (the table's backups, s3://B/P/T/) and 'table'")
     when = parse_time(str(request["toTime"]))
+    if streams is None:
+        raise BadInput("a restore to a time reads the table's stream: plan it with a streams client")
     bucket, table_dir = split_s3_url(source_url)
     table_dir = table_dir if table_dir.endswith("/") else table_dir + "/"
     directory, manifest = newest_exact(s3, bucket, table_dir, when)

@@ -293,8 +293,6 @@ def plan_restore(
         raise BadInput(MIRROR_IS_CLI_ONLY)
     now, to_time = now or dt.datetime.now(dt.UTC), None
     if request.get("toTime"):  # the newest exact backup before it, and the archive's changes up to it (issue 14)
-        if streams is None:
-            raise BadInput("a restore to a time reads the table's stream: give plan_restore a streams client")
         request, to_time = exact.resolve_to_time(s3, streams, _url(request["source"], settings.bucket), request)
     prepared_targets, backup_run, notes = prepare_targets(
         ddb, s3, request, bucket=settings.bucket, run_id=run_id, write_percent=settings.write_percent
@@ -304,16 +302,9 @@ def plan_restore(
     tables, work = _work(settings, prepared_targets, run_id, imports, to_time)
     work_key = prefix + "parts.json"
     put_json(s3, settings.bucket, work_key, work)
-    plan = {
-        "runId": run_id,
-        "startedAt": now.isoformat(),
-        "request": request,
-        "backupRun": backup_run,
-        "notes": notes,
-        "mode": request.get("mode") or "new",
-        "tables": tables,
-    }
-    put_json(s3, settings.bucket, prefix + "plan.json", plan)
+    mode = request.get("mode") or "new"
+    plan = {"runId": run_id, "startedAt": now.isoformat(), "request": request, "backupRun": backup_run}
+    put_json(s3, settings.bucket, prefix + "plan.json", {**plan, "notes": notes, "mode": mode, "tables": tables})
     return {
         "runId": run_id,
         "bucket": settings.bucket,
