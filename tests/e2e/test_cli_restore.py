@@ -145,3 +145,27 @@ def test_a_non_empty_target_is_refused_unless_overwrite(tables, tmp_path, capsys
     assert "busy-RulesTable" in capsys.readouterr().err
     assert main(["restore", str(out), "--table", "busy-RulesTable", "--mode", "overwrite", "-q"]) == 0
     assert len(table_items(tables, "busy-RulesTable")) == 10
+
+
+def _pk_sk_file(tmp_path):
+    """A cumulus-api file of a table keyed (pk, sk): ten items, all with pk 'a'."""
+    path = tmp_path / "pksk-Table.json"
+    items = [{"pk": {"S": "a"}, "sk": {"S": f"s{i:02d}"}, "v": {"N": str(i)}} for i in range(10)]
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    return path
+
+
+def test_items_sharing_the_targets_key_fail_the_restore_naming_the_key(endpoint, tmp_path, capsys):
+    """Issue 24 point 3: --keys pk for a (pk, sk) file said "10 items restored" of a table holding 1."""
+    ddb = client("dynamodb")
+    src = _pk_sk_file(tmp_path)
+    assert main(["restore", str(src), "--table", "new-Table", "--keys", "pk", "--expect-items", "10"]) == 1
+    out, err = capsys.readouterr()
+    assert '9 item(s) read have the key (pk) of an earlier item, first {"pk": {"S": "a"}}' in err, err
+    assert "--keys HASH,RANGE" in err and "restored" not in out
+    sample.create_table(ddb, "pk-Table", [("pk", "HASH")])
+    ddb.put_item(TableName="pk-Table", Item={"pk": {"S": "other"}})
+    assert main(["restore", str(src), "--table", "pk-Table", "--mode", "overwrite"]) == 1
+    assert "have the key (pk) of an earlier item" in capsys.readouterr().err
+    assert main(["restore", str(src), "--table", "both-Table", "--keys", "pk,sk", "--expect-items", "10", "-q"]) == 0
+    assert len(table_items(ddb, "both-Table")) == 10
