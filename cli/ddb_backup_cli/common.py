@@ -120,6 +120,18 @@ def apply_connection(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------ parser
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that takes no abbreviation of a long option, and the same for its subparsers.
+
+    With abbreviations ``restore ... --key pk=a00005`` was read as ``--keys pk=a00005`` and restored the
+    whole table (issue 28). ``add_subparsers`` makes its parsers of this class, so every command inherits it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def common_options(*, top: bool, endpoint_timeout: bool = True) -> argparse.ArgumentParser:
     """Connection and output options, accepted before or after the command.
 
@@ -127,7 +139,7 @@ def common_options(*, top: bool, endpoint_timeout: bool = True) -> argparse.Argu
     and ``ddb-backup list --json`` mean the same. ``endpoint_timeout=False`` leaves
     ``--timeout`` to commands that give it another meaning (pitr, snapshots).
     """
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     g = common
     kw: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
     g.add_argument("--region", help="AWS region (default: AWS_REGION / profile)", **kw)
