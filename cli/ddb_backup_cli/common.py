@@ -109,9 +109,14 @@ def mapping(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def apply_connection(args: argparse.Namespace) -> None:
-    """Put --region, --profile and --endpoint-url into the environment the AWS clients read."""
-    if args.region:
-        os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = args.region
+    """Put --region, --profile and --endpoint-url into the environment the AWS clients read.
+
+    The region is --region, else ``AWS_REGION`` (what the README and Lambda say), else ``AWS_DEFAULT_REGION``:
+    botocore reads only the last, so ``AWS_REGION`` alone left the CLI with no region (issue 24 point 10).
+    """
+    region = args.region or os.environ.get("AWS_REGION")
+    if region:
+        os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = region
     if args.profile:
         os.environ["AWS_PROFILE"] = args.profile
     if args.endpoint_url:

@@ -6,6 +6,8 @@ import argparse
 
 import pytest
 
+from ddb_backup.aws.clients import client
+from ddb_backup_cli.common import apply_connection
 from ddb_backup_cli.main import build_parser, main
 
 
@@ -43,3 +45,22 @@ def test_an_abbreviated_option_is_refused_naming_the_whole_one(capsys, argv, wor
     err = capsys.readouterr().err
     assert "error: unrecognized arguments: " in err and word in err, err
     assert f"did you mean {meant}?" in err, err
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "region"),
+    [
+        ({"AWS_REGION": "eu-west-1"}, [], "eu-west-1"),  # issue 24 point 10: botocore reads AWS_DEFAULT_REGION only
+        ({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-west-2"}, [], "eu-west-1"),
+        ({"AWS_DEFAULT_REGION": "us-west-2"}, [], "us-west-2"),
+        ({"AWS_REGION": "eu-west-1"}, ["--region", "ap-south-1"], "ap-south-1"),
+    ],
+)
+def test_the_region_is_the_option_then_aws_region_then_aws_default_region(monkeypatch, env, argv, region):
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")  # no profile's region either
+    apply_connection(build_parser().parse_args([*argv, "list"]))
+    assert client("dynamodb").meta.region_name == region
