@@ -269,8 +269,17 @@ def test_a_part_the_manifest_lists_but_that_is_gone_is_named(bucket, v1_files, t
     files, _ = v1_files
     key = sorted(k for k in files if k.startswith("data/"))[1]
     without = {k: v for k, v in files.items() if k != key}
-    for where in (_put_v1(bucket, without), str(_write_v1(tmp_path, without))):
+    for where in (_put_v1(bucket, without), str(_write_v1(tmp_path / "without", without))):
+        with pytest.raises(BackupIncomplete, match="missing") as info:
+            readers.open_source(where, bucket)  # data/ is listed against the manifest
+        _names_one_of(info.value, key)
+    s3_copy, local_copy = _put_v1(bucket, files), _write_v1(tmp_path / "whole", files)
+    for where, gone in (
+        (s3_copy, lambda: bucket.delete_object(Bucket=BUCKET, Key=s3_copy.split("/", 3)[3] + key)),
+        (str(local_copy), (local_copy / key).unlink),
+    ):
         source = readers.open_source(where, bucket)
+        gone()  # after the open: the read names it
         with pytest.raises(BackupIncomplete, match="missing") as info:
             list(source.items())
         _names_one_of(info.value, key)
