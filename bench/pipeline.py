@@ -163,10 +163,10 @@ def run_build(part_json: dict[str, Any], slow: bool) -> dict[str, Any]:
     Fast: RawItems and the body ``fastwrite`` builds. Slow: client-form items and
     botocore's own validation and serialization of the same request.
     """
+    from ddb_backup.format.keys import key_value
     from ddb_backup.format.lines import PartRef
     from ddb_backup.format.sources import read_part
     from ddb_backup.restore import fastwrite
-    from ddb_backup.restore.write import key_value
 
     ddb, _ = clients(1)  # never called: only its serializer and validator are used
     part = PartRef.from_json({k: v for k, v in part_json.items() if k != "raw"})

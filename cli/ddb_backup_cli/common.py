@@ -109,9 +109,14 @@ def mapping(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def apply_connection(args: argparse.Namespace) -> None:
-    """Put --region, --profile and --endpoint-url into the environment the AWS clients read."""
-    if args.region:
-        os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = args.region
+    """Put --region, --profile and --endpoint-url into the environment the AWS clients read.
+
+    The region is --region, else ``AWS_REGION`` (what the README and Lambda say), else ``AWS_DEFAULT_REGION``:
+    botocore reads only the last, so ``AWS_REGION`` alone left the CLI with no region (issue 24 point 10).
+    """
+    region = args.region or os.environ.get("AWS_REGION")
+    if region:
+        os.environ["AWS_DEFAULT_REGION"] = os.environ["AWS_REGION"] = region
     if args.profile:
         os.environ["AWS_PROFILE"] = args.profile
     if args.endpoint_url:
@@ -120,6 +125,18 @@ def apply_connection(args: argparse.Namespace) -> None:
 
 
 # ------------------------------------------------------------------ parser
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` that takes no abbreviation of a long option, and the same for its subparsers.
+
+    With abbreviations ``restore ... --key pk=a00005`` was read as ``--keys pk=a00005`` and restored the
+    whole table (issue 28). ``add_subparsers`` makes its parsers of this class, so every command inherits it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def common_options(*, top: bool, endpoint_timeout: bool = True) -> argparse.ArgumentParser:
     """Connection and output options, accepted before or after the command.
 
@@ -127,7 +144,7 @@ def common_options(*, top: bool, endpoint_timeout: bool = True) -> argparse.Argu
     and ``ddb-backup list --json`` mean the same. ``endpoint_timeout=False`` leaves
     ``--timeout`` to commands that give it another meaning (pitr, snapshots).
     """
-    common = argparse.ArgumentParser(add_help=False)
+    common = Parser(add_help=False)
     g = common
     kw: dict[str, Any] = {} if top else {"default": argparse.SUPPRESS}
     g.add_argument("--region", help="AWS region (default: AWS_REGION / profile)", **kw)

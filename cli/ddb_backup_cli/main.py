@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from ddb_backup import __version__
 from ddb_backup.errors import BadInput, DdbBackupError
 from ddb_backup_cli import aws_backups, changes_cmd, completion, describe, endpoint, local, progress, stack
-from ddb_backup_cli.common import UsageError, apply_connection, common_options
+from ddb_backup_cli.common import Parser, UsageError, apply_connection, common_options
 from ddb_backup_cli.files import cancel
 from ddb_backup_cli.progress import end_line
 
@@ -40,7 +40,7 @@ AWS_REGION / AWS_PROFILE. Exit codes: 0 success, 1 failure, 2 usage.
 def build_parser() -> argparse.ArgumentParser:
     """The ``ddb-backup`` parser: common options, then every command module's subcommands."""
     parents = [common_options(top=False)]
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ddb-backup",
         description="Back up and restore Amazon DynamoDB tables (locally, to S3, or through the deployed stack).",
         epilog=EPILOG_MAIN,

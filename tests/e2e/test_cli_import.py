@@ -99,13 +99,15 @@ def test_a_table_with_an_lsi_falls_back_to_writes_and_says_so(endpoint, capsys):
     assert main(["restore", f"s3://imp/{key}", "--table", "lsi-copy2", "--method", "import"]) != 0
 
 
-def test_an_object_beside_the_parts_keeps_auto_from_importing_it(backup, capsys):
+def test_an_object_beside_the_parts_fails_the_restore_by_any_method(backup, capsys):
+    """Issue 24 point 4: data/ must hold exactly the parts listed (a part left out of the manifest is one case)."""
     ddb, s3, manifest = backup
     data = manifest.rsplit("/", 1)[0] + "/data/"
     s3.put_object(Bucket="imp", Key=data + "stray.json.gz", Body=gzip.compress(b'{"Item": {"x": {"S": "1"}}}\n'))
-    assert main(["restore", f"s3://imp/{manifest}", "--table", "copy", "--method", "auto"]) == 0
-    assert f"s3://imp/{data} also holds 1 object(s) that are not its parts" in capsys.readouterr().err
-    assert _items(ddb, "copy") == _items(ddb, SOURCE)
+    for method in ("auto", "import", "write"):
+        assert main(["restore", f"s3://imp/{manifest}", "--table", "copy", "--method", method]) == 1
+        assert "1 file(s) in data/ the manifest does not list: ['data/stray.json.gz']" in capsys.readouterr().err
+    assert "copy" not in ddb.list_tables()["TableNames"]
 
 
 def test_an_import_with_item_errors_fails_the_restore_naming_the_counts(backup, capsys):

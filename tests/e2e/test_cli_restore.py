@@ -145,3 +145,67 @@ def test_a_non_empty_target_is_refused_unless_overwrite(tables, tmp_path, capsys
     assert "busy-RulesTable" in capsys.readouterr().err
     assert main(["restore", str(out), "--table", "busy-RulesTable", "--mode", "overwrite", "-q"]) == 0
     assert len(table_items(tables, "busy-RulesTable")) == 10
+
+
+def _pk_sk_file(tmp_path):
+    """A cumulus-api file of a table keyed (pk, sk): ten items, all with pk 'a'."""
+    path = tmp_path / "pksk-Table.json"
+    items = [{"pk": {"S": "a"}, "sk": {"S": f"s{i:02d}"}, "v": {"N": str(i)}} for i in range(10)]
+    path.write_text("".join(json.dumps(item) + "\n" for item in items))
+    return path
+
+
+def test_items_sharing_the_targets_key_fail_the_restore_naming_the_key(endpoint, tmp_path, capsys):
+    """Issue 24 point 3: --keys pk for a (pk, sk) file said "10 items restored" of a table holding 1."""
+    ddb = client("dynamodb")
+    src = _pk_sk_file(tmp_path)
+    assert main(["restore", str(src), "--table", "new-Table", "--keys", "pk", "--expect-items", "10"]) == 1
+    out, err = capsys.readouterr()
+    assert '9 item(s) read have the key (pk) of an earlier item, first {"pk": {"S": "a"}}' in err, err
+    assert "--keys HASH,RANGE" in err and "restored" not in out
+    sample.create_table(ddb, "pk-Table", [("pk", "HASH")])
+    ddb.put_item(TableName="pk-Table", Item={"pk": {"S": "other"}})
+    assert main(["restore", str(src), "--table", "pk-Table", "--mode", "overwrite"]) == 1
+    assert "have the key (pk) of an earlier item" in capsys.readouterr().err
+    assert main(["restore", str(src), "--table", "both-Table", "--keys", "pk,sk", "--expect-items", "10", "-q"]) == 0
+    assert len(table_items(ddb, "both-Table")) == 10
+
+
+def _edit_manifest(s3, bucket: str, key: str, edit) -> None:
+    manifest = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    edit(manifest)
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest).encode())
+
+
+def test_a_manifest_that_lists_fewer_parts_than_data_holds_is_refused_naming_them(tables, capsys):
+    """Issue 24 point 4: one part's entry dropped and the totals lowered: restore said 0, with items missing."""
+    s3 = client("s3")
+    s3.create_bucket(Bucket="cut")
+    assert main(["backup", "--table", "mystack-GranulesTable", "--segments", "4", "--to", "s3://cut/b/", "-q"]) == 0
+    [key] = [o["Key"] for o in s3.list_objects_v2(Bucket="cut")["Contents"] if o["Key"].endswith("manifest.json")]
+    dropped: list[dict] = []
+
+    def drop_one(manifest):
+        dropped.append(manifest["parts"].pop(0))
+        manifest["totals"]["items"] -= dropped[0]["items"]
+        manifest["totals"]["parts"] -= 1
+
+    _edit_manifest(s3, "cut", key, drop_one)
+    url = f"s3://cut/{key}"
+    for argv in (["restore", url, "--table", "copy-Table", "--method", m] for m in ("write", "auto")):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert f"1 file(s) in data/ the manifest does not list: ['{dropped[0]['key']}']" in err, err
+    assert main(["describe", url]) == 1
+    assert "file(s) in data/ the manifest does not list" in capsys.readouterr().err
+    assert "copy-Table" not in tables.list_tables()["TableNames"]
+
+    def put_back(manifest):
+        manifest["parts"].insert(0, dropped[0])
+        manifest["totals"]["items"] += dropped[0]["items"]
+        manifest["totals"]["parts"] += 1
+
+    _edit_manifest(s3, "cut", key, put_back)
+    s3.delete_object(Bucket="cut", Key=key.rsplit("/", 1)[0] + "/" + dropped[0]["key"])
+    assert main(["restore", url, "--table", "copy-Table"]) == 1
+    assert f"1 part(s) it lists are missing from data/: ['{dropped[0]['key']}']" in capsys.readouterr().err

@@ -24,11 +24,12 @@ from botocore.exceptions import ClientError
 from ddb_backup.aws import retry
 from ddb_backup.aws.ratelimit import RateLimiter
 from ddb_backup.aws.retry import backoff_delay
-from ddb_backup.errors import BadInput
+from ddb_backup.errors import BadInput, IntegrityError
 from ddb_backup.events import RestorePartTask
 from ddb_backup.format.ddbjson import line_from_client_item
+from ddb_backup.format.keys import key_value
 from ddb_backup.restore import write
-from ddb_backup.restore.write import DeadLettered, key_value, restore_part, write_items
+from ddb_backup.restore.write import DeadLettered, restore_part, write_items
 from devkit import sample
 from tests.conftest import canonical, table_items
 
@@ -531,29 +532,31 @@ def test_answers_without_unprocessed_items_or_an_error_body_are_read_as_such():
     assert len(fake.items) == 50  # the second request went in before the fake answered with an error
 
 
-def test_two_items_with_one_key_never_share_a_request_and_the_later_wins():
+def test_an_item_with_the_key_of_an_earlier_one_stops_the_writes_naming_a_few_such_keys():
+    """Issue 24 point 3: the table keeps one item a key, so a second item with it is an item lost, not restored."""
     items = _items(60)
-    again = {**items[5], "version": {"N": "2"}}
-    stream = [*items[:10], again, *items[10:], {**items[59], "version": {"N": "3"}}]
+    stream = [*items[:30], {**items[5], "version": {"N": "2"}}, *items[30:], items[59], items[40]]
     fake = FakeTable(latency=0.005)
-    counts, _ = _write(fake, stream, concurrency=4)
-    assert counts["duplicateKeys"] == 2 and counts["items"] == counts["written"] == 62
-    assert fake.items[_key(items[5])] == again
-    assert fake.items[_key(items[59])]["version"] == {"N": "3"}
-    assert len(fake.items) == 60
+    with pytest.raises(IntegrityError) as info:
+        _write(fake, stream, concurrency=4)
+    text = str(info.value)
+    assert "3 item(s) read have the key (bucket, key) of an earlier item, first " in text, text
+    shown = [json.dumps({"bucket": i["bucket"], "key": i["key"]}, sort_keys=True) for i in (items[5], items[59])]
+    assert "; ".join(shown) in text and "stopped after writing 25 items" in text
+    assert len(fake.items) == 25  # the batch holding the second item was never sent
 
 
 def test_numbers_equal_in_dynamodb_are_the_same_key():
-    # The key is (bucket, n): "1" and "1.0" are one key to DynamoDB (which rejects them in one request),
-    # 2 is another. The fake table keys by bucket/key, which is the same split here.
+    # The key is (bucket, n): "1" and "1.0" are one key to DynamoDB, 2 is another.
     fake = FakeTable()
     stream = [
         {"bucket": {"S": "b"}, "key": {"S": "k"}, "n": {"N": "1"}},
-        {"bucket": {"S": "b"}, "key": {"S": "k"}, "n": {"N": "1.0"}},
         {"bucket": {"S": "b"}, "key": {"S": "k2"}, "n": {"N": "2"}},
+        {"bucket": {"S": "b"}, "key": {"S": "k"}, "n": {"N": "1.0"}},
     ]
-    counts = write_items(fake, "T", stream, key_names=["bucket", "n"], dead_letter=DeadLetters(), sleep=lambda s: None)
-    assert counts["duplicateKeys"] == 1 and fake.calls == [1, 2] and counts["written"] == 3
+    with pytest.raises(IntegrityError, match=r'1 item\(s\) read have the key \(bucket, n\).*"N": "1.0"'):
+        write_items(fake, "T", stream, key_names=["bucket", "n"], dead_letter=DeadLetters(), sleep=lambda s: None)
+    assert fake.calls == []
 
 
 def test_a_key_value_is_its_type_and_its_value_a_number_normalised():
@@ -749,22 +752,22 @@ def _note(s3: Any, key: str) -> dict[str, Any]:
 def test_a_part_restored_over_two_invocations_resumes_where_the_first_stopped(ddb, s3):
     _target_table(ddb)
     items = [{"pk": {"S": f"k{i:03d}"}, "v": {"N": str(i)}} for i in range(60)]
-    later = {"pk": {"S": "k059"}, "v": {"N": "999"}}  # the same key again: the later one wins
+    later = {"pk": {"S": "k060"}, "v": {"N": "999"}}
     part = _part_in_s3(s3, [*items, later])
     clock = iter([5.0, 0.0])  # time left after the first batch, none after the second: it stops at 50 items
     first = _restore(ddb, s3, _task(part), time_left=lambda: next(clock, 0.0))
     assert (first["next"], first["done"], first["written"]) == (50, False, 50)
     assert "Contents" not in s3.list_objects_v2(Bucket="bkt", Prefix="@ddb-backup/restores/r1/results/")
     # The state machine hands the first invocation's answer back as the next task, whole.
-    carried = {**first, "duplicateKeys": 2, "retries": 5, "seconds": 10.25}  # kept to the millisecond
+    carried = {**first, "duplicateKeys": 2, "retries": 5, "seconds": 10.25}  # carried on, seconds to the millisecond
     second = _restore(ddb, s3, RestorePartTask.model_validate(carried))
     assert (second["next"], second["done"], second["written"]) == (61, True, 61)
-    assert (second["duplicateKeys"], second["retries"]) == (3, 5) and 10.25 <= second["seconds"] < 20.0
+    assert (second["duplicateKeys"], second["retries"]) == (2, 5) and 10.25 <= second["seconds"] < 20.0
     assert set(second) == set(first)  # field names as the state machine knows them (aliases), nothing added
     task_fields = {"runId", "bucket", "runPrefix", "table", "target", "part", "deadLetter", "writeRate"}
     counts = {"next", "done", "written", "duplicateKeys", "retries", "seconds"}
     assert set(first) == task_fields | counts  # no null for a field the task did not have (executionName)
-    assert sorted(map(canonical, table_items(ddb, "target"))) == sorted(map(canonical, [*items[:59], later]))
+    assert sorted(map(canonical, table_items(ddb, "target"))) == sorted(map(canonical, [*items, later]))
     note = _note(s3, "@ddb-backup/restores/r1/results/0002-data_000003-000000.json.gz.json")
     assert {k: note[k] for k in ("table", "target", "part", "items", "expected", "written", "duplicateKeys")} == {
         "table": 2,
@@ -773,7 +776,7 @@ def test_a_part_restored_over_two_invocations_resumes_where_the_first_stopped(dd
         "items": 61,
         "expected": 61,
         "written": 61,
-        "duplicateKeys": 3,
+        "duplicateKeys": 2,
     }
     assert note["retries"] == 5 and note["seconds"] == second["seconds"]
 

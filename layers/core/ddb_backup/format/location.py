@@ -156,3 +156,14 @@ def list_dirs(url: str, s3: Any) -> list[str]:
         return names
     path = Path(url)
     return sorted(p.name for p in path.iterdir() if p.is_dir()) if path.is_dir() else []
+
+
+def list_files(url: str, s3: Any) -> list[str]:
+    """Every file (object) under a local directory or S3 prefix, at any depth, as paths relative to ``url``."""
+    base = as_dir(url)
+    if is_s3(base):
+        bucket, key = split(base)
+        pages = s3_client(s3).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+        return sorted(o["Key"][len(key) :] for page in pages for o in page.get("Contents", ()) if o["Key"][-1:] != "/")
+    path = Path(base)
+    return sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()) if path.is_dir() else []

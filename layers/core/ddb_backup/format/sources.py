@@ -241,10 +241,34 @@ def _open_v1(directory: str, manifest_url: str, s3: Any) -> Source:
     description = manifest.get("description")
     if not isinstance(description, dict) or "Table" not in description:
         raise BadInput(f"{manifest_url}: has no table description")
+    _check_listing(directory, manifest_url, parts, s3)
     source = _recorded("ddb-backup-v1", directory, manifest, description, parts, directory, s3)
     moment = manifest.get("consistentAt")
     source.consistent_at = moment if isinstance(moment, str) else None
     return source
+
+
+_NOT_AS_WRITTEN = (
+    "the backup is not as it was written (a manifest edited, or a backup copied in part): copy the whole "
+    "backup directory again, or use another backup"
+)
+
+
+def _check_listing(directory: str, manifest_url: str, parts: list[PartRef], s3: Any) -> None:
+    """The backup's ``data/`` against its manifest's parts: the same files, else an error naming the difference.
+
+    A backup writes its manifest last, after deleting any part it does not list, so its ``data/`` holds
+    exactly the parts listed. A file there the manifest omits is a manifest edited or cut short (its totals
+    too, so the counts agree and a restore would lose those items silently); a part listed and absent is lost.
+    """
+    present = {layout.DATA_DIR + rel for rel in location.list_files(location.join(directory, layout.DATA_DIR), s3)}
+    listed = {p.id for p in parts}
+    unlisted, absent = sorted(present - listed), sorted(listed - present)
+    found = [f"{len(absent)} part(s) it lists are missing from data/: {absent[:5]}"] if absent else []
+    found += [f"{len(unlisted)} file(s) in data/ the manifest does not list: {unlisted[:5]}"] if unlisted else []
+    if found:
+        error = BackupIncomplete if absent else IntegrityError
+        raise error(f"{manifest_url}: {'; '.join(found)}: {_NOT_AS_WRITTEN}")
 
 
 def _recorded(

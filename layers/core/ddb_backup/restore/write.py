@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -23,8 +23,9 @@ from botocore.exceptions import ClientError
 from ddb_backup.aws import retry
 from ddb_backup.aws.ratelimit import RateLimiter, consumed_units
 from ddb_backup.aws.s3io import put_json
-from ddb_backup.errors import BadInput, RestoreIncomplete
+from ddb_backup.errors import IntegrityError, RestoreIncomplete
 from ddb_backup.format.ddbjson import Item
+from ddb_backup.format.keys import EXAMPLES, KeyOf, KeysSeen
 from ddb_backup.format.lines import PartRef
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.deadletters import dead_letter_home, dead_letter_writer
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from ddb_backup.events import RestorePartTask
 
 BATCH = 25
+#: Items read (not written) after a key came again, to name a few more such keys.
+LOOK_AHEAD = 10_000
 
 
 class DeadLettered(RestoreIncomplete):
@@ -51,17 +54,6 @@ class _BatchResult:
     requests: int = 0
     unprocessed_retries: int = 0
     throttle_retries: int = 0
-
-
-def key_value(av: dict[str, Any]) -> Any:
-    """One key attribute value as a comparable pair: (type, value), a number normalised (``1.0`` is ``1``)."""
-    ((kind, value),) = av.items()
-    if kind == "N":
-        try:
-            return kind, str(Decimal(value).normalize())
-        except InvalidOperation:
-            return kind, value
-    return kind, value
 
 
 class _Writer:
@@ -197,20 +189,16 @@ def write_items(
     are keys to delete, handled exactly as puts are (``written`` counts the keys deleted).
 
     * 25 items a request, up to ``concurrency`` requests in flight (threads);
-    * two items with the same key never share a request (DynamoDB rejects
-      that): the batch is closed and the second item goes in the next one,
-      after the first is written, so the later item wins as in a plain
-      sequential restore; both are counted (``duplicateKeys`` says how many);
+    * an item with the key of an earlier one (the table would keep one of
+      them) stops the writes: ``IntegrityError`` names a few such keys and
+      what to do (:mod:`ddb_backup.format.keys`; ``duplicateKeys`` stays 0);
     * UnprocessedItems and throttling are retried with jittered exponential
       backoff (capped at 20 s) until ``attempts`` tries in a row write none of
       a request's items; a request DynamoDB rejects as invalid is halved until
       the bad items stand alone;
-    * items still not written are passed to ``dead_letter(items) -> location``
-      and ``DeadLettered`` (a ``RestoreIncomplete``) is raised naming the
-      location. After ``max_failures`` such items the rest of the input is
-      not attempted (the message says so).
-    * ``time_left() <= 0`` stops taking new items (``done`` is then False and
-      ``items`` says how many were taken, all written).
+    * items still not written are passed to ``dead_letter(items) -> location`` and ``DeadLettered``
+      (a ``RestoreIncomplete``) names it; after ``max_failures`` of them the rest is not attempted.
+    * ``time_left() <= 0`` stops taking new items (``done`` False, ``items`` taken, all written).
 
     Returns ``{"items", "written", "requests", "unprocessedRetries", "throttleRetries", "duplicateKeys", "done"}``.
     Other errors (a missing table, access denied) propagate once the requests in flight are finished.
@@ -226,35 +214,21 @@ def write_items(
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"write-{table}") as pool:
         flight = _InFlight(pool, writer, concurrency, progress)
         try:
-            done, aborted = _feed(flight, items, _KeyOf(table, key_names), time_left, max_failures)
+            seen = KeysSeen(key_names)
+            done, aborted = _feed(flight, items, (KeyOf(table, key_names), seen), time_left, max_failures)
             flight.drain()
         finally:
             flight.settle()  # on an error, the requests in flight finish before it propagates
     counts = flight.counts(done)
+    if seen.again:
+        raise _duplicates(table, seen, counts["written"], flight.failed, dead_letter)
     if flight.failed:
         _dead_letter(writer.what, flight, counts, dead_letter, aborted)
     return counts
 
 
-class _KeyOf:
-    """An item's key (the table's key attributes, each as :func:`key_value`), or ``BadInput`` naming what lacks."""
-
-    def __init__(self, table: str, key_names: list[str]) -> None:
-        self.table = table
-        self.key_names = key_names
-
-    def __call__(self, item: Item) -> tuple[Any, ...]:
-        try:
-            return tuple(key_value(item[name]) for name in self.key_names)
-        except (KeyError, ValueError, AttributeError):
-            missing = [n for n in self.key_names if n not in item]
-            raise BadInput(
-                f"table {self.table}: an item lacks key attribute(s) {missing}: {sorted(item)[:10]}"
-            ) from None
-
-
 class _InFlight:
-    """The requests in flight (each with its items' keys) and the running counts of those finished."""
+    """The requests in flight and the running counts of those finished."""
 
     def __init__(
         self,
@@ -267,15 +241,15 @@ class _InFlight:
         self.writer = writer
         self.concurrency = concurrency
         self.progress = progress
-        self.futures: dict[Future[_BatchResult], set[Any]] = {}
+        self.futures: set[Future[_BatchResult]] = set()
         self.stats: Counter[str] = Counter()
         self.failed: list[tuple[Item, str]] = []
 
-    def submit(self, batch: list[Item], keys: set[Any]) -> None:
-        """Send ``batch`` once a slot is free and no request in flight holds one of its keys."""
-        while self.futures and (len(self.futures) >= self.concurrency or any(keys & k for k in self.futures.values())):
+    def submit(self, batch: list[Item]) -> None:
+        """Send ``batch`` once a slot is free (its keys are in no other request: ``_feed`` stops at a key met again)."""
+        while len(self.futures) >= self.concurrency:
             self._collect_some()
-        self.futures[self.pool.submit(self.writer.send, batch)] = keys
+        self.futures.add(self.pool.submit(self.writer.send, batch))
 
     def drain(self) -> None:
         """Wait for every request in flight, counting each."""
@@ -287,14 +261,14 @@ class _InFlight:
         if self.futures:
             wait(list(self.futures))
         for future in list(self.futures):
-            self.futures.pop(future)
+            self.futures.discard(future)
             if future.exception() is None:
                 self._count(future.result())
 
     def _collect_some(self) -> None:
         finished, _ = wait(list(self.futures), return_when=FIRST_COMPLETED)
         for future in finished:
-            self.futures.pop(future)
+            self.futures.discard(future)
             self._count(future.result())
 
     def _count(self, r: _BatchResult) -> None:
@@ -316,32 +290,58 @@ class _InFlight:
 def _feed(
     flight: _InFlight,
     items: Iterable[Item],
-    key_of: Callable[[Item], tuple[Any, ...]],
+    keys_of: tuple[Callable[[Item], tuple[Any, ...]], KeysSeen],
     time_left: Callable[[], float] | None,
     max_failures: int,
 ) -> tuple[bool, bool]:
-    """Batch ``items`` into ``flight``; return (all taken, stopped for too many failures)."""
+    """Batch ``items`` into ``flight`` until a key comes again; return (all taken, stopped for too many failures)."""
+    key_of, seen = keys_of
     batch: list[Item] = []
-    keys: set[Any] = set()
+    items = iter(items)
     for item in items:
         key = key_of(item)
-        if key in keys:
-            flight.stats["duplicateKeys"] += 1
-            flight.submit(batch, keys)
-            batch, keys = [], set()
+        if not seen.add(key, item):
+            _more_duplicates(items, key_of, seen)
+            return False, False
         batch.append(item)
-        keys.add(key)
         flight.stats["items"] += 1
         if len(batch) == BATCH:
-            flight.submit(batch, keys)
-            batch, keys = [], set()
+            flight.submit(batch)
+            batch = []
             if len(flight.failed) >= max_failures:
                 return False, True
             if time_left is not None and time_left() <= 0:
                 return False, False
     if batch:
-        flight.submit(batch, keys)
+        flight.submit(batch)
     return True, False
+
+
+def _more_duplicates(items: Iterator[Item], key_of: Callable[[Item], tuple[Any, ...]], seen: KeysSeen) -> None:
+    """After a key came again: read (not write) up to ``LOOK_AHEAD`` more items, for a few more keys to name."""
+    for item in islice(items, LOOK_AHEAD):
+        seen.add(key_of(item), item)
+        if len(seen.examples) >= EXAMPLES:
+            return
+
+
+def _duplicates(
+    table: str, seen: KeysSeen, written: int, failed: list[tuple[Item, str]], dead_letter: Callable[[list[Item]], str]
+) -> IntegrityError:
+    """The error for items sharing a key: the keys, the items written (any not written saved), and the next step."""
+    names = ", ".join(seen.key_names)
+    unsaved = (
+        f"; {len(failed)} items that could not be written are saved in {dead_letter([i for i, _ in failed])}"
+        if failed
+        else ""
+    )
+    return IntegrityError(
+        f"table {table}: {seen.again} item(s) read have the key ({names}) of an earlier item, first "
+        f"{'; '.join(seen.examples)}: the table would keep one item for each such key, so the restore stopped "
+        f"after writing {written} items{unsaved}. The backup's items are not unique on "
+        f"({names}): restore into a new table keyed as the source table was (every key attribute, HASH then "
+        "RANGE: --keys HASH,RANGE), or into a table with that key"
+    )
 
 
 def _dead_letter(

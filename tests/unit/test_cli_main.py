@@ -1,0 +1,66 @@
+"""``ddb-backup``'s parser: what it refuses before any AWS call (exit 2, argparse's one-line message)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from ddb_backup.aws.clients import client
+from ddb_backup_cli.common import apply_connection
+from ddb_backup_cli.main import build_parser, main
+
+
+def _parsers(parser: argparse.ArgumentParser, path: str = "ddb-backup") -> list[tuple[str, argparse.ArgumentParser]]:
+    """Every parser of the command tree, by its command path."""
+    found = [(path, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found += _parsers(sub, f"{path} {name}")
+    return found
+
+
+def test_no_parser_of_the_command_tree_takes_an_abbreviated_option():
+    parsers = _parsers(build_parser())
+    assert len(parsers) > 20
+    assert [path for path, p in parsers if p.allow_abbrev] == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "word", "meant"),
+    [
+        (["restore", "s3://B/p/T/", "--table", "UUU", "--key", "pk=a00005"], "--key", "--keys"),  # issue 28
+        (["restore", "s3://B/p/T/", "--table", "UUU", "--expect", "10"], "--expect", "--expect-items"),
+        (["backup", "--tab", "mystack-RulesTable"], "--tab", "--table"),
+        (["verify", "--table", "mystack-RulesTable", "--backup", "b.json", "--sho", "3"], "--sho", "--show"),
+        (["list", "--reg", "us-east-1"], "--reg", "--region"),
+        (["pitr", "enable", "--cumulus-pre", "mystack-"], "--cumulus-pre", "--cumulus-prefix"),
+    ],
+)
+def test_an_abbreviated_option_is_refused_naming_the_whole_one(capsys, argv, word, meant):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "error: unrecognized arguments: " in err and word in err, err
+    assert f"did you mean {meant}?" in err, err
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "region"),
+    [
+        ({"AWS_REGION": "eu-west-1"}, [], "eu-west-1"),  # issue 24 point 10: botocore reads AWS_DEFAULT_REGION only
+        ({"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "us-west-2"}, [], "eu-west-1"),
+        ({"AWS_DEFAULT_REGION": "us-west-2"}, [], "us-west-2"),
+        ({"AWS_REGION": "eu-west-1"}, ["--region", "ap-south-1"], "ap-south-1"),
+    ],
+)
+def test_the_region_is_the_option_then_aws_region_then_aws_default_region(monkeypatch, env, argv, region):
+    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")  # no profile's region either
+    apply_connection(build_parser().parse_args([*argv, "list"]))
+    assert client("dynamodb").meta.region_name == region
