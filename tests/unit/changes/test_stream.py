@@ -1,0 +1,29 @@
+"""Reading a stream (ddb_backup.changes.stream): every shard of every DescribeStream page, in lineage order."""
+
+from __future__ import annotations
+
+from ddb_backup.changes.stream import lineage_order, list_shards
+from tests.helpers.aws import LONG_SEQ, SHORT_SEQ, T0, FakeStreams, Shard
+
+
+def test_list_shards_reads_every_page_of_describe_stream() -> None:
+    # A table with many shards: DescribeStream answers them a few at a time (an empty page among them).
+    shards = [Shard(f"shardId-{n:03d}", start=SHORT_SEQ + n) for n in range(7)]
+    streams = FakeStreams(shards, per_page=2)
+    listed, created = list_shards(streams, "arn")
+    assert sorted(s["ShardId"] for s in listed) == [s.id for s in shards]
+    assert created == T0
+    assert streams.describes > 4  # it did page
+
+
+def test_shards_sort_by_sequence_number_as_numbers_not_strings() -> None:
+    # "9000...1" (21 digits) began before "1000...12" (29 digits), though it sorts after it as a string.
+    later = {"ShardId": "later", "SequenceNumberRange": {"StartingSequenceNumber": str(LONG_SEQ)}}
+    earlier = {"ShardId": "earlier", "SequenceNumberRange": {"StartingSequenceNumber": str(SHORT_SEQ)}}
+    assert [s["ShardId"] for s in lineage_order([later, earlier])] == ["earlier", "later"]
+
+
+def test_a_parent_comes_before_its_child_whatever_the_listing_order() -> None:
+    child = {"ShardId": "child", "ParentShardId": "parent", "SequenceNumberRange": {"StartingSequenceNumber": "5"}}
+    parent = {"ShardId": "parent", "SequenceNumberRange": {"StartingSequenceNumber": "7"}}
+    assert [s["ShardId"] for s in lineage_order([child, parent])] == ["parent", "child"]
