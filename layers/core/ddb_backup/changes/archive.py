@@ -134,8 +134,8 @@ def start_archive(s3: Any, bucket: str, table_dir: str, table: str, covered_from
 
 
 def files_between(s3: Any, bucket: str, table_dir: str, start: dt.datetime, end: dt.datetime) -> list[str]:
-    """Change files of the archive with a change in [start, end] (by the times in their names)."""
-    lo, hi = start.strftime("%Y%m%dT%H%M%S.%fZ"), end.strftime("%Y%m%dT%H%M%S.%fZ")
+    """Change files of the archive with a change in [start, end] (by the times in their names, which are UTC)."""
+    lo, hi = (moment.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ") for moment in (start, end))
     out = []
     for key in list_keys(s3, bucket, f"{table_dir}{CHANGES}"):
         name = key.rsplit("/", 1)[-1]
