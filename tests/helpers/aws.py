@@ -50,11 +50,13 @@ class Shard:
 
 
 class FakeStreams:
-    """DynamoDB Streams over ``shards``: DescribeStream answers ``per_page`` shards a page (an empty page
-    between every two full ones), GetRecords ``limit`` records a call and an empty page first."""
+    """DynamoDB Streams over ``shards``: DescribeStream answers ``per_page`` shards a page (and an empty page
+    that says there is more after each), GetRecords two records a call (``empty_first``: an empty page first)."""
 
-    def __init__(self, shards: list[Shard], *, created: dt.datetime = T0, per_page: int = 2) -> None:
-        self.shards, self.created, self.per_page = shards, created, per_page
+    def __init__(
+        self, shards: list[Shard], *, created: dt.datetime = T0, per_page: int = 2, empty_first: bool = False
+    ) -> None:
+        self.shards, self.created, self.per_page, self.empty_first = shards, created, per_page, empty_first
         self.describes = 0
         self._answered_empty: set[str] = set()
 
@@ -96,12 +98,13 @@ class FakeStreams:
         self, StreamArn: str, ShardId: str, ShardIteratorType: str, SequenceNumber: str = ""
     ) -> dict[str, Any]:
         shard = self._shard(ShardId)
+        empty = "empty" if self.empty_first else ""
         if ShardIteratorType == "TRIM_HORIZON":
-            return {"ShardIterator": f"{ShardId}|0|empty"}
+            return {"ShardIterator": f"{ShardId}|0|{empty}"}
         held = [r["dynamodb"]["SequenceNumber"] for r in shard.records]
         if SequenceNumber not in held:
             raise error("TrimmedDataAccessException", "GetShardIterator")
-        return {"ShardIterator": f"{ShardId}|{held.index(SequenceNumber) + 1}|empty"}
+        return {"ShardIterator": f"{ShardId}|{held.index(SequenceNumber) + 1}|{empty}"}
 
     def get_records(self, ShardIterator: str, Limit: int = 1000) -> dict[str, Any]:
         shard_id, at, empty = ShardIterator.split("|")
