@@ -167,6 +167,7 @@ class FakeDynamoDB:
         self.items: dict[str, dict[str, Any]] = {}
         self.unprocessed, self.stream = unprocessed, stream
         self.calls: list[int] = []
+        self.tags: dict[str, list[dict[str, str]]] = {}
 
     def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
         ((table, requests),) = RequestItems.items()
@@ -191,3 +192,7 @@ class FakeDynamoDB:
             table["StreamSpecification"] = self.stream
             table["LatestStreamArn"] = f"{table['TableArn']}/stream/2026-12-01T00:00:00.000"
         return {"Table": table}
+
+    def tag_resource(self, ResourceArn: str, Tags: list[dict[str, str]]) -> dict[str, Any]:
+        self.tags.setdefault(ResourceArn, []).extend(Tags)
+        return {}
