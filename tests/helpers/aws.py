@@ -51,12 +51,12 @@ class Shard:
 
 class FakeStreams:
     """DynamoDB Streams over ``shards``: DescribeStream answers ``per_page`` shards a page (and an empty page
-    that says there is more after each), GetRecords two records a call (``empty_first``: an empty page first)."""
+    that says there is more after each), GetRecords two records a call, ``empty`` empty pages before each
+    (a shard's portions without records: "it might take multiple calls to get to a portion ... with records")."""
 
-    def __init__(
-        self, shards: list[Shard], *, created: dt.datetime = T0, per_page: int = 2, empty_first: bool = False
-    ) -> None:
-        self.shards, self.created, self.per_page, self.empty_first = shards, created, per_page, empty_first
+    def __init__(self, shards: list[Shard], *, created: dt.datetime = T0, per_page: int = 2, empty: int = 0) -> None:
+        self.shards, self.created, self.per_page, self.empty = shards, created, per_page, empty
+        self.get_records_calls = 0
         self.describes = 0
         self._answered_empty: set[str] = set()
 
@@ -98,24 +98,24 @@ class FakeStreams:
         self, StreamArn: str, ShardId: str, ShardIteratorType: str, SequenceNumber: str = ""
     ) -> dict[str, Any]:
         shard = self._shard(ShardId)
-        empty = "empty" if self.empty_first else ""
         if ShardIteratorType == "TRIM_HORIZON":
-            return {"ShardIterator": f"{ShardId}|0|{empty}"}
+            return {"ShardIterator": f"{ShardId}|0|{self.empty}"}
         held = [r["dynamodb"]["SequenceNumber"] for r in shard.records]
         if SequenceNumber not in held:
             raise error("TrimmedDataAccessException", "GetShardIterator")
-        return {"ShardIterator": f"{ShardId}|{held.index(SequenceNumber) + 1}|{empty}"}
+        return {"ShardIterator": f"{ShardId}|{held.index(SequenceNumber) + 1}|{self.empty}"}
 
     def get_records(self, ShardIterator: str, Limit: int = 1000) -> dict[str, Any]:
+        self.get_records_calls += 1
         shard_id, at, empty = ShardIterator.split("|")
         shard, start = self._shard(shard_id), int(at)
-        if empty:  # the first call on an iterator answers nothing yet (AWS often does)
-            return {"Records": [], "NextShardIterator": f"{shard_id}|{start}|"}
+        if int(empty):  # a portion of the shard without records
+            return {"Records": [], "NextShardIterator": f"{shard_id}|{start}|{int(empty) - 1}"}
         batch = shard.records[start : start + min(Limit, 2)]
         end = start + len(batch)
         if shard.closed and end >= len(shard.records):
             return {"Records": batch}
-        return {"Records": batch, "NextShardIterator": f"{shard_id}|{end}|"}
+        return {"Records": batch, "NextShardIterator": f"{shard_id}|{end}|{self.empty if batch else 0}"}
 
 
 class _Paginator:

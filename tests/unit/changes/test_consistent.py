@@ -6,6 +6,7 @@ import datetime as dt
 
 from ddb_backup.changes.consistent import Position, capture, store
 from ddb_backup.changes.replay import at
+from ddb_backup.changes.stream import EMPTY_PAGES
 from tests.helpers.aws import FakeS3, FakeStreams, Shard, record
 
 
@@ -26,3 +27,12 @@ def test_a_change_made_just_after_the_scan_began_is_kept_though_its_stamp_is_the
     # The manifest says where its changes begin: at or before every change it holds.
     fields = store(FakeS3(), "bkt", "p/T/id/", changes, position, consistent_at)
     assert at(fields["changesFrom"]) <= at(changes[0]["time"])
+
+
+def test_changes_behind_empty_pages_are_captured() -> None:
+    started = _started()
+    records = [record(300000000000000000001 + n, started + dt.timedelta(seconds=n), f"k{n}", "v") for n in range(3)]
+    streams = FakeStreams([Shard("shardId-1", start=300000000000000000001, records=records)], empty=EMPTY_PAGES - 1)
+    position = Position("T", "arn", frozenset({"shardId-1"}), started)
+    changes, _ = capture(streams, position, settle=0, sleep=lambda _: None)
+    assert [c["Keys"]["k"]["S"] for c in changes] == ["k0", "k1", "k2"]

@@ -7,6 +7,7 @@ import datetime as dt
 from ddb_backup.changes import archive
 from ddb_backup.changes.follow import follow
 from ddb_backup.changes.replay import at
+from ddb_backup.changes.stream import EMPTY_PAGES
 from tests.helpers.aws import T0, FakeDynamoDB, FakeS3, FakeStreams, Shard, record
 
 B, PREFIX, DIR = "bkt", "p/", "p/T/"
@@ -58,3 +59,13 @@ def test_an_open_shard_that_leaves_the_stream_before_it_was_archived_to_its_end_
     streams.shards.pop(1)
     assert _follow(streams, s3)["gaps"] == 1
     assert [g["shard"] for g in archive.gaps(s3, B, DIR)] == ["shardId-child"]
+
+
+def test_coverage_is_claimed_only_after_the_records_behind_empty_pages_are_archived() -> None:
+    s3 = FakeS3()
+    streams = _split_stream()
+    streams.empty = EMPTY_PAGES - 1
+    assert _follow(streams, s3)["changes"] == 3
+    child = archive.shard_state(s3, B, DIR, "shardId-child") or {}
+    assert child["seq"] == "900000000000000000001"
+    assert at(child["coveredUntil"]) <= NOW

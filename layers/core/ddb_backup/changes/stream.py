@@ -26,6 +26,9 @@ from ddb_backup.format import ddbjson
 
 Change = dict[str, Any]
 IMAGES = ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
+#: Empty GetRecords pages running that say an open shard is read to its tip: an empty page alone does not
+#: ("it might take multiple calls to get to a portion of the shard that contains stream records", GetRecords).
+EMPTY_PAGES = 3
 
 
 def stream_of(ddb: Any, table: str) -> str:
@@ -139,8 +142,10 @@ def read_shard(
     """Batches of one shard's changes from after sequence number ``after`` (or its trim horizon).
 
     Ends when the shard is closed and read to its end, or when ``stop`` says so
-    for a batch. ``trimmed`` says the records after ``after`` are no longer in
-    the stream (past its 24-hour retention).
+    for a batch. An empty batch comes only after :data:`EMPTY_PAGES` empty pages
+    running (the tip of an open shard), never for one empty page among records.
+    ``trimmed`` says the records after ``after`` are no longer in the stream
+    (past its 24-hour retention).
     """
     request: dict[str, Any] = {"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}
     trimmed = False
@@ -154,10 +159,14 @@ def read_shard(
         trimmed = True
         request = {"StreamArn": arn, "ShardId": shard, "ShardIteratorType": "TRIM_HORIZON"}
         iterator = call_with_backoff(streams.get_shard_iterator, **request).get("ShardIterator")
+    empty = 0
     while iterator:
         page = call_with_backoff(streams.get_records, ShardIterator=iterator, Limit=limit)
         batch = [change_of(r, shard) for r in page.get("Records", [])]
         iterator = page.get("NextShardIterator")
+        empty = 0 if batch else empty + 1
+        if iterator and 0 < empty < EMPTY_PAGES:
+            continue
         yield ShardRead(shard, batch, closed=iterator is None, trimmed=trimmed)
         trimmed = False
         if iterator and stop(batch):
