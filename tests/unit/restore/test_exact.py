@@ -31,11 +31,28 @@ def _exact_backup_and_archive(s3: FakeS3) -> None:
     archive.save_state(s3, B, DIR, "shardId-1", coveredUntil=(T0 + dt.timedelta(hours=1)).isoformat())
 
 
-def test_a_restore_to_a_time_inside_a_change_file_applies_none_of_its_later_changes() -> None:
+def _restore(to_time: str) -> tuple[dict[str, str], dict[str, Any] | None]:
+    """Restore the exact backup to ``to_time`` into a fresh table: its items' values by key, and the counts."""
     s3, ddb = FakeS3(), FakeDynamoDB()
     _exact_backup_and_archive(s3)
-    to_time = (T0 + dt.timedelta(seconds=120)).isoformat()
     exact = {"source": f"s3://{B}/{DIR}{BACKUP}/", "consistentAt": T0.isoformat(), "toTime": to_time, "tableDir": DIR}
     done = apply_changes(ddb, s3, B, "runs/r/", {"exact": exact, "index": 0, "target": "T2"}, budget=60.0)
-    assert {k: item["v"]["S"] for k, item in ddb.items.items()} == {"a": "backup", "b": "before"}
+    return {k: item["v"]["S"] for k, item in ddb.items.items()}, done
+
+
+def test_a_restore_to_a_time_inside_a_change_file_applies_none_of_its_later_changes() -> None:
+    to_time = (T0 + dt.timedelta(seconds=120)).isoformat()
+    items, done = _restore(to_time)
+    assert items == {"a": "backup", "b": "before"}
     assert done is not None and done["changes"] == 2 and done["until"] == to_time
+
+
+def test_a_change_exactly_at_the_time_that_starts_a_change_file_is_applied() -> None:
+    items, _ = _restore((T0 + dt.timedelta(seconds=60)).isoformat())  # the spanning file's first change
+    assert items == {"a": "backup", "b": "before"}
+
+
+def test_a_time_given_with_a_negative_offset_reaches_the_change_files_of_that_utc_moment() -> None:
+    eastern = dt.timezone(-dt.timedelta(hours=5))
+    items, _ = _restore((T0 + dt.timedelta(seconds=120)).astimezone(eastern).isoformat())  # 05:02:00-05:00
+    assert items == {"a": "backup", "b": "before"}
