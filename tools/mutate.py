@@ -57,10 +57,14 @@ TESTS: dict[str, list[str]] = {
     "restore/target.py": ["tests/unit/test_restore_target.py"],
     "backup/fastscan.py": ["tests/unit/test_fastscan.py"],
     "restore/write.py": ["tests/unit/test_restore_write.py", "tests/unit/test_fastwrite.py"],
-    "format/lines.py": ["tests/unit/test_readers.py", "tests/unit/test_localfile.py"],
+    "format/lines.py": [
+        "tests/unit/test_readers.py",
+        "tests/unit/test_localfile.py",
+        "tests/unit/format/test_lines.py",
+    ],
     "aws/retry.py": ["tests/unit/test_restore_write.py", "tests/unit/test_plan_scan.py", "tests/unit/test_pitr.py"],
     "format/localfile.py": ["tests/unit/test_localfile.py", "tests/unit/test_readers.py"],
-    "restore/preflight.py": ["tests/unit/test_restore_preflight.py"],
+    "restore/preflight.py": ["tests/unit/test_restore_preflight.py", "tests/unit/restore/test_preflight.py"],
     "restore/fastwrite.py": ["tests/unit/test_fastwrite.py", "tests/unit/test_localfile.py"],
     "format/dialects.py": [
         "tests/unit/test_dialects.py",

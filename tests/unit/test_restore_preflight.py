@@ -80,7 +80,13 @@ def test_a_part_of_another_size_is_named_with_both_sizes(tmp_path: Path) -> None
 
 def test_a_part_the_manifest_gives_no_size_for_is_only_checked_for_presence(tmp_path: Path) -> None:
     (tmp_path / "any.jsonl").write_bytes(b"12345")
-    preflight.check_parts_present([_part(str(tmp_path / "any.jsonl"), None)], None)
+    s3 = _S3({"b/any": 7})
+    present = [_part(str(tmp_path / "any.jsonl"), None), _part("s3://bkt/b/any", None)]
+    assert preflight.check_parts_present(present, s3) is None  # any size passes
+    assert s3.heads == ["s3://bkt/b/any"]
+    gone = _part(str(tmp_path / "gone.jsonl"), None)
+    with pytest.raises(BackupIncomplete, match=r"1 part\(s\) the backup names are missing: .*gone.jsonl; nothing"):
+        preflight.check_parts_present([*present, gone], s3)
 
 
 def test_a_missing_local_part_is_named(tmp_path: Path) -> None:

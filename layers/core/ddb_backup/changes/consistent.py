@@ -67,10 +67,10 @@ def capture(
     through its empty pages to a change past the moment, its end, or its tip.
     """
     consistent_at = server_now(streams, position.arn) + SECOND
-    for _ in range(100):  # ~1 s: DynamoDB's clock passes the moment's second
+    for _ in range(60):  # within about a second DynamoDB's clock passes the moment's second (real time)
         if server_now(streams, position.arn) > consistent_at:
             break
-        sleep(0.05)
+        time.sleep(0.05)
     else:
         raise BackupIncomplete(
             f"table {position.table}: DynamoDB's clock (the Date header) did not pass {consistent_at}"

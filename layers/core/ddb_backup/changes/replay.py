@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from ddb_backup.aws.retry import call_with_backoff
+from ddb_backup.aws.retry import backoff_delay, call_with_backoff
 from ddb_backup.changes.stream import Change
 from ddb_backup.errors import RestoreIncomplete
 from ddb_backup.format import ddbjson
@@ -39,7 +40,14 @@ def fold(changes: Iterable[Change], until: dt.datetime | None = None) -> dict[st
     return final
 
 
-def apply(ddb: Any, table: str, changes: Iterable[Change], until: dt.datetime | None = None) -> dict[str, int]:
+def apply(
+    ddb: Any,
+    table: str,
+    changes: Iterable[Change],
+    until: dt.datetime | None = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, int]:
     """Bring ``table`` to the state the changes leave (up to ``until``); counts of puts and deletes."""
     final = list(fold(changes, until).values())
     counts = {"changes": len(final), "puts": 0, "deletes": 0}
@@ -52,17 +60,23 @@ def apply(ddb: Any, table: str, changes: Iterable[Change], until: dt.datetime | 
             else:
                 requests.append({"PutRequest": {"Item": ddbjson.item_from_wire(change["NewImage"])}})
                 counts["puts"] += 1
-        _write(ddb, table, requests)
+        _write(ddb, table, requests, sleep=sleep)
     return counts
 
 
-def _write(ddb: Any, table: str, requests: list[dict[str, Any]], attempts: int = 12) -> None:
+def _write(
+    ddb: Any, table: str, requests: list[dict[str, Any]], *, sleep: Callable[[float], None], attempts: int = 12
+) -> None:
+    """One BatchWriteItem, its UnprocessedItems sent again after a jittered exponential backoff (a throttled
+    table leaves them unprocessed again when they are resent at once: every try would be spent in a moment)."""
     pending = {table: requests}
-    for _ in range(attempts):
+    for attempt in range(attempts):
         left = call_with_backoff(ddb.batch_write_item, RequestItems=pending).get("UnprocessedItems") or {}
         if not left:
             return
         pending = left
+        if attempt < attempts - 1:
+            sleep(backoff_delay(attempt, floor=0.5))
     raise RestoreIncomplete(
         f"{table}: {len(pending.get(table, []))} changes could not be applied after {attempts} tries"
     )

@@ -1,0 +1,38 @@
+"""Exact backups' changes (ddb_backup.changes.consistent): every change from the scan's start, stamped in whole seconds."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from ddb_backup.changes.consistent import Position, capture, store
+from ddb_backup.changes.replay import at
+from ddb_backup.changes.stream import TIP_PAGES
+from tests.helpers.aws import FakeS3, FakeStreams, Shard, record
+
+
+def _started() -> dt.datetime:
+    """A scan's start, a few seconds ago, half-way through a second."""
+    return (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)).replace(microsecond=500_000)
+
+
+def test_a_change_made_just_after_the_scan_began_is_kept_though_its_stamp_is_the_whole_second_before() -> None:
+    started = _started()
+    # AWS stamps stream records in whole seconds: a write 0.2 s after the start reads as 0.5 s before it.
+    just_after = record(300000000000000000001, started + dt.timedelta(seconds=0.2), "a", "v")
+    streams = FakeStreams([Shard("shardId-1", start=300000000000000000001, records=[just_after])])
+    position = Position("T", "arn", frozenset({"shardId-1"}), started)
+    changes, consistent_at = capture(streams, position, settle=0, sleep=lambda _: None)
+    assert [c["seq"] for c in changes] == ["300000000000000000001"]
+    assert at(changes[0]["time"]) < started <= consistent_at
+    # The manifest says where its changes begin: at or before every change it holds.
+    fields = store(FakeS3(), "bkt", "p/T/id/", changes, position, consistent_at)
+    assert at(fields["changesFrom"]) <= at(changes[0]["time"])
+
+
+def test_changes_behind_empty_pages_are_captured() -> None:
+    started = _started()
+    records = [record(300000000000000000001 + n, started + dt.timedelta(seconds=n), f"k{n}", "v") for n in range(3)]
+    streams = FakeStreams([Shard("shardId-1", start=300000000000000000001, records=records)], empty=TIP_PAGES - 1)
+    position = Position("T", "arn", frozenset({"shardId-1"}), started)
+    changes, _ = capture(streams, position, settle=0, sleep=lambda _: None)
+    assert [c["Keys"]["k"]["S"] for c in changes] == ["k0", "k1", "k2"]
