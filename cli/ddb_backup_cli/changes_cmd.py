@@ -16,42 +16,57 @@ def _dir(url: str) -> tuple[str, str]:
     return bucket, prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
 
-def restore_to_time(args: argparse.Namespace) -> int:
-    """``restore s3://B/P/T/ --table U --to-time TIME``: newest exact backup before TIME, then the archive's changes."""
-    from ddb_backup.changes.replay import apply
+def restore_to_time(args: argparse.Namespace, options: dict[str, Any]) -> int:
+    """``restore s3://B/P/T/ --table U --to-time TIME``: newest exact backup before TIME, then the archive's changes.
+
+    ``options``: the restore's other options as :func:`restore_sources` takes them (mode, write rate, load
+    billing, dry run): a restore to a time honours each. The target stays marked until the changes are applied.
+    """
+    from ddb_backup.changes.replay import apply, fold
     from ddb_backup.changes.totime import changes_to, check_reach, newest_exact, parse_time
+    from ddb_backup_cli.files.mirror import dry_run_lines
     from ddb_backup_cli.files.restore import restore_sources
 
     if not args.table or args.map:
         raise UsageError("--to-time restores one table: give --table NAME")
+    if args.expect_items is not None:
+        raise UsageError(
+            "--expect-items counts a file's items; a restore to a time ends with the items of that moment, "
+            "which no file counts: leave it out (the changes are proved complete by the archive instead)"
+        )
     when = parse_time(args.to_time)
     bucket, table_dir = _dir(args.source)
-    s3 = client("s3")
+    s3, ddb = client("s3"), client("dynamodb")
     directory, manifest = newest_exact(s3, bucket, table_dir, when)
     check_reach(client("dynamodbstreams"), s3, bucket, table_dir, manifest, when)
     changes = changes_to(s3, bucket, table_dir, manifest, when)
+    moment = {"toTime": when.isoformat(), "consistentAt": manifest["consistentAt"]}
     [row] = restore_sources(
-        client("dynamodb"),
+        ddb,
         s3,
         f"s3://{bucket}/{directory}",
         table=args.table,
-        mode=args.mode,
         allow_source=args.allow_source,
         workers=args.workers,
-        exact=False,
         warn=lambda text: print(f"ddb-backup: warning: {text}", file=sys.stderr),
+        after_parts=lambda target: {**moment, **apply(ddb, target, changes, when)},
+        **options,
     )
-    row.update(
-        toTime=when.isoformat(),
-        consistentAt=manifest["consistentAt"],
-        **apply(client("dynamodb"), args.table, changes, when),
+    if options.get("dry_run"):
+        row.update(moment, changesToApply=len(fold(changes, when)))
+        lines = [*dry_run_lines(row), f"then {row['changesToApply']:,} changes up to {row['toTime']}"]
+        return _said(args, row, [*lines, "dry run: nothing created, written or deleted"])
+    text = (
+        f"{row['source']} -> {args.table}: {row['items']:,} items, then {row['changes']:,} changes to {row['toTime']}"
     )
+    return _said(args, row, [text])
+
+
+def _said(args: argparse.Namespace, row: dict[str, Any], lines: list[str]) -> int:
     if args.json:
         print_json([row])
-    say(
-        args,
-        f"{row['source']} -> {args.table}: {row['items']:,} items, then {row['changes']:,} changes to {row['toTime']}",
-    )
+    for text in lines:
+        say(args, text)
     return 0
 
 

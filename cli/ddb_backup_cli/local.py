@@ -54,6 +54,11 @@ def cmd_backup(args: argparse.Namespace) -> int:
     ddb = client("dynamodb")
     if args.to:
         return _backup_to_s3(args, ddb, tables, prefix)
+    if args.consistent:
+        raise UsageError(
+            "--consistent writes an exact backup to S3 (--to s3://BUCKET/PREFIX/): a local file holds items only, "
+            "not the stream's changes that make it exact; back up --to S3, then copy the backup's directory"
+        )
     if prefix:
         from ddb_backup.backup.plan import resolve_tables
 
@@ -188,7 +193,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if args.to_time:  # recovery to a second, from exact backups and the change archive (issue 14)
         from ddb_backup_cli.changes_cmd import restore_to_time
 
-        return restore_to_time(args)
+        options = {"mode": args.mode, "limit": estimate.limit_of(args, "write"), "dry_run": args.dry_run}
+        return restore_to_time(args, {**options, **_load_options(args)})
     one_target(args)
     if args.expect_items is not None and (args.map or args.expect_items < 0):
         raise UsageError("--expect-items N is a count of items, for a single --table restore")

@@ -57,6 +57,7 @@ def restore_sources(
     dry_run: bool = False,
     method: str = "write",
     note: Callable[[str], None] = lambda text: None,
+    after_parts: Callable[[str], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
 
@@ -65,6 +66,8 @@ def restore_sources(
     ``limit``: write rate; ``load_billing``, ``within``: see :mod:`ddb_backup.restore.capacity`; ``mode`` mirror
     and ``dry_run``: :mod:`.mirror`; ``method`` write/import/auto: :mod:`ddb_backup.restore.importtable`, ``note``
     hearing each choice and why. Ctrl-C: ``cancel.Interrupted`` says what was written and the command to go on.
+    ``after_parts(target)``: what to apply once the parts are written (a restore to a time's changes), in
+    place of an exact backup's own; the target stays marked until it is done.
     """
     if expect_items is not None:
         _check_expected(source, s3, expect_items)
@@ -87,7 +90,7 @@ def restore_sources(
             else:
                 result = _write_one(ddb, s3, (src, target, info), run_id, request, workers, progress_factory)
             result["methodReason"] = info["reason"]
-            results.append(_finish_one(ddb, src, result, (exact, expect_items), warn))
+            results.append(_finish_one(ddb, src, result, (exact, expect_items, after_parts), warn))
             if target in loaded:
                 capacity.put_back(ddb, target, loaded.pop(target))
     finally:
@@ -96,14 +99,22 @@ def restore_sources(
 
 
 def _finish_one(
-    ddb: Any, src: Source, result: dict[str, Any], checks: tuple[bool, int | None], warn: Callable[[str], None]
+    ddb: Any,
+    src: Source,
+    result: dict[str, Any],
+    checks: tuple[bool, int | None, Callable[[str], dict[str, Any]] | None],
+    warn: Callable[[str], None],
 ) -> dict[str, Any]:
-    """After one table's writes: an exact backup's changes (``checks[0]``), the counts checked, the mark removed."""
+    """After one table's writes: the counts checked, then the changes to apply (``checks[2]``, else an exact
+    backup's own when ``checks[0]``), and only then the mark removed (an interrupted run still looks unfinished)."""
+    exact, expect, after_parts = checks
     target = result["table"]
     result.setdefault("bytes", _source_bytes(src))
-    if checks[0] and src.format == "ddb-backup-v1" and is_s3(src.location):
-        result.update(_exact(ddb, src.s3, src.location, target))
-    _check_restored(src, result, checks[1], warn)
+    _check_restored(src, result, expect, warn)
+    if after_parts is not None:
+        result.update(after_parts(target))
+    elif exact and src.format == "ddb-backup-v1":
+        result.update(_exact(ddb, src, target))
     clear_mark(ddb, target)
     return result
 
@@ -214,13 +225,17 @@ def _check_restored(src: Source, result: dict[str, Any], expect: int | None, war
         )
 
 
-def _exact(ddb: Any, s3: Any, location: str, target: str) -> dict[str, Any]:
-    """An exact backup's changes applied after its parts (issue 14); nothing for other backups."""
+def _exact(ddb: Any, src: Source, target: str) -> dict[str, Any]:
+    """An exact backup's changes applied after its parts (issue 14), from S3 or a local copy of the backup's
+    directory; nothing for other backups."""
     from ddb_backup.aws.s3io import split_s3_url
-    from ddb_backup.changes.consistent import finish_restore
+    from ddb_backup.changes.consistent import finish_restore, finish_restore_local
 
-    bucket, directory = split_s3_url(location)
-    done = finish_restore(ddb, s3, bucket, directory, target)
+    if is_s3(src.location):
+        bucket, directory = split_s3_url(src.location)
+        done = finish_restore(ddb, src.s3, bucket, directory, target)
+    else:
+        done = finish_restore_local(ddb, src.location, target)
     return {"consistentAt": done["consistentAt"], "changes": done["changes"]} if done else {}
 
 

@@ -10,9 +10,12 @@ harmless (later ones follow them), so the read starts at the trim horizon.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ddb_backup.aws.retry import call_with_backoff
@@ -20,7 +23,7 @@ from ddb_backup.aws.s3io import get_json
 from ddb_backup.changes import archive
 from ddb_backup.changes.replay import apply, at
 from ddb_backup.changes.stream import Change, list_shards, read_shard, server_time, stream_of
-from ddb_backup.errors import BackupIncomplete, BadInput
+from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError
 from ddb_backup.format import layout
 
 MARGIN = dt.timedelta(seconds=1)  # stream times are approximate (whole seconds on AWS)
@@ -127,6 +130,34 @@ def backup_changes(s3: Any, bucket: str, directory: str, manifest: dict[str, Any
             raise BadInput(f"s3://{bucket}/{directory}{layout.MANIFEST}: change file {key!r} is not under changes/")
         out.extend(archive.get_changes(s3, bucket, directory + key, entry.get("sha256")))
     return out
+
+
+def local_backup_changes(directory: str, manifest: dict[str, Any]) -> list[Change]:
+    """The changes of an exact backup copied to a local directory, each file checked against its sha256."""
+    out: list[Change] = []
+    for entry in manifest.get("changes") or []:
+        key = entry.get("key") if isinstance(entry, dict) else None
+        if not isinstance(key, str) or not key.startswith(archive.CHANGES) or ".." in key.split("/"):
+            raise BadInput(f"{directory}/{layout.MANIFEST}: change file {key!r} is not under changes/")
+        path = Path(directory) / key
+        if not path.is_file():
+            raise IntegrityError(
+                f"{path}: missing; this exact backup's changes must be copied with it (aws s3 cp --recursive)"
+            )
+        body = path.read_bytes()
+        if entry.get("sha256") and hashlib.sha256(body).hexdigest() != entry["sha256"]:
+            raise IntegrityError(f"{path}: sha256 differs from the manifest's")
+        out.extend(archive.decode(body, str(path)))
+    return out
+
+
+def finish_restore_local(ddb: Any, directory: str, target: str) -> dict[str, Any] | None:
+    """:func:`finish_restore` for a backup directory copied from S3 to this machine."""
+    manifest = json.loads((Path(directory) / layout.MANIFEST).read_text())
+    if "consistentAt" not in manifest:
+        return None
+    counts = apply(ddb, target, local_backup_changes(directory, manifest), at(manifest["consistentAt"]))
+    return {"consistentAt": manifest["consistentAt"], **counts}
 
 
 def finish_restore(ddb: Any, s3: Any, bucket: str, directory: str, target: str) -> dict[str, Any] | None:
