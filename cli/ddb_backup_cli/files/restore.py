@@ -61,13 +61,10 @@ def restore_sources(
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
 
-    Targets are checked before anything is written (``TargetRefused``) and stay marked until their items are
-    written and counted (else ``RestoreIncomplete``). ``expect_items``: the count checked before and after.
-    ``limit``: write rate; ``load_billing``, ``within``: see :mod:`ddb_backup.restore.capacity`; ``mode`` mirror
-    and ``dry_run``: :mod:`.mirror`; ``method`` write/import/auto: :mod:`ddb_backup.restore.importtable`, ``note``
-    hearing each choice and why. Ctrl-C: ``cancel.Interrupted`` says what was written and the command to go on.
-    ``after_parts(target)``: what to apply once the parts are written (a restore to a time's changes), in
-    place of an exact backup's own; the target stays marked until it is done.
+    Targets are checked before any write and stay marked until their items are written, counted and
+    ``after_parts(target)`` applied (a restore to a time's changes, else an exact backup's own). Options:
+    ``expect_items`` checked before and after; ``limit``, ``load_billing``, ``within``: :mod:`ddb_backup.restore.
+    capacity`; ``mode``, ``dry_run``: :mod:`.mirror`; ``method``: ``importtable``. Ctrl-C: ``cancel.Interrupted``.
     """
     if expect_items is not None:
         _check_expected(source, s3, expect_items)
