@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
-from ddb_backup.changes.consistent import Position, capture, store
+import pytest
+
+from ddb_backup.changes import consistent
+from ddb_backup.changes.consistent import Position, capture, note_position, store
 from ddb_backup.changes.replay import at
 from ddb_backup.changes.stream import TIP_PAGES
-from tests.helpers.aws import FakeS3, FakeStreams, Shard, record
+from tests.helpers.aws import FakeDynamoDB, FakeS3, FakeStreams, Shard, record
+
+_STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
 
 
 def _started() -> dt.datetime:
@@ -36,3 +42,24 @@ def test_changes_behind_empty_pages_are_captured() -> None:
     position = Position("T", "arn", frozenset({"shardId-1"}), started)
     changes, _ = capture(streams, position, settle=0, sleep=lambda _: None)
     assert [c["Keys"]["k"]["S"] for c in changes] == ["k0", "k1", "k2"]
+
+
+class _SkewedClock(dt.datetime):
+    """This machine's clock, 5 s ahead of DynamoDB's."""
+
+    @classmethod
+    def now(cls, tz: dt.tzinfo | None = None) -> _SkewedClock:  # type: ignore[override]
+        return super().now(tz) + dt.timedelta(seconds=5)
+
+
+def test_the_moment_comes_from_dynamodbs_clock_not_this_machines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client clock 5 s ahead made backups equal to the table at no moment (issue 23 point 4)."""
+    monkeypatch.setattr(consistent.dt, "datetime", _SkewedClock)
+    started = _started()
+    streams = FakeStreams([Shard("shardId-1", start=300000000000000000001)])
+    before = dt.datetime.fromtimestamp(time.time(), dt.UTC).replace(microsecond=0)
+    position = note_position(FakeDynamoDB(stream=_STREAM), streams, "T")
+    _, consistent_at = capture(streams, Position("T", "arn", frozenset({"shardId-1"}), started), settle=0)
+    after = dt.datetime.fromtimestamp(time.time(), dt.UTC)
+    assert before <= position.started <= after  # DynamoDB's second, not the skewed one
+    assert consistent_at.microsecond == 999999 and before <= consistent_at <= after + dt.timedelta(seconds=1)
