@@ -15,6 +15,7 @@ import pytest
 
 from ddb_backup.aws.clients import client
 from ddb_backup_cli.main import main
+from devkit.strict.streams import StrictStreams
 from tests.conftest import canonical, table_items
 
 TABLE = "model-Table"
@@ -140,7 +141,11 @@ def _backup_while_writing(writer: Writer, capsys: pytest.CaptureFixture[str]) ->
     return dict(summary)
 
 
-def test_restores_to_chosen_times_equal_the_model(aws: None, capsys: pytest.CaptureFixture[str]) -> None:
+def test_restores_to_chosen_times_equal_the_model(
+    aws: None, streams: StrictStreams, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On the strict stream: 4 shards that split as they fill, empty pages, whole-second times; restore times
+    given in UTC and with positive and negative offsets, each the end of a second some change was made in."""
     ddb = client("dynamodb")
     client("s3").create_bucket(Bucket=BUCKET)
     create_table(ddb)
@@ -172,12 +177,10 @@ def test_restores_to_chosen_times_equal_the_model(aws: None, capsys: pytest.Capt
     after_first = [s for s in writer.snapshots if s[0] > dt.datetime.fromisoformat(first["consistentAt"])]
     chosen = [*after_first[:: max(1, len(after_first) // 6)], writer.snapshots[-1]]
     results = []
+    offsets = [dt.UTC, dt.timezone(dt.timedelta(hours=-5)), dt.timezone(dt.timedelta(hours=5, minutes=30))]
     for n, (when, state) in enumerate(chosen):
-        target = f"restored-{n:02d}"
-        assert (
-            main(["--json", "restore", f"s3://{BUCKET}/p/{TABLE}/", "--table", target, "--to-time", when.isoformat()])
-            == 0
-        )
+        target, text = f"restored-{n:02d}", when.astimezone(offsets[n % 3]).isoformat()
+        assert main(["--json", "restore", f"s3://{BUCKET}/p/{TABLE}/", "--table", target, "--to-time", text]) == 0
         [row] = json.loads(capsys.readouterr().out)
         results.append((when.isoformat(), row["consistentAt"], len(state), _state(ddb, target) == _model(state)))
     print(
@@ -186,4 +189,5 @@ def test_restores_to_chosen_times_equal_the_model(aws: None, capsys: pytest.Capt
     for row in results:
         print("restore to {} from backup at {}: {} items, identical {}".format(*row))
     assert {r[1] for r in results} == {first["consistentAt"], second["consistentAt"]}  # both backups serve
+    assert streams.splits >= 2 and len(next(iter(streams.streams.values())).shards) >= 4
     assert all(r[3] for r in results), results
