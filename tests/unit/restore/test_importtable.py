@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
-from ddb_backup.errors import RestoreIncomplete
+from ddb_backup.errors import BadInput, RestoreIncomplete
 from ddb_backup.format.lines import PartRef
 from ddb_backup.format.sources import Source
-from ddb_backup.restore.importtable import finish_import
+from ddb_backup.restore.importtable import MAX_CONCURRENT_IMPORTS, choose, finish_import
 from ddb_backup.restore.resume import MARK_KEY, Mark
-from tests.helpers.aws import FakeDynamoDB
+from tests.helpers.aws import FakeDynamoDB, FakeS3
 
 
 def _source(items: int) -> Source:
@@ -50,3 +50,15 @@ def test_an_import_of_every_item_without_errors_succeeds() -> None:
 def test_an_import_with_errors_fails_even_when_the_count_matches() -> None:
     with pytest.raises(RestoreIncomplete, match="with 1 error"):
         _finish(_import(10, errors=1), FakeDynamoDB())
+
+
+def test_a_run_starts_no_more_imports_than_importtable_runs_at_once() -> None:
+    """ImportTable runs 50 imports at once: a set restore of more tables writes the rest (auto), or is refused
+    naming the limit (import), rather than starting imports that fail (issue 23 point 9)."""
+    src, s3 = _source(10), FakeS3()  # counted, S3, one gzip part of items: importable
+    s3.put_object(Bucket="bkt", Key="b/data/p0.json.gz", Body=b"")
+    assert choose(s3, src, "T49", exists=False, method="auto", importing=49).method == "import"
+    fifty_first = choose(s3, src, "T50", exists=False, method="auto", importing=MAX_CONCURRENT_IMPORTS)
+    assert fifty_first.method == "write" and "50 imports" in fifty_first.reason
+    with pytest.raises(BadInput, match="already starts 50 imports"):
+        choose(s3, src, "T50", exists=False, method="import", importing=MAX_CONCURRENT_IMPORTS)

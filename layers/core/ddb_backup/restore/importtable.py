@@ -30,6 +30,8 @@ from ddb_backup.restore.resume import Mark
 METHODS = ("auto", "import", "write")
 #: Most S3 objects one ImportTable reads (AWS quota).
 MAX_OBJECTS = 50_000
+#: ImportTable runs at most 50 imports at once in an account and region; a run starts no more than that.
+MAX_CONCURRENT_IMPORTS = 50
 #: DescribeImport's statuses of an import that has not ended.
 RUNNING = ("IN_PROGRESS", "CANCELLING")
 #: What ImportTable cannot set and the restore applies after it (tables.RESTORE_DROPS order).
@@ -44,13 +46,18 @@ class Choice:
     reason: str
 
 
-def choose(s3: Any, src: Source, target: str, *, exists: bool, method: str) -> Choice:
-    """The method for restoring ``src`` into ``target``; ``BadInput`` naming the reason when import is forced but impossible."""
+def choose(s3: Any, src: Source, target: str, *, exists: bool, method: str, importing: int = 0) -> Choice:
+    """The method for restoring ``src`` into ``target``; ``BadInput`` naming the reason when import is forced but impossible.
+
+    ``importing``: the imports this run already plans (at most :data:`MAX_CONCURRENT_IMPORTS` start at once).
+    """
     if method not in METHODS:
         raise BadInput(f"method {method!r}: choose auto, import or write")
     if method == "write":
         return Choice("write", f"{target}: written with BatchWriteItem (--method write)")
     why_not = _why_not(s3, src, target, exists=exists)
+    if why_not is None and importing >= MAX_CONCURRENT_IMPORTS:
+        why_not = f"this run already starts {MAX_CONCURRENT_IMPORTS} imports, as many as ImportTable runs at once"
     if why_not is None:
         return Choice("import", f"{target}: imported with ImportTable (new table, parts importable as they are)")
     if method == "import":

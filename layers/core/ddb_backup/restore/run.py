@@ -32,7 +32,7 @@ from ddb_backup.format.location import is_s3
 from ddb_backup.format.location import name as location_name
 from ddb_backup.format.sources import Source, key_schema_from_names, open_source
 from ddb_backup.restore import capacity, exact
-from ddb_backup.restore.importtable import choose, start_planned
+from ddb_backup.restore.importtable import Choice, choose, start_planned
 from ddb_backup.restore.preflight import check_parts_present, load_adjuster, resume_hint, write_rate
 from ddb_backup.restore.resume import Mark
 from ddb_backup.restore.target import map_table_name, prepare_target
@@ -209,12 +209,12 @@ def prepare_targets(
     load = request.get("loadBilling") == "on-demand"
     plans: dict[str, dict[str, Any] | None] = {}
     rates: dict[str, float | None] = {}
-    checks = []
+    checks: list[tuple[Source, str, dict[str, Any]]] = []
     for (src, target), schema in zip(found.pairs, schemas, strict=True):
         checked = _prepare(ddb, src, target, schema, request, run_id, check_only=True)
         if src.description is None and checked["exists"]:
             _check_items_fit(src, checked)
-        choice = choose(s3, src, target, exists=checked["exists"], method=request.get("method") or "write")
+        choice = _choice(s3, (src, target, checked), request, checks)
         checked.update(method=choice.method, reason=choice.reason)
         imported = choice.method == "import"  # ImportTable creates the table as the backup had it: no switch
         plans[target] = capacity.load_plan(ddb, target, src.description) if load and not imported else None
@@ -237,6 +237,14 @@ def prepare_targets(
         info.update(writeRate=rates[target] or 0, loadBilling=plan["restore"] if plan else None, capacity=notes, **how)
         prepared.append((src, target, info))
     return Prepared(prepared, found.backup_run, found.notes)
+
+
+def _choice(s3: Any, pair: tuple[Source, str, dict[str, Any]], request: dict[str, Any], checks: list[Any]) -> Choice:
+    """The method of one target, counting the imports the targets before it already take (50 run at once)."""
+    src, target, checked = pair
+    importing = sum(1 for *_, c in checks if c["method"] == "import")
+    method = request.get("method") or "write"
+    return choose(s3, src, target, exists=checked["exists"], method=method, importing=importing)
 
 
 def _prepare(
