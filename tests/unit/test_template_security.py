@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from moto.iam.access_control import IAMPolicy, PermissionResult
 
+from ddb_backup.changes.mappings import MAXIMUM_RECORD_AGE_SECONDS
 from devkit import permissions
 from devkit.strict.iam import Roles
 
@@ -357,6 +358,18 @@ def test_alarms_cover_failed_timed_out_and_aborted_executions_of_both_state_mach
         for metric in ("ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"):
             assert (metric, machine) in _watched()
     assert all(a["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}] for a in _alarms())
+
+
+def test_an_archiver_behind_its_streams_alarms_long_before_its_batches_become_gaps():
+    """Lambda's IteratorAge on the archiver, alarmed at an hour: the mapping drops batches at 23 h (issue 23)."""
+    [alarm] = [a for a in _alarms() if a["Properties"].get("MetricName") == "IteratorAge"]
+    props = alarm["Properties"]
+    assert alarm["Condition"] == "ArchivesChanges" and props["Namespace"] == "AWS/Lambda"
+    assert props["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "ArchiveChangesFunction"}}]
+    assert props["Statistic"] == "Maximum" and props["ComparisonOperator"] == "GreaterThanThreshold"
+    assert props["Threshold"] * 6 <= MAXIMUM_RECORD_AGE_SECONDS * 1000  # ms, well before the 23 h drop
+    archive = RESOURCES["ChangeArchiveStreams"]["Properties"]
+    assert archive["MaximumRecordAgeInSeconds"] == MAXIMUM_RECORD_AGE_SECONDS < 24 * 3600
 
 
 def test_the_stale_backup_alarm_exists_only_while_backups_are_scheduled():
