@@ -63,3 +63,18 @@ def test_the_moment_comes_from_dynamodbs_clock_not_this_machines(monkeypatch: py
     after = dt.datetime.fromtimestamp(time.time(), dt.UTC)
     assert before <= position.started <= after  # DynamoDB's second, not the skewed one
     assert consistent_at.microsecond == 999999 and before <= consistent_at <= after + dt.timedelta(seconds=1)
+
+
+def test_a_shard_closed_before_the_scan_may_leave_the_stream_during_it() -> None:
+    """Only the shards open at the scan's start must still be there at its end (issue 23 point 8): a shard
+    that had closed before is trimmed without loss, and failed the backup."""
+    started = _started()
+    closed = Shard("shardId-old", start=300000000000000000001, closed=True)
+    child = Shard("shardId-new", start=300000000000000000005, parent="shardId-old")
+    child.records.append(record(300000000000000000005, started + dt.timedelta(seconds=1), "k", "v"))
+    streams = FakeStreams([closed, child])
+    position = note_position(FakeDynamoDB(stream=_STREAM), streams, "T")
+    assert position.shards == {"shardId-new"}
+    streams.shards.remove(closed)  # trimmed 24 h after it closed
+    changes, _ = capture(streams, Position("T", "arn", position.shards, started), settle=0)
+    assert [c["Keys"]["k"]["S"] for c in changes] == ["k"]

@@ -41,13 +41,15 @@ class Position:
 
 
 def note_position(ddb: Any, streams: Any, table: str) -> Position:
-    """Before the scan: refuses a table without a stream of new images (saying how to enable one).
+    """Before the scan: the shards open then (a closed one holds no change made after, and may be trimmed
+    during the scan without loss), and the time. Refuses a table without a stream of new images.
 
     The time is DynamoDB's (the response's ``Date``), not this machine's: a skewed clock changes nothing.
     """
     arn = stream_of(ddb, table)
     shards, _ = list_shards(streams, arn)
-    return Position(table, arn, frozenset(s["ShardId"] for s in shards), server_now(streams, arn))
+    open_ = frozenset(s["ShardId"] for s in shards if "EndingSequenceNumber" not in s["SequenceNumberRange"])
+    return Position(table, arn, open_, server_now(streams, arn))
 
 
 def server_now(streams: Any, arn: str) -> dt.datetime:
