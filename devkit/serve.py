@@ -3,7 +3,8 @@
 Every command of ``ddb-backup`` (and the AWS CLI) can then point ``--endpoint-url`` at
 it. The stack's outputs are registered in moto's CloudFormation under the stack name,
 so ``--stack-name`` lookups work as against a deployed stack; executions run the real
-ASL and their Lambda invokes run our handlers inside this process.
+ASL and their Lambda invokes run our handlers inside this process. Each second the
+tables' streams feed their event source mappings (the change archiver), as Lambda polls.
 """
 
 from __future__ import annotations
@@ -31,6 +32,15 @@ def register_outputs(stack: LocalStack) -> None:
         client("cloudformation").create_stack(StackName=stack.stack_name, TemplateBody=json.dumps(template))
 
 
+def _deliver(stack: LocalStack) -> None:
+    """The tables' streams to their event source mappings, as Lambda polls them; a batch that keeps failing is
+    logged and tried again next second (Lambda retries it until the record's age sends it to the failure queue)."""
+    try:
+        stack.streams.deliver()
+    except Exception as exc:
+        logging.getLogger("ddb-backup.local-stack").warning("stream delivery failed, retrying: %s", exc)
+
+
 def serve(
     port: int,
     *,
@@ -52,6 +62,6 @@ def serve(
         try:
             ready(stack, f"http://{host}:{port}")
             while not stop.wait(1.0):
-                pass
+                _deliver(stack)
         finally:
             server.stop()
