@@ -1,6 +1,6 @@
 """The permissions of every function and state machine, as SAM expands template.yaml, without deploying.
 
-``python -m devkit.permissions`` prints them as the markdown table README.md carries between its
+``python -m devkit.permissions`` prints them as the markdown table docs/deploy.md carries between its
 ``permissions`` markers; ``--write`` puts it there. :func:`deployment_roles` gives the same roles
 resolved for one deployment's parameters, for :meth:`devkit.strict.iam.Roles.allows` (the security tests).
 """
@@ -119,9 +119,9 @@ def table() -> str:
 
 
 def readme_with_table(readme: str) -> str:
-    """README.md's text with the generated table between the markers."""
+    """docs/deploy.md's text with the generated table between the markers."""
     if BEGIN not in readme or END not in readme:
-        raise SystemExit(f"README.md has no {BEGIN} ... {END} markers")
+        raise SystemExit(f"docs/deploy.md has no {BEGIN} ... {END} markers")
     head, rest = readme.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{BEGIN}\n{table()}\n{END}{tail}"
@@ -129,7 +129,7 @@ def readme_with_table(readme: str) -> str:
 
 def main(argv: list[str]) -> int:
     if argv[1:] == ["--write"]:
-        path = ROOT / "README.md"
+        path = ROOT / "docs" / "deploy.md"
         path.write_text(readme_with_table(path.read_text()))
         return 0
     if argv[1:] == ["--json"]:

@@ -12,7 +12,7 @@ the tests that reached the mutated function (cosmic-ray starts a fresh pytest
 per mutant: 3-20 s each here, hours for the whole set). With the staged
 conftest (``tools/mutate_conftest.py``: likeliest killers first, hung tests
 cut short) and recorded equivalents not re-run, the whole run takes ~22 minutes
-on 2 cores (README, "make mutate"). mutmut copies the code to a
+on 2 cores (docs/development.md, "make mutate"). mutmut copies the code to a
 ``mutants/`` directory and names each mutant after the file's path, so the code
 must sit at ``<dir>/ddb_backup`` to be imported (and named) as ``ddb_backup``:
 our ``layers/core`` package-dir mapping is neither. Each module therefore runs
@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / ".mutate"
 EQUIVALENTS = ROOT / "tools" / "mutate_equivalents.toml"
 
-#: Module (under ``ddb_backup/``) -> the test files that kill its mutants; costliest first (CPU s in README).
+#: Module (under ``ddb_backup/``) -> the test files that kill its mutants; costliest first (CPU s in docs/development.md).
 #: A file that killed none of a module's mutants in a whole run (2026-12-02: test_format_roundtrip.py,
 #: test_format.py, test_restore_run.py, test_verify.py, finalize's test_readers.py and test_restore_sets.py,
 #: target's three set tests) is not mapped: every mutant it reaches, a mapped file kills too.

@@ -12,7 +12,20 @@ import pytest
 
 from ddb_backup_cli.main import build_parser, main, parse
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+#: The README and docs/ say the same things as --help: every page is checked as the README was.
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+class _Docs:
+    """README.md and docs/*.md read as one text (the checks below were written for the README alone)."""
+
+    @staticmethod
+    def read_text() -> str:
+        return "\n".join(page.read_text() for page in PAGES)
+
+
+README = _Docs()
 ENV = re.compile(r"^[A-Z_][A-Z0-9_]*=\S*$")
 COMMAND = re.compile(r"^(\$ )?([A-Z_][A-Z0-9_]*=\S* +)*ddb-backup ")  # a shell line that runs ddb-backup
 

@@ -391,5 +391,5 @@ def test_the_workers_concurrency_can_be_reserved():
 
 
 def test_the_readme_permissions_table_is_generated_from_this_template():
-    readme = (permissions.ROOT / "README.md").read_text()
+    readme = (permissions.ROOT / "docs" / "deploy.md").read_text()
     assert readme == permissions.readme_with_table(readme), "run: python -m devkit.permissions --write"
