@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Any
 
 from ddb_backup.aws.clients import client
-from ddb_backup.errors import BackupIncomplete, DdbBackupError
+from ddb_backup.errors import BackupIncomplete, DdbBackupError, UnknownFormat
 from ddb_backup.format.sources import Source, open_source
 from ddb_backup_cli.common import add_command, mb, print_json, say
 
@@ -106,21 +107,39 @@ def cmd_describe(args: argparse.Namespace) -> int:
 
 
 def list_directory(args: argparse.Namespace, directory: str) -> int:
-    """``list --dir DIR``: one row per backup file in a local directory."""
+    """``list --dir DIR``: one row per backup file in a local directory; a file that cannot be read is listed
+    too, marked CORRUPT or "not a backup" (one bad file must not hide the others), and the run exits 1."""
     root = Path(directory)
     if not root.is_dir():
         raise DdbBackupError(f"{directory}: no such directory")
-    rows = [describe_source(str(p)) for p in sorted(root.iterdir()) if p.name.endswith((".json", ".json.gz"))]
+    rows = [_listed(str(p)) for p in sorted(root.iterdir()) if p.name.endswith((".json", ".json.gz"))]
+    bad = [r for r in rows if r["state"] in BAD]
     if args.json:
         print_json(rows)
-        return 0
-    print(f"{'table':40} {'file':40} {'items':>10} {'MB':>9}  state")
-    for r in rows:
-        items = "-" if r.get("items") is None else f"{r['items']:,}"
-        size = "-" if r.get("bytes") is None else f"{r['bytes'] / 1e6:,.1f}"
-        state = "complete" if r["complete"] else "INCOMPLETE"
-        print(f"{r.get('table') or '-':40} {Path(r['source']).name:40} {items:>10} {size:>9}  {state}")
-    return 0
+    else:
+        print(f"{'table':40} {'file':40} {'items':>10} {'MB':>9}  state")
+        for r in rows:
+            items = "-" if r.get("items") is None else f"{r['items']:,}"
+            size = "-" if r.get("bytes") is None else f"{r['bytes'] / 1e6:,.1f}"
+            print(f"{r.get('table') or '-':40} {Path(r['source']).name:40} {items:>10} {size:>9}  {r['state']}")
+    for r in bad:
+        print(f"ddb-backup: {r['source']}: {r['state']}: {r['problem']}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+#: The states of a file ``list --dir`` could not read as a backup.
+BAD = ("CORRUPT", "not a backup")
+
+
+def _listed(path: str) -> dict[str, Any]:
+    """One file's row: what ``describe`` says and its ``state``; a file no reader takes, or that breaks, named."""
+    try:
+        row = describe_source(path)
+    except UnknownFormat as exc:
+        return {"source": path, "complete": False, "state": BAD[1], "problem": str(exc)}
+    except (DdbBackupError, OSError, ValueError, EOFError) as exc:
+        return {"source": path, "complete": False, "state": BAD[0], "problem": str(exc) or type(exc).__name__}
+    return {**row, "state": "complete" if row["complete"] else "INCOMPLETE"}
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:

@@ -194,6 +194,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         from ddb_backup_cli.changes_cmd import restore_to_time
 
         options = {"mode": args.mode, "limit": estimate.limit_of(args, "write"), "dry_run": args.dry_run}
+        options["confirm"] = partial(_confirm_delete, args.yes)
         return restore_to_time(args, {**options, **_load_options(args)})
     one_target(args)
     if args.expect_items is not None and (args.map or args.expect_items < 0):
@@ -220,6 +221,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
         method=args.method,
         note=lambda text: say(args, text, stream=sys.stderr),
+        confirm=partial(_confirm_delete, args.yes),
     )
     if args.dry_run:
         from ddb_backup_cli.files.mirror import dry_run_lines
@@ -232,6 +234,19 @@ def cmd_restore(args: argparse.Namespace) -> int:
         say(args, "dry run: nothing created, written or deleted")
         return 0
     return _report(args, results, _restored_line)
+
+
+def _confirm_delete(yes: bool, target: str, count: int) -> bool:
+    """Whether a mirror deletes ``count`` items of ``target``: --yes, or the person at the terminal says so.
+
+    With no terminal to ask (a script, a pipe) only --yes agrees: nothing is deleted on a guess.
+    """
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        return False
+    answer = input(f"ddb-backup: mirror: delete {count:,} items of {target} that the backup lacks? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _restored_line(r: dict[str, Any]) -> str:
@@ -383,6 +398,9 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="say what the restore would add, change and delete (counts, first 10 keys), and change nothing",
     )
     p.add_argument("--allow-source", action="store_true", help="allow restoring into the backup's own source table")
+    p.add_argument(
+        "--yes", action="store_true", help="with --mode mirror: delete without asking (needed when no terminal asks)"
+    )
     estimate.add_method_option(p)
     p.add_argument(
         "--keys", help="key attribute names (HASH[,RANGE]) when the source has no schema and the target does not exist"

@@ -93,3 +93,21 @@ def test_backup_files_are_0600_whatever_the_umask(tables, tmp_path, name):
     assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o600
     if name.endswith(".gz"):
         assert gzip.decompress((tmp_path / name).read_bytes()).count(b"\n") == 14
+
+
+def test_list_dir_lists_every_file_and_marks_the_bad_ones(tables, tmp_path, capsys):
+    """Issue 24 point 8: one bad file hid every backup in the directory."""
+    assert main(["backup", "--table", "mystack-RulesTable", "--dir", str(tmp_path), "-q"]) == 0
+    (tmp_path / "notes.json").write_text("meeting notes, not JSON\n")
+    (tmp_path / "broken.json.gz").write_bytes(b"\x1f\x8b\x08\x00 this is not gzip")
+    capsys.readouterr()
+    assert main(["list", "--dir", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    rows = {line.split()[1]: line for line in out.splitlines()[1:]}
+    assert set(rows) == {"mystack-RulesTable.json", "notes.json", "broken.json.gz"}, out
+    assert rows["mystack-RulesTable.json"].endswith("complete")
+    assert rows["notes.json"].endswith("not a backup") and rows["broken.json.gz"].endswith("CORRUPT"), out
+    assert f"{tmp_path / 'notes.json'}: not a backup: " in err and f"{tmp_path / 'broken.json.gz'}: CORRUPT: " in err
+    assert main(["--json", "list", "--dir", str(tmp_path)]) == 1
+    states = {r["source"].rpartition("/")[2]: r.get("state") for r in json.loads(capsys.readouterr().out)}
+    assert states == {"broken.json.gz": "CORRUPT", "mystack-RulesTable.json": "complete", "notes.json": "not a backup"}

@@ -49,7 +49,7 @@ def _items(ddb: Any, table: str) -> list[str]:
 def test_mirror_makes_the_target_exactly_the_backup(drifted, capsys):
     ddb, out = drifted
     capsys.readouterr()
-    assert main(["--json", "restore", out, "--table", TARGET, "--mode", "mirror"]) == 0
+    assert main(["--json", "restore", out, "--table", TARGET, "--mode", "mirror", "--yes"]) == 0
     (row,) = json.loads(capsys.readouterr().out)
     assert (row["added"], row["changed"], row["unchanged"], row["deleted"]) == (1, 1, 7, 2)
     assert row["items"] == 2 and row["itemsRead"] == 9  # only what differed was written

@@ -516,14 +516,14 @@ def _resume(ddb: Any, description: dict, **kwargs: Any) -> dict:
 
 
 def _partial() -> str:
-    """How the resume warning names what run r1 of backup b1 left."""
-    return "table restore-FilesTable holds a partial restore of backup b1, from run r1"
+    """How the resume warning names what run r1 of backup b2 (the one this run restores) left."""
+    return "table restore-FilesTable holds a partial restore of backup b2, from run r1"
 
 
 def test_another_runs_created_target_is_finished_with_every_dropped_setting_and_never_the_sources_mark(ddb):
     description = _rich_source(ddb)
     description["Tags"].append(_STALE_MARK)  # the source was itself a restore in progress when backed up
-    tagged = _marked_target(ddb, description, resume.Mark("b1", "r1", created=True))
+    tagged = _marked_target(ddb, description, resume.Mark("b2", "r1", created=True))
     result = _resume(ddb, description, mode="overwrite")
     applied = ["2 tag(s)", "TTL on expires", "stream NEW_AND_OLD_IMAGES", "PITR"]
     assert result == {
@@ -543,7 +543,7 @@ def test_another_runs_created_target_is_finished_with_every_dropped_setting_and_
 
 def test_another_runs_mark_on_a_table_it_did_not_create_is_replaced_and_no_setting_is_touched(ddb):
     description = _rich_source(ddb)
-    tagged = _marked_target(ddb, description, resume.Mark("b1", "r1", created=False))
+    tagged = _marked_target(ddb, description, resume.Mark("b2", "r1", created=False))
     result = _resume(ddb, description, mode="overwrite")
     assert (result["table"], result["exists"], result["created"], result["settings"]) == (
         "restore-FilesTable",
@@ -571,7 +571,7 @@ def test_a_retried_plan_of_the_same_run_gives_its_table_only_what_create_table_l
 @pytest.mark.parametrize("run", ["r1", "r2"])
 def test_checking_a_marked_target_reports_it_exactly_and_changes_nothing(ddb, run):
     description = _rich_source(ddb)
-    tagged = _marked_target(ddb, description, resume.Mark("b1", run, created=True))
+    tagged = _marked_target(ddb, description, resume.Mark("b2", run, created=True))
     result = _resume(ddb, description, mode="overwrite", check_only=True)
     assert result == {
         "table": "restore-FilesTable",
@@ -596,7 +596,7 @@ def _refuse(ddb: Any, operation: str, code: str) -> None:
 
 def test_a_ttl_still_refused_is_named_with_table_attribute_and_cause_after_the_resume_warning(ddb):
     description = _rich_source(ddb)
-    _marked_target(ddb, description, resume.Mark("b1", "r1", created=True))
+    _marked_target(ddb, description, resume.Mark("b2", "r1", created=True))
     _refuse(ddb, "UpdateTimeToLive", "LimitExceededException")
     result = _resume(ddb, description, mode="overwrite", settings_patience=0.05)
     assert result["settings"] == ["2 tag(s)", "stream NEW_AND_OLD_IMAGES", "PITR"]
@@ -693,9 +693,25 @@ def test_a_table_it_creates_is_created_as_adjusted_and_still_marked(ddb):
     assert resume.read_mark(ddb, table["TableArn"]) == resume.Mark("b2", "r2", created=True)
 
 
-def test_a_caller_without_a_mark_of_its_own_checks_a_marked_target_as_any_other(ddb):
+def test_another_backups_unfinished_target_is_refused_in_mode_overwrite_naming_both(ddb):
+    """Finishing backup b1's restore with b2 would leave items of both (issue 24 point 2); a mirror may (it deletes)."""
     description = _rich_source(ddb)
     tagged = _marked_target(ddb, description, resume.Mark("b1", "r1", created=True))
+    with pytest.raises(TargetRefused) as refused:
+        _resume(ddb, description, mode="overwrite")
+    assert str(refused.value).startswith(
+        "table restore-FilesTable holds a partial restore of backup b1, from run r1; this run restores backup b2: "
+        "finishing one with the other would leave items of both, nothing was written: "
+    )
+    assert tagged == []
+    assert _resume(ddb, description, mode="mirror")["warnings"][0].startswith(
+        "table restore-FilesTable holds a partial restore of backup b1, from run r1: resuming it"
+    )
+
+
+def test_a_caller_without_a_mark_of_its_own_checks_a_marked_target_as_any_other(ddb):
+    description = _rich_source(ddb)
+    tagged = _marked_target(ddb, description, resume.Mark("b2", "r1", created=True))
     result = prepare_target(ddb, "restore-FilesTable", description=description, mode="overwrite")
     assert (result["exists"], result["created"], result["settings"], result["warnings"]) == (True, False, [], [])
     assert tagged == []
@@ -759,7 +775,7 @@ def test_a_setting_a_new_table_refuses_for_now_is_retried_from_one_second_up_to_
 
 def test_another_runs_unfinished_target_is_refused_in_mode_new_naming_how_to_resume(ddb):
     description = _rich_source(ddb)
-    tagged = _marked_target(ddb, description, resume.Mark("b1", "r1", created=True))
+    tagged = _marked_target(ddb, description, resume.Mark("b2", "r1", created=True))
     with pytest.raises(TargetRefused) as refused:
         _resume(ddb, description, mode="new")
     assert str(refused.value) == (

@@ -179,7 +179,15 @@ def test_a_mirror_restore_through_the_throttle_writes_and_deletes_every_item(aws
         deletes_sent.append(sum("DeleteRequest" in r for r in params["RequestItems"]["mirror-t"]))
 
     ddb.meta.events.register("provide-client-params.dynamodb.BatchWriteItem", count_deletes)
-    (row,) = restore_sources(ddb, None, str(tmp_path / "t.json"), table="mirror-t", mode="mirror", allow_source=True)
+    (row,) = restore_sources(
+        ddb,
+        None,
+        str(tmp_path / "t.json"),
+        table="mirror-t",
+        mode="mirror",
+        allow_source=True,
+        confirm=lambda target, count: True,
+    )
     assert (row["added"], row["changed"], row["unchanged"], row["deleted"]) == (10, 10, 20, 30)
     assert throughput.throttled["mirror-t:write"] > 0
     assert sum(deletes_sent) > 30  # some deletes were held back by the throttle and sent again

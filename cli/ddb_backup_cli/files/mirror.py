@@ -39,6 +39,13 @@ from ddb_backup_cli.files.verify import Diff, diff_items, key_hash, key_names, s
 EXAMPLES = 10
 #: ``write(items, delete)``: the restore's write_items, with its dead letters, pace and progress.
 Write = Callable[[Iterable[Item], bool], dict[str, Any]]
+#: ``confirm(target, count)``: whether the mirror may delete ``count`` items of ``target`` (asked once, before).
+Confirm = Callable[[str, int], bool]
+
+
+def refuse(target: str, count: int) -> bool:
+    """The default ``Confirm``: nobody agreed to delete, so nothing is."""
+    return False
 
 
 def check_count(src: Source, read: int, target: str) -> None:
@@ -56,13 +63,16 @@ def _diff(ddb: Any, src: Source, target: str, names: list[str], **calls: Any) ->
     return diff_items(src.items(), scan_items(ddb, target), names, estimate=estimate, limit=EXAMPLES, **calls)
 
 
-def mirror_one(ddb: Any, src: Source, target: str, info: dict[str, Any], write: Write) -> dict[str, Any]:
+def mirror_one(
+    ddb: Any, src: Source, target: str, info: dict[str, Any], write: Write, confirm: Confirm = refuse
+) -> dict[str, Any]:
     """Make ``target`` (prepared by ``prepare_targets`` in mode mirror) hold exactly the items of ``src``.
 
     Returns the counts: ``added``, ``changed``, ``unchanged``, ``deleted``,
     ``items`` (written), ``itemsRead``. Raises ``RestoreIncomplete`` (or the
     write's ``DeadLettered``) before any delete when the writes did not make
-    every item of the backup present and equal.
+    every item of the backup present and equal, or when ``confirm`` does not
+    agree to the deletes.
     """
     names = [k["AttributeName"] for k in info["keySchema"]]
     started = time.monotonic()
@@ -87,6 +97,14 @@ def mirror_one(ddb: Any, src: Source, target: str, info: dict[str, Any], write: 
             f"table {target}: after writing, {after.missing} items of the backup are missing and {after.changed} "
             f"differ (first keys: {keys}): nothing was deleted; the table keeps its restore-in-progress mark: "
             "rerun the restore with --mode mirror"
+        )
+    if extra and not confirm(target, len(extra)):
+        keys = [{n: next(iter(item[n].values())) for n in names} for item in extra[:3]]
+        raise RestoreIncomplete(
+            f"the mirror would delete {len(extra):,} items of {target} that the backup lacks (first keys: {keys}), "
+            "and that was not agreed to: nothing was deleted; every item of the backup is written and checked; "
+            "the table keeps its restore-in-progress mark: rerun the restore with --mode mirror on a terminal "
+            "(it asks), or with --yes"
         )
     deleted = write(extra, True)["written"] if extra else 0
     return {

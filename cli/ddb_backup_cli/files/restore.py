@@ -57,6 +57,7 @@ def restore_sources(
     dry_run: bool = False,
     method: str = "write",
     note: Callable[[str], None] = lambda text: None,
+    confirm: mirror.Confirm = mirror.refuse,
     after_parts: Callable[[str], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
@@ -65,14 +66,18 @@ def restore_sources(
     ``after_parts(target)`` applied (a restore to a time's changes, else an exact backup's own). Options:
     ``expect_items`` checked before and after; ``limit``, ``load_billing``, ``within``: :mod:`ddb_backup.restore.
     capacity`; ``mode``, ``dry_run``: :mod:`.mirror`; ``method``: ``importtable``. Ctrl-C: ``cancel.Interrupted``.
+    ``confirm(target, count)``: whether a mirror may delete ``count`` items of ``target`` (default: no).
     """
     if expect_items is not None:
         _check_expected(source, s3, expect_items)
     extra: dict[str, Any] = {"writeRate": limit.rate, "writePercent": limit.percent, "loadBilling": load_billing}
     extra.update(within=within, tables=tables, allowPartial=allow_partial or None, method=method)
+    extra["expectItems"] = expect_items  # a mirror deletes only on a checked count
     request = {**_request(source, table, mapping, backup_id, mode, allow_source, key_names), **extra}
     run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
-    prepared, _, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id, check_only=dry_run)
+    prepared, backup_run, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id, check_only=dry_run)
+    if backup_run:  # a resume finishes this run, not a newer one
+        request["backupId"] = backup_run
     list(map(warn, notes))
     if dry_run:
         return [mirror.dry_run(ddb, src, target, info, mode) for src, target, info in prepared]
@@ -80,19 +85,36 @@ def restore_sources(
     results = []
     try:
         for src, target, info in prepared:
-            list(map(warn, src.warnings + info.get("warnings", []) + info.get("capacity", [])))
-            note(info["reason"])
-            if info["method"] == "import":
-                result = _import_one(ddb, src, target, info, run_id, warn)
-            else:
-                result = _write_one(ddb, s3, (src, target, info), run_id, request, workers, progress_factory)
-            result["methodReason"] = info["reason"]
+            writers = (workers, confirm)
+            result = _one(ddb, s3, (src, target, info), (run_id, request), writers, progress_factory, (warn, note))
             results.append(_finish_one(ddb, src, result, (exact, expect_items, after_parts), warn))
             if target in loaded:
                 capacity.put_back(ddb, target, loaded.pop(target))
     finally:
         _put_back_all(ddb, loaded, warn)
     return results
+
+
+def _one(
+    ddb: Any,
+    s3: Any,
+    prepared: tuple[Source, str, dict[str, Any]],
+    run: tuple[str, dict[str, Any]],
+    writers: tuple[int, mirror.Confirm],
+    progress_factory: Callable[[str], Progress] | None,
+    say: tuple[Callable[[str], None], Callable[[str], None]],
+) -> dict[str, Any]:
+    """One prepared table restored by its method, its warnings and the method's reason said first (``say``)."""
+    src, target, info = prepared
+    warn, note = say
+    list(map(warn, src.warnings + info.get("warnings", []) + info.get("capacity", [])))
+    note(info["reason"])
+    if info["method"] == "import":
+        result = _import_one(ddb, src, target, info, run[0], warn)
+    else:
+        result = _write_one(ddb, s3, prepared, run[0], run[1], writers, progress_factory)
+    result["methodReason"] = info["reason"]
+    return result
 
 
 def _finish_one(
@@ -141,12 +163,24 @@ def _put_back_all(ddb: Any, loaded: dict[str, dict[str, Any]], warn: Callable[[s
             warn(str(exc))
 
 
-def _stopped(request: dict[str, Any], target: str, written: int, expected: int | None) -> str:
-    """What a restore stopped by Ctrl-C says: the items written, the mark left, the command that resumes."""
+def _stopped(request: dict[str, Any], src: Source, target: str, written: int) -> str:
+    """What a restore stopped by Ctrl-C says: the items written, the mark left, the command that finishes the job.
+
+    The command names the exact backup begun (not a table's directory, whose latest backup a newer one replaces)
+    and keeps a mirror a mirror.
+    """
+    expected = src.expected_items
     of = f" of {expected:,}" if expected is not None else ""
+    exact = None if request.get("map") else src.location
+    hint = resume_hint(request, target, exact)
+    if written == 0:
+        return (
+            f"the restore into {target} stopped before any item was written; the table is marked as a restore in "
+            f"progress until a run completes it: {hint}"
+        )
     return (
         f"the restore into {target} stopped after {written:,}{of} items were written; the table is marked "
-        f"as holding a partial restore until a run completes it: {resume_hint(request, target)}"
+        f"as holding a partial restore until a run completes it: {hint}"
     )
 
 
@@ -181,17 +215,21 @@ def _write_one(
     prepared: tuple[Source, str, dict[str, Any]],
     run_id: str,
     request: dict[str, Any],
-    workers: int,
+    workers: tuple[int, mirror.Confirm],
     progress_factory: Callable[[str], Progress] | None,
 ) -> dict[str, Any]:
-    """Restore one prepared source into its target with BatchWriteItem; Ctrl-C says what was written and how to go on."""
+    """Restore one prepared source into its target with BatchWriteItem; Ctrl-C says what was written and how to go on.
+
+    ``workers``: requests in flight, and whether a mirror may delete (``confirm``).
+    """
     src, target, info = prepared
     progress = progress_factory(target) if progress_factory else Progress(target, enabled=False)
-    pace = (workers, info["writeRate"])
+    pace = (workers[0], info["writeRate"])
+    mode = request.get("mode") or "new"
     try:  # _restore_one closes the progress
-        row = _restore_one(ddb, s3, src, target, info, run_id, pace, progress, request.get("mode") or "new")
+        row = _restore_one(ddb, s3, src, target, info, run_id, pace, progress, (mode, workers[1]))
     except KeyboardInterrupt:
-        raise cancel.Interrupted(_stopped(request, target, progress.items, src.expected_items)) from None
+        raise cancel.Interrupted(_stopped(request, src, target, progress.items)) from None
     return {**row, "method": "write"}
 
 
@@ -267,9 +305,10 @@ def _restore_one(
     run_id: str,
     pace: tuple[int, float],
     progress: Progress | None,
-    mode: str = "new",
+    how: tuple[str, mirror.Confirm] = ("new", mirror.refuse),
 ) -> dict[str, Any]:
-    """Write one prepared source into ``target`` with (requests in flight, write units a second); its result row."""
+    """Write one prepared source into ``target`` with ``pace`` (requests in flight, write units a second) and ``how``
+    (the mode, and for a mirror whether it may delete); its result row."""
     save = dead_letter_writer(src.dead_letter_base or ".", run_id, s3)
 
     def write(items: Iterable[Item], delete: bool) -> dict[str, Any]:
@@ -298,8 +337,8 @@ def _restore_one(
     if progress:
         progress.set_total(expected)
     try:
-        if mode == "mirror":
-            return mirror.mirror_one(ddb, src, target, info, write)
+        if how[0] == "mirror":
+            return mirror.mirror_one(ddb, src, target, info, write, how[1])
         items = counted(_logged_items(src, ddb, target), progress, size=_line_bytes, count_items=False)
         counts = write(items, False)
     finally:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from typing import Any
@@ -24,9 +25,11 @@ from botocore.exceptions import ClientError
 
 from ddb_backup.aws import tables
 from ddb_backup.aws.retry import Retry, call_with_backoff, error_code
-from ddb_backup.errors import BadInput, BillingNotRestored, TargetRefused
+from ddb_backup.errors import BadInput, BillingNotRestored, DdbBackupError, TargetRefused
 from ddb_backup.estimate import NEW_ON_DEMAND_WRITE_UNITS, TABLE_QUOTA_UNITS, write_units
+from ddb_backup.restore import resume
 
+LOG = logging.getLogger(__name__)
 ON_DEMAND = "PAY_PER_REQUEST"
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?")
 
@@ -60,18 +63,23 @@ def provisioned_spec(table: dict[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def load_plan(ddb: Any, target: str, saved: dict[str, Any] | None) -> dict[str, Any] | None:
+def load_plan(ddb: Any, target: str, saved: dict[str, Any] | None, load: bool = True) -> dict[str, Any] | None:
     """What ``loadBilling: on-demand`` does to ``target``: ``{"switch", "restore"}``, or None (it is on-demand anyway).
 
     ``switch``: an existing provisioned table, to switch now (refused unless it
     and its indexes are ACTIVE); ``restore``: the units to put back afterwards.
+    A target an earlier run left on-demand (killed before it switched back)
+    has its recorded units put back, with or without ``load``.
     """
     existing = tables.describe_table(ddb, target)
     if existing is None:
-        spec = provisioned_spec((saved or {}).get("Table") or {}) if saved else None
+        spec = provisioned_spec((saved or {}).get("Table") or {}) if saved and load else None
         return {"switch": False, "restore": spec} if spec else None
     spec = provisioned_spec(existing)
     if spec is None:
+        recorded = resume.read_billing(ddb, existing["TableArn"])
+        return {"switch": False, "restore": recorded} if recorded else None
+    if not load:
         return None
     if not tables.is_active(existing):
         raise TargetRefused(
@@ -82,12 +90,15 @@ def load_plan(ddb: Any, target: str, saved: dict[str, Any] | None) -> dict[str, 
 
 
 def switch_to_on_demand(ddb: Any, plans: dict[str, dict[str, Any] | None]) -> None:
-    """Switch every existing target ``plans`` says to on-demand; if DynamoDB refuses one, switch the others back."""
+    """Switch every existing target ``plans`` says to on-demand, its units recorded on it first (a run killed
+    after the switch leaves them for the resume); if DynamoDB refuses one, switch the others back."""
     done: list[str] = []
     for target, plan in plans.items():
         if not plan or not plan["switch"]:
             continue
         try:
+            arn = call_with_backoff(ddb.describe_table, TableName=target)["Table"]["TableArn"]
+            resume.set_billing(ddb, arn, plan["restore"])
             call_with_backoff(ddb.update_table, TableName=target, BillingMode=ON_DEMAND)
         except ClientError as exc:
             for name in done:
@@ -99,6 +110,25 @@ def switch_to_on_demand(ddb: Any, plans: dict[str, dict[str, Any] | None]) -> No
                 "(and with --write-rate), or later"
             ) from None
         done.append(target)
+
+
+def put_back_after(ddb: Any, plans: dict[str, dict[str, Any] | None], exc: BaseException) -> BaseException:
+    """A restore stopped while preparing its targets: switch every target on-demand for its load back; ``exc``
+    with a sentence naming each table switched back, and each left on-demand with the command that fixes it."""
+    said = []
+    for target, plan in plans.items():
+        if not plan or tables.describe_table(ddb, target) is None:
+            continue
+        try:
+            put_back(ddb, target, plan["restore"])
+            said.append(f"table {target} was switched back to PROVISIONED")
+        except BillingNotRestored as failed:
+            said.append(str(failed))
+    if not isinstance(exc, DdbBackupError):
+        for text in said:  # Ctrl-C or an AWS failure: its own message stays; these are logged beside it
+            LOG.warning("%s", text)
+        return exc
+    return type(exc)("; ".join([str(exc), *said]))
 
 
 def put_back(ddb: Any, target: str, spec: dict[str, Any], patience: float = 600.0) -> None:
@@ -116,9 +146,9 @@ def put_back(ddb: Any, target: str, spec: dict[str, Any], patience: float = 600.
         request["GlobalSecondaryIndexUpdates"] = indexes
     try:
         current = tables.wait_active(ddb, target, Retry.within(patience, base=1.0, cap=15.0))
-        if (current.get("BillingModeSummary") or {}).get("BillingMode") != ON_DEMAND:
-            return  # already provisioned (a retried finalize)
-        call_with_backoff(ddb.update_table, **request)
+        if (current.get("BillingModeSummary") or {}).get("BillingMode") == ON_DEMAND:
+            call_with_backoff(ddb.update_table, **request)  # else already provisioned (a retried finalize)
+        resume.clear_billing(ddb, current["TableArn"])
     except (ClientError, tables.NotActive) as exc:
         why = f"{error_code(exc)}: {exc.response['Error'].get('Message')}" if isinstance(exc, ClientError) else exc
         raise BillingNotRestored(
@@ -167,9 +197,14 @@ def warm_throughput(items: int, size: int, within: int) -> tuple[dict[str, int] 
     return {"WriteUnitsPerSecond": chosen}, note
 
 
-def create_on_demand(args: dict[str, Any], warm: dict[str, int] | None = None) -> dict[str, Any]:
-    """CreateTable arguments made on-demand (no provisioned units on the table or its indexes), and ``warm``."""
+def create_on_demand(
+    args: dict[str, Any], warm: dict[str, int] | None = None, restore: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """CreateTable arguments made on-demand (no provisioned units on the table or its indexes), and ``warm``;
+    ``restore``: the units to switch to after the load, recorded on the table for a run killed before that."""
     out = {k: v for k, v in args.items() if k != "ProvisionedThroughput"}
+    if restore:
+        out["Tags"] = [*out.get("Tags", []), *resume.billing_tags(restore)]
     out["BillingMode"] = ON_DEMAND
     if out.get("GlobalSecondaryIndexes"):
         out["GlobalSecondaryIndexes"] = [

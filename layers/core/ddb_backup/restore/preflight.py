@@ -65,15 +65,23 @@ def check_parts_present(parts: list[PartRef], s3: Any, workers: int = 32) -> Non
         raise IntegrityError(f"{'; '.join(wrong[:5])}{more(wrong)}: nothing was created or written")
 
 
-def resume_hint(request: dict[str, Any], target: str) -> str:
-    """The exact command (and state-machine input) that resumes a restore into ``target``."""
-    words = ["ddb-backup", "restore", request["source"]]
+def resume_hint(request: dict[str, Any], target: str, source: str | None = None, mode: str | None = None) -> str:
+    """The exact command (and state-machine input) that resumes a restore into ``target``.
+
+    ``source``: the exact backup the restore began (a table's directory names its latest backup, which a newer
+    backup would change; a set's run is pinned by ``backupId``). ``mode``: the interrupted run's; a mirror is
+    resumed as a mirror (overwrite would keep what the mirror deletes), anything else in mode overwrite.
+    """
+    words = ["ddb-backup", "restore", source or request["source"]]
     if request.get("map"):
         words += [w for m in request["map"] for w in ("--map", f"{m['from']}={m['to']}")]
         words += ["--backup-id", request["backupId"]] if request.get("backupId") else []
         words += ["--tables", ",".join(request["tables"])] if request.get("tables") else []
     else:
         words += ["--table", target]
+    if (mode or request.get("mode")) == "mirror":
+        counted = ["--expect-items", str(request["expectItems"])] if request.get("expectItems") is not None else []
+        return f"resume it with `{shlex.join([*words, *_repeated(request), *counted, '--mode', 'mirror'])}`"
     return (
         f"resume it with `{shlex.join([*words, *_repeated(request), '--mode', 'overwrite'])}` "
         '(restore state machine: the same input with "mode": "overwrite")'
@@ -123,8 +131,9 @@ def load_adjuster(
     on_demand = bool(plan and not plan["switch"])
     saved = (src.description or {}).get("Table") or {}
     created_on_demand = on_demand or not saved or capacity.provisioned_spec(saved) is None
+    restore = plan["restore"] if plan else None
     if not request.get("within"):
-        return (partial(capacity.create_on_demand, warm=None) if on_demand else None), []
+        return (partial(capacity.create_on_demand, warm=None, restore=restore) if on_demand else None), []
     if not created_on_demand:
         return None, [
             "--within pre-warms on-demand tables: this target is created provisioned "
@@ -134,4 +143,4 @@ def load_adjuster(
     # No count anywhere (JSON lines, a stale ItemCount of 0): one item of that size, the fewest units it can take.
     items = src.expected_items if src.expected_items is not None else int(saved.get("ItemCount") or 1)
     warm, note = capacity.warm_throughput(items, size, capacity.parse_duration(request["within"]))
-    return partial(capacity.create_on_demand, warm=warm), [note]
+    return partial(capacity.create_on_demand, warm=warm, restore=restore), [note]

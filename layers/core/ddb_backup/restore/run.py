@@ -200,10 +200,14 @@ def prepare_targets(
     ``check_only`` (a dry run): nothing is created or marked; each result says whether its target ``exists``.
     """
     found = _pairs(s3, request, bucket)
+    if found.backup_run and not request.get("backupId"):  # a resume finishes this run, not a newer one
+        request = {**request, "backupId": found.backup_run}
     targets = [t for _, t in found.pairs]
     twice = sorted({t for t in targets if targets.count(t) > 1})
     if twice:
         raise BadInput(f"several sources would be restored into {', '.join(twice)}")
+    if not check_only:
+        _check_counted([src for src, _ in found.pairs], request)
     check_parts_present([p for src, _ in found.pairs for p in src.parts], s3)
     schemas = [_key_schema(src, request) for src, _ in found.pairs]
     load = request.get("loadBilling") == "on-demand"
@@ -217,25 +221,19 @@ def prepare_targets(
         choice = _choice(s3, (src, target, checked), request, checks)
         checked.update(method=choice.method, reason=choice.reason)
         imported = choice.method == "import"  # ImportTable creates the table as the backup had it: no switch
-        plans[target] = capacity.load_plan(ddb, target, src.description) if load and not imported else None
+        plans[target] = capacity.load_plan(ddb, target, src.description, load=load and not imported)
         rates[target] = write_rate(ddb, src, target, request, write_percent)
         checks.append((src, target, checked))
     if check_only:
         return Prepared(checks, found.backup_run, found.notes)
     capacity.switch_to_on_demand(ddb, plans)  # before any table is created: a refusal leaves nothing behind
-    prepared = []
-    for (src, target, checked), schema in zip(checks, schemas, strict=True):
-        how = {"method": checked["method"], "reason": checked["reason"]}
-        if how["method"] == "import":
-            prepared.append((src, target, {**checked, "created": True, "writeRate": 0, "loadBilling": None}))
-            continue
-        adjust, notes = load_adjuster(src, request, plans[target])
-        info = _prepare(ddb, src, target, schema, request, run_id, check_only=False, adjust=adjust)
-        plan = plans[target]
-        if request.get("within") and not info["created"]:
-            notes = [f"table {target} exists: --within pre-warms only a table the restore creates"]
-        info.update(writeRate=rates[target] or 0, loadBilling=plan["restore"] if plan else None, capacity=notes, **how)
-        prepared.append((src, target, info))
+    try:
+        prepared = [
+            _create_one(ddb, request, run_id, check, schema, plans, rates)
+            for check, schema in zip(checks, schemas, strict=True)
+        ]
+    except BaseException as exc:
+        raise capacity.put_back_after(ddb, plans, exc) from None
     return Prepared(prepared, found.backup_run, found.notes)
 
 
@@ -245,6 +243,42 @@ def _choice(s3: Any, pair: tuple[Source, str, dict[str, Any]], request: dict[str
     importing = sum(1 for *_, c in checks if c["method"] == "import")
     method = request.get("method") or "write"
     return choose(s3, src, target, exists=checked["exists"], method=method, importing=importing)
+
+
+def _create_one(
+    ddb: Any,
+    request: dict[str, Any],
+    run_id: str,
+    check: tuple[Source, str, dict[str, Any]],
+    schema: list[dict[str, str]] | None,
+    plans: dict[str, dict[str, Any] | None],
+    rates: dict[str, float | None],
+) -> tuple[Source, str, dict[str, Any]]:
+    """One checked target created (or marked), with its write rate, the units to put back and its method."""
+    src, target, checked = check
+    how = {"method": checked["method"], "reason": checked["reason"]}
+    if how["method"] == "import":
+        return (src, target, {**checked, "created": True, "writeRate": 0, "loadBilling": None})
+    adjust, notes = load_adjuster(src, request, plans[target])
+    info = _prepare(ddb, src, target, schema, request, run_id, check_only=False, adjust=adjust)
+    plan = plans[target]
+    if request.get("within") and not info["created"]:
+        notes = [f"table {target} exists: --within pre-warms only a table the restore creates"]
+    info.update(writeRate=rates[target] or 0, loadBilling=plan["restore"] if plan else None, capacity=notes, **how)
+    return (src, target, info)
+
+
+def _check_counted(sources: list[Source], request: dict[str, Any]) -> None:
+    """A mirror deletes what its source lacks: a source cut short would delete items, so its count must be checked."""
+    if request.get("mode") != "mirror" or request.get("expectItems") is not None:
+        return
+    for src in sources:
+        if src.expected_items is None:
+            raise BadInput(
+                f"{src.location} carries no count of its items, and a mirror deletes every item the source lacks: "
+                "a file cut short would delete items: give --expect-items N (the items it must hold), or restore "
+                "with --mode overwrite (which deletes nothing); nothing was changed"
+            )
 
 
 def _prepare(
@@ -258,18 +292,26 @@ def _prepare(
     check_only: bool,
     adjust: Any = None,
 ) -> dict[str, Any]:
-    """``prepare_target`` for one source's target, as ``request`` asks (mode, allowSource), marked for ``run_id``."""
+    """``prepare_target`` for one source's target, as ``request`` asks (mode, allowSource), marked for ``run_id``.
+
+    The mark names the exact backup and the mode; the resume command of a target another run left marked names
+    that run's backup and mode (a set's by its pinned ``backupId``).
+    """
+    mode = request.get("mode") or "new"
+    exact_source = None if request.get("map") else src.location
     return prepare_target(
         ddb,
         target,
         description=src.description,
         key_schema=schema,
-        mode=request.get("mode") or "new",
+        mode=mode,
         source_table=src.table,
         allow_source=bool(request.get("allowSource")),
         check_only=check_only,
-        mark=Mark(src.backup_id or location_name(src.location), run_id),
-        resume_hint=resume_hint(request, target),
+        mark=Mark(src.backup_id or location_name(src.location), run_id, source=src.location, mode=mode),
+        resume_hint=lambda found: resume_hint(
+            request, target, exact_source and (found.source or exact_source), found.mode or mode
+        ),
         adjust=adjust,
     )
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -252,7 +252,7 @@ class _Ask:
     mode: str
     check_only: bool
     mark: Mark | None
-    resume_hint: str
+    resume_hint: str | Callable[[Mark], str]
     timeout: float
     patience: float
     sleep: Callable[[float], None]
@@ -292,15 +292,26 @@ def _check_existing(ask: _Ask, existing: dict[str, Any], wanted: list[tuple[str,
 
 
 def _resume(ask: _Ask, existing: dict[str, Any], found: Mark, have: list[tuple[str, str, str]]) -> dict[str, Any]:
-    """A target a restore left marked: this run's own (a retried plan), or another's to finish in mode overwrite."""
+    """A target a restore left marked: this run's own (a retried plan), or another's to finish in mode overwrite.
+
+    Finishing another backup's restore with this one would leave items of both: refused, naming both, unless this
+    run is a mirror (which makes the table exactly this backup).
+    """
     assert ask.mark is not None
     ours = found.run == ask.mark.run
+    hint = ask.resume_hint(found) if callable(ask.resume_hint) else ask.resume_hint
     if not ours and ask.mode == "new":
-        raise TargetRefused(f"{found.partial(ask.name)}; it did not finish: {ask.resume_hint}")
+        raise TargetRefused(f"{found.partial(ask.name)}; it did not finish{_billing_note(ask.name, found)}: {hint}")
+    if not ours and ask.mode == "overwrite" and not found.same_backup(ask.mark):
+        raise TargetRefused(
+            f"{found.partial(ask.name)}; this run restores backup {ask.mark.backup}: finishing one with the other "
+            f"would leave items of both, nothing was written: {hint}, or make the table exactly the other backup "
+            "with --mode mirror"
+        )
     if ask.check_only:
         return _result(ask.name, have, exists=True, created=False)
     if not ours:
-        resume.set_mark(ask.ddb, existing["TableArn"], Mark(ask.mark.backup, ask.mark.run, found.created))
+        resume.set_mark(ask.ddb, existing["TableArn"], replace(ask.mark, created=found.created))
     ask.wait()
     # A table the first run created gets what CreateTable could not give it; tags again if it died before.
     which = (tables.CREATE_TABLE_LACKS if ours else tables.RESTORE_DROPS) if found.created else ()
@@ -309,6 +320,17 @@ def _resume(ask: _Ask, existing: dict[str, Any], found: Mark, have: list[tuple[s
         done = f" (settings applied: {', '.join(settings)})" if settings else ""
         warnings.insert(0, f"{found.partial(ask.name)}: resuming it{done}; every item is written again")
     return _result(ask.name, have, exists=True, created=found.created, settings=settings, warnings=warnings)
+
+
+def _billing_note(name: str, found: Mark) -> str:
+    """What a marked target's recorded billing says: on-demand for the load, and the units the resume puts back."""
+    if found.billing is None:
+        return ""
+    units = found.billing["ProvisionedThroughput"]
+    return (
+        f"; table {name} is on-demand for a restore's load; it was PROVISIONED ({units['ReadCapacityUnits']} read, "
+        f"{units['WriteCapacityUnits']} write units), which the resume puts back"
+    )
 
 
 def table_args(name: str, description: dict[str, Any] | None, schema: list[dict[str, str]] | None) -> dict[str, Any]:
@@ -339,7 +361,7 @@ def _create(
     if adjust is not None:
         args = adjust(args)
     if mark is not None:  # with CreateTable itself: a run killed after it still leaves a marked table
-        args["Tags"] = [*args.get("Tags", []), mark.tag()]
+        args["Tags"] = [*args.get("Tags", []), *mark.tags()]
     try:
         call_with_backoff(ddb.create_table, **args)
     except ClientError as exc:
@@ -363,7 +385,7 @@ def prepare_target(
     allow_source: bool = False,
     check_only: bool = False,
     mark: Mark | None = None,
-    resume_hint: str = "rerun the restore with mode 'overwrite' to finish it",
+    resume_hint: str | Callable[[Mark], str] = "rerun the restore with mode 'overwrite' to finish it",
     timeout: float = 600.0,
     settings_patience: float = 60.0,
     sleep: Callable[[float], None] = time.sleep,
@@ -379,8 +401,9 @@ def prepare_target(
     what the backup does not hold). ``check_only`` checks everything and creates nothing, so a
     set of tables can be checked before any is created. ``mark``: this run's
     mark, put on the target (see :mod:`ddb_backup.restore.resume`); a target
-    another run left marked is refused in mode ``new`` (``resume_hint`` says
-    how to resume) and finished in mode ``overwrite``.
+    another run left marked is refused in mode ``new`` (``resume_hint``, or
+    a function of the mark found, says how to resume) and finished in mode
+    ``overwrite`` when it restored the same backup.
 
     ``adjust`` changes the CreateTable arguments of a target to create (billing mode, warm throughput).
 
@@ -410,7 +433,7 @@ def _prepare(ask: _Ask, wanted: list[tuple[str, str, str]] | None, allow_source:
         )
     if ask.check_only:
         return _result(ask.name, wanted or [], exists=False, created=False)
-    mark = Mark(ask.mark.backup, ask.mark.run, created=True) if ask.mark else None
+    mark = replace(ask.mark, created=True) if ask.mark else None
     if not _create(ask.ddb, ask.name, ask.description, ask.schema, mark, ask.adjust):
         return _prepare(ask, wanted, allow_source)  # created meanwhile (a retried plan): checked as existing
     ask.wait()
