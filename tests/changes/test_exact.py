@@ -247,7 +247,8 @@ def test_a_restore_past_what_the_archive_holds_is_refused_naming_the_shard(
     when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
     assert _restore("reach-Table", "reach-future", when) == 1
     assert "is not yet past on DynamoDB's clock" in capsys.readouterr().err
-    time.sleep(max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds()) + 0.1)
+    past = when.replace(microsecond=0) + dt.timedelta(seconds=1.05)  # DynamoDB's clock has whole seconds
+    time.sleep(max(0.0, (past - dt.datetime.now(dt.UTC)).total_seconds()))
     # the archiver took the first shard only
     first = next(iter(streams.streams[arn].shards))
     for page in read_shard(client("dynamodbstreams"), arn, first):
