@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
@@ -35,7 +36,10 @@ def _stack_outputs(stack_name: str) -> dict[str, str]:
     try:
         stacks = client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     except ClientError as exc:
-        raise DdbBackupError(f"stack {stack_name!r}: {exc.response['Error']['Message']}") from None
+        raise DdbBackupError(
+            f"stack {stack_name!r}: {exc.response['Error']['Message']} "
+            "(check --stack-name, and the region: AWS_REGION or --region)"
+        ) from None
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
 
 
@@ -202,6 +206,124 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------ status
+#: The stale threshold of a stack deployed before it had the MaxBackupAgeHours output (the template's default).
+DEFAULT_MAX_AGE_HOURS = 26.0
+#: Executions of each state machine looked at: the last one's status and time, and how many failed.
+RUNS_LOOKED_AT = 20
+
+
+def stack_status(outputs: dict[str, str], prefix: str, max_age: float, now: dt.datetime) -> dict[str, Any]:
+    """What the stack's dashboard shows, read from S3 and Step Functions: per table the newest complete backup
+    (id, age against ``max_age``, items, bytes, time taken), whether the latest backup completed, the change
+    archive's gaps; the backup and restore state machines' last runs."""
+    from ddb_backup.changes.archive import gaps
+    from ddb_backup.format.catalog import age_hours, newest_backups
+
+    s3, bucket = client("s3"), outputs["BackupBucketName"]
+    tables = []
+    for row in newest_backups(s3, bucket, prefix):
+        newest = row["newestComplete"] or {}
+        age = age_hours(newest.get("finishedAt"), now)
+        took = _seconds(newest.get("startedAt"), newest.get("finishedAt"))
+        found = gaps(s3, bucket, f"{prefix}{row['table']}/")
+        tables.append({**row, "ageHours": age, "stale": age > max_age, "seconds": took, "gaps": found})
+    runs = {
+        kind: _runs(outputs[key], now) if key in outputs else None
+        for kind, key in (("backup", "BackupStateMachineArn"), ("restore", "RestoreStateMachineArn"))
+    }
+    stale = [t["table"] for t in tables if t["stale"]]
+    return {
+        "bucket": bucket,
+        "prefix": prefix,
+        "maxBackupAgeHours": max_age,
+        "tables": tables,
+        "runs": runs,
+        "stale": stale,
+    }
+
+
+def _seconds(start: Any, end: Any) -> float | None:
+    if not start or not end:
+        return None
+    begin = start if isinstance(start, dt.datetime) else dt.datetime.fromisoformat(start)
+    finish = end if isinstance(end, dt.datetime) else dt.datetime.fromisoformat(end)
+    return round((finish - begin).total_seconds(), 3)
+
+
+def _runs(machine: str, now: dt.datetime) -> dict[str, Any]:
+    """The last of the machine's executions (status, start, seconds) and the statuses of the last few."""
+    listed = client("stepfunctions").list_executions(stateMachineArn=machine, maxResults=RUNS_LOOKED_AT)["executions"]
+    listed = sorted(listed, key=lambda e: e["startDate"], reverse=True)
+    counts: dict[str, int] = {}
+    for e in listed:
+        counts[e["status"]] = counts.get(e["status"], 0) + 1
+    last = listed[0] if listed else None
+    return {
+        "stateMachineArn": machine,
+        "counts": counts,
+        "last": None
+        if last is None
+        else {
+            "name": last["name"],
+            "status": last["status"],
+            "startDate": last["startDate"].isoformat(),
+            "seconds": _seconds(last["startDate"], last.get("stopDate") or now),
+        },
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    outputs = _stack_outputs(args.stack_name)
+    if "BackupBucketName" not in outputs:
+        raise DdbBackupError(f"stack {args.stack_name!r} has no output BackupBucketName: is it a ddb-backup stack?")
+    prefix = args.prefix if args.prefix is not None else outputs.get("BackupPrefix", DEFAULT_PREFIX)
+    max_age = args.max_age_hours
+    if max_age is None:
+        max_age = float(outputs.get("MaxBackupAgeHours", DEFAULT_MAX_AGE_HOURS))
+    status = {"stack": args.stack_name, **stack_status(outputs, prefix, max_age, dt.datetime.now(dt.UTC))}
+    if args.json:
+        print_json(status)
+    else:
+        _print_status(status)
+    return 1 if status["stale"] else 0
+
+
+def _print_status(status: dict[str, Any]) -> None:
+    print(
+        f"stack {status['stack']}: backups in s3://{status['bucket']}/{status['prefix']}, "
+        f"stale after {status['maxBackupAgeHours']:g} h"
+    )
+    print(
+        f"{'table':36} {'newest complete backup':27} {'age':>9} {'items':>12} {'MB':>9} {'took':>9}  latest      gaps"
+    )
+    for t in status["tables"]:
+        newest = t["newestComplete"] or {}
+        age = "never" if newest == {} else f"{t['ageHours']:,.1f} h"
+        items = "-" if not newest else f"{newest['items']:,}"
+        size = "-" if not newest else f"{newest['bytes'] / 1e6:,.1f}"
+        took = "-" if t["seconds"] is None else f"{t['seconds']:,.1f} s"
+        latest = "complete" if t["latestComplete"] else "INCOMPLETE"
+        print(
+            f"{t['table']:36} {newest.get('backupId', '-'):27} {age:>9} {items:>12} {size:>9} {took:>9}  "
+            f"{latest:10}  {len(t['gaps']) or '-'}{'  STALE' if t['stale'] else ''}"
+        )
+    if not status["tables"]:
+        print("  (no backups yet)")
+    for kind, runs in status["runs"].items():
+        last = runs and runs["last"]
+        if not last:
+            print(f"last {kind} run: none")
+            continue
+        counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(runs["counts"].items()))
+        print(
+            f"last {kind} run: {last['name']} {last['status']}, started {last['startDate']}, "
+            f"{last['seconds']:,.1f} s (of the last {sum(runs['counts'].values())}: {counts})"
+        )
+    if status["stale"]:
+        print(f"STALE: {', '.join(status['stale'])} (no complete backup within {status['maxBackupAgeHours']:g} h)")
+
+
 # ------------------------------------------------------------------ parser
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Add ``start-backup``, ``start-restore`` and ``list`` to the main parser's subcommands."""
@@ -259,4 +381,16 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--dir", help="a local directory of backup files (backup --dir writes them)")
     p.add_argument("--prefix", help="key prefix of backups (default: the s3:// URL's, else backups/)")
     p.add_argument("--table", type=table_name, help="only this table")
+    p = add(
+        "status",
+        "the stack's backups at a glance: each table's newest complete backup and its age, the last runs, "
+        "the change archive's gaps (exit 1 when a table's backup is stale)",
+        cmd_status,
+        "  ddb-backup status --stack-name ddb-backup\n  ddb-backup status --stack-name ddb-backup --json",
+    )
+    p.add_argument("--stack-name", required=True, help="the deployed ddb-backup stack")
+    p.add_argument("--prefix", help="key prefix of backups (default: the stack's BackupPrefix)")
+    p.add_argument(
+        "--max-age-hours", type=float, help="stale after this many hours (default: the stack's MaxBackupAgeHours)"
+    )
     estimate.register(sub, parents)  # here rather than in main.py: the estimate belongs with the stack commands

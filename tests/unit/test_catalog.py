@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ddb_backup.format.catalog import list_backups, newest_backup_ages
+from ddb_backup.format.catalog import list_backups, newest_backup_ages, newest_backups
 
 BUCKET = "catalog-bucket"
 
@@ -65,3 +65,18 @@ def test_a_table_whose_name_starts_with_an_underscore_is_listed_and_aged(bucket)
     ages = newest_backup_ages(bucket, BUCKET, "backups/", now=dt.datetime(2026, 11, 22, 4, 10, tzinfo=dt.UTC))
     assert ages["_private"] == 1.0 and ages["_runs"] == 1.0
     assert "_restores" not in ages and "@ddb-backup" not in ages
+
+
+def test_newest_backups_name_the_latest_and_the_newest_complete_and_skip_the_change_archive(bucket):
+    bucket.put_object(Bucket=BUCKET, Key="backups/a-table/changes/_gaps/x.json", Body=b"{}")  # no backup
+    rows = {r["table"]: r for r in newest_backups(bucket, BUCKET, "backups")}
+    a, b = rows["a-table"], rows["b-table"]
+    assert (a["latest"], a["latestComplete"]) == ("20261122T030000Z-00000003", False)
+    assert a["newestComplete"] == {
+        "backupId": "20261121T030000Z-00000002",
+        "startedAt": None,
+        "finishedAt": "2026-11-21T03:10:00+00:00",
+        "items": 5,
+        "bytes": 50,
+    }
+    assert (b["latest"], b["newestComplete"]) == ("20261122T030000Z-00000004", None)

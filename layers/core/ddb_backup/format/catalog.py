@@ -51,23 +51,58 @@ def list_backups(s3: Any, bucket: str, prefix: str = "", *, table: str | None = 
     return rows
 
 
-def newest_backup_ages(s3: Any, bucket: str, prefix: str = "", *, now: dt.datetime | None = None) -> dict[str, float]:
-    """Hours since the newest complete backup of every table under ``prefix``.
+def newest_backups(s3: Any, bucket: str, prefix: str = "") -> list[dict[str, Any]]:
+    """Every table under ``prefix``: its newest backup (complete or not) and its newest complete one.
 
-    Backup ids sort by time, so each table's ids are tried newest first until one
-    has a manifest; a table with no complete backup at all reports infinity.
+    Backup ids sort by time, so each table's ids are tried newest first until one has a manifest. A row:
+    ``table``, ``latest`` (the newest backup id, or None), ``latestComplete``, and ``newestComplete`` (None,
+    or its ``backupId``, ``startedAt``, ``finishedAt``, ``items``, ``bytes``). Directories that are no backup
+    id (``changes/``) are not backups.
     """
-    now = now or dt.datetime.now(dt.UTC)
-    ages: dict[str, float] = {}
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    rows = []
     for table_dir in _table_dirs(s3, bucket, prefix):
         name = table_dir[len(prefix) :].rstrip("/")
-        ages[name] = float("inf")
-        for backup_dir in sorted(_children(s3, bucket, table_dir), reverse=True):
-            manifest = get_json_or_none(s3, bucket, backup_dir + layout.MANIFEST)
+        ids = sorted((d[len(table_dir) :].rstrip("/") for d in _children(s3, bucket, table_dir)), reverse=True)
+        ids = [i for i in ids if layout.is_backup_id(i)]
+        newest = None
+        for backup_id in ids:
+            manifest = get_json_or_none(s3, bucket, f"{table_dir}{backup_id}/{layout.MANIFEST}")
             if manifest is not None:
-                finished = dt.datetime.fromisoformat(manifest["finishedAt"])
-                ages[name] = max(0.0, (now - finished).total_seconds() / 3600)
+                newest = {
+                    "backupId": backup_id,
+                    "startedAt": manifest.get("startedAt"),
+                    "finishedAt": manifest["finishedAt"],
+                    "items": manifest["totals"]["items"],
+                    "bytes": manifest["totals"]["bytes"],
+                }
                 break
-        if name in layout.LEGACY_BOOKKEEPING and ages[name] == float("inf"):
-            del ages[name]  # old run bookkeeping, not a table that lost its backups
-    return ages
+        if newest is None and name in layout.LEGACY_BOOKKEEPING:
+            continue  # old run bookkeeping, not a table that lost its backups
+        latest = ids[0] if ids else None
+        rows.append(
+            {
+                "table": name,
+                "latest": latest,
+                "latestComplete": newest is not None and newest["backupId"] == latest,
+                "newestComplete": newest,
+            }
+        )
+    return rows
+
+
+def age_hours(finished_at: str | None, now: dt.datetime) -> float:
+    """Hours from ``finished_at`` (ISO 8601) to ``now``; infinity when there is none."""
+    if finished_at is None:
+        return float("inf")
+    return max(0.0, (now - dt.datetime.fromisoformat(finished_at)).total_seconds() / 3600)
+
+
+def newest_backup_ages(s3: Any, bucket: str, prefix: str = "", *, now: dt.datetime | None = None) -> dict[str, float]:
+    """Hours since the newest complete backup of every table under ``prefix`` (infinity: none is complete)."""
+    now = now or dt.datetime.now(dt.UTC)
+    return {
+        row["table"]: age_hours((row["newestComplete"] or {}).get("finishedAt"), now)
+        for row in newest_backups(s3, bucket, prefix)
+    }

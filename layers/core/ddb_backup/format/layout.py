@@ -49,6 +49,11 @@ def check_backup_id(backup_id: str) -> str:
     return backup_id
 
 
+def is_backup_id(name: str) -> bool:
+    """True when ``name`` is a backup id (a table directory's ``changes/`` is not)."""
+    return bool(_BACKUP_ID.fullmatch(name))
+
+
 def check_table_name(name: str) -> str:
     if not isinstance(name, str) or not _TABLE.fullmatch(name):
         raise BadInput(f"table name {name!r} is not a valid DynamoDB table name")
