@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import os
 import secrets
+import shlex
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -127,7 +128,7 @@ def _restore_prepared(
             if info["method"] == "import":
                 result = _import_one(ddb, src, target, info, run_id, run.warn)
             else:
-                result = _write_one(ddb, s3, (src, target, info), run_id, request, run.workers, run.progress_factory)
+                result = _write_selected(ddb, s3, (src, target, info), run_id, request, run)
             result["methodReason"] = info["reason"]
             if run.select is not None:
                 result["selected"] = [s.label for s in run.select.selectors]
@@ -137,6 +138,20 @@ def _restore_prepared(
     finally:
         _put_back_all(ddb, loaded, run.warn)
     return results
+
+
+def _write_selected(
+    ddb: Any, s3: Any, prepared: tuple[Source, str, dict[str, Any]], run_id: str, request: dict[str, Any], run: _Run
+) -> dict[str, Any]:
+    """:func:`_write_one`; stopped by Ctrl-C under a selection, the command that resumes repeats the selection
+    (without it, a resumed run would write every item of the backup)."""
+    try:
+        return _write_one(ddb, s3, prepared, run_id, request, run.workers, run.progress_factory)
+    except cancel.Interrupted as exc:
+        if run.select is None:
+            raise
+        words = shlex.join(w for pair in run.select.given for w in pair)
+        raise cancel.Interrupted(f"{exc}; add this run's selection to it, {words}, or every item is restored") from None
 
 
 def _check_selectable(mode: str, method: str, expect_items: int | None) -> None:
