@@ -8,7 +8,10 @@ from typing import Any
 
 from ddb_backup.aws.clients import client
 from ddb_backup.aws.s3io import split_s3_url
+from ddb_backup.changes.stream import Change
 from ddb_backup_cli.common import UsageError, add_command, print_json, say, table_name
+from ddb_backup_cli.files.preview import show_rows
+from ddb_backup_cli.files.select import Selection, overlay
 
 
 def _dir(url: str) -> tuple[str, str]:
@@ -41,6 +44,9 @@ def restore_to_time(args: argparse.Namespace, options: dict[str, Any]) -> int:
     check_reach(client("dynamodbstreams"), s3, bucket, table_dir, manifest, when)
     changes = changes_to(s3, bucket, table_dir, manifest, when)
     moment = {"toTime": when.isoformat(), "consistentAt": manifest["consistentAt"]}
+    select: Selection | None = options.get("select")
+    if select is not None:  # a key that only the changes bring is selected too
+        select.also = changes
     [row] = restore_sources(
         ddb,
         s3,
@@ -49,17 +55,25 @@ def restore_to_time(args: argparse.Namespace, options: dict[str, Any]) -> int:
         allow_source=args.allow_source,
         workers=args.workers,
         warn=lambda text: print(f"ddb-backup: warning: {text}", file=sys.stderr),
-        after_parts=lambda target: {**moment, **apply(ddb, target, changes, when)},
+        after_parts=lambda target: {**moment, **apply(ddb, target, _kept(changes, select), when)},
         **options,
     )
+    if select is not None and select.preview:
+        row.update(moment=when.isoformat(), items=overlay(row["items"], _kept(changes, select), when, select.key_names))
+        return show_rows(args, [row])
     if options.get("dry_run"):
-        row.update(moment, changesToApply=len(fold(changes, when)))
+        row.update(moment, changesToApply=len(fold(_kept(changes, select), when)))
         lines = [*dry_run_lines(row), f"then {row['changesToApply']:,} changes up to {row['toTime']}"]
         return _said(args, row, [*lines, "dry run: nothing created, written or deleted"])
     text = (
         f"{row['source']} -> {args.table}: {row['items']:,} items, then {row['changes']:,} changes to {row['toTime']}"
     )
     return _said(args, row, [text])
+
+
+def _kept(changes: list[Change], select: Selection | None) -> list[Change]:
+    """The changes of the selected keys (all without a selection): a selection is restored to the time alone."""
+    return changes if select is None else [c for c in changes if select.keeps(c)]
 
 
 def _said(args: argparse.Namespace, row: dict[str, Any], lines: list[str]) -> int:

@@ -31,6 +31,8 @@ from ddb_backup_cli.common import (
 )
 from ddb_backup_cli.endpoint import describe_failure
 from ddb_backup_cli.files.cancel import Interrupted
+from ddb_backup_cli.files.preview import show_rows
+from ddb_backup_cli.files.select import FILE, KEY, PREFIX, Selection
 from ddb_backup_cli.progress import Progress
 
 DEMO_HELP = (
@@ -190,12 +192,13 @@ def _report(args: argparse.Namespace, rows: list[dict[str, Any]], line: Callable
 def cmd_restore(args: argparse.Namespace) -> int:
     from ddb_backup_cli.files.restore import restore_sources
 
+    select = selection(args)
     if args.to_time:  # recovery to a second, from exact backups and the change archive (issue 14)
         from ddb_backup_cli.changes_cmd import restore_to_time
 
         options = {"mode": args.mode, "limit": estimate.limit_of(args, "write"), "dry_run": args.dry_run}
         options["confirm"] = partial(_confirm_delete, args.yes)
-        return restore_to_time(args, {**options, **_load_options(args)})
+        return restore_to_time(args, {**options, **_load_options(args), "select": select})
     one_target(args)
     if args.expect_items is not None and (args.map or args.expect_items < 0):
         raise UsageError("--expect-items N is a count of items, for a single --table restore")
@@ -222,7 +225,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
         method=args.method,
         note=lambda text: say(args, text, stream=sys.stderr),
         confirm=partial(_confirm_delete, args.yes),
+        select=select,
     )
+    if select is not None and select.preview:
+        return show_rows(args, results)
     if args.dry_run:
         from ddb_backup_cli.files.mirror import dry_run_lines
 
@@ -247,6 +253,21 @@ def _confirm_delete(yes: bool, target: str, count: int) -> bool:
         return False
     answer = input(f"ddb-backup: mirror: delete {count:,} items of {target} that the backup lacks? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
+
+
+def selection(args: argparse.Namespace) -> Selection | None:
+    """The items --key, --key-prefix and --keys-file select (None: all), checked for syntax."""
+    given = [(KEY, text) for text in args.key or []] + [(PREFIX, text) for text in args.key_prefix or []]
+    given += [(FILE, args.keys_file)] if args.keys_file else []
+    if not given:
+        if args.preview or args.csv:
+            raise UsageError("--preview shows the items a selection matches: give --key, --key-prefix or --keys-file")
+        return None
+    if args.csv and not args.preview:
+        raise UsageError("--csv is a form of --preview: give --preview --csv")
+    chosen = Selection(given, preview=args.preview)
+    chosen.check()
+    return chosen
 
 
 def _restored_line(r: dict[str, Any]) -> str:
@@ -419,6 +440,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         metavar="TIME",
         help="s3://B/P/<table>/: the table as it was at TIME (exact backups + change archive)",
     )
+    _add_selectors(p)
 
     p = add(
         "verify",
@@ -429,6 +451,35 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--table", type=table_name, required=True, help="the table to check")
     p.add_argument("--backup", required=True, help="the backup to compare with (any SOURCE restore reads)")
     p.add_argument("--show", type=int, default=10, help="differences to print (default 10)")
+
+
+def _add_selectors(p: argparse.ArgumentParser) -> None:
+    """--key, --key-prefix, --keys-file, --preview, --csv: restore (or show) some items only (issue 28)."""
+    p.add_argument(
+        "--key",
+        action="append",
+        metavar="PK=V[,SK=V]",
+        help="restore only the item with this key, named by the table's key attributes, typed from its schema "
+        "(a B key in base64); the partition key alone selects its whole partition (repeatable)",
+    )
+    p.add_argument(
+        "--key-prefix",
+        action="append",
+        metavar="PK=PREFIX[,SK=PREFIX]",
+        help="restore only the items whose string partition key (and sort key, if given) starts so (repeatable)",
+    )
+    p.add_argument(
+        "--keys-file",
+        metavar="FILE",
+        help='restore only the items keyed as the JSON lines of FILE, typed {"pk": {"S": "a"}} or plain {"pk": "a"}',
+    )
+    p.add_argument(
+        "--preview",
+        action="store_true",
+        help="with a selector: show the matching items, their count and moment, and write nothing "
+        "(a table on a terminal, else lines; JSON lines with --json, CSV with --csv)",
+    )
+    p.add_argument("--csv", action="store_true", help="with --preview: CSV, the key attributes first")
 
 
 def register_demo(sub: Any, parents: list[argparse.ArgumentParser]) -> None:

@@ -10,11 +10,17 @@ import datetime as dt
 import logging
 import os
 import secrets
+import shlex
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ddb_backup.aws.ratelimit import NO_LIMIT, Limit
+from ddb_backup.changes.consistent import stored_changes
+from ddb_backup.changes.replay import at
 from ddb_backup.errors import BillingNotRestored, IntegrityError, RestoreIncomplete
 from ddb_backup.format.ddbjson import Item
 from ddb_backup.format.dialects import item_size
@@ -27,10 +33,24 @@ from ddb_backup.restore.preflight import resume_hint
 from ddb_backup.restore.resume import Mark, clear_mark
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
+from ddb_backup_cli.common import UsageError
 from ddb_backup_cli.files import cancel, mirror
+from ddb_backup_cli.files.select import Selection, overlay
 from ddb_backup_cli.progress import Progress, counted
 
 LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class _Run:
+    """The options of one restore that each target's writing and finishing use."""
+
+    writers: tuple[int, mirror.Confirm]  # workers, and whether a mirror may delete
+    progress_factory: Callable[[str], Progress] | None
+    warn: Callable[[str], None]
+    note: Callable[[str], None]
+    checks: tuple[bool, int | None, Callable[[str], dict[str, Any]] | None]
+    select: Selection | None
 
 
 def restore_sources(
@@ -59,62 +79,131 @@ def restore_sources(
     note: Callable[[str], None] = lambda text: None,
     confirm: mirror.Confirm = mirror.refuse,
     after_parts: Callable[[str], dict[str, Any]] | None = None,
+    select: Selection | None = None,
 ) -> list[dict[str, Any]]:
     """Restore ``source`` into ``table`` (or a set, renamed by ``mapping``); one result per table.
 
     Targets are checked before any write and stay marked until their items are written, counted and
     ``after_parts(target)`` applied (a restore to a time's changes, else an exact backup's own). Options:
     ``expect_items`` checked before and after; ``limit``, ``load_billing``, ``within``: :mod:`ddb_backup.restore.
-    capacity`; ``mode``, ``dry_run``: :mod:`.mirror`; ``method``: ``importtable``. Ctrl-C: ``cancel.Interrupted``.
-    ``confirm(target, count)``: whether a mirror may delete ``count`` items of ``target`` (default: no).
+    capacity`; ``mode``, ``dry_run``: :mod:`.mirror`; ``method``: ``importtable``; ``select``: only the items it
+    selects (:mod:`.select`; under its ``preview``, the rows to show and nothing written). Ctrl-C:
+    ``cancel.Interrupted``. ``confirm(target, count)``: whether a mirror may delete ``count`` items (default: no).
     """
     if expect_items is not None:
         _check_expected(source, s3, expect_items)
+    if select is not None:
+        _check_selectable(mode, method, expect_items)
     extra: dict[str, Any] = {"writeRate": limit.rate, "writePercent": limit.percent, "loadBilling": load_billing}
     extra.update(within=within, tables=tables, allowPartial=allow_partial or None, method=method)
     extra["expectItems"] = expect_items  # a mirror deletes only on a checked count
     request = {**_request(source, table, mapping, backup_id, mode, allow_source, key_names), **extra}
     run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
-    prepared, backup_run, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id, check_only=dry_run)
-    if backup_run:  # a resume finishes this run, not a newer one
-        request["backupId"] = backup_run
-    list(map(warn, notes))
-    if dry_run:
-        return [mirror.dry_run(ddb, src, target, info, mode) for src, target, info in prepared]
+    run = _Run((workers, confirm), progress_factory, warn, note, (exact, expect_items, after_parts), select)
+    with tempfile.TemporaryDirectory(prefix="ddb-backup-select-") as spool:
+        narrowed = _narrowed(ddb, s3, request, run_id, select, Path(spool)) if select else {}
+        if select is not None and select.preview:
+            return [_preview_row(src, target, select, after_parts is None) for src, target in narrowed.values()]
+        prepared, backup_run, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id, check_only=dry_run)
+        if backup_run:  # a resume finishes this run, not a newer one
+            request["backupId"] = backup_run
+        prepared = [(narrowed[t][0] if t in narrowed else src, t, info) for src, t, info in prepared]
+        list(map(warn, notes))
+        if dry_run:
+            return [mirror.dry_run(ddb, src, target, info, mode) for src, target, info in prepared]
+        return _restore_prepared(ddb, s3, prepared, request, run_id, run)
+
+
+def _restore_prepared(
+    ddb: Any,
+    s3: Any,
+    prepared: list[tuple[Source, str, dict[str, Any]]],
+    request: dict[str, Any],
+    run_id: str,
+    run: _Run,
+) -> list[dict[str, Any]]:
+    """Write each prepared target, check and finish it; every target switched to on-demand for the load put back."""
     loaded = {target: info["loadBilling"] for _, target, info in prepared if info.get("loadBilling")}
     results = []
     try:
         for src, target, info in prepared:
-            writers = (workers, confirm)
-            result = _one(ddb, s3, (src, target, info), (run_id, request), writers, progress_factory, (warn, note))
-            results.append(_finish_one(ddb, src, result, (exact, expect_items, after_parts), warn))
+            list(map(run.warn, src.warnings + info.get("warnings", []) + info.get("capacity", [])))
+            run.note(info["reason"])
+            if info["method"] == "import":
+                result = _import_one(ddb, src, target, info, run_id, run.warn)
+            else:
+                result = _write_selected(ddb, s3, (src, target, info), run_id, request, run)
+            result["methodReason"] = info["reason"]
+            if run.select is not None:
+                result["selected"] = [s.label for s in run.select.selectors]
+            results.append(_finish_one(ddb, src, result, run.checks, run.warn, run.select))
             if target in loaded:
                 capacity.put_back(ddb, target, loaded.pop(target))
     finally:
-        _put_back_all(ddb, loaded, warn)
+        _put_back_all(ddb, loaded, run.warn)
     return results
 
 
-def _one(
-    ddb: Any,
-    s3: Any,
-    prepared: tuple[Source, str, dict[str, Any]],
-    run: tuple[str, dict[str, Any]],
-    writers: tuple[int, mirror.Confirm],
-    progress_factory: Callable[[str], Progress] | None,
-    say: tuple[Callable[[str], None], Callable[[str], None]],
+def _write_selected(
+    ddb: Any, s3: Any, prepared: tuple[Source, str, dict[str, Any]], run_id: str, request: dict[str, Any], run: _Run
 ) -> dict[str, Any]:
-    """One prepared table restored by its method, its warnings and the method's reason said first (``say``)."""
-    src, target, info = prepared
-    warn, note = say
-    list(map(warn, src.warnings + info.get("warnings", []) + info.get("capacity", [])))
-    note(info["reason"])
-    if info["method"] == "import":
-        result = _import_one(ddb, src, target, info, run[0], warn)
-    else:
-        result = _write_one(ddb, s3, prepared, run[0], run[1], writers, progress_factory)
-    result["methodReason"] = info["reason"]
-    return result
+    """:func:`_write_one`; stopped by Ctrl-C under a selection, the command that resumes repeats the selection
+    (without it, a resumed run would write every item of the backup)."""
+    try:
+        return _write_one(ddb, s3, prepared, run_id, request, run.writers, run.progress_factory)
+    except cancel.Interrupted as exc:
+        if run.select is None:
+            raise
+        words = shlex.join(w for pair in run.select.given for w in pair)
+        raise cancel.Interrupted(f"{exc}; add this run's selection to it, {words}, or every item is restored") from None
+
+
+def _check_selectable(mode: str, method: str, expect_items: int | None) -> None:
+    """A selection restores some items with BatchWriteItem, into a new table or over an existing one."""
+    if mode == "mirror":
+        raise UsageError(
+            "--mode mirror makes the whole table the backup (deleting what the backup lacks): it cannot be "
+            "limited to selected items; use --mode overwrite to put the selected items back"
+        )
+    if method != "write":
+        raise UsageError(
+            "--method import loads a whole backup into a new table; selected items are written: leave it out"
+        )
+    if expect_items is not None:
+        raise UsageError("--expect-items counts the whole source; a selection's matches are counted and checked anyway")
+
+
+def _narrowed(
+    ddb: Any, s3: Any, request: dict[str, Any], run_id: str, select: Selection, spool: Path
+) -> dict[str, tuple[Source, str]]:
+    """Each target's source narrowed to the selected items (checked: nothing created or marked), by target."""
+    checked, _, _ = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id, check_only=True)
+    if len(checked) != 1:
+        raise UsageError("--key, --key-prefix and --keys-file select items of one table: give --table, not --map")
+    ((src, target, info),) = checked
+    select.bind(info["keySchema"], target)
+    return {target: (select.narrow(src, spool, target), target)}
+
+
+def _preview_row(src: Source, target: str, select: Selection, own_changes: bool) -> dict[str, Any]:
+    """What ``--preview`` shows: the selected items as of the backup's moment (an exact backup's own changes
+    applied, when ``own_changes``), and that moment."""
+    items = list(src.items())
+    moment = _backup_time(src)
+    stored = stored_changes(src.s3, src.location) if own_changes and src.consistent_at else None
+    if stored is not None:
+        moment = stored[0]
+        items = overlay(items, [c for c in stored[1] if select.keeps(c)], at(moment), select.key_names)
+    return {"source": src.location, "table": target, "keyNames": select.key_names, "items": items, "moment": moment}
+
+
+def _backup_time(src: Source) -> str | None:
+    """The time a backup was taken, from its id (``20261122T030000Z-1a2b3c4d``); None when the source has none."""
+    try:
+        taken = dt.datetime.strptime((src.backup_id or "")[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+    return taken.isoformat()
 
 
 def _finish_one(
@@ -123,6 +212,7 @@ def _finish_one(
     result: dict[str, Any],
     checks: tuple[bool, int | None, Callable[[str], dict[str, Any]] | None],
     warn: Callable[[str], None],
+    select: Selection | None = None,
 ) -> dict[str, Any]:
     """After one table's writes: the counts checked, then the changes to apply (``checks[2]``, else an exact
     backup's own when ``checks[0]``), and only then the mark removed (an interrupted run still looks unfinished)."""
@@ -133,7 +223,7 @@ def _finish_one(
     if after_parts is not None:
         result.update(after_parts(target))
     elif exact and src.format == "ddb-backup-v1":
-        result.update(_exact(ddb, src, target))
+        result.update(_exact(ddb, src, target, select))
     clear_mark(ddb, target)
     return result
 
@@ -260,17 +350,17 @@ def _check_restored(src: Source, result: dict[str, Any], expect: int | None, war
         )
 
 
-def _exact(ddb: Any, src: Source, target: str) -> dict[str, Any]:
+def _exact(ddb: Any, src: Source, target: str, select: Selection | None = None) -> dict[str, Any]:
     """An exact backup's changes applied after its parts (issue 14), from S3 or a local copy of the backup's
-    directory; nothing for other backups."""
+    directory (under a selection: the selected keys' only); nothing for other backups."""
     from ddb_backup.aws.s3io import split_s3_url
     from ddb_backup.changes.consistent import finish_restore, finish_restore_local
 
     if is_s3(src.location):
         bucket, directory = split_s3_url(src.location)
-        done = finish_restore(ddb, src.s3, bucket, directory, target)
+        done = finish_restore(ddb, src.s3, bucket, directory, target, select.keeps if select else None)
     else:
-        done = finish_restore_local(ddb, src.location, target)
+        done = finish_restore_local(ddb, src.location, target, select.keeps if select else None)
     return {"consistentAt": done["consistentAt"], "changes": done["changes"]} if done else {}
 
 

@@ -153,19 +153,43 @@ def local_backup_changes(directory: str, manifest: dict[str, Any]) -> list[Chang
     return out
 
 
-def finish_restore_local(ddb: Any, directory: str, target: str) -> dict[str, Any] | None:
+def stored_changes(s3: Any, url: str) -> tuple[str, list[Change]] | None:
+    """An exact backup's ``consistentAt`` and its stored changes, from S3 or a local copy of its directory (each
+    file checked against its sha256); None for a backup that is not exact."""
+    if url.startswith("s3://"):
+        bucket, _, directory = url[len("s3://") :].partition("/")
+        directory = directory if not directory or directory.endswith("/") else directory + "/"
+        manifest = get_json(s3, bucket, directory + layout.MANIFEST)
+        if "consistentAt" not in manifest:
+            return None
+        return manifest["consistentAt"], backup_changes(s3, bucket, directory, manifest)
+    manifest = json.loads((Path(url) / layout.MANIFEST).read_text())
+    if "consistentAt" not in manifest:
+        return None
+    return manifest["consistentAt"], local_backup_changes(url, manifest)
+
+
+def finish_restore_local(
+    ddb: Any, directory: str, target: str, keep: Callable[[Change], bool] | None = None
+) -> dict[str, Any] | None:
     """:func:`finish_restore` for a backup directory copied from S3 to this machine."""
-    manifest = json.loads((Path(directory) / layout.MANIFEST).read_text())
-    if "consistentAt" not in manifest:
-        return None
-    counts = apply(ddb, target, local_backup_changes(directory, manifest), at(manifest["consistentAt"]))
-    return {"consistentAt": manifest["consistentAt"], **counts}
+    return _finish(ddb, stored_changes(None, directory), target, keep)
 
 
-def finish_restore(ddb: Any, s3: Any, bucket: str, directory: str, target: str) -> dict[str, Any] | None:
-    """After the parts: apply an exact backup's changes up to its ``consistentAt`` (None for other backups)."""
-    manifest = get_json(s3, bucket, directory + layout.MANIFEST)
-    if "consistentAt" not in manifest:
+def finish_restore(
+    ddb: Any, s3: Any, bucket: str, directory: str, target: str, keep: Callable[[Change], bool] | None = None
+) -> dict[str, Any] | None:
+    """After the parts: apply an exact backup's changes up to its ``consistentAt`` (None for other backups).
+
+    ``keep``: only the changes it accepts (a restore of selected items applies the changes of those only)."""
+    return _finish(ddb, stored_changes(s3, f"s3://{bucket}/{directory}"), target, keep)
+
+
+def _finish(
+    ddb: Any, stored: tuple[str, list[Change]] | None, target: str, keep: Callable[[Change], bool] | None
+) -> dict[str, Any] | None:
+    if stored is None:
         return None
-    counts = apply(ddb, target, backup_changes(s3, bucket, directory, manifest), at(manifest["consistentAt"]))
-    return {"consistentAt": manifest["consistentAt"], **counts}
+    moment, changes = stored
+    counts = apply(ddb, target, [c for c in changes if keep(c)] if keep else changes, at(moment))
+    return {"consistentAt": moment, **counts}
