@@ -32,7 +32,7 @@ from ddb_backup_cli.common import (
 from ddb_backup_cli.endpoint import describe_failure
 from ddb_backup_cli.files.cancel import Interrupted
 from ddb_backup_cli.files.preview import show_rows
-from ddb_backup_cli.files.select import FILE, KEY, PREFIX, Selection
+from ddb_backup_cli.files.select import selection
 from ddb_backup_cli.progress import Progress
 
 DEMO_HELP = (
@@ -253,21 +253,6 @@ def _confirm_delete(yes: bool, target: str, count: int) -> bool:
         return False
     answer = input(f"ddb-backup: mirror: delete {count:,} items of {target} that the backup lacks? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
-
-
-def selection(args: argparse.Namespace) -> Selection | None:
-    """The items --key, --key-prefix and --keys-file select (None: all), checked for syntax."""
-    given = [(KEY, text) for text in args.key or []] + [(PREFIX, text) for text in args.key_prefix or []]
-    given += [(FILE, args.keys_file)] if args.keys_file else []
-    if not given:
-        if args.preview or args.csv:
-            raise UsageError("--preview shows the items a selection matches: give --key, --key-prefix or --keys-file")
-        return None
-    if args.csv and not args.preview:
-        raise UsageError("--csv is a form of --preview: give --preview --csv")
-    chosen = Selection(given, preview=args.preview)
-    chosen.check()
-    return chosen
 
 
 def _restored_line(r: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ keys only (:meth:`Selection.keeps`).
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import json
@@ -228,3 +229,18 @@ def overlay(items: list[Item], changes: Iterable[dict[str, Any]], until: Any, ke
 def _key_text(wire_key: dict[str, Any]) -> str:
     """A key in DynamoDB JSON as comparable text (a number normalised)."""
     return json.dumps({n: key_value(v) for n, v in wire_key.items()}, sort_keys=True, default=str)
+
+
+def selection(args: argparse.Namespace) -> Selection | None:
+    """The items --key, --key-prefix and --keys-file select (None: all), checked for syntax."""
+    given = [(KEY, text) for text in args.key or []] + [(PREFIX, text) for text in args.key_prefix or []]
+    given += [(FILE, args.keys_file)] if args.keys_file else []
+    if not given:
+        if args.preview or args.csv:
+            raise UsageError("--preview shows the items a selection matches: give --key, --key-prefix or --keys-file")
+        return None
+    if args.csv and not args.preview:
+        raise UsageError("--csv is a form of --preview: give --preview --csv")
+    chosen = Selection(given, preview=args.preview)
+    chosen.check()
+    return chosen
