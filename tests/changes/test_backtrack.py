@@ -184,3 +184,31 @@ def test_a_time_the_backups_do_not_reach_is_refused_naming_why(history: dict[str
 def test_a_selector_is_required(history: dict[str, Any], capsys: Any) -> None:
     assert main(["backtrack", "--table", TABLE, "--from", FROM, "--to-time", history["when"], "--yes"]) == 2
     assert "choose its items with --key" in capsys.readouterr().err
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_it_asks_and_a_no_writes_nothing(
+    history: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ddb = history["ddb"]
+    before = _state(ddb)
+    monkeypatch.setattr("sys.stdin", _Terminal("n\n"))
+    assert main(["-q", *_argv(history)]) == 1
+    assert _state(ddb) == before
+    monkeypatch.setattr("sys.stdin", _Terminal("y\n"))
+    assert main(["-q", *_argv(history)]) == 0
+    assert _state(ddb) == _expected(history, before)
+
+
+def test_a_key_that_matches_nothing_then_or_now_is_refused_before_any_write(
+    history: dict[str, Any], capsys: Any
+) -> None:
+    ddb = history["ddb"]
+    before = _state(ddb)
+    assert main([*_argv(history, "--yes"), "--key", "pk=zz,sk=1"]) == 1
+    assert "--key 'pk=zz,sk=1': matched no item of bt-Table" in capsys.readouterr().err
+    assert _state(ddb) == before

@@ -248,7 +248,7 @@ def undo_steps(ddb: Any, table: str, done: list[Step]) -> tuple[list[Step], list
         if text == (step.before and canonical(step.before)):
             continue  # already as before the backtrack (skipped by it, or undone already)
         if text != (step.after and canonical(step.after)):
-            left.append((step, "changed since the backtrack: left as it is"))
+            left.append((step, "changed since the backtrack (or left alone by it): left as it is"))
             continue
         steps.append(Step(step.key, now, step.before))
     return steps, left
