@@ -10,6 +10,7 @@ from ddb_backup.aws.clients import client
 from ddb_backup.aws.s3io import split_s3_url
 from ddb_backup.changes.stream import Change
 from ddb_backup_cli.common import UsageError, add_command, print_json, say, table_name
+from ddb_backup_cli.files import backtrack
 from ddb_backup_cli.files.preview import show_rows
 from ddb_backup_cli.files.select import Selection, overlay
 
@@ -105,7 +106,8 @@ def cmd_follow(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """Add ``changes follow`` to the main parser's subcommands."""
+    """Add ``changes follow`` and ``backtrack`` (which reads the change archive) to the main parser's subcommands."""
+    backtrack.register(sub, parents)
     changes = sub.add_parser(
         "changes",
         help="the continuous change archive (from the table's stream)",
