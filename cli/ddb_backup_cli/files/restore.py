@@ -128,7 +128,8 @@ def _restore_prepared(
     try:
         for src, target, info in prepared:
             list(map(run.warn, src.warnings + info.get("warnings", []) + info.get("capacity", [])))
-            run.note(info["reason"])
+            if request.get("method", "write") != "write":  # a choice made (auto): why; --method write needs none
+                run.note(info["reason"])
             if info["method"] == "import":
                 result = _import_one(ddb, src, target, info, run_id, run.warn)
             else:
