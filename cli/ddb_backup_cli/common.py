@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
+import re
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from ddb_backup.aws.clients import client
 from ddb_backup_cli.progress import Progress
@@ -135,6 +137,14 @@ class Parser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """argparse's usage error; a mistyped command gets the closest commands ("did you mean restore?")."""
+        found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if found:
+            close = difflib.get_close_matches(found[1], re.findall(r"'([^']*)'", found[2]), n=3)
+            message += f" (did you mean {' or '.join(close)}?)" if close else ""
+        super().error(message)
 
 
 def common_options(*, top: bool, endpoint_timeout: bool = True) -> argparse.ArgumentParser:

@@ -35,6 +35,7 @@ def describe_source(source: str, s3: Any = None) -> dict[str, Any]:
         "bytes": None if None in sizes else sum(s or 0 for s in sizes),
         "parts": len(src.parts),
         "checksums": _checksums(src),
+        "verifiable": src.expected_items is not None or _checksums(src) != "none",
         "keySchema": src.key_schema,
         "settings": _settings(src.description) if src.description else None,
         "warnings": src.warnings,
@@ -59,8 +60,22 @@ def _time(src: Source) -> str | None:
 
 
 def _checksums(src: Source) -> str:
+    """The checksums the source carries: a manifest's of every part, or a local file's end line's of its lines."""
+    if src.parts and all(p.lines_sha256 for p in src.parts):
+        return "sha256 of its lines (end line)" if len(src.parts) == 1 else "sha256 of every part's lines"
     kinds = [k for k in ("sha256", "md5") if src.parts and all(getattr(p, k) for p in src.parts)]
     return f"{kinds[0]} of every part" if kinds else "none"
+
+
+#: What ``describe`` says of a source with neither a count nor a checksum: nothing proves it whole.
+UNKNOWN = "unknown (no count or checksum)"
+
+
+def _shown(value: Any) -> Any:
+    """A setting as printed: a list joined, nothing recorded (None, empty) as ``-``."""
+    if isinstance(value, list):
+        return ", ".join(map(str, value)) or "-"
+    return "-" if value is None else value
 
 
 def _settings(description: dict[str, Any]) -> dict[str, Any]:
@@ -97,8 +112,8 @@ def cmd_describe(args: argparse.Namespace) -> int:
             ("parts", doc["parts"]),
             ("checksums", doc["checksums"]),
             ("keys", keys or "- (not recorded: restore needs --keys)"),
-            *((name, value) for name, value in (doc["settings"] or {}).items()),
-            ("complete", "yes"),
+            *((name, _shown(value)) for name, value in (doc["settings"] or {}).items()),
+            ("complete", "yes" if doc["verifiable"] else UNKNOWN),
         ):
             print(f"{label + ':':16} {value}")
         for text in doc["warnings"]:

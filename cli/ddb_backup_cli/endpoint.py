@@ -133,6 +133,11 @@ def describe_failure(exc: Exception) -> str | None:
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         return f"{exc.operation_name}: {err.get('Code')}: {err.get('Message')}"
+    if isinstance(exc, ConnectionError):  # "Could not connect to the endpoint URL", connect timeouts
+        return (
+            f"{exc}: check --endpoint-url / AWS_ENDPOINT_URL (is that endpoint up?), the network, "
+            "and the region (--region / AWS_REGION: it makes the AWS endpoint's name)"
+        )
     if isinstance(exc, BotoCoreError):
         return str(exc)
     if isinstance(exc, OSError):

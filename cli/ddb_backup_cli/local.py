@@ -131,11 +131,8 @@ def check_tables_exist(ddb: Any, tables: list[str]) -> None:
     missing = [t for t in tables if describe_table(ddb, t) is None]
     if missing:
         names = ", ".join(repr(t) for t in missing)
-        raise TableNotFound(
-            f"table {names} does not exist; nothing was backed up (see 'aws dynamodb list-tables')"
-            if len(missing) == 1
-            else f"tables {names} do not exist; nothing was backed up (see 'aws dynamodb list-tables')"
-        )
+        are = "table {} does not exist" if len(missing) == 1 else "tables {} do not exist"
+        raise TableNotFound(f"{are.format(names)}; nothing was backed up (see 'aws dynamodb list-tables')")
 
 
 def _backup_to_s3(args: argparse.Namespace, ddb: Any, tables: list[str] | None, prefix: str | None) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -80,12 +81,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()  # here, where a closed pipe is caught, not at exit
         return code
     except UsageError as exc:
-        getattr(args, "parser", parser).print_usage(sys.stderr)
-        print(f"ddb-backup: error: {exc}", file=sys.stderr)
-        return 2
+        if not args.json:
+            getattr(args, "parser", parser).print_usage(sys.stderr)
+        return _error(args, str(exc), exc, 2)
     except (DdbBackupError, BadInput) as exc:
-        print(f"ddb-backup: error: {exc}", file=sys.stderr)
-        return 1
+        return _error(args, str(exc), exc, 1)
     except BrokenPipeError:
         return _reader_went_away()
     except KeyboardInterrupt as exc:
@@ -94,8 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = endpoint.describe_failure(exc)
         if message is None:
             raise
+        return _error(args, message, exc, 1)
+
+
+def _error(args: argparse.Namespace, message: str, exc: Exception, code: int) -> int:
+    """The error on stderr: a line for a person, or under --json ``{"error": ..., "type": ...}``; returns ``code``."""
+    if args.json:
+        print(json.dumps({"error": message, "type": type(exc).__name__}), file=sys.stderr)
+    else:
         print(f"ddb-backup: error: {message}", file=sys.stderr)
-        return 1
+    return code
 
 
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:

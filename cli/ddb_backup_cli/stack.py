@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import re
 import sys
 import time
 from functools import partial
@@ -25,6 +26,7 @@ from ddb_backup_cli.common import (
     table_name,
     tables_arg,
 )
+from ddb_backup_cli.files import cancel
 
 DEFAULT_PREFIX = "backups/"
 
@@ -70,15 +72,21 @@ def _follow(args: argparse.Namespace, execution: str) -> int:
     sfn = client("stepfunctions")
     started = time.monotonic()
     tty = sys.stderr.isatty() and not args.quiet and not args.json
-    while True:
-        desc = sfn.describe_execution(executionArn=execution)
-        if desc["status"] != "RUNNING":
-            break
-        if tty:
-            counts = _map_counts(sfn, execution)
-            sys.stderr.write(f"\r{desc['status'].lower()} {time.monotonic() - started:,.0f} s{counts}\033[K")
-            sys.stderr.flush()
-        time.sleep(args.poll)
+    try:
+        while True:
+            desc = sfn.describe_execution(executionArn=execution)
+            if desc["status"] != "RUNNING":
+                break
+            if tty:
+                counts = _map_counts(sfn, execution)
+                sys.stderr.write(f"\r{desc['status'].lower()} {time.monotonic() - started:,.0f} s{counts}\033[K")
+                sys.stderr.flush()
+            time.sleep(args.poll)
+    except KeyboardInterrupt:
+        raise cancel.Interrupted(
+            f"stopped following; the execution goes on in Step Functions: {execution} "
+            f"(stop it with: aws stepfunctions stop-execution --execution-arn {execution})"
+        ) from None
     if tty:
         sys.stderr.write("\n")
     output = json.loads(desc["output"]) if desc.get("output") else None
@@ -93,9 +101,7 @@ def _follow(args: argparse.Namespace, execution: str) -> int:
             }
         )
     if desc["status"] != "SUCCEEDED":
-        print(
-            f"ddb-backup: execution {desc['status']}: {desc.get('error', '')}: {desc.get('cause', '')}", file=sys.stderr
-        )
+        print(f"ddb-backup: {execution_failure(desc, execution)}", file=sys.stderr)
         return 1
     say(args, f"succeeded in {time.monotonic() - started:,.1f} s")
     if output and not args.json:
@@ -104,6 +110,57 @@ def _follow(args: argparse.Namespace, execution: str) -> int:
         if isinstance(output, dict) and output.get("report") and output.get("bucket"):
             say(args, f"  report: s3://{output['bucket']}/{output['report']}")
     return 0
+
+
+def execution_failure(desc: dict[str, Any], execution: str) -> str:
+    """What a failed execution says: its status, the error type and message (a Lambda's cause is a JSON document
+    with a stack trace: only its ``errorMessage``), the request's fields named as this command's flags, and where
+    the full cause is."""
+    error, cause = desc.get("error") or "", desc.get("cause") or ""
+    try:
+        doc = json.loads(cause)
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict) and "errorMessage" in doc:
+        error, cause = str(doc.get("errorType") or error), str(doc["errorMessage"])
+    message = ": ".join(part for part in (error, as_flags(cause.strip())) if part) or "no error recorded"
+    return (
+        f"execution {desc.get('status', 'FAILED')}: {message}\n"
+        f"  the full cause: aws stepfunctions describe-execution --execution-arn {execution}"
+    )
+
+
+#: The restore request's fields (``events.RestoreRequest``) as the flags of ``start-restore``.
+FLAGS = {
+    "table": "--table",
+    "tables": "--tables",
+    "map": "--map",
+    "backupId": "--backup-id",
+    "allowPartial": "--allow-partial",
+    "allowSource": "--allow-source",
+    "writeRate": "--write-rate",
+    "writePercent": "--write-percent",
+    "loadBilling": "--load-billing",
+    "within": "--within",
+    "readRate": "--read-rate",
+    "readPercent": "--read-percent",
+    "segments": "--segments",
+}
+
+
+def as_flags(text: str) -> str:
+    """``text`` with the request's words in the command line's: ``mode 'overwrite'`` -> ``--mode overwrite``,
+    ``'backupId'`` -> ``--backup-id``; ``allowSource / --allow-source`` -> ``--allow-source``."""
+    text = re.sub(r"\b(mode|method) '([a-z-]+)'", r"--\1 \2", text)
+    text = re.sub(r"\b(\w+) / (--[a-z-]+)", lambda m: m[2] if FLAGS.get(m[1]) == m[2] else m[0], text)
+    return re.sub(r"'(\w+)'|\((\w+)\)", lambda m: _flag(m), text)
+
+
+def _flag(match: re.Match[str]) -> str:
+    word = match[1] or match[2]
+    if word not in FLAGS:
+        return match[0]
+    return FLAGS[word] if match[1] else f"({FLAGS[word]})"
 
 
 def _map_counts(sfn: Any, execution: str) -> str:

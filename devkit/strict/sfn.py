@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -115,6 +116,17 @@ def _children_failures_fail_the_map(original: Callable[..., None]) -> Callable[.
     return map_run
 
 
+#: The logger of moto's ASL preprocessor, which notes on every execution the Map thresholds it ignores.
+MOTO_ASL_PARSER = "moto.stepfunctions.parser.asl.parse.preprocessor"
+
+
+def _thresholds_note(record: logging.LogRecord) -> bool:
+    """A logging filter: drop moto's "ToleratedFailure... declarations currently have no effect", wrong while
+    :func:`enforced` runs (it applies them) and printed on every execution by ``make demo`` and ``local-stack``."""
+    text = record.getMessage()
+    return not ("Tolerated" in text and "have no effect" in text)
+
+
 @contextmanager
 def enforced() -> Iterator[None]:
     """Apply AWS's Step Functions quotas and Map failure rules to moto while the block runs."""
@@ -126,4 +138,7 @@ def enforced() -> Iterator[None]:
             (DistributedIterationComponent, "_map_run", _children_failures_fail_the_map),
         ):
             stack.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
+        parser_log = logging.getLogger(MOTO_ASL_PARSER)
+        parser_log.addFilter(_thresholds_note)
+        stack.callback(parser_log.removeFilter, _thresholds_note)
         yield

@@ -135,3 +135,7 @@ def test_a_failed_execution_exits_1_naming_the_error(local_stack):
     )
     assert failed.returncode == 1
     assert "ddb-backup: execution FAILED" in failed.stderr
+    # issue 24 point 9: the error's type and message, not the Lambda's stack trace; where the full cause is
+    assert "stackTrace" not in failed.stderr and 'File "' not in failed.stderr, failed.stderr
+    assert "aws stepfunctions describe-execution --execution-arn arn:" in failed.stderr, failed.stderr
+    assert len(failed.stderr.strip().splitlines()) <= 3, failed.stderr

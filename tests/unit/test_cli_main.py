@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 import pytest
 
@@ -30,7 +31,7 @@ def test_no_parser_of_the_command_tree_takes_an_abbreviated_option():
 @pytest.mark.parametrize(
     ("argv", "word", "meant"),
     [
-        (["restore", "s3://B/p/T/", "--table", "UUU", "--key", "pk=a00005"], "--key", "--keys"),  # issue 28
+        (["restore", "s3://B/p/T/", "--table", "UUU", "--keys-fi", "k.txt"], "--keys-fi", "--keys-file"),  # issue 28
         (["restore", "s3://B/p/T/", "--table", "UUU", "--expect", "10"], "--expect", "--expect-items"),
         (["backup", "--tab", "mystack-RulesTable"], "--tab", "--table"),
         (["verify", "--table", "mystack-RulesTable", "--backup", "b.json", "--sho", "3"], "--sho", "--show"),
@@ -64,3 +65,35 @@ def test_the_region_is_the_option_then_aws_region_then_aws_default_region(monkey
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")  # no profile's region either
     apply_connection(build_parser().parse_args([*argv, "list"]))
     assert client("dynamodb").meta.region_name == region
+
+
+@pytest.mark.parametrize(
+    ("argv", "meant"),
+    [(["restor"], "did you mean restore or start-restore?"), (["pitr", "enabl"], "did you mean enable?")],
+)
+def test_a_mistyped_command_is_refused_naming_the_closest(capsys, argv, meant):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "invalid choice" in err and meant in err, err
+
+
+def test_under_json_an_error_is_a_json_document_on_stderr(capsys):
+    assert main(["--json", "describe", "no-such-file.json"]) == 1
+    captured = capsys.readouterr()
+    doc = json.loads(captured.err)
+    assert "no-such-file.json" in doc["error"] and doc["type"], doc
+    assert main(["restore", "x.json", "--json"]) == 2  # a usage error: --table or --map missing
+    doc = json.loads(capsys.readouterr().err)
+    assert doc["type"] == "UsageError" and "--table" in doc["error"], doc
+
+
+def test_an_endpoint_that_refuses_says_what_to_check():
+    from botocore.exceptions import EndpointConnectionError
+
+    from ddb_backup_cli.endpoint import describe_failure
+
+    said = describe_failure(EndpointConnectionError(endpoint_url="http://127.0.0.1:9"))
+    assert said is not None and 'Could not connect to the endpoint URL: "http://127.0.0.1:9"' in said
+    assert "--endpoint-url / AWS_ENDPOINT_URL" in said and "network" in said and "--region" in said, said

@@ -73,3 +73,11 @@ def test_the_cli_estimates_a_real_table_and_start_backup_dry_run_starts_nothing(
     assert sfn.list_executions(stateMachineArn=arn)["executions"] == []
     assert main(["start-backup", "--state-machine-arn", arn, "--table", "mystack-GranulesTable"]) == 0
     assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1  # without --dry-run: started
+
+
+def test_one_segment_and_one_item_are_singular() -> None:
+    from ddb_backup.estimate import describe_estimate
+
+    lines = describe_estimate(estimate(1, 400, Plan(segments=1), table="t"))
+    assert lines[0].startswith("t: 1 item, ") and ", 1 segment, " in lines[1], lines
+    assert ", 4 segments, " in describe_estimate(estimate(9, 400, Plan(segments=4), table="t"))[1]

@@ -21,7 +21,7 @@ from typing import Any
 from ddb_backup.aws.ratelimit import NO_LIMIT, Limit
 from ddb_backup.changes.consistent import stored_changes
 from ddb_backup.changes.replay import at
-from ddb_backup.errors import BillingNotRestored, IntegrityError, RestoreIncomplete
+from ddb_backup.errors import BillingNotRestored, DdbBackupError, IntegrityError, RestoreIncomplete
 from ddb_backup.format.ddbjson import Item
 from ddb_backup.format.dialects import item_size
 from ddb_backup.format.lines import part_lines
@@ -128,7 +128,8 @@ def _restore_prepared(
     try:
         for src, target, info in prepared:
             list(map(run.warn, src.warnings + info.get("warnings", []) + info.get("capacity", [])))
-            run.note(info["reason"])
+            if request.get("method", "write") != "write":  # a choice made (auto): why; --method write needs none
+                run.note(info["reason"])
             if info["method"] == "import":
                 result = _import_one(ddb, src, target, info, run_id, run.warn)
             else:
@@ -139,9 +140,31 @@ def _restore_prepared(
             results.append(_finish_one(ddb, src, result, run.checks, run.warn, run.select))
             if target in loaded:
                 capacity.put_back(ddb, target, loaded.pop(target))
+    except DdbBackupError as exc:
+        if len(results) < len(prepared) > 1:  # a set: where each table stands, and the command that finishes it
+            exc.args = (f"{exc}\n{set_state([t for _, t, _ in prepared], results, request)}",)
+        raise
     finally:
         _put_back_all(ddb, loaded, run.warn)
     return results
+
+
+def set_state(targets: list[str], results: list[dict[str, Any]], request: dict[str, Any]) -> str:
+    """Where a failed set restore left each target: finished, marked and partial (the one that failed), or marked
+    and not started (every target is created and marked before the first is written); the command that resumes."""
+    done = {r["table"]: r for r in results}
+    width = max(map(len, targets))
+    lines = ["the set restore stopped; its tables:"]
+    for number, target in enumerate(targets):
+        if target in done:
+            state = f"finished ({done[target].get('items', 0):,} items written and counted)"
+        elif number == len(results):
+            state = "marked, partial: its restore failed while writing it"
+        else:
+            state = "marked, not started: nothing written yet"
+        lines.append(f"  {target:{width}}  {state}")
+    lines.append(resume_hint(request, targets[len(results)]))
+    return "\n".join(lines)
 
 
 def _write_selected(

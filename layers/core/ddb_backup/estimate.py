@@ -167,14 +167,19 @@ def _dollars(parts: dict[str, float]) -> dict[str, float]:
     return {**{k: round(v, 4) for k, v in parts.items()}, "total": round(sum(parts.values()), 4)}
 
 
+def _many(count: int, noun: str) -> str:
+    """``1 segment``, ``2 segments``, ``1,000 items``."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 def describe_estimate(doc: dict[str, Any]) -> list[str]:
     """The estimate as lines for a person."""
     b, w, i = doc["backup"], doc["restore"]["write"], doc["restore"]["import"]
     p = doc["prices"]
     rate = f"{b['readRate']:,.0f} units/s" if b["readRate"] else "no rate limit"
     return [
-        f"{doc['table'] or '(a table)'}: {doc['items']:,} items, {_size(doc['bytes'])}",
-        f"  backup: {b['readUnits']:,.0f} read units, {b['segments']} segments, {rate}: "
+        f"{doc['table'] or '(a table)'}: {_many(doc['items'], 'item')}, {_size(doc['bytes'])}",
+        f"  backup: {b['readUnits']:,.0f} read units, {_many(b['segments'], 'segment')}, {rate}: "
         f"{_duration(b['seconds'])}, ${b['cost']['total']:,.2f} (reads ${b['cost']['reads']:,.2f}, "
         f"Lambda ${b['cost']['lambda']:,.2f} for {b['lambdaGbSeconds']:,.0f} GB-s, "
         f"S3 PUTs ${b['cost']['s3Puts']:,.2f}, Step Functions ${b['cost']['stepFunctions']:,.2f})",
