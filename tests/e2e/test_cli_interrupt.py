@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -45,18 +45,29 @@ class SlowProxy(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Forward)
         self.upstream = urllib.parse.urlsplit(upstream).netloc
         self.seen: Counter[str] = Counter()
+        self.counted = threading.Condition()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def wait_for(self, proc: subprocess.Popen[str], operation: str, count: int, timeout: float = 60.0) -> None:
-        """Until ``operation`` was asked ``count`` times (``proc`` still running)."""
-        deadline = time.monotonic() + timeout
-        while self.seen[operation] < count:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, f"{operation} seen {self.seen[operation]} times, not {count}"
-            time.sleep(0.02)
+    def count(self, operation: str) -> None:
+        with self.counted:
+            self.seen[operation] += 1
+            self.counted.notify_all()
+
+    def wait_for(self, proc: subprocess.Popen[str], operation: str, count: int) -> None:
+        """Until ``operation`` was asked ``count`` times (woken by each request, and when ``proc`` ends)."""
+        ended = threading.Thread(target=self._notify_after, args=(proc.wait,), daemon=True)
+        ended.start()
+        with self.counted:
+            self.counted.wait_for(lambda: self.seen[operation] >= count or proc.poll() is not None)
+        assert proc.poll() is None, proc.communicate()
+
+    def _notify_after(self, wait: Callable[[], object]) -> None:
+        wait()
+        with self.counted:
+            self.counted.notify_all()
 
 
 class _Forward(BaseHTTPRequestHandler):
@@ -64,7 +75,7 @@ class _Forward(BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.seen[(self.headers.get("X-Amz-Target") or self.command).rpartition(".")[2]] += 1
+        self.server.count((self.headers.get("X-Amz-Target") or self.command).rpartition(".")[2])
         time.sleep(DELAY)
         upstream = http.client.HTTPConnection(self.server.upstream, timeout=30)
         upstream.request(self.command, self.path, body=body, headers=dict(self.headers))
