@@ -44,7 +44,8 @@ $(BIN)/.installed: pyproject.toml requirements.lock
 
 .venv-sam/.installed:
 	test -x .venv-sam/bin/python || $(SAM_PYTHON) -m venv .venv-sam
-	.venv-sam/bin/python -m pip install -q aws-sam-cli==$(SAM_VERSION) 2>&1 | grep -v "^WARNING: Location" || true
+	.venv-sam/bin/python -m pip install -q uv==$(UV_VERSION) 2>&1 | grep -v "^WARNING: Location" || true
+	VIRTUAL_ENV=.venv-sam .venv-sam/bin/uv pip install -q --python .venv-sam/bin/python aws-sam-cli==$(SAM_VERSION)
 	test -x $(SAM)
 	touch $@
 
