@@ -67,7 +67,7 @@ class Progress:
     """Thread-safe counters (``items``, ``bytes``), drawn on ``stream`` (default stderr) when it is a terminal.
 
     ``total``: the items expected, or None; ``approximate``: the total is an
-    estimate. :meth:`close` stops the display and clears its line; it is safe to
+    estimate; ``clock``: the seconds the elapsed time and rate are read from. :meth:`close` stops the display and clears its line; it is safe to
     call more than once and from any thread (the object is also a context manager).
     """
 
@@ -82,8 +82,10 @@ class Progress:
         approximate: bool = False,
         enabled: bool | None = None,
         stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.label = label
+        self.clock = clock
         self.stream = stream if stream is not None else sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.items = 0
@@ -91,11 +93,11 @@ class Progress:
         self.total: int | None = None
         self.approximate = False
         self.unit = "items"
-        self.started = time.monotonic()
+        self.started = clock()
         self._lock = threading.Lock()
         self._bar: RichProgress | None = None
         if self.enabled:
-            self._bar = _rich(self.stream)
+            self._bar = _rich(self.stream, clock)
             self._task = self._bar.add_task(label, total=None, bytes=0, unit=self.unit, approximate=False)
         self.set_total(total, approximate=approximate)
         if self._bar is not None:
@@ -144,7 +146,7 @@ class Progress:
 
     @property
     def seconds(self) -> float:
-        return time.monotonic() - self.started
+        return self.clock() - self.started
 
     def line(self) -> str:
         """The state in words (for logs and tests): label, count/total, percent, MB, rate, elapsed."""
@@ -204,13 +206,14 @@ def counted(
         progress.add(n if count_items else 0, nbytes)
 
 
-def _rich(stream: TextIO) -> RichProgress:
-    """A transient rich display on ``stream`` (redrawn on a timer; stdout is left alone)."""
+def _rich(stream: TextIO, clock: Callable[[], float]) -> RichProgress:
+    """A transient rich display on ``stream`` (redrawn on a timer; stdout is left alone); times read ``clock``."""
     return RichProgress(
         TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", max_width=40)),
         _InfoColumn(),
         console=Console(file=stream, force_terminal=True),
         refresh_per_second=REFRESH_PER_SECOND,
+        get_time=clock,
         transient=True,
         redirect_stdout=False,
     )

@@ -20,7 +20,7 @@ import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -45,18 +45,29 @@ class SlowProxy(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Forward)
         self.upstream = urllib.parse.urlsplit(upstream).netloc
         self.seen: Counter[str] = Counter()
+        self.counted = threading.Condition()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def wait_for(self, proc: subprocess.Popen[str], operation: str, count: int, timeout: float = 60.0) -> None:
-        """Until ``operation`` was asked ``count`` times (``proc`` still running)."""
-        deadline = time.monotonic() + timeout
-        while self.seen[operation] < count:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, f"{operation} seen {self.seen[operation]} times, not {count}"
-            time.sleep(0.02)
+    def count(self, operation: str) -> None:
+        with self.counted:
+            self.seen[operation] += 1
+            self.counted.notify_all()
+
+    def wait_for(self, proc: subprocess.Popen[str], operation: str, count: int) -> None:
+        """Until ``operation`` was asked ``count`` times (woken by each request, and when ``proc`` ends)."""
+        ended = threading.Thread(target=self._notify_after, args=(proc.wait,), daemon=True)
+        ended.start()
+        with self.counted:
+            self.counted.wait_for(lambda: self.seen[operation] >= count or proc.poll() is not None)
+        assert proc.poll() is None, proc.communicate()
+
+    def _notify_after(self, wait: Callable[[], object]) -> None:
+        wait()
+        with self.counted:
+            self.counted.notify_all()
 
 
 class _Forward(BaseHTTPRequestHandler):
@@ -64,7 +75,7 @@ class _Forward(BaseHTTPRequestHandler):
 
     def _forward(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.server.seen[(self.headers.get("X-Amz-Target") or self.command).rpartition(".")[2]] += 1
+        self.server.count((self.headers.get("X-Amz-Target") or self.command).rpartition(".")[2])
         time.sleep(DELAY)
         upstream = http.client.HTTPConnection(self.server.upstream, timeout=30)
         upstream.request(self.command, self.path, body=body, headers=dict(self.headers))
@@ -98,11 +109,12 @@ def proxy(endpoint: str) -> Iterator[SlowProxy]:
 
 
 @pytest.fixture
-def granules(endpoint: str) -> int:
-    """The Granules table with 2,000 items, and bucket ``ops``."""
-    sample.create_cumulus_tables(client("dynamodb"), "mystack-", {"Granules": 2000})
+def granules(endpoint: str, request: pytest.FixtureRequest) -> int:
+    """The Granules table with 2,000 items (or the test's indirect parameter), and bucket ``ops``."""
+    count = getattr(request, "param", 2000)
+    sample.create_cumulus_tables(client("dynamodb"), "mystack-", {"Granules": count})
     client("s3").create_bucket(Bucket="ops")
-    return 2000
+    return int(count)
 
 
 def _start(proxy: SlowProxy, *argv: str, **streams: int) -> subprocess.Popen[str]:
@@ -154,33 +166,35 @@ def test_ctrl_c_stops_a_backup_to_s3_writes_no_manifest_and_says_what_it_left(gr
     assert '"complete": false' in capsys.readouterr().out
 
 
-@pytest.fixture
-def backups(granules, tmp_path, capsys) -> dict[str, str]:
-    """The table backed up to a file and to S3 (directly, not through the proxy)."""
-    path = tmp_path / "granules.json"
-    assert main(["--quiet", "backup", "--table", TABLE, "--out", str(path)]) == 0
+def _backup(kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """The table backed up to a file or to S3 (directly, not through the proxy): where."""
+    if kind == "file":
+        path = tmp_path / "granules.json"
+        assert main(["--quiet", "backup", "--table", TABLE, "--out", str(path)]) == 0
+        return str(path)
     assert main(["--quiet", "--json", "backup", "--table", TABLE, "--to", "s3://ops/backups/"]) == 0
     manifest = re.search(r'"manifest": "([^"]+)"', capsys.readouterr().out)
     assert manifest
-    return {"file": str(path), "s3": f"s3://ops/{manifest.group(1).rpartition('/')[0]}/"}
+    return f"s3://ops/{manifest.group(1).rpartition('/')[0]}/"
 
 
+@pytest.mark.parametrize("granules", [500], indirect=True)  # 20 requests of 25, one at a time: stopped after 3
 @pytest.mark.parametrize("kind", ["file", "s3"])
-def test_ctrl_c_stops_a_restore_says_how_many_items_and_the_resume_command(backups, proxy, kind, capsys):
-    source = backups[kind]
+def test_ctrl_c_stops_a_restore_says_how_many_items_and_the_resume_command(granules, proxy, kind, tmp_path, capsys):
+    source = _backup(kind, tmp_path, capsys)
     proc = _start(proxy, "restore", source, "--table", "restored", "--workers", "1")
     proxy.wait_for(proc, "BatchWriteItem", 3)
 
     took, err = _interrupt(proc)
-    assert took < BOUND, f"{took:.1f} s to stop; {proxy.seen['BatchWriteItem']} requests of 80 sent"
-    found = re.search(r"the restore into restored stopped after ([\d,]+) of 2,000 items were written", err)
+    assert took < BOUND, f"{took:.1f} s to stop; {proxy.seen['BatchWriteItem']} requests of {granules // 25} sent"
+    found = re.search(rf"the restore into restored stopped after ([\d,]+) of {granules:,} items were written", err)
     assert found, err
     held = _count("restored")
-    assert int(found.group(1).replace(",", "")) == held < 2000
+    assert int(found.group(1).replace(",", "")) == held < granules
     command = re.search(r"resume it with `([^`]+)`", err)
     assert command and command.group(1) == f"ddb-backup restore {source} --table restored --mode overwrite", err
     assert main(["--quiet", *shlex.split(command.group(1))[1:]]) == 0
-    assert _count("restored") == 2000
+    assert _count("restored") == granules
 
 
 def _count(table: str) -> int:
@@ -188,12 +202,13 @@ def _count(table: str) -> int:
     return sum(page["Count"] for page in pages)
 
 
-def test_ctrl_c_stops_a_verify_saying_nothing_was_changed(backups, proxy):
-    proc = _start(proxy, "verify", "--table", TABLE, "--backup", backups["s3"])
+def test_ctrl_c_stops_a_verify_saying_nothing_was_changed(granules, proxy, tmp_path, capsys):
+    backup = _backup("s3", tmp_path, capsys)
+    proc = _start(proxy, "verify", "--table", TABLE, "--backup", backup)
     proxy.wait_for(proc, "GET", 2)
     took, err = _interrupt(proc)
     assert took < BOUND
-    assert f"the comparison of {TABLE} with {backups['s3']} stopped before it finished: nothing was changed" in err
+    assert f"the comparison of {TABLE} with {backup} stopped before it finished: nothing was changed" in err
 
 
 def test_ctrl_c_on_a_terminal_ends_the_progress_line_and_later_ones_are_ignored(granules, proxy, tmp_path):

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ddb_backup.aws.clients import client
+from devkit import sample
 from tests.conftest import backup_items, backup_summaries
 
 TABLE = "prod-GranulesTable"
@@ -27,8 +28,7 @@ def _provisioned_table(read_units: int) -> None:
         BillingMode="PROVISIONED",
         ProvisionedThroughput={"ReadCapacityUnits": read_units, "WriteCapacityUnits": 1000},
     )
-    for i in range(ITEMS):
-        ddb.put_item(TableName=TABLE, Item={"pk": {"S": f"g-{i:05d}"}, "body": {"S": "x" * 650}})
+    sample.fill(ddb, TABLE, ({"pk": {"S": f"g-{i:05d}"}, "body": {"S": "x" * 650}} for i in range(ITEMS)))
 
 
 def _backup(stack: Any, request: dict[str, Any]) -> tuple[int, int]:

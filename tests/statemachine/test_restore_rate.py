@@ -78,12 +78,12 @@ def test_a_restore_at_a_set_write_rate_holds_it_shared_by_its_parts_and_loses_no
 
 def test_the_stack_write_percent_is_a_share_of_the_provisioned_target(stack):
     ddb = client("dynamodb")
-    _source(ddb, wcu=30)
+    _source(ddb, wcu=300)  # (30 units took 20 s to write the 300 items at the rate this test only reads)
     _backup(stack)
-    desc, _ = _restore(stack, {})  # WritePercent 50 from template.yaml: 15 units a second for the table
+    desc, _ = _restore(stack, {})  # WritePercent 50 from template.yaml: 150 units a second for the table
     assert desc["status"] == "SUCCEEDED", desc.get("cause")
-    assert _run_file(stack, desc, "plan.json")["tables"][0]["writeRate"] == 15
-    assert [p["writeRate"] for p in _run_file(stack, desc, "parts.json")] == [3.75] * 4
+    assert _run_file(stack, desc, "plan.json")["tables"][0]["writeRate"] == 150
+    assert [p["writeRate"] for p in _run_file(stack, desc, "parts.json")] == [37.5] * 4
 
 
 @pytest.mark.parametrize("existing", [False, True], ids=["created", "existing"])

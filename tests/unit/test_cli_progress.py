@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import io
 import sys
-import time
+import threading
 from typing import Any
 
 import pytest
@@ -82,12 +82,27 @@ def test_backup_to_file_draws_count_total_and_percent_on_a_terminal(table, tmp_p
     assert " MB" in frames and "0.0 MB" not in frames.rsplit(f"{ITEMS:,}/", 1)[-1]
 
 
+class Watched(FakeTTY):
+    """A terminal that tells when ``text`` has been drawn."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+        self.drawn = threading.Event()
+
+    def write(self, s: str) -> int:
+        n = super().write(s)
+        if self.text in self.getvalue():
+            self.drawn.set()
+        return n
+
+
 def test_the_elapsed_time_ticks_while_nothing_arrives():
-    tty = FakeTTY()
-    with Progress("stalled", stream=tty, total=10):
-        deadline = time.monotonic() + 5  # a second and a bit is enough; more only on a loaded machine
-        while "0:01" not in tty.getvalue() and time.monotonic() < deadline:
-            time.sleep(0.1)
+    now = [0.0]
+    tty = Watched("0:01")
+    with Progress("stalled", stream=tty, total=10, clock=lambda: now[0]):
+        now[0] = 1.5  # a second and a half of nothing
+        tty.drawn.wait(timeout=30)  # the timer's next redraw (a quarter of a second)
         frames = tty.getvalue()
     assert "stalled" in frames and "0/10 items" in frames
     assert "0:01" in frames  # redrawn by the timer: a stall does not look like a hang

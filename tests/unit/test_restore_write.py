@@ -501,13 +501,22 @@ def test_other_errors_propagate_after_the_requests_in_flight():
     assert fake.inflight == 0
 
 
-def test_an_error_with_others_in_flight_propagates_as_itself_once_they_finish():
+def test_an_error_with_others_in_flight_propagates_as_itself_once_they_finish(monkeypatch):
+    failed = threading.Event()  # set once the first request's future holds its error
+
+    class Pool(write.ThreadPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            future = super().submit(fn, *args, **kwargs)
+            future.add_done_callback(lambda f: f.exception() is not None and failed.set())
+            return future
+
     def script(n, requests):
         if n == 0:
             return ("error", "ResourceNotFoundException", "Requested resource not found")
-        time.sleep(0.05)  # the others are still in flight when the first fails
+        assert failed.wait(timeout=30)  # the others are still in flight when the first fails
         return None
 
+    monkeypatch.setattr(write, "ThreadPoolExecutor", Pool)
     fake, seen = FakeTable(script), []
     with pytest.raises(ClientError, match=r"ResourceNotFoundException"):
         _write(fake, _items(100), concurrency=4, progress=seen.append)

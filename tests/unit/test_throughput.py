@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import threading
 from typing import Any
 
 import boto3
@@ -22,13 +23,18 @@ from tests.conftest import canonical, table_items
 
 
 class Clock:
-    """A clock that moves only when told (so what a bucket holds is exact)."""
+    """A clock that moves only when told, or slept on (so what a bucket holds is exact, and waits take no time)."""
 
     def __init__(self) -> None:
         self.now = 1000.0
+        self._lock = threading.Lock()
 
     def __call__(self) -> float:
         return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
 
 
 def _client(throughput: Throughput) -> Any:
@@ -131,14 +137,17 @@ def test_an_item_of_more_units_than_a_second_holds_is_written(aws: None) -> None
 
 def test_the_fast_write_path_through_the_throttle_stores_every_line_exactly(aws: None) -> None:
     """Raw lines (binary keys, every type) sent by write_items, split and resent by the throttle: all land exact."""
-    throughput = Throughput()
+    clock = Clock()  # the throttle refills as write_items' backoff sleeps on it
+    throughput = Throughput(clock=clock)
     ddb = _client(throughput)
     _provisioned(ddb, "t", 1000, 40, "B")
     items = _binary_keyed(120)
     lines = [compact_json({"Item": item_to_wire(item)}).encode() for item in items]
     raw = [fastwrite.RawItem(line, f"line {n}") for n, line in enumerate(lines)]
     fastwrite.install(ddb)
-    counts = write_items(ddb, "t", raw, dead_letter=lambda xs: pytest.fail(f"{len(xs)} dead letters"), key_names=["k"])
+    counts = write_items(
+        ddb, "t", raw, dead_letter=lambda xs: pytest.fail(f"{len(xs)} dead letters"), key_names=["k"], sleep=clock.sleep
+    )
     assert counts["written"] == 120 and counts["unprocessedRetries"] + counts["throttleRetries"] > 0
     assert throughput.throttled["t:write"] > 0
     assert sorted(map(canonical, table_items(ddb, "t"))) == sorted(map(canonical, items))
@@ -159,12 +168,17 @@ def test_a_read_with_the_bucket_in_debt_is_refused_then_admitted_once_refilled(a
     assert ddb.get_item(TableName="t", Key={"k": {"S": "1"}})["Item"]["k"] == {"S": "1"}
 
 
-def test_a_mirror_restore_through_the_throttle_writes_and_deletes_every_item(aws: None, tmp_path: Any) -> None:
+def test_a_mirror_restore_through_the_throttle_writes_and_deletes_every_item(
+    aws: None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 16: a mirror's puts and its deletes are both split and resent by the throttle; the table ends exact."""
     from ddb_backup.format.localfile import write_local_file
+    from ddb_backup_cli.files import cancel
     from ddb_backup_cli.files.restore import restore_sources
 
-    throughput = Throughput()
+    clock = Clock()  # the throttle refills as the restore's backoff sleeps on it
+    monkeypatch.setattr(cancel, "sleep", clock.sleep)
+    throughput = Throughput(clock=clock)
     ddb = _client(throughput)
     _provisioned(ddb, "mirror-t", 200, 20)
     items = [{"k": {"S": f"k{i:03d}"}, "v": {"N": str(i)}} for i in range(40)]
