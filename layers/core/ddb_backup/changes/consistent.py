@@ -13,13 +13,13 @@ import datetime as dt
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ddb_backup.aws.retry import call_with_backoff
-from ddb_backup.aws.s3io import get_json
+from ddb_backup.aws.s3io import get_json, split_s3_url
 from ddb_backup.changes import archive
 from ddb_backup.changes.replay import apply, at
 from ddb_backup.changes.stream import Change, list_shards, read_shard, server_time, stream_of
@@ -123,31 +123,34 @@ def store(
     }
 
 
-def backup_changes(s3: Any, bucket: str, directory: str, manifest: dict[str, Any]) -> list[Change]:
-    """The changes an exact backup stores, each file checked against the manifest's sha256."""
-    out: list[Change] = []
+def _change_files(manifest: dict[str, Any], where: str) -> Iterator[tuple[str, str | None]]:
+    """Each change file an exact backup's manifest lists: its key under the backup directory, and sha256."""
     for entry in manifest.get("changes") or []:
         key = entry.get("key") if isinstance(entry, dict) else None
         if not isinstance(key, str) or not key.startswith(archive.CHANGES) or ".." in key.split("/"):
-            raise BadInput(f"s3://{bucket}/{directory}{layout.MANIFEST}: change file {key!r} is not under changes/")
-        out.extend(archive.get_changes(s3, bucket, directory + key, entry.get("sha256")))
+            raise BadInput(f"{where}{layout.MANIFEST}: change file {key!r} is not under changes/")
+        yield key, entry.get("sha256")
+
+
+def backup_changes(s3: Any, bucket: str, directory: str, manifest: dict[str, Any]) -> list[Change]:
+    """The changes an exact backup stores, each file checked against the manifest's sha256."""
+    out: list[Change] = []
+    for key, sha256 in _change_files(manifest, f"s3://{bucket}/{directory}"):
+        out.extend(archive.get_changes(s3, bucket, directory + key, sha256))
     return out
 
 
 def local_backup_changes(directory: str, manifest: dict[str, Any]) -> list[Change]:
     """The changes of an exact backup copied to a local directory, each file checked against its sha256."""
     out: list[Change] = []
-    for entry in manifest.get("changes") or []:
-        key = entry.get("key") if isinstance(entry, dict) else None
-        if not isinstance(key, str) or not key.startswith(archive.CHANGES) or ".." in key.split("/"):
-            raise BadInput(f"{directory}/{layout.MANIFEST}: change file {key!r} is not under changes/")
+    for key, sha256 in _change_files(manifest, f"{directory.rstrip('/')}/"):
         path = Path(directory) / key
         if not path.is_file():
             raise IntegrityError(
                 f"{path}: missing; this exact backup's changes must be copied with it (aws s3 cp --recursive)"
             )
         body = path.read_bytes()
-        if entry.get("sha256") and hashlib.sha256(body).hexdigest() != entry["sha256"]:
+        if sha256 and hashlib.sha256(body).hexdigest() != sha256:
             raise IntegrityError(f"{path}: sha256 differs from the manifest's")
         out.extend(archive.decode(body, str(path)))
     return out
@@ -157,7 +160,7 @@ def stored_changes(s3: Any, url: str) -> tuple[str, list[Change]] | None:
     """An exact backup's ``consistentAt`` and its stored changes, from S3 or a local copy of its directory (each
     file checked against its sha256); None for a backup that is not exact."""
     if url.startswith("s3://"):
-        bucket, _, directory = url[len("s3://") :].partition("/")
+        bucket, directory = split_s3_url(url)
         directory = directory if not directory or directory.endswith("/") else directory + "/"
         manifest = get_json(s3, bucket, directory + layout.MANIFEST)
         if "consistentAt" not in manifest:
