@@ -244,10 +244,10 @@ def test_a_restore_past_what_the_archive_holds_is_refused_naming_the_shard(
     archive.start_archive(s3, BUCKET, "p/reach-Table/", "reach-Table", arn, T0 - dt.timedelta(hours=1))
     for i in range(12):
         _put(ddb, "reach-Table", f"k{i}", "v")
-    when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
-    assert _restore("reach-Table", "reach-future", when) == 1
+    assert _restore("reach-Table", "reach-future", dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)) == 1
     assert "is not yet past on DynamoDB's clock" in capsys.readouterr().err
-    past = when.replace(microsecond=0) + dt.timedelta(seconds=1.05)  # DynamoDB's clock has whole seconds
+    when = dt.datetime.now(dt.UTC).replace(microsecond=999999)  # the end of the second of the last write
+    past = when + dt.timedelta(seconds=0.05)  # DynamoDB's clock has whole seconds: wait for the next one
     time.sleep(max(0.0, (past - dt.datetime.now(dt.UTC)).total_seconds()))
     # the archiver took the first shard only
     first = next(iter(streams.streams[arn].shards))
