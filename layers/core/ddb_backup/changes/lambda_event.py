@@ -54,7 +54,7 @@ def handle(s3: Any, streams: Any, bucket: str, prefix: str, event: dict[str, Any
         shard = event.get("shardId") or shard_label(arn)
         changes = [change_of(r, shard, wire=True) for r in records]
         table_dir = f"{prefix}{table_of(arn)}/"
-        if archive.archive_info(s3, bucket, table_dir) is None:
+        if "streamArn" not in (archive.archive_info(s3, bucket, table_dir) or {}):  # new, or from before it was kept
             _start(s3, streams, bucket, table_dir, arn, changes[0]["time"])
         archive.append(s3, bucket, table_dir, changes)
         counts["changes"] += len(changes)

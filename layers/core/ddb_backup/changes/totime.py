@@ -63,7 +63,7 @@ def unarchived(streams: Any, s3: Any, bucket: str, table_dir: str, when: dt.date
     info = archive.archive_info(s3, bucket, table_dir) or {}
     arn = info.get("streamArn")
     if not arn:
-        return "the archive does not name its stream (it was started before 0.2): run ddb-backup changes follow once"
+        return "the archive does not name its stream yet (an earlier version started it): wait for the archiver's next batch, or run ddb-backup changes follow once"
     states = {s["shard"]: s for s in archive.all_states(s3, bucket, table_dir)}
     if server_now(streams, arn) <= when:
         return f"{when.isoformat()} is not yet past on DynamoDB's clock"
