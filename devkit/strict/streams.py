@@ -93,6 +93,7 @@ class Stream:
     created: float
     shards: dict[str, Shard] = field(default_factory=dict)
     delivered: dict[tuple[str, str], int] = field(default_factory=dict)  # (mapping uuid, shard) -> records sent
+    seq: int = FIRST_SEQUENCE_NUMBER - 1  # the last sequence number given
 
 
 @dataclass
@@ -161,10 +162,11 @@ class StrictStreams:
         stream.shards[shard.id] = shard
         return shard
 
-    def _next_seq(self, stream: Stream) -> int:
-        held = [s.records[-1]["dynamodb"]["SequenceNumber"] for s in stream.shards.values() if s.records]
-        starts = [s.start_seq for s in stream.shards.values()]
-        return max([FIRST_SEQUENCE_NUMBER, *(int(x) + 1 for x in held), *(x + 1 for x in starts)])
+    @staticmethod
+    def _next_seq(stream: Stream) -> int:
+        """The stream's next sequence number: one counter, so numbers grow across shards and splits."""
+        stream.seq += 1
+        return stream.seq
 
     def add(self, table: Any, record: dict[str, Any]) -> None:
         """A change moto made (its StreamRecord's JSON): stamped, numbered and put on its key's shard."""
@@ -207,9 +209,6 @@ class StrictStreams:
     def _stream(self, arn: str) -> Stream:
         stream = self.streams.get(arn)
         if stream is None:
-            for candidate in self.streams.values():  # a stream with no write yet is made on first sight
-                if candidate.arn == arn:
-                    return candidate
             raise JsonRESTError("ResourceNotFoundException", f"Requested resource not found: Stream: {arn} not found")
         self._trim(stream, self.clock.now())
         return stream
@@ -218,7 +217,7 @@ class StrictStreams:
         with self.lock:
             table = backend._get_table_from_arn(arn)
             stream = self.stream_for(table) if arn.endswith(str(table.latest_stream_label)) else self._stream(arn)
-            self._trim(stream, self.clock.now())
+            self._trim(stream, self.clock.now())  # stream_for does not trim
             shards = list(stream.shards.values())
             if start:
                 ids = [s.id for s in shards]
