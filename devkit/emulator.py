@@ -30,7 +30,7 @@ from ddb_backup.aws.clients import client
 from ddb_backup.errors import DdbBackupError
 from devkit.cfn import ACCOUNT, CfnLoader, Resolver
 from devkit.invoke import FunctionSpec, LambdaContext, ResponseCatcher, make_invoke
-from devkit.motofixes import ScaledTime, item_count, share_backend_deepcopy, tag_replacing
+from devkit.motofixes import Endings, ScaledTime, item_count, share_backend_deepcopy, tag_replacing
 from devkit.strict.enforce import Enforcement, Rules
 from devkit.strict.iam import acting_as
 from devkit.strict.imports import import_patches
@@ -107,6 +107,7 @@ class LocalStack:
         #: AWS's rules that moto lacks (IAM, KMS, throughput, Step Functions quotas), all on by default.
         self.enforcement = Enforcement(rules or Rules())
         self.machines: dict[str, str] = {}  # state machine name -> logical id
+        self.endings = Endings()  # wakes wait() when an execution ends
         #: Runs on moto before the template is deployed (e.g. the table whose stream a parameter names).
         self.before_deploy = before_deploy
         #: Tables' streams as strict as DynamoDB Streams (shards that split, empty pages, trims, at-least-once
@@ -147,8 +148,10 @@ class LocalStack:
         from moto.dynamodb.models import DynamoDBBackend
         from moto.dynamodb.models.table import Table
         from moto.stepfunctions.models import StateMachine
+        from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication as Communication
 
         for patch in (
+            mock.patch.object(Communication, "terminated", self.endings.wrap(Communication.terminated)),
             mock.patch.object(LambdaFunction, "invoke", make_invoke(registry)),
             # moto deep-copies a state machine at every StartExecution, and with it the
             # backend and every earlier execution's worker (threads, locks): share those.
@@ -470,16 +473,16 @@ class LocalStack:
             ]
         )
 
-    def wait(self, execution_arn: str, timeout: float = 600, poll: float = 0.05) -> dict[str, Any]:
-        sfn = client("stepfunctions")
-        end = time.monotonic() + timeout
+    def wait(self, execution_arn: str, timeout: float = 600, poll: float = 1.0) -> dict[str, Any]:
+        sfn, end = client("stepfunctions"), time.monotonic() + timeout
         while True:
+            seen = self.endings.count  # read first: an end between it and the describe is not missed
             desc: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
             if desc["status"] != "RUNNING":
                 return desc
             if time.monotonic() > end:
                 raise TimeoutError(f"execution {execution_arn} still running after {timeout} s")
-            time.sleep(poll)
+            self.endings.wait_after(seen, poll)
 
     def run(self, logical_id: str, payload: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
         """Start an execution and wait for it; returns DescribeExecution (``output`` parsed when present)."""
