@@ -11,7 +11,9 @@ import functools
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
+from botocore.loaders import Loader
 
 # DynamoDB throttling is handled by our own bounded, jittered backoff in the core;
 # botocore's standard mode still absorbs transient network and 5xx errors.
@@ -40,10 +42,26 @@ def override_config(config: Config | None) -> None:
     client.cache_clear()
 
 
+class _Paths(list[str]):
+    """A loader's search paths: each boto3 session appends its own data path, kept once."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+#: One model loader for every session: a fresh session would parse each service's model again
+#: (~0.1 s a client); sessions stay fresh, so each reads the environment (endpoint, region, keys).
+_LOADER = Loader(extra_search_paths=_Paths())
+
+
 @functools.cache
 def client(service: str) -> Any:
     """The shared client for ``service``; call ``client.cache_clear()`` after changing the environment."""
     config = _CONFIGS.get(service, _DEFAULT)
     for extra in _OVERRIDES:
         config = config.merge(extra)
-    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
+    core = botocore.session.Session()
+    core.register_component("data_loader", _LOADER)
+    session = boto3.session.Session(botocore_session=core)
+    return session.client(service, config=config)  # type: ignore[call-overload]
