@@ -148,10 +148,9 @@ class LocalStack:
         from moto.dynamodb.models import DynamoDBBackend
         from moto.dynamodb.models.table import Table
         from moto.stepfunctions.models import StateMachine
-        from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication as Communication
 
         for patch in (
-            mock.patch.object(Communication, "terminated", self.endings.wrap(Communication.terminated)),
+            *self.endings.patches(),  # wait() wakes when an execution ends; each definition is parsed once
             mock.patch.object(LambdaFunction, "invoke", make_invoke(registry)),
             # moto deep-copies a state machine at every StartExecution, and with it the
             # backend and every earlier execution's worker (threads, locks): share those.

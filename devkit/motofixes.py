@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from typing import Any
+from unittest import mock
 
 
 class ScaledTime:
@@ -70,7 +72,28 @@ class Endings:
 
         return ended
 
+    def patches(self) -> list[Any]:
+        """This, and :func:`parse_once`, as patches of moto's Step Functions."""
+        from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser as Parser
+        from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication as Communication
+
+        return [
+            mock.patch.object(Communication, "terminated", self.wrap(Communication.terminated)),
+            mock.patch.object(Parser, "parse", staticmethod(parse_once(Parser.parse))),
+        ]
+
     def wait_after(self, seen: int, timeout: float) -> None:
         """Until an execution ends after ``seen`` (a :attr:`count` read earlier), or ``timeout`` seconds."""
         with self.changed:
             self.changed.wait_for(lambda: self.count != seen, timeout)
+
+
+@functools.cache
+def parse_once(parse: Any) -> Any:
+    """moto's ASL parser, remembering each definition's parse (the same few machines run hundreds of times).
+
+    moto parses a definition when the machine is created and again at every execution (a
+    Distributed Map child is one too): 0.1-0.5 s of CPU each. The parsed components hold no
+    state of a run (runs share them already: a Map's iterations evaluate one tree at once).
+    """
+    return functools.lru_cache(maxsize=64)(parse)
