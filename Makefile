@@ -73,6 +73,7 @@ lint: venv
 
 validate: .venv-sam/.installed $(ASLV)
 	$(SAM) validate --lint --region us-east-1
+	$(SAM) validate --lint --region us-east-1 -t replica.yaml
 	for f in statemachine/*.asl.json; do $(ASLV) --json-path "$$f" || exit 1; done
 
 # Four workers on two cores: most tests wait (rate limits, DynamoDB's whole seconds, Step Functions), few compute.
