@@ -168,9 +168,7 @@ def role_documents(expanded: dict[str, Any]) -> dict[str, list[Any]]:
 
 def _assumed_by_s3(role: dict[str, Any]) -> bool:
     trust = role["Properties"].get("AssumeRolePolicyDocument", {})
-    return any(
-        "s3.amazonaws.com" in json.dumps(st.get("Principal", {})) for st in trust.get("Statement", []) if st
-    )
+    return any("s3.amazonaws.com" in json.dumps(st.get("Principal", {})) for st in trust.get("Statement", []) if st)
 
 
 def _policy_document(policy: Any) -> Any:

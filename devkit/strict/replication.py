@@ -139,13 +139,14 @@ class Replication:
         """Carry out the bucket's replication rules for ``key``'s current version (or delete marker)."""
         backend = s3_backends[ACCOUNT]["aws"]
         with self._lock:
-            source = backend.buckets.get(bucket)
-            config = getattr(source, "replication", None) if source is not None else None
+            source: Any = backend.buckets.get(bucket)
+            config: dict[str, Any] | None = getattr(source, "replication", None)
             versions = source.keys.getlist(key, []) if config else []
-            if not versions:
+            if not config or not versions:
                 return
             current = versions[-1]
-            if (bucket, key, current.version_id) in self._done or getattr(current, "_devkit_replication", "") == "REPLICA":
+            replica = getattr(current, "_devkit_replication", "") == "REPLICA"
+            if replica or (bucket, key, current.version_id) in self._done:
                 return
             rule = _rule_for(config, key, backend.tagger.get_tag_dict_for_resource(getattr(current, "arn", "")))
             if rule is None:
@@ -176,10 +177,10 @@ class Replication:
             encryption=encryption, kms_key_id=key_id, **lock, disable_notification=True,
         )  # fmt: skip
         replica.set_metadata(src.metadata)
-        backend.tagger.copy_tags(src.arn, replica.arn)
         if backend.get_bucket(target).is_versioned:
             replica._version_id = src.version_id  # a replica keeps its source's version id
-        replica._devkit_replication = "REPLICA"  # type: ignore[attr-defined]
+        backend.tagger.copy_tags(src.arn, replica.arn)  # (the ARN names the version)
+        replica._devkit_replication = "REPLICA"
         src._devkit_replication = "COMPLETED"  # type: ignore[attr-defined]
         self.log.append(Replicated(bucket, src.name, src.version_id, target, "COMPLETED", owner=owner))
 
@@ -266,7 +267,11 @@ def bucket_policy_allows(policy: str | bytes | None, role_arn: str, action: str,
     """Whether a bucket policy allows ``role_arn`` ``action`` on ``resource`` (and denies it nothing)."""
     if not policy:
         return False
-    context = {"aws:PrincipalArn": role_arn, "aws:PrincipalAccount": role_arn.split(":")[4], "aws:SecureTransport": "true"}
+    context = {
+        "aws:PrincipalArn": role_arn,
+        "aws:PrincipalAccount": role_arn.split(":")[4],
+        "aws:SecureTransport": "true",
+    }
     allowed = False
     for st in json.loads(policy).get("Statement", []):
         if not _applies(st, role_arn, action, resource, context):
@@ -301,7 +306,11 @@ def _condition_holds(operator: str, tests: dict[str, Any], context: dict[str, st
         if value is None:
             return False
         if operator in ("StringEquals", "ArnEquals", "Bool"):
-            ok = value.lower() in [str(w).lower() for w in _listed(wanted)] if operator == "Bool" else value in _listed(wanted)
+            ok = (
+                value.lower() in [str(w).lower() for w in _listed(wanted)]
+                if operator == "Bool"
+                else value in _listed(wanted)
+            )
         elif operator in ("StringLike", "ArnLike"):
             ok = any(fnmatch.fnmatchcase(value, str(w)) for w in _listed(wanted))
         else:
@@ -334,7 +343,8 @@ def deploy_replica(root: Path, parameters: dict[str, str], stack: str = "ddb-bac
             resolver.refs[logical], resolver.attrs[(logical, "Arn")] = name, f"arn:aws:s3:::{name}"
         elif res["Type"] == "AWS::S3::BucketPolicy":  # kept beside the bucket, not given to moto: moto applies
             # a bucket policy without its conditions (DenyInsecureTransport would refuse every request)
-            s3_backends[ACCOUNT]["aws"].get_bucket(props["Bucket"]).devkit_policy = json.dumps(props["PolicyDocument"])
+            target: Any = s3_backends[ACCOUNT]["aws"].get_bucket(props["Bucket"])
+            target.devkit_policy = json.dumps(props["PolicyDocument"])
     outputs = template.get("Outputs", {}).items()
     return {k: str(resolver(v["Value"])) for k, v in outputs if resolver.conditions.get(v.get("Condition", ""), True)}
 
@@ -356,6 +366,11 @@ def _replica_bucket(name: str, props: dict[str, Any]) -> None:
         s3.put_bucket_encryption(
             Bucket=name,
             ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled"))}]
+                "Rules": [
+                    {
+                        "ApplyServerSideEncryptionByDefault": default,
+                        "BucketKeyEnabled": bool(rule.get("BucketKeyEnabled")),
+                    }
+                ]
             },
         )

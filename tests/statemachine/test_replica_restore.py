@@ -49,7 +49,11 @@ def replicated() -> Iterator[tuple[LocalStack, dict[str, str]]]:
 
 
 def _keys(s3: Any, bucket: str) -> set[str]:
-    return {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket) for o in page.get("Contents", [])}
+    return {
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        for o in page.get("Contents", [])
+    }
 
 
 def _empty(s3: Any, bucket: str) -> int:
