@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -154,3 +155,21 @@ def test_a_bucket_policy_names_the_role_by_its_stack() -> None:
     assert not bucket_policy_allows(json.dumps(_policy("other-stack")), ROLE, "s3:ReplicateObject", resource)
     assert not bucket_policy_allows(json.dumps(_policy("src-stack")), ROLE, "s3:PutObject", resource)
     assert not bucket_policy_allows(None, ROLE, "s3:ReplicateObject", resource)
+
+
+def test_every_kind_of_write_through_boto3_is_replicated(s3: Any) -> None:
+    """PutObject, CopyObject, multipart uploads and DeleteObjects, as the botocore handlers see them."""
+    from boto3.s3.transfer import TransferConfig
+
+    rep = Replication(lambda: None)
+    s3.meta.events.register("before-parameter-build.s3", rep.stash)
+    s3.meta.events.register("after-call.s3", rep.after_call)
+    _configure(s3, _rule("", "one") | {"DeleteMarkerReplication": {"Status": "Enabled"}})
+    s3.put_object(Bucket="src", Key="put", Body=b"p")
+    s3.copy_object(Bucket="src", Key="copied", CopySource={"Bucket": "src", "Key": "put"})
+    big = io.BytesIO(b"m" * (6 * 1024 * 1024))
+    s3.upload_fileobj(big, "src", "multipart", Config=TransferConfig(multipart_threshold=5 * 1024 * 1024))
+    assert _keys(s3, "one") == {"put", "copied", "multipart"}
+    assert s3.head_object(Bucket="one", Key="multipart")["ContentLength"] == 6 * 1024 * 1024
+    s3.delete_objects(Bucket="src", Delete={"Objects": [{"Key": "put"}, {"Key": "copied"}]})
+    assert _keys(s3, "one") == {"multipart"}  # their delete markers followed, as the rule says

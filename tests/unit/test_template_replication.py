@@ -110,3 +110,24 @@ def test_the_replication_role_is_assumed_by_s3_of_this_account_only() -> None:
     assert statement["Principal"] == {"Service": "s3.amazonaws.com"} and statement["Action"] == "sts:AssumeRole"
     assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
     assert role["Condition"] == "Replicates"
+
+
+def _refusals(parameters: dict[str, str]) -> list[str]:
+    """The template Rules' assertions CloudFormation would refuse these parameters with (their descriptions)."""
+    resolve = permissions.resolver(parameters)
+    out = []
+    for rule in permissions.template()["Rules"].values():
+        if resolve(rule.get("RuleCondition", True)):
+            out += [a["AssertDescription"] for a in rule["Assertions"] if not resolve(a["Assert"])]
+    return out
+
+
+def test_the_replica_key_goes_with_the_bucket_key_and_replica_settings_need_a_replica() -> None:
+    assert _refusals(ALL) == _refusals(SAME_ACCOUNT) == _refusals(BASE) == []
+    no_replica_key = {k: v for k, v in ALL.items() if k != "ReplicaKmsKeyArn"}
+    assert [r.split(",")[0] for r in _refusals(no_replica_key)] == ["With KmsKeyArn"]
+    no_bucket_key = {k: v for k, v in ALL.items() if k != "KmsKeyArn"}
+    assert [r.split(":")[0] for r in _refusals(no_bucket_key)] == ["ReplicaKmsKeyArn needs KmsKeyArn"]
+    assert _refusals({**BASE, "ReplicaAccountId": "210987654321"}) == [
+        "ReplicaAccountId and ReplicaKmsKeyArn need ReplicaBucketArn (the bucket to replicate to)."
+    ]
