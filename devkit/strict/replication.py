@@ -41,6 +41,7 @@ from unittest import mock
 from moto.s3.models import FakeDeleteMarker, FakeKey, s3_backends
 
 from ddb_backup.aws.clients import client
+from ddb_backup.errors import DdbBackupError
 from devkit.cfn import ACCOUNT, CfnLoader, Resolver
 from devkit.strict import iam
 
@@ -94,7 +95,9 @@ class Replication:
         if not config:
             return
         if props.get("VersioningConfiguration", {}).get("Status") != "Enabled":
-            raise ValueError(f"bucket {bucket}: S3 replicates only a versioned bucket (VersioningConfiguration)")
+            raise DdbBackupError(
+                f"bucket {bucket}: S3 replicates only a versioned bucket: give it VersioningConfiguration Status Enabled"
+            )
         s3 = client("s3")
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         rules = [{("ID" if k == "Id" else k): v for k, v in rule.items()} for rule in config["Rules"]]
@@ -163,7 +166,7 @@ class Replication:
         dest = rule["Destination"]
         target = dest["Bucket"].split(":::", 1)[-1]
         self._done.add((bucket, src.name, src.version_id))
-        refused = self._refused(backend, config, rule, bucket, src)
+        refused = _unwritable(backend, target) or self._refused(backend, config, rule, bucket, src)
         owner = dest.get("Account", ACCOUNT) if dest.get("AccessControlTranslation") else ACCOUNT
         if refused:
             src._devkit_replication = "FAILED"  # type: ignore[attr-defined]
@@ -190,7 +193,7 @@ class Replication:
         target = rule["Destination"]["Bucket"].split(":::", 1)[-1]
         self._done.add((bucket, marker.name, marker.version_id))
         needs = [("s3:ReplicateDelete", f"arn:aws:s3:::{target}/{marker.name}")]
-        refused = self._denied(backend, config, rule, needs)
+        refused = _unwritable(backend, target) or self._denied(backend, config, rule, needs)
         if not refused and marker.name in backend.get_bucket(target).keys:
             backend.delete_object(target, marker.name)
         status = "FAILED" if refused else "COMPLETED"
@@ -230,6 +233,14 @@ class Replication:
             if other_account and on_target and not bucket_policy_allows(policy, config["Role"], action, resource):
                 return f"{action} on {resource} (the bucket policy of {target})"
         return ""
+
+
+def _unwritable(backend: Any, target: str) -> str:
+    """Why S3 could not replicate into ``target`` at all ("" if it can): it must exist and be versioned."""
+    found = backend.buckets.get(target)
+    if found is None:
+        return f"the destination bucket {target} does not exist"
+    return "" if found.is_versioned else f"the destination bucket {target} is not versioned"
 
 
 def _rule_for(config: dict[str, Any], key: str, tags: dict[str, str]) -> dict[str, Any] | None:

@@ -173,3 +173,14 @@ def test_every_kind_of_write_through_boto3_is_replicated(s3: Any) -> None:
     assert s3.head_object(Bucket="one", Key="multipart")["ContentLength"] == 6 * 1024 * 1024
     s3.delete_objects(Bucket="src", Delete={"Objects": [{"Key": "put"}, {"Key": "copied"}]})
     assert _keys(s3, "one") == {"multipart"}  # their delete markers followed, as the rule says
+
+
+def test_a_missing_or_unversioned_destination_fails_the_object_not_the_write(s3: Any) -> None:
+    s3.create_bucket(Bucket="plain")  # not versioned
+    rep = Replication(lambda: None)
+    for dest in ("gone", "plain"):
+        _configure(s3, _rule("", dest))
+        _put(s3, rep, dest)
+        assert s3.head_object(Bucket="src", Key=dest)["ReplicationStatus"] == "FAILED"
+    assert [r.refused.rsplit(" ", 2)[-2:] for r in rep.log] == [["not", "exist"], ["not", "versioned"]]
+    assert _keys(s3, "plain") == set()
