@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from devkit import permissions
+from devkit.cfn import Resolver
 from devkit.strict.iam import Roles
-from tests.unit.test_template_security import BUCKET, KEY, READS, all_actions
+from tests.unit.test_template_security import BUCKET, KEY, READS, TEMPLATE, all_actions
 
 REPLICA = "arn:aws:s3:::dr-copy"
 REPLICA_KEY = "arn:aws:kms:eu-west-1:210987654321:key/5678efab-0000-0000-0000-000000000000"
@@ -114,9 +115,9 @@ def test_the_replication_role_is_assumed_by_s3_of_this_account_only() -> None:
 
 def _refusals(parameters: dict[str, str]) -> list[str]:
     """The template Rules' assertions CloudFormation would refuse these parameters with (their descriptions)."""
-    resolve = permissions.resolver(parameters)
+    resolve = Resolver(TEMPLATE, parameters, "ddb-backup", "us-east-1")  # rules name parameters only
     out = []
-    for rule in permissions.template()["Rules"].values():
+    for rule in TEMPLATE["Rules"].values():
         if resolve(rule.get("RuleCondition", True)):
             out += [a["AssertDescription"] for a in rule["Assertions"] if not resolve(a["Assert"])]
     return out
