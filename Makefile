@@ -73,6 +73,7 @@ lint: venv
 
 validate: .venv-sam/.installed $(ASLV)
 	$(SAM) validate --lint --region us-east-1
+	$(SAM) validate --lint --region us-east-1 -t replica.yaml
 	for f in statemachine/*.asl.json; do $(ASLV) --json-path "$$f" || exit 1; done
 
 # Four workers on two cores: most tests wait (rate limits, DynamoDB's whole seconds, Step Functions), few compute.
@@ -82,7 +83,7 @@ pytest: venv
 # Lambda code runs on 3.13 (above); the CLI and its core also on 3.11. Tests of what only Lambda runs, or
 # only the 3.13 venv (the template's roles, the ASL's timeouts, the handlers' events, the mutation tool),
 # are left to the leg above.
-LAMBDA_ONLY := tests/unit/test_template_security.py tests/unit/test_asl_timeouts.py \
+LAMBDA_ONLY := tests/unit/test_template_security.py tests/unit/test_template_replication.py tests/unit/test_asl_timeouts.py \
 	tests/unit/test_fuzz_events.py tests/unit/test_mutate_tool.py
 pytest-oldest: .venv311/.installed
 	.venv311/bin/pytest -n 4 -q -p no:cacheprovider $(addprefix --ignore=,$(LAMBDA_ONLY)) tests/unit tests/e2e

@@ -193,6 +193,7 @@ class LocalStack:
         resources = self.template["Resources"]
         function_globals = self.template.get("Globals", {}).get("Function", {})
         role = self._role()
+        self.enforcement.replication.deploy_roles(resolver, resources, self.stack_name)  # S3 Replication's role
         # Resources in dependency order: buckets, layers, functions, then state machines.
         order = [
             "AWS::S3::Bucket",
@@ -279,6 +280,7 @@ class LocalStack:
                 for d in [r["ServerSideEncryptionByDefault"]]
             ]
             s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+        self.enforcement.replication.configure(name, props)  # versioning and replication, when replicated
         resolver.refs[logical_id] = name
         resolver.attrs[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
         self.physical[logical_id] = name

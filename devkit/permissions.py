@@ -27,6 +27,10 @@ ALL_ON = {
     "TableKmsKeyArns": "k",
     "RestoreSourceArns": "s",
     "ManagedCumulusPrefix": "p",
+    "ObjectLockMode": "GOVERNANCE",
+    "ReplicaBucketArn": "arn:aws:s3:::replica",
+    "ReplicaAccountId": "210987654321",
+    "ReplicaKmsKeyArn": "r",
 }
 
 
@@ -96,18 +100,22 @@ def rows() -> list[tuple[str, str, str, str]]:
     for principal, docs in sorted(documents(tpl).items()):
         for doc in docs:
             condition = ""
-            if "Fn::If" in doc:
+            while "Fn::If" in doc:
                 condition, doc = doc["Fn::If"][0], doc["Fn::If"][1]
-            for st in resolve(doc)["Statement"]:
+            for raw in doc.get("Statement") or resolve(doc)["Statement"]:  # a statement's own condition, if any
+                only = condition
+                if isinstance(raw, dict) and "Fn::If" in raw:
+                    only, raw = raw["Fn::If"][0], raw["Fn::If"][1]
+                st = resolve(raw)
                 actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
                 resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-                out.append((principal, condition, "<br>".join(actions), "<br>".join(map(str, resources))))
+                out.append((principal, only, "<br>".join(actions), "<br>".join(map(str, resources))))
     return out
 
 
 def table() -> str:
     lines = [
-        "| Function or state machine | Only when | Actions | Resources |",
+        "| Function, state machine or role | Only when | Actions | Resources |",
         "| --- | --- | --- | --- |",
     ]
     last = None

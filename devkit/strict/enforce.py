@@ -4,7 +4,9 @@
   as SAM expands it from template.yaml, KMS keys included;
 - provisioned throughput (:mod:`devkit.strict.throughput`): PROVISIONED tables throttle at their units;
 - Step Functions (:mod:`devkit.strict.sfn`): the 256 KiB payload quota on Map results, terminal
-  ``States.DataLimitExceeded``, and Distributed Map child failures that fail the Map.
+  ``States.DataLimitExceeded``, and Distributed Map child failures that fail the Map;
+- S3 Replication (:mod:`devkit.strict.replication`): a bucket's replication rules carried out, as its
+  replication role may.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from botocore.handlers import BUILTIN_HANDLERS
 
 from devkit.strict import iam
 from devkit.strict import sfn as strict_sfn
+from devkit.strict.replication import Replication
 from devkit.strict.throughput import Throughput
 
 
@@ -32,6 +35,7 @@ class Rules:
     iam: bool = True
     throughput: bool = True
     step_functions: bool = True
+    replication: bool = True
 
 
 class Enforcement:
@@ -41,6 +45,7 @@ class Enforcement:
         self.rules = rules
         self.throughput = Throughput()
         self.roles: iam.Roles | None = None
+        self.replication = Replication(lambda: self.roles)
         self._stack = ExitStack()
         self._handlers: list[tuple[str, Callable[..., Any]]] = []
 
@@ -56,6 +61,10 @@ class Enforcement:
             # Ahead of moto's own before-send handler, which answers every request.
             self._add("before-send.dynamodb", self.throughput.before_send, first=True)
             self._add("after-call.dynamodb", self.throughput.after_call)
+        if self.rules.replication:
+            self._add("before-parameter-build.s3", self.replication.stash)
+            self._add("after-call.s3", self.replication.after_call)
+            self._stack.enter_context(self.replication.status_header())
 
     def deployed(
         self,

@@ -132,7 +132,8 @@ def _conditional(condition: str | None, document: Any) -> Any:
 
 
 def role_documents(expanded: dict[str, Any]) -> dict[str, list[Any]]:
-    """Policy documents (unresolved) of each function's and state machine's role, by its logical id.
+    """Policy documents (unresolved) of each function's and state machine's role, by its logical id,
+    and of each role S3 assumes (replication), by the role's own logical id.
 
     Inline policies, and ``AWS::IAM::Policy`` / ``ManagedPolicy`` resources attached to the role (by
     ``Roles``, or by the role's ``ManagedPolicyArns``); a policy under a condition (``Fn::If`` or the
@@ -160,7 +161,14 @@ def role_documents(expanded: dict[str, Any]) -> dict[str, list[Any]]:
             role = res["Properties"].get("Role") or res["Properties"].get("RoleArn")
             if isinstance(role, dict) and "Fn::GetAtt" in role:
                 owners[logical] = by_role.get(role["Fn::GetAtt"][0], [])
+        elif res["Type"] == "AWS::IAM::Role" and _assumed_by_s3(res):  # S3 Replication's role: by its own id
+            owners[logical] = [_conditional(res.get("Condition"), doc) for doc in by_role.get(logical, [])]
     return owners
+
+
+def _assumed_by_s3(role: dict[str, Any]) -> bool:
+    trust = role["Properties"].get("AssumeRolePolicyDocument", {})
+    return any("s3.amazonaws.com" in json.dumps(st.get("Principal", {})) for st in trust.get("Statement", []) if st)
 
 
 def _policy_document(policy: Any) -> Any:

@@ -90,7 +90,9 @@ def expect(**by_principal: set[str]) -> dict[str, set[str]]:
 def test_the_principals_are_the_stack_functions_and_state_machines():
     assert set(roles().policies) == {
         PLAN_B, SCAN, FIN_B, PLAN_R, PART, FIN_R, PITR, ON_DEMAND, BACKUP_SM, RESTORE_SM, ARCHIVE, STREAMS,
+        "ReplicationRole",  # S3 Replication's, allowed nothing here: no ReplicaBucketArn (test_template_replication)
     }  # fmt: skip
+    assert roles().policies["ReplicationRole"] == []
 
 
 # ------------------------------------------------------------------ DynamoDB
