@@ -66,7 +66,9 @@ class CfnLoader:
 class Resolver:
     """Resolve the intrinsic functions the template uses, for one local deployment."""
 
-    def __init__(self, template: dict[str, Any], parameters: dict[str, str], stack: str, region: str) -> None:
+    def __init__(
+        self, template: dict[str, Any], parameters: dict[str, str], stack: str, region: str, *, checked: bool = True
+    ) -> None:
         self.template = template
         self.stack = stack
         self.region = region
@@ -86,6 +88,31 @@ class Resolver:
         self.conditions: dict[str, bool] = {}
         for name, cond in template.get("Conditions", {}).items():  # a condition may name an earlier one
             self.conditions[name] = bool(self(cond))
+        if checked:  # as CloudFormation refuses a stack: parameters outside their constraints, failed Rules
+            self.check_parameters(template.get("Parameters", {}))
+            if refused := self.refusals():
+                raise DdbBackupError(f"the template's Rules refuse these parameters: {'; '.join(refused)}")
+
+    def check_parameters(self, specs: dict[str, Any]) -> None:
+        """CloudFormation's refusal of a String parameter outside its AllowedValues or AllowedPattern."""
+        for name, spec in specs.items():
+            value = self.params[name]
+            if not isinstance(value, str):
+                continue
+            if "AllowedValues" in spec and value not in [str(v) for v in spec["AllowedValues"]]:
+                raise DdbBackupError(f"Parameter '{name}' must be one of AllowedValues: {spec['AllowedValues']}")
+            if "AllowedPattern" in spec and not re.fullmatch(spec["AllowedPattern"], value):
+                raise DdbBackupError(f"Parameter '{name}' must match pattern {spec['AllowedPattern']}")
+
+    def refusals(self) -> list[str]:
+        """The AssertDescription of each template Rule assertion that fails where its RuleCondition holds."""
+        out = []
+        for rule in self.template.get("Rules", {}).values():
+            if "RuleCondition" in rule and not self(rule["RuleCondition"]):
+                continue
+            failed = [a for a in rule.get("Assertions", []) if not self(a["Assert"])]
+            out += [" ".join(str(a.get("AssertDescription", "")).split()) for a in failed]
+        return out
 
     def pseudo(self, name: str) -> Any:
         return {

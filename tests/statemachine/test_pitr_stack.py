@@ -86,7 +86,8 @@ def test_deploy_turns_pitr_on_for_every_table_including_one_created_a_moment_bef
 
 
 def test_a_custom_resource_that_answers_failed_fails_the_deploy(aws):
-    stack = LocalStack(parameters={"ManagedTableNames": "not a table name!"}, env=FAST)
+    params = {"ManagedTableNames": "not a table name!", "ManagedTableNamePattern": "not*"}
+    stack = LocalStack(parameters=params, env=FAST)
     try:
         with pytest.raises(DdbBackupError, match=r"EnsurePitrOnDeploy Create FAILED: .*not a valid DynamoDB table"):
             stack.start()
@@ -141,7 +142,11 @@ def test_weekly_backups_and_retention_prune_only_the_stacks_own(aws, new_table_e
 
     for arn in arns.values():
         age(arn, old)
-    params = {"ManagedTableNames": f"{granules},{files}", "OnDemandBackupRetentionDays": "30"}
+    params = {
+        "ManagedTableNames": f"{granules},{files}",
+        "ManagedTableNamePattern": f"{PREFIX}*",
+        "OnDemandBackupRetentionDays": "30",
+    }
     with LocalStack(parameters=params, env=FAST) as stack:
         left = new_table_errors("create_backup", files, 2)
         report = stack.fire("OnDemandBackupsFunction", "Weekly")

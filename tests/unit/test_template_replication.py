@@ -115,12 +115,7 @@ def test_the_replication_role_is_assumed_by_s3_of_this_account_only() -> None:
 
 def _refusals(parameters: dict[str, str]) -> list[str]:
     """The template Rules' assertions CloudFormation would refuse these parameters with (their descriptions)."""
-    resolve = Resolver(TEMPLATE, parameters, "ddb-backup", "us-east-1")  # rules name parameters only
-    out = []
-    for rule in TEMPLATE["Rules"].values():
-        if resolve(rule.get("RuleCondition", True)):
-            out += [a["AssertDescription"] for a in rule["Assertions"] if not resolve(a["Assert"])]
-    return out
+    return Resolver(TEMPLATE, parameters, "ddb-backup", "us-east-1", checked=False).refusals()
 
 
 def test_the_replica_key_goes_with_the_bucket_key_and_replica_settings_need_a_replica() -> None:
