@@ -17,9 +17,13 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, Protocol
 
-from ddb_backup.changes.replay import fold
+from ddb_backup.aws.s3io import get_json, split_s3_url
+from ddb_backup.changes.consistent import backup_changes
+from ddb_backup.changes.replay import at, fold
+from ddb_backup.changes.totime import changes_to
+from ddb_backup.format import layout
 from ddb_backup.format.ddbjson import Item, item_from_wire, item_to_wire, line_from_client_item
 from ddb_backup.format.keys import key_value
 from ddb_backup.format.lines import PartRef
@@ -27,11 +31,16 @@ from ddb_backup.format.sources import Source
 from ddb_backup.restore import fastwrite
 from ddb_backup.selection.selectors import NothingSelected, Selection
 
+
+class _Sink(Protocol):
+    def write(self, data: bytes, /) -> int: ...
+
+
 #: How many unmatched selectors a message names.
 NAMED = 10
 
 
-def write_matches(src: Source, select: Selection, out: IO[bytes]) -> int:
+def write_matches(src: Source, select: Selection, out: _Sink) -> int:
     """Every item of ``src`` that ``select`` matches, as backup lines on ``out``; how many. Each selector counts
     its matches, and the changes of ``select.also`` too."""
     count = 0
@@ -101,3 +110,19 @@ def overlay(
 def key_text(wire_key: dict[str, Any]) -> str:
     """A key in DynamoDB JSON as comparable text (a number normalised)."""
     return json.dumps({n: key_value(v) for n, v in wire_key.items()}, sort_keys=True, default=str)
+
+
+def changes_after_parts(s3: Any, src: Source, to_time: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The final change of every key a restore of ``src`` applies after its parts (an exact backup's own, up to
+    its ``consistentAt``; with ``to_time``, the archive's up to it): what may bring a selected key too."""
+    if src.consistent_at is None or not src.location.startswith("s3://"):
+        return []
+    bucket, directory = split_s3_url(src.location)
+    directory = directory if directory.endswith("/") else directory + "/"
+    manifest = get_json(s3, bucket, directory + layout.MANIFEST)
+    if to_time:
+        until = at(to_time["toTime"])
+        changes = changes_to(s3, bucket, to_time["tableDir"], manifest, until)
+    else:
+        until, changes = at(manifest["consistentAt"]), backup_changes(s3, bucket, directory, manifest)
+    return list(fold(changes, until).values())

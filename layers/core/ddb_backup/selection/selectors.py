@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -91,6 +92,8 @@ class Selection:
     also: list[dict[str, Any]] = field(default_factory=list)
     selectors: list[Selector] = field(default_factory=list)
     key_names: list[str] = field(default_factory=list)
+    types: dict[str, str] = field(default_factory=dict)
+    file_text: str | None = None
     names: dict[str, str] = field(default_factory=lambda: {KEY: KEY, PREFIX: PREFIX, FILE: FILE})
     s3: Any = None
 
@@ -104,11 +107,12 @@ class Selection:
         """Read the selectors against ``key_schema`` (with AttributeType); a ``SelectorError`` names a wrong one."""
         self.key_names = [k["AttributeName"] for k in key_schema]
         types = {k["AttributeName"]: k.get("AttributeType", "S") for k in key_schema}
-        self.selectors = []
+        self.types, self.selectors = types, []
         for kind, text in self.given:
             option = self.names[kind]
             if kind == FILE:
-                self.selectors += file_selectors(option, text, read_keys_file(option, text, self.s3), types, table)
+                self.file_text = read_keys_file(option, text, self.s3)
+                self.selectors += file_selectors(option, text, self.file_text, types, table)
                 continue
             label = f"{option} {text!r}"
             named = names_checked(label, dict(pairs(option, text)), types, table)
@@ -245,3 +249,23 @@ def file_value(label: str, name: str, kind: str, value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         raise SelectorError(f"{label}: {name}: {value!r} is not a key value")
     return typed(label, name, kind, value)
+
+
+def plan_note(select: Selection, table: str, keys_copy: str | None = None) -> dict[str, Any]:
+    """What a restore plan records of a bound selection, so that a later step can read it again
+    (:func:`changes_filter`): the request's ``select`` (its keys file: ``keys_copy``, the copy the plan made),
+    and the key schema it was read against."""
+    schema = [{"AttributeName": n, "AttributeType": t} for n, t in select.types.items()]
+    request = {**select.request(), **({"keysFile": keys_copy} if keys_copy else {})}
+    return {"request": request, "keySchema": schema, "table": table}
+
+
+def changes_filter(note: dict[str, Any] | None, s3: Any = None) -> Callable[[dict[str, Any]], bool] | None:
+    """Whether a change is of a selected key, for the selection a plan recorded (:func:`plan_note`); None when
+    the plan selected nothing (every change applies)."""
+    if not note:
+        return None
+    chosen = from_request(note["request"], s3)
+    assert chosen is not None
+    chosen.bind(note["keySchema"], note["table"])
+    return chosen.keeps
