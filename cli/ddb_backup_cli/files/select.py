@@ -48,12 +48,45 @@ def selection(args: argparse.Namespace) -> Selection | None:
     """The items --key, --key-prefix and --keys-file select (None: all), checked for syntax."""
     given = [(KEY, text) for text in args.key or []] + [(PREFIX, text) for text in args.key_prefix or []]
     given += [(FILE, args.keys_file)] if args.keys_file else []
+    preview, csv = getattr(args, "preview", False), getattr(args, "csv", False)
     if not given:
-        if args.preview or args.csv:
+        if preview or csv:
             raise UsageError("--preview shows the items a selection matches: give --key, --key-prefix or --keys-file")
         return None
-    if args.csv and not args.preview:
+    if csv and not preview:
         raise UsageError("--csv is a form of --preview: give --preview --csv")
-    chosen = Selection(given, preview=args.preview)
+    chosen = Selection(given, preview=preview)
     chosen.check()
     return chosen
+
+
+def add_selectors(p: argparse.ArgumentParser, *, preview: bool = True) -> None:
+    """--key, --key-prefix, --keys-file (and with ``preview``, --preview and --csv): restore (or show) some items
+    only (issue 28)."""
+    p.add_argument(
+        "--key",
+        action="append",
+        metavar="PK=V[,SK=V]",
+        help="restore only the item with this key, named by the table's key attributes, typed from its schema "
+        "(a B key in base64); the partition key alone selects its whole partition (repeatable)",
+    )
+    p.add_argument(
+        "--key-prefix",
+        action="append",
+        metavar="PK=PREFIX[,SK=PREFIX]",
+        help="restore only the items whose string partition key (and sort key, if given) starts so (repeatable)",
+    )
+    p.add_argument(
+        "--keys-file",
+        metavar="FILE",
+        help='restore only the items keyed as the JSON lines of FILE (local, or s3://), typed {"pk": {"S": "a"}} or plain {"pk": "a"}',
+    )
+    if not preview:
+        return
+    p.add_argument(
+        "--preview",
+        action="store_true",
+        help="with a selector: show the matching items, their count and moment, and write nothing "
+        "(a table on a terminal, else lines; JSON lines with --json, CSV with --csv)",
+    )
+    p.add_argument("--csv", action="store_true", help="with --preview: CSV, the key attributes first")
