@@ -25,10 +25,12 @@ from ddb_backup.changes.replay import at, fold
 from ddb_backup.changes.totime import changes_to
 from ddb_backup.format import layout
 from ddb_backup.format.ddbjson import Item, item_from_wire, item_to_wire, line_from_client_item
+from ddb_backup.format.dialects import item_size
 from ddb_backup.format.keys import key_value
 from ddb_backup.format.lines import PartRef
 from ddb_backup.format.sources import Source
 from ddb_backup.restore import fastwrite
+from ddb_backup.selection import cost
 from ddb_backup.selection.selectors import NothingSelected, Selection
 
 
@@ -46,7 +48,9 @@ def write_matches(src: Source, select: Selection, out: _Sink) -> int:
     count = 0
     for item in fastwrite.source_items(src):
         if select.match(item):
-            out.write(item.line + b"\n" if isinstance(item, fastwrite.RawItem) else line_from_client_item(item))
+            raw = isinstance(item, fastwrite.RawItem)
+            out.write(item.line + b"\n" if raw else line_from_client_item(item))
+            select.sizes.append(item_size(item.item() if raw else item))
             count += 1
     for change in select.also:
         select.match(item_from_wire(change["Keys"]))
@@ -70,6 +74,7 @@ def narrow(src: Source, select: Selection, directory: Path, name: str) -> Source
     with path.open("wb") as out:
         count = write_matches(src, select, out)
     check_matched(select, src.location, count)
+    select.cost = restore_cost(src, select)
     part = PartRef(id=path.name, url=str(path), dialect="item", items=count, bytes=path.stat().st_size)
     return replace(src, parts=[part])
 
@@ -81,6 +86,7 @@ def narrow_to_s3(src: Source, select: Selection, s3: Any, bucket: str, key: str)
         with gzip.GzipFile(fileobj=spool, mode="wb", mtime=0) as out:
             count = write_matches(src, select, out)
         check_matched(select, src.location, count)
+        select.cost = restore_cost(src, select)
         size, digest = spool.tell(), hashlib.sha256()
         spool.seek(0)
         for chunk in iter(lambda: spool.read(1 << 20), b""):
@@ -91,6 +97,13 @@ def narrow_to_s3(src: Source, select: Selection, s3: Any, bucket: str, key: str)
         id=key.rsplit("/", 1)[-1], url=f"s3://{bucket}/{key}", dialect="item", items=count, sha256=digest.hexdigest()
     )
     return replace(src, parts=[replace(part, bytes=size)])
+
+
+def restore_cost(src: Source, select: Selection) -> dict[str, Any]:
+    """What a restore of ``select``'s items of ``src`` costs: reading every part (and the manifest), writing the
+    matches (:mod:`ddb_backup.selection.cost`)."""
+    read = cost.read_cost(src.parts, extra_gets=1 if src.format == "ddb-backup-v1" else 0)
+    return {"read": read, "items": len(select.sizes), "writeUnits": cost.write_units(select.sizes)}
 
 
 def overlay(

@@ -94,6 +94,8 @@ class Selection:
     key_names: list[str] = field(default_factory=list)
     types: dict[str, str] = field(default_factory=dict)
     file_text: str | None = None
+    sizes: list[int] = field(default_factory=list)  # the DynamoDB size of each item selected (for its cost)
+    cost: dict[str, Any] = field(default_factory=dict)  # what finding and writing them costs (selection.cost)
     names: dict[str, str] = field(default_factory=lambda: {KEY: KEY, PREFIX: PREFIX, FILE: FILE})
     s3: Any = None
 
