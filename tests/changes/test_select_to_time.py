@@ -4,6 +4,7 @@ only (a key the changes alone bring is selected too), equal to the model at the 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -25,7 +26,8 @@ def archiving(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
 
 
 def _selected(key: tuple[str, str], single: tuple[str, str]) -> bool:
-    """The model's view of the selection below: partition p3, the key ``single``, every partition starting p1."""
+    """The model's view of the selection below: partition p3, every partition starting p1, and the key
+    ``single`` (in a keys file in S3)."""
     return key[0] == "p3" or key == single or key[0].startswith("p1")
 
 
@@ -44,7 +46,9 @@ def test_a_selection_restored_to_a_time_equals_the_model_then_for_the_selected_k
     stack.streams.deliver()
     when, state = writer.snapshots[0]
     single = min(k for k in state if k[0] not in ("p3", "p2") and not k[0].startswith("p1"))
-    select = {"keys": ["pk=p3", f"pk={single[0]},sk={single[1]}"], "keyPrefixes": ["pk=p1"]}
+    keys = json.dumps({"pk": {"S": single[0]}, "sk": {"N": single[1]}}) + "\n"
+    client("s3").put_object(Bucket=bucket, Key="keys/one.jsonl", Body=keys)  # finalize reads the plan's copy
+    select = {"keys": ["pk=p3"], "keyPrefixes": ["pk=p1"], "keysFile": f"s3://{bucket}/keys/one.jsonl"}
 
     desc = stack.run(
         "RestoreStateMachine",
