@@ -209,6 +209,10 @@ def cmd_start_restore(args: argparse.Namespace) -> int:
         payload.update({"allowPartial": True} if args.allow_partial else {})
     payload.update(estimate.load_request(args))
     payload.update(_select_request(args))
+    if args.dry_run and "select" in payload:  # the plan reads every part to find the items: that is the cost
+        say(args, _select_cost(args))
+        say(args, "dry run: nothing started")
+        return 0
     if args.dry_run:
         estimate.print_estimates(args, [_restore_estimate(args)])
         say(args, "dry run: nothing started")
@@ -228,6 +232,17 @@ def _select_request(args: argparse.Namespace) -> dict[str, Any]:
             )
         out["select"] = select.request()
     return out
+
+
+def _select_cost(args: argparse.Namespace) -> str:
+    """What the restore machine's plan reads to find the selected items (every part of the backup), as a line."""
+    from ddb_backup.format.sources import open_source
+    from ddb_backup.selection import cost
+
+    if args.to_time:
+        return "with --to-time the plan reads the newest exact backup before it whole: see restore --to-time --preview"
+    src = open_source(args.backup, client("s3"))
+    return cost.describe({"read": cost.read_cost(src.parts)}) + "; then one write per item it matches"
 
 
 def _restore_estimate(args: argparse.Namespace) -> dict[str, Any]:

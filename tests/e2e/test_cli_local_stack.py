@@ -168,6 +168,8 @@ def test_start_restore_passes_the_selectors_to_the_machine(local_stack):
         "--poll",
         "0.2",
     ]
+    dry = _cli(local_stack, *argv, *selectors, f"s3://{bucket}/keys/rules.jsonl", "--dry-run")
+    assert dry.returncode == 0 and "finding the items reads all" in dry.stdout and "nothing started" in dry.stdout
     restore = _cli(local_stack, *argv, *selectors, f"s3://{bucket}/keys/rules.jsonl")
     assert restore.returncode == 0, restore.stderr
     wanted = {names[0], names[7]} | {n for n in names if n.startswith(names[3])}
