@@ -7,7 +7,8 @@ with the cost it states before the run:
 
 1. ``restore --key ... --preview`` then the restore of 10 items into a new table;
 2. ``backtrack`` of the rewritten partitions to the moment before (``--key pk=...``: read by Query);
-3. the same backtrack with ``--key-prefix`` (a prefix names no whole partition: a Scan of the whole table).
+3. the same backtrack with ``--key-prefix`` (a prefix names no whole partition: a Scan of the whole table);
+   with ``--bad 1000`` the prefix (``g00000``) names the same 10 partitions, so 2 and 3 differ only in the Scan.
 
 Printed figures, not a timed test. Reading the backup grows with the table (every part, every byte); the
 writes grow with the selection: at 1,000,000 items scale the read time and bytes by 1,000,000 / ``--items``.
