@@ -1,5 +1,5 @@
 """Record-level restore through the restore state machine (issue 28 point 1), on the local stack: ``select``
-(keys, key prefixes, a keys file in S3) on a backup of this tool and on a foreign format; a selector that
+(keys, key prefixes, a keys file in S3) on a backup of this tool, a cumulus-api file and a native export; a selector that
 matches nothing fails the plan, naming it, before any table is created. (A restore to a time with ``select``:
 tests/changes/test_select_to_time.py.)"""
 
@@ -66,6 +66,27 @@ def test_select_works_on_a_foreign_format_and_overwrites_an_existing_table(stack
     picked = [i for i in expected if i["arn"]["S"] in arns[3:5]]
     other = {"arn": {"S": "arn:other"}, "status": {"S": "kept"}}
     assert _keyed(table_items(ddb, "live-Executions")) == _keyed([*picked, other])
+
+
+def test_select_works_on_a_native_export(stack):
+    ddb, s3 = client("dynamodb"), client("s3")
+    bucket = stack.outputs["BackupBucketName"]
+    local = FIXTURES / "native-export"
+    for path in local.rglob("*"):
+        if path.is_file():
+            s3.put_object(Bucket=bucket, Key=f"imports/export/{path.relative_to(local)}", Body=path.read_bytes())
+    expected = expected_items("mystack-GranulesTable")
+    ids = sorted(i["granuleId"]["S"] for i in expected)
+    request = {"source": "imports/export/", "table": "some-Export", "keys": ["granuleId"]}
+
+    desc = _restore(
+        stack, {**request, "select": {"keys": [f"granuleId={ids[-1]}"], "keyPrefixes": [f"granuleId={ids[0]}"]}}
+    )
+
+    assert desc["status"] == "SUCCEEDED", desc.get("cause")
+    wanted = [i for i in expected if i["granuleId"]["S"] == ids[-1] or i["granuleId"]["S"].startswith(ids[0])]
+    assert 2 <= len(wanted) < len(expected)
+    assert _keyed(table_items(ddb, "some-Export")) == _keyed(wanted)
 
 
 def test_a_selector_matching_nothing_fails_the_plan_naming_it_and_creates_nothing(stack):
