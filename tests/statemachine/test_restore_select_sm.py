@@ -1,7 +1,7 @@
 """Record-level restore through the restore state machine (issue 28 point 1), on the local stack: ``select``
-(keys, key prefixes, a keys file in S3) on a backup of this tool, a cumulus-api file and a native export; a selector that
-matches nothing fails the plan, naming it, before any table is created. (A restore to a time with ``select``:
-tests/changes/test_select_to_time.py.)"""
+(keys, key prefixes, a keys file in S3) on a backup of this tool, a cumulus-api file and a native export; a
+selector that matches nothing fails the plan, naming it, before any table is created. (A restore to a time
+with ``select``: tests/changes/test_select_to_time.py.)"""
 
 from __future__ import annotations
 
