@@ -32,7 +32,7 @@ from ddb_backup_cli.common import (
 from ddb_backup_cli.endpoint import describe_failure
 from ddb_backup_cli.files.cancel import Interrupted
 from ddb_backup_cli.files.preview import show_rows
-from ddb_backup_cli.files.select import selection
+from ddb_backup_cli.files.select import add_selectors, selection
 from ddb_backup_cli.progress import Progress
 
 DEMO_HELP = (
@@ -422,7 +422,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         metavar="TIME",
         help="s3://B/P/<table>/: the table as it was at TIME (exact backups + change archive)",
     )
-    _add_selectors(p)
+    add_selectors(p)
 
     p = add(
         "verify",
@@ -433,35 +433,6 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--table", type=table_name, required=True, help="the table to check")
     p.add_argument("--backup", required=True, help="the backup to compare with (any SOURCE restore reads)")
     p.add_argument("--show", type=int, default=10, help="differences to print (default 10)")
-
-
-def _add_selectors(p: argparse.ArgumentParser) -> None:
-    """--key, --key-prefix, --keys-file, --preview, --csv: restore (or show) some items only (issue 28)."""
-    p.add_argument(
-        "--key",
-        action="append",
-        metavar="PK=V[,SK=V]",
-        help="restore only the item with this key, named by the table's key attributes, typed from its schema "
-        "(a B key in base64); the partition key alone selects its whole partition (repeatable)",
-    )
-    p.add_argument(
-        "--key-prefix",
-        action="append",
-        metavar="PK=PREFIX[,SK=PREFIX]",
-        help="restore only the items whose string partition key (and sort key, if given) starts so (repeatable)",
-    )
-    p.add_argument(
-        "--keys-file",
-        metavar="FILE",
-        help='restore only the items keyed as the JSON lines of FILE, typed {"pk": {"S": "a"}} or plain {"pk": "a"}',
-    )
-    p.add_argument(
-        "--preview",
-        action="store_true",
-        help="with a selector: show the matching items, their count and moment, and write nothing "
-        "(a table on a terminal, else lines; JSON lines with --json, CSV with --csv)",
-    )
-    p.add_argument("--csv", action="store_true", help="with --preview: CSV, the key attributes first")
 
 
 def register_demo(sub: Any, parents: list[argparse.ArgumentParser]) -> None:

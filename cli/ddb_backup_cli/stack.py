@@ -27,6 +27,7 @@ from ddb_backup_cli.common import (
     tables_arg,
 )
 from ddb_backup_cli.files import cancel
+from ddb_backup_cli.files.select import add_selectors, selection
 
 DEFAULT_PREFIX = "backups/"
 
@@ -207,11 +208,41 @@ def cmd_start_restore(args: argparse.Namespace) -> int:
         payload.update({"tables": args.tables.split(",")} if args.tables else {})
         payload.update({"allowPartial": True} if args.allow_partial else {})
     payload.update(estimate.load_request(args))
+    payload.update(_select_request(args))
+    if args.dry_run and "select" in payload:  # the plan reads every part to find the items: that is the cost
+        say(args, _select_cost(args))
+        say(args, "dry run: nothing started")
+        return 0
     if args.dry_run:
         estimate.print_estimates(args, [_restore_estimate(args)])
         say(args, "dry run: nothing started")
         return 0
     return _start(args, _machine(args, "RestoreStateMachineArn"), payload, "restore")
+
+
+def _select_request(args: argparse.Namespace) -> dict[str, Any]:
+    """``toTime`` and ``select`` (keys, keyPrefixes, keysFile) of the request, from --to-time and the selectors."""
+    out: dict[str, Any] = {"toTime": args.to_time} if args.to_time else {}
+    select = selection(args)
+    if select is not None:
+        if args.keys_file and not args.keys_file.startswith("s3://"):
+            raise UsageError(
+                f"--keys-file {args.keys_file}: the state machine reads the keys from S3: copy the file there "
+                f"(aws s3 cp {args.keys_file} s3://BUCKET/KEY) and give its s3:// URL"
+            )
+        out["select"] = select.request()
+    return out
+
+
+def _select_cost(args: argparse.Namespace) -> str:
+    """What the restore machine's plan reads to find the selected items (every part of the backup), as a line."""
+    from ddb_backup.format.sources import open_source
+    from ddb_backup.selection import cost
+
+    if args.to_time:
+        return "with --to-time the plan reads the newest exact backup before it whole: see restore --to-time --preview"
+    src = open_source(args.backup, client("s3"))
+    return cost.describe({"read": cost.read_cost(src.parts)}) + "; then one write per item it matches"
 
 
 def _restore_estimate(args: argparse.Namespace) -> dict[str, Any]:
@@ -425,6 +456,10 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
             )
             estimate.add_load_options(p)
             estimate.add_method_option(p)
+            p.add_argument(
+                "--to-time", metavar="TIME", help="restore the table as it was then (--backup: its backups' prefix)"
+            )
+            add_selectors(p, preview=False)
 
     p = add(
         "list",

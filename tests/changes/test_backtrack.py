@@ -212,3 +212,31 @@ def test_a_key_that_matches_nothing_then_or_now_is_refused_before_any_write(
     assert main([*_argv(history, "--yes"), "--key", "pk=zz,sk=1"]) == 1
     assert "--key 'pk=zz,sk=1': matched no item of bt-Table" in capsys.readouterr().err
     assert _state(ddb) == before
+
+
+def test_a_partition_selector_is_read_by_query_and_the_dry_run_states_the_cost(
+    history: dict[str, Any], capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 28 point 3: a selection of whole partitions reads the live table by Query, not a whole-table Scan;
+    the dry run says what reading the backup (every part) and the writes cost, in bytes and dollars."""
+    calls: list[str] = []
+
+    def watched(service: str) -> Any:  # the clients the command makes, each DynamoDB call noted
+        made = client(service)
+        if service == "dynamodb":
+            made.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+        return made
+
+    monkeypatch.setattr("ddb_backup_cli.files.backtrack.client", watched)
+    argv = ["backtrack", "--table", TABLE, "--from", FROM, "--to-time", history["when"], "--key", "pk=a"]
+    assert main([*argv, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Query" in calls and "Scan" not in calls
+    assert "a consistent Query of 1 partition(s), then a consistent GetItem a key" in out
+    objects = client("s3").list_objects_v2(Bucket=BUCKET, Prefix=f"p/{TABLE}/")["Contents"]
+    parts = [o for o in objects if "/data/" in o["Key"]]
+    assert f"reads all {len(parts)} part(s) of the backup, {sum(o['Size'] for o in parts):,} bytes, from S3" in out
+    assert "writing 5 item(s): 5 write units" in out and "on-demand in us-east-1" in out  # a0-a3 back, a20 gone
+    calls.clear()
+    assert main(["-q", *argv[:-2], "--key-prefix", "pk=a", "--dry-run"]) == 0
+    assert "Scan" in calls  # a prefix names no whole partition: the table is scanned

@@ -139,3 +139,40 @@ def test_a_failed_execution_exits_1_naming_the_error(local_stack):
     assert "stackTrace" not in failed.stderr and 'File "' not in failed.stderr, failed.stderr
     assert "aws stepfunctions describe-execution --execution-arn arn:" in failed.stderr, failed.stderr
     assert len(failed.stderr.strip().splitlines()) <= 3, failed.stderr
+
+
+def test_start_restore_passes_the_selectors_to_the_machine(local_stack):
+    """Issue 28: --key, --key-prefix and an s3:// --keys-file reach the restore machine, which writes only those."""
+    ddb, s3 = _ddb(local_stack), _client(local_stack, "s3")
+    sample.create_cumulus_tables(ddb, "sel-", {"Rules": 30})
+    backup = _cli(local_stack, "start-backup", "--stack-name", STACK, "--tables", "sel-RulesTable", "--wait", "--json")
+    assert backup.returncode == 0, backup.stderr
+    bucket = json.loads(backup.stdout)["output"]["bucket"]
+    items = table_items(ddb, "sel-RulesTable")
+    names = sorted(i["name"]["S"] for i in items)
+    s3.put_object(Bucket=bucket, Key="keys/rules.jsonl", Body=json.dumps({"name": names[7]}) + "\n")
+    selectors = ["--key", f"name={names[0]}", "--key-prefix", f"name={names[3]}", "--keys-file"]
+    local = _cli(local_stack, "start-restore", "--stack-name", STACK, "--backup", "s3://b/backups/sel-RulesTable/", "--table", "x-Rules", *selectors, "keys.jsonl")  # fmt: skip
+    assert local.returncode == 2 and "copy the file there (aws s3 cp keys.jsonl s3://BUCKET/KEY)" in local.stderr
+    [manifest] = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="backups/sel-RulesTable/")["Contents"] if o["Key"].endswith("manifest.json")]  # fmt: skip
+    source = f"s3://{bucket}/{manifest.rsplit('/', 1)[0]}/"
+    argv = [
+        "start-restore",
+        "--stack-name",
+        STACK,
+        "--backup",
+        source,
+        "--table",
+        "some-Rules",
+        "--wait",
+        "--poll",
+        "0.2",
+    ]
+    dry = _cli(local_stack, *argv, *selectors, f"s3://{bucket}/keys/rules.jsonl", "--dry-run")
+    assert dry.returncode == 0 and "finding the items reads all" in dry.stdout and "nothing started" in dry.stdout
+    restore = _cli(local_stack, *argv, *selectors, f"s3://{bucket}/keys/rules.jsonl")
+    assert restore.returncode == 0, restore.stderr
+    wanted = {names[0], names[7]} | {n for n in names if n.startswith(names[3])}
+    assert sorted(map(canonical, table_items(ddb, "some-Rules"))) == sorted(
+        canonical(i) for i in items if i["name"]["S"] in wanted
+    )

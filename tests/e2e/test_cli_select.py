@@ -200,3 +200,23 @@ def test_a_malformed_selector_is_a_usage_error_naming_it(backup, capsys, selecto
     assert main(["restore", str(path), "--table", "sel-Orders", *selector]) == 2
     assert says in capsys.readouterr().err
     assert "sel-Orders" not in ddb.list_tables()["TableNames"]
+
+
+def test_a_preview_and_a_dry_run_state_what_finding_and_writing_the_items_cost(backup, capsys):
+    """Issue 28 point 3: the backup is read whole to find a few items; its bytes and GETs, and the write units of
+    the matches, in dollars, before anything is written."""
+    client("s3").create_bucket(Bucket="cost-b")
+    assert main(["backup", "--table", "shop-Orders", "--to", "s3://cost-b/b/", "--segments", "3", "-q"]) == 0
+    src = "s3://cost-b/b/shop-Orders/"
+    objects = client("s3").list_objects_v2(Bucket="cost-b", Prefix="b/shop-Orders/")["Contents"]
+    part_bytes = sum(o["Size"] for o in objects if "/data/" in o["Key"])
+    parts = sum(1 for o in objects if "/data/" in o["Key"])
+    assert main(["restore", src, "--table", "cost-Orders", "--key", "customer=c01", "--preview"]) == 0
+    out, err = capsys.readouterr()
+    said = f"reads all {parts:,} part(s) of the backup, {part_bytes:,} bytes, from S3 ({parts + 1:,} GETs"
+    assert said in out, out
+    assert "writing 5 item(s): 5 write units" in out and "on-demand in us-east-1" in out
+    assert main(["restore", src, "--table", "cost-Orders", "--key", "customer=c01,order=3", "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert "writing 1 item(s): 1 write units" in out and said in out + err
+    assert "cost-Orders" not in client("dynamodb").list_tables()["TableNames"]

@@ -12,6 +12,7 @@ from ddb_backup.aws.clients import client
 from ddb_backup.aws.s3io import split_s3_url
 from ddb_backup.changes import backtrack as core
 from ddb_backup.changes.totime import parse_time
+from ddb_backup.selection.cost import describe
 from ddb_backup_cli.common import UsageError, add_command, plural, print_json, say, table_name
 from ddb_backup_cli.files.select import FILE, KEY, PREFIX, NothingSelected, Selection
 
@@ -57,7 +58,8 @@ def _backtrack(args: argparse.Namespace, bucket: str, table_dir: str, select: Se
     ddb, s3 = client("dynamodb"), client("s3")
     when = parse_time(args.to_time)
     select.bind(core.key_schema(ddb, args.table), args.table)
-    plan = core.plan(ddb, s3, client("dynamodbstreams"), args.table, (bucket, table_dir), when, select.match)
+    streams = client("dynamodbstreams")
+    plan = core.plan(ddb, s3, streams, args.table, (bucket, table_dir), when, select.match, select.partitions())
     unmatched = [s.label for s in select.selectors if not s.matched]
     if unmatched:
         raise NothingSelected(
@@ -71,10 +73,11 @@ def _backtrack(args: argparse.Namespace, bucket: str, table_dir: str, select: Se
         "consistentAt": plan.consistent_at,
         "selected": plan.selected,
         "steps": [_step_row(s) for s in plan.steps],
+        "cost": plan.cost,
     }
     heading = (
         f"{args.table}: {plural(len(plan.steps), 'item')} of the {plural(plan.selected, 'selected key')} differ "
-        f"from {when.isoformat()} (from {plan.source} and the change archive)"
+        f"from {when.isoformat()} (from {plan.source} and the change archive)\n{describe(plan.cost)}"
     )
     return _carry_out(args, row, heading, plan.steps, plan.key_names, lambda: _saved(args, s3, bucket, table_dir, when, plan.steps))  # fmt: skip
 

@@ -33,6 +33,7 @@ from ddb_backup.format.ddbjson import Item
 from ddb_backup.format.sources import Source
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.target import is_empty
+from ddb_backup.selection.cost import describe
 from ddb_backup_cli.files.verify import Diff, diff_items, key_hash, key_names, scan_items
 
 #: Keys shown of each kind (add, change, delete) by a dry run.
@@ -171,4 +172,4 @@ def dry_run_lines(row: dict[str, Any]) -> list[str]:
     ]
     for kind in ("add", "change", "delete"):
         lines += [f"  {kind}: {json.dumps(key, sort_keys=True)}" for key in row["examples"][kind]]
-    return lines
+    return lines + ([describe(row["cost"])] if row.get("cost") else [])

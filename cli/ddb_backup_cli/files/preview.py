@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ddb_backup.format.ddbjson import Item
+from ddb_backup.selection.cost import describe
 
 
 def plain(av: Any) -> Any:
@@ -60,10 +61,11 @@ def summary(row: dict[str, Any]) -> str:
     """How many items are shown, from where and which moment; that nothing was written."""
     n = len(row["items"])
     moment = row.get("moment") or "an unrecorded time (the source carries none)"
-    return (
+    said = (
         f"{n:,} item{'s' if n != 1 else ''} of {row['source']} selected for {row['table']}, as of {moment}; "
         "preview: nothing created or written"
     )
+    return said + (f"\n{describe(row['cost'])} (to restore them)" if row.get("cost") else "")
 
 
 def show(row: dict[str, Any], form: str, out: TextIO, err: TextIO) -> None:

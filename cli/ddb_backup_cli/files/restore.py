@@ -33,6 +33,7 @@ from ddb_backup.restore.preflight import resume_hint
 from ddb_backup.restore.resume import Mark, clear_mark
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
+from ddb_backup.selection import cost
 from ddb_backup_cli.common import UsageError
 from ddb_backup_cli.files import cancel, mirror
 from ddb_backup_cli.files.select import Selection, overlay
@@ -101,7 +102,7 @@ def restore_sources(
     run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
     run = _Run((workers, confirm), progress_factory, warn, note, (exact, expect_items, after_parts), select)
     with tempfile.TemporaryDirectory(prefix="ddb-backup-select-") as spool:
-        narrowed = _narrowed(ddb, s3, request, run_id, select, Path(spool)) if select else {}
+        narrowed = _narrowed(ddb, s3, request, run_id, select, Path(spool), note) if select else {}
         if select is not None and select.preview:
             return [_preview_row(src, target, select, after_parts is None) for src, target in narrowed.values()]
         prepared, backup_run, notes = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id, check_only=dry_run)
@@ -110,7 +111,8 @@ def restore_sources(
         prepared = [(narrowed[t][0] if t in narrowed else src, t, info) for src, t, info in prepared]
         list(map(warn, notes))
         if dry_run:
-            return [mirror.dry_run(ddb, src, target, info, mode) for src, target, info in prepared]
+            rows = [mirror.dry_run(ddb, src, target, info, mode) for src, target, info in prepared]
+            return [{**row, "cost": select.cost} for row in rows] if select is not None else rows
         return _restore_prepared(ddb, s3, prepared, request, run_id, run)
 
 
@@ -197,14 +199,16 @@ def _check_selectable(mode: str, method: str, expect_items: int | None) -> None:
 
 
 def _narrowed(
-    ddb: Any, s3: Any, request: dict[str, Any], run_id: str, select: Selection, spool: Path
+    ddb: Any, s3: Any, request: dict[str, Any], run_id: str, select: Selection, spool: Path, note: Callable[[str], None]
 ) -> dict[str, tuple[Source, str]]:
-    """Each target's source narrowed to the selected items (checked: nothing created or marked), by target."""
+    """Each target's source narrowed to the selected items (checked: nothing created or marked), by target; what
+    reading the source costs said (``note``) before it is read."""
     checked, _, _ = prepare_targets(ddb, s3, request, bucket=None, run_id=run_id, check_only=True)
     if len(checked) != 1:
         raise UsageError("--key, --key-prefix and --keys-file select items of one table: give --table, not --map")
     ((src, target, info),) = checked
     select.bind(info["keySchema"], target)
+    note(cost.describe({"read": cost.read_cost(src.parts)}))
     return {target: (select.narrow(src, spool, target), target)}
 
 
@@ -217,7 +221,8 @@ def _preview_row(src: Source, target: str, select: Selection, own_changes: bool)
     if stored is not None:
         moment = stored[0]
         items = overlay(items, [c for c in stored[1] if select.keeps(c)], at(moment), select.key_names)
-    return {"source": src.location, "table": target, "keyNames": select.key_names, "items": items, "moment": moment}
+    row = {"source": src.location, "table": target, "keyNames": select.key_names, "items": items, "moment": moment}
+    return {**row, "cost": select.cost}
 
 
 def _backup_time(src: Source) -> str | None:

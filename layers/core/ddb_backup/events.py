@@ -172,6 +172,37 @@ class KeyAttribute(BaseModel):
     AttributeType: str = Field(pattern="^(S|N|B)$")
 
 
+class SelectRequest(BaseModel):
+    """Some items only (issue 28): ``keys`` (``"pk=V[,sk=V]"``, the partition key alone: its whole partition),
+    ``keyPrefixes`` (``"pk=PREFIX[,sk=PREFIX]"``, string keys), ``keysFile`` (an ``s3://`` URL of JSON lines,
+    one key each, typed or plain). An item any of them matches is restored; one that matches nothing fails the
+    plan, naming it, before any table is created."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    keys: list[Annotated[str, Field(min_length=3, max_length=4096)]] | None = Field(default=None, min_length=1)
+    key_prefixes: list[Annotated[str, Field(min_length=2, max_length=4096)]] | None = Field(
+        default=None, alias="keyPrefixes", min_length=1
+    )
+    keys_file: str | None = Field(default=None, alias="keysFile")
+
+    @field_validator("keys_file")
+    @classmethod
+    def _file(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("s3://"):
+            raise ValueError(
+                f"select.keysFile {value!r:.200} must be an s3:// URL (the machine reads it from S3): "
+                "copy the file there first (aws s3 cp FILE s3://BUCKET/KEY)"
+            )
+        return check_s3_url(value, "select.keysFile", prefix=False) if value is not None else value
+
+    @model_validator(mode="after")
+    def _some(self) -> SelectRequest:
+        if not (self.keys or self.key_prefixes or self.keys_file):
+            raise ValueError("'select' takes 'keys', 'keyPrefixes' or 'keysFile' (leave it out to restore every item)")
+        return self
+
+
 MIRROR_IS_CLI_ONLY = (
     "mode 'mirror' is offered by the command line only (ddb-backup restore SOURCE --table T --mode mirror): "
     "the state machine restores in mode 'new' or 'overwrite'"
@@ -208,6 +239,7 @@ class RestoreRequest(BaseModel):
     within: str | None = Field(default=None, min_length=1, max_length=20)  # pre-warm: e.g. "2h", "90m"
     to_time: str | None = Field(default=None, alias="toTime", min_length=1, max_length=64)  # restore to (issue 14)
     method: Literal["auto", "import", "write"] = "write"  # issue 13
+    select: SelectRequest | None = None  # some items only (issue 28)
 
     @model_validator(mode="before")
     @classmethod
@@ -265,6 +297,11 @@ class RestoreRequest(BaseModel):
             raise ValueError("'toTime' restores one table: give 'source' (the table's backups) and 'table'")
         if self.to_time:
             parse_time(self.to_time)  # a clear error for a time that is not ISO
+        if self.select and (not self.table or self.method != "write"):
+            raise ValueError(
+                "'select' restores some items of one table with BatchWriteItem: give 'table' (not 'map') "
+                "and leave 'method' out (ImportTable loads a whole backup)"
+            )
         return self
 
     def to_request(self) -> dict[str, Any]:

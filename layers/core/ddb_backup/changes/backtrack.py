@@ -20,7 +20,7 @@ import datetime as dt
 import gzip
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -30,9 +30,11 @@ from ddb_backup.changes.replay import fold
 from ddb_backup.changes.totime import changes_to, check_reach, newest_exact
 from ddb_backup.errors import BadInput
 from ddb_backup.format.ddbjson import Item, canonical, item_from_wire, item_to_wire
+from ddb_backup.format.dialects import item_size
 from ddb_backup.format.keys import key_value
 from ddb_backup.format.layout import new_backup_id
 from ddb_backup.format.sources import open_source
+from ddb_backup.selection import cost
 
 #: Where a table's backtrack runs keep their "before" images, under the table's backups directory.
 BACKTRACKS = "backtracks/"
@@ -77,6 +79,7 @@ class Plan:
     source: str = ""
     consistent_at: str = ""
     selected: int = 0
+    cost: dict[str, Any] = field(default_factory=dict)  # what reading and writing costs (selection.cost)
 
 
 def key_schema(ddb: Any, table: str) -> list[dict[str, str]]:
@@ -93,9 +96,10 @@ def key_text(item: Mapping[str, Any], key_names: list[str]) -> str:
 
 def state_at(
     s3: Any, streams: Any, bucket: str, table_dir: str, when: dt.datetime, pick: Pick, key_names: list[str]
-) -> tuple[dict[str, Item], str, dict[str, Any]]:
+) -> tuple[dict[str, Item], str, dict[str, Any], dict[str, Any]]:
     """The selected items as they were at ``when`` (key text -> item; a key absent then is left out), the
-    exact backup read and its manifest. Refused, naming why, as a restore to ``when`` would be."""
+    exact backup read, its manifest and what reading it cost (every part: backups are laid out by scan
+    segment, not by key). Refused, naming why, as a restore to ``when`` would be."""
     directory, manifest = newest_exact(s3, bucket, table_dir, when)
     check_reach(streams, s3, bucket, table_dir, manifest, when)
     changes = [c for c in changes_to(s3, bucket, table_dir, manifest, when) if pick(item_from_wire(c["Keys"]))]
@@ -113,15 +117,35 @@ def state_at(
             state.pop(key_text(keys, key_names), None)
         else:
             state[key_text(keys, key_names)] = item_from_wire(change["NewImage"])
-    return state, src.location, manifest
+    return state, src.location, manifest, cost.read_cost(src.parts, extra_gets=1 + len(manifest.get("changes") or []))
 
 
-def current_items(ddb: Any, table: str, pick: Pick) -> list[Item]:
-    """The selected items of ``table`` now (a consistent Scan, filtered here): finds the keys created since."""
+def current_items(
+    ddb: Any, table: str, pick: Pick, partitions: tuple[str, list[dict[str, Any]]] | None = None
+) -> tuple[list[Item], float, str]:
+    """The selected items of ``table`` now: finds the keys created since. ``partitions`` (the partition key's name
+    and values, when the selection names whole partitions): a consistent Query of each; else a consistent Scan
+    of the whole table, filtered here. The read units it took, and how it read."""
     out: list[Item] = []
-    for page in ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+    units = 0.0
+    if partitions is not None:
+        name, values = partitions
+        query = {"KeyConditionExpression": "#k = :v", "ExpressionAttributeNames": {"#k": name}}
+        pages = (
+            page
+            for value in values
+            for page in ddb.get_paginator("query").paginate(
+                TableName=table, ConsistentRead=True, ExpressionAttributeValues={":v": value}, **query
+            )
+        )
+        how = f"a consistent Query of {len(values):,} partition(s)"
+    else:
+        pages = ddb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True)
+        how = "a consistent Scan of the whole table"
+    for page in pages:
+        units += cost.read_units(sum(item_size(item) for item in page["Items"]))
         out.extend(item for item in page["Items"] if pick(item))
-    return out
+    return out, max(units, 1.0), how
 
 
 def read_item(ddb: Any, table: str, key: Item) -> Item | None:
@@ -130,19 +154,34 @@ def read_item(ddb: Any, table: str, key: Item) -> Item | None:
     return got
 
 
-def plan(ddb: Any, s3: Any, streams: Any, table: str, where: tuple[str, str], when: dt.datetime, pick: Pick) -> Plan:
-    """The steps that bring the selected items of ``table`` to ``when`` (``where``: bucket, table directory)."""
+def plan(
+    ddb: Any,
+    s3: Any,
+    streams: Any,
+    table: str,
+    where: tuple[str, str],
+    when: dt.datetime,
+    pick: Pick,
+    partitions: list[dict[str, Any]] | None = None,
+) -> Plan:
+    """The steps that bring the selected items of ``table`` to ``when`` (``where``: bucket, table directory;
+    ``partitions``: the partition key values when the selection names whole partitions, read by Query)."""
     key_names = [k["AttributeName"] for k in key_schema(ddb, table)]
-    state, source, manifest = state_at(s3, streams, where[0], where[1], when, pick, key_names)
+    state, source, manifest, read = state_at(s3, streams, where[0], where[1], when, pick, key_names)
     keys = {k: {n: item[n] for n in key_names} for k, item in state.items()}
-    for item in current_items(ddb, table, pick):
+    now, units, how = current_items(ddb, table, pick, (key_names[0], partitions) if partitions is not None else None)
+    for item in now:
         keys.setdefault(key_text(item, key_names), {n: item[n] for n in key_names})
     steps = []
     for text, key in sorted(keys.items()):
         before, after = read_item(ddb, table, key), state.get(text)
+        units += cost.read_units(item_size(before) if before else 1)
         if (before and canonical(before)) != (after and canonical(after)):
             steps.append(Step(key, before, after))
-    return Plan(steps, key_names, source, manifest["consistentAt"], len(keys))
+    sizes = [item_size(s.after or s.before or s.key) for s in steps]
+    spent = {"read": read, "readUnits": units, "readHow": f"{how}, then a consistent GetItem a key"}
+    spent.update(items=len(steps), writeUnits=cost.write_units(sizes))
+    return Plan(steps, key_names, source, manifest["consistentAt"], len(keys), spent)
 
 
 def condition(before: Item | None, key_names: list[str]) -> dict[str, Any]:

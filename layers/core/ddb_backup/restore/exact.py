@@ -26,6 +26,7 @@ from ddb_backup.changes.replay import apply, at, fold
 from ddb_backup.changes.totime import changes_to, check_reach, newest_exact, parse_time
 from ddb_backup.errors import BadInput, ChangesPending
 from ddb_backup.format import layout
+from ddb_backup.selection.selectors import changes_filter
 
 BATCH = 25
 #: Save the position every this many batches, besides when the budget runs out.
@@ -93,6 +94,8 @@ def apply_changes(
     if done.get("finished"):
         return dict(done)
     final = _final_changes(s3, exact)
+    keep = changes_filter(table.get("select"), s3)  # a restore of selected items: their changes only (issue 28)
+    final = [(k, c) for k, c in final if keep(c)] if keep else final
     start, batches = clock(), 0
     while done["applied"] < len(final):
         counts = apply(ddb, table["target"], [c for _, c in final[done["applied"] : done["applied"] + BATCH]])

@@ -36,6 +36,7 @@ from ddb_backup.restore.importtable import Choice, choose, start_planned
 from ddb_backup.restore.preflight import check_parts_present, load_adjuster, resume_hint, write_rate
 from ddb_backup.restore.resume import Mark
 from ddb_backup.restore.target import map_table_name, prepare_target
+from ddb_backup.selection import narrow, selectors
 
 if TYPE_CHECKING:
     from ddb_backup.events import PlanRestoreEvent
@@ -344,9 +345,12 @@ def plan_restore(
     now, to_time = now or dt.datetime.now(dt.UTC), None
     if request.get("toTime"):  # the newest exact backup before it, and the archive's changes up to it (issue 14)
         request, to_time = exact.resolve_to_time(s3, streams, _url(request["source"], settings.bucket), request)
+    selected = _selected(ddb, s3, settings, request, run_id, to_time) if request.get("select") else None
     prepared_targets, backup_run, notes = prepare_targets(
         ddb, s3, request, bucket=settings.bucket, run_id=run_id, write_percent=settings.write_percent
     )
+    if selected is not None:  # the selected items stand in for the source's parts (issue 28)
+        prepared_targets = [(selected[0], t, {**info, "select": selected[1]}) for _, t, info in prepared_targets]
     prefix = run_prefix(settings, run_id)
     imports = start_planned(ddb, prepared_targets, run_id)
     tables, work = _work(settings, prepared_targets, run_id, imports, to_time)
@@ -370,6 +374,27 @@ def plan_restore(
         "backupRun": backup_run,
         "warnings": notes + [w for t in tables for w in t["warnings"]],
     }
+
+
+def _selected(
+    ddb: Any, s3: Any, settings: RestoreSettings, request: dict[str, Any], run_id: str, to_time: dict[str, Any] | None
+) -> tuple[Source, dict[str, Any]]:
+    """The request's one source narrowed to its selected items, written to ``selected/`` under the run (checked:
+    nothing is created or marked before), and the selection as plan.json records it for finalize. Refused,
+    naming the selector, when one matches neither an item nor a change to apply after the parts."""
+    select = selectors.from_request(request["select"], s3)
+    assert select is not None
+    checked, _, _ = prepare_targets(ddb, s3, request, bucket=settings.bucket, run_id=run_id, check_only=True)
+    ((src, target, info),) = checked
+    select.bind(info["keySchema"], target)
+    select.also = narrow.changes_after_parts(s3, src, to_time)
+    where = f"{run_prefix(settings, run_id)}selected/{target}"
+    narrowed = narrow.narrow_to_s3(src, select, s3, settings.bucket, f"{where}.json.gz")
+    copy = None
+    if select.file_text is not None:  # finalize reads the keys as the plan did (and may not read the original)
+        s3.put_object(Bucket=settings.bucket, Key=f"{where}.keys.jsonl", Body=select.file_text.encode("utf-8"))
+        copy = f"s3://{settings.bucket}/{where}.keys.jsonl"
+    return narrowed, selectors.plan_note(select, target, copy)
 
 
 def _work(
@@ -437,4 +462,5 @@ def _plan_entry(
         "method": prepared.get("method", "write"),
         "reason": prepared.get("reason"),
         **({"exact": changes} if changes else {}),
+        **({"select": prepared["select"]} if prepared.get("select") else {}),
     }
