@@ -34,6 +34,7 @@ from devkit.motofixes import ScaledTime, item_count, share_backend_deepcopy, tag
 from devkit.strict.enforce import Enforcement, Rules
 from devkit.strict.iam import acting_as
 from devkit.strict.imports import import_patches
+from devkit.strict.lifecycle import configure_bucket
 from devkit.strict.streams import StrictStreams
 
 __all__ = [
@@ -277,6 +278,7 @@ class LocalStack:
                 for d in [r["ServerSideEncryptionByDefault"]]
             ]
             s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+        configure_bucket(s3, name, props)  # versioning, lifecycle rules (devkit.strict.lifecycle carries them out)
         resolver.refs[logical_id] = name
         resolver.attrs[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
         self.physical[logical_id] = name

@@ -1,0 +1,74 @@
+"""A simulated wall clock for the whole process: real time moved by an offset a soak sets.
+
+Days pass in seconds: :meth:`WallClock.set` moves the clock to a chosen instant (it goes on ticking
+from there at the real pace), and every reader of the wall clock sees it: ``time.time`` and
+``datetime.datetime.now``/``utcnow`` (the core's backup ids and ages, moto's ``LastModified`` and
+``CreationDateTime``, Powertools' EMF timestamps, botocore's signatures). Monotonic clocks, sleeps
+and timeouts are left alone, so only move the clock while nothing runs.
+
+Modules that bound ``datetime`` by name at import (``from datetime import datetime``) keep the real
+one: moto's Step Functions times, for instance; a soak times executions itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from typing import Any
+from unittest import mock
+
+_REAL_DATETIME = dt.datetime
+_REAL_TIME = time.time
+
+
+class _DatetimeMeta(type):
+    """``isinstance(x, datetime.datetime)`` stays true for datetimes made before the patch."""
+
+    def __instancecheck__(cls, obj: object) -> bool:
+        return isinstance(obj, _REAL_DATETIME)
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        return issubclass(sub, _REAL_DATETIME)
+
+
+class WallClock:
+    """Real time plus an offset; :meth:`patches` make it the process's wall clock."""
+
+    def __init__(self, start: dt.datetime | None = None) -> None:
+        self.offset = 0.0
+        if start is not None:
+            self.set(start)
+
+    def time(self) -> float:
+        return _REAL_TIME() + self.offset
+
+    def now(self) -> dt.datetime:
+        return _REAL_DATETIME.fromtimestamp(self.time(), dt.UTC)
+
+    def set(self, when: dt.datetime) -> None:
+        """Move the clock to ``when`` (aware); it may go backwards only in a test of its own."""
+        if when.tzinfo is None:
+            raise ValueError(f"{when!r} has no time zone: give the simulated time in UTC")
+        self.offset = when.timestamp() - _REAL_TIME()
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def patches(self) -> list[Any]:
+        clock = self
+
+        class SimDatetime(_REAL_DATETIME, metaclass=_DatetimeMeta):  # type: ignore[misc]
+            @classmethod
+            def now(cls, tz: dt.tzinfo | None = None) -> dt.datetime:
+                moment = _REAL_DATETIME.fromtimestamp(clock.time(), dt.UTC)
+                return moment.astimezone(tz) if tz is not None else moment.astimezone().replace(tzinfo=None)
+
+            @classmethod
+            def utcnow(cls) -> dt.datetime:
+                return _REAL_DATETIME.fromtimestamp(clock.time(), dt.UTC).replace(tzinfo=None)
+
+            @classmethod
+            def today(cls) -> dt.datetime:
+                return cls.now()
+
+        return [mock.patch("time.time", clock.time), mock.patch("datetime.datetime", SimDatetime)]
