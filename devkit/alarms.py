@@ -21,7 +21,7 @@ import io
 import json
 import math
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -33,7 +33,7 @@ _COMPARE = {
     "LessThanThreshold": lambda v, t: v < t,
     "LessThanOrEqualToThreshold": lambda v, t: v <= t,
 }
-_STATISTIC = {
+_STATISTIC: dict[str, Callable[[list[float]], float]] = {
     "Sum": sum,
     "Maximum": max,
     "Minimum": min,
@@ -113,7 +113,7 @@ def evaluate(alarm: Alarm, points: Iterable[Datapoint], start: float, end: float
         if alarm.watches(point):
             values.setdefault(math.floor((point.time - first) / alarm.period), []).append(point.value)
     reduced = {i: _STATISTIC[alarm.statistic](v) for i, v in values.items()}
-    state, out = INSUFFICIENT, []
+    state, out = INSUFFICIENT, list[tuple[float, str]]()
     for i in range(count):
         window = [reduced.get(j) for j in range(i - alarm.evaluation_periods + 1, i + 1)]
         state = _state(alarm, window, state)
@@ -135,7 +135,9 @@ def _state(alarm: Alarm, window: list[float | None], before: str) -> str:
 def alarm_days(alarm: Alarm, points: Iterable[Datapoint], start: float, end: float) -> list[dt.date]:
     """The UTC days on which the alarm was in ALARM at the end of some period."""
     days = {
-        dt.datetime.fromtimestamp(when, dt.UTC).date() for when, state in evaluate(alarm, points, start, end) if state == ALARM
+        dt.datetime.fromtimestamp(when, dt.UTC).date()
+        for when, state in evaluate(alarm, points, start, end)
+        if state == ALARM
     }
     return sorted(days)
 

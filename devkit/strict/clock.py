@@ -57,18 +57,18 @@ class WallClock:
     def patches(self) -> list[Any]:
         clock = self
 
-        class SimDatetime(_REAL_DATETIME, metaclass=_DatetimeMeta):  # type: ignore[misc]
+        class SimDatetime(_REAL_DATETIME, metaclass=_DatetimeMeta):
             @classmethod
-            def now(cls, tz: dt.tzinfo | None = None) -> dt.datetime:
+            def now(cls, tz: dt.tzinfo | None = None) -> dt.datetime:  # type: ignore[override]
                 moment = _REAL_DATETIME.fromtimestamp(clock.time(), dt.UTC)
                 return moment.astimezone(tz) if tz is not None else moment.astimezone().replace(tzinfo=None)
 
             @classmethod
-            def utcnow(cls) -> dt.datetime:
+            def utcnow(cls) -> dt.datetime:  # type: ignore[override]
                 return _REAL_DATETIME.fromtimestamp(clock.time(), dt.UTC).replace(tzinfo=None)
 
             @classmethod
-            def today(cls) -> dt.datetime:
+            def today(cls) -> dt.datetime:  # type: ignore[override]
                 return cls.now()
 
         return [mock.patch("time.time", clock.time), mock.patch("datetime.datetime", SimDatetime)]

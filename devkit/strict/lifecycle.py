@@ -21,6 +21,7 @@ Transitions change a storage class, not what exists: they are not modelled.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -137,7 +138,7 @@ class StrictLifecycle:
         per_key = self._versions(_filter(rule)[0])
         for key, versions in per_key.items():
             kept = 0
-            for newer, version in zip(versions, versions[1:], strict=False):
+            for newer, version in itertools.pairwise(versions):
                 if version["marker"]:
                     continue  # noncurrent delete markers: removed by S3 with the versions (not billed)
                 if not self._matches(rule, key, version.get("Size")):

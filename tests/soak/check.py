@@ -17,6 +17,10 @@ from devkit.soak.world import table_snapshot
 from devkit.strict.lifecycle import StrictLifecycle, due
 from tests.soak.run import FAILED, SoakRecord, versions
 
+#: S3 places an expired object's delete marker after the midnight it was due at (here: as the day's lifecycle
+#: run gets to it), so its noncurrent version is due NoncurrentDays after that, rounded up: a midnight later.
+LIFECYCLE_LAG = dt.timedelta(seconds=1)
+
 ALARMS = (
     "StaleBackupAlarm",
     "BackupExecutionsFailedAlarm",
@@ -58,7 +62,7 @@ def check_retention(record: SoakRecord) -> dict[str, Any]:
     for night in record.nights:
         if night.index in keep:
             want_current.update(night.objects)
-        elif due(due(night.when, days), noncurrent_days) > now:
+        elif due(due(night.when, days) + LIFECYCLE_LAG, noncurrent_days) > now:
             want_noncurrent.update(night.objects)
         rewritten.update(v for v in night.rewritten if due(night.when, noncurrent_days) > now)
     noncurrent_of_expired = {(k, v) for k, v in noncurrent if k in want_noncurrent}
@@ -144,3 +148,22 @@ def check_alarms(record: SoakRecord) -> dict[str, Any]:
     max_age = float(resolver.params["MaxBackupAgeHours"])
     want = {name: [] for name in ALARMS} | expected_alarm_days(record, max_age)
     return {"fired": fired, "expected": want, "alarmPeriods": periods}
+
+
+def check_on_demand(record: SoakRecord) -> dict[str, Any]:
+    """The weekly on-demand backups left, per table, against the function's rule: one per weekly run the table
+    existed at, less those older than OnDemandBackupRetentionDays at the last run (never a table's newest)."""
+    retention = record.config.on_demand_retention_days * 86400
+    want: dict[str, int] = {}
+    last = record.weekly[-1][0] if record.weekly else 0.0
+    made: dict[str, list[float]] = {}
+    for when, tables in record.weekly:
+        for table in tables:
+            made.setdefault(table, []).append(when)
+    for table, times in made.items():
+        want[table] = sum(1 for t in times[:-1] if t >= last - retention) + 1
+    got: dict[str, int] = {}
+    for page in client("dynamodb").get_paginator("list_backups").paginate(BackupType="USER"):
+        for summary in page["BackupSummaries"]:
+            got[summary["TableName"]] = got.get(summary["TableName"], 0) + 1
+    return {"runs": len(record.weekly), "kept": got, "expected": want}

@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from tests.soak.check import check_alarms, check_restores, check_retention, expected_complete
+from tests.soak.check import check_alarms, check_on_demand, check_restores, check_retention, expected_complete
 from tests.soak.run import SoakConfig, run_nights, soak_stack
 
 
@@ -34,6 +34,12 @@ def soak(config: SoakConfig, *, progress: bool = False) -> tuple[dict[str, Any],
                 problems.append(f"{name} fired on {days}, expected {alarms['expected'][name]}")
         restores = check_restores(record)
         problems += restores["wrong"]
+        on_demand = check_on_demand(record)
+        if on_demand["kept"] != on_demand["expected"]:
+            problems.append(f"on-demand backups kept {on_demand['kept']}, expected {on_demand['expected']}")
+        enabled = sum(p.value for p in record.datapoints() if p.name == "PitrEnabled")
+        if enabled != len(record.table_times):
+            problems.append(f"PITR turned on {enabled} times, expected once for each of the {len(record.table_times)} tables")  # fmt: skip
         pitr_on = _pitr_on(record)
         if sorted(pitr_on) != sorted(record.world.model):
             problems.append(f"PITR on for {pitr_on}, expected every table: {sorted(record.world.model)}")
@@ -45,8 +51,8 @@ def soak(config: SoakConfig, *, progress: bool = False) -> tuple[dict[str, Any],
             "items": {t: len(items) for t, items in record.world.model.items()},
             "nightSeconds": round(sum(n.seconds for n in record.nights), 1),
             "pitrChecks": record.pitr_runs,
-            "onDemandRuns": record.on_demand_runs,
-            "onDemandBackupsKept": _on_demand_kept(),
+            "pitrTurnedOn": enabled,
+            "onDemand": on_demand,
             "lifecycle": record.lifecycle,
             "retention": {k: v for k, v in retention.items() if not isinstance(v, list) or k in ("kept", "expired")},
             "orphans": len(retention["orphans"]),
@@ -67,9 +73,3 @@ def _pitr_on(record: Any) -> list[str]:
         if desc["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED":
             out.append(table)
     return out
-
-
-def _on_demand_kept() -> int:
-    from ddb_backup.aws.clients import client
-
-    return len(client("dynamodb").list_backups(BackupType="USER").get("BackupSummaries", []))

@@ -90,7 +90,7 @@ class SoakRecord:
     points: list[Datapoint] = field(default_factory=list)  # what AWS publishes itself
     lifecycle: dict[str, int] = field(default_factory=dict)
     pitr_runs: int = 0
-    on_demand_runs: int = 0
+    weekly: list[tuple[float, list[str]]] = field(default_factory=list)  # on-demand runs: when, tables existing
     table_times: dict[str, tuple[float, float | None]] = field(default_factory=dict)  # created, deleted (sim)
     capture: EmfCapture | None = None
 
@@ -193,7 +193,7 @@ def _fire_function(record: SoakRecord, logical: str, event: str) -> None:
     if logical == "EnsurePitrFunction":
         record.pitr_runs += 1
     else:
-        record.on_demand_runs += 1
+        record.weekly.append((record.clock.time(), sorted(record.world.model)))
 
 
 def _night(record: SoakRecord, index: int, when: dt.datetime) -> Night:
@@ -205,8 +205,9 @@ def _night(record: SoakRecord, index: int, when: dt.datetime) -> Night:
         desc = record.stack.wait(night.execution, timeout=600)
     night.seconds, night.ended, night.status = time.monotonic() - started, record.clock.time(), desc["status"]
     machine = record.stack.physical["BackupStateMachine"]
-    record.points.append(  # what Step Functions publishes when an execution ends
-        Datapoint("AWS/States", "ExecutionsFailed", (("StateMachineArn", machine),), night.ended, float(desc["status"] == "FAILED"))  # fmt: skip
+    failed = float(desc["status"] == "FAILED")  # what Step Functions publishes when an execution ends
+    record.points.append(
+        Datapoint("AWS/States", "ExecutionsFailed", (("StateMachineArn", machine),), night.ended, failed)
     )
     s3, bucket = client("s3"), record.stack.outputs["BackupBucketName"]
     reports = [k for k in _keys(s3, bucket, "backups/@ddb-backup/runs/") if k.endswith("/report.json")]
