@@ -34,7 +34,7 @@ from devkit.motofixes import ScaledTime, item_count, share_backend_deepcopy, tag
 from devkit.strict.enforce import Enforcement, Rules
 from devkit.strict.iam import acting_as
 from devkit.strict.imports import import_patches
-from devkit.strict.lifecycle import configure_bucket
+from devkit.strict.lifecycle import configure_bucket, lifecycle_patches
 from devkit.strict.streams import StrictStreams
 
 __all__ = [
@@ -163,6 +163,7 @@ class LocalStack:
             ),
             *self.streams.patches(),  # DynamoDB Streams as strict as AWS's (devkit.strict.streams)
             *import_patches(),  # ImportTable refuses and counts as AWS does
+            *lifecycle_patches(),  # multipart uploads keep when they started (the lifecycle aborts old ones)
         ):
             patch.start()
             self._patches.append(patch)

@@ -25,6 +25,7 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 from botocore.exceptions import ClientError
 
@@ -221,3 +222,27 @@ def configure_bucket(s3: Any, bucket: str, props: dict[str, Any]) -> None:
     rules = props.get("LifecycleConfiguration", {}).get("Rules")
     if rules:
         s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": api_rules(rules)})
+
+
+def lifecycle_patches() -> list[Any]:
+    """moto answers every multipart upload's ``Initiated`` as 2010-11-10: stamp each with its real start."""
+    from moto.core.utils import utcnow
+    from moto.s3 import responses
+    from moto.s3.models import FakeMultipart
+
+    real_init = FakeMultipart.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        self.initiated = utcnow()
+
+    stamped = responses.S3_ALL_MULTIPARTS.replace(
+        "<Initiated>2010-11-10T20:48:33.000Z</Initiated>",
+        '<Initiated>{{ upload.initiated.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] }}Z</Initiated>',
+    )
+    if stamped == responses.S3_ALL_MULTIPARTS:
+        raise RuntimeError("moto's ListMultipartUploads template changed: devkit.strict.lifecycle cannot stamp it")
+    return [
+        mock.patch.object(FakeMultipart, "__init__", init),
+        mock.patch.object(responses, "S3_ALL_MULTIPARTS", stamped),
+    ]
