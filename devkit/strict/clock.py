@@ -36,11 +36,12 @@ class WallClock:
 
     def __init__(self, start: dt.datetime | None = None) -> None:
         self.offset = 0.0
+        self.frozen: float | None = None
         if start is not None:
             self.set(start)
 
     def time(self) -> float:
-        return _REAL_TIME() + self.offset
+        return self.frozen if self.frozen is not None else _REAL_TIME() + self.offset
 
     def now(self) -> dt.datetime:
         return _REAL_DATETIME.fromtimestamp(self.time(), dt.UTC)
@@ -50,6 +51,12 @@ class WallClock:
         if when.tzinfo is None:
             raise ValueError(f"{when!r} has no time zone: give the simulated time in UTC")
         self.offset = when.timestamp() - _REAL_TIME()
+        self.frozen = None
+
+    def freeze(self, when: dt.datetime) -> None:
+        """Stop the clock at ``when`` (until the next :meth:`set`): what happens now happens at that instant."""
+        self.set(when)
+        self.frozen = when.timestamp()
 
     def advance(self, seconds: float) -> None:
         self.offset += seconds

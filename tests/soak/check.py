@@ -17,10 +17,6 @@ from devkit.soak.world import table_snapshot
 from devkit.strict.lifecycle import StrictLifecycle, due
 from tests.soak.run import FAILED, SoakRecord, versions
 
-#: S3 places an expired object's delete marker after the midnight it was due at (here: as the day's lifecycle
-#: run gets to it), so its noncurrent version is due NoncurrentDays after that, rounded up: a midnight later.
-LIFECYCLE_LAG = dt.timedelta(seconds=1)
-
 ALARMS = (
     "StaleBackupAlarm",
     "BackupExecutionsFailedAlarm",
@@ -62,7 +58,7 @@ def check_retention(record: SoakRecord) -> dict[str, Any]:
     for night in record.nights:
         if night.index in keep:
             want_current.update(night.objects)
-        elif due(due(night.when, days) + LIFECYCLE_LAG, noncurrent_days) > now:
+        elif due(due(night.when, days), noncurrent_days) > now:
             want_noncurrent.update(night.objects)
         rewritten.update(v for v in night.rewritten if due(night.when, noncurrent_days) > now)
     noncurrent_of_expired = {(k, v) for k, v in noncurrent if k in want_noncurrent}

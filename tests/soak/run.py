@@ -38,7 +38,7 @@ KILLED, THROTTLED, FAILED = "killed-segment", "throttled-table", "failed-run"
 class SoakConfig:
     nights: int = 30
     retention_days: int = 10  # the stack's RetentionDays: the bucket's lifecycle expires backups after it
-    on_demand_retention_days: int = 14  # OnDemandBackupRetentionDays
+    on_demand_retention_days: int = 10  # OnDemandBackupRetentionDays (not whole weeks: no backup exactly that old)
     start: dt.datetime = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)  # a Sunday
     tables: dict[str, int] = field(default_factory=lambda: {"Granules": 240, "Files": 160, "Rules": 40})
     changes: int = 30  # writes per table per day
@@ -170,7 +170,8 @@ def run_nights(record: SoakRecord, progress: bool = False) -> None:
                 table = world.delete(config.deleted[0])
                 record.table_times[table] = (record.table_times[table][0], clock.time())
             world.churn(config.changes)
-        elif kind == "lifecycle":
+        elif kind == "lifecycle":  # at midnight itself: what expires then becomes noncurrent then
+            clock.freeze(when)
             for action, n in StrictLifecycle(s3, bucket).apply(when).counts().items():
                 record.lifecycle[action] = record.lifecycle.get(action, 0) + n
         elif kind in ("pitr", "weekly"):
