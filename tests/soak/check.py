@@ -77,6 +77,7 @@ def check_retention(record: SoakRecord) -> dict[str, Any]:
         "currentBytes": sum(current.values()),
         "keptNightsBytes": sum(want_current.values()),
         "noncurrentVersions": len(noncurrent),
+        "noncurrentBytes": sum(v["Size"] for v in present if not v["IsLatest"] and not v["Marker"]),
         "deleteMarkers": len(markers),
         "orphans": sorted(orphans),
         "incompleteUploads": len(uploads),

@@ -14,8 +14,9 @@ def soak(config: SoakConfig, *, progress: bool = False) -> tuple[dict[str, Any],
     """(figures, problems): an empty list of problems is a passed soak."""
     started = time.monotonic()
     with soak_stack(config) as record:
+        deployed = time.monotonic()
         run_nights(record, progress=progress)
-        nights_seconds = time.monotonic() - started
+        nights_seconds = time.monotonic() - deployed
         problems = []
         for night in record.nights:
             want = expected_complete(record, night.when, night.fault)
@@ -32,7 +33,9 @@ def soak(config: SoakConfig, *, progress: bool = False) -> tuple[dict[str, Any],
         for name, days in alarms["fired"].items():
             if days != alarms["expected"][name]:
                 problems.append(f"{name} fired on {days}, expected {alarms['expected'][name]}")
+        restores_started = time.monotonic()
         restores = check_restores(record)
+        restores_seconds = time.monotonic() - restores_started
         problems += restores["wrong"]
         on_demand = check_on_demand(record)
         if on_demand["kept"] != on_demand["expected"]:
@@ -58,7 +61,12 @@ def soak(config: SoakConfig, *, progress: bool = False) -> tuple[dict[str, Any],
             "orphans": len(retention["orphans"]),
             "restores": restores["restored"],
             "alarms": {name: [d.isoformat() for d in days] for name, days in alarms["fired"].items()},
-            "seconds": {"nights": round(nights_seconds, 1), "total": round(time.monotonic() - started, 1)},
+            "seconds": {
+                "deploy": round(deployed - started, 1),
+                "nights": round(nights_seconds, 1),
+                "restores": round(restores_seconds, 1),
+                "total": round(time.monotonic() - started, 1),
+            },
         }
     return figures, problems
 
