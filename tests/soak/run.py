@@ -213,6 +213,8 @@ def _night(record: SoakRecord, index: int, when: dt.datetime) -> Night:
     s3, bucket = client("s3"), record.stack.outputs["BackupBucketName"]
     reports = [k for k in _keys(s3, bucket, "backups/@ddb-backup/runs/") if k.endswith("/report.json")]
     night.backup_id = max(k.split("/")[3] for k in reports)
+    if not night.backup_id.startswith(f"{when:%Y%m%d}"):  # a run that failed before its report
+        raise AssertionError(f"night {index + 1} ({when:%Y-%m-%d}) left no report; the newest is {night.backup_id}")
     night.report = json.loads(s3.get_object(Bucket=bucket, Key=f"backups/@ddb-backup/runs/{night.backup_id}/report.json")["Body"].read())  # fmt: skip
     night.complete = sorted(r["table"] for r in night.report["tables"] if r["complete"])
     mine = (night.backup_id, f"/map-results/{night.execution.rsplit(':', 1)[-1]}/")
