@@ -6,8 +6,8 @@ from there at the real pace), and every reader of the wall clock sees it: ``time
 ``CreationDateTime``, Powertools' EMF timestamps, botocore's signatures). Monotonic clocks, sleeps
 and timeouts are left alone, so only move the clock while nothing runs.
 
-Modules that bound ``datetime`` by name at import (``from datetime import datetime``) keep the real
-one: moto's Step Functions times, for instance; a soak times executions itself.
+Modules that bound ``datetime`` by name at import (``from datetime import datetime``) before the clock
+started keep the real one: moto's Step Functions times, for instance; a soak times executions itself.
 """
 
 from __future__ import annotations
@@ -37,10 +37,13 @@ class WallClock:
     def __init__(self, start: dt.datetime | None = None) -> None:
         self.offset = 0.0
         self.frozen: float | None = None
+        self.active = False  # while its patches run; after, even a reference kept to it reads real time
         if start is not None:
             self.set(start)
 
     def time(self) -> float:
+        if not self.active:
+            return _REAL_TIME()
         return self.frozen if self.frozen is not None else _REAL_TIME() + self.offset
 
     def now(self) -> dt.datetime:
@@ -78,4 +81,19 @@ class WallClock:
             def today(cls) -> dt.datetime:  # type: ignore[override]
                 return cls.now()
 
-        return [mock.patch("time.time", clock.time), mock.patch("datetime.datetime", SimDatetime)]
+        return [_Active(self), mock.patch("time.time", clock.time), mock.patch("datetime.datetime", SimDatetime)]
+
+
+class _Active:
+    """The first of a clock's patches: the clock is the process's from its start to its stop. A module first
+    imported meanwhile may keep ``SimDatetime`` or ``clock.time`` (``from datetime import datetime``): both
+    read real time again once the clock stops, so a later test in the same process is not moved in time."""
+
+    def __init__(self, clock: WallClock) -> None:
+        self.clock = clock
+
+    def start(self) -> None:
+        self.clock.active = True
+
+    def stop(self) -> None:
+        self.clock.active = False

@@ -108,3 +108,22 @@ def test_a_disabled_rule_does_nothing(clock):
     s3.put_object(Bucket=BUCKET, Key="a", Body=b"x")
     clock.set(at(30))
     assert StrictLifecycle(s3, BUCKET).apply(clock.now()).counts()["expired"] == 0
+
+
+def test_the_clock_is_the_process_s_only_while_it_runs():
+    """A reference taken while the clock ran (a module imported then) reads real time once it stops."""
+    import time
+
+    clock = WallClock(DAY0)
+    patches = clock.patches()
+    for patch in patches:
+        patch.start()
+    try:
+        kept_datetime, kept_time = dt.datetime, time.time
+        assert kept_datetime.now(dt.UTC) - DAY0 < dt.timedelta(minutes=5) and isinstance(DAY0, dt.datetime)
+        assert abs(kept_time() - DAY0.timestamp()) < 300
+    finally:
+        for patch in reversed(patches):
+            patch.stop()
+    assert abs(kept_time() - time.time()) < 5
+    assert kept_datetime.now(dt.UTC) - dt.datetime.now(dt.UTC) < dt.timedelta(seconds=5)
