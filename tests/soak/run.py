@@ -165,7 +165,8 @@ def run_nights(record: SoakRecord, progress: bool = False) -> None:
                 record.table_times[world.create(short, count)] = (clock.time(), None)
         elif kind == "write":
             if arg == config.created[1]:
-                record.table_times[world.create(config.created[0], config.tables["Rules"])] = (clock.time(), None)
+                made = world.create(config.created[0], min(config.tables.values()))
+                record.table_times[made] = (clock.time(), None)
             if arg == config.deleted[1]:
                 table = world.delete(config.deleted[0])
                 record.table_times[table] = (record.table_times[table][0], clock.time())
