@@ -23,7 +23,7 @@ help:
 	@echo "make demo   - back up 8 Cumulus tables and restore them, on the embedded emulator"
 	@echo "make test   - ruff, mypy, sam validate --lint, asl-validator, pytest"
 	@echo "make bench  - throughput and memory benchmarks (not part of make test)"
-	@echo "make soak   - 30 simulated nights on the local stack: restores, retention, storage, alarms (~5 min)"
+	@echo "make soak   - 30 simulated nights on the local stack: restores, retention, storage, alarms (~4 min)"
 	@echo "make mutate - mutation testing of the modules that guard data (not part of make test)"
 	@echo "make build  - sam build (needs python3.13 on PATH)"
 
