@@ -17,12 +17,13 @@ ASLV := node_modules/.bin/asl-validator
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help lock venv tools lint validate pytest pytest-oldest test demo bench mutate build clean
+.PHONY: help lock venv tools lint validate pytest pytest-oldest test demo bench soak mutate build clean
 
 help:
 	@echo "make demo   - back up 8 Cumulus tables and restore them, on the embedded emulator"
 	@echo "make test   - ruff, mypy, sam validate --lint, asl-validator, pytest"
 	@echo "make bench  - throughput and memory benchmarks (not part of make test)"
+	@echo "make soak   - 30 simulated nights on the local stack: restores, retention, storage, alarms (~4 min)"
 	@echo "make mutate - mutation testing of the modules that guard data (not part of make test)"
 	@echo "make build  - sam build (needs python3.13 on PATH)"
 
@@ -97,6 +98,10 @@ bench: venv
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.rate
 	$(BIN)/python -m bench.throttle
+
+# 30 nights on a simulated clock (tests/soak/, docs/soak.md); the suite runs a four-night case.
+soak: venv
+	nice -n 10 $(BIN)/python -m tests.soak
 
 # mutmut over the data-guarding modules, each with only its mapped tests (tools/mutate.py);
 # equivalent mutants are listed with their reasons in tools/mutate_equivalents.toml.

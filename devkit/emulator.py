@@ -29,11 +29,13 @@ from unittest import mock
 from ddb_backup.aws.clients import client
 from ddb_backup.errors import DdbBackupError
 from devkit.cfn import ACCOUNT, CfnLoader, Resolver
+from devkit.executions import Executions
 from devkit.invoke import FunctionSpec, LambdaContext, ResponseCatcher, make_invoke
 from devkit.motofixes import Endings, ScaledTime, item_count, share_backend_deepcopy, tag_replacing
 from devkit.strict.enforce import Enforcement, Rules
 from devkit.strict.iam import acting_as
 from devkit.strict.imports import import_patches
+from devkit.strict.lifecycle import configure_bucket, lifecycle_patches
 from devkit.strict.streams import StrictStreams
 
 __all__ = [
@@ -66,7 +68,7 @@ LOCAL_ENV = {
 
 
 # ------------------------------------------------------------------ the stack
-class LocalStack:
+class LocalStack(Executions):
     """``template.yaml`` deployed on moto, in this process. Use as a context manager."""
 
     def __init__(
@@ -164,6 +166,7 @@ class LocalStack:
             ),
             *self.streams.patches(),  # DynamoDB Streams as strict as AWS's (devkit.strict.streams)
             *import_patches(),  # ImportTable refuses and counts as AWS does
+            *lifecycle_patches(),  # multipart uploads keep when they started (the lifecycle aborts old ones)
         ):
             patch.start()
             self._patches.append(patch)
@@ -280,7 +283,8 @@ class LocalStack:
                 for d in [r["ServerSideEncryptionByDefault"]]
             ]
             s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
-        self.enforcement.replication.configure(name, props)  # versioning and replication, when replicated
+        configure_bucket(s3, name, props)  # versioning, lifecycle rules (devkit.strict.lifecycle carries them out)
+        self.enforcement.replication.configure(name, props)  # replication rules (devkit.strict.replication)
         resolver.refs[logical_id] = name
         resolver.attrs[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
         self.physical[logical_id] = name
@@ -463,34 +467,6 @@ class LocalStack:
         fn = self.functions[self.physical[logical_id]]
         with acting_as(fn.logical_id):  # EventBridge invokes the function: its own role
             return fn.entry()(payload, LambdaContext(fn))
-
-    # -- running
-    def start_execution(self, logical_id: str, payload: dict[str, Any], name: str | None = None) -> str:
-        arn = self.physical[logical_id]
-        name = name or f"local-{uuid.uuid4().hex[:12]}"
-        return str(
-            client("stepfunctions").start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))[
-                "executionArn"
-            ]
-        )
-
-    def wait(self, execution_arn: str, timeout: float = 600, poll: float = 1.0) -> dict[str, Any]:
-        sfn, end = client("stepfunctions"), time.monotonic() + timeout
-        while True:
-            seen = self.endings.count  # read first: an end between it and the describe is not missed
-            desc: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-            if desc["status"] != "RUNNING":
-                return desc
-            if time.monotonic() > end:
-                raise TimeoutError(f"execution {execution_arn} still running after {timeout} s")
-            self.endings.wait_after(seen, poll)
-
-    def run(self, logical_id: str, payload: dict[str, Any], timeout: float = 600) -> dict[str, Any]:
-        """Start an execution and wait for it; returns DescribeExecution (``output`` parsed when present)."""
-        desc = self.wait(self.start_execution(logical_id, payload), timeout)
-        if desc.get("output"):
-            desc["output"] = json.loads(desc["output"])
-        return desc
 
 
 @contextmanager

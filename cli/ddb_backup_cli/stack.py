@@ -305,6 +305,7 @@ def stack_status(outputs: dict[str, str], prefix: str, max_age: float, now: dt.d
     """What the stack's dashboard shows, read from S3 and Step Functions: per table the newest complete backup
     (id, age against ``max_age``, items, bytes, time taken), whether the latest backup completed, the change
     archive's gaps; the backup and restore state machines' last runs."""
+    from ddb_backup.aws.tables import describe_table
     from ddb_backup.changes.archive import gaps
     from ddb_backup.format.catalog import age_hours, newest_backups
 
@@ -315,7 +316,10 @@ def stack_status(outputs: dict[str, str], prefix: str, max_age: float, now: dt.d
         age = age_hours(newest.get("finishedAt"), now)
         took = _seconds(newest.get("startedAt"), newest.get("finishedAt"))
         found = gaps(s3, bucket, f"{prefix}{row['table']}/")
-        tables.append({**row, "ageHours": age, "stale": age > max_age, "seconds": took, "gaps": found})
+        # A deleted table's backups stay until the lifecycle rule expires them: listed, never stale (as the alarm).
+        deleted = describe_table(client("dynamodb"), row["table"]) is None
+        fresh = age <= max_age or deleted
+        tables.append({**row, "ageHours": age, "stale": not fresh, "deleted": deleted, "seconds": took, "gaps": found})
     runs = {
         kind: _runs(outputs[key], now) if key in outputs else None
         for kind, key in (("backup", "BackupStateMachineArn"), ("restore", "RestoreStateMachineArn"))
@@ -394,7 +398,7 @@ def _print_status(status: dict[str, Any]) -> None:
         latest = "complete" if t["latestComplete"] else "INCOMPLETE"
         print(
             f"{t['table']:36} {newest.get('backupId', '-'):27} {age:>9} {items:>12} {size:>9} {took:>9}  "
-            f"{latest:10}  {len(t['gaps']) or '-'}{'  STALE' if t['stale'] else ''}"
+            f"{latest:10}  {len(t['gaps']) or '-'}{'  STALE' if t['stale'] else ''}{'  (table deleted)' if t['deleted'] else ''}"
         )
     if not status["tables"]:
         print("  (no backups yet)")

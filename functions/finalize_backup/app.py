@@ -43,8 +43,9 @@ def report_the_run(event: FinalizeBackupEvent) -> dict[str, Any]:
     assert event.run_prefix and event.backup_id  # checked by the model
     s3, bucket = client("s3"), config.bucket()
     report = write_report(s3, bucket, event.run_prefix, event.backup_id, scan_error=event.scan_error)
-    # The stale-backup alarm watches the oldest "newest complete backup" of all tables: listed once a run.
-    ages = newest_backup_ages(s3, bucket, config.prefix())
+    # The stale-backup alarm watches the oldest "newest complete backup" of the tables this run was to back up
+    # (listed once a run); a table deleted since, whose backups wait for the lifecycle rule, is not stale.
+    ages = newest_backup_ages(s3, bucket, config.prefix(), tables={row["table"] for row in report["tables"]})
     if ages:
         metrics.add_metric(name="MaxNewestBackupAgeHours", unit=MetricUnit.Count, value=min(max(ages.values()), 1e6))
     logger.info("backup run report", extra={"backupId": event.backup_id, **report["totals"]})

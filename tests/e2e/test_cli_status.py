@@ -65,6 +65,7 @@ def test_after_a_nightly_backup_every_table_is_fresh_with_its_items(deployed, ca
 def test_a_table_never_backed_up_whole_is_stale_and_gaps_and_failed_restores_are_shown(deployed, capsys):
     s3, bucket = client("s3"), deployed.outputs["BackupBucketName"]
     assert deployed.run("BackupStateMachine", {"tables": ["mystack-GranulesTable"]})["status"] == "SUCCEEDED"
+    sample.create_table(client("dynamodb"), "mystack-PdrsTable", sample.CUMULUS_TABLES["Pdrs"])  # it exists
     s3.put_object(Bucket=bucket, Key="backups/mystack-PdrsTable/20261122T030000Z-0000000f/plan.json", Body=b"{}")
     record_gap(
         s3,
@@ -95,6 +96,25 @@ def test_a_table_never_backed_up_whole_is_stale_and_gaps_and_failed_restores_are
     assert lines["mystack-PdrsTable"].rstrip().endswith("STALE")
     assert lines["mystack-GranulesTable"].split()[-1] == "1"  # one gap
     assert "last restore run: " in out and "FAILED" in out and "STALE: mystack-PdrsTable" in out
+
+
+def test_a_deleted_tables_backups_are_listed_but_never_stale(deployed, capsys):
+    """Its backups stay until the bucket's lifecycle rule expires them; like the stale-backup alarm, status
+    does not call it stale (it did, exiting 1 every day until then)."""
+    desc = deployed.run("BackupStateMachine", {"tablePrefix": "mystack-"})
+    assert desc["status"] == "SUCCEEDED", desc.get("cause")
+    ddb = client("dynamodb")
+    ddb.delete_table(TableName="mystack-RulesTable")
+    ddb.get_waiter("table_not_exists").wait(TableName="mystack-RulesTable", WaiterConfig={"Delay": 1})
+    code, out, _ = _status(capsys, "--json", "--max-age-hours", "0")
+    status = json.loads(out)
+    tables = {t["table"]: t for t in status["tables"]}
+    assert tables["mystack-RulesTable"]["deleted"] and not tables["mystack-RulesTable"]["stale"]
+    assert status["stale"] == ["mystack-GranulesTable"] and not tables["mystack-GranulesTable"]["deleted"]
+    assert code == 1
+    code, out, _ = _status(capsys, "--max-age-hours", "0")
+    [rules] = [line for line in out.splitlines() if line.startswith("mystack-RulesTable")]
+    assert rules.endswith("(table deleted)") and "STALE" not in rules
 
 
 def test_a_threshold_given_on_the_command_line_overrides_the_stacks(deployed, capsys):

@@ -50,6 +50,13 @@ def test_age_is_that_of_the_newest_complete_backup(bucket):
     assert ages == {"a-table": 24.0, "b-table": float("inf")}
 
 
+def test_ages_of_the_named_tables_only(bucket):
+    """A run ages the tables it was to back up: a deleted table's backups stay (until the lifecycle rule
+    expires them) but it is not stale (the soak found the stale alarm firing for one every night)."""
+    now = dt.datetime(2026, 11, 22, 3, 10, tzinfo=dt.UTC)
+    assert newest_backup_ages(bucket, BUCKET, "backups/", now=now, tables={"a-table"}) == {"a-table": 24.0}
+
+
 def test_a_table_whose_name_starts_with_an_underscore_is_listed_and_aged(bucket):
     """Table names may start with '_': bookkeeping no longer hides them (issue 15 point 6)."""
     for table in ("_private", "_runs"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 from ddb_backup.aws.s3io import get_json_or_none
@@ -99,10 +100,19 @@ def age_hours(finished_at: str | None, now: dt.datetime) -> float:
     return max(0.0, (now - dt.datetime.fromisoformat(finished_at)).total_seconds() / 3600)
 
 
-def newest_backup_ages(s3: Any, bucket: str, prefix: str = "", *, now: dt.datetime | None = None) -> dict[str, float]:
-    """Hours since the newest complete backup of every table under ``prefix`` (infinity: none is complete)."""
+def newest_backup_ages(
+    s3: Any,
+    bucket: str,
+    prefix: str = "",
+    *,
+    now: dt.datetime | None = None,
+    tables: Collection[str] | None = None,
+) -> dict[str, float]:
+    """Hours since the newest complete backup of every table under ``prefix`` (infinity: none is complete);
+    with ``tables``, of those only (a deleted table's backups stay until they expire, but it is not stale)."""
     now = now or dt.datetime.now(dt.UTC)
     return {
         row["table"]: age_hours((row["newestComplete"] or {}).get("finishedAt"), now)
         for row in newest_backups(s3, bucket, prefix)
+        if tables is None or row["table"] in tables
     }
