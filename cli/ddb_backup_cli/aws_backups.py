@@ -17,8 +17,9 @@ from ddb_backup.aws.clients import client
 from ddb_backup.aws.retry import Retry
 from ddb_backup.errors import BadInput
 from ddb_backup.events import DEFAULT_CUMULUS_TABLES, TableSelection
+from ddb_backup.names import parse_time
 from ddb_backup.native.pitr import check, ensure_pitr, pitr_status, summarize
-from ddb_backup.native.restores import parse_time, restore_to_point_in_time
+from ddb_backup.native.restores import restore_to_point_in_time
 from ddb_backup.native.snapshots import (
     backup_rows,
     create_backups,
@@ -137,7 +138,7 @@ def cmd_pitr_enable(args: argparse.Namespace) -> int:
 def cmd_pitr_restore(args: argparse.Namespace) -> int:
     if bool(args.time) == bool(args.latest):
         raise BadInput("give --time ISO8601 or --latest")
-    when = parse_time(args.time) if args.time else None
+    when = parse_time(args.time, "--time") if args.time else None
     result = restore_to_point_in_time(
         client("dynamodb"),
         args.table,

@@ -64,7 +64,7 @@ def progress(args: argparse.Namespace, label: str) -> Progress:
 # ------------------------------------------------------------------ arguments
 def table_name(text: str) -> str:
     """An argparse type: a DynamoDB table name, or a usage error that states the rule."""
-    from ddb_backup.format.layout import check_table_name
+    from ddb_backup.names import check_table_name
 
     try:
         return check_table_name(text)

@@ -12,7 +12,7 @@ from typing import Any
 
 from ddb_backup.aws.clients import client
 from ddb_backup.errors import BadInput, TableNotFound
-from ddb_backup.format.layout import new_backup_id
+from ddb_backup.names import new_backup_id
 from ddb_backup_cli import estimate
 from ddb_backup_cli.common import (
     UsageError,
@@ -136,7 +136,7 @@ def check_tables_exist(ddb: Any, tables: list[str]) -> None:
 
 
 def _backup_to_s3(args: argparse.Namespace, ddb: Any, tables: list[str] | None, prefix: str | None) -> int:
-    from ddb_backup.aws.s3io import split_s3_url
+    from ddb_backup.names import split_s3_url
     from ddb_backup_cli.files import backup as local
 
     bucket, key_prefix = split_s3_url(args.to)

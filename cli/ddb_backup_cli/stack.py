@@ -230,8 +230,8 @@ def _restore_estimate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ddb_backup.aws.s3io import split_s3_url
     from ddb_backup.format.catalog import list_backups
+    from ddb_backup.names import is_s3_url, split_s3_url
 
     if sum(map(bool, (args.bucket, args.stack_name, args.dir))) > 1:
         raise UsageError("give one of --bucket, --stack-name and --dir")
@@ -240,7 +240,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         return list_directory(args, args.dir)
     if args.bucket:
-        bucket, in_url = split_s3_url(args.bucket) if args.bucket.startswith("s3://") else (args.bucket, "")
+        bucket, in_url = split_s3_url(args.bucket) if is_s3_url(args.bucket) else (args.bucket, "")
         if in_url and args.prefix is not None and in_url.rstrip("/") != args.prefix.rstrip("/"):
             raise UsageError(f"the prefix is {in_url!r} in --bucket and {args.prefix!r} in --prefix: give one")
         prefix = in_url or (DEFAULT_PREFIX if args.prefix is None else args.prefix)

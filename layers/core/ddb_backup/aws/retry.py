@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ddb_backup.names import lambda_seconds_left
+
 T = TypeVar("T")
 
 THROTTLE_CODES = frozenset(
@@ -120,7 +122,7 @@ class Retry:
         (default 1) sets the first backoff step.
         """
         budget = float(os.environ.get("TIME_BUDGET_SECONDS") or 600)
-        remaining = context.get_remaining_time_in_millis() / 1000 - margin
+        remaining = lambda_seconds_left(context.get_remaining_time_in_millis, margin)
         base = float(os.environ.get("RETRY_BASE_SECONDS") or 1.0)
         return cls.within(max(0.0, min(budget, remaining)), base=base)
 

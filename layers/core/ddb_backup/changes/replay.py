@@ -19,19 +19,14 @@ from ddb_backup.aws.retry import backoff_delay, call_with_backoff
 from ddb_backup.changes.stream import Change
 from ddb_backup.errors import RestoreIncomplete
 from ddb_backup.format import ddbjson
-
-
-def at(text: str) -> dt.datetime:
-    """An ISO time as aware UTC (naive means UTC)."""
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+from ddb_backup.names import utc_time
 
 
 def fold(changes: Iterable[Change], until: dt.datetime | None = None) -> dict[str, Change]:
     """The last change (highest sequence number) of every key, among changes at or before ``until``."""
     final: dict[str, Change] = {}
     for change in changes:
-        if until is not None and at(change["time"]) > until:
+        if until is not None and utc_time(change["time"]) > until:
             continue
         key = json.dumps(change["Keys"], sort_keys=True)
         held = final.get(key)
@@ -85,6 +80,6 @@ def _write(
 def gap_in(gaps: list[dict[str, Any]], start: dt.datetime, end: dt.datetime) -> dict[str, Any] | None:
     """The first recorded gap overlapping (start, end], if any."""
     for gap in sorted(gaps, key=lambda g: g["from"]):
-        if at(gap["from"]) <= end and at(gap["to"]) > start:
+        if utc_time(gap["from"]) <= end and utc_time(gap["to"]) > start:
             return gap
     return None

@@ -12,9 +12,8 @@ from typing import Any
 
 from isal import igzip
 
-from ddb_backup import __version__
+from ddb_backup import __version__, names
 from ddb_backup.errors import BadInput
-from ddb_backup.format import layout
 from ddb_backup.format.ddbjson import Item, line_from_client_item
 from ddb_backup.format.parts import DEFAULT_GZIP_LEVEL
 
@@ -103,7 +102,7 @@ class LocalFileWriter:
             "formatVersion": LOCAL_FORMAT_VERSION,
             "toolVersion": __version__,
             "table": table,
-            "backupId": backup_id or layout.new_backup_id(now),
+            "backupId": backup_id or names.new_backup_id(now),
             "startedAt": started_at or now.isoformat(),
             **(extra or {}),
             "description": description,

@@ -23,11 +23,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ddb_backup import names
 from ddb_backup.aws.retry import Retry, error_code, error_text, run_until_done
 from ddb_backup.aws.tables import MISSING_CODES, describe
 from ddb_backup.errors import BackupNotFound, BadInput, SnapshotsIncomplete, TableNotFound, TargetRefused
 from ddb_backup.events import OnDemandBackupEvent
-from ddb_backup.format import layout
 from ddb_backup.native.pitr import FAILED, MISSING
 from ddb_backup.native.restores import reapply_settings, refuse_existing, sse_override
 
@@ -133,7 +133,7 @@ class SnapshotResult:
 
 def create_one(ddb: Any, table: str, name: str) -> SnapshotResult:
     """CreateBackup, with "does not exist" as a result; raises retryable errors (new or busy table)."""
-    layout.check_table_name(table)
+    names.check_table_name(table)
     try:
         details = ddb.create_backup(TableName=table, BackupName=name)["BackupDetails"]
     except ClientError as exc:
@@ -326,7 +326,7 @@ def _source_description(ddb: Any, backup: dict[str, Any]) -> tuple[dict[str, Any
 
 def restore_from_backup(ddb: Any, backup_arn: str, target: str, *, retry: Retry) -> dict[str, Any]:
     """RestoreTableFromBackup into a new table, wait for it, re-apply TTL, stream, tags and PITR."""
-    layout.check_table_name(target)
+    names.check_table_name(target)
     try:
         backup = ddb.describe_backup(BackupArn=backup_arn)["BackupDescription"]
     except ClientError as exc:

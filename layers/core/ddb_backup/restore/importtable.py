@@ -19,11 +19,11 @@ from typing import Any
 
 from ddb_backup.aws import tables
 from ddb_backup.aws.retry import Retry, call_with_backoff
-from ddb_backup.aws.s3io import list_keys, split_s3_url
+from ddb_backup.aws.s3io import list_keys
 from ddb_backup.errors import BadInput, RestoreIncomplete
-from ddb_backup.format.location import is_s3
 from ddb_backup.format.location import name as location_name
 from ddb_backup.format.sources import Source, open_source
+from ddb_backup.names import is_s3_url, split_s3_url
 from ddb_backup.restore import resume
 from ddb_backup.restore.resume import Mark
 
@@ -71,7 +71,7 @@ def _why_not(s3: Any, src: Source, target: str, *, exists: bool) -> str | None:
         return f"table {target} exists and ImportTable only creates new tables"
     if not src.parts:
         return "the backup holds no parts"
-    if not all(is_s3(p.url) for p in src.parts):
+    if not all(is_s3_url(p.url) for p in src.parts):
         return "the backup is not in S3 (ImportTable reads only S3)"
     dialects = sorted({p.dialect for p in src.parts} - {"item"})
     if dialects:
