@@ -7,7 +7,6 @@ which the Lambda functions run too.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from ddb_backup.native.snapshots import (
     stack_marker,
 )
 from ddb_backup.native.snapshots import check as check_snapshots
-from ddb_backup_cli.common import common_options, flag, print_json, say, table_names
+from ddb_backup_cli.common import common_options, flag, print_json, say, stack_name_from_env, table_names
 
 DEFAULT_STACK = "ddb-backup"
 
@@ -101,7 +100,7 @@ def _selection(args: argparse.Namespace, *, required: bool) -> list[str] | None:
 
 
 def _marker(args: argparse.Namespace) -> str:
-    return stack_marker(args.stack_name or os.environ.get("DDB_BACKUP_STACK_NAME") or DEFAULT_STACK)
+    return stack_marker(args.stack_name or stack_name_from_env() or DEFAULT_STACK)
 
 
 def _retry(args: argparse.Namespace) -> Retry:

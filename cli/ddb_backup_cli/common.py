@@ -110,6 +110,20 @@ def mapping(args: argparse.Namespace) -> list[tuple[str, str]]:
     return pairs
 
 
+# The CLI's environment is read and set here only (the layer's, by ddb_backup.config).
+
+
+def stack_name_from_env() -> str | None:
+    """The stack ``DDB_BACKUP_STACK_NAME`` names, if set."""
+    return os.environ.get("DDB_BACKUP_STACK_NAME") or None
+
+
+def quiet_core_logs(args: argparse.Namespace) -> None:
+    """The core's Powertools logs at WARNING unless asked otherwise (they would interleave with the progress)."""
+    if not args.json and not args.quiet:
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+
 def apply_connection(args: argparse.Namespace) -> None:
     """Put --region, --profile and --endpoint-url into the environment the AWS clients read.
 

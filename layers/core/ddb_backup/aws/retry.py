@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -115,15 +114,11 @@ class Retry:
         return cls(deadline=clock() + seconds, **kwargs)
 
     @classmethod
-    def for_lambda(cls, context: Any, *, margin: float = 30.0) -> Retry:
-        """A budget that ends ``margin`` seconds before the invocation would time out.
-
-        ``TIME_BUDGET_SECONDS`` (default 600) caps it; ``RETRY_BASE_SECONDS``
-        (default 1) sets the first backoff step.
+    def for_lambda(cls, context: Any, *, margin: float = 30.0, budget: float = 600.0, base: float = 1.0) -> Retry:
+        """A budget that ends ``margin`` seconds before the invocation would time out, and at ``budget`` seconds
+        at most; ``base`` is the first backoff step (``config.retry_for_lambda`` reads both from the environment).
         """
-        budget = float(os.environ.get("TIME_BUDGET_SECONDS") or 600)
         remaining = lambda_seconds_left(context.get_remaining_time_in_millis, margin)
-        base = float(os.environ.get("RETRY_BASE_SECONDS") or 1.0)
         return cls.within(max(0.0, min(budget, remaining)), base=base)
 
     def delay(self, attempt: int) -> float:

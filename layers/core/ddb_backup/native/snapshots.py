@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -48,10 +47,6 @@ def stack_marker(stack_name: str) -> str:
     if not stack_name:
         raise BadInput("a stack name is needed to mark the stack's backups")
     return f"{MARKER}-{hashlib.sha256(stack_name.encode()).hexdigest()[:8]}"
-
-
-def marker_from_env() -> str:
-    return stack_marker(os.environ.get("STACK_NAME", ""))
 
 
 def backup_name(table: str, marker: str, when: dt.datetime) -> str:

@@ -52,22 +52,6 @@ class RestoreSettings:
     import_poll: int = 30  # seconds the state machine waits between two looks at the imports it started
 
 
-def settings_from_env() -> RestoreSettings:
-    """From the environment template.yaml sets (BACKUP_BUCKET, BACKUP_PREFIX, RESTORE_*, MAX_CONCURRENCY)."""
-    from ddb_backup import config
-
-    return RestoreSettings(
-        bucket=config.bucket(),
-        prefix=config.prefix(),
-        write_concurrency=config.env_int("RESTORE_WRITE_CONCURRENCY", 8, 1),
-        attempts=config.env_int("RESTORE_ATTEMPTS", 12, 1),
-        time_budget=float(config.env_int("RESTORE_TIME_BUDGET_SECONDS", 600)),
-        max_concurrency=config.max_concurrency(),
-        write_percent=float(config.env_int("WRITE_PERCENT", 0, 0)) or None,
-        import_poll=config.env_int("IMPORT_POLL_SECONDS", 30, 1),
-    )
-
-
 def run_prefix(settings: RestoreSettings, run_id: str) -> str:
     return layout.restore_dir(settings.prefix, run_id)
 
