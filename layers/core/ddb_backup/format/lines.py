@@ -77,7 +77,7 @@ class PartRef:
 
 
 # ------------------------------------------------------------------ bytes to lines
-def decoded(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
+def decoded(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:  # noqa: C901
     """Gunzip ``chunks`` if they are gzip (any number of members), else pass them through."""
     it = iter(chunks)
     first = b""

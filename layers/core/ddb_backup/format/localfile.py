@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
@@ -89,8 +90,6 @@ class LocalFileWriter:
         extra: dict[str, Any] | None = None,
         replace: bool = False,
     ) -> None:
-        import datetime as dt
-
         self.path = Path(path)
         self.replace = replace
         if not replace and self.path.exists():

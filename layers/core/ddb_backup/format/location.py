@@ -14,6 +14,7 @@ from typing import IO, Any
 
 from botocore.exceptions import ClientError
 
+from ddb_backup.aws.clients import client
 from ddb_backup.errors import BackupIncomplete, BadInput
 from ddb_backup.names import is_s3_url, split_s3_url
 
@@ -52,8 +53,6 @@ def s3_client(s3: Any) -> Any:
     """``s3``, or the shared S3 client when it is None."""
     if s3 is not None:
         return s3
-    from ddb_backup.aws.clients import client
-
     return client("s3")
 
 

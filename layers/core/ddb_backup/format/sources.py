@@ -142,7 +142,7 @@ class Source:
         return None
 
 
-def open_source(source: str, s3: Any = None) -> Source:
+def open_source(source: str, s3: Any = None) -> Source:  # noqa: C901 (one branch per backup format)
     """Detect the format of ``source`` (a local path or ``s3://bucket/key``) and open it.
 
     Raises ``UnknownFormat`` when nothing restorable is there, ``BadInput`` for

@@ -26,6 +26,7 @@ from ddb_backup.format.sources import Source, open_source
 from ddb_backup.names import is_s3_url, split_s3_url
 from ddb_backup.restore import resume
 from ddb_backup.restore.resume import Mark
+from ddb_backup.restore.target import table_args
 
 METHODS = ("auto", "import", "write")
 #: Most S3 objects one ImportTable reads (AWS quota).
@@ -119,8 +120,6 @@ def _prefix_problem(s3: Any, src: Source) -> str | None:
 
 def import_args(src: Source, target: str, key_schema: list[dict[str, str]] | None) -> dict[str, Any]:
     """ImportTable's arguments: the parts' prefix and the table as CreateTable would make it (minus what Import lacks)."""
-    from ddb_backup.restore.target import table_args
-
     created = table_args(target, src.description, key_schema)
     allowed = (
         "TableName",

@@ -105,7 +105,7 @@ def is_empty(ddb: Any, name: str) -> bool:
     return False
 
 
-def create_table_args(name: str, description: dict[str, Any]) -> dict[str, Any]:
+def create_table_args(name: str, description: dict[str, Any]) -> dict[str, Any]:  # noqa: C901
     """CreateTable arguments that rebuild the described table under ``name``."""
     table = description["Table"]
     billing = (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
