@@ -97,7 +97,7 @@ def rows() -> list[tuple[str, str, str, str]]:
         for doc in docs:
             condition = ""
             if "Fn::If" in doc:
-                condition, doc = doc["Fn::If"][0], doc["Fn::If"][1]
+                condition, doc = doc["Fn::If"][0], doc["Fn::If"][1]  # noqa: PLW2901 (the branch stands for the whole)
             for st in resolve(doc)["Statement"]:
                 actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
                 resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]

@@ -153,7 +153,7 @@ def as_flags(text: str) -> str:
     ``'backupId'`` -> ``--backup-id``; ``allowSource / --allow-source`` -> ``--allow-source``."""
     text = re.sub(r"\b(mode|method) '([a-z-]+)'", r"--\1 \2", text)
     text = re.sub(r"\b(\w+) / (--[a-z-]+)", lambda m: m[2] if FLAGS.get(m[1]) == m[2] else m[0], text)
-    return re.sub(r"'(\w+)'|\((\w+)\)", lambda m: _flag(m), text)
+    return re.sub(r"'(\w+)'|\((\w+)\)", _flag, text)
 
 
 def _flag(match: re.Match[str]) -> str:
