@@ -71,7 +71,14 @@ ORDER = (
     ("models", ("ddb_backup.models", "ddb_backup.events")),
     (
         "features",
-        ("ddb_backup.backup", "ddb_backup.restore", "ddb_backup.native", "ddb_backup.changes", "ddb_backup.estimate"),
+        (
+            "ddb_backup.backup",
+            "ddb_backup.restore",
+            "ddb_backup.native",
+            "ddb_backup.changes",
+            "ddb_backup.estimate",
+            "ddb_backup.compare",
+        ),
     ),
     ("config", ("ddb_backup.config", "ddb_backup.observability")),
 )
