@@ -48,7 +48,7 @@ def backoff_delay(attempt: int, base: float = 0.05, cap: float = 20.0, *, floor:
     ``floor`` is the share of the step always waited, the rest is uniform
     random: 0 is full jitter (the default), 0.5 equal jitter (never nothing).
     """
-    step = min(cap, base * 2**attempt)
+    step = min(cap, base * 2.0**attempt)
     return step * floor + random.uniform(0, step * (1 - floor))
 
 

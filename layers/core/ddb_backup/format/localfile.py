@@ -7,7 +7,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,9 @@ from ddb_backup.format.parts import DEFAULT_GZIP_LEVEL
 #: Version of the local single-file format (header ``ddbBackupFile.formatVersion``).
 LOCAL_FORMAT_VERSION = 1
 
+
+#: isal's gzip writer (isal has no type hints: typed here once).
+_GZIP_FILE: Callable[..., Any] = igzip.IGzipFile
 
 #: Mode of every file this tool writes locally (backups, their temporary files, dead letters), whatever the umask.
 PRIVATE_FILE_MODE = 0o600
@@ -110,7 +113,7 @@ class LocalFileWriter:
         self._sum = hashlib.sha256()
         self._raw: Any = os.fdopen(create_private(self.tmp), "wb")
         gz = self.path.name.endswith(".gz")
-        self._fh: Any = igzip.IGzipFile(fileobj=self._raw, mode="wb", compresslevel=DEFAULT_GZIP_LEVEL) if gz else None
+        self._fh: Any = _GZIP_FILE(fileobj=self._raw, mode="wb", compresslevel=DEFAULT_GZIP_LEVEL) if gz else None
         self._closed = False
         self._put(json.dumps({"ddbBackupFile": self.header}, separators=(",", ":"), default=str).encode() + b"\n")
 

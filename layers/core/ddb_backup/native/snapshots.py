@@ -75,7 +75,7 @@ def is_ours(summary: dict[str, Any], marker: str) -> bool:
     parsed = parse_backup_name(summary.get("BackupName", ""))
     if parsed is None or parsed.marker != marker or summary.get("BackupType") != "USER":
         return False
-    table = summary.get("TableName", "")
+    table = str(summary.get("TableName", ""))
     full = len(summary["BackupName"]) < MAX_NAME
     return table == parsed.table if full else table.startswith(parsed.table)
 
@@ -141,7 +141,7 @@ def create_one(ddb: Any, table: str, name: str) -> SnapshotResult:
 def _recent(ddb: Any, table: str, marker: str, since: dt.datetime) -> dict[str, Any] | None:
     for summary in reversed(list_backups(ddb, [table], "USER")):
         if is_ours(summary, marker) and summary["BackupCreationDateTime"] >= since:
-            return summary
+            return dict(summary)
     return None
 
 

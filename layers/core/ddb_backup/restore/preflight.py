@@ -56,7 +56,10 @@ def check_parts_present(parts: list[PartRef], s3: Any, workers: int = 32) -> Non
         for p, size in zip(parts, sizes, strict=True)
         if size is not None and p.bytes is not None and size != p.bytes
     ]
-    more = lambda names: "" if len(names) <= 5 else f" (and {len(names) - 5} more)"  # noqa: E731
+
+    def more(names: list[str]) -> str:
+        return "" if len(names) <= 5 else f" (and {len(names) - 5} more)"
+
     if missing:
         raise BackupIncomplete(
             f"{len(missing)} part(s) the backup names are missing: {', '.join(missing[:5])}{more(missing)}; "
