@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.aws.clients import client
-from ddb_backup.changes.stream import Change
 from ddb_backup.names import parse_time, split_s3_url
 from ddb_backup_cli.common import UsageError, add_command, print_json, say, table_name
 from ddb_backup_cli.files import backtrack
 from ddb_backup_cli.files.preview import show_rows
 from ddb_backup_cli.files.select import Selection, overlay
+
+if TYPE_CHECKING:
+    from ddb_backup.changes.stream import Change
 
 
 def _dir(url: str) -> tuple[str, str]:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.aws.clients import client
 from ddb_backup.errors import BadInput, DdbBackupError, TableNotFound
@@ -33,7 +33,9 @@ from ddb_backup_cli.endpoint import describe_failure
 from ddb_backup_cli.files.cancel import Interrupted
 from ddb_backup_cli.files.preview import show_rows
 from ddb_backup_cli.files.select import selection
-from ddb_backup_cli.progress import Progress
+
+if TYPE_CHECKING:
+    from ddb_backup_cli.progress import Progress
 
 DEMO_HELP = (
     "run the whole job on the embedded emulator: 8 Cumulus tables, backup, restore, verify "

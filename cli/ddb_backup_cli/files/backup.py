@@ -13,7 +13,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.aws.ratelimit import NO_LIMIT, Limit, RateLimiter, table_rate
 from ddb_backup.aws.s3io import get_json
@@ -24,7 +24,9 @@ from ddb_backup.backup.plan import Exact, Settings, choose_segments, plan_run
 from ddb_backup.backup.scan import FastPages, ScanSettings, scan_segment
 from ddb_backup.format.localfile import LocalFileWriter
 from ddb_backup_cli.files import cancel
-from ddb_backup_cli.progress import Progress
+
+if TYPE_CHECKING:
+    from ddb_backup_cli.progress import Progress
 
 MiB = 1024 * 1024
 LOG = logging.getLogger(__name__)

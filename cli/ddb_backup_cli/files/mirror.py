@@ -26,15 +26,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.compare import Diff, diff_items, key_hash
 from ddb_backup.errors import RestoreIncomplete
 from ddb_backup.format.ddbjson import Item
-from ddb_backup.format.sources import Source
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.target import is_empty
 from ddb_backup_cli.files.verify import key_names, scan_items
+
+if TYPE_CHECKING:
+    from ddb_backup.format.sources import Source
 
 #: Keys shown of each kind (add, change, delete) by a dry run.
 EXAMPLES = 10

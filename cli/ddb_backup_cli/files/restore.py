@@ -16,12 +16,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.aws.ratelimit import NO_LIMIT, Limit
 from ddb_backup.changes.consistent import stored_changes
 from ddb_backup.errors import BillingNotRestored, DdbBackupError, IntegrityError, RestoreIncomplete
-from ddb_backup.format.ddbjson import Item
 from ddb_backup.format.dialects import item_size
 from ddb_backup.format.lines import part_lines
 from ddb_backup.format.sources import Source, open_source
@@ -36,6 +35,9 @@ from ddb_backup_cli.common import UsageError
 from ddb_backup_cli.files import cancel, mirror
 from ddb_backup_cli.files.select import Selection, overlay
 from ddb_backup_cli.progress import Progress, counted
+
+if TYPE_CHECKING:
+    from ddb_backup.format.ddbjson import Item
 
 LOG = logging.getLogger(__name__)
 

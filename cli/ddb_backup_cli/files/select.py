@@ -23,16 +23,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.changes.replay import fold
 from ddb_backup.errors import BadInput
 from ddb_backup.format.ddbjson import Item, item_from_wire, item_to_wire, line_from_client_item
 from ddb_backup.format.keys import key_value
 from ddb_backup.format.lines import PartRef
-from ddb_backup.format.sources import Source
 from ddb_backup.restore import fastwrite
 from ddb_backup_cli.common import UsageError
+
+if TYPE_CHECKING:
+    from ddb_backup.format.sources import Source
 
 #: The forms a selector is given in, as the options name them.
 KEY, PREFIX, FILE = "--key", "--key-prefix", "--keys-file"

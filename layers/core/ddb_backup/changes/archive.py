@@ -20,11 +20,13 @@ import datetime as dt
 import gzip
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.aws.s3io import get_json, get_json_or_none, list_keys, put_json
-from ddb_backup.changes.stream import Change
 from ddb_backup.errors import BadInput, IntegrityError
+
+if TYPE_CHECKING:
+    from ddb_backup.changes.stream import Change
 
 CHANGES = "changes/"
 RETENTION = dt.timedelta(hours=24)

@@ -13,13 +13,15 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.aws.retry import backoff_delay, call_with_backoff
-from ddb_backup.changes.stream import Change
 from ddb_backup.errors import RestoreIncomplete
 from ddb_backup.format import ddbjson
 from ddb_backup.names import utc_time
+
+if TYPE_CHECKING:
+    from ddb_backup.changes.stream import Change
 
 
 def fold(changes: Iterable[Change], until: dt.datetime | None = None) -> dict[str, Change]:

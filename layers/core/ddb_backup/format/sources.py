@@ -49,15 +49,17 @@ from collections.abc import Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup import FORMAT_VERSION, __version__, names
 from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError, UnknownFormat
 from ddb_backup.format import layout, location
-from ddb_backup.format.ddbjson import Item
 from ddb_backup.format.dialects import PLAIN_JSON_WARNING, json_line, looks_typed, parse_item
 from ddb_backup.format.lines import PartRef, file_lines, local_file_sum, part_lines
 from ddb_backup.format.localfile import LOCAL_FORMAT_VERSION
+
+if TYPE_CHECKING:
+    from ddb_backup.format.ddbjson import Item
 
 #: Said of a local file written before the end line carried a checksum (read all the same).
 LOCAL_NO_CHECKSUM = (

@@ -18,7 +18,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -26,9 +26,11 @@ from ddb_backup import names
 from ddb_backup.aws.retry import Retry, error_code, error_text, run_until_done
 from ddb_backup.aws.tables import MISSING_CODES, describe
 from ddb_backup.errors import BackupNotFound, BadInput, SnapshotsIncomplete, TableNotFound, TargetRefused
-from ddb_backup.events import OnDemandBackupEvent
 from ddb_backup.native.pitr import FAILED, MISSING
 from ddb_backup.native.restores import reapply_settings, refuse_existing, sse_override
+
+if TYPE_CHECKING:
+    from ddb_backup.events import OnDemandBackupEvent
 
 MARKER = "ddbb"
 MAX_NAME = 255

@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -17,9 +17,11 @@ from ddb_backup.aws.retry import error_code
 from ddb_backup.aws.tables import describe_table
 from ddb_backup.errors import BackupIncomplete, IntegrityError
 from ddb_backup.format import location
-from ddb_backup.format.lines import PartRef
-from ddb_backup.format.sources import Source
 from ddb_backup.restore import capacity
+
+if TYPE_CHECKING:
+    from ddb_backup.format.lines import PartRef
+    from ddb_backup.format.sources import Source
 
 _NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 

@@ -22,7 +22,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -31,7 +31,9 @@ from ddb_backup.aws import tables
 from ddb_backup.aws.retry import Retry, call_with_backoff, error_code
 from ddb_backup.errors import BadInput, TargetRefused
 from ddb_backup.restore import resume
-from ddb_backup.restore.resume import Mark
+
+if TYPE_CHECKING:
+    from ddb_backup.restore.resume import Mark
 
 MODES = ("new", "overwrite", "mirror")
 
