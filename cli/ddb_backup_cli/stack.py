@@ -14,6 +14,7 @@ from typing import Any
 
 from ddb_backup.aws.clients import client
 from ddb_backup.errors import DdbBackupError
+from ddb_backup.names import utc_time
 from ddb_backup_cli import estimate
 from ddb_backup_cli.common import (
     UsageError,
@@ -303,8 +304,8 @@ def stack_status(outputs: dict[str, str], prefix: str, max_age: float, now: dt.d
 def _seconds(start: Any, end: Any) -> float | None:
     if not start or not end:
         return None
-    begin = start if isinstance(start, dt.datetime) else dt.datetime.fromisoformat(start)
-    finish = end if isinstance(end, dt.datetime) else dt.datetime.fromisoformat(end)
+    begin = start if isinstance(start, dt.datetime) else utc_time(start)
+    finish = end if isinstance(end, dt.datetime) else utc_time(end)
     return round((finish - begin).total_seconds(), 3)
 
 

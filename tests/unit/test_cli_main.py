@@ -132,3 +132,15 @@ def test_ddb_backup_demo_hands_over_to_the_development_kit(monkeypatch):
     monkeypatch.setattr(devkit, "run", lambda command, args: calls.append((command, args.items, args.json)) or 0)
     assert main(["--json", "demo", "--items", "30"]) == 0
     assert calls == [("demo", 30, True)]
+
+
+def test_the_command_the_missing_kit_message_names_runs():
+    """``.venv/bin/ddb-backup-dev``, as the message and docs/cli.md say (make venv installs it)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "ddb-backup-dev"
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "demo" in done.stdout and "local-stack" in done.stdout

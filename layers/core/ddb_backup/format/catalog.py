@@ -97,7 +97,7 @@ def age_hours(finished_at: str | None, now: dt.datetime) -> float:
     """Hours from ``finished_at`` (ISO 8601) to ``now``; infinity when there is none."""
     if finished_at is None:
         return float("inf")
-    return max(0.0, (now - dt.datetime.fromisoformat(finished_at)).total_seconds() / 3600)
+    return max(0.0, (now - names.utc_time(finished_at)).total_seconds() / 3600)
 
 
 def newest_backup_ages(s3: Any, bucket: str, prefix: str = "", *, now: dt.datetime | None = None) -> dict[str, float]:
