@@ -35,11 +35,11 @@ define venv_install
 	test -x $(1)/bin/python || $(2) -m venv $(1)
 	$(1)/bin/python -m pip install -q uv==$(UV_VERSION) 2>&1 | grep -v "^WARNING: Location" || true
 	VIRTUAL_ENV=$(1) $(1)/bin/uv pip sync -q --python $(1)/bin/python requirements.lock
-	VIRTUAL_ENV=$(1) $(1)/bin/uv pip install -q --python $(1)/bin/python --no-deps -e .
-	$(1)/bin/python -c "import ddb_backup, moto, pytest"
+	VIRTUAL_ENV=$(1) $(1)/bin/uv pip install -q --python $(1)/bin/python --no-deps -e . -e devkit
+	$(1)/bin/python -c "import ddb_backup, devkit.cli, moto, pytest"
 endef
 
-$(BIN)/.installed: pyproject.toml requirements.lock
+$(BIN)/.installed: pyproject.toml devkit/pyproject.toml requirements.lock
 	$(call venv_install,$(VENV),$(PYTHON))
 	touch $@
 
@@ -54,7 +54,7 @@ $(ASLV): package.json
 	npm install --no-audit --no-fund --silent
 	touch $@
 
-.venv311/.installed: pyproject.toml requirements.lock
+.venv311/.installed: pyproject.toml devkit/pyproject.toml requirements.lock
 	$(call venv_install,.venv311,$(PYTHON_OLDEST))
 	touch $@
 
@@ -92,7 +92,7 @@ pytest-oldest: .venv311/.installed
 test: lint validate pytest pytest-oldest
 
 demo: venv
-	$(BIN)/ddb-backup demo
+	$(BIN)/ddb-backup-dev demo
 
 bench: venv
 	$(BIN)/python -m bench

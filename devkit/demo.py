@@ -14,7 +14,8 @@ import time
 from typing import Any
 
 from ddb_backup.aws.clients import client
-from ddb_backup_cli.files.verify import verify_table
+from ddb_backup.compare import Diff, diff_items
+from ddb_backup.format.sources import open_source
 from devkit import sample
 from devkit.emulator import LocalStack
 
@@ -90,7 +91,7 @@ def run_demo(items: int = 600, *, quiet: bool = False, as_json: bool = False, ou
     failed = [r for r in rows if not r[6]]
     for _table, target, *_, report in failed:
         print(
-            f"NOT VERIFIED {target}: {report['missing']} missing, {report['extra']} extra, {report['changed']} changed",
+            f"NOT VERIFIED {target}: {report.missing} missing, {report.extra} extra, {report.changed} changed",
             file=sys.stderr,
         )
     return 1 if failed or len(rows) != 8 else 0
@@ -118,13 +119,22 @@ def _verify(
     for table, summary in sorted(summaries.items()):
         target = TARGET_PREFIX + table[len(SOURCE_PREFIX) :]
         directory = summary["manifest"].rsplit("/", 1)[0] + "/"
-        report = verify_table(ddb, s3, target, f"s3://{bucket}/{directory}")
+        report = _diff(ddb, s3, target, f"s3://{bucket}/{directory}")
         source_items = sum(p["Count"] for p in ddb.get_paginator("scan").paginate(TableName=table, Select="COUNT"))
-        ok = report["identical"] and source_items == report["tableItems"] == summary["items"] == restored[target]
+        identical = not (report.missing or report.extra or report.changed or report.duplicates)
+        ok = identical and source_items == report.table_items == summary["items"] == restored[target]
         rows.append(
             (table, target, summary["items"], summary["parts"], summary["seconds"], restored[target], ok, report)
         )
     return rows
+
+
+def _diff(ddb: Any, s3: Any, table: str, url: str) -> Diff:
+    """The items of the backup at ``url`` against a Scan of ``table`` (the layer's diff, as verify makes it)."""
+    backup = open_source(url, s3)
+    names = [k["AttributeName"] for k in ddb.describe_table(TableName=table)["Table"]["KeySchema"]]
+    scanned = (item for page in ddb.get_paginator("scan").paginate(TableName=table) for item in page["Items"])
+    return diff_items(backup.items(), scanned, names, estimate=backup.expected_items or 0)
 
 
 def _report(rows: list[tuple[Any, ...]], backup_seconds: float, restore_seconds: float, total: float, out: Any) -> None:

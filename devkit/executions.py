@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.aws.clients import client
-from devkit.motofixes import Endings
+
+if TYPE_CHECKING:
+    from devkit.motofixes import Endings
 
 
 class Executions:

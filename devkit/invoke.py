@@ -48,7 +48,8 @@ class FunctionSpec:
                 sys.modules[spec.name] = module
                 spec.loader.exec_module(module)
                 self._module = module
-        return getattr(self._module, attr)
+        handler: Callable[[Any, Any], Any] = getattr(self._module, attr)
+        return handler
 
 
 class LambdaContext:

@@ -101,11 +101,11 @@ def rows() -> list[tuple[str, str, str, str]]:
         for doc in docs:
             condition = ""
             while "Fn::If" in doc:
-                condition, doc = doc["Fn::If"][0], doc["Fn::If"][1]
+                condition, doc = doc["Fn::If"][0], doc["Fn::If"][1]  # noqa: PLW2901 (the branch stands for the whole)
             for raw in doc.get("Statement") or resolve(doc)["Statement"]:  # a statement's own condition, if any
                 only = condition
                 if isinstance(raw, dict) and "Fn::If" in raw:
-                    only, raw = raw["Fn::If"][0], raw["Fn::If"][1]
+                    only, raw = raw["Fn::If"][0], raw["Fn::If"][1]  # noqa: PLW2901 (a statement's own condition)
                 st = resolve(raw)
                 actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
                 resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]

@@ -50,7 +50,7 @@ def create_table(ddb: Any, name: str, keys: list[tuple[str, str]], *, gsi: bool 
         KeySchema=[{"AttributeName": a, "KeyType": t} for a, t in keys],
         AttributeDefinitions=attrs,
         BillingMode="PAY_PER_REQUEST",
-        Tags=[{"Key": "stack", "Value": name.split("-")[0]}],
+        Tags=[{"Key": "stack", "Value": name.split("-", maxsplit=1)[0]}],
         **kwargs,
     )
     ddb.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})

@@ -7,7 +7,6 @@ which the Lambda functions run too.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -17,8 +16,9 @@ from ddb_backup.aws.clients import client
 from ddb_backup.aws.retry import Retry
 from ddb_backup.errors import BadInput
 from ddb_backup.events import DEFAULT_CUMULUS_TABLES, TableSelection
+from ddb_backup.names import parse_time
 from ddb_backup.native.pitr import check, ensure_pitr, pitr_status, summarize
-from ddb_backup.native.restores import parse_time, restore_to_point_in_time
+from ddb_backup.native.restores import restore_to_point_in_time
 from ddb_backup.native.snapshots import (
     backup_rows,
     create_backups,
@@ -29,7 +29,7 @@ from ddb_backup.native.snapshots import (
     stack_marker,
 )
 from ddb_backup.native.snapshots import check as check_snapshots
-from ddb_backup_cli.common import common_options, flag, print_json, say, table_names
+from ddb_backup_cli.common import common_options, flag, print_json, say, stack_name_from_env, table_names
 
 DEFAULT_STACK = "ddb-backup"
 
@@ -100,7 +100,7 @@ def _selection(args: argparse.Namespace, *, required: bool) -> list[str] | None:
 
 
 def _marker(args: argparse.Namespace) -> str:
-    return stack_marker(args.stack_name or os.environ.get("DDB_BACKUP_STACK_NAME") or DEFAULT_STACK)
+    return stack_marker(args.stack_name or stack_name_from_env() or DEFAULT_STACK)
 
 
 def _retry(args: argparse.Namespace) -> Retry:
@@ -137,7 +137,7 @@ def cmd_pitr_enable(args: argparse.Namespace) -> int:
 def cmd_pitr_restore(args: argparse.Namespace) -> int:
     if bool(args.time) == bool(args.latest):
         raise BadInput("give --time ISO8601 or --latest")
-    when = parse_time(args.time) if args.time else None
+    when = parse_time(args.time, "--time") if args.time else None
     result = restore_to_point_in_time(
         client("dynamodb"),
         args.table,

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.aws.clients import client
-from ddb_backup.aws.s3io import split_s3_url
-from ddb_backup.changes.stream import Change
+from ddb_backup.names import parse_time, split_s3_url
 from ddb_backup_cli.common import UsageError, add_command, print_json, say, table_name
 from ddb_backup_cli.files import backtrack
 from ddb_backup_cli.files.preview import show_rows
 from ddb_backup_cli.files.select import Selection, overlay
+
+if TYPE_CHECKING:
+    from ddb_backup.changes.stream import Change
 
 
 def _dir(url: str) -> tuple[str, str]:
@@ -27,7 +29,7 @@ def restore_to_time(args: argparse.Namespace, options: dict[str, Any]) -> int:
     billing, dry run): a restore to a time honours each. The target stays marked until the changes are applied.
     """
     from ddb_backup.changes.replay import apply, fold
-    from ddb_backup.changes.totime import changes_to, check_reach, newest_exact, parse_time
+    from ddb_backup.changes.totime import changes_to, check_reach, newest_exact
     from ddb_backup_cli.files.mirror import dry_run_lines
     from ddb_backup_cli.files.restore import restore_sources
 
@@ -38,7 +40,7 @@ def restore_to_time(args: argparse.Namespace, options: dict[str, Any]) -> int:
             "--expect-items counts a file's items; a restore to a time ends with the items of that moment, "
             "which no file counts: leave it out (the changes are proved complete by the archive instead)"
         )
-    when = parse_time(args.to_time)
+    when = parse_time(args.to_time, "--to-time")
     bucket, table_dir = _dir(args.source)
     s3, ddb = client("s3"), client("dynamodb")
     directory, manifest = newest_exact(s3, bucket, table_dir, when)

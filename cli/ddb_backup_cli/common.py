@@ -64,7 +64,7 @@ def progress(args: argparse.Namespace, label: str) -> Progress:
 # ------------------------------------------------------------------ arguments
 def table_name(text: str) -> str:
     """An argparse type: a DynamoDB table name, or a usage error that states the rule."""
-    from ddb_backup.format.layout import check_table_name
+    from ddb_backup.names import check_table_name
 
     try:
         return check_table_name(text)
@@ -108,6 +108,20 @@ def mapping(args: argparse.Namespace) -> list[tuple[str, str]]:
             raise UsageError(f"--map {spec!r}: expected OLD_PREFIX=NEW_PREFIX, e.g. prod-=restore-")
         pairs.append((old, new))
     return pairs
+
+
+# The CLI's environment is read and set here only (the layer's, by ddb_backup.config).
+
+
+def stack_name_from_env() -> str | None:
+    """The stack ``DDB_BACKUP_STACK_NAME`` names, if set."""
+    return os.environ.get("DDB_BACKUP_STACK_NAME") or None
+
+
+def quiet_core_logs(args: argparse.Namespace) -> None:
+    """The core's Powertools logs at WARNING unless asked otherwise (they would interleave with the progress)."""
+    if not args.json and not args.quiet:
+        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 
 def apply_connection(args: argparse.Namespace) -> None:

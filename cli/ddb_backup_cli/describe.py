@@ -11,6 +11,7 @@ from typing import Any
 from ddb_backup.aws.clients import client
 from ddb_backup.errors import BackupIncomplete, DdbBackupError, UnknownFormat
 from ddb_backup.format.sources import Source, open_source
+from ddb_backup.names import backup_id_time, is_s3_url
 from ddb_backup_cli.common import add_command, mb, print_json, say
 
 
@@ -22,7 +23,7 @@ def describe_source(source: str, s3: Any = None) -> dict[str, Any]:
         return {"source": source, "complete": False, "problem": str(exc)}
     table = (src.description or {}).get("Table", {})
     sizes = [p.bytes for p in src.parts]
-    if None in sizes and not src.location.startswith("s3://") and Path(src.location).is_file():
+    if None in sizes and not is_s3_url(src.location) and Path(src.location).is_file():
         sizes = [Path(src.location).stat().st_size]
     return {
         "source": src.location,
@@ -47,10 +48,10 @@ def _time(src: Source) -> str | None:
     ident = src.backup_id or ""
     try:
         if src.format == "ddb-backup-v1":
-            when = dt.datetime.strptime(ident[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+            when = backup_id_time(ident)
         elif src.format == "native-export":
             when = dt.datetime.fromtimestamp(int(ident.split("-")[0]) / 1000, dt.UTC)
-        elif not src.location.startswith("s3://") and Path(src.location).is_file():
+        elif not is_s3_url(src.location) and Path(src.location).is_file():
             when = dt.datetime.fromtimestamp(Path(src.location).stat().st_mtime, dt.UTC)
         else:
             return None
@@ -94,7 +95,7 @@ def _settings(description: dict[str, Any]) -> dict[str, Any]:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    doc = describe_source(args.source, client("s3") if args.source.startswith("s3://") else None)
+    doc = describe_source(args.source, client("s3") if is_s3_url(args.source) else None)
     if args.json:
         print_json(doc)
     elif not doc["complete"]:

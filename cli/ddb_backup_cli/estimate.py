@@ -79,7 +79,7 @@ def load_request(args: argparse.Namespace) -> dict[str, Any]:
     """The restore input (``writeRate``, ``writePercent``, ``loadBilling``, ``within``) of --write-*, --load-billing
     and --within, checked."""
     from ddb_backup.errors import BadInput
-    from ddb_backup.restore.capacity import parse_duration
+    from ddb_backup.names import parse_duration
 
     limit = limit_of(args, "write")
     load = getattr(args, "load_billing", None)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.aws.clients import client
-from ddb_backup.errors import BadInput, TableNotFound
-from ddb_backup.format.layout import new_backup_id
+from ddb_backup.errors import BadInput, DdbBackupError, TableNotFound
+from ddb_backup.names import new_backup_id
 from ddb_backup_cli import estimate
 from ddb_backup_cli.common import (
     UsageError,
@@ -33,25 +32,29 @@ from ddb_backup_cli.endpoint import describe_failure
 from ddb_backup_cli.files.cancel import Interrupted
 from ddb_backup_cli.files.preview import show_rows
 from ddb_backup_cli.files.select import add_selectors, selection
-from ddb_backup_cli.progress import Progress
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ddb_backup_cli.progress import Progress
 
 DEMO_HELP = (
     "run the whole job on the embedded emulator: 8 Cumulus tables, backup, restore, verify "
-    "(needs a source checkout and the 'local' extra)"
+    "(needs a source checkout: make venv)"
 )
 LOCAL_STACK_HELP = (
     "serve template.yaml deployed on an emulator (moto) at 127.0.0.1, to try the stack commands "
-    "(needs a source checkout and the 'local' extra)"
+    "(needs a source checkout: make venv)"
 )
-LOCAL_STACK_READY = """\
-local stack {stack!r} serving on {url} (Ctrl-C to stop); in another shell:
-  export AWS_ENDPOINT_URL={url} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-  ddb-backup start-backup --stack-name {stack} --prefix {sample} --wait
-  ddb-backup list --stack-name {stack}"""
+DEVKIT_MISSING = (
+    "'ddb-backup {command}' runs template.yaml and functions/ on an emulator, with the development kit "
+    "(devkit/), which the ddb-backup package does not ship ({missing} is not installed): in a clone of "
+    "the repository, 'make venv' installs it; then run '.venv/bin/ddb-backup-dev {command}' (or 'make demo')"
+)
 
 
 # ------------------------------------------------------------------ backup
-def cmd_backup(args: argparse.Namespace) -> int:
+def cmd_backup(args: argparse.Namespace) -> int:  # noqa: C901 (one step per option of the command)
     tables, prefix = tables_arg(args)
     ddb = client("dynamodb")
     if args.to:
@@ -136,7 +139,7 @@ def check_tables_exist(ddb: Any, tables: list[str]) -> None:
 
 
 def _backup_to_s3(args: argparse.Namespace, ddb: Any, tables: list[str] | None, prefix: str | None) -> int:
-    from ddb_backup.aws.s3io import split_s3_url
+    from ddb_backup.names import split_s3_url
     from ddb_backup_cli.files import backup as local
 
     bucket, key_prefix = split_s3_url(args.to)
@@ -306,34 +309,13 @@ def _attributes(diff: dict[str, Any]) -> str:
     return ": attributes " + "; ".join(parts)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from devkit.demo import run_demo
-
-    return run_demo(items=args.items, quiet=args.quiet, as_json=args.json, out=sys.stdout)
-
-
-def cmd_local_stack(args: argparse.Namespace) -> int:
-    """Serve the local stack on 127.0.0.1 until interrupted."""
-    from devkit.serve import serve
-
-    def ready(stack: Any, url: str) -> None:
-        if args.sample:
-            from devkit import sample
-            from devkit.demo import cumulus_counts
-
-            sample.create_cumulus_tables(client("dynamodb"), args.sample, cumulus_counts(args.items))
-        if args.json:
-            print_json({"endpointUrl": url, "stackName": stack.stack_name, "outputs": stack.outputs})
-        else:
-            print(LOCAL_STACK_READY.format(url=url, stack=stack.stack_name, sample=args.sample or "mystack-"))
-        sys.stdout.flush()
-
+def cmd_dev(args: argparse.Namespace) -> int:
+    """``demo`` and ``local-stack``: handed over to the development kit, or a clear error when it is absent."""
     try:
-        # the functions' logs share the terminal (and --json's stdout): warnings and errors only
-        serve(args.port, stack_name=args.stack_name, ready=ready, env={"POWERTOOLS_LOG_LEVEL": "WARNING"})
-    except KeyboardInterrupt:
-        say(args, "local stack stopped", stream=sys.stderr)
-    return 0
+        from devkit import cli as devkit
+    except ModuleNotFoundError as exc:
+        raise DdbBackupError(DEVKIT_MISSING.format(command=args.command, missing=exc.name)) from None
+    return devkit.run(args.command, args)
 
 
 # ------------------------------------------------------------------ parser
@@ -437,14 +419,14 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
 
 def register_demo(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     """Add ``demo`` to the main parser's subcommands."""
-    p = add_command(sub, parents, "demo", DEMO_HELP, cmd_demo, "  ddb-backup demo\n  ddb-backup demo --items 500")
+    p = add_command(sub, parents, "demo", DEMO_HELP, cmd_dev, "  ddb-backup demo\n  ddb-backup demo --items 500")
     p.add_argument("--items", type=int, default=600, help="items in the Granules table (others scale from it)")
     p = add_command(
         sub,
         parents,
         "local-stack",
         LOCAL_STACK_HELP,
-        cmd_local_stack,
+        cmd_dev,
         "  ddb-backup local-stack --port 5000 --sample mystack-\n"
         "  AWS_ENDPOINT_URL=http://127.0.0.1:5000 ddb-backup start-backup --stack-name ddb-backup-local --prefix mystack- --wait",
     )

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from ddb_backup import __version__
 from ddb_backup.errors import BadInput, DdbBackupError
 from ddb_backup_cli import aws_backups, changes_cmd, completion, describe, endpoint, local, progress, stack
-from ddb_backup_cli.common import Parser, UsageError, apply_connection, common_options
+from ddb_backup_cli.common import Parser, UsageError, apply_connection, common_options, quiet_core_logs
 from ddb_backup_cli.files import cancel
 from ddb_backup_cli.progress import end_line
 
@@ -65,8 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parse(parser, argv)  # exits 2 on usage errors
     apply_connection(args)
-    if not args.json and not args.quiet:
-        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    quiet_core_logs(args)
     progress.verbose(args.verbose)
     if args.debug:
         endpoint.debug_log()

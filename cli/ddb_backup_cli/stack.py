@@ -14,6 +14,7 @@ from typing import Any
 
 from ddb_backup.aws.clients import client
 from ddb_backup.errors import DdbBackupError
+from ddb_backup.names import utc_time
 from ddb_backup_cli import estimate
 from ddb_backup_cli.common import (
     UsageError,
@@ -154,7 +155,7 @@ def as_flags(text: str) -> str:
     ``'backupId'`` -> ``--backup-id``; ``allowSource / --allow-source`` -> ``--allow-source``."""
     text = re.sub(r"\b(mode|method) '([a-z-]+)'", r"--\1 \2", text)
     text = re.sub(r"\b(\w+) / (--[a-z-]+)", lambda m: m[2] if FLAGS.get(m[1]) == m[2] else m[0], text)
-    return re.sub(r"'(\w+)'|\((\w+)\)", lambda m: _flag(m), text)
+    return re.sub(r"'(\w+)'|\((\w+)\)", _flag, text)
 
 
 def _flag(match: re.Match[str]) -> str:
@@ -261,8 +262,8 @@ def _restore_estimate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from ddb_backup.aws.s3io import split_s3_url
     from ddb_backup.format.catalog import list_backups
+    from ddb_backup.names import is_s3_url, split_s3_url
 
     if sum(map(bool, (args.bucket, args.stack_name, args.dir))) > 1:
         raise UsageError("give one of --bucket, --stack-name and --dir")
@@ -271,7 +272,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
         return list_directory(args, args.dir)
     if args.bucket:
-        bucket, in_url = split_s3_url(args.bucket) if args.bucket.startswith("s3://") else (args.bucket, "")
+        bucket, in_url = split_s3_url(args.bucket) if is_s3_url(args.bucket) else (args.bucket, "")
         if in_url and args.prefix is not None and in_url.rstrip("/") != args.prefix.rstrip("/"):
             raise UsageError(f"the prefix is {in_url!r} in --bucket and {args.prefix!r} in --prefix: give one")
         prefix = in_url or (DEFAULT_PREFIX if args.prefix is None else args.prefix)
@@ -338,8 +339,8 @@ def stack_status(outputs: dict[str, str], prefix: str, max_age: float, now: dt.d
 def _seconds(start: Any, end: Any) -> float | None:
     if not start or not end:
         return None
-    begin = start if isinstance(start, dt.datetime) else dt.datetime.fromisoformat(start)
-    finish = end if isinstance(end, dt.datetime) else dt.datetime.fromisoformat(end)
+    begin = start if isinstance(start, dt.datetime) else utc_time(start)
+    finish = end if isinstance(end, dt.datetime) else utc_time(end)
     return round((finish - begin).total_seconds(), 3)
 
 

@@ -72,7 +72,7 @@ def s3_needs(operation: str, params: dict[str, Any], bucket_key: Callable[[str],
     return needs
 
 
-def dynamodb_needs(operation: str, params: dict[str, Any], kms_arn: Callable[[str], str]) -> Needs:
+def dynamodb_needs(operation: str, params: dict[str, Any], kms_arn: Callable[[str], str]) -> Needs:  # noqa: C901
     action = f"dynamodb:{operation}"
     if operation in ("BatchWriteItem", "BatchGetItem"):
         return [(action, table_arn(t)) for t in params.get("RequestItems", {})]

@@ -152,7 +152,7 @@ def role_documents(expanded: dict[str, Any]) -> dict[str, list[Any]]:
             for role in res["Properties"].get("Roles", []):
                 doc = _conditional(res.get("Condition"), res["Properties"]["PolicyDocument"])
                 if "Fn::If" in role:  # attached only where the condition holds
-                    condition, role = role["Fn::If"][0], role["Fn::If"][1]
+                    condition, role = role["Fn::If"][0], role["Fn::If"][1]  # noqa: PLW2901 (the branch stands for the whole)
                     doc = _conditional(condition, doc)
                 by_role.setdefault(role["Ref"], []).append(doc)
     owners: dict[str, list[Any]] = {}

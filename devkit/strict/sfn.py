@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from unittest import mock
 
 from moto.stepfunctions.parser.api import EvaluationFailedEventDetails, HistoryEventType
@@ -35,8 +35,10 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.tolerated_fail
     ToleratedFailureCountDecl,
     ToleratedFailurePercentageDecl,
 )
-from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.quotas import is_within_size_quota
+
+if TYPE_CHECKING:
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
 DATA_LIMIT = StatesErrorNameType.StatesStatesDataLimitExceeded
 TOLERATED = StatesErrorNameType.StatesExceedToleratedFailureThreshold
@@ -46,7 +48,7 @@ _running = threading.local()
 
 def _details(failed: EvaluationFailedEventDetails) -> EventDetails:
     details: Any = {"evaluationFailedEventDetails": failed}
-    return cast(EventDetails, details)
+    return cast("EventDetails", details)
 
 
 def _fail(env: Any, typ: StatesErrorNameType, cause: str) -> FailureEventException:

@@ -269,8 +269,7 @@ class StrictStreams:
                 raise JsonRESTError("ExpiredIteratorException", "Iterator expired: iterators last 15 minutes")
             self._read_by(it.shard.id, it.chain)
             shard = it.shard
-            if it.position < shard.trimmed:
-                it.position = shard.trimmed  # records trimmed under a reader: it skips them, as AWS does
+            it.position = max(it.position, shard.trimmed)  # records trimmed under a reader: it skips them, as AWS does
             if it.empty_left > 0 or (it.position < len(shard.records) and self.random.random() < self.empty_between):
                 records: list[dict[str, Any]] = []
                 empty_left = max(0, it.empty_left - 1)

@@ -6,8 +6,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ddb_backup import config
 from ddb_backup.aws.clients import client
-from ddb_backup.aws.retry import Retry
 from ddb_backup.events import EnsurePitrEvent
 from ddb_backup.native import cfn, pitr
 from ddb_backup.observability import logger, metrics, tracer
@@ -26,7 +26,7 @@ def _count(results: list[pitr.PitrResult]) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    retry = Retry.for_lambda(context)
+    retry = config.retry_for_lambda(context)
     if cfn.is_custom_resource_event(event):
         outcome = cfn.custom_resource_outcome(client("dynamodb"), event, retry)
         _count(outcome.results)

@@ -6,8 +6,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ddb_backup import config
 from ddb_backup.aws.clients import client
-from ddb_backup.aws.retry import Retry
 from ddb_backup.events import OnDemandBackupEvent
 from ddb_backup.native import snapshots
 from ddb_backup.observability import logger, metrics, tracer
@@ -18,7 +18,7 @@ from ddb_backup.observability import logger, metrics, tracer
 @metrics.log_metrics
 @event_parser(model=OnDemandBackupEvent)
 def lambda_handler(event: OnDemandBackupEvent, context: LambdaContext) -> dict[str, Any]:
-    report = snapshots.scheduled_run(client("dynamodb"), event, snapshots.marker_from_env(), Retry.for_lambda(context))
+    report = snapshots.scheduled_run(client("dynamodb"), event, config.stack_marker(), config.retry_for_lambda(context))
     for key, name in (("created", "BackupsCreated"), ("deleted", "BackupsDeleted"), ("failed", "BackupFailures")):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=report["counts"][key])
     # under one key: the report's own "created" is a LogRecord attribute, which logging refuses to overwrite

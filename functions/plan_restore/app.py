@@ -5,10 +5,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ddb_backup import config
 from ddb_backup.aws.clients import client
 from ddb_backup.events import PlanRestoreEvent
 from ddb_backup.observability import logger, metrics, tracer
-from ddb_backup.restore.run import for_the_state, plan_restore_event, settings_from_env
+from ddb_backup.restore.run import for_the_state, plan_restore_event
 
 
 @logger.inject_lambda_context(correlation_id_path="executionName", log_event=True)
@@ -16,7 +17,9 @@ from ddb_backup.restore.run import for_the_state, plan_restore_event, settings_f
 @metrics.log_metrics
 @event_parser(model=PlanRestoreEvent)
 def lambda_handler(event: PlanRestoreEvent, context: LambdaContext) -> dict[str, Any]:
-    run = plan_restore_event(client("dynamodb"), client("s3"), client("dynamodbstreams"), settings_from_env(), event)
+    run = plan_restore_event(
+        client("dynamodb"), client("s3"), client("dynamodbstreams"), config.restore_settings(), event
+    )
     for warning in run["warnings"]:
         logger.warning(warning)
     logger.info("restore planned", extra={"runId": run["runId"], "parts": run["parts"], "tables": run["tables"]})

@@ -6,11 +6,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from ddb_backup import config
 from ddb_backup.aws.clients import client
-from ddb_backup.backup.scan import deadline_from
 from ddb_backup.events import RestorePartTask
+from ddb_backup.names import deadline_from
 from ddb_backup.observability import logger, metrics, table_metrics, tracer
-from ddb_backup.restore.run import settings_from_env
 from ddb_backup.restore.write import restore_part
 
 
@@ -19,7 +19,7 @@ from ddb_backup.restore.write import restore_part
 @metrics.log_metrics
 @event_parser(model=RestorePartTask)
 def lambda_handler(event: RestorePartTask, context: LambdaContext) -> dict[str, Any]:
-    settings = settings_from_env()
+    settings = config.restore_settings()
     result = restore_part(
         client("dynamodb"),
         client("s3"),

@@ -8,8 +8,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from ddb_backup import config
 from ddb_backup.aws.clients import client
-from ddb_backup.backup.scan import deadline_from, scan_segment
+from ddb_backup.backup.scan import scan_segment
 from ddb_backup.events import SegmentTask
+from ddb_backup.names import deadline_from
 from ddb_backup.observability import logger, metrics, table_metrics, tracer
 
 

@@ -15,8 +15,8 @@ from ddb_backup.aws.clients import client
 from ddb_backup.changes import archive
 from ddb_backup.changes.follow import follow
 from ddb_backup.changes.stream import lineage_order, read_shard
-from ddb_backup.changes.totime import parse_time
 from ddb_backup.errors import BadInput
+from ddb_backup.names import parse_time
 from ddb_backup_cli.files import backup as backup_local
 from ddb_backup_cli.main import main
 from devkit.strict.streams import StrictStreams
@@ -260,7 +260,7 @@ def test_a_restore_past_what_the_archive_holds_is_refused_naming_the_shard(
     assert _restore("reach-Table", "reach-in", when) == 0
     assert _state(ddb, "reach-in") == _state(ddb, "reach-Table")
     with pytest.raises(BadInput):
-        parse_time("yesterday")
+        parse_time("yesterday", "--to-time")
 
 
 def test_a_shard_gone_before_it_was_archived_to_its_end_is_a_gap(env: Any, capsys: Any) -> None:

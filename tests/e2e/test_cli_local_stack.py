@@ -1,4 +1,4 @@
-"""``ddb-backup local-stack`` as an endpoint, and the stack commands succeeding against it end to end."""
+"""``ddb-backup-dev local-stack`` as an endpoint, and the stack commands succeeding against it end to end."""
 
 from __future__ import annotations
 
@@ -22,10 +22,13 @@ STACK = "ddb-backup-local"
 
 @pytest.fixture(scope="module")
 def local_stack() -> Iterator[dict[str, str]]:
-    """``ddb-backup local-stack`` in its own process on a free port; the environment that reaches it."""
+    """``ddb-backup-dev local-stack`` (``python -m devkit``) in its own process on a free port; the environment that reaches it."""
     port = _free_port()
     proc = subprocess.Popen(
-        [*CLI, "local-stack", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "devkit", "local-stack", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     first = proc.stdout.readline()  # blocks until the stack is deployed and served
@@ -43,7 +46,7 @@ def local_stack() -> Iterator[dict[str, str]]:
 
 
 def _cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *argv], capture_output=True, text=True, env=env, timeout=180)
+    return subprocess.run([*CLI, *argv], capture_output=True, text=True, env=env, timeout=180, check=False)
 
 
 def _client(env: dict[str, str], service: str):

@@ -148,7 +148,7 @@ def test_a_lambda_that_dies_mid_segment_resumes_from_its_checkpoint(world, monke
 
     def dying_upload(s3: Any, bucket: str, backup_dir: str, key: str, *args: Any, **kwargs: Any) -> Any:
         result = real(s3, bucket, backup_dir, key, *args, **kwargs)
-        part_number = int(key.rsplit("-", 1)[1].split(".")[0])
+        part_number = int(key.rsplit("-", 1)[1].split(".", maxsplit=1)[0])
         if part_number % 3 == 1 and backup_dir + key not in died:
             died.add(backup_dir + key)
             raise SandboxTimedout("Task timed out after 900.00 seconds (injected)")

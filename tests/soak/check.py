@@ -11,8 +11,8 @@ import datetime as dt
 from typing import Any
 
 from ddb_backup.aws.clients import client
-from devkit.alarms import ALARM, Alarm, alarm_days, evaluate
 from devkit.cfn import Resolver
+from devkit.soak.alarms import ALARM, Alarm, alarm_days, evaluate
 from devkit.soak.world import table_snapshot
 from devkit.strict.lifecycle import StrictLifecycle, due
 from tests.soak.run import FAILED, SoakRecord, versions

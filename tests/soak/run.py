@@ -22,8 +22,8 @@ from unittest import mock
 
 from ddb_backup.aws.clients import client
 from ddb_backup.format import parts
-from devkit.alarms import Datapoint, EmfCapture
 from devkit.emulator import LocalStack
+from devkit.soak.alarms import Datapoint, EmfCapture
 from devkit.soak.schedule import due_times
 from devkit.soak.world import Snapshot, World
 from devkit.strict.clock import WallClock

@@ -17,9 +17,9 @@ def test_the_demo_verifies_all_eight_tables():
 def test_demo_json_prints_one_json_document_and_no_chatter(capsys):
     import json
 
-    from ddb_backup_cli.main import main
+    from devkit.cli import main
 
-    assert main(["--json", "demo", "--items", "30"]) == 0
+    assert main(["--json", "demo", "--items", "30"]) == 0  # ddb-backup-dev --json demo --items 30
     doc = json.loads(capsys.readouterr().out)  # the whole of stdout
     assert len(doc["tables"]) == 8 and all(t["verified"] for t in doc["tables"])
     assert {t["restoredAs"] for t in doc["tables"]} == {

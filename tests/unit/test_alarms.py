@@ -1,4 +1,4 @@
-"""The alarm evaluator (devkit.alarms) and EventBridge schedules (devkit.soak.schedule) the soak relies on."""
+"""The alarm evaluator (devkit.soak.alarms) and EventBridge schedules (devkit.soak.schedule) the soak relies on."""
 
 from __future__ import annotations
 
@@ -7,7 +7,17 @@ import io
 
 import pytest
 
-from devkit.alarms import ALARM, INSUFFICIENT, OK, Alarm, Datapoint, EmfCapture, alarm_days, emf_datapoints, evaluate
+from devkit.soak.alarms import (
+    ALARM,
+    INSUFFICIENT,
+    OK,
+    Alarm,
+    Datapoint,
+    EmfCapture,
+    alarm_days,
+    emf_datapoints,
+    evaluate,
+)
 from devkit.soak.schedule import due_times
 
 DAY = 86400

@@ -97,3 +97,50 @@ def test_an_endpoint_that_refuses_says_what_to_check():
     said = describe_failure(EndpointConnectionError(endpoint_url="http://127.0.0.1:9"))
     assert said is not None and 'Could not connect to the endpoint URL: "http://127.0.0.1:9"' in said
     assert "--endpoint-url / AWS_ENDPOINT_URL" in said and "network" in said and "--region" in said, said
+
+
+@pytest.mark.parametrize("command", ["demo", "local-stack"])
+def test_without_the_development_kit_demo_and_local_stack_say_how_to_get_it(monkeypatch, capsys, command):
+    """The ddb-backup wheel does not ship devkit/: the commands that need it name the way to it."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "devkit", None)  # as when only the wheel is installed
+    monkeypatch.setitem(sys.modules, "devkit.cli", None)
+    assert main([command]) == 1
+    err = capsys.readouterr().err
+    assert "development kit (devkit/)" in err and "does not ship" in err
+    assert "'make venv' installs it" in err and f"ddb-backup-dev {command}" in err
+
+
+def test_the_development_kit_has_its_own_entry_point_with_the_same_options():
+    from devkit.cli import build_parser as dev_parser
+
+    demo = dev_parser().parse_args(["--json", "demo", "--items", "30"])
+    assert (demo.command, demo.items, demo.json) == ("demo", 30, True)
+    stack = dev_parser().parse_args(["local-stack", "--port", "5001", "--sample", "mystack-"])
+    assert (stack.port, stack.sample, stack.stack_name, stack.items) == (5001, "mystack-", "ddb-backup-local", 600)
+    ours = build_parser().parse_args(["local-stack", "--port", "5001", "--sample", "mystack-"])
+    assert {k: getattr(ours, k) for k in vars(stack) if k != "command"} == {
+        k: v for k, v in vars(stack).items() if k != "command"
+    }
+
+
+def test_ddb_backup_demo_hands_over_to_the_development_kit(monkeypatch):
+    from devkit import cli as devkit
+
+    calls = []
+    monkeypatch.setattr(devkit, "run", lambda command, args: calls.append((command, args.items, args.json)) or 0)
+    assert main(["--json", "demo", "--items", "30"]) == 0
+    assert calls == [("demo", 30, True)]
+
+
+def test_the_command_the_missing_kit_message_names_runs():
+    """``.venv/bin/ddb-backup-dev``, as the message and docs/cli.md say (make venv installs it)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "ddb-backup-dev"
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "demo" in done.stdout and "local-stack" in done.stdout

@@ -172,7 +172,7 @@ def _stream_consumers(resources: dict[str, Any]) -> set[str]:
     return out
 
 
-def problems(body: dict[str, Any], template: dict[str, Any]) -> list[str]:
+def problems(body: dict[str, Any], template: dict[str, Any]) -> list[str]:  # noqa: C901 (one check per widget kind)
     """Every dashboard metric that the functions do not emit, or AWS does not publish for the resource named."""
     metrics, (_, service, _) = emitted(), _observability()
     resources, conditions = template["Resources"], template["_conditions"]

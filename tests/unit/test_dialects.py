@@ -107,7 +107,10 @@ def test_an_item_line_is_told_by_its_first_eight_bytes(line: bytes, item: bool) 
     assert is_item_line(line) is item
 
 
-def test_the_plain_json_serializer_is_made_on_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(dialects, "_serializer", None)  # as in a fresh Lambda
-    assert parse_item("plain", b'{"id": "a"}', "w") == {"id": {"S": "a"}}
-    assert dialects._serializer is not None
+def test_plain_json_is_typed_by_boto3s_serializer_made_at_import() -> None:
+    assert parse_item("plain", b'{"id": "a", "n": 1.5, "l": [true]}', "w") == {
+        "id": {"S": "a"},
+        "n": {"N": "1.5"},
+        "l": {"L": [{"BOOL": True}]},
+    }
+    assert type(dialects._SERIALIZER).__name__ == "TypeSerializer"

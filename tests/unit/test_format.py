@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from ddb_backup import names
 from ddb_backup.errors import BadInput
 from ddb_backup.format import ddbjson, layout
 from ddb_backup.format.parts import PartBuffer
@@ -76,12 +77,12 @@ def test_a_part_buffer_is_gzip_of_the_lines():
 def test_backup_ids_sort_by_time():
     import datetime as dt
 
-    early = layout.new_backup_id(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
-    late = layout.new_backup_id(dt.datetime(2026, 11, 22, 3, 0, 0, tzinfo=dt.UTC))
+    early = names.new_backup_id(dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+    late = names.new_backup_id(dt.datetime(2026, 11, 22, 3, 0, 0, tzinfo=dt.UTC))
     assert early.startswith("20260102T030405Z-") and early < late
-    assert layout.check_backup_id(late) == late
+    assert names.check_backup_id(late) == late
     with pytest.raises(BadInput):
-        layout.check_backup_id("../../etc")
+        names.check_backup_id("../../etc")
 
 
 @pytest.mark.parametrize("key", ["../x.json.gz", "data/../../x", "/data/x", "manifest.json", "data//x", "data\\x"])

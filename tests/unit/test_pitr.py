@@ -21,7 +21,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from pydantic import ValidationError
 
-from ddb_backup import errors, events
+from ddb_backup import errors, events, names
 from ddb_backup.aws.retry import Retry
 from ddb_backup.aws.tables import describe
 from ddb_backup.errors import BadInput, DdbBackupError, TargetRefused
@@ -408,7 +408,7 @@ def settings(ddb: Any, table: str) -> dict[str, Any]:
 def test_point_in_time_restore_comes_back_with_ttl_stream_tags_and_pitr(ddb):
     source = source_table(ddb)
     out = restores.restore_to_point_in_time(
-        ddb, source, "restore-GranulesTable", when=restores.parse_time("2026-11-22T03:00:00Z"), retry=retry()
+        ddb, source, "restore-GranulesTable", when=names.parse_time("2026-11-22T03:00:00Z", "--time"), retry=retry()
     )
     assert out["restoredTo"] == "2026-11-22T03:00:00+00:00"
     assert out["reapplied"] == ["2 tag(s)", "TTL on expiresAt", "stream NEW_IMAGE", "PITR (14 days)"]
@@ -436,8 +436,8 @@ def test_restore_refuses_without_pitr_or_onto_an_existing_table(ddb):
     with pytest.raises(DdbBackupError, match="does not exist"):
         restores.restore_to_point_in_time(ddb, "mystack-NoTable", "restore-y", when=None, retry=retry())
     with pytest.raises(BadInput, match="ISO 8601"):
-        restores.parse_time("yesterday")
-    assert restores.parse_time("2026-11-22T03:00:00").tzinfo == dt.UTC
+        names.parse_time("yesterday", "--time")
+    assert names.parse_time("2026-11-22T03:00:00", "--time").tzinfo == dt.UTC
 
 
 def test_waiting_for_a_restore_has_a_limit(ddb):

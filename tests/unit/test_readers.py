@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ddb_backup import names
 from ddb_backup.aws import clients
 from ddb_backup.backup.finalize import finalize_table
 from ddb_backup.backup.plan import Settings, plan_run
@@ -648,8 +649,8 @@ def _one_file(tmp_path: Path, name: str, base: str, s3) -> str:
         write_local_file(written, [{"pk": {"S": "a"}}], table="T", description=None, backup_id=BACKUP_ID)
         body = written.read_bytes()
     url = location.join(base, name)
-    if location.is_s3(url):
-        bucket, key = location.split(url)
+    if names.is_s3_url(url):
+        bucket, key = names.split_s3_url(url)
         s3.put_object(Bucket=bucket, Key=key, Body=body)
     else:
         Path(url).write_bytes(body)

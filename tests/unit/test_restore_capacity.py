@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from ddb_backup import names
 from ddb_backup.errors import BadInput, BillingNotRestored, TargetRefused
 from ddb_backup.restore import capacity
 from ddb_backup.restore.target import prepare_target
@@ -60,13 +61,13 @@ class _Refusing:
     ("text", "seconds"), [("90m", 5400), ("2h", 7200), ("1h30m", 5400), ("1d", 86400), ("3600", 3600), ("45s", 45)]
 )
 def test_durations(text, seconds):
-    assert capacity.parse_duration(text) == seconds
+    assert names.parse_duration(text) == seconds
 
 
 @pytest.mark.parametrize("text", ["", "soon", "2 hours", "0s", "-5m", "1.5h"])
 def test_bad_durations_are_refused_with_an_example(text):
     with pytest.raises(BadInput, match=r"e\.g\. 90m, 2h|at least one second"):
-        capacity.parse_duration(text)
+        names.parse_duration(text)
 
 
 def test_warm_throughput_is_the_backups_write_units_over_the_duration_capped_at_the_table_quota():

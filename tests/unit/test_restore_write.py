@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from ddb_backup import config
 from ddb_backup.aws import retry
 from ddb_backup.aws.ratelimit import RateLimiter
 from ddb_backup.aws.retry import backoff_delay
@@ -340,16 +341,16 @@ def test_a_lambda_s_retry_budget_ends_before_its_timeout_and_reads_its_settings(
 
     monkeypatch.delenv("TIME_BUDGET_SECONDS", raising=False)
     monkeypatch.delenv("RETRY_BASE_SECONDS", raising=False)
-    policy = retry.Retry.for_lambda(Context(900_000))
+    policy = config.retry_for_lambda(Context(900_000))
     assert 599.0 < policy.left() <= 600.0 and policy.base == 1.0 and policy.cap == 30.0  # capped by the default budget
-    assert 39.0 < retry.Retry.for_lambda(Context(70_000)).left() <= 40.0  # 30 s margin before the timeout
+    assert 39.0 < config.retry_for_lambda(Context(70_000)).left() <= 40.0  # 30 s margin before the timeout
     assert 59.0 < retry.Retry.for_lambda(Context(70_000), margin=10.0).left() <= 60.0
-    assert retry.Retry.for_lambda(Context(5_000)).left() <= 0.0  # less than the margin left: no time
+    assert config.retry_for_lambda(Context(5_000)).left() <= 0.0  # less than the margin left: no time
     monkeypatch.setenv("TIME_BUDGET_SECONDS", "2000")
-    assert 999.0 < retry.Retry.for_lambda(Context(1_030_000)).left() <= 1000.0  # milliseconds, to seconds
+    assert 999.0 < config.retry_for_lambda(Context(1_030_000)).left() <= 1000.0  # milliseconds, to seconds
     monkeypatch.setenv("TIME_BUDGET_SECONDS", "20")
     monkeypatch.setenv("RETRY_BASE_SECONDS", "0.5")
-    policy = retry.Retry.for_lambda(Context(900_000))
+    policy = config.retry_for_lambda(Context(900_000))
     assert 19.0 < policy.left() <= 20.0 and policy.base == 0.5
 
 

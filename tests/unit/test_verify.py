@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ddb_backup import compare
 from ddb_backup.format import location
 from ddb_backup.format.localfile import write_local_file
 from ddb_backup_cli.files import verify
@@ -49,8 +50,8 @@ class _Table:
 
 @pytest.fixture
 def small_partitions(monkeypatch):
-    monkeypatch.setattr(verify, "PARTITION_ITEMS", 500, raising=False)
-    monkeypatch.setattr(verify, "BUFFER_BYTES", 64 * 1024, raising=False)
+    monkeypatch.setattr(compare, "PARTITION_ITEMS", 500)
+    monkeypatch.setattr(compare, "BUFFER_BYTES", 64 * 1024)
     monkeypatch.setattr(location, "CHUNK", 64 * 1024)  # files are read in pieces of this size
 
 

@@ -9,9 +9,8 @@ import sys
 from typing import Any
 
 from ddb_backup.aws.clients import client
-from ddb_backup.aws.s3io import split_s3_url
 from ddb_backup.changes import backtrack as core
-from ddb_backup.changes.totime import parse_time
+from ddb_backup.names import parse_time, split_s3_url
 from ddb_backup.selection.cost import describe
 from ddb_backup_cli.common import UsageError, add_command, plural, print_json, say, table_name
 from ddb_backup_cli.files.select import FILE, KEY, PREFIX, NothingSelected, Selection
@@ -56,7 +55,7 @@ def _check_confirmable(args: argparse.Namespace) -> None:
 
 def _backtrack(args: argparse.Namespace, bucket: str, table_dir: str, select: Selection) -> int:
     ddb, s3 = client("dynamodb"), client("s3")
-    when = parse_time(args.to_time)
+    when = parse_time(args.to_time, "--to-time")
     select.bind(core.key_schema(ddb, args.table), args.table)
     streams = client("dynamodbstreams")
     plan = core.plan(ddb, s3, streams, args.table, (bucket, table_dir), when, select.match, select.partitions())

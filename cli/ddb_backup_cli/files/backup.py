@@ -13,10 +13,9 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.aws.ratelimit import NO_LIMIT, Limit, RateLimiter, table_rate
-from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.aws.s3io import get_json
 from ddb_backup.aws.tables import describe
 from ddb_backup.backup import fastscan
@@ -25,25 +24,12 @@ from ddb_backup.backup.plan import Exact, Settings, choose_segments, plan_run
 from ddb_backup.backup.scan import FastPages, ScanSettings, scan_segment
 from ddb_backup.format.localfile import LocalFileWriter
 from ddb_backup_cli.files import cancel
-from ddb_backup_cli.progress import Progress
+
+if TYPE_CHECKING:
+    from ddb_backup_cli.progress import Progress
 
 MiB = 1024 * 1024
 LOG = logging.getLogger(__name__)
-
-
-def segment_pages(
-    ddb: Any, table: str, segment: int, total: int, *, page_limit: int | None = None
-) -> Iterator[list[dict[str, Any]]]:
-    """Every page of one scan segment, items in client form."""
-    request: dict[str, Any] = {"TableName": table, "Segment": segment, "TotalSegments": total}
-    if page_limit:
-        request["Limit"] = page_limit
-    while True:
-        page = call_with_backoff(ddb.scan, **request)
-        yield page.get("Items", [])
-        if "LastEvaluatedKey" not in page:
-            return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def segment_lines(

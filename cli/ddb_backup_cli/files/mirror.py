@@ -15,7 +15,7 @@ Items written between the diff and the deletes by someone else are deleted
 too if the backup lacks them: a mirror is for a target nobody else writes to.
 
 Memory: the diff spills one small record per item to a private temporary
-directory and holds one partition at a time (see :mod:`.verify`); besides it,
+directory and holds one partition at a time (see :mod:`ddb_backup.compare`); besides it,
 a mirror keeps the 16-byte key hashes of the items that differ (about 100 bytes
 each in Python; none for an empty target) and the keys to delete (one dict each).
 Reads: the target is scanned twice, the backup read three times.
@@ -26,15 +26,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ddb_backup.compare import Diff, diff_items, key_hash
 from ddb_backup.errors import RestoreIncomplete
 from ddb_backup.format.ddbjson import Item
-from ddb_backup.format.sources import Source
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.target import is_empty
 from ddb_backup.selection.cost import describe
-from ddb_backup_cli.files.verify import Diff, diff_items, key_hash, key_names, scan_items
+from ddb_backup_cli.files.verify import key_names, scan_items
+
+if TYPE_CHECKING:
+    from ddb_backup.format.sources import Source
 
 #: Keys shown of each kind (add, change, delete) by a dry run.
 EXAMPLES = 10

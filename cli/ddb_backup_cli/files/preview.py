@@ -13,14 +13,16 @@ import base64
 import csv
 import json
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ddb_backup.format.ddbjson import Item
 from ddb_backup.selection.cost import describe
+
+if TYPE_CHECKING:
+    from ddb_backup.format.ddbjson import Item
 
 
 def plain(av: Any) -> Any:

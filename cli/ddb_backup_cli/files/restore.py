@@ -16,17 +16,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.aws.ratelimit import NO_LIMIT, Limit
 from ddb_backup.changes.consistent import stored_changes
-from ddb_backup.changes.replay import at
 from ddb_backup.errors import BillingNotRestored, DdbBackupError, IntegrityError, RestoreIncomplete
-from ddb_backup.format.ddbjson import Item
 from ddb_backup.format.dialects import item_size
 from ddb_backup.format.lines import part_lines
-from ddb_backup.format.location import is_s3
 from ddb_backup.format.sources import Source, open_source
+from ddb_backup.names import backup_id_time, is_s3_url, split_s3_url, utc_time
 from ddb_backup.restore import capacity, fastwrite, importtable
 from ddb_backup.restore.deadletters import dead_letter_writer
 from ddb_backup.restore.preflight import resume_hint
@@ -38,6 +36,9 @@ from ddb_backup_cli.common import UsageError
 from ddb_backup_cli.files import cancel, mirror
 from ddb_backup_cli.files.select import Selection, overlay
 from ddb_backup_cli.progress import Progress, counted
+
+if TYPE_CHECKING:
+    from ddb_backup.format.ddbjson import Item
 
 LOG = logging.getLogger(__name__)
 
@@ -220,7 +221,7 @@ def _preview_row(src: Source, target: str, select: Selection, own_changes: bool)
     stored = stored_changes(src.s3, src.location) if own_changes and src.consistent_at else None
     if stored is not None:
         moment = stored[0]
-        items = overlay(items, [c for c in stored[1] if select.keeps(c)], at(moment), select.key_names)
+        items = overlay(items, [c for c in stored[1] if select.keeps(c)], utc_time(moment), select.key_names)
     row = {"source": src.location, "table": target, "keyNames": select.key_names, "items": items, "moment": moment}
     return {**row, "cost": select.cost}
 
@@ -228,7 +229,7 @@ def _preview_row(src: Source, target: str, select: Selection, own_changes: bool)
 def _backup_time(src: Source) -> str | None:
     """The time a backup was taken, from its id (``20261122T030000Z-1a2b3c4d``); None when the source has none."""
     try:
-        taken = dt.datetime.strptime((src.backup_id or "")[:16], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+        taken = backup_id_time(src.backup_id or "")
     except ValueError:
         return None
     return taken.isoformat()
@@ -264,7 +265,7 @@ def _source_bytes(src: Source) -> int | None:
 
 def _local_size(url: str) -> int | None:
     """A local file's size, None for an S3 object or a file that cannot be read."""
-    if is_s3(url):
+    if is_s3_url(url):
         return None
     try:
         return os.path.getsize(url)
@@ -381,10 +382,9 @@ def _check_restored(src: Source, result: dict[str, Any], expect: int | None, war
 def _exact(ddb: Any, src: Source, target: str, select: Selection | None = None) -> dict[str, Any]:
     """An exact backup's changes applied after its parts (issue 14), from S3 or a local copy of the backup's
     directory (under a selection: the selected keys' only); nothing for other backups."""
-    from ddb_backup.aws.s3io import split_s3_url
     from ddb_backup.changes.consistent import finish_restore, finish_restore_local
 
-    if is_s3(src.location):
+    if is_s3_url(src.location):
         bucket, directory = split_s3_url(src.location)
         done = finish_restore(ddb, src.s3, bucket, directory, target, select.keeps if select else None)
     else:

@@ -8,16 +8,20 @@ The reading of selectors, the narrowing of a source and the overlay of changes a
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ddb_backup.aws.clients import client
-from ddb_backup.format.sources import Source
 from ddb_backup.selection import narrow as narrowing
 from ddb_backup.selection import selectors as core
 from ddb_backup.selection.narrow import overlay
 from ddb_backup.selection.selectors import FILE, KEY, PREFIX, NothingSelected
 from ddb_backup_cli.common import UsageError
+
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
+
+    from ddb_backup.format.sources import Source
 
 __all__ = ["FILE", "KEY", "PREFIX", "NothingSelected", "Selection", "overlay", "selection"]
 

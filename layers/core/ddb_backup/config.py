@@ -1,13 +1,20 @@
-"""Settings from the environment (set by template.yaml, or by the local stack)."""
+"""Settings from the environment (set by template.yaml, or by the local stack).
+
+The only reader of ``os.environ`` in the layer and the functions; only the handlers and the CLI import it.
+"""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
+from ddb_backup.aws.retry import Retry
 from ddb_backup.backup.plan import Settings
 from ddb_backup.backup.scan import ScanSettings
 from ddb_backup.errors import BadInput
 from ddb_backup.format.parts import DEFAULT_GZIP_LEVEL, GZIP_LEVELS
+from ddb_backup.native import snapshots
+from ddb_backup.restore.run import RestoreSettings
 
 
 def env_int(name: str, default: int, low: int = 0, high: int | None = None) -> int:
@@ -64,3 +71,30 @@ def scan_time_budget() -> float:
 def max_concurrency() -> int:
     """Segments scanned at once by the Distributed Map (MAX_CONCURRENCY)."""
     return env_int("MAX_CONCURRENCY", 100, 1)
+
+
+def restore_settings() -> RestoreSettings:
+    """From the environment template.yaml sets (BACKUP_BUCKET, BACKUP_PREFIX, RESTORE_*, MAX_CONCURRENCY)."""
+    return RestoreSettings(
+        bucket=bucket(),
+        prefix=prefix(),
+        write_concurrency=env_int("RESTORE_WRITE_CONCURRENCY", 8, 1),
+        attempts=env_int("RESTORE_ATTEMPTS", 12, 1),
+        time_budget=float(env_int("RESTORE_TIME_BUDGET_SECONDS", 600)),
+        max_concurrency=max_concurrency(),
+        write_percent=float(env_int("WRITE_PERCENT", 0, 0)) or None,
+        import_poll=env_int("IMPORT_POLL_SECONDS", 30, 1),
+    )
+
+
+def retry_for_lambda(context: Any) -> Retry:
+    """``Retry.for_lambda`` with the budget TIME_BUDGET_SECONDS caps (default 600) and the first backoff step
+    RETRY_BASE_SECONDS sets (default 1)."""
+    budget = float(os.environ.get("TIME_BUDGET_SECONDS") or 600)
+    base = float(os.environ.get("RETRY_BASE_SECONDS") or 1.0)
+    return Retry.for_lambda(context, budget=budget, base=base)
+
+
+def stack_marker() -> str:
+    """The marker of this stack's own on-demand backups, from STACK_NAME."""
+    return snapshots.stack_marker(os.environ.get("STACK_NAME", ""))

@@ -10,44 +10,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from ddb_backup.changes.totime import parse_time
-from ddb_backup.format import layout
-
-TABLE_NAME = r"^[A-Za-z0-9_.-]{3,255}$"
-#: The start of a table name: the same characters, any length.
-NAME_PREFIX = r"^[A-Za-z0-9_.-]{0,255}$"
-BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
-#: A restore run's id (the execution name, or a backup id): one path segment (not "." or "..", see check_key).
-RUN_ID = r"^[A-Za-z0-9_.-]{1,80}$"
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f\\]")
-
-
-def check_key(key: str, field: str, *, prefix: bool) -> str:
-    """A key (``prefix``: a key prefix ending in '/') that stays where it is put.
-
-    Refused: a leading '/', an empty, '.' or '..' segment, a backslash or a
-    control character. The empty prefix (a bucket's root) is allowed.
-    """
-    body = key[:-1] if prefix and key.endswith("/") else key
-    if (
-        (prefix and key and not key.endswith("/"))
-        or _UNSAFE.search(key)
-        or (key and any(segment in ("", ".", "..") for segment in body.split("/")))
-    ):
-        shape = "a key prefix ending in '/'" if prefix else "a key"
-        raise ValueError(f"{field} {key!r:.200} must be {shape} without '..', '.' or empty segments")
-    return key
-
-
-def check_s3_url(url: str, field: str, *, prefix: bool) -> str:
-    """An ``s3://bucket/key`` URL whose key passes :func:`check_key`."""
-    if not isinstance(url, str) or not url.startswith("s3://"):
-        raise ValueError(f"{field} must be an s3:// URL, got {url!r:.200}")
-    bucket, _, key = url[5:].partition("/")
-    if not re.fullmatch(BUCKET, bucket):
-        raise ValueError(f"{field}: {bucket!r:.100} is not an S3 bucket name")
-    check_key(key, field, prefix=prefix)
-    return url
+from ddb_backup import names
+from ddb_backup.names import (
+    BUCKET,
+    NAME_PREFIX,
+    RUN_ID,
+    TABLE_NAME,
+    UNSAFE_IN_KEY,
+    check_key,
+    check_s3_url,
+    is_s3_url,
+    parse_duration,
+    parse_time,
+    s3_url_key,
+)
 
 
 class _Event(BaseModel):
@@ -74,13 +50,13 @@ class BackupRequest(BaseModel):
     @classmethod
     def _names(cls, value: list[str] | None) -> list[str] | None:
         for name in value or []:
-            layout.check_table_name(name)
+            names.check_table_name(name)
         return value
 
     @field_validator("backup_id")
     @classmethod
     def _id(cls, value: str | None) -> str | None:
-        return layout.check_backup_id(value) if value else value
+        return names.check_backup_id(value) if value else value
 
     @model_validator(mode="after")
     def _one_selector(self) -> BackupRequest:
@@ -142,7 +118,7 @@ class FinalizeBackupEvent(_Event):
     @field_validator("backup_id")
     @classmethod
     def _id(cls, value: str | None) -> str | None:
-        return layout.check_backup_id(value) if value is not None else value
+        return names.check_backup_id(value) if value is not None else value
 
     @model_validator(mode="after")
     def _one_kind(self) -> FinalizeBackupEvent:
@@ -254,7 +230,7 @@ class RestoreRequest(BaseModel):
     @field_validator("backup_id")
     @classmethod
     def _id(cls, value: str | None) -> str | None:
-        return layout.check_backup_id(value) if value else value
+        return names.check_backup_id(value) if value else value
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -267,8 +243,8 @@ class RestoreRequest(BaseModel):
     @classmethod
     def _source(cls, value: str) -> str:
         # A key in the backup bucket (leading slashes are dropped) or an s3:// URL; either may end in '/'.
-        key = value[5:].partition("/")[2] if value.startswith("s3://") else value.lstrip("/")
-        if _UNSAFE.search(key) or any(segment in (".", "..") for segment in key.split("/")):
+        key = s3_url_key(value) if is_s3_url(value) else value.lstrip("/")
+        if UNSAFE_IN_KEY.search(key) or any(segment in (".", "..") for segment in key.split("/")):
             raise ValueError(
                 f"source {value!r:.200} must not hold '.' or '..' segments, backslashes or control characters"
             )
@@ -290,13 +266,11 @@ class RestoreRequest(BaseModel):
                 "give 'writeRate' (units a second) instead"
             )
         if self.within is not None:
-            from ddb_backup.restore.capacity import parse_duration
-
             parse_duration(self.within)
         if self.to_time and (not self.table or self.backup_id):
             raise ValueError("'toTime' restores one table: give 'source' (the table's backups) and 'table'")
         if self.to_time:
-            parse_time(self.to_time)  # a clear error for a time that is not ISO
+            parse_time(self.to_time, "toTime")  # a clear error for a time that is not ISO
         if self.select and (not self.table or self.method != "write"):
             raise ValueError(
                 "'select' restores some items of one table with BatchWriteItem: give 'table' (not 'map') "
@@ -419,7 +393,7 @@ class TableSelection(BaseModel):
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
         for name in value:
-            layout.check_table_name(name)
+            names.check_table_name(name)
         return list(dict.fromkeys(value))
 
     @field_validator("cumulus_tables")
@@ -442,7 +416,7 @@ class TableSelection(BaseModel):
             return list(self.tables)
         if not self.cumulus_prefix:
             return []
-        return [layout.check_table_name(f"{self.cumulus_prefix}{short}Table") for short in self.cumulus_tables]
+        return [names.check_table_name(f"{self.cumulus_prefix}{short}Table") for short in self.cumulus_tables]
 
 
 class EnsurePitrEvent(TableSelection):

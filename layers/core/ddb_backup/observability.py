@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 SERVICE = "ddb-backup"
 
@@ -20,7 +19,7 @@ def table_metrics(table: str, values: dict[str, tuple[MetricUnit, float]]) -> No
     Kept apart from the shared ``metrics`` object, whose dimensions apply to
     every metric of an invocation (and would clash between tables).
     """
-    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() in ("1", "true"):
+    if is_metrics_disabled():  # POWERTOOLS_METRICS_DISABLED, read by Powertools as for its other metrics
         return
     for name, (unit, value) in values.items():
         with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:

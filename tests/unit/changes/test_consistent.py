@@ -9,8 +9,8 @@ import pytest
 
 from ddb_backup.changes import consistent
 from ddb_backup.changes.consistent import Position, capture, note_position, store
-from ddb_backup.changes.replay import at
 from ddb_backup.changes.stream import TIP_PAGES
+from ddb_backup.names import utc_time
 from tests.helpers.aws import FakeDynamoDB, FakeS3, FakeStreams, Shard, record
 
 _STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
@@ -29,10 +29,10 @@ def test_a_change_made_just_after_the_scan_began_is_kept_though_its_stamp_is_the
     position = Position("T", "arn", frozenset({"shardId-1"}), started)
     changes, consistent_at = capture(streams, position, settle=0, sleep=lambda _: None)
     assert [c["seq"] for c in changes] == ["300000000000000000001"]
-    assert at(changes[0]["time"]) < started <= consistent_at
+    assert utc_time(changes[0]["time"]) < started <= consistent_at
     # The manifest says where its changes begin: at or before every change it holds.
     fields = store(FakeS3(), "bkt", "p/T/id/", changes, position, consistent_at)
-    assert at(fields["changesFrom"]) <= at(changes[0]["time"])
+    assert utc_time(fields["changesFrom"]) <= utc_time(changes[0]["time"])
 
 
 def test_changes_behind_empty_pages_are_captured() -> None:

@@ -6,8 +6,8 @@ import datetime as dt
 
 from ddb_backup.changes import archive
 from ddb_backup.changes.follow import follow
-from ddb_backup.changes.replay import at
 from ddb_backup.changes.stream import TIP_PAGES
+from ddb_backup.names import utc_time
 from tests.helpers.aws import T0, FakeDynamoDB, FakeS3, FakeStreams, Shard, record
 
 B, PREFIX, DIR = "bkt", "p/", "p/T/"
@@ -23,14 +23,14 @@ def test_coverage_of_a_stream_created_days_ago_begins_at_its_retention_not_its_c
     # Changes older than 24 h are trimmed: an archive begun today cannot claim them.
     s3 = FakeS3()
     _follow(FakeStreams([Shard("shardId-1", start=1)], created=NOW - dt.timedelta(days=3)), s3)
-    covered_from = at((archive.archive_info(s3, B, DIR) or {})["coveredFrom"])
+    covered_from = utc_time((archive.archive_info(s3, B, DIR) or {})["coveredFrom"])
     assert NOW - archive.RETENTION < covered_from <= NOW
 
 
 def test_coverage_of_a_stream_created_an_hour_ago_begins_at_its_creation() -> None:
     s3 = FakeS3()
     _follow(FakeStreams([Shard("shardId-1", start=1)], created=NOW - dt.timedelta(hours=1)), s3)
-    assert at((archive.archive_info(s3, B, DIR) or {})["coveredFrom"]) == NOW - dt.timedelta(hours=1)
+    assert utc_time((archive.archive_info(s3, B, DIR) or {})["coveredFrom"]) == NOW - dt.timedelta(hours=1)
 
 
 def _split_stream() -> FakeStreams:
@@ -68,4 +68,4 @@ def test_coverage_is_claimed_only_after_the_records_behind_empty_pages_are_archi
     assert _follow(streams, s3)["changes"] == 3
     child = archive.shard_state(s3, B, DIR, "shardId-child") or {}
     assert child["seq"] == "900000000000000000001"
-    assert at(child["coveredUntil"]) <= NOW
+    assert utc_time(child["coveredUntil"]) <= NOW

@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from collections.abc import Callable, Iterable
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
+
+from ddb_backup.names import lambda_seconds_left
 
 T = TypeVar("T")
 
@@ -47,7 +48,7 @@ def backoff_delay(attempt: int, base: float = 0.05, cap: float = 20.0, *, floor:
     ``floor`` is the share of the step always waited, the rest is uniform
     random: 0 is full jitter (the default), 0.5 equal jitter (never nothing).
     """
-    step = min(cap, base * 2**attempt)
+    step = min(cap, base * 2.0**attempt)
     return step * floor + random.uniform(0, step * (1 - floor))
 
 
@@ -113,15 +114,11 @@ class Retry:
         return cls(deadline=clock() + seconds, **kwargs)
 
     @classmethod
-    def for_lambda(cls, context: Any, *, margin: float = 30.0) -> Retry:
-        """A budget that ends ``margin`` seconds before the invocation would time out.
-
-        ``TIME_BUDGET_SECONDS`` (default 600) caps it; ``RETRY_BASE_SECONDS``
-        (default 1) sets the first backoff step.
+    def for_lambda(cls, context: Any, *, margin: float = 30.0, budget: float = 600.0, base: float = 1.0) -> Retry:
+        """A budget that ends ``margin`` seconds before the invocation would time out, and at ``budget`` seconds
+        at most; ``base`` is the first backoff step (``config.retry_for_lambda`` reads both from the environment).
         """
-        budget = float(os.environ.get("TIME_BUDGET_SECONDS") or 600)
-        remaining = context.get_remaining_time_in_millis() / 1000 - margin
-        base = float(os.environ.get("RETRY_BASE_SECONDS") or 1.0)
+        remaining = lambda_seconds_left(context.get_remaining_time_in_millis, margin)
         return cls.within(max(0.0, min(budget, remaining)), base=base)
 
     def delay(self, attempt: int) -> float:

@@ -46,13 +46,3 @@ def list_keys(s3: Any, bucket: str, prefix: str) -> list[str]:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         keys.extend(obj["Key"] for obj in page.get("Contents", ()))
     return keys
-
-
-def split_s3_url(url: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix`` -> (``bucket``, ``some/prefix``)."""
-    if not url.startswith("s3://"):
-        raise BadInput(f"{url!r} is not an s3:// URL")
-    bucket, _, key = url[5:].partition("/")
-    if not bucket:
-        raise BadInput(f"{url!r} names no bucket")
-    return bucket, key

@@ -14,9 +14,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ddb_backup import names
 from ddb_backup.aws.retry import NOT_READY_CODES, NotReady, Retry, call_until_ready, call_with_backoff, error_code
 from ddb_backup.errors import DdbBackupError, TableNotFound
-from ddb_backup.format import layout
 
 #: Answers that mean "no such table".
 MISSING_CODES = frozenset({"ResourceNotFoundException", "TableNotFoundException"})
@@ -67,7 +67,7 @@ def _tag_pages(ddb: Any, arn: str) -> Iterator[dict[str, Any]]:
 
 def describe(ddb: Any, table: str) -> dict[str, Any]:
     """Everything needed to recreate ``table``: DescribeTable, TTL, continuous backups, tags."""
-    layout.check_table_name(table)
+    names.check_table_name(table)
     desc = describe_table(ddb, table)
     if desc is None:
         raise TableNotFound(f"table {table!r} does not exist")

@@ -125,7 +125,7 @@ def slice_page(body: bytes) -> tuple[bytes, int, dict[str, Any] | None] | None:
     return None if sliced is None else (sliced[0], sliced[1], sliced[2].get("LastEvaluatedKey"))
 
 
-def _slice(body: bytes) -> tuple[bytes, int, dict[str, Any]] | None:
+def _slice(body: bytes) -> tuple[bytes, int, dict[str, Any]] | None:  # noqa: C901
     """(lines, count, the page without its items) cut from the raw page, or None if its text is not canonical."""
     if not body.isascii():
         try:

@@ -13,6 +13,7 @@ from ddb_backup.aws.s3io import get_json, get_json_many, list_keys, put_json
 from ddb_backup.changes import consistent
 from ddb_backup.errors import BackupIncomplete
 from ddb_backup.format import layout
+from ddb_backup.names import utc_time
 
 CHECKPOINTS = "checkpoints/"
 #: Unfinished segments quoted by name in one message (the rest are counted).
@@ -119,7 +120,7 @@ def finalize_table(
         **exact,
     }
     put_json(s3, bucket, directory + layout.MANIFEST, manifest)
-    started = dt.datetime.fromisoformat(plan["startedAt"])
+    started = utc_time(plan["startedAt"])
     return {
         "table": table,
         "backupId": plan["backupId"],

@@ -14,6 +14,7 @@ from ddb_backup.aws.s3io import put_json
 from ddb_backup.aws.tables import describe
 from ddb_backup.errors import BadInput, TableNotFound
 from ddb_backup.format import layout
+from ddb_backup.names import check_backup_id, check_table_name, new_backup_id
 
 GiB = 1024**3
 MAX_SEGMENTS = 1_000_000
@@ -30,7 +31,7 @@ def resolve_tables(ddb: Any, tables: list[str] | None, prefix: str | None) -> li
         raise BadInput("give either 'tables' (a list of names) or 'tablePrefix', not both and not neither")
     if tables:
         for name in tables:
-            layout.check_table_name(name)
+            check_table_name(name)
         return list(dict.fromkeys(tables))
     found = [
         name
@@ -99,7 +100,7 @@ def plan_run(
     ``exact``: notes the stream position of each table backed up exactly (``plan.json``'s ``stream``), before any scan.
     """
     now = now or dt.datetime.now(dt.UTC)
-    backup_id = layout.check_backup_id(backup_id) if backup_id else layout.new_backup_id(now)
+    backup_id = check_backup_id(backup_id) if backup_id else new_backup_id(now)
     if segments is not None and not 1 <= segments <= MAX_SEGMENTS:
         raise BadInput(f"segments must be between 1 and {MAX_SEGMENTS}, got {segments}")
     names = resolve_tables(ddb, tables, table_prefix)

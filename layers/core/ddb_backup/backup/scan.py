@@ -11,7 +11,6 @@ the same checkpoint, so nothing is counted twice and nothing is skipped.
 from __future__ import annotations
 
 import math
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -238,9 +237,3 @@ class _SegmentScan:
         segment = int(self.task["segment"])
         key = layout.part_key(segment, part)
         return upload_part(self.s3, self.settings.bucket, self.task["backupDir"], key, segment, buf)
-
-
-def deadline_from(remaining_ms: Callable[[], int], budget_s: float, reserve_s: float = 30.0) -> Callable[[], float]:
-    """``time_left`` for a Lambda: stop at the budget, or ``reserve_s`` before the timeout, whichever is first."""
-    end = time.monotonic() + budget_s
-    return lambda: min(end - time.monotonic(), remaining_ms() / 1000 - reserve_s)

@@ -20,11 +20,14 @@ import datetime as dt
 import gzip
 import hashlib
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.aws.s3io import get_json, get_json_or_none, list_keys, put_json
-from ddb_backup.changes.stream import Change
 from ddb_backup.errors import BadInput, IntegrityError
+from ddb_backup.names import utc_time
+
+if TYPE_CHECKING:
+    from ddb_backup.changes.stream import Change
 
 CHANGES = "changes/"
 RETENTION = dt.timedelta(hours=24)
@@ -69,7 +72,7 @@ def get_changes(s3: Any, bucket: str, key: str, sha256: str | None = None) -> li
 
 
 def _stamp(text: str) -> str:
-    return dt.datetime.fromisoformat(text).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    return utc_time(text).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 def archive_key(table_dir: str, changes: list[Change]) -> str:

@@ -32,8 +32,8 @@ from ddb_backup.errors import BadInput
 from ddb_backup.format.ddbjson import Item, canonical, item_from_wire, item_to_wire
 from ddb_backup.format.dialects import item_size
 from ddb_backup.format.keys import key_value
-from ddb_backup.format.layout import new_backup_id
 from ddb_backup.format.sources import open_source
+from ddb_backup.names import new_backup_id
 from ddb_backup.selection import cost
 
 #: Where a table's backtrack runs keep their "before" images, under the table's backups directory.

@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from ddb_backup.aws.retry import call_with_backoff
-from ddb_backup.aws.s3io import get_json, split_s3_url
+from ddb_backup.aws.s3io import get_json
 from ddb_backup.changes import archive
-from ddb_backup.changes.replay import apply, at
+from ddb_backup.changes.replay import apply
 from ddb_backup.changes.stream import Change, list_shards, read_shard, server_time, stream_of
 from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError
 from ddb_backup.format import layout
+from ddb_backup.names import is_s3_url, split_s3_url, utc_time
 
 MARGIN = dt.timedelta(seconds=1)  # stream times are approximate (whole seconds on AWS)
 SECOND = dt.timedelta(seconds=1) - dt.timedelta(microseconds=1)  # a second's start to its last instant
@@ -92,12 +93,12 @@ def capture(
     out: list[Change] = []
     for shard in shards:
         for batch in read_shard(streams, position.arn, shard["ShardId"], stop=lambda b: _past(b, consistent_at)):
-            out.extend(c for c in batch.records if since <= at(c["time"]) <= consistent_at)
+            out.extend(c for c in batch.records if since <= utc_time(c["time"]) <= consistent_at)
     return out, consistent_at
 
 
 def _past(batch: list[Change], moment: dt.datetime) -> bool:
-    return at(batch[-1]["time"]) > moment
+    return utc_time(batch[-1]["time"]) > moment
 
 
 def position_json(position: Position) -> dict[str, Any]:
@@ -107,7 +108,7 @@ def position_json(position: Position) -> dict[str, Any]:
 
 def position_of(table: str, doc: dict[str, Any]) -> Position:
     """The position ``plan.json`` recorded (see :func:`position_json`)."""
-    return Position(table, str(doc["arn"]), frozenset(doc["shards"]), at(doc["startedAt"]))
+    return Position(table, str(doc["arn"]), frozenset(doc["shards"]), utc_time(doc["startedAt"]))
 
 
 def store(
@@ -159,7 +160,7 @@ def local_backup_changes(directory: str, manifest: dict[str, Any]) -> list[Chang
 def stored_changes(s3: Any, url: str) -> tuple[str, list[Change]] | None:
     """An exact backup's ``consistentAt`` and its stored changes, from S3 or a local copy of its directory (each
     file checked against its sha256); None for a backup that is not exact."""
-    if url.startswith("s3://"):
+    if is_s3_url(url):
         bucket, directory = split_s3_url(url)
         directory = directory if not directory or directory.endswith("/") else directory + "/"
         manifest = get_json(s3, bucket, directory + layout.MANIFEST)
@@ -194,5 +195,5 @@ def _finish(
     if stored is None:
         return None
     moment, changes = stored
-    counts = apply(ddb, target, [c for c in changes if keep(c)] if keep else changes, at(moment))
+    counts = apply(ddb, target, [c for c in changes if keep(c)] if keep else changes, utc_time(moment))
     return {"consistentAt": moment, **counts}

@@ -16,9 +16,9 @@ from typing import Any
 
 from ddb_backup.changes import archive
 from ddb_backup.changes.consistent import server_now
-from ddb_backup.changes.replay import at
 from ddb_backup.changes.stream import change_of, list_shards
 from ddb_backup.errors import BadInput
+from ddb_backup.names import utc_time
 
 DROPPED = "the event source mapping dropped the batch (retries exhausted, or older than MaximumRecordAgeInSeconds)"
 
@@ -66,7 +66,7 @@ def _start(s3: Any, streams: Any, bucket: str, table_dir: str, arn: str, first: 
     horizon) can have missed nothing, that is within 24 hours of it; else at the first change it got."""
     _, created = list_shards(streams, arn)
     now = server_now(streams, arn)
-    begins = created if created and now - created < archive.RETENTION - dt.timedelta(minutes=5) else at(first)
+    begins = created if created and now - created < archive.RETENTION - dt.timedelta(minutes=5) else utc_time(first)
     archive.start_archive(s3, bucket, table_dir, table_of(arn), arn, begins)
 
 
@@ -75,8 +75,8 @@ def _gap_start(s3: Any, bucket: str, table_dir: str, shard: str, arrival: str) -
     come in order), else a second before the second its first record arrived in (a change is stamped, in
     whole seconds, when it is made, before it arrives)."""
     state = archive.shard_state(s3, bucket, table_dir, shard) or {}
-    start = at(arrival).replace(microsecond=0) - dt.timedelta(seconds=1)
-    return min(at(state["time"]), start).isoformat() if "time" in state else start.isoformat()
+    start = utc_time(arrival).replace(microsecond=0) - dt.timedelta(seconds=1)
+    return min(utc_time(state["time"]), start).isoformat() if "time" in state else start.isoformat()
 
 
 def _gap(s3: Any, bucket: str, prefix: str, message: dict[str, Any]) -> None:

@@ -13,25 +13,22 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.aws.retry import backoff_delay, call_with_backoff
-from ddb_backup.changes.stream import Change
 from ddb_backup.errors import RestoreIncomplete
 from ddb_backup.format import ddbjson
+from ddb_backup.names import utc_time
 
-
-def at(text: str) -> dt.datetime:
-    """An ISO time as aware UTC (naive means UTC)."""
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+if TYPE_CHECKING:
+    from ddb_backup.changes.stream import Change
 
 
 def fold(changes: Iterable[Change], until: dt.datetime | None = None) -> dict[str, Change]:
     """The last change (highest sequence number) of every key, among changes at or before ``until``."""
     final: dict[str, Change] = {}
     for change in changes:
-        if until is not None and at(change["time"]) > until:
+        if until is not None and utc_time(change["time"]) > until:
             continue
         key = json.dumps(change["Keys"], sort_keys=True)
         held = final.get(key)
@@ -85,6 +82,6 @@ def _write(
 def gap_in(gaps: list[dict[str, Any]], start: dt.datetime, end: dt.datetime) -> dict[str, Any] | None:
     """The first recorded gap overlapping (start, end], if any."""
     for gap in sorted(gaps, key=lambda g: g["from"]):
-        if at(gap["from"]) <= end and at(gap["to"]) > start:
+        if utc_time(gap["from"]) <= end and utc_time(gap["to"]) > start:
             return gap
     return None

@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 from ddb_backup.aws.retry import call_with_backoff, error_code
 from ddb_backup.errors import BadInput
 from ddb_backup.format import ddbjson
+from ddb_backup.names import utc_time
 
 Change = dict[str, Any]
 IMAGES = ("NEW_IMAGE", "NEW_AND_OLD_IMAGES")
@@ -94,7 +95,7 @@ def _utc(value: Any) -> dt.datetime | None:
         return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
     if isinstance(value, int | float):
         return dt.datetime.fromtimestamp(value, dt.UTC)
-    return _utc(dt.datetime.fromisoformat(str(value)))
+    return utc_time(str(value))
 
 
 def change_of(record: dict[str, Any], shard: str, *, wire: bool = False) -> Change:

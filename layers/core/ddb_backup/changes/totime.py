@@ -8,26 +8,16 @@ or when a recorded gap lies between them.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from ddb_backup.aws.s3io import get_json_or_none
 from ddb_backup.changes import archive
 from ddb_backup.changes.consistent import backup_changes, server_now
-from ddb_backup.changes.replay import at, gap_in
+from ddb_backup.changes.replay import gap_in
 from ddb_backup.changes.stream import Change, list_shards, read_shard
 from ddb_backup.errors import BadInput
 from ddb_backup.format import layout
-
-_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
-
-
-def parse_time(text: str) -> dt.datetime:
-    """``2026-12-01T10:00:00Z`` (naive means UTC); a clear error otherwise."""
-    try:
-        return at(text)
-    except ValueError:
-        raise BadInput(f"--to-time {text!r} is not an ISO time such as 2026-12-01T10:00:00Z") from None
+from ddb_backup.names import is_backup_id, utc_time
 
 
 def newest_exact(s3: Any, bucket: str, table_dir: str, when: dt.datetime) -> tuple[str, dict[str, Any]]:
@@ -38,11 +28,11 @@ def newest_exact(s3: Any, bucket: str, table_dir: str, when: dt.datetime) -> tup
         reverse=True,
     )
     earliest = None
-    for backup_id in filter(_ID.fullmatch, ids):
+    for backup_id in filter(is_backup_id, ids):
         manifest = get_json_or_none(s3, bucket, f"{table_dir}{backup_id}/{layout.MANIFEST}")
         if not manifest or "consistentAt" not in manifest:
             continue
-        if at(manifest["consistentAt"]) <= when:
+        if utc_time(manifest["consistentAt"]) <= when:
             return f"{table_dir}{backup_id}/", manifest
         earliest = manifest["consistentAt"]
     hint = f"; the earliest is consistent at {earliest}" if earliest else ": make one with backup --consistent"
@@ -73,7 +63,7 @@ def unarchived(streams: Any, s3: Any, bucket: str, table_dir: str, when: dt.date
         if state.get("closed"):
             continue
         for page in read_shard(streams, arn, shard["ShardId"], after=state.get("seq"), stop=lambda b: True):
-            if page.records and at(page.records[0]["time"]) <= when:
+            if page.records and utc_time(page.records[0]["time"]) <= when:
                 return (
                     f"shard {shard['ShardId']} holds a change of {page.records[0]['time']} the archive has not "
                     "received yet (the archiver is behind: see its IteratorAge)"
@@ -85,9 +75,9 @@ def changes_to(s3: Any, bucket: str, table_dir: str, manifest: dict[str, Any], w
     """The changes that bring the backup from its ``consistentAt`` to ``when`` (:func:`check_reach` proves them)."""
     directory = f"{table_dir}{manifest['backupId']}/"
     changes = backup_changes(s3, bucket, directory, manifest)
-    if when == at(manifest["consistentAt"]):
+    if when == utc_time(manifest["consistentAt"]):
         return changes
-    since = at(manifest.get("changesFrom", manifest["consistentAt"]))
+    since = utc_time(manifest.get("changesFrom", manifest["consistentAt"]))
     for key in archive.files_between(s3, bucket, table_dir, since, when):
         changes.extend(archive.get_changes(s3, bucket, key))
     return changes
@@ -97,12 +87,12 @@ def check_reach(
     streams: Any, s3: Any, bucket: str, table_dir: str, manifest: dict[str, Any], when: dt.datetime
 ) -> None:
     """Refuses, naming why, unless the archive holds every change from the backup's ``consistentAt`` to ``when``."""
-    consistent_at = at(manifest["consistentAt"])
+    consistent_at = utc_time(manifest["consistentAt"])
     if when == consistent_at:
         return
     where = f"s3://{bucket}/{table_dir}{archive.CHANGES}"
     info = archive.archive_info(s3, bucket, table_dir)
-    start = at(info["coveredFrom"]) if info else None
+    start = utc_time(info["coveredFrom"]) if info else None
     if start is None or start > consistent_at:
         raise BadInput(
             f"{where}: the change archive {'begins at ' + start.isoformat() if start else 'does not exist'}, after the "

@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import Collection
 from typing import Any
 
+from ddb_backup import names
 from ddb_backup.aws.s3io import get_json_or_none
 from ddb_backup.format import layout
 
@@ -19,7 +20,7 @@ def _children(s3: Any, bucket: str, prefix: str) -> list[str]:
 
 def _table_dirs(s3: Any, bucket: str, prefix: str) -> list[str]:
     """The directories under ``prefix`` a table's backups can be in (bookkeeping's is no table name)."""
-    return [d for d in _children(s3, bucket, prefix) if layout.is_table_name(d[len(prefix) :].rstrip("/"))]
+    return [d for d in _children(s3, bucket, prefix) if names.is_table_name(d[len(prefix) :].rstrip("/"))]
 
 
 def list_backups(s3: Any, bucket: str, prefix: str = "", *, table: str | None = None) -> list[dict[str, Any]]:
@@ -66,7 +67,7 @@ def newest_backups(s3: Any, bucket: str, prefix: str = "") -> list[dict[str, Any
     for table_dir in _table_dirs(s3, bucket, prefix):
         name = table_dir[len(prefix) :].rstrip("/")
         ids = sorted((d[len(table_dir) :].rstrip("/") for d in _children(s3, bucket, table_dir)), reverse=True)
-        ids = [i for i in ids if layout.is_backup_id(i)]
+        ids = [i for i in ids if names.is_backup_id(i)]
         newest = None
         for backup_id in ids:
             manifest = get_json_or_none(s3, bucket, f"{table_dir}{backup_id}/{layout.MANIFEST}")
@@ -97,7 +98,7 @@ def age_hours(finished_at: str | None, now: dt.datetime) -> float:
     """Hours from ``finished_at`` (ISO 8601) to ``now``; infinity when there is none."""
     if finished_at is None:
         return float("inf")
-    return max(0.0, (now - dt.datetime.fromisoformat(finished_at)).total_seconds() / 3600)
+    return max(0.0, (now - names.utc_time(finished_at)).total_seconds() / 3600)
 
 
 def newest_backup_ages(

@@ -55,7 +55,7 @@ def _b64(text: Any, where: str) -> bytes:
         raise BadInput(f"{where}: invalid base64: {exc}") from None
 
 
-def _av_from_wire(av: Any, where: str) -> Any:
+def _av_from_wire(av: Any, where: str) -> Any:  # noqa: C901 (one branch per DynamoDB type)
     if not isinstance(av, dict) or len(av) != 1:
         raise BadInput(f"{where}: an attribute value must be an object with one type key, got {av!r:.120}")
     ((kind, value),) = av.items()

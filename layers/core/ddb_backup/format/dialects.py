@@ -13,6 +13,8 @@ import json
 from decimal import Decimal, DecimalException
 from typing import Any
 
+from boto3.dynamodb.types import TypeSerializer
+
 from ddb_backup.errors import BadInput, UnknownFormat
 from ddb_backup.format.ddbjson import TYPES, Item, item_from_wire
 
@@ -84,20 +86,15 @@ def looks_typed(doc: Any) -> bool:
     )
 
 
-_serializer: Any = None
+_SERIALIZER = TypeSerializer()
 
 
 def plain_to_item(doc: Any, where: str) -> Item:
     """A plain JSON object (numbers already ``Decimal``) as a client-form item, via boto3's TypeSerializer."""
-    global _serializer
-    if _serializer is None:
-        from boto3.dynamodb.types import TypeSerializer
-
-        _serializer = TypeSerializer()
     if not isinstance(doc, dict):
         raise BadInput(f"{where}: an item must be a JSON object, got {type(doc).__name__}")
     try:
-        return {name: _serializer.serialize(value) for name, value in doc.items()}
+        return {name: _SERIALIZER.serialize(value) for name, value in doc.items()}
     except (TypeError, ValueError, DecimalException) as exc:
         raise BadInput(f"{where}: cannot be stored in DynamoDB: {type(exc).__name__} {exc}") from None
 

@@ -18,10 +18,6 @@ copied or moved as a whole.
 
 from __future__ import annotations
 
-import datetime as dt
-import re
-import secrets
-
 from ddb_backup.errors import BadInput
 
 MANIFEST = "manifest.json"
@@ -32,37 +28,6 @@ BOOKKEEPING = "@ddb-backup/"
 #: Where bookkeeping lived before: also valid table names, so only complete backups count there.
 LEGACY_BOOKKEEPING = ("_runs", "_restores")
 DATA_DIR = "data/"
-
-_BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
-_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
-
-
-def new_backup_id(now: dt.datetime | None = None) -> str:
-    """A backup id that sorts by time: ``20261122T030000Z-1a2b3c4d`` (UTC)."""
-    now = now or dt.datetime.now(dt.UTC)
-    return f"{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
-
-
-def check_backup_id(backup_id: str) -> str:
-    if not _BACKUP_ID.fullmatch(backup_id):
-        raise BadInput(f"backupId {backup_id!r} is not of the form 20261122T030000Z-1a2b3c4d")
-    return backup_id
-
-
-def is_backup_id(name: str) -> bool:
-    """True when ``name`` is a backup id (a table directory's ``changes/`` is not)."""
-    return bool(_BACKUP_ID.fullmatch(name))
-
-
-def check_table_name(name: str) -> str:
-    if not isinstance(name, str) or not _TABLE.fullmatch(name):
-        raise BadInput(f"table name {name!r} is not a valid DynamoDB table name")
-    return name
-
-
-def is_table_name(name: str) -> bool:
-    """True when ``name`` could be a DynamoDB table's (so its directory holds backups, not bookkeeping)."""
-    return bool(_TABLE.fullmatch(name))
 
 
 def run_dir(prefix: str, backup_id: str) -> str:

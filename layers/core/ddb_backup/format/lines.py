@@ -22,6 +22,7 @@ from typing import IO, Any, cast
 
 from isal import isal_zlib
 
+from ddb_backup import names
 from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError
 from ddb_backup.format import location
 from ddb_backup.format.dialects import is_item_line, json_line
@@ -76,7 +77,7 @@ class PartRef:
 
 
 # ------------------------------------------------------------------ bytes to lines
-def decoded(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:
+def decoded(chunks: Iterable[bytes], where: str) -> Iterator[bytes]:  # noqa: C901
     """Gunzip ``chunks`` if they are gzip (any number of members), else pass them through."""
     it = iter(chunks)
     first = b""
@@ -314,7 +315,7 @@ def part_lines(part: PartRef, s3: Any = None, *, start: int = 0) -> Generator[tu
     Lines before ``start`` are counted, not yielded. Lines are not parsed: that
     is the consumer's. Returns a local file's end-line checksum (None otherwise).
     """
-    s3 = location.s3_client(s3) if location.is_s3(part.url) else s3
+    s3 = location.s3_client(s3) if names.is_s3_url(part.url) else s3
     fh = verified_copy(part, s3) if part.sha256 or part.md5 else None
     raw = location.file_chunks(fh) if fh is not None else location.chunks(part.url, s3)
     count = 0

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from isal import igzip
 
-from ddb_backup import __version__
+from ddb_backup import __version__, names
 from ddb_backup.errors import BadInput
-from ddb_backup.format import layout
 from ddb_backup.format.ddbjson import Item, line_from_client_item
 from ddb_backup.format.parts import DEFAULT_GZIP_LEVEL
 
 #: Version of the local single-file format (header ``ddbBackupFile.formatVersion``).
 LOCAL_FORMAT_VERSION = 1
 
+
+#: isal's gzip writer (isal has no type hints: typed here once).
+_GZIP_FILE: Callable[..., Any] = igzip.IGzipFile
 
 #: Mode of every file this tool writes locally (backups, their temporary files, dead letters), whatever the umask.
 PRIVATE_FILE_MODE = 0o600
@@ -90,8 +93,6 @@ class LocalFileWriter:
         extra: dict[str, Any] | None = None,
         replace: bool = False,
     ) -> None:
-        import datetime as dt
-
         self.path = Path(path)
         self.replace = replace
         if not replace and self.path.exists():
@@ -103,7 +104,7 @@ class LocalFileWriter:
             "formatVersion": LOCAL_FORMAT_VERSION,
             "toolVersion": __version__,
             "table": table,
-            "backupId": backup_id or layout.new_backup_id(now),
+            "backupId": backup_id or names.new_backup_id(now),
             "startedAt": started_at or now.isoformat(),
             **(extra or {}),
             "description": description,
@@ -112,7 +113,7 @@ class LocalFileWriter:
         self._sum = hashlib.sha256()
         self._raw: Any = os.fdopen(create_private(self.tmp), "wb")
         gz = self.path.name.endswith(".gz")
-        self._fh: Any = igzip.IGzipFile(fileobj=self._raw, mode="wb", compresslevel=DEFAULT_GZIP_LEVEL) if gz else None
+        self._fh: Any = _GZIP_FILE(fileobj=self._raw, mode="wb", compresslevel=DEFAULT_GZIP_LEVEL) if gz else None
         self._closed = False
         self._put(json.dumps({"ddbBackupFile": self.header}, separators=(",", ":"), default=str).encode() + b"\n")
 

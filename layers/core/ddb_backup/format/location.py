@@ -14,7 +14,9 @@ from typing import IO, Any
 
 from botocore.exceptions import ClientError
 
+from ddb_backup.aws.clients import client
 from ddb_backup.errors import BackupIncomplete, BadInput
+from ddb_backup.names import is_s3_url, split_s3_url
 
 #: Size of the pieces files are read (and decompressed) in.
 CHUNK = 1024 * 1024
@@ -22,27 +24,15 @@ CHUNK = 1024 * 1024
 _NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 
 
-def is_s3(url: str) -> bool:
-    return url.startswith("s3://")
-
-
-def split(url: str) -> tuple[str, str]:
-    """(bucket, key) of an ``s3://`` URL; ``BadInput`` when it names no bucket."""
-    bucket, _, key = url[5:].partition("/")
-    if not bucket:
-        raise BadInput(f"{url!r} names no bucket")
-    return bucket, key
-
-
 def join(base: str, rel: str) -> str:
-    if is_s3(base):
+    if is_s3_url(base):
         return base + rel if base.endswith("/") else f"{base}/{rel}"
     return str(Path(base) / rel)
 
 
 def parent(url: str) -> str:
     """The directory holding ``url`` (with a trailing slash for S3)."""
-    if is_s3(url):
+    if is_s3_url(url):
         return url.rsplit("/", 1)[0] + "/"
     return str(Path(url).parent)
 
@@ -54,7 +44,7 @@ def name(url: str) -> str:
 
 def as_dir(url: str) -> str:
     """``url`` as a directory: S3 prefixes end in a slash."""
-    if is_s3(url):
+    if is_s3_url(url):
         return url if url.endswith("/") else url + "/"
     return url
 
@@ -63,16 +53,14 @@ def s3_client(s3: Any) -> Any:
     """``s3``, or the shared S3 client when it is None."""
     if s3 is not None:
         return s3
-    from ddb_backup.aws.clients import client
-
     return client("s3")
 
 
 def exists(url: str, s3: Any) -> bool:
     """True when ``url`` is a file or an object."""
-    if not is_s3(url):
+    if not is_s3_url(url):
         return Path(url).is_file()
-    bucket, key = split(url)
+    bucket, key = split_s3_url(url)
     try:
         s3.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
@@ -98,7 +86,7 @@ def open_path(url: str) -> IO[bytes]:
 
 def s3_body(url: str, s3: Any) -> Any:
     """An object's streaming body; a missing object is ``BackupIncomplete`` naming it."""
-    bucket, key = split(url)
+    bucket, key = split_s3_url(url)
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"]
     except ClientError as exc:
@@ -109,7 +97,7 @@ def s3_body(url: str, s3: Any) -> Any:
 
 def read_bytes(url: str, s3: Any, limit: int = 64 * 1024 * 1024) -> bytes:
     """A whole (small) file or object; ``BadInput`` when it is larger than ``limit``."""
-    if is_s3(url):
+    if is_s3_url(url):
         body: bytes = s3_body(url, s3).read(limit + 1)
     else:
         with open_path(url) as fh:
@@ -129,7 +117,7 @@ def read_json(url: str, s3: Any) -> Any:
 
 def chunks(url: str, s3: Any) -> Generator[bytes, None, None]:
     """The raw bytes of a file or object, in chunks, streaming."""
-    if is_s3(url):
+    if is_s3_url(url):
         body = s3_body(url, s3)
         try:
             yield from body.iter_chunks(CHUNK)
@@ -148,8 +136,8 @@ def file_chunks(fh: IO[bytes]) -> Iterator[bytes]:
 
 def list_dirs(url: str, s3: Any) -> list[str]:
     """Immediate sub-directories of an S3 prefix or local directory (names only)."""
-    if is_s3(url):
-        bucket, key = split(url)
+    if is_s3_url(url):
+        bucket, key = split_s3_url(url)
         names: list[str] = []
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key, Delimiter="/"):
             names.extend(p["Prefix"][len(key) :].rstrip("/") for p in page.get("CommonPrefixes", ()))
@@ -161,8 +149,8 @@ def list_dirs(url: str, s3: Any) -> list[str]:
 def list_files(url: str, s3: Any) -> list[str]:
     """Every file (object) under a local directory or S3 prefix, at any depth, as paths relative to ``url``."""
     base = as_dir(url)
-    if is_s3(base):
-        bucket, key = split(base)
+    if is_s3_url(base):
+        bucket, key = split_s3_url(base)
         pages = s3_client(s3).get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
         return sorted(o["Key"][len(key) :] for page in pages for o in page.get("Contents", ()) if o["Key"][-1:] != "/")
     path = Path(base)

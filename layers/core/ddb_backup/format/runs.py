@@ -26,6 +26,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
+from ddb_backup import names
 from ddb_backup.errors import BackupIncomplete, BadInput, UnknownFormat
 from ddb_backup.format import layout, location
 from ddb_backup.format.lines import file_lines
@@ -89,7 +90,7 @@ class _Bucket:
 
 
 def _scan(root: str, s3: Any) -> _Bucket:
-    tables = [t for t in location.list_dirs(root, s3) if layout.is_table_name(t)]
+    tables = [t for t in location.list_dirs(root, s3) if names.is_table_name(t)]
     with ThreadPoolExecutor(max_workers=16) as pool:
         listed = pool.map(lambda t: location.list_dirs(location.as_dir(location.join(root, t)), s3), tables)
         ids = {t: [i for i in found if _is_id(i)] for t, found in zip(tables, listed, strict=True)}
@@ -99,7 +100,7 @@ def _scan(root: str, s3: Any) -> _Bucket:
 
 def _is_id(name: str) -> bool:
     try:
-        layout.check_backup_id(name)
+        names.check_backup_id(name)
     except BadInput:
         return False
     return True
@@ -122,7 +123,7 @@ def find_run(
     no run is there, ``BackupIncomplete`` naming every planned table without a
     complete backup (or every table the latest run left out).
     """
-    s3 = location.s3_client(s3) if location.is_s3(root) else s3
+    s3 = location.s3_client(s3) if names.is_s3_url(root) else s3
     root = location.as_dir(root)
     found = _scan(root, s3)
     if tables:

@@ -45,20 +45,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ddb_backup import FORMAT_VERSION, __version__
+from ddb_backup import FORMAT_VERSION, __version__, names
 from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError, UnknownFormat
 from ddb_backup.format import layout, location
-from ddb_backup.format.ddbjson import Item
 from ddb_backup.format.dialects import PLAIN_JSON_WARNING, json_line, looks_typed, parse_item
 from ddb_backup.format.lines import PartRef, file_lines, local_file_sum, part_lines
 from ddb_backup.format.localfile import LOCAL_FORMAT_VERSION
+
+if TYPE_CHECKING:
+    from ddb_backup.format.ddbjson import Item
 
 #: Said of a local file written before the end line carried a checksum (read all the same).
 LOCAL_NO_CHECKSUM = (
@@ -70,8 +71,6 @@ NO_COUNT = (
     "{url} is a {fmt} file: it carries no item count, so a file cut short at a line boundary "
     "cannot be detected; compare the items restored with what you expect (--expect-items N)"
 )
-
-_BACKUP_ID = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{8}$")
 
 
 def read_part(part: PartRef, s3: Any = None, *, start: int = 0) -> Generator[Item, None, None]:
@@ -145,7 +144,7 @@ class Source:
         return None
 
 
-def open_source(source: str, s3: Any = None) -> Source:
+def open_source(source: str, s3: Any = None) -> Source:  # noqa: C901 (one branch per backup format)
     """Detect the format of ``source`` (a local path or ``s3://bucket/key``) and open it.
 
     Raises ``UnknownFormat`` when nothing restorable is there, ``BadInput`` for
@@ -156,9 +155,9 @@ def open_source(source: str, s3: Any = None) -> Source:
     """
     if not source:
         raise BadInput("no source given")
-    if location.is_s3(source):
+    if names.is_s3_url(source):
         s3 = location.s3_client(s3)
-        location.split(source)
+        names.split_s3_url(source)
     source = str(source)
     name = location.name(source)
     if name == layout.MANIFEST and location.exists(source, s3):
@@ -168,7 +167,7 @@ def open_source(source: str, s3: Any = None) -> Source:
     is_file = (not source.endswith("/")) and location.exists(source, s3)
     if is_file:
         return _open_file(source, s3)
-    if not location.is_s3(source) and not Path(source).exists():
+    if not names.is_s3_url(source) and not Path(source).exists():
         raise BadInput(f"{source}: no such file or directory")
     directory = location.as_dir(source)
     if location.exists(location.join(directory, layout.MANIFEST), s3):
@@ -177,7 +176,7 @@ def open_source(source: str, s3: Any = None) -> Source:
         return _open_native(directory, s3)
     exports = location.list_dirs(
         location.join(directory, "AWSDynamoDB/")
-        if location.is_s3(directory)
+        if names.is_s3_url(directory)
         else location.join(directory, "AWSDynamoDB"),
         s3,
     )
@@ -206,7 +205,7 @@ def open_source(source: str, s3: Any = None) -> Source:
 def _latest_backup(table_dir: str, s3: Any) -> tuple[str | None, list[str]]:
     """The newest complete backup in a table's directory (``<table>/<backup-id>/manifest.json``), if any,
     and the ids of the incomplete backups newer than it (newest first)."""
-    ids = sorted((d for d in location.list_dirs(table_dir, s3) if _BACKUP_ID.fullmatch(d)), reverse=True)
+    ids = sorted((d for d in location.list_dirs(table_dir, s3) if names.is_backup_id(d)), reverse=True)
     for n, backup_id in enumerate(ids):
         directory = location.as_dir(location.join(table_dir, backup_id))
         if location.exists(location.join(directory, layout.MANIFEST), s3):

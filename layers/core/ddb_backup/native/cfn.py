@@ -12,13 +12,15 @@ import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from ddb_backup.aws.retry import Retry
 from ddb_backup.events import PitrResourceProperties
 from ddb_backup.native.pitr import ALREADY_ON, ENABLED, FAILED, MISSING, UPDATED, PitrResult, ensure_pitr, summarize
+
+if TYPE_CHECKING:
+    from ddb_backup.aws.retry import Retry
 
 SUCCESS = "SUCCESS"
 FAILURE = "FAILED"

@@ -12,10 +12,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ddb_backup import names
 from ddb_backup.aws import tables
 from ddb_backup.aws.retry import Retry, error_code, error_text
 from ddb_backup.errors import BadInput, PitrIncomplete, PitrNotEnabled, StillRestoring, TableNotFound, TargetRefused
-from ddb_backup.format import layout
 
 
 def _still_restoring(exc: tables.NotActive) -> StillRestoring:
@@ -73,15 +73,6 @@ def reapply_settings(ddb: Any, source: dict[str, Any], target: str, retry: Retry
     return out.done
 
 
-def parse_time(text: str) -> dt.datetime:
-    """ISO 8601; a time without a zone is UTC."""
-    try:
-        when = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"--time {text!r} is not an ISO 8601 time such as 2026-11-22T03:00:00Z") from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-
-
 def _refusal(exc: ClientError, source: str, target: str, when: dt.datetime | None, pitr: dict[str, Any]) -> Exception:
     """The error to raise for a refused RestoreTableToPointInTime, or ``exc`` itself."""
     code = error_code(exc)
@@ -107,7 +98,7 @@ def restore_to_point_in_time(
     on_wait: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """RestoreTableToPointInTime (``when``, or the latest restorable time), wait, re-apply the source's settings."""
-    layout.check_table_name(target)
+    names.check_table_name(target)
     description = tables.describe(ddb, source)
     pitr = description.get("ContinuousBackups", {}).get("PointInTimeRecoveryDescription", {})
     if pitr.get("PointInTimeRecoveryStatus") != "ENABLED":

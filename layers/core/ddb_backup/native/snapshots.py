@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from ddb_backup import names
 from ddb_backup.aws.retry import Retry, error_code, error_text, run_until_done
 from ddb_backup.aws.tables import MISSING_CODES, describe
 from ddb_backup.errors import BackupNotFound, BadInput, SnapshotsIncomplete, TableNotFound, TargetRefused
-from ddb_backup.events import OnDemandBackupEvent
-from ddb_backup.format import layout
 from ddb_backup.native.pitr import FAILED, MISSING
 from ddb_backup.native.restores import reapply_settings, refuse_existing, sse_override
+
+if TYPE_CHECKING:
+    from ddb_backup.events import OnDemandBackupEvent
 
 MARKER = "ddbb"
 MAX_NAME = 255
@@ -48,10 +49,6 @@ def stack_marker(stack_name: str) -> str:
     if not stack_name:
         raise BadInput("a stack name is needed to mark the stack's backups")
     return f"{MARKER}-{hashlib.sha256(stack_name.encode()).hexdigest()[:8]}"
-
-
-def marker_from_env() -> str:
-    return stack_marker(os.environ.get("STACK_NAME", ""))
 
 
 def backup_name(table: str, marker: str, when: dt.datetime) -> str:
@@ -80,7 +77,7 @@ def is_ours(summary: dict[str, Any], marker: str) -> bool:
     parsed = parse_backup_name(summary.get("BackupName", ""))
     if parsed is None or parsed.marker != marker or summary.get("BackupType") != "USER":
         return False
-    table = summary.get("TableName", "")
+    table = str(summary.get("TableName", ""))
     full = len(summary["BackupName"]) < MAX_NAME
     return table == parsed.table if full else table.startswith(parsed.table)
 
@@ -133,7 +130,7 @@ class SnapshotResult:
 
 def create_one(ddb: Any, table: str, name: str) -> SnapshotResult:
     """CreateBackup, with "does not exist" as a result; raises retryable errors (new or busy table)."""
-    layout.check_table_name(table)
+    names.check_table_name(table)
     try:
         details = ddb.create_backup(TableName=table, BackupName=name)["BackupDetails"]
     except ClientError as exc:
@@ -146,7 +143,7 @@ def create_one(ddb: Any, table: str, name: str) -> SnapshotResult:
 def _recent(ddb: Any, table: str, marker: str, since: dt.datetime) -> dict[str, Any] | None:
     for summary in reversed(list_backups(ddb, [table], "USER")):
         if is_ours(summary, marker) and summary["BackupCreationDateTime"] >= since:
-            return summary
+            return dict(summary)
     return None
 
 
@@ -326,7 +323,7 @@ def _source_description(ddb: Any, backup: dict[str, Any]) -> tuple[dict[str, Any
 
 def restore_from_backup(ddb: Any, backup_arn: str, target: str, *, retry: Retry) -> dict[str, Any]:
     """RestoreTableFromBackup into a new table, wait for it, re-apply TTL, stream, tags and PITR."""
-    layout.check_table_name(target)
+    names.check_table_name(target)
     try:
         backup = ddb.describe_backup(BackupArn=backup_arn)["BackupDescription"]
     except ClientError as exc:

@@ -18,32 +18,18 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from ddb_backup.aws import tables
 from ddb_backup.aws.retry import Retry, call_with_backoff, error_code
-from ddb_backup.errors import BadInput, BillingNotRestored, DdbBackupError, TargetRefused
+from ddb_backup.errors import BillingNotRestored, DdbBackupError, TargetRefused
 from ddb_backup.estimate import NEW_ON_DEMAND_WRITE_UNITS, TABLE_QUOTA_UNITS, write_units
 from ddb_backup.restore import resume
 
 LOG = logging.getLogger(__name__)
 ON_DEMAND = "PAY_PER_REQUEST"
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?")
-
-
-def parse_duration(text: str | int) -> int:
-    """``90m``, ``2h``, ``1h30m``, ``1d``, ``3600`` or ``3600s`` -> seconds (at least 1)."""
-    m = _DURATION.fullmatch(str(text).strip().lower())
-    if not m or not any(m.groups()):
-        raise BadInput(f"duration {text!r}: expected e.g. 90m, 2h, 1h30m, 1d or 3600s")
-    days, hours, minutes, seconds = (int(g or 0) for g in m.groups())
-    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-    if total < 1:
-        raise BadInput(f"duration {text!r} must be at least one second")
-    return total
 
 
 def provisioned_spec(table: dict[str, Any]) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ddb_backup import names
 from ddb_backup.format import layout, location
 from ddb_backup.format.ddbjson import Item, line_from_client_item
 from ddb_backup.format.localfile import PRIVATE_FILE_MODE
@@ -47,7 +48,7 @@ def dead_letter_home(beside: str, bucket: str, run_prefix: str) -> str:
     """
     marker = layout.BOOKKEEPING + "restores/"
     stack_prefix = run_prefix.rsplit(marker, 1)[0] if marker in run_prefix else run_prefix
-    if location.is_s3(beside) and beside.startswith(f"s3://{bucket}/{stack_prefix}"):
+    if names.is_s3_url(beside) and beside.startswith(f"s3://{bucket}/{stack_prefix}"):
         return beside
     return f"s3://{bucket}/{run_prefix}"
 
@@ -59,16 +60,16 @@ def dead_letter_writer(base: str, run_id: str, s3: Any = None) -> Callable[[str,
     gzip ``{"Item": ...}`` lines: ``open_source`` reads such an object back,
     so it can be restored once the cause is fixed.
     """
-    directory = location.join(location.as_dir(base) if location.is_s3(base) else base, f"dead-letter/{run_id}/")
+    directory = location.join(location.as_dir(base) if names.is_s3_url(base) else base, f"dead-letter/{run_id}/")
 
     def save(name: str, items: list[Item]) -> str:
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
         # An item still in its backup line (fastwrite.RawItem) is saved as that line, unparsed:
         # a line DynamoDB refused may not parse, and must be kept all the same.
         body = gzip.compress(b"".join(dead_letter_line(i) for i in items), compresslevel=6)
-        if location.is_s3(directory):
+        if names.is_s3_url(directory):
             url = directory + f"{safe}.json.gz"
-            bucket, key = location.split(url)
+            bucket, key = names.split_s3_url(url)
             location.s3_client(s3).put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
         else:
             path = Path(directory) / f"{safe}.json.gz"

@@ -20,12 +20,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ddb_backup.aws.s3io import get_json, get_json_or_none, put_json, split_s3_url
+from ddb_backup.aws.s3io import get_json, get_json_or_none, put_json
 from ddb_backup.changes.consistent import backup_changes
-from ddb_backup.changes.replay import apply, at, fold
-from ddb_backup.changes.totime import changes_to, check_reach, newest_exact, parse_time
+from ddb_backup.changes.replay import apply, fold
+from ddb_backup.changes.totime import changes_to, check_reach, newest_exact
 from ddb_backup.errors import BadInput, ChangesPending
 from ddb_backup.format import layout
+from ddb_backup.names import parse_time, split_s3_url, utc_time
 from ddb_backup.selection.selectors import changes_filter
 
 BATCH = 25
@@ -42,7 +43,7 @@ def resolve_to_time(
     """
     if not request.get("table") or request.get("map") or request.get("backupId"):
         raise BadInput("'toTime' restores one table: give 'source' (the table's backups, s3://B/P/T/) and 'table'")
-    when = parse_time(str(request["toTime"]))
+    when = parse_time(str(request["toTime"]), "toTime")
     if streams is None:
         raise BadInput("a restore to a time reads the table's stream: plan it with a streams client")
     bucket, table_dir = split_s3_url(source_url)
@@ -64,10 +65,10 @@ def _final_changes(s3: Any, exact: dict[str, Any]) -> list[tuple[str, dict[str, 
     bucket, directory = split_s3_url(exact["source"])
     manifest = get_json(s3, bucket, directory + layout.MANIFEST)
     if "toTime" in exact:
-        until = at(exact["toTime"])
+        until = utc_time(exact["toTime"])
         changes = changes_to(s3, bucket, exact["tableDir"], manifest, until)
     else:
-        until = at(exact["consistentAt"])
+        until = utc_time(exact["consistentAt"])
         changes = backup_changes(s3, bucket, directory, manifest)
     return sorted(fold(changes, until).items())
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from ddb_backup.aws.s3io import get_json, get_json_or_none, list_keys, put_json
 from ddb_backup.errors import BillingNotRestored, ChangesPending, IntegrityError, RestoreIncomplete
+from ddb_backup.names import utc_time
 from ddb_backup.restore import capacity, exact, importtable
 from ddb_backup.restore.resume import MARK_KEY, clear_mark
 from ddb_backup.restore.write import note_key
@@ -59,7 +60,7 @@ def finalize_restore(
         _apply_exact(ddb, s3, bucket, prefix, plan["tables"], report_tables, changes_budget)
     billing = _billing_back(ddb, plan["tables"]) if ddb is not None else []
     finished = now or dt.datetime.now(dt.UTC)
-    started = dt.datetime.fromisoformat(plan["startedAt"])
+    started = utc_time(plan["startedAt"])
     report = {
         "runId": plan["runId"],
         "status": "FAILED" if problems or billing else "SUCCEEDED",

@@ -19,13 +19,14 @@ from typing import Any
 
 from ddb_backup.aws import tables
 from ddb_backup.aws.retry import Retry, call_with_backoff
-from ddb_backup.aws.s3io import list_keys, split_s3_url
+from ddb_backup.aws.s3io import list_keys
 from ddb_backup.errors import BadInput, RestoreIncomplete
-from ddb_backup.format.location import is_s3
 from ddb_backup.format.location import name as location_name
 from ddb_backup.format.sources import Source, open_source
+from ddb_backup.names import is_s3_url, split_s3_url
 from ddb_backup.restore import resume
 from ddb_backup.restore.resume import Mark
+from ddb_backup.restore.target import table_args
 
 METHODS = ("auto", "import", "write")
 #: Most S3 objects one ImportTable reads (AWS quota).
@@ -71,7 +72,7 @@ def _why_not(s3: Any, src: Source, target: str, *, exists: bool) -> str | None:
         return f"table {target} exists and ImportTable only creates new tables"
     if not src.parts:
         return "the backup holds no parts"
-    if not all(is_s3(p.url) for p in src.parts):
+    if not all(is_s3_url(p.url) for p in src.parts):
         return "the backup is not in S3 (ImportTable reads only S3)"
     dialects = sorted({p.dialect for p in src.parts} - {"item"})
     if dialects:
@@ -119,8 +120,6 @@ def _prefix_problem(s3: Any, src: Source) -> str | None:
 
 def import_args(src: Source, target: str, key_schema: list[dict[str, str]] | None) -> dict[str, Any]:
     """ImportTable's arguments: the parts' prefix and the table as CreateTable would make it (minus what Import lacks)."""
-    from ddb_backup.restore.target import table_args
-
     created = table_args(target, src.description, key_schema)
     allowed = (
         "TableName",

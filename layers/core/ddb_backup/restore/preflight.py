@@ -7,27 +7,30 @@ import shlex
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from ddb_backup import names
 from ddb_backup.aws.ratelimit import table_rate
 from ddb_backup.aws.retry import error_code
 from ddb_backup.aws.tables import describe_table
 from ddb_backup.errors import BackupIncomplete, IntegrityError
 from ddb_backup.format import location
-from ddb_backup.format.lines import PartRef
-from ddb_backup.format.sources import Source
 from ddb_backup.restore import capacity
+
+if TYPE_CHECKING:
+    from ddb_backup.format.lines import PartRef
+    from ddb_backup.format.sources import Source
 
 _NOT_FOUND = ("404", "NoSuchKey", "NotFound")
 
 
 def _size(url: str, s3: Any) -> int | None:
     """The size of a file or object, None when it is not there."""
-    if not location.is_s3(url):
+    if not names.is_s3_url(url):
         return os.path.getsize(url) if os.path.isfile(url) else None
-    bucket, key = location.split(url)
+    bucket, key = names.split_s3_url(url)
     try:
         return int(s3.head_object(Bucket=bucket, Key=key)["ContentLength"])
     except ClientError as exc:
@@ -45,7 +48,7 @@ def check_parts_present(parts: list[PartRef], s3: Any, workers: int = 32) -> Non
     """
     if not parts:
         return
-    if any(location.is_s3(p.url) for p in parts):
+    if any(names.is_s3_url(p.url) for p in parts):
         s3 = location.s3_client(s3)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(parts)))) as pool:
         sizes = list(pool.map(lambda p: _size(p.url, s3), parts))
@@ -55,7 +58,10 @@ def check_parts_present(parts: list[PartRef], s3: Any, workers: int = 32) -> Non
         for p, size in zip(parts, sizes, strict=True)
         if size is not None and p.bytes is not None and size != p.bytes
     ]
-    more = lambda names: "" if len(names) <= 5 else f" (and {len(names) - 5} more)"  # noqa: E731
+
+    def more(names: list[str]) -> str:
+        return "" if len(names) <= 5 else f" (and {len(names) - 5} more)"
+
     if missing:
         raise BackupIncomplete(
             f"{len(missing)} part(s) the backup names are missing: {', '.join(missing[:5])}{more(missing)}; "
@@ -142,5 +148,5 @@ def load_adjuster(
     size = int(saved.get("TableSizeBytes") or sum(p.bytes or 0 for p in src.parts))
     # No count anywhere (JSON lines, a stale ItemCount of 0): one item of that size, the fewest units it can take.
     items = src.expected_items if src.expected_items is not None else int(saved.get("ItemCount") or 1)
-    warm, note = capacity.warm_throughput(items, size, capacity.parse_duration(request["within"]))
+    warm, note = capacity.warm_throughput(items, size, names.parse_duration(request["within"]))
     return partial(capacity.create_on_demand, warm=warm, restore=restore), [note]

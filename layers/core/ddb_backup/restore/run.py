@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -28,9 +27,9 @@ from ddb_backup.aws.s3io import put_json
 from ddb_backup.errors import BadInput, UnknownFormat
 from ddb_backup.events import MIRROR_IS_CLI_ONLY
 from ddb_backup.format import layout, runs
-from ddb_backup.format.location import is_s3
 from ddb_backup.format.location import name as location_name
 from ddb_backup.format.sources import Source, key_schema_from_names, open_source
+from ddb_backup.names import is_run_id, is_s3_url, new_backup_id
 from ddb_backup.restore import capacity, exact
 from ddb_backup.restore.importtable import Choice, choose, start_planned
 from ddb_backup.restore.preflight import check_parts_present, load_adjuster, resume_hint, write_rate
@@ -54,36 +53,20 @@ class RestoreSettings:
     import_poll: int = 30  # seconds the state machine waits between two looks at the imports it started
 
 
-def settings_from_env() -> RestoreSettings:
-    """From the environment template.yaml sets (BACKUP_BUCKET, BACKUP_PREFIX, RESTORE_*, MAX_CONCURRENCY)."""
-    from ddb_backup import config
-
-    return RestoreSettings(
-        bucket=config.bucket(),
-        prefix=config.prefix(),
-        write_concurrency=config.env_int("RESTORE_WRITE_CONCURRENCY", 8, 1),
-        attempts=config.env_int("RESTORE_ATTEMPTS", 12, 1),
-        time_budget=float(config.env_int("RESTORE_TIME_BUDGET_SECONDS", 600)),
-        max_concurrency=config.max_concurrency(),
-        write_percent=float(config.env_int("WRITE_PERCENT", 0, 0)) or None,
-        import_poll=config.env_int("IMPORT_POLL_SECONDS", 30, 1),
-    )
-
-
 def run_prefix(settings: RestoreSettings, run_id: str) -> str:
     return layout.restore_dir(settings.prefix, run_id)
 
 
 def run_id_from(execution_name: str | None, now: dt.datetime | None = None) -> str:
     """The execution's name (so a retried plan reuses its directory), or a fresh time-sorted id."""
-    if execution_name and re.fullmatch(r"[A-Za-z0-9_.-]{1,80}", execution_name):
+    if execution_name and is_run_id(execution_name):
         return execution_name
-    return layout.new_backup_id(now)
+    return new_backup_id(now)
 
 
 def _url(source: str, bucket: str | None) -> str:
     """An ``s3://`` URL as given, or a key in the backup bucket (with no bucket: a local path)."""
-    if is_s3(source) or bucket is None:
+    if is_s3_url(source) or bucket is None:
         return source
     return f"s3://{bucket}/{source.lstrip('/')}"
 
@@ -121,7 +104,7 @@ def _pairs(s3: Any, request: dict[str, Any], bucket: str | None) -> _Pairs:
     def wanted(table: str) -> bool:
         return (table in names) if names else any(table.startswith(old) for old, _ in mapping)
 
-    if not is_s3(url) and os.path.isdir(url):
+    if not is_s3_url(url) and os.path.isdir(url):
         return _local_set(url, s3, mapping, wanted, bool(names or request.get("allowPartial")))
     choice = runs.find_run(
         url, s3, request.get("backupId"), wanted=wanted, tables=names, allow_partial=bool(request.get("allowPartial"))

@@ -22,16 +22,18 @@ import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from ddb_backup import names
 from ddb_backup.aws import tables
 from ddb_backup.aws.retry import Retry, call_with_backoff, error_code
 from ddb_backup.errors import BadInput, TargetRefused
-from ddb_backup.format import layout
 from ddb_backup.restore import resume
-from ddb_backup.restore.resume import Mark
+
+if TYPE_CHECKING:
+    from ddb_backup.restore.resume import Mark
 
 MODES = ("new", "overwrite", "mirror")
 
@@ -47,7 +49,7 @@ def map_table_name(name: str, mapping: list[tuple[str, str]] | list[list[str]]) 
         return name
     for old, new in mapping:
         if name.startswith(old):
-            return layout.check_table_name(new + name[len(old) :])
+            return names.check_table_name(new + name[len(old) :])
     raise BadInput(f"table {name}: no name mapping applies to it ({', '.join(f'{o}->{n}' for o, n in mapping)})")
 
 
@@ -105,7 +107,7 @@ def is_empty(ddb: Any, name: str) -> bool:
     return False
 
 
-def create_table_args(name: str, description: dict[str, Any]) -> dict[str, Any]:
+def create_table_args(name: str, description: dict[str, Any]) -> dict[str, Any]:  # noqa: C901
     """CreateTable arguments that rebuild the described table under ``name``."""
     table = description["Table"]
     billing = (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
@@ -209,7 +211,7 @@ def _why(exc: BaseException) -> str:
 
 
 def _check_request(name: str, mode: str, source_table: str | None, allow_source: bool) -> None:
-    layout.check_table_name(name)
+    names.check_table_name(name)
     if mode not in MODES:
         raise BadInput(f"mode {mode!r}: choose 'new', 'overwrite' or 'mirror'")
     if source_table and name == source_table and not allow_source:

@@ -24,7 +24,6 @@ from ddb_backup.aws import retry
 from ddb_backup.aws.ratelimit import RateLimiter, consumed_units
 from ddb_backup.aws.s3io import put_json
 from ddb_backup.errors import IntegrityError, RestoreIncomplete
-from ddb_backup.format.ddbjson import Item
 from ddb_backup.format.keys import EXAMPLES, KeyOf, KeysSeen
 from ddb_backup.format.lines import PartRef
 from ddb_backup.restore import fastwrite
@@ -32,6 +31,7 @@ from ddb_backup.restore.deadletters import dead_letter_home, dead_letter_writer
 
 if TYPE_CHECKING:
     from ddb_backup.events import RestorePartTask
+    from ddb_backup.format.ddbjson import Item
 
 BATCH = 25
 #: Items read (not written) after a key came again, to name a few more such keys.

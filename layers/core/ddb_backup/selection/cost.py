@@ -8,11 +8,14 @@ grow with the matches. Prices: the estimate's dated price table (DynamoDB) and S
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ddb_backup.estimate import PRICES
-from ddb_backup.format.lines import PartRef
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from ddb_backup.format.lines import PartRef
 
 #: S3 Standard GET, per request (us-east-1, 2025-06).
 S3_GET = 0.0004 / 1000
@@ -50,8 +53,10 @@ def read_units(size: int, *, consistent: bool = True) -> float:
 
 def dollars(cost: dict[str, Any]) -> float:
     """The run's total in the backup's region: GETs, and DynamoDB's read and write units (on-demand)."""
-    units = cost.get("writeUnits", 0) * PRICES.write_request_unit + cost.get("readUnits", 0) * PRICES.read_request_unit
-    return round(cost["read"]["getDollars"] + units, 6)
+    units: float = (
+        cost.get("writeUnits", 0) * PRICES.write_request_unit + cost.get("readUnits", 0) * PRICES.read_request_unit
+    )
+    return round(float(cost["read"]["getDollars"]) + units, 6)
 
 
 def describe(cost: dict[str, Any]) -> str:

@@ -9,29 +9,33 @@ so the Distributed Map restores one small part. A selector that matched nothing 
 
 from __future__ import annotations
 
-import datetime as dt
 import gzip
 import hashlib
 import json
 import tempfile
-from collections.abc import Iterable
 from dataclasses import replace
-from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ddb_backup.aws.s3io import get_json, split_s3_url
+from ddb_backup.aws.s3io import get_json
 from ddb_backup.changes.consistent import backup_changes
-from ddb_backup.changes.replay import at, fold
+from ddb_backup.changes.replay import fold
 from ddb_backup.changes.totime import changes_to
 from ddb_backup.format import layout
 from ddb_backup.format.ddbjson import Item, item_from_wire, item_to_wire, line_from_client_item
 from ddb_backup.format.dialects import item_size
 from ddb_backup.format.keys import key_value
 from ddb_backup.format.lines import PartRef
-from ddb_backup.format.sources import Source
+from ddb_backup.names import split_s3_url, utc_time
 from ddb_backup.restore import fastwrite
 from ddb_backup.selection import cost
 from ddb_backup.selection.selectors import NothingSelected, Selection
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Iterable
+    from pathlib import Path
+
+    from ddb_backup.format.sources import Source
 
 
 class _Sink(Protocol):
@@ -134,8 +138,8 @@ def changes_after_parts(s3: Any, src: Source, to_time: dict[str, Any] | None) ->
     directory = directory if directory.endswith("/") else directory + "/"
     manifest = get_json(s3, bucket, directory + layout.MANIFEST)
     if to_time:
-        until = at(to_time["toTime"])
+        until = utc_time(to_time["toTime"])
         changes = changes_to(s3, bucket, to_time["tableDir"], manifest, until)
     else:
-        until, changes = at(manifest["consistentAt"]), backup_changes(s3, bucket, directory, manifest)
+        until, changes = utc_time(manifest["consistentAt"]), backup_changes(s3, bucket, directory, manifest)
     return list(fold(changes, until).values())

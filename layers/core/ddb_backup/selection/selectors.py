@@ -16,18 +16,20 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from ddb_backup.aws.s3io import split_s3_url
 from ddb_backup.errors import BadInput
 from ddb_backup.format.ddbjson import item_from_wire
 from ddb_backup.format.keys import key_value
+from ddb_backup.names import split_s3_url
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: The kinds of selector, as the CLI's options name them.
 KEY, PREFIX, FILE = "--key", "--key-prefix", "--keys-file"
