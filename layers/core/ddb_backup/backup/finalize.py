@@ -10,7 +10,7 @@ from typing import Any
 from ddb_backup import FORMAT_VERSION, __version__
 from ddb_backup.aws.retry import backoff_delay
 from ddb_backup.aws.s3io import get_json, get_json_many, list_keys, put_json
-from ddb_backup.changes import consistent
+from ddb_backup.changes import consistent, gather
 from ddb_backup.errors import BackupIncomplete
 from ddb_backup.format import layout
 
@@ -78,12 +78,15 @@ def finalize_table(
     streams: Any = None,
     settle: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
+    limits: gather.Limits | None = None,
 ) -> dict[str, Any]:
-    """Write the manifest of one table's backup and return its summary.
+    """Write the manifest of one table's backup and return its summary (``done``: true).
 
     Parts no checkpoint lists (left by an invocation that died before its checkpoint, then redone) are
     deleted first: the directory holds exactly what the manifest describes. An exact backup (a stream
-    position in its ``plan.json``) reads the stream to ``consistentAt`` (``streams``), which the manifest says.
+    position in its ``plan.json``) gathers its changes to ``consistentAt`` (``streams``; ``limits``: the
+    files' size and the time this call has), which the manifest says; when the time runs out first, the
+    summary says ``done``: false and no manifest is written (call again: it goes on from its checkpoint).
     """
     plan = get_json(s3, bucket, directory + layout.PLAN)
     parts = all_parts(s3, bucket, directory, plan)
@@ -94,7 +97,11 @@ def finalize_table(
     if missing:
         raise BackupIncomplete(f"table {table}: parts listed by checkpoints are missing: {sorted(missing)[:5]}")
     orphans = _delete_orphans(s3, bucket, directory, present - listed, sleep)
-    exact = _exact(s3, streams, bucket, directory, plan, settle, sleep)
+    limits = limits or gather.Limits()
+    limits.settle, limits.sleep = settle, sleep
+    exact = _exact(s3, streams, bucket, directory, plan, limits)
+    if exact is None:
+        return {"table": table, "backupId": plan["backupId"], "done": False, "items": 0, "parts": len(parts)}
     finished = now or dt.datetime.now(dt.UTC)
     totals = {
         "items": sum(p["items"] for p in parts),
@@ -123,11 +130,16 @@ def finalize_table(
     return {
         "table": table,
         "backupId": plan["backupId"],
+        "done": True,
         "manifest": directory + layout.MANIFEST,
         **totals,
         "orphansDeleted": len(orphans),
         "seconds": round((finished - started).total_seconds(), 3),
-        **({"consistentAt": exact["consistentAt"], "changes": exact["changes"][0]["records"]} if exact else {}),
+        **(
+            {"consistentAt": exact["consistentAt"], "changes": sum(e["records"] for e in exact["changes"])}
+            if exact
+            else {}
+        ),
     }
 
 
@@ -159,19 +171,13 @@ def _delete_orphans(
 
 
 def _exact(
-    s3: Any,
-    streams: Any,
-    bucket: str,
-    directory: str,
-    plan: dict[str, Any],
-    settle: float,
-    sleep: Callable[[float], None],
-) -> dict[str, Any]:
-    """An exact backup's manifest fields (its changes stored beside the parts); {} for a plain backup."""
+    s3: Any, streams: Any, bucket: str, directory: str, plan: dict[str, Any], limits: gather.Limits
+) -> dict[str, Any] | None:
+    """An exact backup's manifest fields (its changes stored beside the parts); {} for a plain backup; None
+    when the time ran out before every change was gathered."""
     if "stream" not in plan:
         return {}
     if streams is None:
         raise BackupIncomplete(f"table {plan['table']}: an exact backup's finalize needs a DynamoDB Streams client")
     position = consistent.position_of(plan["table"], plan["stream"])
-    changes, consistent_at = consistent.capture(streams, position, settle=settle, sleep=sleep)
-    return consistent.store(s3, bucket, directory, changes, position, consistent_at)
+    return gather.gather(s3, streams, bucket, directory, position, limits)
