@@ -42,6 +42,10 @@ CHECKPOINT = f"{archive.CHANGES}_gather.json"
 ARCHIVE_FILES = f"{archive.CHANGES}_gather-files.json"
 #: Changes a file holds (plus at most one page): what a finalize holds in memory.
 CHUNK = 50_000
+#: Empty pages in a row that end an open shard's reading. A shard answers empty pages between records too: at
+#: the strict stream's one in five, :data:`~ddb_backup.changes.stream.TIP_PAGES` (5) ends a read early about
+#: once in 125 shards (three in a row after a fresh reader's two); twelve, once in 4e8.
+TIP_PAGES = 12
 #: Seconds finalize waits for the archiver to show it holds every shard's changes up to the moment.
 ARCHIVE_WAIT = 60.0
 
@@ -101,21 +105,23 @@ def gather(
 
 
 def _begin(s3: Any, streams: Any, bucket: str, directory: str, position: Position, limits: Limits) -> dict[str, Any]:
-    """The first call: the moment, the shards to read and where from, the archive files; checkpointed."""
+    """The first call: the moment, the shards to read and where from, the archive files; checkpointed.
+
+    The shards are listed once DynamoDB's clock has passed the moment: a shard opened later holds only later
+    changes."""
     consistent_at = moment(streams, position)
+    shards = [s["ShardId"] for s in _relevant(streams, position)]
     limits.sleep(limits.settle)
-    shards = _relevant(streams, position)
     since = position.started - MARGIN
     state: dict[str, Any] = {
         "consistentAt": consistent_at.isoformat(),
         "changesFrom": since.isoformat(),
         "files": [],
-        "shards": {s["ShardId"]: {"after": None, "done": False} for s in shards},
+        "shards": {shard: {"after": None, "done": False} for shard in shards},
     }
     table_dir = directory.rstrip("/").rsplit("/", 1)[0] + "/"
-    if _archive_usable(s3, bucket, table_dir, position, since, consistent_at):
-        archived = _await_archive(s3, streams, bucket, table_dir, position, consistent_at, limits)
-        state["shards"] = {k: v for k, v in archived.items() if k in state["shards"]}
+    if _archive_usable(s3, streams, bucket, table_dir, position, since, consistent_at):
+        state["shards"] = _await_archive(s3, streams, bucket, table_dir, position, consistent_at, shards, limits)
         keys = sorted(archive.files_between(s3, bucket, table_dir, since, consistent_at))
         put_json(s3, bucket, directory + ARCHIVE_FILES, keys)
         state["archive"] = {"files": len(keys), "next": 0}
@@ -145,32 +151,39 @@ def _relevant(streams: Any, position: Position) -> list[dict[str, Any]]:
 
 
 def _archive_usable(
-    s3: Any, bucket: str, table_dir: str, position: Position, since: dt.datetime, until: dt.datetime
+    s3: Any, streams: Any, bucket: str, table_dir: str, position: Position, since: dt.datetime, until: dt.datetime
 ) -> bool:
     """Whether the table's change archive can stand in for the stream over [since, until]."""
     info = archive.archive_info(s3, bucket, table_dir)
-    if not info or info.get("streamArn") != position.arn or at(info["coveredFrom"]) > since:
+    if not info or info.get("streamArn") != position.arn:
+        return False
+    _, created = list_shards(streams, position.arn)  # an archive begun with its stream misses nothing before
+    if at(info["coveredFrom"]) > max(since, created or since):
         return False
     return gap_in(archive.gaps(s3, bucket, table_dir), since, until) is None
 
 
 def _await_archive(
-    s3: Any, streams: Any, bucket: str, table_dir: str, position: Position, until: dt.datetime, limits: Limits
+    s3: Any,
+    streams: Any,
+    bucket: str,
+    table_dir: str,
+    position: Position,
+    until: dt.datetime,
+    wanted: list[str],
+    limits: Limits,
 ) -> dict[str, dict[str, Any]]:
-    """Each relevant shard: done (the archive holds its changes to ``until``), or the sequence number to read
+    """Each wanted shard: done (the archive holds its changes to ``until``), or the sequence number to read
     the stream after. Waits up to ``archive_wait`` seconds for the archiver (DescribeStream only, no reads)."""
     deadline = time.monotonic() + limits.archive_wait
     while True:
-        shards = _relevant(streams, position)
+        shards, _ = list_shards(streams, position.arn)
         states = {s["shard"]: s for s in archive.all_states(s3, bucket, table_dir)}
         covered = _covered(shards, states, until)
-        if len(covered) == len(shards) or time.monotonic() >= deadline:
+        if covered >= set(wanted) or time.monotonic() >= deadline:
             break
         limits.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
-    return {
-        s["ShardId"]: {"after": (states.get(s["ShardId"]) or {}).get("seq"), "done": s["ShardId"] in covered}
-        for s in shards
-    }
+    return {shard: {"after": (states.get(shard) or {}).get("seq"), "done": shard in covered} for shard in wanted}
 
 
 def _covered(shards: list[dict[str, Any]], states: dict[str, dict[str, Any]], until: dt.datetime) -> set[str]:
@@ -216,7 +229,12 @@ def _from_stream(streams: Any, position: Position, files: _Files, limits: Limits
         if limits.time_left() <= 0:
             return False
         pages = read_shard(
-            streams, position.arn, shard, after=progress["after"], stop=lambda b: at(b[-1]["time"]) > until
+            streams,
+            position.arn,
+            shard,
+            after=progress["after"],
+            stop=lambda b: at(b[-1]["time"]) > until,
+            tip_pages=TIP_PAGES,
         )
         for page in pages:
             if page.trimmed:
