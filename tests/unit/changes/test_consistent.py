@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Any
 
 import pytest
-
-from typing import Any
 
 from ddb_backup.changes import consistent
 from ddb_backup.changes.consistent import Position, backup_changes, moment, note_position

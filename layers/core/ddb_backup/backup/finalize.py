@@ -90,7 +90,7 @@ def finalize_table(
     """
     plan = get_json(s3, bucket, directory + layout.PLAN)
     parts = all_parts(s3, bucket, directory, plan)
-    table, total = plan["table"], int(plan["totalSegments"])
+    table = plan["table"]
     listed = {p["key"] for p in parts}
     present = {k[len(directory) :] for k in list_keys(s3, bucket, directory + layout.DATA_DIR)}
     missing = listed - present
@@ -109,22 +109,7 @@ def finalize_table(
         "uncompressedBytes": sum(p["uncompressedBytes"] for p in parts),
         "parts": len(parts),
     }
-    manifest = {
-        "format": "ddb-backup",
-        "formatVersion": FORMAT_VERSION,
-        "toolVersion": __version__,
-        "table": table,
-        "backupId": plan["backupId"],
-        "startedAt": plan["startedAt"],
-        "finishedAt": finished.isoformat(),
-        "segments": total,
-        "itemFormat": "DYNAMODB_JSON",
-        "compression": "GZIP",
-        "description": plan["description"],
-        "parts": parts,
-        "totals": totals,
-        **exact,
-    }
+    manifest = _manifest(plan, parts, totals, finished, exact)
     put_json(s3, bucket, directory + layout.MANIFEST, manifest)
     started = dt.datetime.fromisoformat(plan["startedAt"])
     return {
@@ -140,6 +125,33 @@ def finalize_table(
             if exact
             else {}
         ),
+    }
+
+
+def _manifest(
+    plan: dict[str, Any],
+    parts: list[dict[str, Any]],
+    totals: dict[str, Any],
+    finished: dt.datetime,
+    exact: dict[str, Any],
+) -> dict[str, Any]:
+    """``manifest.json``'s document."""
+    table, total = plan["table"], int(plan["totalSegments"])
+    return {
+        "format": "ddb-backup",
+        "formatVersion": FORMAT_VERSION,
+        "toolVersion": __version__,
+        "table": table,
+        "backupId": plan["backupId"],
+        "startedAt": plan["startedAt"],
+        "finishedAt": finished.isoformat(),
+        "segments": total,
+        "itemFormat": "DYNAMODB_JSON",
+        "compression": "GZIP",
+        "description": plan["description"],
+        "parts": parts,
+        "totals": totals,
+        **exact,
     }
 
 
