@@ -99,7 +99,7 @@ def test_a_finalize_stopped_by_its_deadline_goes_on_from_its_checkpoint_to_the_s
     fields = None
     while fields is None:
         calls += 1
-        budget = next(clock) + 15
+        budget = next(clock) + 6
         fields = gather.gather(
             client("s3"),
             streams,

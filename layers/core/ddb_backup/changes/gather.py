@@ -67,6 +67,7 @@ class _Files:
     def __init__(self, s3: Any, bucket: str, directory: str, state: dict[str, Any], chunk: int) -> None:
         self.s3, self.bucket, self.directory, self.state, self.chunk = s3, bucket, directory, state, chunk
         self.buffer: list[Change] = []
+        self.progressed = False  # this call read something: it may stop (each call moves on, whatever its time)
         self.since, self.until = at(state["changesFrom"]), at(state["consistentAt"])
 
     def add(self, changes: list[Change]) -> None:
@@ -211,12 +212,13 @@ def _from_archive(s3: Any, bucket: str, directory: str, files: _Files, limits: L
     keys = get_json(s3, bucket, directory + ARCHIVE_FILES)
     table_dir = directory.rstrip("/").rsplit("/", 1)[0] + "/"
     for key in keys[progress["next"] :]:
-        if limits.time_left() <= 0:
+        if files.progressed and limits.time_left() <= 0:
             return False
         if not key.startswith(table_dir):
             raise BackupIncomplete(f"{key}: not an archive file of {table_dir}")
         progress["next"] += 1  # first: a file written now holds this one's changes, and its checkpoint says so
         files.add(archive.get_changes(s3, bucket, key))
+        files.progressed = True
     return True
 
 
@@ -226,7 +228,7 @@ def _from_stream(streams: Any, position: Position, files: _Files, limits: Limits
     for shard, progress in files.state["shards"].items():
         if progress["done"]:
             continue
-        if limits.time_left() <= 0:
+        if files.progressed and limits.time_left() <= 0:
             return False
         pages = read_shard(
             streams,
@@ -245,7 +247,9 @@ def _from_stream(streams: Any, position: Position, files: _Files, limits: Limits
             if page.records:  # the position first: a file written now holds this page, and its checkpoint says so
                 progress["after"] = page.records[-1]["seq"]
                 files.add(page.records)
-            if limits.time_left() <= 0 and not (page.closed or page.tip or _past(page.records, until)):
+            files.progressed = True
+            # stop after a page of records only: a shard's tip is a run of empty pages, which a new call restarts
+            if page.records and limits.time_left() <= 0 and not (page.closed or _past(page.records, until)):
                 return False
         progress["done"] = True
     return True
