@@ -8,6 +8,11 @@
   than ``ToleratedFailureCount`` or ``ToleratedFailurePercentage`` allows (a threshold the ASL does not
   set does not apply; with neither set, one failed child fails the Map), where moto counts the
   failures and carries on.
+- An execution's history holds at most 25,000 events: a state that would start past them fails the execution
+  with ``States.Runtime`` (no Retry or Catch handles it), where moto's history grows without end. A poll
+  loop of a Task, a Choice and a Wait adds about 9 events a round.
+
+:func:`simulated_waits` (for tests) makes Wait states return at once, adding their seconds to a clock.
 """
 
 from __future__ import annotations
@@ -35,12 +40,18 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_map.tolerated_fail
     ToleratedFailureCountDecl,
     ToleratedFailurePercentageDecl,
 )
+from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.quotas import is_within_size_quota
 
 if TYPE_CHECKING:
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 
 DATA_LIMIT = StatesErrorNameType.StatesStatesDataLimitExceeded
+RUNTIME = StatesErrorNameType.StatesRuntime
+#: Most events one execution's history holds (AWS quota, standard workflows).
+MAX_HISTORY_EVENTS = 25_000
 TOLERATED = StatesErrorNameType.StatesExceedToleratedFailureThreshold
 #: The thresholds the running Map's ASL sets: (ToleratedFailureCount, ToleratedFailurePercentage).
 _running = threading.local()
@@ -91,7 +102,7 @@ def _data_limit_is_terminal(original: Callable[..., None]) -> Callable[..., None
     def eval_body(self: ErrorEqualsDecl, env: Any) -> None:
         error_name = env.stack[-1]
         original(self, env)
-        if isinstance(error_name, StatesErrorName) and error_name.typ == DATA_LIMIT:
+        if isinstance(error_name, StatesErrorName) and error_name.typ in (DATA_LIMIT, RUNTIME):
             env.stack[-1] = False
 
     return eval_body
@@ -118,6 +129,43 @@ def _children_failures_fail_the_map(original: Callable[..., None]) -> Callable[.
     return map_run
 
 
+def _history_within_limit(original: Callable[..., None]) -> Callable[..., None]:
+    def eval_body(self: CommonStateField, env: Any) -> None:
+        events = len(env.event_manager._history_event_list)
+        if events >= MAX_HISTORY_EVENTS:
+            raise _fail(
+                env,
+                RUNTIME,
+                f"The execution reached the maximum number of history events ({MAX_HISTORY_EVENTS:,}) before "
+                f"state '{self.name}': a long poll loop must wait longer between rounds, or continue in a new "
+                "execution.",
+            )
+        original(self, env)
+
+    return eval_body
+
+
+class SimulatedClock:
+    """The seconds the Wait states of executions would have waited (:func:`simulated_waits`)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.waits = 0
+
+
+@contextmanager
+def simulated_waits() -> Iterator[SimulatedClock]:
+    """While the block runs, a Wait state returns at once and adds its seconds to the clock it yields."""
+    clock = SimulatedClock()
+
+    def wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
+        clock.seconds += max(0, wait_seconds)
+        clock.waits += 1
+
+    with mock.patch.object(WaitFunction, "_wait_interval", wait_interval):
+        yield clock
+
+
 #: The logger of moto's ASL preprocessor, which notes on every execution the Map thresholds it ignores.
 MOTO_ASL_PARSER = "moto.stepfunctions.parser.asl.parse.preprocessor"
 
@@ -138,6 +186,7 @@ def enforced() -> Iterator[None]:
             (StateMap, "_eval_execution", _map_result_within_quota),
             (ErrorEqualsDecl, "_eval_body", _data_limit_is_terminal),
             (DistributedIterationComponent, "_map_run", _children_failures_fail_the_map),
+            (CommonStateField, "_eval_body", _history_within_limit),
         ):
             stack.enter_context(mock.patch.object(owner, name, wrap(getattr(owner, name))))
         parser_log = logging.getLogger(MOTO_ASL_PARSER)

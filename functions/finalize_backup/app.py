@@ -9,13 +9,23 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ddb_backup import config
 from ddb_backup.aws.clients import client
 from ddb_backup.backup.report import finalize_noted, run_output, write_report
+from ddb_backup.backup.scan import deadline_from
+from ddb_backup.changes.gather import CHUNK, Limits
 from ddb_backup.events import FinalizeBackupEvent
 from ddb_backup.format.catalog import newest_backup_ages
 from ddb_backup.observability import logger, metrics, table_metrics, tracer
 
 
-def finalize_one_table(event: FinalizeBackupEvent) -> dict[str, Any]:
+def finalize_one_table(event: FinalizeBackupEvent, context: LambdaContext) -> dict[str, Any]:
+    """One table; an exact backup's changes are gathered until the time budget runs out (``done``: false, the
+    state machine calls again and the next call goes on from the checkpoint)."""
     assert event.table and event.backup_dir  # checked by the model
+    limits = Limits(
+        chunk=config.env_int("CHANGE_FILE_RECORDS", CHUNK, 1),
+        time_left=deadline_from(
+            context.get_remaining_time_in_millis, config.env_int("FINALIZE_TIME_BUDGET_SECONDS", 600)
+        ),
+    )
     summary = finalize_noted(
         client("s3"),
         config.bucket(),
@@ -24,7 +34,11 @@ def finalize_one_table(event: FinalizeBackupEvent) -> dict[str, Any]:
         event.run_prefix,
         streams=client("dynamodbstreams"),
         settle=config.env_int("STREAM_SETTLE_SECONDS", 2),
+        limits=limits,
     )
+    if not summary["done"]:
+        logger.info("exact backup's changes gathered in part; the next call goes on", extra=summary)
+        return summary
     table_metrics(
         event.table,
         {
@@ -57,4 +71,4 @@ def report_the_run(event: FinalizeBackupEvent) -> dict[str, Any]:
 @metrics.log_metrics
 @event_parser(model=FinalizeBackupEvent)
 def lambda_handler(event: FinalizeBackupEvent, context: LambdaContext) -> dict[str, Any]:
-    return report_the_run(event) if event.report else finalize_one_table(event)
+    return report_the_run(event) if event.report else finalize_one_table(event, context)

@@ -282,13 +282,14 @@ def test_a_shard_gone_before_it_was_archived_to_its_end_is_a_gap(env: Any, capsy
 
 
 def test_a_scan_that_outlasted_the_stream_retention_is_refused(env: Any) -> None:
-    from ddb_backup.changes.consistent import Position, capture
+    from ddb_backup.changes.consistent import Position
+    from ddb_backup.changes.gather import Limits, gather
     from ddb_backup.errors import BackupIncomplete
 
     streams = FakeStreams({"later": (None, [record(900, 60 * 25, "k", "v")], False)})
     began = Position("slow-Table", "arn", frozenset({"first"}), T0)
     with pytest.raises(BackupIncomplete, match=r"shards \['first'\] were trimmed \(24 h retention\) during the scan"):
-        capture(streams, began, settle=0)
+        gather(client("s3"), streams, BUCKET, "p/slow-Table/20261201T000000Z-0123abcd/", began, Limits(settle=0))
 
 
 def test_the_plan_refuses_an_exact_backup_whose_scan_outlasts_the_stream_retention(env: Any) -> None:

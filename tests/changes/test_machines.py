@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from ddb_backup.aws.clients import client
-from ddb_backup.changes import archive, consistent
+from ddb_backup.changes import archive, gather
 from ddb_backup.changes.lambda_event import handle
 from devkit.emulator import LocalStack
 from devkit.strict import iam
@@ -96,7 +96,7 @@ def test_a_machine_backup_with_consistent_while_writing_restores_the_table_at_co
 
     s3.meta.events.register("provide-client-params.s3.PutObject", seen)
     at_capture: dict[str, Any] = {}
-    original = consistent.capture
+    original = gather.gather
 
     def capture_after_the_writes(*args: Any, **kwargs: Any) -> Any:  # finalize: the writer holds still around it
         at_capture["model"], at_capture["ops"] = writer.hold(), sum(writer.ops.values())
@@ -105,7 +105,7 @@ def test_a_machine_backup_with_consistent_while_writing_restores_the_table_at_co
         finally:
             writer.paused.clear()
 
-    monkeypatch.setattr(consistent, "capture", capture_after_the_writes)
+    monkeypatch.setattr(gather, "gather", capture_after_the_writes)
     thread = threading.Thread(target=writer.loop)
     thread.start()
     try:
@@ -119,7 +119,7 @@ def test_a_machine_backup_with_consistent_while_writing_restores_the_table_at_co
     assert at_capture["ops"] > 400  # the writer wrote while the machine scanned
     manifest = _manifest(bucket, summary["manifest"])
     assert manifest["consistentAt"] == summary["consistentAt"]
-    assert manifest["changes"][0]["records"] == summary["changes"] > 0
+    assert sum(e["records"] for e in manifest["changes"]) == summary["changes"] > 0
     assert [m.get("consistentAt") for m in manifests] == [manifest["consistentAt"]]  # written once, exact at once
     assert sorted(map(canonical, backup_items(s3, bucket, summary["manifest"]))) != expected  # the scan alone is not
 
@@ -228,14 +228,14 @@ def test_an_exact_backup_in_another_allowed_bucket_restores_with_its_changes(mon
         _create_table()
         writer = Writer(ddb, seed=43)
         writer.run(count=300)
-        original = consistent.capture
+        original = gather.gather
 
         def capture_after_more_writes(*args: Any, **kwargs: Any) -> Any:  # writes after the scan: its changes
             with iam.acting_as(None):  # the application writing, not finalize's role
                 writer.run(count=60)
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(consistent, "capture", capture_after_more_writes)
+        monkeypatch.setattr(gather, "gather", capture_after_more_writes)
         desc = stack.run("BackupStateMachine", {"tables": [TABLE], "consistent": True, "segments": 2})
         assert desc["status"] == "SUCCEEDED", desc.get("cause")
         [summary] = backup_summaries(desc)
@@ -251,3 +251,37 @@ def test_an_exact_backup_in_another_allowed_bucket_restores_with_its_changes(mon
         assert _items("exact-copy") == _model(writer.model)
         [row] = restore_report(restored)["tables"]
         assert row["changesApplied"] > 0
+
+
+def test_the_backup_machine_calls_finalize_again_until_every_change_is_gathered(
+    slow_scan: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exact backup's finalize out of time answers done: false; the machine calls it again, and each call
+    goes on from the checkpoint in S3 (issue 23 point 8). Budget 0: each call reads one page or file."""
+    monkeypatch.setenv("FINALIZE_TIME_BUDGET_SECONDS", "0")
+    monkeypatch.setenv("CHANGE_FILE_RECORDS", "15")
+    stack, ddb = slow_scan, client("dynamodb")
+    bucket = stack.outputs["BackupBucketName"]
+    _create_table()
+    writer = Writer(ddb, seed=44)
+    writer.run(count=200)
+    original, calls = gather.gather, []
+
+    def writes_then_gathers(*args: Any, **kwargs: Any) -> Any:  # the first call: changes after the scan
+        if not calls:
+            with iam.acting_as(None):
+                writer.run(count=120)
+        calls.append(original(*args, **kwargs))
+        return calls[-1]
+
+    monkeypatch.setattr(gather, "gather", writes_then_gathers)
+    desc = stack.run("BackupStateMachine", {"tables": [TABLE], "consistent": True, "segments": 2})
+    assert desc["status"] == "SUCCEEDED", desc.get("cause")
+    [summary] = backup_summaries(desc)
+    assert calls.count(None) >= 3 and calls[-1] is not None  # out of time at least three times, then done
+    manifest = _manifest(bucket, summary["manifest"])
+    assert len(manifest["changes"]) >= 3 and sum(e["records"] for e in manifest["changes"]) == summary["changes"]
+    directory = summary["manifest"].rsplit("/", 1)[0] + "/"
+    restored = stack.run("RestoreStateMachine", {"source": f"s3://{bucket}/{directory}", "table": "gathered-copy"})
+    assert restored["status"] == "SUCCEEDED", restored.get("cause")
+    assert _items("gathered-copy") == _model(writer.model)

@@ -238,6 +238,7 @@ def test_the_manifest_lists_every_part_of_every_segment_with_totals_and_is_writt
     assert summary == {
         "table": "mystack-GranulesTable",
         "backupId": plan["backupId"],
+        "done": True,
         "manifest": directory + layout.MANIFEST,
         **totals,
         "orphansDeleted": 0,

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Any
 
 import pytest
 
 from ddb_backup.changes import consistent
-from ddb_backup.changes.consistent import Position, capture, note_position, store
-from ddb_backup.changes.stream import TIP_PAGES
+from ddb_backup.changes.consistent import Position, backup_changes, moment, note_position
+from ddb_backup.changes.gather import Limits, gather
+from ddb_backup.changes.stream import TIP_PAGES, Change
 from ddb_backup.names import utc_time
 from tests.helpers.aws import FakeDynamoDB, FakeS3, FakeStreams, Shard, record
 
 _STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+def capture(streams: FakeStreams, position: Position, **_: Any) -> tuple[list[Change], dt.datetime]:
+    """Gather an exact backup's changes into a fake bucket; the changes and ``consistentAt``."""
+    s3 = FakeS3()
+    fields = gather(s3, streams, "bkt", "p/T/id/", position, Limits(settle=0, sleep=lambda _: None))
+    assert fields is not None
+    return backup_changes(s3, "bkt", "p/T/id/", fields), utc_time(fields["consistentAt"])
 
 
 def _started() -> dt.datetime:
@@ -27,11 +37,13 @@ def test_a_change_made_just_after_the_scan_began_is_kept_though_its_stamp_is_the
     just_after = record(300000000000000000001, started + dt.timedelta(seconds=0.2), "a", "v")
     streams = FakeStreams([Shard("shardId-1", start=300000000000000000001, records=[just_after])])
     position = Position("T", "arn", frozenset({"shardId-1"}), started)
-    changes, consistent_at = capture(streams, position, settle=0, sleep=lambda _: None)
+    s3 = FakeS3()
+    fields = gather(s3, streams, "bkt", "p/T/id/", position, Limits(settle=0, sleep=lambda _: None))
+    assert fields is not None
+    changes, consistent_at = backup_changes(s3, "bkt", "p/T/id/", fields), utc_time(fields["consistentAt"])
     assert [c["seq"] for c in changes] == ["300000000000000000001"]
     assert utc_time(changes[0]["time"]) < started <= consistent_at
     # The manifest says where its changes begin: at or before every change it holds.
-    fields = store(FakeS3(), "bkt", "p/T/id/", changes, position, consistent_at)
     assert utc_time(fields["changesFrom"]) <= utc_time(changes[0]["time"])
 
 
@@ -59,7 +71,7 @@ def test_the_moment_comes_from_dynamodbs_clock_not_this_machines(monkeypatch: py
     streams = FakeStreams([Shard("shardId-1", start=300000000000000000001)])
     before = dt.datetime.fromtimestamp(time.time(), dt.UTC).replace(microsecond=0)
     position = note_position(FakeDynamoDB(stream=_STREAM), streams, "T")
-    _, consistent_at = capture(streams, Position("T", "arn", frozenset({"shardId-1"}), started), settle=0)
+    consistent_at = moment(streams, Position("T", "arn", frozenset({"shardId-1"}), started))
     after = dt.datetime.fromtimestamp(time.time(), dt.UTC)
     assert before <= position.started <= after  # DynamoDB's second, not the skewed one
     assert consistent_at.microsecond == 999999 and before <= consistent_at <= after + dt.timedelta(seconds=1)

@@ -10,10 +10,9 @@ from typing import Any
 from ddb_backup import FORMAT_VERSION, __version__
 from ddb_backup.aws.retry import backoff_delay
 from ddb_backup.aws.s3io import get_json, get_json_many, list_keys, put_json
-from ddb_backup.changes import consistent
+from ddb_backup.changes import consistent, gather
 from ddb_backup.errors import BackupIncomplete
 from ddb_backup.format import layout
-from ddb_backup.names import utc_time
 
 CHECKPOINTS = "checkpoints/"
 #: Unfinished segments quoted by name in one message (the rest are counted).
@@ -79,23 +78,30 @@ def finalize_table(
     streams: Any = None,
     settle: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
+    limits: gather.Limits | None = None,
 ) -> dict[str, Any]:
-    """Write the manifest of one table's backup and return its summary.
+    """Write the manifest of one table's backup and return its summary (``done``: true).
 
     Parts no checkpoint lists (left by an invocation that died before its checkpoint, then redone) are
     deleted first: the directory holds exactly what the manifest describes. An exact backup (a stream
-    position in its ``plan.json``) reads the stream to ``consistentAt`` (``streams``), which the manifest says.
+    position in its ``plan.json``) gathers its changes to ``consistentAt`` (``streams``; ``limits``: the
+    files' size and the time this call has), which the manifest says; when the time runs out first, the
+    summary says ``done``: false and no manifest is written (call again: it goes on from its checkpoint).
     """
     plan = get_json(s3, bucket, directory + layout.PLAN)
     parts = all_parts(s3, bucket, directory, plan)
-    table, total = plan["table"], int(plan["totalSegments"])
+    table = plan["table"]
     listed = {p["key"] for p in parts}
     present = {k[len(directory) :] for k in list_keys(s3, bucket, directory + layout.DATA_DIR)}
     missing = listed - present
     if missing:
         raise BackupIncomplete(f"table {table}: parts listed by checkpoints are missing: {sorted(missing)[:5]}")
     orphans = _delete_orphans(s3, bucket, directory, present - listed, sleep)
-    exact = _exact(s3, streams, bucket, directory, plan, settle, sleep)
+    limits = limits or gather.Limits()
+    limits.settle, limits.sleep = settle, sleep
+    exact = _exact(s3, streams, bucket, directory, plan, limits)
+    if exact is None:
+        return {"table": table, "backupId": plan["backupId"], "done": False, "items": 0, "parts": len(parts)}
     finished = now or dt.datetime.now(dt.UTC)
     totals = {
         "items": sum(p["items"] for p in parts),
@@ -103,7 +109,35 @@ def finalize_table(
         "uncompressedBytes": sum(p["uncompressedBytes"] for p in parts),
         "parts": len(parts),
     }
-    manifest = {
+    manifest = _manifest(plan, parts, totals, finished, exact)
+    put_json(s3, bucket, directory + layout.MANIFEST, manifest)
+    started = dt.datetime.fromisoformat(plan["startedAt"])
+    return {
+        "table": table,
+        "backupId": plan["backupId"],
+        "done": True,
+        "manifest": directory + layout.MANIFEST,
+        **totals,
+        "orphansDeleted": len(orphans),
+        "seconds": round((finished - started).total_seconds(), 3),
+        **(
+            {"consistentAt": exact["consistentAt"], "changes": sum(e["records"] for e in exact["changes"])}
+            if exact
+            else {}
+        ),
+    }
+
+
+def _manifest(
+    plan: dict[str, Any],
+    parts: list[dict[str, Any]],
+    totals: dict[str, Any],
+    finished: dt.datetime,
+    exact: dict[str, Any],
+) -> dict[str, Any]:
+    """``manifest.json``'s document."""
+    table, total = plan["table"], int(plan["totalSegments"])
+    return {
         "format": "ddb-backup",
         "formatVersion": FORMAT_VERSION,
         "toolVersion": __version__,
@@ -118,17 +152,6 @@ def finalize_table(
         "parts": parts,
         "totals": totals,
         **exact,
-    }
-    put_json(s3, bucket, directory + layout.MANIFEST, manifest)
-    started = utc_time(plan["startedAt"])
-    return {
-        "table": table,
-        "backupId": plan["backupId"],
-        "manifest": directory + layout.MANIFEST,
-        **totals,
-        "orphansDeleted": len(orphans),
-        "seconds": round((finished - started).total_seconds(), 3),
-        **({"consistentAt": exact["consistentAt"], "changes": exact["changes"][0]["records"]} if exact else {}),
     }
 
 
@@ -160,19 +183,13 @@ def _delete_orphans(
 
 
 def _exact(
-    s3: Any,
-    streams: Any,
-    bucket: str,
-    directory: str,
-    plan: dict[str, Any],
-    settle: float,
-    sleep: Callable[[float], None],
-) -> dict[str, Any]:
-    """An exact backup's manifest fields (its changes stored beside the parts); {} for a plain backup."""
+    s3: Any, streams: Any, bucket: str, directory: str, plan: dict[str, Any], limits: gather.Limits
+) -> dict[str, Any] | None:
+    """An exact backup's manifest fields (its changes stored beside the parts); {} for a plain backup; None
+    when the time ran out before every change was gathered."""
     if "stream" not in plan:
         return {}
     if streams is None:
         raise BackupIncomplete(f"table {plan['table']}: an exact backup's finalize needs a DynamoDB Streams client")
     position = consistent.position_of(plan["table"], plan["stream"])
-    changes, consistent_at = consistent.capture(streams, position, settle=settle, sleep=sleep)
-    return consistent.store(s3, bucket, directory, changes, position, consistent_at)
+    return gather.gather(s3, streams, bucket, directory, position, limits)

@@ -34,7 +34,7 @@ def note_key(run_prefix: str, table: str) -> str:
 def finalize_noted(
     s3: Any, bucket: str, directory: str, table: str, run_prefix: str | None, **exact: Any
 ) -> dict[str, Any]:
-    """:func:`finalize_table` (``exact``: its streams and settle), its outcome noted under ``run_prefix`` (when
+    """:func:`finalize_table` (``exact``: its streams, settle and limits), its outcome once done noted under ``run_prefix`` (when
     given); a failure is noted and re-raised."""
     try:
         summary = finalize_table(s3, bucket, directory, **exact)
@@ -43,7 +43,7 @@ def finalize_noted(
             note = {"table": table, "backupDir": directory, "complete": False, "problem": f"{exc}"}
             put_json(s3, bucket, note_key(run_prefix, table), {**note, "error": type(exc).__name__})
         raise
-    if run_prefix is not None:
+    if run_prefix is not None and summary["done"]:  # not done: the next call goes on (the state machine's loop)
         put_json(s3, bucket, note_key(run_prefix, table), {**summary, "complete": True})
     return summary
 

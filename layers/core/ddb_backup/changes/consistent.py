@@ -4,7 +4,8 @@ Applying every change from before the scan's start up to ``consistentAt``,
 in sequence order, over the scanned items leaves each key as it was at
 ``consistentAt``: a key the scan saw in any state ends at its last change,
 and a key nobody changed is as scanned. Changes from before the scan are
-harmless (later ones follow them), so the read starts at the trim horizon.
+harmless (later ones follow them); those from a second before the scan's start
+on are kept. :mod:`ddb_backup.changes.gather` reads them, bounded and checkpointed.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.aws.s3io import get_json
 from ddb_backup.changes import archive
 from ddb_backup.changes.replay import apply
-from ddb_backup.changes.stream import Change, list_shards, read_shard, server_time, stream_of
+from ddb_backup.changes.stream import Change, list_shards, server_time, stream_of
 from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError
 from ddb_backup.format import layout
 from ddb_backup.names import is_s3_url, split_s3_url, utc_time
@@ -59,46 +60,18 @@ def server_now(streams: Any, arn: str) -> dt.datetime:
     return server_time(response)
 
 
-def capture(
-    streams: Any, position: Position, *, settle: float = 2.0, sleep: Callable[[float], None] = time.sleep
-) -> tuple[list[Change], dt.datetime]:
-    """After the scan: every change from before it began up to ``consistentAt``, and that moment.
+def moment(streams: Any, position: Position) -> dt.datetime:
+    """``consistentAt``: the last instant of the second DynamoDB's clock is in now, once that clock has passed it.
 
-    ``consistentAt`` is the last instant of the second DynamoDB's clock is in
-    now: stream times have whole seconds, so every change stamped at or
-    before it happened before the moment, and none after. Waits until
-    DynamoDB's clock has passed it, then ``settle`` seconds more for the last
-    changes to appear; refuses when a shard the scan began with is gone (the
-    scan outlasted the stream's 24-hour retention). Every shard is read
-    through its empty pages to a change past the moment, its end, or its tip.
+    Stream times have whole seconds, so every change stamped at or before it
+    happened before the moment, and none after.
     """
     consistent_at = server_now(streams, position.arn) + SECOND
     for _ in range(60):  # within about a second DynamoDB's clock passes the moment's second (real time)
         if server_now(streams, position.arn) > consistent_at:
-            break
+            return consistent_at
         time.sleep(0.05)
-    else:
-        raise BackupIncomplete(
-            f"table {position.table}: DynamoDB's clock (the Date header) did not pass {consistent_at}"
-        )
-    sleep(settle)
-    shards, _ = list_shards(streams, position.arn)
-    gone = sorted(position.shards - {s["ShardId"] for s in shards})
-    if gone:
-        raise BackupIncomplete(
-            f"table {position.table}: stream shards {gone} were trimmed (24 h retention) during the scan: "
-            "the changes since it began are lost; back up again with more segments or workers"
-        )
-    since = position.started - MARGIN
-    out: list[Change] = []
-    for shard in shards:
-        for batch in read_shard(streams, position.arn, shard["ShardId"], stop=lambda b: _past(b, consistent_at)):
-            out.extend(c for c in batch.records if since <= utc_time(c["time"]) <= consistent_at)
-    return out, consistent_at
-
-
-def _past(batch: list[Change], moment: dt.datetime) -> bool:
-    return utc_time(batch[-1]["time"]) > moment
+    raise BackupIncomplete(f"table {position.table}: DynamoDB's clock (the Date header) did not pass {consistent_at}")
 
 
 def position_json(position: Position) -> dict[str, Any]:
@@ -109,19 +82,6 @@ def position_json(position: Position) -> dict[str, Any]:
 def position_of(table: str, doc: dict[str, Any]) -> Position:
     """The position ``plan.json`` recorded (see :func:`position_json`)."""
     return Position(table, str(doc["arn"]), frozenset(doc["shards"]), utc_time(doc["startedAt"]))
-
-
-def store(
-    s3: Any, bucket: str, directory: str, changes: list[Change], position: Position, consistent_at: dt.datetime
-) -> dict[str, Any]:
-    """Write the changes beside the parts; the manifest's fields that say so (written with it, once)."""
-    entry = archive.put_changes(s3, bucket, f"{directory}{archive.CHANGES}000000.jsonl.gz", changes)
-    entry["key"] = entry["key"][len(directory) :]
-    return {
-        "consistentAt": consistent_at.isoformat(),
-        "changesFrom": (position.started - MARGIN).isoformat(),
-        "changes": [entry],
-    }
 
 
 def _change_files(manifest: dict[str, Any], where: str) -> Iterator[tuple[str, str | None]]:

@@ -152,11 +152,12 @@ def read_shard(
     after: str | None = None,
     stop: Callable[[list[Change]], bool] = lambda batch: False,
     limit: int = 1000,
+    tip_pages: int = TIP_PAGES,
 ) -> Iterator[ShardRead]:
     """Pages of one shard's changes from after sequence number ``after`` (or its trim horizon).
 
     Ends when the shard is closed and read to its end, when ``stop`` says so
-    for a page of records, or at an open shard's tip (:data:`TIP_PAGES` empty
+    for a page of records, or at an open shard's tip (``tip_pages`` empty
     pages in a row, the last page then says ``tip``). Empty pages before and
     between records are followed, never taken as the end. An iterator that
     expired (15 minutes) is renewed after the last record read. ``trimmed``
@@ -177,7 +178,7 @@ def read_shard(
         iterator = page.get("NextShardIterator")
         empty = 0 if batch else empty + 1
         after = batch[-1]["seq"] if batch else after
-        tip = bool(iterator) and empty >= TIP_PAGES
+        tip = bool(iterator) and empty >= tip_pages
         yield ShardRead(shard, batch, closed=iterator is None, trimmed=trimmed, tip=tip)
         trimmed = False
         if tip or (batch and stop(batch)):
