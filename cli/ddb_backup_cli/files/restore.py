@@ -376,15 +376,15 @@ def _check_restored(src: Source, result: dict[str, Any], expect: int | None, war
 def _exact(ddb: Any, src: Source, target: str, select: Selection | None = None) -> dict[str, Any]:
     """An exact backup's changes applied after its parts (issue 14), from S3 or a local copy of the backup's
     directory (under a selection: the selected keys' only); nothing for other backups."""
-    from ddb_backup.aws.s3io import split_s3_url
-    from ddb_backup.changes.consistent import finish_restore, finish_restore_local
+    from ddb_backup.restore.partitioned.files import backup_files
+    from ddb_backup.restore.partitioned.local import apply_changes
 
-    if is_s3(src.location):
-        bucket, directory = split_s3_url(src.location)
-        done = finish_restore(ddb, src.s3, bucket, directory, target, select.keeps if select else None)
-    else:
-        done = finish_restore_local(ddb, src.location, target, select.keeps if select else None)
-    return {"consistentAt": done["consistentAt"], "changes": done["changes"]} if done else {}
+    listed = backup_files(src.s3, src.location)
+    if listed is None:
+        return {}
+    moment, files = listed
+    done = apply_changes(ddb, src.s3, files, at(moment), target, keep=select.keeps if select else None)
+    return {"consistentAt": moment, "changes": done["changes"]}
 
 
 def _request(

@@ -132,6 +132,11 @@ def _change_files(manifest: dict[str, Any], where: str) -> Iterator[tuple[str, s
         yield key, entry.get("sha256")
 
 
+def change_files(manifest: dict[str, Any], where: str) -> list[tuple[str, str | None]]:
+    """Each change file an exact backup's manifest lists (key under the backup directory, sha256), checked."""
+    return list(_change_files(manifest, where))
+
+
 def backup_changes(s3: Any, bucket: str, directory: str, manifest: dict[str, Any]) -> list[Change]:
     """The changes an exact backup stores, each file checked against the manifest's sha256."""
     out: list[Change] = []
