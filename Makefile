@@ -17,12 +17,14 @@ ASLV := node_modules/.bin/asl-validator
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help lock venv tools lint validate pytest pytest-oldest test demo bench mutate build clean
+.PHONY: help lock venv tools lint validate pytest pytest-oldest test demo bench bench-totime model mutate build clean
 
 help:
 	@echo "make demo   - back up 8 Cumulus tables and restore them, on the embedded emulator"
 	@echo "make test   - ruff, mypy, sam validate --lint, asl-validator, pytest"
 	@echo "make bench  - throughput and memory benchmarks (not part of make test)"
+	@echo "make bench-totime - a restore to a time applying 100k, 300k and 1M changes: time, peak memory a call"
+	@echo "make model  - the model-based test at scale: 100,000 changes, 20 restore times (not part of make test)"
 	@echo "make mutate - mutation testing of the modules that guard data (not part of make test)"
 	@echo "make build  - sam build (needs python3.13 on PATH)"
 
@@ -96,6 +98,14 @@ bench: venv
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.rate
 	$(BIN)/python -m bench.throttle
+
+bench-totime: venv
+	$(BIN)/python -m bench.totime
+
+# tests/changes/test_model_scale.py is skipped unless MODEL_CHANGES is set (CI runs test_model.py, its small case).
+MODEL_CHANGES ?= 100000
+model: venv
+	MODEL_CHANGES=$(MODEL_CHANGES) $(BIN)/pytest -q -s -p no:cacheprovider tests/changes/test_model_scale.py
 
 # mutmut over the data-guarding modules, each with only its mapped tests (tools/mutate.py);
 # equivalent mutants are listed with their reasons in tools/mutate_equivalents.toml.

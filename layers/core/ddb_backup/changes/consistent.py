@@ -21,7 +21,7 @@ from typing import Any
 from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.aws.s3io import get_json, split_s3_url
 from ddb_backup.changes import archive
-from ddb_backup.changes.replay import apply, at
+from ddb_backup.changes.replay import at
 from ddb_backup.changes.stream import Change, list_shards, read_shard, server_time, stream_of
 from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError
 from ddb_backup.format import layout
@@ -175,29 +175,3 @@ def stored_changes(s3: Any, url: str) -> tuple[str, list[Change]] | None:
     if "consistentAt" not in manifest:
         return None
     return manifest["consistentAt"], local_backup_changes(url, manifest)
-
-
-def finish_restore_local(
-    ddb: Any, directory: str, target: str, keep: Callable[[Change], bool] | None = None
-) -> dict[str, Any] | None:
-    """:func:`finish_restore` for a backup directory copied from S3 to this machine."""
-    return _finish(ddb, stored_changes(None, directory), target, keep)
-
-
-def finish_restore(
-    ddb: Any, s3: Any, bucket: str, directory: str, target: str, keep: Callable[[Change], bool] | None = None
-) -> dict[str, Any] | None:
-    """After the parts: apply an exact backup's changes up to its ``consistentAt`` (None for other backups).
-
-    ``keep``: only the changes it accepts (a restore of selected items applies the changes of those only)."""
-    return _finish(ddb, stored_changes(s3, f"s3://{bucket}/{directory}"), target, keep)
-
-
-def _finish(
-    ddb: Any, stored: tuple[str, list[Change]] | None, target: str, keep: Callable[[Change], bool] | None
-) -> dict[str, Any] | None:
-    if stored is None:
-        return None
-    moment, changes = stored
-    counts = apply(ddb, target, [c for c in changes if keep(c)] if keep else changes, at(moment))
-    return {"consistentAt": moment, **counts}
