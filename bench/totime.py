@@ -141,7 +141,7 @@ def one(count: int, budget: float) -> dict[str, Any]:
     items = json.loads((root / BUCKET / run["itemsKey"]).read_bytes())
     apply_calls = []
     for item in items:
-        done, peak, seconds = measured(lambda: apply_task(ddb, s3, BUCKET, PREFIX, item))
+        done, peak, seconds = measured(lambda item=item: apply_task(ddb, s3, BUCKET, PREFIX, item))
         assert done["done"]
         apply_calls.append((peak, seconds))
     row, problems = changes_outcome(

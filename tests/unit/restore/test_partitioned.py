@@ -21,7 +21,7 @@ from ddb_backup.restore.partitioned import split
 from ddb_backup.restore.partitioned.apply import apply_partition, each_partition, folded
 from ddb_backup.restore.partitioned.files import ChangeFile
 from ddb_backup.restore.partitioned.local import apply_changes
-from ddb_backup.restore.partitioned.machine import partition_run
+from ddb_backup.restore.partitioned.machine import apply_task, changes_outcome, partition_run
 from ddb_backup.restore.partitioned.store import DirStore
 from tests.helpers.aws import LONG_SEQ, SHORT_SEQ, T0, FakeDynamoDB, FakeS3, record
 
@@ -191,3 +191,27 @@ def test_each_child_gets_its_share_of_the_table_rate_and_the_items_stay_small(tm
     assert run["partitions"] == len(items) >= 10
     assert {i["writeRate"] for i in items} == {25.0}  # 100 units a second over the 4 children at once
     assert len(json.dumps(items)) / len(items) < 100  # the state carries the key, never the items
+
+
+def test_finalize_counts_the_changes_only_when_every_partition_says_it_finished(tmp_path: Path) -> None:
+    s3, ddb = FakeS3(), FakeDynamoDB()
+    directory = "p/T/20261201T100000Z-0123abcd/"
+    entry = archive.put_changes(s3, "b", f"{directory}changes/000000.jsonl.gz", _history(500, 100))
+    entry["key"] = entry["key"][len(directory) :]
+    moment = (T0 + dt.timedelta(days=1)).isoformat()
+    put_json(s3, "b", f"{directory}manifest.json", {"backupId": "x", "consistentAt": moment, "changes": [entry]})
+    table = {"exact": {"source": f"s3://b/{directory}", "consistentAt": moment}, "index": 0, "target": "T2"}
+    put_json(s3, "b", "r/plan.json", {"tables": [table]})
+    assert "were not partitioned" in changes_outcome(s3, "b", "r/", table)[1][0]
+    run = partition_run(s3, "b", "r/", concurrency=2, partition_bytes=entry["bytes"] // 4)
+    items = json.loads(s3.objects[("b", run["itemsKey"])])
+    for item in items[:-1]:  # the last child never ran (or failed)
+        apply_task(ddb, s3, "b", "r/", item)
+    row, problems = changes_outcome(s3, "b", "r/", table)
+    assert not row and problems == [
+        f"table T2: 1 of {len(items)} partitions of its changes did not finish ({len(items) - 1}; "
+        "see s3://b/r/changes/0/done/)"
+    ]
+    apply_task(ddb, s3, "b", "r/", items[-1])
+    row, problems = changes_outcome(s3, "b", "r/", table)
+    assert not problems and row["changesApplied"] == len(ddb.items) + row["deletes"] and row["until"] == moment
