@@ -8,6 +8,7 @@ through the CLI and through the restore machine, each item for item equal to the
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import os
@@ -21,7 +22,7 @@ import pytest
 from ddb_backup.aws.clients import client
 from ddb_backup_cli.main import main
 from devkit.emulator import LocalStack
-from tests.changes.test_model import TABLE, Writer, create_table
+from tests.changes.test_model import TABLE, Writer, create_table, end_of_this_second
 from tests.conftest import backup_summaries, canonical, restore_report, table_items
 
 CHANGES = int(os.environ.get("MODEL_CHANGES", "0"))
@@ -32,16 +33,54 @@ TIMES = 20
 
 
 class ScaleWriter(Writer):
-    """The model writer, now and then putting an item of about 380 KB (DynamoDB takes up to 400 KB)."""
+    """The model writer, at scale: most changes in batches of 25 puts and deletes (one BatchWriteItem, 25 stream
+    records), single puts, updates and deletes between them, and now and then an item of about 380 KB."""
 
     def one(self) -> None:
-        if self.rng.randrange(LARGE_EVERY):
-            return super().one()
-        key = self.key()
-        item = {**key, "big": {"S": self.rng.randbytes(190_000).hex()}, "n": {"N": str(self.rng.randrange(99))}}
-        self.ddb.put_item(TableName=TABLE, Item=item)
-        self.model[(key["pk"]["S"], key["sk"]["N"])] = item
-        self.ops["put"] += 1
+        roll = self.rng.randrange(LARGE_EVERY)
+        if roll == 0:
+            key = self.key()
+            item = {**key, "big": {"S": self.rng.randbytes(190_000).hex()}, "n": {"N": str(self.rng.randrange(99))}}
+            self.ddb.put_item(TableName=TABLE, Item=item)
+            self.model[(key["pk"]["S"], key["sk"]["N"])] = item
+            self.ops["put"] += 1
+        elif roll < LARGE_EVERY * 0.7:
+            self.batch()
+        else:
+            super().one()
+
+    def batch(self) -> None:
+        keys = {(k["pk"]["S"], k["sk"]["N"]): k for k in (self.key() for _ in range(25))}  # distinct in a batch
+        requests, after = [], {}
+        for k, key in keys.items():
+            if self.rng.random() < 0.25:
+                requests.append({"DeleteRequest": {"Key": key}})
+                after[k] = None
+            else:
+                item = {**key, "v": {"S": f"b{self.rng.randrange(10**6)}"}, "ss": {"SS": ["x", f"y{len(requests)}"]}}
+                requests.append({"PutRequest": {"Item": item}})
+                after[k] = item
+        pending = {TABLE: requests}
+        while pending:
+            pending = self.ddb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+        for k, item in after.items():
+            if item is None:
+                self.model.pop(k, None)
+                self.ops["delete"] += 1
+            else:
+                self.model[k] = item
+                self.ops["put"] += 1
+
+    def to_total(self, total: int, snapshots: int) -> None:
+        """Write until ``total`` changes in all, a snapshot of the model every 1/``snapshots`` of the way."""
+        done = sum(self.ops.values())
+        step = max(1, (total - done) // snapshots)
+        mark = done + step
+        while sum(self.ops.values()) < total:
+            self.one()
+            if sum(self.ops.values()) >= mark:
+                self.snapshots.append((end_of_this_second(), copy.deepcopy(self.model)))
+                mark += step
 
 
 @pytest.fixture
@@ -56,8 +95,9 @@ def archiving(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
         yield stack
 
 
-def _backup_while_writing(stack: LocalStack, writer: Writer, writes: int) -> dict[str, Any]:
-    thread = threading.Thread(target=writer.run, kwargs={"count": writes, "snapshot_every": writes // 4})
+def _backup_while_writing(stack: LocalStack, writer: ScaleWriter, total: int) -> dict[str, Any]:
+    """A machine backup of the table while the writer writes up to ``total`` changes."""
+    thread = threading.Thread(target=writer.to_total, args=(total, 4))
     thread.start()
     try:
         time.sleep(0.2)
@@ -94,11 +134,11 @@ def test_at_scale_restores_to_twenty_times_equal_the_model_through_the_cli_and_t
     began = time.monotonic()
     writer = ScaleWriter(ddb, seed=23)
     per = CHANGES // 5
-    writer.run(count=per, snapshot_every=per)
-    first = _backup_while_writing(stack, writer, per)
-    writer.run(count=per, snapshot_every=per // 6)
-    second = _backup_while_writing(stack, writer, per)
-    writer.run(count=CHANGES - 4 * per, snapshot_every=per // 6)
+    writer.to_total(per, 1)
+    first = _backup_while_writing(stack, writer, 2 * per)
+    writer.to_total(3 * per, 8)
+    second = _backup_while_writing(stack, writer, 4 * per)
+    writer.to_total(CHANGES, 8)
     stack.streams.deliver(rounds=10_000)
     written = time.monotonic() - began
 
