@@ -215,3 +215,32 @@ def test_finalize_counts_the_changes_only_when_every_partition_says_it_finished(
     apply_task(ddb, s3, "b", "r/", items[-1])
     row, problems = changes_outcome(s3, "b", "r/", table)
     assert not problems and row["changesApplied"] == len(ddb.items) + row["deletes"] and row["until"] == moment
+
+
+def test_finalize_quotes_what_failed_a_split_or_a_child(tmp_path: Path) -> None:
+    s3 = FakeS3()
+    directory = "p/T/20261201T100000Z-0123abcd/"
+    entry = archive.put_changes(s3, "b", f"{directory}changes/000000.jsonl.gz", _history(100, 30))
+    entry["key"] = entry["key"][len(directory) :]
+    moment = (T0 + dt.timedelta(days=1)).isoformat()
+    manifest = {"backupId": "x", "consistentAt": moment, "changes": [{**entry, "sha256": "0" * 64}]}
+    put_json(s3, "b", f"{directory}manifest.json", manifest)
+    table = {"exact": {"source": f"s3://b/{directory}", "consistentAt": moment}, "index": 0, "target": "T2"}
+    put_json(s3, "b", "r/plan.json", {"tables": [table]})
+    with pytest.raises(IntegrityError):
+        partition_run(s3, "b", "r/", concurrency=2)
+    [problem] = changes_outcome(s3, "b", "r/", table)[1]
+    assert problem.startswith("table T2: its changes were not partitioned: IntegrityError: s3://b/p/T/")
+    manifest["changes"] = [entry]
+    put_json(s3, "b", f"{directory}manifest.json", manifest)
+    s3.objects.pop(("b", "r/changes/0/files.json"))  # the listing kept the bad sha256
+    [item] = json.loads(s3.objects[("b", partition_run(s3, "b", "r/", concurrency=2)["itemsKey"])])
+
+    class Refusing(FakeDynamoDB):
+        def batch_write_item(self, RequestItems: dict[str, Any], **_: Any) -> dict[str, Any]:
+            raise RuntimeError("table T2 is not ACTIVE")
+
+    with pytest.raises(RuntimeError):
+        apply_task(Refusing(), s3, "b", "r/", item)
+    [problem] = changes_outcome(s3, "b", "r/", table)[1]
+    assert problem.endswith("did not finish (0; see s3://b/r/changes/0/done/): RuntimeError: table T2 is not ACTIVE")

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ddb_backup.aws.ratelimit import segment_share
 from ddb_backup.aws.s3io import get_json, put_json, split_s3_url
 from ddb_backup.changes.replay import at
 from ddb_backup.changes.stream import Change
-from ddb_backup.errors import IntegrityError
+from ddb_backup.errors import ChangesPending, IntegrityError
 from ddb_backup.format import layout
 from ddb_backup.restore.partitioned import split
 from ddb_backup.restore.partitioned.apply import apply_partition, folded
@@ -30,6 +31,8 @@ from ddb_backup.restore.partitioned.store import S3Store, Store, get_doc, put_do
 
 ITEMS = "changes/partitions.json"
 FILES = "files.json"
+#: The last error that failed a split or a child of the table (finalize quotes it).
+ERROR = "error.json"
 
 #: A table's key predicate, by its plan entry (None: every change). Key selectors on the restore machine
 #: give one here; today the machine restores whole tables.
@@ -80,7 +83,8 @@ def partition_run(
         count = split.partitions_for(files, partition_bytes)
         left = max(0.0, budget - (clock() - start))
         until = at(exact.get("toTime", exact["consistentAt"]))
-        index = split.partition(s3, store, files, until, partitions=count, keep=keep_for(table), budget=left)
+        with _noted(store, ERROR):
+            index = split.partition(s3, store, files, until, partitions=count, keep=keep_for(table), budget=left)
         share = segment_share(table.get("writeRate") or None, index["partitions"], concurrency)
         base = {"table": table["index"], "target": table["target"], "writeRate": share}
         items.extend({**base, "partition": p} for p in range(index["partitions"]))
@@ -90,6 +94,23 @@ def partition_run(
 
 def done_name(partition: int) -> str:
     return f"done/p{partition:05d}.json"
+
+
+@contextmanager
+def _noted(store: Store, name: str) -> Iterator[None]:
+    """Note what failed the block (not a pause) under ``name`` for finalize to quote, then raise it."""
+    try:
+        yield
+    except ChangesPending:
+        raise
+    except Exception as exc:
+        put_doc(store, name, {"error": type(exc).__name__, "message": str(exc)[:1000]})
+        raise
+
+
+def _quoted(store: Store, name: str) -> str:
+    note = get_doc(store, name)
+    return f": {note['error']}: {note['message']}" if note else ""
 
 
 def apply_task(
@@ -109,10 +130,10 @@ def apply_task(
         index = get_doc(store, split.INDEX)
         if index is None:
             raise IntegrityError(f"{store.where(split.INDEX)}: missing; the changes were not partitioned")
-        lines = folded(store, index, int(task["partition"]))
-        done = apply_partition(
-            ddb, task["target"], lines, done, write_rate=float(task.get("writeRate") or 0), budget=budget
-        )
+        with _noted(store, ERROR):
+            lines = folded(store, index, int(task["partition"]))
+            rate = float(task.get("writeRate") or 0)
+            done = apply_partition(ddb, task["target"], lines, done, write_rate=rate, budget=budget)
         put_doc(store, name, done)
     return {"done": bool(done.get("finished")), "applied": int(done["applied"])}
 
@@ -125,14 +146,15 @@ def changes_outcome(s3: Any, bucket: str, prefix: str, table: dict[str, Any]) ->
     store = table_store(s3, bucket, prefix, table["index"])
     index = get_doc(store, split.INDEX)
     if index is None:
-        return {}, [f"table {table['target']}: its changes were not partitioned (the step did not finish)"]
+        why = _quoted(store, ERROR) or " (the step did not finish)"
+        return {}, [f"table {table['target']}: its changes were not partitioned{why}"]
     notes = [get_doc(store, done_name(p)) or {} for p in range(int(index["partitions"]))]
     missing = [p for p, note in enumerate(notes) if not note.get("finished")]
     if missing:
         shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
         return {}, [
             f"table {table['target']}: {len(missing)} of {index['partitions']} partitions of its changes did not "
-            f"finish ({shown}; see {store.where('done/')})"
+            f"finish ({shown}; see {store.where('done/')}){_quoted(store, ERROR)}"
         ]
     row = {"until": exact.get("toTime", exact["consistentAt"]), "partitions": index["partitions"]}
     row.update(changesApplied=sum(int(n["changes"]) for n in notes))
