@@ -27,8 +27,8 @@ from tests.conftest import backup_summaries, canonical, restore_report, table_it
 
 CHANGES = int(os.environ.get("MODEL_CHANGES", "0"))
 pytestmark = pytest.mark.skipif(CHANGES <= 0, reason="make model runs it (MODEL_CHANGES=100000)")
-#: Items near DynamoDB's 400 KB limit: one put in LARGE_EVERY.
-LARGE_EVERY = 2000
+#: Items near DynamoDB's 400 KB limit: every LARGE_EVERY-th call of the writer puts one.
+LARGE_EVERY = 1500
 TIMES = 20
 
 
@@ -36,15 +36,18 @@ class ScaleWriter(Writer):
     """The model writer, at scale: most changes in batches of 25 puts and deletes (one BatchWriteItem, 25 stream
     records), single puts, updates and deletes between them, and now and then an item of about 380 KB."""
 
+    calls = large = 0
+
     def one(self) -> None:
-        roll = self.rng.randrange(LARGE_EVERY)
-        if roll == 0:
+        self.calls += 1
+        if self.calls % LARGE_EVERY == 0:
+            self.large += 1
             key = self.key()
             item = {**key, "big": {"S": self.rng.randbytes(190_000).hex()}, "n": {"N": str(self.rng.randrange(99))}}
             self.ddb.put_item(TableName=TABLE, Item=item)
             self.model[(key["pk"]["S"], key["sk"]["N"])] = item
             self.ops["put"] += 1
-        elif roll < LARGE_EVERY * 0.7:
+        elif self.rng.random() < 0.7:
             self.batch()
         else:
             super().one()
@@ -161,14 +164,16 @@ def test_at_scale_restores_to_twenty_times_equal_the_model_through_the_cli_and_t
         for table in (f"cli-{n:02d}", f"sfn-{n:02d}"):
             ddb.delete_table(TableName=table)
     shard_count = len(next(iter(stack.streams.streams.values())).shards)
-    print(f"\nops {writer.ops} (total {sum(writer.ops.values())}); written and archived in {written:.0f} s")
+    print(
+        f"\nops {writer.ops} (total {sum(writer.ops.values())}, {writer.large} of ~380 KB); written and archived in {written:.0f} s"
+    )
     print(
         f"backups at {first['consistentAt']}, {second['consistentAt']}; shards {shard_count}, splits {stack.streams.splits}"
     )
     print(f"partitions per machine restore {partitions}; whole run {time.monotonic() - began:.0f} s")
     for row in results:
         print("restore to {} from backup at {}: {} items, CLI identical {}, machine identical {}".format(*row))
-    assert sum(writer.ops.values()) >= CHANGES
+    assert sum(writer.ops.values()) >= CHANGES and writer.large >= CHANGES // 40_000
     assert {r[1] for r in results} == {first["consistentAt"], second["consistentAt"]}
     assert stack.streams.splits >= 2 and shard_count >= 4
     assert all(r[3] and r[4] for r in results), results
