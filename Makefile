@@ -17,13 +17,15 @@ ASLV := node_modules/.bin/asl-validator
 export SAM_CLI_TELEMETRY := 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help lock venv tools lint validate pytest pytest-oldest test demo bench soak mutate build clean
+.PHONY: help lock venv tools lint validate pytest pytest-oldest test demo bench soak bench-totime model mutate build clean
 
 help:
 	@echo "make demo   - back up 8 Cumulus tables and restore them, on the embedded emulator"
 	@echo "make test   - ruff, mypy, sam validate --lint, asl-validator, pytest"
 	@echo "make bench  - throughput and memory benchmarks (not part of make test)"
 	@echo "make soak   - 30 simulated nights on the local stack: restores, retention, storage, alarms (~4 min)"
+	@echo "make bench-totime - a restore to a time applying 100k, 300k and 1M changes: time, peak memory a call"
+	@echo "make model  - the model-based test at scale: 100,000 changes, 20 restore times (not part of make test)"
 	@echo "make mutate - mutation testing of the modules that guard data (not part of make test)"
 	@echo "make build  - sam build (needs python3.13 on PATH)"
 
@@ -102,6 +104,14 @@ bench: venv
 # 30 nights on a simulated clock (tests/soak/, docs/soak.md); the suite runs a four-night case.
 soak: venv
 	nice -n 10 $(BIN)/python -m tests.soak
+
+bench-totime: venv
+	$(BIN)/python -m bench.totime
+
+# tests/changes/test_model_scale.py is skipped unless MODEL_CHANGES is set (CI runs test_model.py, its small case).
+MODEL_CHANGES ?= 100000
+model: venv
+	MODEL_CHANGES=$(MODEL_CHANGES) $(BIN)/pytest -q -s -p no:cacheprovider tests/changes/test_model_scale.py
 
 # mutmut over the data-guarding modules, each with only its mapped tests (tools/mutate.py);
 # equivalent mutants are listed with their reasons in tools/mutate_equivalents.toml.

@@ -28,8 +28,8 @@ def restore_to_time(args: argparse.Namespace, options: dict[str, Any]) -> int:
     ``options``: the restore's other options as :func:`restore_sources` takes them (mode, write rate, load
     billing, dry run): a restore to a time honours each. The target stays marked until the changes are applied.
     """
-    from ddb_backup.changes.replay import apply, fold
     from ddb_backup.changes.totime import changes_to, check_reach, newest_exact
+    from ddb_backup.restore.partitioned.files import to_time_files
     from ddb_backup_cli.files.mirror import dry_run_lines
     from ddb_backup_cli.files.restore import restore_sources
 
@@ -45,11 +45,18 @@ def restore_to_time(args: argparse.Namespace, options: dict[str, Any]) -> int:
     s3, ddb = client("s3"), client("dynamodb")
     directory, manifest = newest_exact(s3, bucket, table_dir, when)
     check_reach(client("dynamodbstreams"), s3, bucket, table_dir, manifest, when)
-    changes = changes_to(s3, bucket, table_dir, manifest, when)
+    files = to_time_files(s3, bucket, table_dir, manifest, when)
     moment = {"toTime": when.isoformat(), "consistentAt": manifest["consistentAt"]}
     select: Selection | None = options.get("select")
-    if select is not None:  # a key that only the changes bring is selected too
-        select.also = changes
+    changes: list[Change] = []
+    if select is not None:  # a key that only the changes bring is selected too (a selection reads them all)
+        changes = select.also = changes_to(s3, bucket, table_dir, manifest, when)
+    rate = options["limit"].rate if options.get("limit") else None
+
+    def apply(target: str, dry_run: bool = False) -> dict[str, Any]:
+        keep = select.keeps if select is not None else None
+        return _applied(ddb, s3, files, when, target, keep, rate, dry_run)
+
     [row] = restore_sources(
         ddb,
         s3,
@@ -58,20 +65,38 @@ def restore_to_time(args: argparse.Namespace, options: dict[str, Any]) -> int:
         allow_source=args.allow_source,
         workers=args.workers,
         warn=lambda text: print(f"ddb-backup: warning: {text}", file=sys.stderr),
-        after_parts=lambda target: {**moment, **apply(ddb, target, _kept(changes, select), when)},
+        after_parts=lambda target: {**moment, **apply(target)},
         **options,
     )
     if select is not None and select.preview:
         row.update(moment=when.isoformat(), items=overlay(row["items"], _kept(changes, select), when, select.key_names))
         return show_rows(args, [row])
     if options.get("dry_run"):
-        row.update(moment, changesToApply=len(fold(_kept(changes, select), when)))
+        row.update(moment, changesToApply=apply(args.table, dry_run=True)["changes"])
         lines = [*dry_run_lines(row), f"then {row['changesToApply']:,} changes up to {row['toTime']}"]
         return _said(args, row, [*lines, "dry run: nothing created, written or deleted"])
     text = (
         f"{row['source']} -> {args.table}: {row['items']:,} items, then {row['changes']:,} changes to {row['toTime']}"
     )
     return _said(args, row, [text])
+
+
+def _applied(
+    ddb: Any,
+    s3: Any,
+    files: list[Any],
+    when: Any,
+    target: str,
+    keep: Any,
+    rate: float | None,
+    dry_run: bool,
+) -> dict[str, Any]:
+    """The changes up to ``when`` partitioned by key on this machine, folded and written one partition at a time
+    (the machine's code, in a loop: memory holds one partition); the counts."""
+    from ddb_backup.restore.partitioned.local import apply_changes
+
+    done = apply_changes(ddb, s3, files, when, target, keep=keep, write_rate=rate or 0.0, dry_run=dry_run)
+    return {k: done[k] for k in ("changes", "puts", "deletes")} if not dry_run else {"changes": done["changes"]}
 
 
 def _kept(changes: list[Change], select: Selection | None) -> list[Change]:

@@ -9,10 +9,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from ddb_backup import config
 from ddb_backup.aws.clients import client
 from ddb_backup.backup.report import finalize_noted, run_output, write_report
-from ddb_backup.backup.scan import deadline_from
 from ddb_backup.changes.gather import CHUNK, Limits
 from ddb_backup.events import FinalizeBackupEvent
 from ddb_backup.format.catalog import newest_backup_ages
+from ddb_backup.names import deadline_from
 from ddb_backup.observability import logger, metrics, table_metrics, tracer
 
 

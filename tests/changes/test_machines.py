@@ -145,9 +145,11 @@ def test_consistent_without_a_usable_stream_fails_the_machine_saying_how_to_enab
 
 @pytest.fixture
 def archiving(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    """The stack archiving the table's stream (the table exists before the deploy maps it)."""
+    """The stack archiving the table's stream (the table exists before the deploy maps it); a restore's changes
+    split into partitions of 4 KiB of change files (several Map children)."""
     monkeypatch.setenv("STREAM_SETTLE_SECONDS", "0")
-    stack = LocalStack(env={"PART_BYTES": str(16 * 1024)}, before_deploy=_create_table)
+    env = {"PART_BYTES": str(16 * 1024), "CHANGES_PARTITION_BYTES": "4096"}
+    stack = LocalStack(env=env, before_deploy=_create_table)
     stack.parameters = {**stack.parameters, "ChangeArchiveTables": TABLE}
     with stack:
         yield stack
@@ -174,13 +176,13 @@ def test_machine_restores_to_a_time_equal_the_model_and_refuse_gaps_and_beyond_r
     source = f"s3://{bucket}/{prefix}{TABLE}/"
 
     stack.streams.deliver()  # the mapping feeds the archiver: per shard, concurrently, in batches, some twice
-    monkeypatch.setenv("CHANGES_TIME_BUDGET_SECONDS", "0")  # 25 changes a try: the machine's retries resume
+    monkeypatch.setenv("CHANGES_TIME_BUDGET_SECONDS", "0")  # a file a split, 25 changes an apply: both resume
     when, state = writer.snapshots[1]
     restored = _to_time(stack, source, "pit-0", when)
     assert restored["status"] == "SUCCEEDED", restored.get("cause")
     assert _items("pit-0") == _model(state)
     [row] = restore_report(restored)["tables"]
-    assert row["until"] == when.isoformat() and row["changesApplied"] > 25 * 2
+    assert row["until"] == when.isoformat() and row["changesApplied"] > 25 * 2 and row["partitions"] > 1
     monkeypatch.delenv("CHANGES_TIME_BUDGET_SECONDS")
     when, state = writer.snapshots[3]
     assert _to_time(stack, source, "pit-1", when)["status"] == "SUCCEEDED"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ddb_backup.aws.clients import client
-from ddb_backup.changes import replay
+from ddb_backup.restore.partitioned import local as partitioned_local
 from ddb_backup.restore.resume import read_mark
 from ddb_backup_cli.files import backup as backup_local
 from ddb_backup_cli.main import main
@@ -113,7 +113,7 @@ def test_a_restore_to_a_time_stopped_before_its_changes_stays_marked(
     def killed(*args: Any, **kwargs: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(replay, "apply", killed)
+    monkeypatch.setattr(partitioned_local, "apply_partition", killed)
     assert main(["-q", "restore", SOURCE, "--table", "tt-cut", "--to-time", when.isoformat()]) == 130
     arn = ddb.describe_table(TableName="tt-cut")["Table"]["TableArn"]
     assert read_mark(ddb, arn) is not None  # the parts are in, the changes are not: it must not look finished

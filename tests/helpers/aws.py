@@ -177,7 +177,7 @@ class FakeDynamoDB:
         self.calls: list[int] = []
         self.tags: dict[str, list[dict[str, str]]] = {}
 
-    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]], **_: Any) -> dict[str, Any]:
         ((table, requests),) = RequestItems.items()
         self.calls.append(len(requests))
         held = requests[-1:] if self.unprocessed and requests else []

@@ -24,7 +24,7 @@ from ddb_backup.errors import BillingNotRestored, DdbBackupError, IntegrityError
 from ddb_backup.format.dialects import item_size
 from ddb_backup.format.lines import part_lines
 from ddb_backup.format.sources import Source, open_source
-from ddb_backup.names import backup_id_time, is_s3_url, split_s3_url, utc_time
+from ddb_backup.names import backup_id_time, is_s3_url, utc_time
 from ddb_backup.restore import capacity, fastwrite, importtable
 from ddb_backup.restore.deadletters import dead_letter_writer
 from ddb_backup.restore.preflight import resume_hint
@@ -382,14 +382,15 @@ def _check_restored(src: Source, result: dict[str, Any], expect: int | None, war
 def _exact(ddb: Any, src: Source, target: str, select: Selection | None = None) -> dict[str, Any]:
     """An exact backup's changes applied after its parts (issue 14), from S3 or a local copy of the backup's
     directory (under a selection: the selected keys' only); nothing for other backups."""
-    from ddb_backup.changes.consistent import finish_restore, finish_restore_local
+    from ddb_backup.restore.partitioned.files import backup_files
+    from ddb_backup.restore.partitioned.local import apply_changes
 
-    if is_s3_url(src.location):
-        bucket, directory = split_s3_url(src.location)
-        done = finish_restore(ddb, src.s3, bucket, directory, target, select.keeps if select else None)
-    else:
-        done = finish_restore_local(ddb, src.location, target, select.keeps if select else None)
-    return {"consistentAt": done["consistentAt"], "changes": done["changes"]} if done else {}
+    listed = backup_files(src.s3, src.location)
+    if listed is None:
+        return {}
+    moment, files = listed
+    done = apply_changes(ddb, src.s3, files, utc_time(moment), target, keep=select.keeps if select else None)
+    return {"consistentAt": moment, "changes": done["changes"]}
 
 
 def _request(

@@ -357,9 +357,23 @@ class RestorePartTask(_RestoreRunEvent):
         return check_s3_url(value, "deadLetter", prefix=True)
 
 
+class ChangesPartitionTask(BaseModel):
+    """One partition of an exact table's changes, for a child of the machine's *Apply the changes* Map."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    table: int = Field(ge=0)
+    target: str = Field(pattern=TABLE_NAME)
+    partition: int = Field(ge=0)
+    write_rate: float = Field(default=0, alias="writeRate", ge=0, allow_inf_nan=False)  # units/s; 0: no limit
+
+
 class FinalizeRestoreEvent(_RestoreRunEvent):
     map_failed: bool = Field(default=False, alias="mapFailed")
     check_imports: bool = Field(default=False, alias="checkImports")  # only count the imports still running
+    partition_changes: bool = Field(default=False, alias="partitionChanges")  # split exact tables' changes
+    max_concurrency: int = Field(default=40, alias="maxConcurrency", ge=1)  # the Map's children at once
+    apply_changes: ChangesPartitionTask | None = Field(default=None, alias="applyChanges")  # write one partition
 
 
 # ------------------------------------------------------------------ AWS-native backups (PITR, on-demand)

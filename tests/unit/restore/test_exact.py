@@ -1,14 +1,16 @@
-"""The restore machine's exact restores (ddb_backup.restore.exact): changes applied up to the time, none after it."""
+"""The restore machine's exact restores (ddb_backup.restore.partitioned.machine): changes applied up to the time,
+none after it, through the machine's steps (partition, one call per partition, finalize's outcome)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from ddb_backup.aws.s3io import put_json
 from ddb_backup.changes import archive
 from ddb_backup.changes.stream import change_of
-from ddb_backup.restore.exact import apply_changes
+from ddb_backup.restore.partitioned.machine import apply_task, changes_outcome, partition_run
 from tests.helpers.aws import T0, FakeDynamoDB, FakeS3, record
 
 B, DIR, BACKUP = "bkt", "p/T/", "20261201T100000Z-0123abcd"
@@ -33,20 +35,28 @@ def _exact_backup_and_archive(s3: FakeS3) -> None:
     archive.save_state(s3, B, DIR, "shardId-1", coveredUntil=(T0 + dt.timedelta(hours=1)).isoformat())
 
 
-def _restore(to_time: str) -> tuple[dict[str, str], dict[str, Any] | None]:
-    """Restore the exact backup to ``to_time`` into a fresh table: its items' values by key, and the counts."""
+def _restore(to_time: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """Restore the exact backup to ``to_time`` into a fresh table: its items' values by key, and the report's counts."""
     s3, ddb = FakeS3(), FakeDynamoDB()
     _exact_backup_and_archive(s3)
     exact = {"source": f"s3://{B}/{DIR}{BACKUP}/", "consistentAt": T0.isoformat(), "toTime": to_time, "tableDir": DIR}
-    done = apply_changes(ddb, s3, B, "runs/r/", {"exact": exact, "index": 0, "target": "T2"}, budget=60.0)
-    return {k: item["v"]["S"] for k, item in ddb.items.items()}, done
+    table = {"exact": exact, "index": 0, "target": "T2", "writeRate": 0}
+    put_json(s3, B, "runs/r/plan.json", {"tables": [table]})
+    run = partition_run(s3, B, "runs/r/", concurrency=4, partition_bytes=1)  # a partition per byte: several
+    items = json.loads(s3.objects[(B, run["itemsKey"])])
+    assert len(items) == run["partitions"] > 1
+    for item in items:
+        assert apply_task(ddb, s3, B, "runs/r/", item)["done"]
+    row, problems = changes_outcome(s3, B, "runs/r/", table)
+    assert not problems
+    return {k: item["v"]["S"] for k, item in ddb.items.items()}, row
 
 
 def test_a_restore_to_a_time_inside_a_change_file_applies_none_of_its_later_changes() -> None:
     to_time = (T0 + dt.timedelta(seconds=120)).isoformat()
     items, done = _restore(to_time)
     assert items == {"a": "backup", "b": "before"}
-    assert done is not None and done["changes"] == 2 and done["until"] == to_time
+    assert done["changesApplied"] == 2 and done["until"] == to_time
 
 
 def test_a_change_exactly_at_the_time_that_starts_a_change_file_is_applied() -> None:

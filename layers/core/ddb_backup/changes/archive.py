@@ -41,18 +41,20 @@ def encode(changes: list[Change]) -> bytes:
 
 def decode(data: bytes, where: str) -> list[Change]:
     """The changes of a change file; every line checked for the fields replay needs."""
-    out = []
-    for n, line in enumerate(gzip.decompress(data).splitlines(), 1):
-        try:
-            change = json.loads(line)
-        except ValueError as exc:
-            raise BadInput(f"{where} line {n}: not JSON ({exc})") from None
-        if not isinstance(change, dict) or not {"seq", "time", "event", "Keys"} <= set(change):
-            raise BadInput(f"{where} line {n}: a change needs seq, time, event and Keys")
-        if change["event"] != "REMOVE" and "NewImage" not in change:
-            raise BadInput(f"{where} line {n}: {change['event']} without NewImage")
-        out.append(change)
-    return out
+    return [parse_line(line, where, n) for n, line in enumerate(gzip.decompress(data).splitlines(), 1)]
+
+
+def parse_line(line: bytes, where: str, n: int) -> Change:
+    """One line of a change file (line ``n`` of ``where``), checked for the fields replay needs."""
+    try:
+        change = json.loads(line)
+    except ValueError as exc:
+        raise BadInput(f"{where} line {n}: not JSON ({exc})") from None
+    if not isinstance(change, dict) or not {"seq", "time", "event", "Keys"} <= set(change):
+        raise BadInput(f"{where} line {n}: a change needs seq, time, event and Keys")
+    if change["event"] != "REMOVE" and "NewImage" not in change:
+        raise BadInput(f"{where} line {n}: {change['event']} without NewImage")
+    return change
 
 
 def put_changes(s3: Any, bucket: str, key: str, changes: list[Change]) -> dict[str, Any]:
@@ -144,13 +146,21 @@ def start_archive(
 
 def files_between(s3: Any, bucket: str, table_dir: str, start: dt.datetime, end: dt.datetime) -> list[str]:
     """Change files of the archive with a change in [start, end] (by the times in their names)."""
+    return [key for key, _ in sized_files_between(s3, bucket, table_dir, start, end)]
+
+
+def sized_files_between(
+    s3: Any, bucket: str, table_dir: str, start: dt.datetime, end: dt.datetime
+) -> list[tuple[str, int]]:
+    """:func:`files_between` with each file's size in bytes (a restore sizes its partitions by them)."""
     lo, hi = (moment.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ") for moment in (start, end))
     out = []
-    for key in list_keys(s3, bucket, f"{table_dir}{CHANGES}"):
-        name = key.rsplit("/", 1)[-1]
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{table_dir}{CHANGES}")
+    for obj in (o for page in pages for o in page.get("Contents", ())):
+        name = obj["Key"].rsplit("/", 1)[-1]
         if name.startswith("_") or not name.endswith(".jsonl.gz"):
             continue
         first, last = name.split("_")[:2]
         if first <= hi and last >= lo:
-            out.append(key)
+            out.append((obj["Key"], int(obj.get("Size", 0))))
     return out

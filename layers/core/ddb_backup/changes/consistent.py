@@ -14,7 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,6 @@ from typing import Any
 from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.aws.s3io import get_json
 from ddb_backup.changes import archive
-from ddb_backup.changes.replay import apply
 from ddb_backup.changes.stream import Change, list_shards, server_time, stream_of
 from ddb_backup.errors import BackupIncomplete, BadInput, IntegrityError
 from ddb_backup.format import layout
@@ -93,6 +92,11 @@ def _change_files(manifest: dict[str, Any], where: str) -> Iterator[tuple[str, s
         yield key, entry.get("sha256")
 
 
+def change_files(manifest: dict[str, Any], where: str) -> list[tuple[str, str | None]]:
+    """Each change file an exact backup's manifest lists (key under the backup directory, sha256), checked."""
+    return list(_change_files(manifest, where))
+
+
 def backup_changes(s3: Any, bucket: str, directory: str, manifest: dict[str, Any]) -> list[Change]:
     """The changes an exact backup stores, each file checked against the manifest's sha256."""
     out: list[Change] = []
@@ -131,29 +135,3 @@ def stored_changes(s3: Any, url: str) -> tuple[str, list[Change]] | None:
     if "consistentAt" not in manifest:
         return None
     return manifest["consistentAt"], local_backup_changes(url, manifest)
-
-
-def finish_restore_local(
-    ddb: Any, directory: str, target: str, keep: Callable[[Change], bool] | None = None
-) -> dict[str, Any] | None:
-    """:func:`finish_restore` for a backup directory copied from S3 to this machine."""
-    return _finish(ddb, stored_changes(None, directory), target, keep)
-
-
-def finish_restore(
-    ddb: Any, s3: Any, bucket: str, directory: str, target: str, keep: Callable[[Change], bool] | None = None
-) -> dict[str, Any] | None:
-    """After the parts: apply an exact backup's changes up to its ``consistentAt`` (None for other backups).
-
-    ``keep``: only the changes it accepts (a restore of selected items applies the changes of those only)."""
-    return _finish(ddb, stored_changes(s3, f"s3://{bucket}/{directory}"), target, keep)
-
-
-def _finish(
-    ddb: Any, stored: tuple[str, list[Change]] | None, target: str, keep: Callable[[Change], bool] | None
-) -> dict[str, Any] | None:
-    if stored is None:
-        return None
-    moment, changes = stored
-    counts = apply(ddb, target, [c for c in changes if keep(c)] if keep else changes, utc_time(moment))
-    return {"consistentAt": moment, **counts}

@@ -3,7 +3,7 @@
 Finalize trusts none of the map's own accounting (a child may fail or never
 run): it fails, naming the parts, unless every part has a result whose count
 matches the manifest. An exact backup's changes are applied after the parts
-(:mod:`ddb_backup.restore.exact`); a target loaded on-demand is switched back
+(:mod:`ddb_backup.restore.partitioned`), each partition noting it finished; a target loaded on-demand is switched back
 (:mod:`ddb_backup.restore.capacity`). A table restored by ImportTable has no
 parts to check: its import's counts must equal the backup's
 (:func:`ddb_backup.restore.importtable.finish_planned`).
@@ -16,9 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ddb_backup.aws.s3io import get_json, get_json_or_none, list_keys, put_json
-from ddb_backup.errors import BillingNotRestored, ChangesPending, IntegrityError, RestoreIncomplete
+from ddb_backup.errors import BillingNotRestored, IntegrityError, RestoreIncomplete
 from ddb_backup.names import utc_time
-from ddb_backup.restore import capacity, exact, importtable
+from ddb_backup.restore import capacity, importtable
+from ddb_backup.restore.partitioned.machine import changes_outcome
 from ddb_backup.restore.resume import MARK_KEY, clear_mark
 from ddb_backup.restore.write import note_key
 
@@ -31,7 +32,6 @@ def finalize_restore(
     map_failed: bool = False,
     now: dt.datetime | None = None,
     ddb: Any = None,
-    changes_budget: float = 600.0,
 ) -> dict[str, Any]:
     """Compare what every part wrote with what its source promised; report, or fail naming each problem.
 
@@ -45,19 +45,19 @@ def finalize_restore(
     Fails (``IntegrityError`` for a corrupt part or a count that differs from
     the manifest, else ``RestoreIncomplete``) when a part has no result (it
     failed, or never ran), when items were dead-lettered (naming where), or
-    when ``map_failed`` and nothing else explains it. Without a problem, first
-    applies each exact backup's changes (``ddb``, ``changes_budget`` seconds a
-    try, see :mod:`ddb_backup.restore.exact`). Writes ``report.json`` either
+    when ``map_failed`` and nothing else explains it, or when a partition of an
+    exact table's changes has no note saying it was written
+    (:mod:`ddb_backup.restore.partitioned.machine`). Writes ``report.json`` either
     way and returns it on success: items restored per table, dead-lettered, duration.
     """
     plan = get_json(s3, bucket, prefix + "plan.json")
     checks = _checks(ddb, s3, plan, _part_notes(s3, bucket, prefix), prefix)
     problems = [p for c in checks for p in c.problems]
+    report_tables = [c.row for c in checks]
+    if not problems:  # the changes were applied after the parts (and imports), while still loading
+        problems.extend(_changes(s3, bucket, prefix, plan["tables"], report_tables))
     if map_failed and not problems:
         problems.append("the Distributed Map failed although every part has a result; see its failed children")
-    report_tables = [c.row for c in checks]
-    if not problems:  # still loading (on-demand, if asked): the changes go in before the units are put back
-        _apply_exact(ddb, s3, bucket, prefix, plan["tables"], report_tables, changes_budget)
     billing = _billing_back(ddb, plan["tables"]) if ddb is not None else []
     finished = now or dt.datetime.now(dt.UTC)
     started = utc_time(plan["startedAt"])
@@ -126,33 +126,15 @@ def _billing_back(ddb: Any, planned: list[dict[str, Any]]) -> list[str]:
     return failed
 
 
-def _apply_exact(
-    ddb: Any, s3: Any, bucket: str, prefix: str, tables: list[dict[str, Any]], rows: list[dict[str, Any]], budget: float
-) -> None:
-    """After every part: each exact backup's changes, their counts added to its report row.
-
-    A failure other than ``ChangesPending`` (the state machine retries it, the load going on) puts back the
-    units of every target loaded on-demand before it is raised."""
-    try:
-        _apply_changes(ddb, s3, bucket, prefix, tables, rows, budget)
-    except ChangesPending:
-        raise
-    except Exception:
-        if ddb is not None:
-            _billing_back(ddb, tables)
-        raise
-
-
-def _apply_changes(
-    ddb: Any, s3: Any, bucket: str, prefix: str, tables: list[dict[str, Any]], rows: list[dict[str, Any]], budget: float
-) -> None:
-    """Each exact table's changes applied, in order; its report row gets their counts."""
+def _changes(s3: Any, bucket: str, prefix: str, tables: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[str]:
+    """Each exact table's changes, applied by the machine's Map: its counts in its report row, or what did not
+    finish (every partition must say it did; the Map's own accounting is not trusted)."""
+    problems = []
     for table, row in zip(tables, rows, strict=True):
-        if table.get("exact") and ddb is None:
-            raise RestoreIncomplete(f"table {table['target']}: its changes need a DynamoDB client to be applied")
-        done = exact.apply_changes(ddb, s3, bucket, prefix, table, budget=budget)
-        if done:
-            row.update(until=done["until"], changesApplied=done["changes"], puts=done["puts"], deletes=done["deletes"])
+        counts, missing = changes_outcome(s3, bucket, prefix, table)
+        row.update(counts)
+        problems.extend(missing)
+    return problems
 
 
 class _TableCheck:
