@@ -33,6 +33,7 @@ from ddb_backup.restore.preflight import resume_hint
 from ddb_backup.restore.resume import Mark, clear_mark
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
+from ddb_backup_cli import endpoint
 from ddb_backup_cli.common import UsageError
 from ddb_backup_cli.files import cancel, mirror
 from ddb_backup_cli.files.select import Selection, overlay
@@ -140,16 +141,24 @@ def _restore_prepared(
             results.append(_finish_one(ddb, src, result, run.checks, run.warn, run.select))
             if target in loaded:
                 capacity.put_back(ddb, target, loaded.pop(target))
-    except DdbBackupError as exc:
+    except (DdbBackupError, cancel.Interrupted) as exc:
         if len(results) < len(prepared) > 1:  # a set: where each table stands, and the command that finishes it
-            exc.args = (f"{exc}\n{set_state([t for _, t, _ in prepared], results, request)}",)
+            hint = not isinstance(exc, cancel.Interrupted)  # Ctrl-C's own message already names the command
+            exc.args = (f"{exc}\n{set_state([t for _, t, _ in prepared], results, request, hint=hint)}",)
+        raise
+    except Exception as exc:  # an AWS, network or other failure: the same summary, after the failure's own words
+        if len(results) < len(prepared) > 1:
+            state = set_state([t for _, t, _ in prepared], results, request)
+            raise RestoreIncomplete(
+                f"{endpoint.describe_failure(exc) or f'{type(exc).__name__}: {exc}'}\n{state}"
+            ) from exc
         raise
     finally:
         _put_back_all(ddb, loaded, run.warn)
     return results
 
 
-def set_state(targets: list[str], results: list[dict[str, Any]], request: dict[str, Any]) -> str:
+def set_state(targets: list[str], results: list[dict[str, Any]], request: dict[str, Any], *, hint: bool = True) -> str:
     """Where a failed set restore left each target: finished, marked and partial (the one that failed), or marked
     and not started (every target is created and marked before the first is written); the command that resumes."""
     done = {r["table"]: r for r in results}
@@ -163,7 +172,8 @@ def set_state(targets: list[str], results: list[dict[str, Any]], request: dict[s
         else:
             state = "marked, not started: nothing written yet"
         lines.append(f"  {target:{width}}  {state}")
-    lines.append(resume_hint(request, targets[len(results)]))
+    if hint:
+        lines.append(resume_hint(request, targets[len(results)]))
     return "\n".join(lines)
 
 

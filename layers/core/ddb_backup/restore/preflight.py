@@ -81,7 +81,8 @@ def resume_hint(request: dict[str, Any], target: str, source: str | None = None,
         words += ["--table", target]
     if (mode or request.get("mode")) == "mirror":
         counted = ["--expect-items", str(request["expectItems"])] if request.get("expectItems") is not None else []
-        return f"resume it with `{shlex.join([*words, *_repeated(request), *counted, '--mode', 'mirror'])}`"
+        # --yes: the deletes were asked for with the mirror; without it a resume that has no terminal refuses them
+        return f"resume it with `{shlex.join([*words, *_repeated(request), *counted, '--mode', 'mirror', '--yes'])}`"
     return (
         f"resume it with `{shlex.join([*words, *_repeated(request), '--mode', 'overwrite'])}` "
         '(restore state machine: the same input with "mode": "overwrite")'
