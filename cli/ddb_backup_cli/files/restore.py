@@ -72,6 +72,7 @@ def restore_sources(
     warn: Callable[[str], None] = lambda text: None,
     expect_items: int | None = None,
     limit: Limit = NO_LIMIT,
+    read: Limit = NO_LIMIT,
     exact: bool = True,
     load_billing: str | None = None,
     within: str | None = None,
@@ -87,7 +88,7 @@ def restore_sources(
     Targets are checked before any write and stay marked until their items are written, counted and
     ``after_parts(target)`` applied (a restore to a time's changes, else an exact backup's own). Options:
     ``expect_items`` checked before and after; ``limit``, ``load_billing``, ``within``: :mod:`ddb_backup.restore.
-    capacity`; ``mode``, ``dry_run``: :mod:`.mirror`; ``method``: ``importtable``; ``select``: only the items it
+    capacity`; ``mode``, ``dry_run``, ``read`` (the rate of a mirror's scans): :mod:`.mirror`; ``method``: ``importtable``; ``select``: only the items it
     selects (:mod:`.select`; under its ``preview``, the rows to show and nothing written). Ctrl-C:
     ``cancel.Interrupted``. ``confirm(target, count)``: whether a mirror may delete ``count`` items (default: no).
     """
@@ -97,7 +98,7 @@ def restore_sources(
         _check_selectable(mode, method, expect_items)
     extra: dict[str, Any] = {"writeRate": limit.rate, "writePercent": limit.percent, "loadBilling": load_billing}
     extra.update(within=within, tables=tables, allowPartial=allow_partial or None, method=method)
-    extra["expectItems"] = expect_items  # a mirror deletes only on a checked count
+    extra.update(expectItems=expect_items, readRate=read.rate, readPercent=read.percent)  # a mirror: checked count
     request = {**_request(source, table, mapping, backup_id, mode, allow_source, key_names), **extra}
     run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
     run = _Run((workers, confirm), progress_factory, warn, note, (exact, expect_items, after_parts), select)
@@ -111,7 +112,9 @@ def restore_sources(
         prepared = [(narrowed[t][0] if t in narrowed else src, t, info) for src, t, info in prepared]
         list(map(warn, notes))
         if dry_run:
-            return [mirror.dry_run(ddb, src, target, info, mode) for src, target, info in prepared]
+            return [
+                mirror.dry_run(ddb, src, target, info, mode, mirror.read_of(request)) for src, target, info in prepared
+            ]
         return _restore_prepared(ddb, s3, prepared, request, run_id, run)
 
 
@@ -350,7 +353,9 @@ def _write_one(
     pace = (workers[0], info["writeRate"])
     mode = request.get("mode") or "new"
     try:  # _restore_one closes the progress
-        row = _restore_one(ddb, s3, src, target, info, run_id, pace, progress, (mode, workers[1]))
+        row = _restore_one(
+            ddb, s3, src, target, info, run_id, pace, progress, (mode, workers[1], mirror.read_of(request))
+        )
     except KeyboardInterrupt:
         raise cancel.Interrupted(_stopped(request, src, target, progress.items)) from None
     return {**row, "method": "write"}
@@ -428,10 +433,10 @@ def _restore_one(
     run_id: str,
     pace: tuple[int, float],
     progress: Progress | None,
-    how: tuple[str, mirror.Confirm] = ("new", mirror.refuse),
+    how: tuple[str, mirror.Confirm, Limit] = ("new", mirror.refuse, NO_LIMIT),
 ) -> dict[str, Any]:
     """Write one prepared source into ``target`` with ``pace`` (requests in flight, write units a second) and ``how``
-    (the mode, and for a mirror whether it may delete); its result row."""
+    (the mode, and for a mirror whether it may delete and its scans' read rate); its result row."""
     save = dead_letter_writer(src.dead_letter_base or ".", run_id, s3)
 
     def write(items: Iterable[Item], delete: bool) -> dict[str, Any]:
@@ -461,7 +466,7 @@ def _restore_one(
         progress.set_total(expected)
     try:
         if how[0] == "mirror":
-            return mirror.mirror_one(ddb, src, target, info, write, how[1])
+            return mirror.mirror_one(ddb, src, target, info, write, how[1], how[2])
         items = counted(_logged_items(src, ddb, target), progress, size=_line_bytes, count_items=False)
         counts = write(items, False)
     finally:

@@ -23,10 +23,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ddb_backup.aws.ratelimit import NO_LIMIT, Limit
 from ddb_backup.aws.retry import call_with_backoff
 from ddb_backup.errors import TableNotFound
-from ddb_backup.format.ddbjson import canonical, item_from_wire, item_to_wire
+from ddb_backup.format.ddbjson import canonical, canonical_wire, item_from_wire, item_to_wire
 from ddb_backup.format.sources import open_source
+from ddb_backup_cli.files import tablescan
 from ddb_backup_cli.progress import Progress, counted
 
 LOG = logging.getLogger(__name__)
@@ -43,8 +45,8 @@ def _hash(data: bytes) -> bytes:
 
 
 def key_hash(item: dict[str, Any], names: list[str]) -> bytes:
-    """The 16-byte hash an item's key is known by in a :class:`Diff` (``names``: the table's key attributes)."""
-    return _hash(_key(item, names).encode())
+    """The 16-byte hash an item's key (client form) is known by in a :class:`Diff` (``names``: its key attributes)."""
+    return _hash(_key(item_to_wire({n: item[n] for n in names if n in item}), names).encode())
 
 
 class _Spill:
@@ -57,9 +59,10 @@ class _Spill:
         self.count = 0
 
     def add(self, item: dict[str, Any], names: list[str]) -> None:
+        """One item in wire form (binary as base64 text: both sides are compared so)."""
         key = _key(item, names).encode()
         key_hash = _hash(key)
-        record = key_hash + _hash(canonical(item).encode()) + len(key).to_bytes(4, "big") + key
+        record = key_hash + _hash(canonical_wire(item).encode()) + len(key).to_bytes(4, "big") + key
         part = int.from_bytes(key_hash[:8], "big") % len(self.paths)
         self.buffers.setdefault(part, bytearray()).extend(record)
         self.buffered += len(record)
@@ -130,6 +133,8 @@ def diff_items(
 ) -> Diff:
     """Compare two item streams by key in bounded memory (see the module); ``names``: the key attributes.
 
+    ``backup``: items in client form (as sources read them); ``table``: in wire form (as :mod:`.tablescan` reads).
+
     ``estimate``: about how many items a side holds (sizes the partitions).
     ``on_differs(key hash)`` is called for every backup key missing or changed
     in the table, ``on_extra(key)`` for every key only the table holds.
@@ -137,7 +142,7 @@ def diff_items(
     """
     with tempfile.TemporaryDirectory(prefix="ddb-backup-diff-") as directory:
         sides = [_Spill(Path(directory), side, partitions_for(estimate)) for side in ("backup", "table")]
-        _fill(sides[0], backup, names)
+        _fill(sides[0], map(item_to_wire, backup), names)
         _fill(sides[1], table, names)
         diff = Diff(backup_items=sides[0].count, table_items=sides[1].count)
         _stage(progress, f"{label}: compare", len(sides[0].paths), False, "partitions")
@@ -180,15 +185,12 @@ def _compare(
             on_differs(key_hash_)
 
 
-def scan_items(ddb: Any, table: str) -> Iterator[dict[str, Any]]:
-    """Every item of ``table``, page by page; a throttled page is retried with backoff."""
-    request: dict[str, Any] = {"TableName": table}
-    while True:
-        page = call_with_backoff(ddb.scan, **request)
-        yield from page.get("Items", [])
-        if not page.get("LastEvaluatedKey"):
-            return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+def scan_items(ddb: Any, table: str, limit: Limit = NO_LIMIT, workers: int = 8) -> Iterator[dict[str, Any]]:
+    """Every item of ``table`` in wire form: parallel segments on the backup's fast path, within ``limit``'s rate."""
+    described = call_with_backoff(ddb.describe_table, TableName=table)
+    segments = tablescan.segments_for(described, workers)
+    limiter = tablescan.read_limiter(described, limit)
+    return tablescan.table_items(ddb, table, segments=segments, workers=workers, limiter=limiter)
 
 
 def key_names(ddb: Any, table: str) -> tuple[list[str], int]:
@@ -211,6 +213,7 @@ def verify_table(
     limit: int = 10,
     warn: Callable[[str], None] | None = None,
     progress: Progress | None = None,
+    read: Limit = NO_LIMIT,
 ) -> dict[str, Any]:
     """Items of ``source`` (any format restore reads) against the items of ``table``.
 
@@ -220,16 +223,16 @@ def verify_table(
     (``added``: only the table has them, ``removed``: only the backup,
     ``changed``: both, with other values). ``warn`` receives the source's
     warnings (default: stderr).
-    ``progress``: shows each stage (read the backup, scan the table, compare).
+    ``progress``: shows each stage (read the backup, scan the table, compare). ``read``: the table's read rate.
     """
     names, count = key_names(ddb, table)
     backup = open_source(source, s3)
     for text in backup.warnings:
         (warn or _stderr)(text)
     estimate = max(backup.expected_items or 0, count)
-    read = _staged(backup.items(), progress, f"{table}: read backup", backup.expected_items, False)
-    scanned = _staged(scan_items(ddb, table), progress, f"{table}: scan table", count, True)
-    diff = diff_items(read, scanned, names, estimate=estimate, limit=limit, progress=progress, label=table)
+    saved = _staged(backup.items(), progress, f"{table}: read backup", backup.expected_items, False)
+    scanned = _staged(scan_items(ddb, table, read), progress, f"{table}: scan table", count, True)
+    diff = diff_items(saved, scanned, names, estimate=estimate, limit=limit, progress=progress, label=table)
     changed = attribute_diffs(ddb, table, backup.items(), names, diff.examples["changed"])
     examples = [
         {"kind": "changed", "key": key, "attributes": changed[i]} for i, key in enumerate(diff.examples["changed"])
@@ -314,4 +317,5 @@ def _staged(
 
 
 def _key(item: dict[str, Any], names: list[str]) -> str:
-    return json.dumps(item_to_wire({n: item[n] for n in names if n in item}), sort_keys=True)
+    """The key of an item in wire form, as text."""
+    return json.dumps({n: item[n] for n in names if n in item}, sort_keys=True)

@@ -97,6 +97,8 @@ def _repeated(request: dict[str, Any]) -> list[str]:
     words += ["--write-rate", f"{float(request['writeRate']):g}"] if request.get("writeRate") else []
     words += ["--write-percent", f"{float(request['writePercent']):g}"] if request.get("writePercent") else []
     words += ["--load-billing", request["loadBilling"]] if request.get("loadBilling") else []
+    words += ["--read-rate", f"{float(request['readRate']):g}"] if request.get("readRate") else []
+    words += ["--read-percent", f"{float(request['readPercent']):g}"] if request.get("readPercent") else []
     return words
 
 
