@@ -62,7 +62,7 @@ class _Spill:
         """One item in wire form (binary as base64 text: both sides are compared so)."""
         key = _key(item, names).encode()
         key_hash = _hash(key)
-        record = key_hash + _hash(canonical_wire(item).encode()) + len(key).to_bytes(4, "big") + key
+        record = key_hash + _hash(canonical_wire(item)) + len(key).to_bytes(4, "big") + key
         part = int.from_bytes(key_hash[:8], "big") % len(self.paths)
         self.buffers.setdefault(part, bytearray()).extend(record)
         self.buffered += len(record)

@@ -20,6 +20,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from ddb_backup.errors import BadInput
 
 Item = dict[str, Any]
@@ -155,19 +157,24 @@ def canonical(item: Mapping[str, Any]) -> str:
 
 
 #: A set's members in the text of an item (``"SS":["a","b"]``), and one JSON string among them.
-_SET = re.compile(r'("(?:SS|NS|BS)":\[)((?:"(?:[^"\\]|\\.)*",?)*)\]')
-_MEMBER = re.compile(r'"(?:[^"\\]|\\.)*"')
+_SET = re.compile(rb'("(?:SS|NS|BS)":\[)((?:"(?:[^"\\]|\\.)*",?)*)\]')
+_MEMBER = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_sorted_json = msgspec.json.Encoder(order="sorted").encode
 
 
-def canonical_wire(item: Mapping[str, Any]) -> str:
-    """A stable text of an item in wire form, for comparison: attribute names and set members sorted.
+def _sorted_members(m: re.Match[bytes]) -> bytes:
+    return m.group(1) + b",".join(sorted(_MEMBER.findall(m.group(2)))) + b"]"
+
+
+def canonical_wire(item: Mapping[str, Any]) -> bytes:
+    """A stable text (UTF-8) of an item in wire form, for comparison: attribute names and set members sorted.
 
     Not :func:`canonical`'s text (set members are sorted by their JSON text), but equal for equal items, and
     without a walk of the item in Python: a set's value is the only JSON list after an ``"SS"``, ``"NS"`` or
     ``"BS"`` name (an attribute's value is an object, and inside a string a quote is escaped), so the sets are
     found in the text and their members sorted there.
     """
-    text = json.dumps(item, sort_keys=True, separators=(",", ":"))
-    if '"SS":[' in text or '"NS":[' in text or '"BS":[' in text:
-        text = _SET.sub(lambda m: m.group(1) + ",".join(sorted(_MEMBER.findall(m.group(2)))) + "]", text)
+    text = _sorted_json(item)
+    if b'"SS":[' in text or b'"NS":[' in text or b'"BS":[' in text:
+        text = _SET.sub(_sorted_members, text)
     return text
