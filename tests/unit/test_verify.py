@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import tracemalloc
-from types import SimpleNamespace
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest

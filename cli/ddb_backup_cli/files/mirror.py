@@ -114,13 +114,7 @@ def mirror_one(
             "rerun the restore with --mode mirror"
         )
     if extra and not confirm(target, len(extra)):
-        keys = [{n: next(iter(item[n].values())) for n in names} for item in extra[:3]]
-        raise RestoreIncomplete(
-            f"the mirror would delete {len(extra):,} items of {target} that the backup lacks (first keys: {keys}), "
-            "and that was not agreed to: nothing was deleted; every item of the backup is written and checked; "
-            "the table keeps its restore-in-progress mark: rerun the restore with --mode mirror on a terminal "
-            "(it asks), or with --yes"
-        )
+        raise _not_agreed(target, extra, names)
     deleted = write(extra, True)["written"] if extra else 0
     return {
         "source": src.location,
@@ -138,6 +132,17 @@ def mirror_one(
         "deleted": deleted,
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _not_agreed(target: str, extra: list[Item], names: list[str]) -> RestoreIncomplete:
+    """The refusal of a mirror whose deletes nobody agreed to."""
+    keys = [{n: next(iter(item[n].values())) for n in names} for item in extra[:3]]
+    return RestoreIncomplete(
+        f"the mirror would delete {len(extra):,} items of {target} that the backup lacks (first keys: {keys}), "
+        "and that was not agreed to: nothing was deleted; every item of the backup is written and checked; "
+        "the table keeps its restore-in-progress mark: rerun the restore with --mode mirror on a terminal "
+        "(it asks), or with --yes"
+    )
 
 
 def dry_run(

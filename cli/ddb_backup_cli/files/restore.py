@@ -92,10 +92,8 @@ def restore_sources(
     selects (:mod:`.select`; under its ``preview``, the rows to show and nothing written). Ctrl-C:
     ``cancel.Interrupted``. ``confirm(target, count)``: whether a mirror may delete ``count`` items (default: no).
     """
-    if expect_items is not None:
-        _check_expected(source, s3, expect_items)
-    if select is not None:
-        _check_selectable(mode, method, expect_items)
+    _check_expected(source, s3, expect_items) if expect_items is not None else None
+    _check_selectable(mode, method, expect_items) if select is not None else None
     extra: dict[str, Any] = {"writeRate": limit.rate, "writePercent": limit.percent, "loadBilling": load_billing}
     extra.update(within=within, tables=tables, allowPartial=allow_partial or None, method=method)
     extra.update(expectItems=expect_items, readRate=read.rate, readPercent=read.percent)  # a mirror: checked count
