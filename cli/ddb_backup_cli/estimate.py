@@ -1,8 +1,9 @@
 """``ddb-backup estimate``, the rate options (--read-rate/--read-percent, --write-rate/--write-percent), --dry-run.
 
 The estimate is arithmetic on each table's item count and size
-(:mod:`ddb_backup.estimate`); ``--size 1TiB --items N`` estimates a table that
-does not exist.
+(:mod:`ddb_backup.estimate`): DescribeTable's, or a sample's where those may be
+stale (:mod:`ddb_backup.backup.sample`); ``--size 1TiB --items N`` estimates a
+table that does not exist.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """What a backup and a restore of a table cost, in capacity units, time and dollars, before running them.
 
 Everything here is arithmetic on a table's item count and size (DescribeTable's
-``ItemCount`` and ``TableSizeBytes``, or given for a table that does not exist)
-and the one dated price table below. The assumptions are named constants, so
+``ItemCount`` and ``TableSizeBytes``, a sample's, or given for a table that does
+not exist), what it serves now (:func:`capacity_of`) and the one dated price table below. The assumptions are named constants, so
 the README can quote them.
 """
 
