@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ddb_backup.aws.ratelimit import NO_LIMIT, Limit, RateLimiter, table_rate
@@ -101,3 +101,55 @@ def table_items(
     finally:
         gone.set()
         producer.join(cancel.GRACE)
+
+
+class Behind:
+    """``take(item)`` for every item of ``items``, in a thread of its own: a table's scan (waiting on DynamoDB)
+    overlaps the reading of the backup; :meth:`wait` shows its count on a progress and raises its error.
+
+    Leaving the ``with`` block early (an error, Ctrl-C) stops it at its next item, which closes the scan.
+    """
+
+    def __init__(self, items: Iterable[Item], take: Callable[[Item], None]) -> None:
+        self.items, self.take = items, take
+        self.count = 0
+        self.error: BaseException | None = None
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"{cancel.WORKERS[0]}-behind", daemon=True)
+
+    def _run(self) -> None:
+        items = iter(self.items)
+        try:
+            for item in items:
+                if self.stop.is_set():
+                    return
+                self.take(item)
+                self.count += 1
+        except BaseException as exc:  # raised by wait(), in the thread that waits
+            self.error = exc
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
+
+    def __enter__(self) -> Behind:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(cancel.GRACE)
+
+    def wait(self, progress: Any = None) -> int:
+        """Wait for the last item, adding the count to ``progress`` as it grows; the items taken."""
+        shown = 0
+        while self.thread.is_alive():
+            self.thread.join(_POLL)
+            if progress is not None:
+                progress.add(self.count - shown)
+                shown = self.count
+        if progress is not None:
+            progress.add(self.count - shown)
+        if self.error is not None:
+            raise self.error
+        return self.count

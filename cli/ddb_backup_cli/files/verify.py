@@ -130,6 +130,7 @@ def diff_items(
     on_extra: Callable[[dict[str, Any]], None] | None = None,
     progress: Progress | None = None,
     label: str = "",
+    table_total: int | None = None,
 ) -> Diff:
     """Compare two item streams by key in bounded memory (see the module); ``names``: the key attributes.
 
@@ -138,12 +139,17 @@ def diff_items(
     ``estimate``: about how many items a side holds (sizes the partitions).
     ``on_differs(key hash)`` is called for every backup key missing or changed
     in the table, ``on_extra(key)`` for every key only the table holds.
-    ``progress``: counts the partitions compared (``label``: the table).
+    ``progress``: counts the partitions compared (``label``: the table), and the table's items after the
+    backup's (``table_total``: about how many). The table is read while the backup is (its scan waits on
+    DynamoDB, the backup's read on this process), into its own spill.
     """
     with tempfile.TemporaryDirectory(prefix="ddb-backup-diff-") as directory:
         sides = [_Spill(Path(directory), side, partitions_for(estimate)) for side in ("backup", "table")]
-        _fill(sides[0], map(item_to_wire, backup), names)
-        _fill(sides[1], table, names)
+        with tablescan.Behind(table, lambda item: sides[1].add(item, names)) as behind:
+            _fill(sides[0], map(item_to_wire, backup), names)
+            _stage(progress, f"{label}: scan table", table_total, True)
+            behind.wait(progress)
+        sides[1].flush()
         diff = Diff(backup_items=sides[0].count, table_items=sides[1].count)
         _stage(progress, f"{label}: compare", len(sides[0].paths), False, "partitions")
         for part in range(len(sides[0].paths)):
@@ -231,8 +237,10 @@ def verify_table(
         (warn or _stderr)(text)
     estimate = max(backup.expected_items or 0, count)
     saved = _staged(backup.items(), progress, f"{table}: read backup", backup.expected_items, False)
-    scanned = _staged(scan_items(ddb, table, read), progress, f"{table}: scan table", count, True)
-    diff = diff_items(saved, scanned, names, estimate=estimate, limit=limit, progress=progress, label=table)
+    scanned = scan_items(ddb, table, read)
+    diff = diff_items(
+        saved, scanned, names, estimate=estimate, limit=limit, progress=progress, label=table, table_total=count
+    )
     changed = attribute_diffs(ddb, table, backup.items(), names, diff.examples["changed"])
     examples = [
         {"kind": "changed", "key": key, "attributes": changed[i]} for i, key in enumerate(diff.examples["changed"])
