@@ -72,7 +72,7 @@ class Totals(Progress):
 
 
 def test_the_backup_of_a_freshly_filled_table_keeps_a_progress_total(fresh, tmp_path):
-    shown = Totals(TABLE, stream=io.StringIO())
+    shown = Totals(TABLE, stream=io.StringIO(), enabled=True)  # drawn, as on a terminal
     backup_to_file(fresh, TABLE, tmp_path / "t.json", progress=shown)
     assert shown.items == ITEMS
     assert shown.given[-1] == pytest.approx(ITEMS, rel=0.1), shown.given

@@ -104,7 +104,7 @@ def backup_to_file(
     page, the temporary file is removed and ``cancel.Interrupted`` says so.
     """
     description = describe(ddb, table)
-    approx, size, figures = _about(ddb, description)
+    approx, size, figures = _about(ddb, description, sample=bool(progress and progress.enabled))
     total = segments or local_segments({"Table": {"TableSizeBytes": size}}, workers)
     rate = table_rate(description, "read", rate=limit.rate, percent=limit.percent)
     limiter = RateLimiter(rate) if rate else None
@@ -139,12 +139,13 @@ def backup_to_file(
     return {"table": table, "file": str(path), "items": count, "segments": total, "bytes": path.stat().st_size}
 
 
-def _about(ddb: Any, description: dict[str, Any]) -> tuple[int, int, str]:
-    """About how many items and bytes a table holds, and from where: DescribeTable, or a sample when its figures
-    may be stale (a table filled an hour ago says 0): the progress keeps a total, and the segments fit the size."""
+def _about(ddb: Any, description: dict[str, Any], sample: bool) -> tuple[int, int, str]:
+    """About how many items and bytes a table holds, and from where: DescribeTable, or (``sample``: a progress is
+    drawn) a sample when its figures may be stale (a table filled an hour ago says 0): the progress keeps a total,
+    and the segments fit the size."""
     table = description["Table"]
     why = may_be_stale(table)
-    if why is None:
+    if why is None or not sample:
         return int(table["ItemCount"]), int(table["TableSizeBytes"]), "ItemCount"
     sampled = sample_size(ddb, table["TableName"])
     return (
