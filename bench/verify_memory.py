@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from bench.servers import PYTHON, ROOT
@@ -43,12 +44,17 @@ class ScanOnly:
     def get_paginator(self, name: str) -> ScanOnly:  # verify.py before issue 16 paginated
         return self
 
-    def scan(self, TableName: str, ExclusiveStartKey: Any = None) -> dict[str, Any]:
-        """One page; the pages of a scan begun without ``ExclusiveStartKey`` are made as they are asked for."""
+    meta = SimpleNamespace(events=SimpleNamespace(register=lambda *a, **kw: None))  # fastscan's hook: not used
+
+    def scan(self, TableName: str, ExclusiveStartKey: Any = None, Segment: int = 0, **_: Any) -> dict[str, Any]:
+        """One page; the pages of a scan begun without ``ExclusiveStartKey`` are made as they are asked for (all in
+        segment 0)."""
+        if Segment:
+            return {"Items": []}
         if ExclusiveStartKey is None:
             self.pages = self.paginate(TableName)
         page = next(self.pages, None)
-        return {"Items": page["Items"], "LastEvaluatedKey": {"more": True}} if page else {"Items": []}
+        return {"Items": page["Items"], "LastEvaluatedKey": {"pk": {"S": "more"}}} if page else {"Items": []}
 
     def paginate(self, TableName: str) -> Iterator[dict[str, Any]]:
         page: list[dict[str, Any]] = []

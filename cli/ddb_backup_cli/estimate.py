@@ -1,8 +1,9 @@
 """``ddb-backup estimate``, the rate options (--read-rate/--read-percent, --write-rate/--write-percent), --dry-run.
 
 The estimate is arithmetic on each table's item count and size
-(:mod:`ddb_backup.estimate`); ``--size 1TiB --items N`` estimates a table that
-does not exist.
+(:mod:`ddb_backup.estimate`): DescribeTable's, or a sample's where those may be
+stale (:mod:`ddb_backup.backup.sample`); ``--size 1TiB --items N`` estimates a
+table that does not exist.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 from ddb_backup.aws.clients import client
 from ddb_backup.aws.ratelimit import Limit, table_rate
 from ddb_backup.aws.tables import describe_table
+from ddb_backup.backup.sample import may_be_stale, sample_size, sampled_note
 from ddb_backup.errors import TableNotFound
-from ddb_backup.estimate import Plan, describe_estimate, estimate
+from ddb_backup.estimate import Plan, capacity_of, describe_estimate, estimate
 from ddb_backup_cli.common import UsageError, add_command, add_table_selectors, print_json, tables_arg
 
 _UNITS = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
@@ -119,7 +121,7 @@ def table_estimates(args: argparse.Namespace) -> list[dict[str, Any]]:
             raise UsageError("--size needs --items N (how many items the table holds)")
         if reads.percent is not None or writes.percent is not None:
             raise UsageError("a table given by --size has no capacity to take a percent of: give --read-rate")
-        plan = Plan(segments, concurrency, reads.rate, writes.rate)
+        plan = Plan(segments, concurrency, reads.rate, writes.rate, figures="given: --size and --items")
         return [estimate(args.items, parse_size(args.size), plan, table=getattr(args, "table", None))]
     from ddb_backup.backup.plan import resolve_tables
 
@@ -132,9 +134,20 @@ def table_estimates(args: argparse.Namespace) -> list[dict[str, Any]]:
             raise TableNotFound(f"table {name!r} does not exist (estimate a table that is not there with --size)")
         rate = table_rate(table, "read", rate=reads.rate, percent=reads.percent)
         write_rate = table_rate(table, "write", rate=writes.rate, percent=writes.percent)
-        plan = Plan(segments, concurrency, rate, write_rate)
-        rows.append(estimate(int(table.get("ItemCount", 0)), int(table.get("TableSizeBytes", 0)), plan, table=name))
+        items, size, figures = table_figures(ddb, table)
+        plan = Plan(segments, concurrency, rate, write_rate, capacity=capacity_of(table), figures=figures)
+        rows.append(estimate(items, size, plan, table=name))
     return rows
+
+
+def table_figures(ddb: Any, table: dict[str, Any]) -> tuple[int, int, str]:
+    """A table's item count and size, and where they came from: DescribeTable's when they hold, else a sample
+    (a few scan segments of many, extrapolated: it reads the table, about 2,000 items' worth)."""
+    why = may_be_stale(table)
+    if why is None:
+        return int(table["ItemCount"]), int(table["TableSizeBytes"]), "DescribeTable, refreshed about every 6 hours"
+    sampled = sample_size(ddb, table["TableName"])
+    return int(sampled["items"]), int(sampled["bytes"]), sampled_note(sampled, why)
 
 
 def print_estimates(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
@@ -161,7 +174,8 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         sub,
         parents,
         "estimate",
-        "estimate a backup's and a restore's read/write units, time and cost (nothing is read or written)",
+        "estimate a backup's and a restore's read/write units, time and cost (nothing is written; a table whose "
+        "DescribeTable figures may be stale is sampled)",
         cmd_estimate,
         "  ddb-backup estimate --table mystack-GranulesTable --read-percent 50\n"
         "  ddb-backup estimate --prefix mystack- --json\n"

@@ -220,6 +220,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
         warn=lambda text: print(f"ddb-backup: warning: {text}", file=sys.stderr),
         expect_items=args.expect_items,
         limit=estimate.limit_of(args, "write"),
+        read=estimate.limit_of(args, "read"),
         **_load_options(args),
         dry_run=args.dry_run,
         method=args.method,
@@ -277,8 +278,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     with progress(args, args.table) as shown:
         try:
+            ddb, read = client("dynamodb"), estimate.limit_of(args, "read")
             report = verify_table(
-                client("dynamodb"), client("s3"), args.table, args.backup, limit=args.show, progress=shown
+                ddb, client("s3"), args.table, args.backup, limit=args.show, progress=shown, read=read
             )
         except KeyboardInterrupt:
             raise Interrupted(
@@ -399,6 +401,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
         'for sources that carry no count (cumulus-api files, bare {"Item"} lines)',
     )
     estimate.add_load_options(p)
+    estimate.add_rate_options(p, "read")  # a mirror's and a dry run's scans of the target
     p.add_argument(
         "--to-time",
         metavar="TIME",
@@ -415,6 +418,7 @@ def register(sub: Any, parents: list[argparse.ArgumentParser]) -> None:
     p.add_argument("--table", type=table_name, required=True, help="the table to check")
     p.add_argument("--backup", required=True, help="the backup to compare with (any SOURCE restore reads)")
     p.add_argument("--show", type=int, default=10, help="differences to print (default 10)")
+    estimate.add_rate_options(p, "read")
 
 
 def register_demo(sub: Any, parents: list[argparse.ArgumentParser]) -> None:

@@ -127,7 +127,7 @@ def _interrupted(exc: KeyboardInterrupt) -> int:
     process ends at once (``os._exit``) rather than at that request's timeout.
     """
     end_line()
-    detail = f": {exc}" if isinstance(exc, cancel.Interrupted) else ""
+    detail = f": {exc}" if isinstance(exc, cancel.Interrupted) or str(exc) else ""
     print(f"ddb-backup: interrupted{detail}", file=sys.stderr)
     if cancel.threads_left():
         sys.stdout.flush()

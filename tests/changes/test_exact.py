@@ -299,7 +299,9 @@ def test_the_plan_refuses_an_exact_backup_whose_scan_outlasts_the_stream_retenti
     description = {"Table": {**env.describe_table(TableName="huge-Table")["Table"], "TableSizeBytes": 4 * 2**40}}
     note = noter(env, client("dynamodbstreams"), True, 100)
     assert note is not None
-    assert "stream" in note("huge-Table", description, 4000, None)  # 4 TiB at the 40,000-unit table quota: 3.7 h
+    assert "stream" in note(
+        "huge-Table", description, 4000, None
+    )  # 4 TiB on-demand, 12,000 reads a second doubling up to the 40,000 quota: 4.3 h
     with pytest.raises(BadInput) as refused:
         note("huge-Table", description, 4000, 1000.0)  # at 1,000 read units a second: 6 days
     assert "huge-Table: its scan is estimated at" in str(refused.value) and "24 h retention" in str(refused.value)

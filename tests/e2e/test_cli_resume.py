@@ -315,3 +315,75 @@ def test_mirror_on_a_terminal_asks_before_deleting(extra, capsys, monkeypatch, a
     assert main([*MIRROR[:1], full, *MIRROR[1:]]) == code
     assert len(asked) == 1 and "delete 3 items of restore-GranulesTable" in asked[0], asked
     assert len(table_items(ddb, "restore-GranulesTable")) == left
+
+
+# ------------------------------------------------------------------ issue 24's leftovers
+def test_the_printed_mirror_resume_runs_with_no_terminal(drifted, monkeypatch, capsys):
+    """A script (no terminal to ask) runs the printed command: it carries --yes, so the mirror finishes."""
+    ddb, out = drifted
+
+    def ctrl_c(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(mirror, "diff_items", ctrl_c)
+        assert main(["restore", out, "--table", TARGET, "--mode", "mirror", "--yes"]) == 130
+    command = _printed(capsys.readouterr().err)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    assert main(command) == 0, capsys.readouterr().err
+    assert _items(ddb, TARGET) == _items(ddb, SOURCE)
+
+
+def test_a_set_failing_with_no_error_of_its_own_names_the_table_left_on_demand(set_run, monkeypatch, capsys):
+    """The network drops at the second CreateTable and the first table's switch back is refused: the failure is no
+    DdbBackupError, yet the message names the table left on-demand with the command that switches it back."""
+    from botocore.exceptions import EndpointConnectionError
+
+    ddb = set_run
+    send = BaseClient._make_api_call
+
+    def call(self: Any, operation: str, params: Any) -> Any:
+        if operation == "CreateTable" and params["TableName"] == "restore-UsersTable":
+            raise EndpointConnectionError(endpoint_url="http://127.0.0.1:1")
+        if operation == "UpdateTable" and params.get("BillingMode") == "PROVISIONED":
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "refused"}}, operation)
+        return send(self, operation, params)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(BaseClient, "_make_api_call", call)
+        assert main([*SET_RESTORE, "--load-billing", "on-demand"]) == 1
+    err = capsys.readouterr().err
+    assert "Could not connect to the endpoint URL" in err, err
+    found = re.search(
+        r"table restore-RulesTable [^\n]*still on-demand: switch it back with: (aws dynamodb [^\n;]+)", err
+    )
+    assert found, err
+    assert _billing(ddb, "restore-RulesTable")[0] == "PAY_PER_REQUEST"
+    if shutil.which("aws"):
+        command = shlex.split(found.group(1).rstrip(". "))
+        done = subprocess.run(command, check=False, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert _billing(ddb, "restore-RulesTable") == ("PROVISIONED", 5, 7)
+
+
+def test_a_set_failing_while_writing_with_no_error_of_its_own_says_where_each_table_stands(
+    set_run, monkeypatch, capsys
+):
+    """A failure that is no DdbBackupError while the second table is written: the set's summary is printed too."""
+    calls = 0
+    real = restore_module._write_one
+
+    def fails_second(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(restore_module, "_write_one", fails_second)
+    assert main(SET_RESTORE) == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "the set restore stopped; its tables:" in err, err
+    assert re.search(r"restore-RulesTable\s+finished", err) and "marked, partial" in err, err
+    monkeypatch.setattr(restore_module, "_write_one", real)
+    assert main(_printed(err)) == 0, capsys.readouterr().err

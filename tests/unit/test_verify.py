@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tracemalloc
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -27,11 +28,15 @@ class _Table:
     def describe_table(self, TableName: str) -> dict[str, Any]:
         return {"Table": {"KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}], "ItemCount": self._count}}
 
-    def scan(self, TableName: str, ExclusiveStartKey: Any = None) -> dict[str, Any]:
+    meta = SimpleNamespace(events=SimpleNamespace(register=lambda *a, **kw: None))  # fastscan's hook: not used
+
+    def scan(self, TableName: str, ExclusiveStartKey: Any = None, Segment: int = 0, **_: Any) -> dict[str, Any]:
+        if Segment:  # every item is in segment 0 of this fake
+            return {"Items": []}
         if ExclusiveStartKey is None:
             self._pages = self._paginate()
         page = next(self._pages)
-        return {"Items": page, "LastEvaluatedKey": {"more": True}} if page else {"Items": []}
+        return {"Items": page, "LastEvaluatedKey": {"pk": {"S": "more"}}} if page else {"Items": []}
 
     def _paginate(self) -> Iterator[list[dict[str, Any]]]:
         page: list[dict[str, Any]] = []

@@ -21,6 +21,7 @@ from ddb_backup.aws.tables import describe
 from ddb_backup.backup import fastscan
 from ddb_backup.backup.finalize import finalize_table
 from ddb_backup.backup.plan import Exact, Settings, choose_segments, plan_run
+from ddb_backup.backup.sample import may_be_stale, sample_size, sampled_note
 from ddb_backup.backup.scan import FastPages, ScanSettings, scan_segment
 from ddb_backup.format.localfile import LocalFileWriter
 from ddb_backup_cli.files import cancel
@@ -89,14 +90,14 @@ def backup_to_file(
     page, the temporary file is removed and ``cancel.Interrupted`` says so.
     """
     description = describe(ddb, table)
-    total = segments or local_segments(description, workers)
+    approx, size, figures = _about(ddb, description, sample=bool(progress and progress.enabled))
+    total = segments or local_segments({"Table": {"TableSizeBytes": size}}, workers)
     rate = table_rate(description, "read", rate=limit.rate, percent=limit.percent)
     limiter = RateLimiter(rate) if rate else None
     lock = threading.Lock()
-    approx = int(description["Table"].get("ItemCount") or 0)
     if progress:
         progress.set_total(approx, approximate=True)
-    LOG.info("%s: %d segment(s), about %d items (ItemCount), to %s", table, total, approx, path)
+    LOG.info("%s: %d segment(s), about %d items (%s), to %s", table, total, approx, figures, path)
 
     def run(segment: int) -> None:
         items = 0
@@ -122,6 +123,22 @@ def backup_to_file(
         ) from None
     count = writer.items
     return {"table": table, "file": str(path), "items": count, "segments": total, "bytes": path.stat().st_size}
+
+
+def _about(ddb: Any, description: dict[str, Any], sample: bool) -> tuple[int, int, str]:
+    """About how many items and bytes a table holds, and from where: DescribeTable, or (``sample``: a progress is
+    drawn) a sample when its figures may be stale (a table filled an hour ago says 0): the progress keeps a total,
+    and the segments fit the size."""
+    table = description["Table"]
+    why = may_be_stale(table)
+    if why is None or not sample:
+        return int(table["ItemCount"]), int(table["TableSizeBytes"]), "ItemCount"
+    sampled = sample_size(ddb, table["TableName"])
+    return (
+        int(sampled["items"]),
+        max(int(table.get("TableSizeBytes") or 0), int(sampled["bytes"])),
+        sampled_note(sampled, why),
+    )
 
 
 def _extra(segments: int, run: tuple[str, list[str]] | None) -> dict[str, Any]:

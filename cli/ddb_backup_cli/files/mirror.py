@@ -18,7 +18,8 @@ Memory: the diff spills one small record per item to a private temporary
 directory and holds one partition at a time (see :mod:`ddb_backup.compare`); besides it,
 a mirror keeps the 16-byte key hashes of the items that differ (about 100 bytes
 each in Python; none for an empty target) and the keys to delete (one dict each).
-Reads: the target is scanned twice, the backup read three times.
+Reads: the target is scanned twice (parallel segments, within ``--read-rate`` / ``--read-percent``: see
+:mod:`.tablescan`), the backup read three times.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from ddb_backup.compare import Diff, diff_items, key_hash
+from ddb_backup.aws.ratelimit import NO_LIMIT, Limit
+from ddb_backup.compare import Diff, key_hash
 from ddb_backup.errors import RestoreIncomplete
 from ddb_backup.format.ddbjson import Item
 from ddb_backup.restore import fastwrite
 from ddb_backup.restore.target import is_empty
 from ddb_backup.selection.cost import describe
-from ddb_backup_cli.files.verify import key_names, scan_items
+from ddb_backup_cli.files.verify import diff_items, key_names, scan_items
 
 if TYPE_CHECKING:
     from ddb_backup.format.sources import Source
@@ -52,6 +54,11 @@ def refuse(target: str, count: int) -> bool:
     return False
 
 
+def read_of(request: dict[str, Any]) -> Limit:
+    """The read rate a restore's request gives its mirror's (or dry run's) scans of the target."""
+    return Limit(request.get("readRate"), request.get("readPercent"))
+
+
 def check_count(src: Source, read: int, target: str) -> None:
     """The items read against the count the backup promises (``RestoreIncomplete`` on a difference)."""
     expected = src.expected_items
@@ -61,14 +68,22 @@ def check_count(src: Source, read: int, target: str) -> None:
         )
 
 
-def _diff(ddb: Any, src: Source, target: str, names: list[str], **calls: Any) -> Diff:
-    """The target's items against the backup's, partitions sized from the larger count."""
+def _diff(ddb: Any, src: Source, target: str, names: list[str], read: Limit, **calls: Any) -> Diff:
+    """The target's items (scanned within ``read``'s rate) against the backup's, partitions sized from the larger
+    count."""
     estimate = max(src.expected_items or 0, key_names(ddb, target)[1])
-    return diff_items(src.items(), scan_items(ddb, target), names, estimate=estimate, limit=EXAMPLES, **calls)
+    table = scan_items(ddb, target, read)
+    return diff_items(src.items(), table, names, estimate=estimate, limit=EXAMPLES, **calls)
 
 
 def mirror_one(
-    ddb: Any, src: Source, target: str, info: dict[str, Any], write: Write, confirm: Confirm = refuse
+    ddb: Any,
+    src: Source,
+    target: str,
+    info: dict[str, Any],
+    write: Write,
+    confirm: Confirm = refuse,
+    reads: Limit = NO_LIMIT,
 ) -> dict[str, Any]:
     """Make ``target`` (prepared by ``prepare_targets`` in mode mirror) hold exactly the items of ``src``.
 
@@ -76,12 +91,12 @@ def mirror_one(
     ``items`` (written), ``itemsRead``. Raises ``RestoreIncomplete`` (or the
     write's ``DeadLettered``) before any delete when the writes did not make
     every item of the backup present and equal, or when ``confirm`` does not
-    agree to the deletes.
+    agree to the deletes. ``reads``: the read rate its two scans of ``target`` keep to.
     """
     names = [k["AttributeName"] for k in info["keySchema"]]
     started = time.monotonic()
     differs: set[bytes] | None = None if is_empty(ddb, target) else set()
-    before = _diff(ddb, src, target, names, on_differs=differs.add) if differs is not None else None
+    before = _diff(ddb, src, target, names, reads, on_differs=differs.add) if differs is not None else None
     read = 0
 
     def to_write() -> Iterator[Item]:
@@ -94,7 +109,7 @@ def mirror_one(
     counts = write(to_write(), False)
     check_count(src, read, target)
     extra: list[Item] = []
-    after = _diff(ddb, src, target, names, on_extra=extra.append)
+    after = _diff(ddb, src, target, names, reads, on_extra=extra.append)
     if after.missing or after.changed:
         keys = (after.examples["missing"] + after.examples["changed"])[:3]
         raise RestoreIncomplete(
@@ -103,13 +118,7 @@ def mirror_one(
             "rerun the restore with --mode mirror"
         )
     if extra and not confirm(target, len(extra)):
-        keys = [{n: next(iter(item[n].values())) for n in names} for item in extra[:3]]
-        raise RestoreIncomplete(
-            f"the mirror would delete {len(extra):,} items of {target} that the backup lacks (first keys: {keys}), "
-            "and that was not agreed to: nothing was deleted; every item of the backup is written and checked; "
-            "the table keeps its restore-in-progress mark: rerun the restore with --mode mirror on a terminal "
-            "(it asks), or with --yes"
-        )
+        raise _not_agreed(target, extra, names)
     deleted = write(extra, True)["written"] if extra else 0
     return {
         "source": src.location,
@@ -129,7 +138,20 @@ def mirror_one(
     }
 
 
-def dry_run(ddb: Any, src: Source, target: str, info: dict[str, Any], mode: str) -> dict[str, Any]:
+def _not_agreed(target: str, extra: list[Item], names: list[str]) -> RestoreIncomplete:
+    """The refusal of a mirror whose deletes nobody agreed to."""
+    keys = [{n: next(iter(item[n].values())) for n in names} for item in extra[:3]]
+    return RestoreIncomplete(
+        f"the mirror would delete {len(extra):,} items of {target} that the backup lacks (first keys: {keys}), "
+        "and that was not agreed to: nothing was deleted; every item of the backup is written and checked; "
+        "the table keeps its restore-in-progress mark: rerun the restore with --mode mirror on a terminal "
+        "(it asks), or with --yes"
+    )
+
+
+def dry_run(
+    ddb: Any, src: Source, target: str, info: dict[str, Any], mode: str, read: Limit = NO_LIMIT
+) -> dict[str, Any]:
     """What a restore of ``src`` into ``target`` in ``mode`` would add, change and delete; nothing is written.
 
     ``info``: the target as ``prepare_targets(check_only=True)`` checked it. In
@@ -138,7 +160,7 @@ def dry_run(ddb: Any, src: Source, target: str, info: dict[str, Any], mode: str)
     """
     names = [k["AttributeName"] for k in info["keySchema"]]
     if info["exists"]:
-        diff = _diff(ddb, src, target, names)
+        diff = _diff(ddb, src, target, names, read)
     else:
         diff = diff_items(src.items(), (), names, estimate=src.expected_items or 0, limit=EXAMPLES)
     mirror = mode == "mirror"

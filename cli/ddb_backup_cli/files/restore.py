@@ -32,6 +32,7 @@ from ddb_backup.restore.resume import Mark, clear_mark
 from ddb_backup.restore.run import prepare_targets
 from ddb_backup.restore.write import write_items
 from ddb_backup.selection import cost
+from ddb_backup_cli import endpoint
 from ddb_backup_cli.common import UsageError
 from ddb_backup_cli.files import cancel, mirror
 from ddb_backup_cli.files.select import Selection, overlay
@@ -73,6 +74,7 @@ def restore_sources(
     warn: Callable[[str], None] = lambda text: None,
     expect_items: int | None = None,
     limit: Limit = NO_LIMIT,
+    read: Limit = NO_LIMIT,
     exact: bool = True,
     load_billing: str | None = None,
     within: str | None = None,
@@ -88,17 +90,15 @@ def restore_sources(
     Targets are checked before any write and stay marked until their items are written, counted and
     ``after_parts(target)`` applied (a restore to a time's changes, else an exact backup's own). Options:
     ``expect_items`` checked before and after; ``limit``, ``load_billing``, ``within``: :mod:`ddb_backup.restore.
-    capacity`; ``mode``, ``dry_run``: :mod:`.mirror`; ``method``: ``importtable``; ``select``: only the items it
+    capacity`; ``mode``, ``dry_run``, ``read`` (the rate of a mirror's scans): :mod:`.mirror`; ``method``: ``importtable``; ``select``: only the items it
     selects (:mod:`.select`; under its ``preview``, the rows to show and nothing written). Ctrl-C:
     ``cancel.Interrupted``. ``confirm(target, count)``: whether a mirror may delete ``count`` items (default: no).
     """
-    if expect_items is not None:
-        _check_expected(source, s3, expect_items)
-    if select is not None:
-        _check_selectable(mode, method, expect_items)
+    _check_expected(source, s3, expect_items) if expect_items is not None else None
+    _check_selectable(mode, method, expect_items) if select is not None else None
     extra: dict[str, Any] = {"writeRate": limit.rate, "writePercent": limit.percent, "loadBilling": load_billing}
     extra.update(within=within, tables=tables, allowPartial=allow_partial or None, method=method)
-    extra["expectItems"] = expect_items  # a mirror deletes only on a checked count
+    extra.update(expectItems=expect_items, readRate=read.rate, readPercent=read.percent)  # a mirror: checked count
     request = {**_request(source, table, mapping, backup_id, mode, allow_source, key_names), **extra}
     run_id = f"cli-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(2)}"
     run = _Run((workers, confirm), progress_factory, warn, note, (exact, expect_items, after_parts), select)
@@ -112,7 +112,7 @@ def restore_sources(
         prepared = [(narrowed[t][0] if t in narrowed else src, t, info) for src, t, info in prepared]
         list(map(warn, notes))
         if dry_run:
-            rows = [mirror.dry_run(ddb, src, target, info, mode) for src, target, info in prepared]
+            rows = [mirror.dry_run(ddb, src, t, info, mode, mirror.read_of(request)) for src, t, info in prepared]
             return [{**row, "cost": select.cost} for row in rows] if select is not None else rows
         return _restore_prepared(ddb, s3, prepared, request, run_id, run)
 
@@ -143,16 +143,24 @@ def _restore_prepared(
             results.append(_finish_one(ddb, src, result, run.checks, run.warn, run.select))
             if target in loaded:
                 capacity.put_back(ddb, target, loaded.pop(target))
-    except DdbBackupError as exc:
+    except (DdbBackupError, cancel.Interrupted) as exc:
         if len(results) < len(prepared) > 1:  # a set: where each table stands, and the command that finishes it
-            exc.args = (f"{exc}\n{set_state([t for _, t, _ in prepared], results, request)}",)
+            hint = not isinstance(exc, cancel.Interrupted)  # Ctrl-C's own message already names the command
+            exc.args = (f"{exc}\n{set_state([t for _, t, _ in prepared], results, request, hint=hint)}",)
+        raise
+    except Exception as exc:  # an AWS, network or other failure: the same summary, after the failure's own words
+        if len(results) < len(prepared) > 1:
+            state = set_state([t for _, t, _ in prepared], results, request)
+            raise RestoreIncomplete(
+                f"{endpoint.describe_failure(exc) or f'{type(exc).__name__}: {exc}'}\n{state}"
+            ) from exc
         raise
     finally:
         _put_back_all(ddb, loaded, run.warn)
     return results
 
 
-def set_state(targets: list[str], results: list[dict[str, Any]], request: dict[str, Any]) -> str:
+def set_state(targets: list[str], results: list[dict[str, Any]], request: dict[str, Any], *, hint: bool = True) -> str:
     """Where a failed set restore left each target: finished, marked and partial (the one that failed), or marked
     and not started (every target is created and marked before the first is written); the command that resumes."""
     done = {r["table"]: r for r in results}
@@ -166,7 +174,8 @@ def set_state(targets: list[str], results: list[dict[str, Any]], request: dict[s
         else:
             state = "marked, not started: nothing written yet"
         lines.append(f"  {target:{width}}  {state}")
-    lines.append(resume_hint(request, targets[len(results)]))
+    if hint:
+        lines.append(resume_hint(request, targets[len(results)]))
     return "\n".join(lines)
 
 
@@ -346,7 +355,9 @@ def _write_one(
     pace = (workers[0], info["writeRate"])
     mode = request.get("mode") or "new"
     try:  # _restore_one closes the progress
-        row = _restore_one(ddb, s3, src, target, info, run_id, pace, progress, (mode, workers[1]))
+        row = _restore_one(
+            ddb, s3, src, target, info, run_id, pace, progress, (mode, workers[1], mirror.read_of(request))
+        )
     except KeyboardInterrupt:
         raise cancel.Interrupted(_stopped(request, src, target, progress.items)) from None
     return {**row, "method": "write"}
@@ -424,10 +435,10 @@ def _restore_one(
     run_id: str,
     pace: tuple[int, float],
     progress: Progress | None,
-    how: tuple[str, mirror.Confirm] = ("new", mirror.refuse),
+    how: tuple[str, mirror.Confirm, Limit] = ("new", mirror.refuse, NO_LIMIT),
 ) -> dict[str, Any]:
     """Write one prepared source into ``target`` with ``pace`` (requests in flight, write units a second) and ``how``
-    (the mode, and for a mirror whether it may delete); its result row."""
+    (the mode, and for a mirror whether it may delete and its scans' read rate); its result row."""
     save = dead_letter_writer(src.dead_letter_base or ".", run_id, s3)
 
     def write(items: Iterable[Item], delete: bool) -> dict[str, Any]:
@@ -457,7 +468,7 @@ def _restore_one(
         progress.set_total(expected)
     try:
         if how[0] == "mirror":
-            return mirror.mirror_one(ddb, src, target, info, write, how[1])
+            return mirror.mirror_one(ddb, src, target, info, write, how[1], how[2])
         items = counted(_logged_items(src, ddb, target), progress, size=_line_bytes, count_items=False)
         counts = write(items, False)
     finally:

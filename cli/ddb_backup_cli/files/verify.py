@@ -1,8 +1,8 @@
-"""``ddb-backup verify``: a table against a backup, item by item, in bounded memory.
+"""Compare a table with a backup, item by item, in bounded memory (the diff is the layer's: ddb_backup.compare).
 
-The diff itself is the layer's (:mod:`ddb_backup.compare`); this module reads the two
-sides (the backup, a Scan of the table), shows the stages, and names the attributes
-of the changed examples.
+The table is scanned in parallel segments on the backup's fast path (:mod:`.tablescan`), within a read rate,
+in a thread of its own while the backup is read; each side is spilled to partition files and compared one
+partition at a time, so memory holds one partition, whatever the table's size.
 """
 
 from __future__ import annotations
@@ -14,25 +14,59 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from ddb_backup.aws.ratelimit import NO_LIMIT, Limit
 from ddb_backup.aws.retry import call_with_backoff
-from ddb_backup.compare import attribute_changes, diff_items, key_hash
+from ddb_backup.compare import Diff, Sides, attribute_changes, key_hash
 from ddb_backup.errors import TableNotFound
 from ddb_backup.format.ddbjson import item_from_wire
 from ddb_backup.format.sources import open_source
+from ddb_backup_cli.files import tablescan
 from ddb_backup_cli.progress import Progress, counted
 
 LOG = logging.getLogger(__name__)
 
 
-def scan_items(ddb: Any, table: str) -> Iterator[dict[str, Any]]:
-    """Every item of ``table``, page by page; a throttled page is retried with backoff."""
-    request: dict[str, Any] = {"TableName": table}
-    while True:
-        page = call_with_backoff(ddb.scan, **request)
-        yield from page.get("Items", [])
-        if not page.get("LastEvaluatedKey"):
-            return
-        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+def diff_items(
+    backup: Iterable[dict[str, Any]],
+    table: Iterable[dict[str, Any]],
+    names: list[str],
+    *,
+    estimate: int,
+    limit: int = 10,
+    on_differs: Callable[[bytes], None] | None = None,
+    on_extra: Callable[[dict[str, Any]], None] | None = None,
+    progress: Progress | None = None,
+    label: str = "",
+    table_total: int | None = None,
+) -> Diff:
+    """Compare two item streams by key in bounded memory (see the module); ``names``: the key attributes.
+
+    ``backup``: items in client form (as sources read them); ``table``: in wire form (as :mod:`.tablescan` reads).
+
+    ``estimate``: about how many items a side holds (sizes the partitions).
+    ``on_differs(key hash)`` is called for every backup key missing or changed
+    in the table, ``on_extra(key)`` for every key only the table holds.
+    ``progress``: counts the partitions compared (``label``: the table), and the table's items after the
+    backup's (``table_total``: about how many). The table is read while the backup is (its scan waits on
+    DynamoDB, the backup's read on this process), into its own spill.
+    """
+    with Sides(names, estimate) as sides:
+        with tablescan.Behind(table, sides.add_table) as behind:
+            for item in backup:
+                sides.add_backup(item)
+            _stage(progress, f"{label}: scan table", table_total, True)
+            behind.wait(progress)
+        _stage(progress, f"{label}: compare", sides.partitions, False, "partitions")
+        step = None if progress is None else (lambda done, _total: progress.add(1 if done else 0))
+        return sides.compare(limit, on_differs, on_extra, step)
+
+
+def scan_items(ddb: Any, table: str, limit: Limit = NO_LIMIT, workers: int = 8) -> Iterator[dict[str, Any]]:
+    """Every item of ``table`` in wire form: parallel segments on the backup's fast path, within ``limit``'s rate."""
+    described = call_with_backoff(ddb.describe_table, TableName=table)
+    segments = tablescan.segments_for(described, workers)
+    limiter = tablescan.read_limiter(described, limit)
+    return tablescan.table_items(ddb, table, segments=segments, workers=workers, limiter=limiter)
 
 
 def key_names(ddb: Any, table: str) -> tuple[list[str], int]:
@@ -55,6 +89,7 @@ def verify_table(
     limit: int = 10,
     warn: Callable[[str], None] | None = None,
     progress: Progress | None = None,
+    read: Limit = NO_LIMIT,
 ) -> dict[str, Any]:
     """Items of ``source`` (any format restore reads) against the items of ``table``.
 
@@ -64,17 +99,18 @@ def verify_table(
     (``added``: only the table has them, ``removed``: only the backup,
     ``changed``: both, with other values). ``warn`` receives the source's
     warnings (default: stderr).
-    ``progress``: shows each stage (read the backup, scan the table, compare).
+    ``progress``: shows each stage (read the backup, scan the table, compare). ``read``: the table's read rate.
     """
     names, count = key_names(ddb, table)
     backup = open_source(source, s3)
     for text in backup.warnings:
         (warn or _stderr)(text)
     estimate = max(backup.expected_items or 0, count)
-    read = _staged(backup.items(), progress, f"{table}: read backup", backup.expected_items, False)
-    scanned = _staged(scan_items(ddb, table), progress, f"{table}: scan table", count, True)
-    compared = _compared(progress, table)
-    diff = diff_items(read, scanned, names, estimate=estimate, limit=limit, progress=compared)
+    saved = _staged(backup.items(), progress, f"{table}: read backup", backup.expected_items, False)
+    scanned = scan_items(ddb, table, read)
+    diff = diff_items(
+        saved, scanned, names, estimate=estimate, limit=limit, progress=progress, label=table, table_total=count
+    )
     changed = attribute_diffs(ddb, table, backup.items(), names, diff.examples["changed"])
     examples = [
         {"kind": "changed", "key": key, "attributes": changed[i]} for i, key in enumerate(diff.examples["changed"])
@@ -132,18 +168,6 @@ def _stage(progress: Progress | None, label: str, total: int | None, approximate
 
 def _stderr(text: str) -> None:
     print(f"ddb-backup: warning: {text}", file=sys.stderr)
-
-
-def _compared(progress: Progress | None, table: str) -> Callable[[int, int], None]:
-    """The diff's progress callback: the compare stage is logged and shown, then its partitions counted."""
-
-    def show(compared: int, partitions: int) -> None:
-        if compared == 0:
-            _stage(progress, f"{table}: compare", partitions, False, "partitions")
-        elif progress is not None:
-            progress.add(1)
-
-    return show
 
 
 def _staged(

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ddb_backup.format.ddbjson import canonical, item_from_wire, item_to_wire
+from ddb_backup.format.ddbjson import canonical, canonical_wire, item_from_wire, item_to_wire
 
 #: Items per partition the partition count aims at (a partition is held in memory while compared).
 PARTITION_ITEMS = 20_000
@@ -39,13 +39,18 @@ def _hash(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
 
 
+def _key(item: dict[str, Any], names: list[str]) -> str:
+    """The key of an item in wire form, as text."""
+    return json.dumps({n: item[n] for n in names if n in item}, sort_keys=True)
+
+
 def key_json(item: dict[str, Any], names: list[str]) -> str:
-    """An item's key (``names``: the table's key attributes) as canonical wire-form JSON."""
-    return json.dumps(item_to_wire({n: item[n] for n in names if n in item}), sort_keys=True)
+    """An item's key (client form; ``names``: the table's key attributes) as canonical wire-form JSON."""
+    return _key(item_to_wire({n: item[n] for n in names if n in item}), names)
 
 
 def key_hash(item: dict[str, Any], names: list[str]) -> bytes:
-    """The 16-byte hash an item's key is known by in a :class:`Diff` (``names``: the table's key attributes)."""
+    """The 16-byte hash an item's key (client form) is known by in a :class:`Diff`."""
     return _hash(key_json(item, names).encode())
 
 
@@ -59,20 +64,16 @@ class _Spill:
         self.count = 0
 
     def add(self, item: dict[str, Any], names: list[str]) -> None:
-        key = key_json(item, names).encode()
+        """One item in wire form (binary as base64 text: both sides are compared so)."""
+        key = _key(item, names).encode()
         hashed = _hash(key)
-        record = hashed + _hash(canonical(item).encode()) + len(key).to_bytes(4, "big") + key
+        record = hashed + _hash(canonical_wire(item)) + len(key).to_bytes(4, "big") + key
         part = int.from_bytes(hashed[:8], "big") % len(self.paths)
         self.buffers.setdefault(part, bytearray()).extend(record)
         self.buffered += len(record)
         self.count += 1
         if self.buffered >= BUFFER_BYTES:
             self.flush()
-
-    def fill(self, items: Iterable[dict[str, Any]], names: list[str]) -> None:
-        for item in items:
-            self.add(item, names)
-        self.flush()
 
     def flush(self) -> None:
         for part, data in self.buffers.items():
@@ -123,6 +124,57 @@ class Diff:
             self.examples[kind].append(json.loads(key))
 
 
+class Sides:
+    """The two sides of one comparison, spilled under a private temporary directory (a context manager).
+
+    :meth:`add_backup` and :meth:`add_table` may run in two threads at once (each side has its own files),
+    so a reader of the table can fill its side while the backup is read; then :meth:`compare`.
+    """
+
+    def __init__(self, names: list[str], estimate: int) -> None:
+        self.names, self.estimate = names, estimate
+        self._directory = tempfile.TemporaryDirectory(prefix="ddb-backup-diff-")
+        where = Path(self._directory.name)
+        self.backup, self.table = (_Spill(where, side, partitions_for(estimate)) for side in ("backup", "table"))
+
+    def __enter__(self) -> Sides:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._directory.cleanup()
+
+    @property
+    def partitions(self) -> int:
+        return len(self.backup.paths)
+
+    def add_backup(self, item: dict[str, Any]) -> None:
+        """One of the backup's items (client form, as sources read them)."""
+        self.backup.add(item_to_wire(item), self.names)
+
+    def add_table(self, item: dict[str, Any]) -> None:
+        """One of the table's items (wire form, as a scan's raw pages hold them)."""
+        self.table.add(item, self.names)
+
+    def compare(
+        self,
+        limit: int = 10,
+        on_differs: Callable[[bytes], None] | None = None,
+        on_extra: Callable[[dict[str, Any]], None] | None = None,
+        progress: Progress | None = None,
+    ) -> Diff:
+        """Compare the sides partition by partition (see :func:`diff_items` for the callbacks)."""
+        self.backup.flush()
+        self.table.flush()
+        diff = Diff(backup_items=self.backup.count, table_items=self.table.count)
+        if progress is not None:
+            progress(0, self.partitions)
+        for part in range(self.partitions):
+            _compare(self.backup, self.table, part, diff, limit, (on_differs, on_extra))
+            if progress is not None:
+                progress(part + 1, self.partitions)
+        return diff
+
+
 def diff_items(
     backup: Iterable[dict[str, Any]],
     table: Iterable[dict[str, Any]],
@@ -134,7 +186,8 @@ def diff_items(
     on_extra: Callable[[dict[str, Any]], None] | None = None,
     progress: Progress | None = None,
 ) -> Diff:
-    """Compare two item streams by key in bounded memory (see the module); ``names``: the key attributes.
+    """Compare two item streams (client form) by key in bounded memory (see the module); ``names``: the key
+    attributes.
 
     ``backup`` is read to its end before ``table`` is asked for its first item.
     ``estimate``: about how many items a side holds (sizes the partitions).
@@ -142,19 +195,12 @@ def diff_items(
     in the table, ``on_extra(key)`` for every key only the table holds.
     ``progress(compared, partitions)``: see :data:`Progress`.
     """
-    with tempfile.TemporaryDirectory(prefix="ddb-backup-diff-") as directory:
-        sides = [_Spill(Path(directory), side, partitions_for(estimate)) for side in ("backup", "table")]
-        sides[0].fill(backup, names)
-        sides[1].fill(table, names)
-        diff = Diff(backup_items=sides[0].count, table_items=sides[1].count)
-        total = len(sides[0].paths)
-        if progress is not None:
-            progress(0, total)
-        for part in range(total):
-            _compare(sides[0], sides[1], part, diff, limit, (on_differs, on_extra))
-            if progress is not None:
-                progress(part + 1, total)
-    return diff
+    with Sides(names, estimate) as sides:
+        for item in backup:
+            sides.add_backup(item)
+        for item in table:
+            sides.add_table(item_to_wire(item))
+        return sides.compare(limit, on_differs, on_extra, progress)
 
 
 def _compare(

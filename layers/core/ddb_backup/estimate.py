@@ -1,14 +1,15 @@
 """What a backup and a restore of a table cost, in capacity units, time and dollars, before running them.
 
 Everything here is arithmetic on a table's item count and size (DescribeTable's
-``ItemCount`` and ``TableSizeBytes``, or given for a table that does not exist)
-and the one dated price table below. The assumptions are named constants, so
+``ItemCount`` and ``TableSizeBytes``, a sample's, or given for a table that does
+not exist), what it serves now (:func:`capacity_of`) and the one dated price table below. The assumptions are named constants, so
 the README can quote them.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ PRICES = Prices(
 SCAN_BYTES_PER_SECOND = 16 * MiB  # one segment's Scan on a 1,769 MB Lambda (DynamoDB size)
 WRITE_BYTES_PER_SECOND = 4 * MiB  # one part's BatchWriteItem on a 1,769 MB Lambda (DynamoDB size)
 NEW_ON_DEMAND_WRITE_UNITS = 4000  # what a new on-demand table absorbs a second at first
+NEW_ON_DEMAND_READ_UNITS = 12_000  # and reads (DescribeTable's WarmThroughput of a new on-demand table)
 RAMP_SECONDS = 1800  # on-demand doubles the rate it absorbs every 30 minutes at most
 TABLE_QUOTA_UNITS = 40_000  # default per-table quota of read (and of write) units a second
 SCAN_LAMBDA_GB = 1769 / 1024
@@ -56,14 +58,54 @@ PAGE_BYTES = MiB  # a Scan page holds at most 1 MB
 
 
 @dataclass(frozen=True)
+class Capacity:
+    """What a table serves now, units a second; ``ramps``: on-demand, which doubles that every 30 min at most."""
+
+    read: float = NEW_ON_DEMAND_READ_UNITS
+    write: float = NEW_ON_DEMAND_WRITE_UNITS
+    ramps: bool = True
+    source: str = "a new on-demand table (12,000 reads and 4,000 writes a second, doubling every 30 min at most)"
+
+
+def capacity_of(table: Mapping[str, Any]) -> Capacity:
+    """The capacity of a DescribeTable ``Table``: its provisioned units, or its on-demand WarmThroughput.
+
+    A description without WarmThroughput (an emulator, an older API) is taken as a new on-demand table, and the
+    source says so. An on-demand maximum (OnDemandThroughput) caps both.
+    """
+    mode = (table.get("BillingModeSummary") or {}).get("BillingMode", "PROVISIONED")
+    if mode != "PAY_PER_REQUEST":
+        units = table.get("ProvisionedThroughput") or {}
+        read, write = float(units.get("ReadCapacityUnits") or 0), float(units.get("WriteCapacityUnits") or 0)
+        if read > 0 and write > 0:
+            return Capacity(read, write, False, f"provisioned: {read:,.0f} reads and {write:,.0f} writes a second")
+    warm = table.get("WarmThroughput") or {}
+    read, write = float(warm.get("ReadUnitsPerSecond") or 0), float(warm.get("WriteUnitsPerSecond") or 0)
+    if read > 0 and write > 0:
+        found = Capacity(read, write, True, f"WarmThroughput: {read:,.0f} reads and {write:,.0f} writes a second now")
+    else:
+        found = Capacity(source="no WarmThroughput in DescribeTable: taken as " + Capacity().source)
+    most = table.get("OnDemandThroughput") or {}
+    top_read, top_write = float(most.get("MaxReadRequestUnits") or 0), float(most.get("MaxWriteRequestUnits") or 0)
+    if top_read > 0 or top_write > 0:
+        read = min(found.read, top_read) if top_read > 0 else found.read
+        write = min(found.write, top_write) if top_write > 0 else found.write
+        found = Capacity(read, write, found.ramps, f"{found.source}; on-demand maximum set")
+    return found
+
+
+@dataclass(frozen=True)
 class Plan:
-    """How the run would go: segments, the table-wide rates (None: no limit), the Map's concurrency."""
+    """How the run would go: segments, the table-wide rates (None: no limit), the Map's concurrency, and what the
+    table serves now (``capacity``) and where its item count and size came from (``figures``)."""
 
     segments: int | None = None
     concurrency: int = 100
     read_rate: float | None = None
     write_rate: float | None = None
     consistent: bool = False
+    capacity: Capacity = Capacity()
+    figures: str = "given"
 
 
 def scan_read_units(size_bytes: int, *, consistent: bool = False) -> float:
@@ -91,6 +133,8 @@ def estimate(
         "items": items,
         "bytes": size_bytes,
         "prices": asdict(prices),
+        "figures": plan.figures,
+        "capacity": asdict(plan.capacity),
         "backup": _backup(items, size_bytes, segments, running, plan, prices),
         "restore": {
             "write": _restore_by_writes(items, size_bytes, running, plan, prices),
@@ -102,7 +146,7 @@ def estimate(
 def _backup(items: int, size: int, segments: int, running: int, plan: Plan, prices: Prices) -> dict[str, Any]:
     units = scan_read_units(size, consistent=plan.consistent)
     busy = size / SCAN_BYTES_PER_SECOND  # Lambda seconds scanning, all segments together
-    seconds = max(busy / running, units / (plan.read_rate or TABLE_QUOTA_UNITS))
+    seconds = max(busy / running, _read_seconds(units, plan))
     lambda_seconds = max(busy, seconds * running) + 2 * 5.0  # waiting for the rate is billed too
     invocations = segments + math.ceil(lambda_seconds / INVOCATION_SECONDS)
     puts = math.ceil(size / PART_BYTES) + invocations + 4  # parts, checkpoints, plan/work list/manifest
@@ -145,9 +189,20 @@ def _restore_by_writes(items: int, size: int, running: int, plan: Plan, prices: 
     return {"writeUnits": units, "writeRate": round(rate, 1), "seconds": round(seconds, 1), "cost": _dollars(cost)}
 
 
-def _ramped_seconds(units: float, cap: float) -> float:
-    """Seconds to write ``units`` into a new on-demand table: 4,000 a second, doubling every 30 min, up to ``cap``."""
-    seconds, rate = 0.0, min(cap, NEW_ON_DEMAND_WRITE_UNITS)
+def _read_seconds(units: float, plan: Plan) -> float:
+    """Seconds a scan of ``units`` takes at what the table serves: provisioned units flat; on-demand from its
+    WarmThroughput, doubling every 30 min up to the table quota; never faster than ``plan.read_rate``."""
+    cap = plan.capacity
+    if not cap.ramps:
+        return units / min(plan.read_rate or cap.read, cap.read)
+    top = min(plan.read_rate or TABLE_QUOTA_UNITS, max(TABLE_QUOTA_UNITS, cap.read))
+    return _ramped_seconds(units, top, start=cap.read)
+
+
+def _ramped_seconds(units: float, cap: float, start: float = NEW_ON_DEMAND_WRITE_UNITS) -> float:
+    """Seconds to move ``units`` through an on-demand table: ``start`` a second (4,000 writes for a new one),
+    doubling every 30 min, up to ``cap``."""
+    seconds, rate = 0.0, min(cap, start)
     while units > rate * RAMP_SECONDS and rate < cap:
         units -= rate * RAMP_SECONDS
         seconds += RAMP_SECONDS
@@ -178,7 +233,7 @@ def describe_estimate(doc: dict[str, Any]) -> list[str]:
     p = doc["prices"]
     rate = f"{b['readRate']:,.0f} units/s" if b["readRate"] else "no rate limit"
     return [
-        f"{doc['table'] or '(a table)'}: {_many(doc['items'], 'item')}, {_size(doc['bytes'])}",
+        f"{doc['table'] or '(a table)'}: {_many(doc['items'], 'item')}, {_size(doc['bytes'])} ({doc['figures']})",
         f"  backup: {b['readUnits']:,.0f} read units, {_many(b['segments'], 'segment')}, {rate}: "
         f"{_duration(b['seconds'])}, ${b['cost']['total']:,.2f} (reads ${b['cost']['reads']:,.2f}, "
         f"Lambda ${b['cost']['lambda']:,.2f} for {b['lambdaGbSeconds']:,.0f} GB-s, "
@@ -187,6 +242,7 @@ def describe_estimate(doc: dict[str, Any]) -> list[str]:
         f"{_duration(w['seconds'])}, ${w['cost']['total']:,.2f} (writes ${w['cost']['writes']:,.2f}, "
         f"Lambda ${w['cost']['lambda']:,.2f})",
         f"  restore by ImportTable: {i['gb']:,.1f} GB: ${i['cost']['total']:,.2f} (time: AWS gives no figure)",
+        f"  capacity: {doc['capacity']['source']}",
         f"  prices: {p['region']}, list prices of {p['date']}",
     ]
 

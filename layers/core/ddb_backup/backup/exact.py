@@ -15,7 +15,7 @@ from ddb_backup.changes.archive import RETENTION
 from ddb_backup.changes.consistent import note_position, position_json
 from ddb_backup.changes.stream import IMAGES, stream_of
 from ddb_backup.errors import BadInput
-from ddb_backup.estimate import Plan, estimate
+from ddb_backup.estimate import Plan, capacity_of, estimate
 
 #: The scan must end this long before the retention does: the finalize still has to read the stream.
 HEADROOM_SECONDS = 2 * 3600
@@ -32,7 +32,8 @@ def has_image_stream(description: dict[str, Any]) -> bool:
 def too_slow(table: str, description: dict[str, Any], segments: int, rate: float | None, concurrency: int) -> str:
     """A message when the estimated scan outlasts the stream's retention (less headroom), else ''."""
     size = {k: int(description["Table"].get(f, 0)) for k, f in (("items", "ItemCount"), ("bytes", "TableSizeBytes"))}
-    seconds = float(estimate(size["items"], size["bytes"], Plan(segments, concurrency, rate))["backup"]["seconds"])
+    plan = Plan(segments, concurrency, rate, capacity=capacity_of(description["Table"]))  # what it serves now
+    seconds = float(estimate(size["items"], size["bytes"], plan)["backup"]["seconds"])
     limit = RETENTION.total_seconds() - HEADROOM_SECONDS
     if seconds <= limit:
         return ""

@@ -101,7 +101,7 @@ def switch_to_on_demand(ddb: Any, plans: dict[str, dict[str, Any] | None]) -> No
 def put_back_after(ddb: Any, plans: dict[str, dict[str, Any] | None], exc: BaseException) -> BaseException:
     """A restore stopped while preparing its targets: switch every target on-demand for its load back; ``exc``
     with a sentence naming each table switched back, and each left on-demand with the command that fixes it."""
-    said = []
+    said, left = [], []
     for target, plan in plans.items():
         if not plan or tables.describe_table(ddb, target) is None:
             continue
@@ -110,11 +110,18 @@ def put_back_after(ddb: Any, plans: dict[str, dict[str, Any] | None], exc: BaseE
             said.append(f"table {target} was switched back to PROVISIONED")
         except BillingNotRestored as failed:
             said.append(str(failed))
-    if not isinstance(exc, DdbBackupError):
-        for text in said:  # Ctrl-C or an AWS failure: its own message stays; these are logged beside it
-            LOG.warning("%s", text)
-        return exc
-    return type(exc)("; ".join([str(exc), *said]))
+            left.append(target)
+    if isinstance(exc, DdbBackupError):
+        return type(exc)("; ".join([str(exc), *said]))
+    for text in said:  # logged whatever the failure; and said in its message where it has one to extend
+        LOG.warning("%s", text)
+    if said and isinstance(exc, KeyboardInterrupt):  # Ctrl-C stays Ctrl-C (its exit code), saying where billing is
+        exc.args = ("; ".join([*filter(None, [str(exc)]), *said]),)
+    elif left:  # an AWS, network or other failure left a table on-demand: the operator must hear of it
+        failure = BillingNotRestored("; ".join([f"{type(exc).__name__}: {exc}", *said]))
+        failure.__cause__ = exc
+        return failure
+    return exc
 
 
 def put_back(ddb: Any, target: str, spec: dict[str, Any], patience: float = 600.0) -> None:

@@ -87,7 +87,8 @@ def resume_hint(request: dict[str, Any], target: str, source: str | None = None,
         words += ["--table", target]
     if (mode or request.get("mode")) == "mirror":
         counted = ["--expect-items", str(request["expectItems"])] if request.get("expectItems") is not None else []
-        return f"resume it with `{shlex.join([*words, *_repeated(request), *counted, '--mode', 'mirror'])}`"
+        # --yes: the deletes were asked for with the mirror; without it a resume that has no terminal refuses them
+        return f"resume it with `{shlex.join([*words, *_repeated(request), *counted, '--mode', 'mirror', '--yes'])}`"
     return (
         f"resume it with `{shlex.join([*words, *_repeated(request), '--mode', 'overwrite'])}` "
         '(restore state machine: the same input with "mode": "overwrite")'
@@ -102,6 +103,8 @@ def _repeated(request: dict[str, Any]) -> list[str]:
     words += ["--write-rate", f"{float(request['writeRate']):g}"] if request.get("writeRate") else []
     words += ["--write-percent", f"{float(request['writePercent']):g}"] if request.get("writePercent") else []
     words += ["--load-billing", request["loadBilling"]] if request.get("loadBilling") else []
+    words += ["--read-rate", f"{float(request['readRate']):g}"] if request.get("readRate") else []
+    words += ["--read-percent", f"{float(request['readPercent']):g}"] if request.get("readPercent") else []
     return words
 
 

@@ -108,8 +108,8 @@ def read_lines(s3: Any, change_file: ChangeFile) -> Iterator[tuple[bytes, Change
     hashing = _Hashing(raw)
     try:
         with gzip.GzipFile(fileobj=hashing, mode="rb") as lines:  # type: ignore[call-overload]
-            for n, raw in enumerate(lines, 1):
-                line = raw.rstrip(b"\n")
+            for n, text in enumerate(lines, 1):
+                line = text.rstrip(b"\n")
                 if line:
                     yield line, archive.parse_line(line, change_file.location, n)
         while hashing.read(1 << 20):  # anything after the gzip stream still counts
