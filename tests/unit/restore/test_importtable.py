@@ -131,13 +131,14 @@ def test_a_new_table_from_counted_item_parts_alone_under_one_prefix_is_imported(
             "its parts mix gzip and plain objects (one import takes one compression)",
         ),
         (_parts("s3://bkt/b/p0.json.gz", "s3://other/b/p1.json.gz"), False, "the parts are in several buckets"),
+        (_parts("s3://bkt/b/p0.json.gz", "s3://aaa/b/p1.json.gz"), False, "the parts are in several buckets"),
         (
             _parts("s3://bkt/a/p0.json.gz", "s3://bkt/b/p1.json.gz"),
             False,
             "the parts share no directory to import from",
         ),
     ],
-    ids=["exists", "no parts", "local", "typed", "uncounted", "mixed", "buckets", "no prefix"],
+    ids=["exists", "no parts", "local", "typed", "uncounted", "mixed", "buckets", "buckets before", "no prefix"],
 )
 def test_what_import_cannot_restore_is_written_naming_why_and_refused_when_import_is_asked(
     src: Source, exists: bool, why: str
