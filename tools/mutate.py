@@ -1,7 +1,7 @@
 """Mutation testing of the modules that guard data (``make mutate``; not part of ``make test``).
 
 Runs mutmut 3 on each module (``--jobs`` of them at once), with only its test files (found by
-name, :func:`tests_of`), then the operator swaps mutmut lacks (``tools/mutate_ops.py``: ``!=`` to
+name, :func:`find_tests`), then the operator swaps mutmut lacks (``tools/mutate_ops.py``: ``!=`` to
 ``<``/``>``, ``<``/``>`` to ``!=``, ``min`` <-> ``max``), and reports the score per module and every surviving mutant.
 Survivors listed in ``tools/mutate_equivalents.toml`` (with the mutated line and
 why the mutant behaves like the original) are reported as equivalent; any other
@@ -49,7 +49,7 @@ STAGE = ROOT / ".mutate"
 EQUIVALENTS = ROOT / "tools" / "mutate_equivalents.toml"
 
 #: The modules mutated, costliest first (CPU s in docs/development.md): under ``ddb_backup/`` unless
-#: named from ``ddb_backup_cli/``. Their tests are found by name (:func:`tests_of`).
+#: named from ``ddb_backup_cli/``. Their tests are found by name (:func:`find_tests`).
 MODULES: list[str] = [
     "backup/finalize.py",
     "format/sources.py",
@@ -86,7 +86,7 @@ MODULES: list[str] = [
     "ddb_backup_cli/files/cancel.py",
 ]
 
-#: Test files beyond a module's own (:func:`tests_of`), only where its killing tests genuinely live elsewhere
+#: Test files beyond a module's own (:func:`find_tests`), only where its killing tests genuinely live elsewhere
 #: (its callers' tests, tests/changes/, e2e). A file that killed none of a module's mutants in a whole run is not listed.
 EXTRA_TESTS: dict[str, list[str]] = {
     # plan, scan and finalize are tested together, as the backup machine runs them
@@ -128,7 +128,7 @@ def package_path(module: str) -> str:
     return module if module.startswith("ddb_backup_cli/") else f"ddb_backup/{module}"
 
 
-def tests_of(module: str, root: Path | None = None) -> list[str]:
+def find_tests(module: str, root: Path | None = None) -> list[str]:
     """The test files of ``module``, found by name, then its :data:`EXTRA_TESTS`.
 
     ``pkg/module.py`` is tested in ``tests/unit/pkg/test_module.py`` and any ``tests/unit/pkg/test_module_*.py``
@@ -222,7 +222,7 @@ def load_equivalents(path: Path = EQUIVALENTS) -> dict[str, Equivalent]:
 
 def mutmut_config(module: str) -> str:
     """The ``[tool.mutmut]`` section for one module: only its file, only its tests."""
-    tests = ", ".join(json.dumps(t) for t in tests_of(module))
+    tests = ", ".join(json.dumps(t) for t in find_tests(module))
     package = package_path(module).partition("/")[0]
     also_copy = [p for p in [*ALSO_COPY, "ddb_backup"] if p != package]
     return (
@@ -357,7 +357,7 @@ def run_ops(where: Path, module: str, equivalents: dict[str, Equivalent], *, rec
         known = equivalents.get(m.name)
         if not recheck and known and known.line == m.line and known.function_hash == hashes.get(_function(m.name)):
             skip.add(m.name)
-    verdicts = run_op_mutants(where / "mutants", package_path(module), tests_of(module), mutants, skip)
+    verdicts = run_op_mutants(where / "mutants", package_path(module), find_tests(module), mutants, skip)
     return {m.name: [verdicts[m.name], m.line] for m in mutants}
 
 
@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         help="write each confirmed equivalent's function hash into the equivalents file (so later runs skip it)",
     )
     args = parser.parse_args(argv)
-    unknown = [m for m in args.modules if m not in MODULES or not tests_of(m)]
+    unknown = [m for m in args.modules if m not in MODULES or not find_tests(m)]
     if unknown:
         parser.error(
             f"not mutated or no tests for {', '.join(unknown)}: add it to MODULES in tools/mutate.py and "
