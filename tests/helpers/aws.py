@@ -140,7 +140,10 @@ class _Paginator:
                     if Delimiter in k[len(Prefix) :]
                 }
             )
-            yield {"CommonPrefixes": [{"Prefix": p} for p in prefixes]}
+            for i in range(0, len(prefixes), 2):  # two a page, as S3 pages them (up to 1,000)
+                yield {"CommonPrefixes": [{"Prefix": p} for p in prefixes[i : i + 2]]}
+            if not prefixes:
+                yield {}  # S3 leaves CommonPrefixes out of a page that has none
             return
         for i in range(0, len(keys), 2):  # two keys a page: every listing pages
             yield {"Contents": [{"Key": k} for k in keys[i : i + 2]]}
