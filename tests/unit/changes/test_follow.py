@@ -69,3 +69,74 @@ def test_coverage_is_claimed_only_after_the_records_behind_empty_pages_are_archi
     child = archive.shard_state(s3, B, DIR, "shardId-child") or {}
     assert child["seq"] == "900000000000000000001"
     assert at(child["coveredUntil"]) <= NOW
+
+
+class _Clock:
+    """A clock that moves ``step`` seconds at each reading, from NOW."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = NOW, dt.timedelta(seconds=step)
+
+    def __call__(self) -> dt.datetime:
+        self.now += self.step
+        return self.now - self.step
+
+
+def test_following_polls_until_the_stream_has_been_idle_that_long_and_counts_what_it_archived() -> None:
+    s3, slept = FakeS3(), []
+    clock = _Clock(1.0)
+    totals = follow(FakeDynamoDB(stream=IMAGES), _split_stream(), s3, B, PREFIX, "T", until_idle=3, poll=0.5,
+                    lag=7, clock=clock, sleep=slept.append)  # fmt: skip
+    assert totals == {"table": "T", "changes": 3, "files": 2, "gaps": 0}
+    assert slept == [0.5] and clock.now - NOW < dt.timedelta(seconds=12)
+    child = archive.shard_state(s3, B, DIR, "shardId-child") or {}
+    covered = at(child["coveredUntil"])  # the tip, claimed `lag` seconds behind the clock
+    assert (
+        NOW - dt.timedelta(seconds=7) < covered <= NOW
+        and (archive.shard_state(s3, B, DIR, "shardId-parent") or {})["closed"]
+    )
+
+
+def test_a_shard_that_left_the_stream_unfinished_is_a_gap_from_where_the_archive_stood_to_now() -> None:
+    s3, streams = FakeS3(), _split_stream()
+    _follow(streams, s3)
+    streams.shards.pop(1)
+    _follow(streams, s3)
+    (gap,) = archive.gaps(s3, B, DIR)
+    child = archive.shard_state(s3, B, DIR, "shardId-child") or {}
+    assert gap == {"shard": "shardId-child", "from": child["time"], "to": (NOW - dt.timedelta(seconds=2)).isoformat(),
+                   "reason": "shard left the stream (24 h retention) before it was archived to its end"}  # fmt: skip
+    assert child["closed"] and child["lost"]
+    assert _follow(streams, s3)["gaps"] == 0  # recorded once
+
+
+def test_a_shard_never_archived_that_left_the_stream_is_a_gap_from_its_last_coverage_or_now() -> None:
+    for state, start in (({"coveredUntil": "2026-12-01T12:00:00+00:00"}, "2026-12-01T12:00:00+00:00"), ({}, None)):
+        s3, streams = FakeS3(), FakeStreams([])
+        archive.save_state(s3, B, DIR, "shardId-gone", **state)
+        _follow(streams, s3)
+        (gap,) = archive.gaps(s3, B, DIR)
+        assert gap["from"] == (start or gap["to"]) and gap["to"] == (NOW - dt.timedelta(seconds=2)).isoformat()
+
+
+def test_records_trimmed_before_they_were_archived_are_a_gap_up_to_the_first_record_still_held() -> None:
+    s3 = FakeS3()
+    held = [record(100000000000000000005, T0 + dt.timedelta(hours=2), "a", "5")]
+    streams = FakeStreams([Shard("shardId-1", start=100000000000000000001, records=held, closed=True)])
+    archive.save_state(s3, B, DIR, "shardId-1", seq="100000000000000000002", time=T0.isoformat())
+    totals = _follow(streams, s3)
+    assert totals["gaps"] == 1 and totals["changes"] == 1
+    assert archive.gaps(s3, B, DIR) == [{"shard": "shardId-1", "from": T0.isoformat(),
+        "to": (T0 + dt.timedelta(hours=2)).isoformat(),
+        "reason": "records past the 24 h retention were trimmed before they were archived"}]  # fmt: skip
+
+
+def test_a_trimmed_shard_with_nothing_left_is_a_gap_from_its_coverage_to_now() -> None:
+    for state, start in (({"coveredUntil": T0.isoformat()}, T0.isoformat()), ({}, None)):
+        s3 = FakeS3()
+        streams = FakeStreams([Shard("shardId-1", start=100000000000000000001, closed=True)])
+        archive.save_state(s3, B, DIR, "shardId-1", seq="100000000000000000002", **state)
+        _follow(streams, s3)
+        (gap,) = archive.gaps(s3, B, DIR)
+        now = (NOW - dt.timedelta(seconds=2)).isoformat()
+        assert (gap["from"], gap["to"]) == (start or now, now)
