@@ -106,15 +106,20 @@ class FakeStreams:
         self, StreamArn: str, ShardId: str, ShardIteratorType: str, SequenceNumber: str = ""
     ) -> dict[str, Any]:
         shard = self._shard(ShardId)
+        if ShardIteratorType not in ("TRIM_HORIZON", "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):  # LATEST: unused
+            raise error("ValidationException", "GetShardIterator")
         if ShardIteratorType == "TRIM_HORIZON":
             return {"ShardIterator": f"{ShardId}|0|{self.empty}"}
         held = [r["dynamodb"]["SequenceNumber"] for r in shard.records]
         if SequenceNumber not in held:
             raise error("TrimmedDataAccessException", "GetShardIterator")
-        return {"ShardIterator": f"{ShardId}|{held.index(SequenceNumber) + 1}|{self.empty}"}
+        after = ShardIteratorType == "AFTER_SEQUENCE_NUMBER"
+        return {"ShardIterator": f"{ShardId}|{held.index(SequenceNumber) + after}|{self.empty}"}
 
     def get_records(self, ShardIterator: str, Limit: int = 1000) -> dict[str, Any]:
         self.get_records_calls += 1
+        if not 1 <= Limit <= 1000:  # as AWS: "Minimum value of 1. Maximum value of 1000."
+            raise error("ValidationException", "GetRecords")
         shard_id, at, empty = ShardIterator.split("|")
         shard, start = self._shard(shard_id), int(at)
         if int(empty):  # a portion of the shard without records

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
@@ -103,6 +104,17 @@ def test_a_stream_being_enabled_has_no_arn_yet_and_is_refused() -> None:
         stream_of(NoArn(stream={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}), "T")
 
 
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """This machine's zone is not UTC (an operator's laptop): a naive time must still be read as UTC."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("new_york")
 def test_a_record_is_a_change_line_with_its_time_in_utc_and_a_remove_has_no_image() -> None:
     put = change_of(record(12, T0, "a", "v"), "shardId-1")
     assert put == {
@@ -139,16 +151,32 @@ def test_a_lambda_events_images_are_kept_in_wire_form_and_checked() -> None:
         change_of(wire, "s", wire=True)
 
 
+@pytest.mark.usefixtures("new_york")
 def test_the_moment_is_dynamodbs_date_header_and_a_response_without_one_is_refused() -> None:
-    assert server_time({"ResponseMetadata": {"HTTPHeaders": {"date": "Tue, 01 Dec 2026 05:00:00 -0500"}}}) == T0
+    moment = server_time({"ResponseMetadata": {"HTTPHeaders": {"date": "Tue, 01 Dec 2026 05:00:00 -0500"}}})
+    assert moment == T0 and moment.utcoffset() == dt.timedelta(0)
     for response in ({}, {"ResponseMetadata": {}}, {"ResponseMetadata": {"HTTPHeaders": {}}}):
         with pytest.raises(BadInput, match=r"^the DynamoDB Streams response has no Date header: the moment cannot"):
             server_time(response)
 
 
-def test_the_creation_time_of_the_stream_is_its_first_pages() -> None:
+@pytest.mark.usefixtures("new_york")
+def test_the_creation_time_of_the_stream_is_its_first_pages_as_an_aware_utc_time() -> None:
     streams = FakeStreams([Shard(f"shardId-{n}", start=SHORT_SEQ + n) for n in range(3)], per_page=1)
     assert list_shards(streams, "arn")[1] == T0
+    for created in (T0.timestamp(), T0.replace(tzinfo=None), T0.isoformat()):  # as the SDK or an event gives it
+        streams.created = created  # type: ignore[assignment]
+        assert list_shards(streams, "arn")[1] == T0, created
+
+
+def test_a_binary_key_from_the_sdk_is_written_as_base64_and_a_wire_image_is_checked_as_a_stream_records() -> None:
+    sdk = {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "5", "ApproximateCreationDateTime": T0,
+           "Keys": {"k": {"B": b"\x00\x01"}}, "NewImage": {"k": {"B": b"\x00\x01"}}}}  # fmt: skip
+    assert change_of(sdk, "s")["Keys"] == {"k": {"B": "AAE="}}
+    wire = {"eventName": "INSERT", "dynamodb": {"SequenceNumber": "5", "ApproximateCreationDateTime": T0.timestamp(),
+            "Keys": {"k": {"Q": "1"}}}}  # fmt: skip
+    with pytest.raises(BadInput, match=r"^stream record\.k: unknown DynamoDB type 'Q'"):
+        change_of(wire, "s", wire=True)
 
 
 class _Expiring(FakeStreams):
@@ -159,6 +187,8 @@ class _Expiring(FakeStreams):
         self.code, self.expired, self.asked = code, False, []
 
     def get_shard_iterator(self, **request: Any) -> dict[str, Any]:
+        if request["StreamArn"] != "arn":  # another stream's shard is not found, as on AWS
+            raise error("ResourceNotFoundException", "GetShardIterator")
         self.asked.append(request.get("SequenceNumber"))
         return super().get_shard_iterator(**request)
 
@@ -177,14 +207,35 @@ def test_an_expired_iterator_is_renewed_after_the_last_record_read() -> None:
     reads = list(read_shard(streams, "arn", "shardId-1"))
     assert [c["Keys"]["k"]["S"] for r in reads for c in r.records] == [f"k{n}" for n in range(5)]
     assert streams.asked == [None, str(SHORT_SEQ + 1)] and reads[-1].closed
+    assert {r.shard for r in reads} == {"shardId-1"} and {c["shard"] for r in reads for c in r.records} == {"shardId-1"}
 
 
-def test_any_other_error_of_get_records_is_raised() -> None:
-    streams = _Expiring(
-        [Shard("shardId-1", start=SHORT_SEQ, records=[record(SHORT_SEQ, T0, "a", "v")])], "AccessDenied"
-    )
-    with pytest.raises(ClientError, match="AccessDenied"):
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ValidationException"])  # sorting before and after
+def test_any_other_error_of_get_records_is_raised(code: str) -> None:
+    streams = _Expiring([Shard("shardId-1", start=SHORT_SEQ, records=[record(SHORT_SEQ, T0, "a", "v")])], code)
+    with pytest.raises(ClientError, match=code):
         list(read_shard(streams, "arn", "shardId-1"))
+
+
+class _Refusing(FakeStreams):
+    """GetShardIterator refuses an iterator after a sequence number with ``code``."""
+
+    def __init__(self, shards: list[Shard], code: str) -> None:
+        super().__init__(shards)
+        self.code = code
+
+    def get_shard_iterator(self, **request: Any) -> dict[str, Any]:
+        if request.get("SequenceNumber"):
+            raise error(self.code, "GetShardIterator")
+        return super().get_shard_iterator(**request)
+
+
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ValidationException"])
+def test_an_iterator_refused_for_another_reason_than_a_trim_is_an_error_not_a_reading_from_the_start(code: str) -> None:
+    streams = _Refusing([Shard("shardId-1", start=SHORT_SEQ, records=[record(SHORT_SEQ, T0, "a", "v")])], code)
+    with pytest.raises(ClientError, match=code):
+        list(read_shard(streams, "arn", "shardId-1", after=str(SHORT_SEQ)))
+    assert streams.get_records_calls == 0
 
 
 def test_records_trimmed_after_the_last_one_read_are_said_so_on_the_first_page_only() -> None:
