@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import json
 import time
 from pathlib import Path
@@ -210,3 +211,28 @@ def test_changes_stamped_over_a_second_before_the_scan_are_not_captured_and_sett
         streams, Position("T", "arn", frozenset({"shardId-1"}), started), settle=2.5, sleep=slept.append
     )
     assert [c["Keys"]["k"]["S"] for c in changes] == ["k1", "k2"] and slept == [2.5]
+
+
+class _Frozen(FakeStreams):
+    """DynamoDB's clock stopped at ``now`` (the Date header never moves)."""
+
+    def __init__(self, shards: list[Shard], now: dt.datetime) -> None:
+        super().__init__(shards)
+        self.now = now
+
+    def describe_stream(self, StreamArn: str, ExclusiveStartShardId: str = "", **kw: object) -> dict:
+        answer = super().describe_stream(StreamArn, ExclusiveStartShardId, **kw)
+        answer["ResponseMetadata"]["HTTPHeaders"]["date"] = email.utils.format_datetime(self.now, usegmt=True)
+        return answer
+
+
+def test_a_clock_that_never_passes_the_moment_fails_the_backup_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(consistent.time, "sleep", slept.append)
+    streams = _Frozen([Shard("shardId-1", start=300000000000000000001)], T0)
+    with pytest.raises(BackupIncomplete) as failed:
+        capture(streams, Position("T", "arn", frozenset({"shardId-1"}), T0), settle=0, sleep=lambda _: None)
+    moment = T0 + dt.timedelta(seconds=1) - dt.timedelta(microseconds=1)
+    assert str(failed.value) == f"table T: DynamoDB's clock (the Date header) did not pass {moment}"
+    assert slept == [0.05] * 60  # about three seconds of DynamoDB's clock, asked 61 times
+    assert streams.describes == 61
