@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import gzip
 import json
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ddb_backup.aws.s3io import put_json
-from ddb_backup.changes import consistent
+from ddb_backup.changes import archive, consistent
 from ddb_backup.changes.consistent import Position, capture, note_position, store
 from ddb_backup.changes.replay import at
 from ddb_backup.changes.stream import TIP_PAGES, change_of
@@ -236,3 +237,81 @@ def test_a_clock_that_never_passes_the_moment_fails_the_backup_naming_it(monkeyp
     assert str(failed.value) == f"table T: DynamoDB's clock (the Date header) did not pass {moment}"
     assert slept == [0.05] * 60  # about three seconds of DynamoDB's clock, asked 61 times
     assert streams.describes == 61
+
+
+def test_the_position_names_the_table_its_stream_and_dynamodbs_second() -> None:
+    streams = _Frozen([Shard("shardId-1", start=300000000000000000001)], T0)
+    position = note_position(FakeDynamoDB(stream=_STREAM), streams, "T")
+    assert position == Position("T", "arn:aws:dynamodb:us-east-1:1:table/T/stream/2026-12-01T00:00:00.000",
+                                frozenset({"shardId-1"}), T0)  # fmt: skip
+
+
+def test_a_change_stamped_exactly_a_second_before_a_whole_second_start_is_captured_and_settling_defaults_to_two_s() -> (
+    None
+):
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(seconds=5)  # DynamoDB's whole second
+    stamps = [started - dt.timedelta(seconds=2), started - dt.timedelta(seconds=1)]
+    records = [record(300000000000000000001 + n, when, f"k{n}", "v") for n, when in enumerate(stamps)]
+    streams = FakeStreams([Shard("shardId-1", start=300000000000000000001, records=records)])
+    slept: list[float] = []
+    changes, _ = capture(streams, Position("T", "arn", frozenset({"shardId-1"}), started), sleep=slept.append)
+    assert [c["Keys"]["k"]["S"] for c in changes] == ["k1"] and slept == [2.0]
+
+
+def test_each_shard_is_read_only_to_its_first_page_past_the_moment() -> None:
+    started = _started()
+    later = [
+        record(300000000000000000001 + n, started + dt.timedelta(hours=1, seconds=n), f"k{n}", "v") for n in range(9)
+    ]
+    streams = FakeStreams([Shard("shardId-1", start=300000000000000000001, records=later)])
+    changes, _ = capture(streams, Position("T", "arn", frozenset({"shardId-1"}), started), settle=0)
+    assert changes == [] and streams.get_records_calls == 1  # two records a page: the first is past it
+
+
+def test_a_stored_change_file_changed_since_the_backup_is_refused() -> None:
+    s3 = FakeS3()
+    manifest, _ = _exact(s3)
+    key = (B, f"{DIR}changes/000000.jsonl.gz")
+    s3.objects[key] = archive.encode([change_of(record(11, T0, "a", "forged"), "shardId-1")])
+    with pytest.raises(IntegrityError, match=r"changes/000000.jsonl.gz: sha256 differs from the manifest's$"):
+        consistent.backup_changes(s3, B, DIR, manifest)
+
+
+def test_a_local_manifest_naming_a_file_outside_changes_is_refused_naming_the_directory(tmp_path: Path) -> None:
+    s3 = FakeS3()
+    manifest, _ = _exact(s3)
+    manifest["changes"] = [{"key": "data/x"}]
+    for given in (f"{tmp_path}/", str(tmp_path)):
+        with pytest.raises(BadInput) as refused:
+            consistent.local_backup_changes(given, manifest)
+        assert str(refused.value) == f"{tmp_path}/manifest.json: change file 'data/x' is not under changes/"
+
+
+@pytest.mark.parametrize("recorded", ["0" * 64, "f" * 64], ids=["sorts before", "sorts after"])
+def test_a_local_change_file_whose_sha256_differs_either_way_is_refused(tmp_path: Path, recorded: str) -> None:
+    s3 = FakeS3()
+    manifest, _ = _exact(s3)
+    _copied(s3, tmp_path)
+    manifest["changes"][0]["sha256"] = recorded
+    with pytest.raises(IntegrityError, match="sha256 differs"):
+        consistent.local_backup_changes(str(tmp_path), manifest)
+
+
+def test_a_damaged_local_change_file_is_refused_naming_its_path(tmp_path: Path) -> None:
+    s3 = FakeS3()
+    manifest, _ = _exact(s3)
+    del manifest["changes"][0]["sha256"]
+    (tmp_path / "changes").mkdir()
+    (tmp_path / "changes" / "000000.jsonl.gz").write_bytes(gzip.compress(b"{oops\n"))
+    with pytest.raises(BadInput, match=rf"^{tmp_path}/changes/000000.jsonl.gz line 1: not JSON"):
+        consistent.local_backup_changes(str(tmp_path), manifest)
+
+
+def test_a_local_copy_restores_only_the_changes_kept(tmp_path: Path) -> None:
+    s3, ddb = FakeS3(), FakeDynamoDB()
+    _exact(s3)
+    _copied(s3, tmp_path)
+    kept = consistent.finish_restore_local(ddb, str(tmp_path), "T2", keep=lambda c: c["Keys"]["k"]["S"] == "b")
+    assert kept == {"consistentAt": T0.isoformat(), "changes": 1, "puts": 1, "deletes": 0} and sorted(ddb.items) == [
+        "b"
+    ]
