@@ -22,7 +22,7 @@ from ddb_backup.restore.importtable import (
     start_planned,
     wait_import,
 )
-from ddb_backup.restore.resume import MARK_KEY, Mark
+from ddb_backup.restore.resume import MARK_KEY, Mark, read_mark
 from tests.helpers.aws import FakeDynamoDB, FakeS3
 
 
@@ -247,3 +247,56 @@ def test_a_planned_import_still_running_when_the_restore_finishes_is_incomplete_
         "T2: ImportTable is still IN_PROGRESS (arn:i): the restore stopped before it ended; "
         "check the import with aws dynamodb describe-import"
     )
+
+
+def _created(ddb: Any, name: str = "T2") -> str:
+    ddb.create_table(TableName=name, KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST")  # fmt: skip
+    return str(ddb.describe_table(TableName=name)["Table"]["TableArn"])
+
+
+def _failed(imported: int = 3) -> dict[str, Any]:
+    return {**_import(imported), "ImportStatus": "FAILED", "FailureCode": "S3NoSuchKey", "FailureMessage": "gone"}
+
+
+def test_a_failed_import_that_left_no_table_is_incomplete_naming_its_failure(ddb: Any) -> None:
+    with pytest.raises(RestoreIncomplete) as failed:
+        finish_import(ddb, _failed(), _source(10), "T2", Mark("b", "run1"), sleep=lambda _: None)
+    assert str(failed.value) == (
+        "T2: ImportTable FAILED: S3NoSuchKey: gone (arn:aws:dynamodb:us-east-1:1:table/T2/import/01); no table was left"
+    )
+
+
+def test_a_failed_import_that_left_a_table_marks_it_and_says_how_many_items_it_holds(ddb: Any) -> None:
+    arn = _created(ddb)
+    with pytest.raises(RestoreIncomplete) as failed:
+        finish_import(ddb, _failed(), _source(10), "T2", Mark("b", "run1"), sleep=lambda _: None)
+    assert str(failed.value) == (
+        "T2: ImportTable FAILED imported 3 of the backup's 10 items with 0 error(s) (S3NoSuchKey; "
+        "arn:aws:dynamodb:us-east-1:1:table/T2/import/01); the table is marked as a partial restore "
+        f"({MARK_KEY}): delete it and restore again with --method write"
+    )
+    mark = read_mark(ddb, arn)
+    assert mark is not None and (mark.backup, mark.run, mark.created) == ("b", "run1", True)
+
+
+def test_an_incomplete_import_without_a_failure_code_points_at_its_log_group(ddb: Any) -> None:
+    _created(ddb)
+    with pytest.raises(RestoreIncomplete, match=r" with 2 error\(s\) \(see the import CloudWatch log group; arn:"):
+        finish_import(ddb, _import(8, errors=2), _source(10), "T2", Mark("b", "run1"), sleep=lambda _: None)
+
+
+def test_a_completed_import_gets_the_backups_tags_and_ttl_but_not_its_restore_mark(ddb: Any) -> None:
+    arn = _created(ddb)
+    src = _source(10)
+    src.description = {
+        "Table": {"TableName": "T"},
+        "Tags": [{"Key": "team", "Value": "a"}, {"Key": MARK_KEY, "Value": "stale"}],
+        "TimeToLive": {"TimeToLiveStatus": "ENABLED", "AttributeName": "exp"},
+    }
+    desc = {k: v for k, v in _import(10).items() if k != "ProcessedItemCount"}
+    done = finish_import(ddb, desc, src, "T2", Mark("b", "run1"), sleep=lambda _: None)
+    assert done == {"imported": 10, "errors": 0, "processed": 0, "settings": ["1 tag(s)", "TTL on exp"], "warnings": []}
+    tags = {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=arn)["Tags"]}
+    assert tags["team"] == "a" and tags[MARK_KEY] != "stale"
+    assert ddb.describe_time_to_live(TableName="T2")["TimeToLiveDescription"]["AttributeName"] == "exp"
