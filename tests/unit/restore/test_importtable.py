@@ -206,6 +206,7 @@ class _Imports:
         self.polls, self.final, self.tokens = polls, final, []
 
     def describe_import(self, ImportArn: str) -> dict[str, Any]:
+        assert isinstance(ImportArn, str), "botocore refuses an ImportArn that is not a string"
         self.polls -= 1
         return {
             "ImportTableDescription": {
@@ -214,7 +215,9 @@ class _Imports:
             }
         }
 
-    def import_table(self, ClientToken: str, **_: Any) -> dict[str, Any]:
+    def import_table(self, ClientToken: str, **request: Any) -> dict[str, Any]:
+        assert {"S3BucketSource", "InputFormat", "TableCreationParameters"} <= set(request)  # required by ImportTable
+        assert isinstance(request["TableCreationParameters"]["TableName"], str)
         self.tokens.append(ClientToken)
         return {"ImportTableDescription": {"ImportArn": f"arn:import/{len(self.tokens)}"}}
 
@@ -300,3 +303,40 @@ def test_a_completed_import_gets_the_backups_tags_and_ttl_but_not_its_restore_ma
     tags = {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=arn)["Tags"]}
     assert tags["team"] == "a" and tags[MARK_KEY] != "stale"
     assert ddb.describe_time_to_live(TableName="T2")["TimeToLiveDescription"]["AttributeName"] == "exp"
+
+
+def _described(**table: Any) -> dict[str, Any]:
+    return {"Table": {"TableName": "T", "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+                      "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}], **table}}  # fmt: skip
+
+
+def test_the_import_creates_the_table_as_the_backup_describes_it_less_what_import_cannot_take() -> None:
+    src = _parts(*IMPORTABLE)
+    index = {"IndexName": "g", "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+             "Projection": {"ProjectionType": "ALL"}, "ProvisionedThroughput": {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1}}  # fmt: skip
+    src.description = _described(
+        BillingModeSummary={"BillingMode": "PROVISIONED"},
+        ProvisionedThroughput={"ReadCapacityUnits": 5, "WriteCapacityUnits": 6},
+        SSEDescription={"Status": "ENABLED", "SSEType": "KMS", "KMSMasterKeyArn": "arn:k"},
+        GlobalSecondaryIndexes=[index],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+        TableClassSummary={"TableClass": "STANDARD_INFREQUENT_ACCESS"},
+        DeletionProtectionEnabled=True,
+    )
+    created = import_args(src, "T2", None)["TableCreationParameters"]
+    assert sorted(created) == ["AttributeDefinitions", "BillingMode", "GlobalSecondaryIndexes", "KeySchema",
+                               "ProvisionedThroughput", "SSESpecification", "TableName"]  # fmt: skip
+    assert created["TableName"] == "T2" and created["BillingMode"] == "PROVISIONED"
+    src.description = _described(
+        BillingModeSummary={"BillingMode": "PAY_PER_REQUEST"}, OnDemandThroughput={"MaxReadRequestUnits": 10}
+    )
+    assert import_args(src, "T2", None)["TableCreationParameters"]["OnDemandThroughput"] == {"MaxReadRequestUnits": 10}
+
+
+def test_an_unknown_method_is_refused_naming_the_three_and_write_is_chosen_when_asked() -> None:
+    with pytest.raises(BadInput, match=r"^method 'fast': choose auto, import or write$"):
+        choose(FakeS3(), _parts(*IMPORTABLE), "T2", exists=False, method="fast")
+    assert choose(FakeS3(), _parts(*IMPORTABLE), "T2", exists=False, method="write").method == "write"
+    mixed = _parts(*IMPORTABLE, dialect="typed")
+    mixed.parts[1] = PartRef(id="p1", url=IMPORTABLE[1], dialect="plain", items=1)
+    assert _why(mixed).endswith(': its parts are not {"Item": ...} lines (plain, typed dialect)')
