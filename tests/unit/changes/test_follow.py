@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ddb_backup.changes import archive
+from ddb_backup.changes import follow as follow_module
 from ddb_backup.changes.follow import follow
 from ddb_backup.changes.replay import at
 from ddb_backup.changes.stream import TIP_PAGES
@@ -140,3 +141,44 @@ def test_a_trimmed_shard_with_nothing_left_is_a_gap_from_its_coverage_to_now() -
         (gap,) = archive.gaps(s3, B, DIR)
         now = (NOW - dt.timedelta(seconds=2)).isoformat()
         assert (gap["from"], gap["to"]) == (start or now, now)
+
+
+def test_the_archive_names_its_table_and_stream_and_covers_from_five_minutes_inside_the_retention() -> None:
+    s3 = FakeS3()
+    _follow(FakeStreams([Shard("shardId-1", start=1)], created=NOW - dt.timedelta(days=3)), s3)
+    assert archive.archive_info(s3, B, DIR) == {
+        "table": "T",
+        "coveredFrom": (NOW - archive.RETENTION + dt.timedelta(minutes=5)).isoformat(),
+        "streamArn": "arn:aws:dynamodb:us-east-1:1:table/T/stream/2026-12-01T00:00:00.000",
+    }
+    assert follow_module._now().tzinfo is dt.UTC
+
+
+def test_every_change_and_gap_of_one_pass_is_counted() -> None:
+    s3 = FakeS3()
+    many = [record(100000000000000000001 + n, T0 + dt.timedelta(seconds=n), f"k{n}", "v") for n in range(5)]
+    streams = FakeStreams([Shard("shardId-1", start=100000000000000000001, records=many, closed=True)])
+    for gone in ("shardId-x", "shardId-y"):
+        archive.save_state(s3, B, DIR, gone, coveredUntil=T0.isoformat())
+    totals = _follow(streams, s3)
+    assert (totals["changes"], totals["files"], totals["gaps"]) == (5, 3, 2)
+
+
+def test_two_shards_trimmed_in_one_pass_are_two_gaps() -> None:
+    s3 = FakeS3()
+    shards = [Shard(f"shardId-{n}", start=100000000000000000001, closed=True) for n in range(2)]
+    for shard in shards:
+        archive.save_state(s3, B, DIR, shard.id, seq="100000000000000000002")
+    assert _follow(FakeStreams(shards), s3)["gaps"] == 2
+
+
+def test_a_shard_archived_to_its_end_is_not_read_again_and_an_idle_follow_polls_each_second() -> None:
+    s3, streams = FakeS3(), _split_stream()
+    _follow(streams, s3)
+    calls, slept = streams.get_records_calls, []
+    clock = iter([NOW + dt.timedelta(seconds=n) for n in range(100)])
+    follow(FakeDynamoDB(stream=IMAGES), streams, s3, B, PREFIX, "T", until_idle=10, clock=lambda: next(clock),
+           sleep=slept.append)  # fmt: skip
+    assert slept and set(slept) == {1.0}
+    passes = len(slept) + 1
+    assert streams.get_records_calls - calls == passes * TIP_PAGES  # the open child only, to its tip each pass
