@@ -42,6 +42,8 @@ def test_a_stream_arn_names_its_table_and_anything_else_is_refused() -> None:
         "arn:aws:dynamodb:r:1:table/T",
         "arn:aws:dynamodb:r:1:index/T/stream/x",
         "arn:aws:dynamodb:r:1:table/T/x/y",
+        "arn:aws:dynamodb:r:1:zone/T/stream/x",  # sorts after "table"
+        "arn:aws:dynamodb:r:1:table/T/index/x",  # sorts before "stream"
     ):
         with pytest.raises(BadInput) as refused:
             table_of(arn)
@@ -128,3 +130,34 @@ def test_a_failure_message_without_batch_info_is_refused_quoting_it() -> None:
             {"Records": [{"eventSource": "aws:sqs", "body": json.dumps(message)}]},
         )
     assert str(refused.value) == f"failure-destination message without DDBStreamBatchInfo: {json.dumps(message)[:200]}"
+
+
+def test_an_event_without_records_archives_nothing() -> None:
+    assert handle(FakeS3(), FakeStreams([]), "bkt", "p/", {}) == {"changes": 0, "gaps": 0}
+
+
+def test_a_lambda_events_binary_images_are_archived_as_they_came_and_an_archive_naming_its_stream_is_not_started_again() -> (
+    None
+):
+    s3, streams = FakeS3(), _streams(T0 - dt.timedelta(hours=1), T0)
+    event = {"Records": _batch()["Records"]}
+    event["Records"][0]["dynamodb"]["Keys"] = {"k": {"B": "AAE="}}
+    event["Records"][0]["dynamodb"]["NewImage"] = {"k": {"B": "AAE="}}
+    handle(s3, streams, "bkt", "p/", event)
+    assert (archive.archive_info(s3, "bkt", "p/T/") or {})["table"] == "T"
+    (key,) = [k for _, k in s3.objects if k.endswith(".jsonl.gz")]
+    assert archive.get_changes(s3, "bkt", key)[0]["Keys"] == {"k": {"B": "AAE="}}
+    describes = streams.describes
+    handle(s3, streams, "bkt", "p/", event)
+    assert streams.describes == describes  # the archive names its stream: each batch is only appended
+
+
+def test_the_changes_of_every_stream_in_one_event_are_counted() -> None:
+    other = ARN.replace("table/T/", "table/U/")
+    records = _batch()["Records"] + [{**_batch()["Records"][0], "eventSourceARN": other}]
+    s3 = FakeS3()
+    assert handle(s3, _streams(T0 - dt.timedelta(hours=1), T0), "bkt", "p/", {"Records": records}) == {
+        "changes": 2,
+        "gaps": 0,
+    }
+    assert archive.archive_info(s3, "bkt", "p/U/")
