@@ -6,6 +6,7 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import time
 from typing import Any
 
 import pytest
@@ -146,3 +147,56 @@ def test_files_between_skips_the_archives_own_records() -> None:
     assert archive.gaps(s3, B, DIR) == [
         {"shard": "shardId-1", "from": T0.isoformat(), "to": T0.isoformat(), "reason": "r"}
     ]
+
+
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """This machine's zone is not UTC: names and times must still be UTC."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("new_york")
+def test_names_and_the_archives_start_are_utc_whatever_this_machines_zone() -> None:
+    s3 = FakeS3()
+    assert archive.archive_key(DIR, [_change(7, T0)]).startswith("p/T/changes/20261201T100000.000000Z_")
+    assert archive.start_archive(s3, B, DIR, "T", "arn", T0)["coveredFrom"] == T0.isoformat()
+    (key,) = _files(s3, (20, 30))
+    assert archive.files_between(s3, B, DIR, T0, T0 + dt.timedelta(seconds=20)) == [key]
+    assert archive.files_between(s3, B, DIR, T0, T0 + dt.timedelta(seconds=19)) == []
+
+
+def test_a_change_file_carries_no_time_in_its_gzip_header_and_is_stored_as_gzip_json_lines() -> None:
+    assert archive.encode([_change(1, T0)])[4:8] == bytes(4)  # gzip MTIME 0: a retried batch, the same bytes
+
+    class Recording(FakeS3):
+        def put_object(self, Bucket: str, Key: str, Body: bytes, **kw: Any) -> dict[str, Any]:
+            self.kw = kw
+            return super().put_object(Bucket, Key, Body)
+
+    s3 = Recording()
+    archive.put_changes(s3, B, "k.jsonl.gz", [_change(1, T0)])
+    assert s3.kw == {"ContentType": "application/x-ndjson", "ContentEncoding": "gzip"}
+
+
+def test_a_stray_object_among_the_change_files_hides_none_after_it() -> None:
+    s3 = FakeS3()
+    s3.put_object(Bucket=B, Key=f"{DIR}changes/000-note.txt", Body=b"")  # sorts before every change file
+    (key,) = _files(s3, (0, 5))
+    assert archive.files_between(s3, B, DIR, T0, T0 + dt.timedelta(seconds=5)) == [key]
+
+
+def test_a_change_file_damaged_or_of_another_sha256_either_way_is_refused_naming_it() -> None:
+    s3 = FakeS3()
+    archive.put_changes(s3, B, "k.jsonl.gz", [_change(1, T0)])
+    with pytest.raises(IntegrityError, match="sha256 differs"):
+        archive.get_changes(s3, B, "k.jsonl.gz", "f" * 64)
+    s3.put_object(Bucket=B, Key="bad.jsonl.gz", Body=gzip.compress(b"{oops\n"))
+    with pytest.raises(BadInput, match=r"^s3://bkt/bad.jsonl.gz line 1: not JSON"):
+        archive.get_changes(s3, B, "bad.jsonl.gz")
+    event = json.dumps({"seq": "1", "time": "t", "event": "TTL_EXPIRED", "Keys": {}}).encode()  # sorts after REMOVE
+    with pytest.raises(BadInput, match=r"line 1: TTL_EXPIRED without NewImage$"):
+        archive.decode(gzip.compress(event), "f")
