@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ddb_backup.errors import BadInput, RestoreIncomplete
 from ddb_backup.format.lines import PartRef
+from ddb_backup.format.localfile import write_local_file
 from ddb_backup.format.sources import Source
 from ddb_backup.restore.importtable import (
     MAX_CONCURRENT_IMPORTS,
@@ -340,3 +342,37 @@ def test_an_unknown_method_is_refused_naming_the_three_and_write_is_chosen_when_
     mixed = _parts(*IMPORTABLE, dialect="typed")
     mixed.parts[1] = PartRef(id="p1", url=IMPORTABLE[1], dialect="plain", items=1)
     assert _why(mixed).endswith(': its parts are not {"Item": ...} lines (plain, typed dialect)')
+
+
+def test_a_planned_import_that_ended_is_finished_against_its_source_and_marked_with_its_backup(
+    ddb: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "T.json"
+    write_local_file(path, [{"k": {"S": f"k{n}"}} for n in range(4)], table="T", description=None, backup_id=BACKUP_ID)
+    arn = _created(ddb, "T3")
+
+    class Ended:
+        def describe_import(self, ImportArn: str) -> dict[str, Any]:
+            assert ImportArn == "arn:i"
+            return {"ImportTableDescription": {**_import(4), "ImportArn": ImportArn}}
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(ddb, name)
+
+    done = finish_planned(Ended(), None, {"target": "T3", "importArn": "arn:i", "source": str(path)}, "run7")
+    assert (done["imported"], done["errors"], done["processed"]) == (4, 0, 4)
+    mark = read_mark(ddb, arn)
+    assert mark is not None and (mark.backup, mark.run, mark.created) == (BACKUP_ID, "run7", True)
+    path2 = tmp_path / "U.json"
+    write_local_file(path2, [{"k": {"S": "a"}}], table="T", description=None)
+    _created(ddb, "T4")
+    with pytest.raises(RestoreIncomplete, match=r"^T4: ImportTable COMPLETED imported 4 of the backup's 1 items"):
+        finish_planned(Ended(), None, {"target": "T4", "importArn": "arn:i", "source": str(path2)}, "run7")
+    assert read_mark(ddb, _created_arn(ddb, "T4")) is not None  # marked as a partial restore
+
+
+BACKUP_ID = "20261201T100000Z-0123abcd"
+
+
+def _created_arn(ddb: Any, name: str) -> str:
+    return str(ddb.describe_table(TableName=name)["Table"]["TableArn"])
