@@ -376,3 +376,32 @@ BACKUP_ID = "20261201T100000Z-0123abcd"
 
 def _created_arn(ddb: Any, name: str) -> str:
     return str(ddb.describe_table(TableName=name)["Table"]["TableArn"])
+
+
+@pytest.mark.parametrize("status", ["FAILED", "CANCELLED"])  # sorting after and before COMPLETED
+def test_an_import_that_did_not_complete_fails_though_it_counted_every_item(ddb: Any, status: str) -> None:
+    with pytest.raises(
+        RestoreIncomplete, match=rf"^T2: ImportTable {status}: None: None \(arn:.*\); no table was left$"
+    ):
+        finish_import(
+            ddb, {**_import(10), "ImportStatus": status}, _source(10), "T2", Mark("b", "r"), sleep=lambda _: None
+        )
+    _created(ddb)
+    with pytest.raises(RestoreIncomplete, match=rf"^T2: ImportTable {status} imported 10 of the backup's 10 items"):
+        finish_import(
+            ddb, {**_import(10), "ImportStatus": status}, _source(10), "T2", Mark("b", "r"), sleep=lambda _: None
+        )
+
+
+def test_an_empty_backup_imported_without_counts_succeeds_and_every_tag_but_the_mark_is_kept(ddb: Any) -> None:
+    arn = _created(ddb)
+    src = _source(0)
+    src.description = {
+        "Table": {"TableName": "T"},
+        "Tags": [{"Key": "app", "Value": "x"}, {"Key": MARK_KEY, "Value": "old"}],
+    }
+    desc = {"ImportStatus": "COMPLETED", "ImportArn": "arn:i"}
+    done = finish_import(ddb, desc, src, "T2", Mark("b", "r"), sleep=lambda _: None)
+    assert (done["imported"], done["errors"], done["processed"], done["settings"]) == (0, 0, 0, ["1 tag(s)"])
+    tags = {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=arn)["Tags"]}
+    assert tags["app"] == "x"
