@@ -1,7 +1,8 @@
 """Mutation testing of the modules that guard data (``make mutate``; not part of ``make test``).
 
-Runs mutmut 3 on each module (``--jobs`` of them at once), with only the test files
-mapped to it (:data:`TESTS`), and reports the score per module and every surviving mutant.
+Runs mutmut 3 on each module (``--jobs`` of them at once), with only its test files (found by
+name, :func:`find_tests`), then the operator swaps mutmut lacks (``tools/mutate_ops.py``: ``!=`` to
+``<``/``>``, ``<``/``>`` to ``!=``, ``min`` <-> ``max``), and reports the score per module and every surviving mutant.
 Survivors listed in ``tools/mutate_equivalents.toml`` (with the mutated line and
 why the mutant behaves like the original) are reported as equivalent; any other
 survivor, or an equivalent whose mutant changed or is now killed, fails the run.
@@ -21,7 +22,7 @@ in ``.mutate/<module>/``, a copy of the tree laid out as the installed package
 so the tests import the mutated copy and nothing else.
 
 Usage: ``python tools/mutate.py [module ...] [--children N] [--jobs N] [--recheck] [--record-hashes]``; modules are the
-keys of :data:`TESTS` (``restore/write.py``); none means all.
+entries of :data:`MODULES` (``restore/write.py``, ``ddb_backup_cli/files/mirror.py``); none means all.
 """
 
 from __future__ import annotations
@@ -39,40 +40,82 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run as a script (python tools/mutate.py): the repo root is not on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tools.mutate_ops import operator_mutants, run_op_mutants
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGE = ROOT / ".mutate"
 EQUIVALENTS = ROOT / "tools" / "mutate_equivalents.toml"
 
-#: Module (under ``ddb_backup/``) -> the test files that kill its mutants; costliest first (CPU s in docs/development.md).
-#: A file that killed none of a module's mutants in a whole run (2026-12-02: test_format_roundtrip.py,
-#: test_format.py, test_restore_run.py, test_verify.py, finalize's test_readers.py and test_restore_sets.py,
-#: target's three set tests) is not mapped: every mutant it reaches, a mapped file kills too.
-TESTS: dict[str, list[str]] = {
-    "backup/finalize.py": ["tests/unit/test_plan_scan.py"],
-    "format/sources.py": [
-        "tests/unit/test_readers.py",
-        "tests/unit/test_localfile.py",
-        "tests/unit/test_restore_sets.py",
+#: The modules mutated, costliest first (CPU s in docs/development.md): under ``ddb_backup/`` unless
+#: named from ``ddb_backup_cli/``. Their tests are found by name (:func:`find_tests`).
+MODULES: list[str] = """
+backup/finalize.py format/sources.py restore/target.py backup/fastscan.py restore/write.py format/lines.py
+aws/retry.py format/localfile.py restore/preflight.py restore/fastwrite.py format/dialects.py
+changes/archive.py changes/backtrack.py changes/consistent.py changes/events.py changes/follow.py
+changes/lambda_event.py changes/mappings.py changes/replay.py changes/stream.py changes/totime.py
+restore/exact.py backup/exact.py restore/importtable.py restore/capacity.py native/cfn.py native/pitr.py
+native/restores.py native/snapshots.py ddb_backup_cli/files/restore.py ddb_backup_cli/files/mirror.py
+ddb_backup_cli/files/cancel.py
+""".split()  # noqa: SIM905 (one module a word: a short list to read and edit)
+
+#: Test files beyond a module's own (:func:`find_tests`), only where its killing tests genuinely live elsewhere
+#: (its callers' tests, tests/changes/, e2e). A file that killed none of a module's mutants in a whole run is not listed.
+EXTRA_TESTS: dict[str, list[str]] = {
+    # plan, scan and finalize are tested together, as the backup machine runs them
+    "backup/finalize.py": ["tests/unit/backup/test_plan.py"],
+    # the readers of a local file and of a backup set read through sources
+    "format/sources.py": ["tests/unit/format/test_localfile.py", "tests/unit/test_restore_sets.py"],
+    "restore/write.py": ["tests/unit/restore/test_fastwrite.py"],
+    "format/lines.py": ["tests/unit/format/test_sources.py", "tests/unit/format/test_localfile.py"],
+    # the retry loop is exercised by its three callers' throttling tests
+    "aws/retry.py": [
+        "tests/unit/restore/test_write.py",
+        "tests/unit/backup/test_plan.py",
+        "tests/unit/native/test_pitr.py",
     ],
-    "restore/target.py": ["tests/unit/test_restore_target.py"],
-    "backup/fastscan.py": ["tests/unit/test_fastscan.py"],
-    "restore/write.py": ["tests/unit/test_restore_write.py", "tests/unit/test_fastwrite.py"],
-    "format/lines.py": [
-        "tests/unit/test_readers.py",
-        "tests/unit/test_localfile.py",
-        "tests/unit/format/test_lines.py",
-    ],
-    "aws/retry.py": ["tests/unit/test_restore_write.py", "tests/unit/test_plan_scan.py", "tests/unit/test_pitr.py"],
-    "format/localfile.py": ["tests/unit/test_localfile.py", "tests/unit/test_readers.py"],
-    "restore/preflight.py": ["tests/unit/test_restore_preflight.py", "tests/unit/restore/test_preflight.py"],
-    "restore/fastwrite.py": ["tests/unit/test_fastwrite.py", "tests/unit/test_localfile.py"],
+    "format/localfile.py": ["tests/unit/format/test_sources.py"],
+    "restore/fastwrite.py": ["tests/unit/format/test_localfile.py"],
     "format/dialects.py": [
-        "tests/unit/test_dialects.py",
-        "tests/unit/test_readers.py",
-        "tests/unit/test_localfile.py",
-        "tests/unit/test_fastwrite.py",
+        "tests/unit/format/test_sources.py",
+        "tests/unit/format/test_localfile.py",
+        "tests/unit/restore/test_fastwrite.py",
     ],
+    # the change archive's modules, run as the archiver and the machines run them (tests/changes/)
+    "changes/backtrack.py": ["tests/changes/test_backtrack.py"],
+    "changes/archive.py": ["tests/changes/test_archiver.py"],
+    "changes/mappings.py": ["tests/changes/test_archive_tables.py"],
+    "backup/exact.py": ["tests/changes/test_exact.py"],
+    # the custom resource's handler and the restores it starts are tested through the PITR resource
+    "native/cfn.py": ["tests/unit/native/test_pitr.py"],
+    "native/restores.py": ["tests/unit/native/test_pitr.py"],
+    # the CLI's restore, mirror and cancel paths, as an operator runs them
+    "ddb_backup_cli/files/restore.py": ["tests/unit/test_restore_sets.py", "tests/e2e/test_cli_restore.py"],
+    "ddb_backup_cli/files/mirror.py": ["tests/e2e/test_cli_mirror.py"],
+    "ddb_backup_cli/files/cancel.py": ["tests/e2e/test_cli_interrupt.py", "tests/unit/restore/test_write.py"],
 }
+
+
+def package_path(module: str) -> str:
+    """The module's path in the staged tree: ``ddb_backup/restore/write.py``, ``ddb_backup_cli/files/mirror.py``."""
+    return module if module.startswith("ddb_backup_cli/") else f"ddb_backup/{module}"
+
+
+def find_tests(module: str, root: Path | None = None) -> list[str]:
+    """The test files of ``module``, found by name, then its :data:`EXTRA_TESTS`.
+
+    ``pkg/module.py`` is tested in ``tests/unit/pkg/test_module.py`` and any ``tests/unit/pkg/test_module_*.py``
+    (a second file on one aspect); the CLI's ``ddb_backup_cli/files/mirror.py`` in ``tests/unit/cli/files/``.
+    """
+    root = root or ROOT
+    folder, _, name = module.removeprefix("ddb_backup_cli/").rpartition("/")
+    unit = Path("tests/unit") / ("cli/" if module.startswith("ddb_backup_cli/") else "") / folder
+    stem = name.removesuffix(".py")
+    own = [unit / f"test_{stem}.py", *sorted((root / unit).glob(f"test_{stem}_*.py"))]
+    found = [str(p.relative_to(root)) if p.is_absolute() else str(p) for p in own if (root / p).exists()]
+    return found + [t for t in EXTRA_TESTS.get(module, []) if t not in found]
+
 
 #: What the tests need beside the code: copied into the staging tree (and by mutmut into ``mutants/``).
 TREE = {
@@ -85,8 +128,10 @@ TREE = {
     "events": "events",
     "template.yaml": "template.yaml",
 }
-#: The recorded equivalents this run does not run again (read by the staged conftest; see :func:`run_module`).
+#: The recorded equivalents not run again (read by the staged conftest; see :func:`run_module`).
 SKIP_FILE = "mutate-skip.txt"
+#: The operator pass's verdicts (``tools/mutate_ops.py``), kept beside mutmut's for ``--report``.
+OPS_FILE = "mutate-ops.json"
 ALSO_COPY = [
     "ddb_backup_cli",
     "devkit",
@@ -151,14 +196,16 @@ def load_equivalents(path: Path = EQUIVALENTS) -> dict[str, Equivalent]:
 
 def mutmut_config(module: str) -> str:
     """The ``[tool.mutmut]`` section for one module: only its file, only its tests."""
-    tests = ", ".join(json.dumps(t) for t in TESTS[module])
+    tests = ", ".join(json.dumps(t) for t in find_tests(module))
+    package = package_path(module).partition("/")[0]
+    also_copy = [p for p in [*ALSO_COPY, "ddb_backup"] if p != package]
     return (
         "\n[tool.mutmut]\n"
-        'source_paths = ["ddb_backup"]\n'
-        f'only_mutate = ["ddb_backup/{module}"]\n'
+        f'source_paths = ["{package}"]\n'
+        f'only_mutate = ["{package_path(module)}"]\n'
         f"pytest_add_cli_args_test_selection = [{tests}]\n"
         'pytest_add_cli_args = ["-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-p", "no:unraisableexception"]\n'
-        f"also_copy = {json.dumps(ALSO_COPY)}\n"
+        f"also_copy = {json.dumps(also_copy)}\n"
         "use_git_change_detection = false\n"
         f"timeout_multiplier = {TIMEOUT_MULTIPLIER}\n"
     )
@@ -204,7 +251,7 @@ def mutated_lines(where: Path, module: str, mutants: list[str]) -> dict[str, str
     if not mutants:
         return {}
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    cmd = [sys.executable, "-c", _DIFFS, f"ddb_backup/{module}", *mutants]
+    cmd = [sys.executable, "-c", _DIFFS, package_path(module), *mutants]
     done = subprocess.run(cmd, cwd=where, env=env, text=True, capture_output=True, check=True)
     lines = {}
     for name, diff in json.loads(done.stdout).items():
@@ -213,7 +260,7 @@ def mutated_lines(where: Path, module: str, mutants: list[str]) -> dict[str, str
     return lines
 
 
-def run_module(
+def run_module(  # noqa: C901 (stage, mutmut, the operator pass, equivalents: one module's run, read as one)
     module: str, children: int, equivalents: dict[str, Equivalent], *, again: bool = True, recheck: bool = False
 ) -> Score:
     """Mutate one module (``again=False``: read the last run's results) and classify every mutant.
@@ -224,7 +271,7 @@ def run_module(
     """
     started = time.monotonic()
     where = STAGE / module.replace("/", ".").removesuffix(".py")
-    meta = where / "mutants" / "ddb_backup" / f"{module}.meta"
+    meta = where / "mutants" / f"{package_path(module)}.meta"
     prefix = _prefix(module)
     if again or not meta.exists():
         skip = [] if recheck else sorted(n for n, e in equivalents.items() if n.startswith(prefix) and e.function_hash)
@@ -237,6 +284,9 @@ def run_module(
         if unproved:  # run those by name; the others stay skipped (and are read as such below)
             (where / "mutants" / SKIP_FILE).write_text("".join(f"{n}\n" for n in skip if n not in unproved))
             mutmut(where, "run", "--max-children", str(children), *unproved)
+    ops = where / OPS_FILE
+    if again or not ops.exists():
+        ops.write_text(json.dumps(run_ops(where, module, equivalents, recheck=recheck), indent=1))
     result = Score(module, seconds=time.monotonic() - started)
     data = json.loads(meta.read_text())
     codes: dict[str, int | None] = data["exit_code_by_key"]
@@ -256,17 +306,40 @@ def run_module(
         elif status == "no tests":
             result.untested[_function(mutant)] = result.untested.get(_function(mutant), 0) + 1
     result.hashes = _function_hashes(data, module)
+    for name, (status, line) in json.loads(ops.read_text()).items():
+        result.counts[status] = result.counts.get(status, 0) + 1
+        if status == "not re-run":
+            result.equivalent.append(name)
+        elif status == "survived":
+            classify(result, name, line, equivalents)
     for name in equivalents:
         if name.startswith(prefix) and name not in result.equivalent and name not in result.stale:
             result.stale.append(f"{name}: listed as equivalent but not a survivor now (killed or renamed)")
     return result
 
 
+def run_ops(where: Path, module: str, equivalents: dict[str, Equivalent], *, recheck: bool) -> dict[str, list[str]]:
+    """The operator swaps mutmut lacks (tools/mutate_ops.py), each run against the module's tests: name -> [status, line].
+
+    A recorded equivalent whose line and function are unchanged is not run again (as for mutmut's own).
+    """
+    source = (where / package_path(module)).read_text()
+    mutants = operator_mutants(source, _prefix(module))
+    hashes = _function_hashes(json.loads((where / "mutants" / f"{package_path(module)}.meta").read_text()), module)
+    skip = set()
+    for m in mutants:
+        known = equivalents.get(m.name)
+        if not recheck and known and known.line == m.line and known.function_hash == hashes.get(_function(m.name)):
+            skip.add(m.name)
+    verdicts = run_op_mutants(where / "mutants", package_path(module), find_tests(module), mutants, skip)
+    return {m.name: [verdicts[m.name], m.line] for m in mutants}
+
+
 def changed_since_judged(where: Path, module: str, skip: list[str], equivalents: dict[str, Equivalent]) -> list[str]:
     """The skipped equivalents whose mutated line or function is not what it was when judged: to run after all."""
     if not skip:
         return []
-    data = json.loads((where / "mutants" / "ddb_backup" / f"{module}.meta").read_text())
+    data = json.loads((where / "mutants" / f"{package_path(module)}.meta").read_text())
     hashes, codes = _function_hashes(data, module), data["exit_code_by_key"]
     lines = mutated_lines(where, module, [n for n in skip if n in codes])
     return [
@@ -278,7 +351,7 @@ def changed_since_judged(where: Path, module: str, skip: list[str], equivalents:
 
 def _prefix(module: str) -> str:
     """What every mutant of ``module`` is named with: ``ddb_backup.restore.write.``."""
-    return "ddb_backup." + module.removesuffix(".py").replace("/", ".") + "."
+    return package_path(module).removesuffix(".py").replace("/", ".") + "."
 
 
 def _function(mutant: str) -> str:
@@ -354,11 +427,9 @@ def record_hashes(scores: list[Score], path: Path = EQUIVALENTS) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the modules asked for (all by default), print the report, fail on unexplained survivors."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("modules", nargs="*", help=f"modules under ddb_backup/ (default: all): {', '.join(TESTS)}")
+    parser.add_argument("modules", nargs="*", help=f"modules under ddb_backup/ (default: all): {', '.join(MODULES)}")
     parser.add_argument("--children", type=int, default=2, help="mutants tested at once, per module (default 2)")
-    parser.add_argument(
-        "--jobs", type=int, default=1, help="modules run at once (default 1); each runs its own --children"
-    )
+    parser.add_argument("--jobs", type=int, default=1, help="modules run at once (default 1), each with --children")
     parser.add_argument(
         "--report", action="store_true", help="report the last run's results again (after editing the equivalents)"
     )
@@ -371,18 +442,22 @@ def main(argv: list[str] | None = None) -> int:
         help="write each confirmed equivalent's function hash into the equivalents file (so later runs skip it)",
     )
     args = parser.parse_args(argv)
-    unknown = [m for m in args.modules if m not in TESTS]
+    unknown = [m for m in args.modules if m not in MODULES or not find_tests(m)]
     if unknown:
-        parser.error(f"no test mapping for {', '.join(unknown)}; add it to TESTS in tools/mutate.py")
+        parser.error(
+            f"not mutated or no tests for {', '.join(unknown)}: add it to MODULES in tools/mutate.py and "
+            "its tests to tests/unit/<pkg>/test_<module>.py"
+        )
     equivalents = load_equivalents()
-    modules = args.modules or list(TESTS)
+    untested = [m for m in MODULES if not find_tests(m)] if not args.modules else []
+    modules = args.modules or [m for m in MODULES if m not in untested]
 
     def one(module: str) -> Score:
         score = run_module(module, args.children, equivalents, again=not args.report, recheck=args.recheck)
         print(report([score]).splitlines()[2], flush=True)
         return score
 
-    # The costliest modules first (the order of TESTS), so the last to finish is a short one.
+    # The costliest modules first (the order of MODULES), so the last to finish is a short one.
     with ThreadPoolExecutor(max(1, args.jobs)) as pool:
         scores = list(pool.map(one, modules))
     text = report(scores)
@@ -390,7 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     if args.record_hashes:
         print(f"recorded the function hash of {record_hashes(scores)} equivalent(s) in {EQUIVALENTS.name}")
-    bad = sum(len(s.survivors) + len(s.stale) + sum(s.untested.values()) for s in scores)
+    for module in untested:
+        print(f"NOT RUN {module}: no tests found by name (tests/unit/<pkg>/test_<module>.py) nor in EXTRA_TESTS")
+    bad = sum(len(s.survivors) + len(s.stale) + sum(s.untested.values()) for s in scores) + len(untested)
     print(f"{bad} survivor(s) neither killed nor recorded as equivalent" if bad else "every survivor is explained")
     return 1 if bad else 0
 

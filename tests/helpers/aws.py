@@ -17,13 +17,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 #: A moment in whole seconds, as DynamoDB Streams stamps records.
 T0 = dt.datetime(2026, 12, 1, 10, 0, tzinfo=dt.UTC)
 #: Sequence numbers of two lengths whose string order is the reverse of their numeric order.
 SHORT_SEQ = 900000000000000000001  # 21 digits
 LONG_SEQ = 10000000000000000000000000012  # 29 digits
+
+
+def _param(name: str, value: Any, kind: type = str) -> None:
+    """botocore's own check, before any request: a parameter of the wrong type (None) is refused."""
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise ParamValidationError(report=f"Invalid type for parameter {name}, value: {value!r}")
 
 
 def error(code: str, operation: str) -> ClientError:
@@ -67,7 +73,10 @@ class FakeStreams:
         self.describes = 0
         self._answered_empty: set[str] = set()
 
-    def describe_stream(self, StreamArn: str, ExclusiveStartShardId: str = "", **_: Any) -> dict[str, Any]:
+    def describe_stream(self, StreamArn: str, ExclusiveStartShardId: str = "", **kw: Any) -> dict[str, Any]:
+        _param("StreamArn", StreamArn)
+        if "Limit" in kw:
+            _param("Limit", kw["Limit"], int)
         self.describes += 1
         ids = [s.id for s in self.shards]
         start = ids.index(ExclusiveStartShardId) + 1 if ExclusiveStartShardId else 0
@@ -105,16 +114,23 @@ class FakeStreams:
     def get_shard_iterator(
         self, StreamArn: str, ShardId: str, ShardIteratorType: str, SequenceNumber: str = ""
     ) -> dict[str, Any]:
+        _param("StreamArn", StreamArn)
+        _param("ShardId", ShardId)
         shard = self._shard(ShardId)
+        if ShardIteratorType not in ("TRIM_HORIZON", "AT_SEQUENCE_NUMBER", "AFTER_SEQUENCE_NUMBER"):  # LATEST: unused
+            raise error("ValidationException", "GetShardIterator")
         if ShardIteratorType == "TRIM_HORIZON":
             return {"ShardIterator": f"{ShardId}|0|{self.empty}"}
         held = [r["dynamodb"]["SequenceNumber"] for r in shard.records]
         if SequenceNumber not in held:
             raise error("TrimmedDataAccessException", "GetShardIterator")
-        return {"ShardIterator": f"{ShardId}|{held.index(SequenceNumber) + 1}|{self.empty}"}
+        after = ShardIteratorType == "AFTER_SEQUENCE_NUMBER"
+        return {"ShardIterator": f"{ShardId}|{held.index(SequenceNumber) + after}|{self.empty}"}
 
     def get_records(self, ShardIterator: str, Limit: int = 1000) -> dict[str, Any]:
         self.get_records_calls += 1
+        if not 1 <= Limit <= 1000:  # as AWS: "Minimum value of 1. Maximum value of 1000."
+            raise error("ValidationException", "GetRecords")
         shard_id, at, empty = ShardIterator.split("|")
         shard, start = self._shard(shard_id), int(at)
         if int(empty):  # a portion of the shard without records
@@ -140,7 +156,10 @@ class _Paginator:
                     if Delimiter in k[len(Prefix) :]
                 }
             )
-            yield {"CommonPrefixes": [{"Prefix": p} for p in prefixes]}
+            for i in range(0, len(prefixes), 2):  # two a page, as S3 pages them (up to 1,000)
+                yield {"CommonPrefixes": [{"Prefix": p} for p in prefixes[i : i + 2]]}
+            if not prefixes:
+                yield {}  # S3 leaves CommonPrefixes out of a page that has none
             return
         for i in range(0, len(keys), 2):  # two keys a page: every listing pages
             yield {"Contents": [{"Key": k} for k in keys[i : i + 2]]}
@@ -179,6 +198,7 @@ class FakeDynamoDB:
 
     def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]], **_: Any) -> dict[str, Any]:
         ((table, requests),) = RequestItems.items()
+        _param("RequestItems key", table)
         self.calls.append(len(requests))
         held = requests[-1:] if self.unprocessed and requests else []
         self.unprocessed -= bool(held)
@@ -191,6 +211,7 @@ class FakeDynamoDB:
         return {"UnprocessedItems": {table: held} if held else {}}
 
     def describe_table(self, TableName: str) -> dict[str, Any]:
+        _param("TableName", TableName)
         table: dict[str, Any] = {
             "TableName": TableName,
             "TableStatus": "ACTIVE",

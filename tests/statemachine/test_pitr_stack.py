@@ -138,7 +138,7 @@ def test_weekly_backups_and_retention_prune_only_the_stacks_own(aws, new_table_e
         "by hand": ddb.create_backup(TableName=granules, BackupName="before-migration"),
     }
     arns = {k: v["BackupDetails"]["BackupArn"] for k, v in made.items()}
-    from tests.unit.test_snapshots import age
+    from tests.unit.native.test_snapshots_run import age
 
     for arn in arns.values():
         age(arn, old)

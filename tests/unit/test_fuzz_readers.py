@@ -47,7 +47,7 @@ from ddb_backup.restore import fastwrite
 from ddb_backup.restore.write import DeadLettered, write_items
 from devkit import sample
 from tests.conftest import FIXTURES, canonical
-from tests.unit.test_fastscan import item_lists
+from tests.unit.backup.test_fastscan import item_lists
 
 #: Fixed examples (derandomize): CI sees the same cases every run. Modest counts: the two fuzz files stay fast.
 FUZZ = settings(

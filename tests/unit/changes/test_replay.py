@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ddb_backup.changes.replay import apply, fold
+from ddb_backup.changes.replay import apply, at, fold, gap_in
 from ddb_backup.changes.stream import change_of
 from ddb_backup.errors import RestoreIncomplete
 from tests.helpers.aws import LONG_SEQ, SHORT_SEQ, T0, FakeDynamoDB, record
@@ -47,3 +47,70 @@ def test_changes_still_unprocessed_after_every_try_fail_loudly() -> None:
     with pytest.raises(RestoreIncomplete, match=r"T: 1 changes could not be applied after 12 tries"):
         apply(ddb, "T", [_change(1, T0, "a", "v")], sleep=lambda _: None)
     assert ddb.items == {}
+
+
+def test_changes_before_and_at_the_moment_are_folded_whatever_their_order_and_later_ones_are_not() -> None:
+    later = _change(3, T0 + dt.timedelta(seconds=1), "c", "later")
+    before, at_moment = _change(1, T0 - dt.timedelta(seconds=1), "a", "before"), _change(2, T0, "b", "at")
+    assert sorted(fold([later, before, at_moment], until=T0)) == ['{"k": {"S": "a"}}', '{"k": {"S": "b"}}']
+
+
+def test_a_key_of_several_attributes_is_one_key_whatever_their_order() -> None:
+    first, second = _change(1, T0, "a", "old"), _change(2, T0, "a", "new")
+    second["Keys"] = {"s": {"N": "1"}, "k": {"S": "a"}}
+    first["Keys"] = {"k": {"S": "a"}, "s": {"N": "1"}}
+    assert [c["seq"] for c in fold([first, second]).values()] == ["2"]
+
+
+def test_applying_up_to_a_moment_writes_nothing_changed_after_it_and_counts_each_delete() -> None:
+    ddb = FakeDynamoDB()
+    ddb.items = {"a": {"k": {"S": "a"}}, "b": {"k": {"S": "b"}}}
+    changes = [_change(1, T0, "a", None), _change(2, T0, "b", None), _change(3, T0 + dt.timedelta(seconds=1), "c", "v")]
+    assert apply(ddb, "T", changes, T0, sleep=lambda _: None) == {"changes": 2, "puts": 0, "deletes": 2}
+    assert ddb.items == {}
+
+
+def test_each_pause_between_tries_is_between_half_its_step_and_its_step_and_none_follows_the_last() -> None:
+    ddb, sleeps = FakeDynamoDB(unprocessed=100), []
+    with pytest.raises(RestoreIncomplete):
+        apply(ddb, "T", [_change(1, T0, "a", "v")], sleep=sleeps.append)
+    assert len(ddb.calls) == 12 and len(sleeps) == 11
+    for attempt, pause in enumerate(sleeps):
+        step = min(20.0, 0.05 * 2**attempt)
+        assert step / 2 <= pause <= step, (attempt, pause)
+
+
+def test_a_time_is_read_as_the_utc_moment_it_names_and_naive_means_utc() -> None:
+    for text in (
+        "2026-12-01T10:00:00Z",
+        "2026-12-01T10:00:00+00:00",
+        "2026-12-01T05:00:00-05:00",
+        "2026-12-01T10:00:00",
+    ):
+        assert at(text) == T0, text  # an aware moment: a naive one equals no aware time
+
+
+GAP = {"shard": "s", "from": "2026-12-01T10:00:10+00:00", "to": "2026-12-01T10:00:20+00:00", "reason": "trimmed"}
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "overlaps"),
+    [
+        (0, 9, False),  # ends before the gap
+        (0, 10, True),  # ends at its first moment
+        (12, 15, True),  # inside it
+        (19, 30, True),  # begins in it
+        (20, 30, False),  # begins at its last moment: (start, end] holds nothing of it
+        (21, 30, False),  # after it
+    ],
+)
+def test_a_gap_is_found_when_it_overlaps_the_span_after_its_start_up_to_its_end(
+    start: int, end: int, overlaps: bool
+) -> None:
+    span = (T0 + dt.timedelta(seconds=start), T0 + dt.timedelta(seconds=end))
+    assert gap_in([GAP], *span) == (GAP if overlaps else None)
+
+
+def test_the_earliest_overlapping_gap_is_named() -> None:
+    later = {**GAP, "from": "2026-12-01T10:00:15+00:00", "shard": "later"}
+    assert gap_in([later, GAP], T0, T0 + dt.timedelta(seconds=30)) == GAP

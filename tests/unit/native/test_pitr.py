@@ -30,7 +30,7 @@ from ddb_backup_cli import aws_backups as cli_aws_backups
 from devkit import sample
 from tests.conftest import canonical, table_items
 
-EVENTS = Path(__file__).resolve().parents[2] / "events"
+EVENTS = Path(__file__).resolve().parents[3] / "events"
 UNAVAILABLE = "ContinuousBackupsUnavailableException"
 
 
@@ -352,6 +352,7 @@ def response_url() -> Iterator[tuple[str, list[dict[str, Any]]]]:
         server.server_close()
 
 
+@pytest.mark.sockets  # a response URL on 127.0.0.1
 def test_response_is_put_to_the_response_url(response_url, monkeypatch):
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     url, bodies = response_url
@@ -370,6 +371,7 @@ def test_response_is_put_to_the_response_url(response_url, monkeypatch):
     assert body["Data"] == {"Enabled": "2"}
 
 
+@pytest.mark.sockets  # a response URL on 127.0.0.1
 def test_response_retries_then_raises_when_nobody_listens():
     event = cfn_event("Create")
     event["ResponseURL"] = "http://127.0.0.1:9/closed"

@@ -63,6 +63,8 @@ def test_the_region_is_the_option_then_aws_region_then_aws_default_region(monkey
     for var, value in env.items():
         monkeypatch.setenv(var, value)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")  # no profile's region either
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")  # credentials at hand: the client asks no metadata endpoint
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     apply_connection(build_parser().parse_args([*argv, "list"]))
     assert client("dynamodb").meta.region_name == region
 

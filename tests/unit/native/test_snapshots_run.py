@@ -14,7 +14,7 @@ from ddb_backup.errors import BadInput, TargetRefused
 from ddb_backup.native import pitr, snapshots
 from devkit import sample
 from tests.conftest import canonical, table_items
-from tests.unit.test_pitr import EVENTS, UNAVAILABLE, inject, make_table, retry, run_cli, settings, source_table
+from tests.unit.native.test_pitr import EVENTS, UNAVAILABLE, inject, make_table, retry, run_cli, settings, source_table
 
 MARKER = snapshots.stack_marker("ddb-backup")
 OTHER = snapshots.stack_marker("someone-elses-stack")
@@ -199,7 +199,7 @@ def test_bad_events_are_refused(doc, why):
 
 # ------------------------------------------------------------------ restore
 def test_restore_from_backup_re_applies_ttl_stream_tags_and_pitr(ddb):
-    from tests.unit.test_pitr import remember_recovery_period
+    from tests.unit.native.test_pitr import remember_recovery_period
 
     source = source_table(ddb)
     remember_recovery_period(ddb)
