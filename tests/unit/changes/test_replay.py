@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from ddb_backup.changes.replay import apply, at, fold, gap_in
+from ddb_backup.changes.replay import apply, fold, gap_in
 from ddb_backup.changes.stream import change_of
 from ddb_backup.errors import RestoreIncomplete
+from ddb_backup.names import utc_time as at
 from tests.helpers.aws import LONG_SEQ, SHORT_SEQ, T0, FakeDynamoDB, record
 
 

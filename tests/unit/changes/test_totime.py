@@ -10,8 +10,9 @@ import pytest
 
 from ddb_backup.aws.s3io import put_json
 from ddb_backup.changes import archive
-from ddb_backup.changes.totime import changes_to, check_reach, newest_exact, parse_time, unarchived
+from ddb_backup.changes.totime import changes_to, check_reach, newest_exact, unarchived
 from ddb_backup.errors import BadInput
+from ddb_backup.names import parse_time
 from tests.helpers.aws import T0, FakeS3, FakeStreams, Shard, error, record
 
 B, DIR, ARN = "bkt", "p/T/", "arn:aws:dynamodb:us-east-1:123456789012:table/T/stream/2026-12-01T00:00:00.000"
@@ -73,10 +74,11 @@ def _backups(s3: FakeS3) -> None:
 
 
 def test_a_time_given_as_text_is_utc_when_naive_and_refused_naming_the_form_when_not_a_time() -> None:
-    assert parse_time("2026-12-01T10:00:00Z") == T0 and parse_time("2026-12-01T10:00:00") == T0
-    assert parse_time("2026-12-01T05:00:00-05:00") == T0
-    with pytest.raises(BadInput, match=r"^--to-time 'noon' is not an ISO time such as 2026-12-01T10:00:00Z$"):
-        parse_time("noon")
+    opt = "--to-time"
+    assert parse_time("2026-12-01T10:00:00Z", opt) == T0 and parse_time("2026-12-01T10:00:00", opt) == T0
+    assert parse_time("2026-12-01T05:00:00-05:00", opt) == T0
+    with pytest.raises(BadInput, match=r"^--to-time 'noon' is not an ISO 8601 time such as 2026-12-01T10:00:00Z$"):
+        parse_time("noon", opt)
 
 
 def test_the_newest_exact_backup_consistent_at_or_before_the_time_is_chosen() -> None:
