@@ -43,10 +43,6 @@ CHECKPOINT = f"{archive.CHANGES}_gather.json"
 ARCHIVE_FILES = f"{archive.CHANGES}_gather-files.json"
 #: Changes a file holds (plus at most one page): what a finalize holds in memory.
 CHUNK = 50_000
-#: Empty pages in a row that end an open shard's reading. A shard answers empty pages between records too: at
-#: the strict stream's one in five, :data:`~ddb_backup.changes.stream.TIP_PAGES` (5) ends a read early about
-#: once in 125 shards (three in a row after a fresh reader's two); twelve, once in 4e8.
-TIP_PAGES = 12
 #: Seconds finalize waits for the archiver to show it holds every shard's changes up to the moment.
 ARCHIVE_WAIT = 60.0
 
@@ -237,7 +233,6 @@ def _from_stream(streams: Any, position: Position, files: _Files, limits: Limits
             shard,
             after=progress["after"],
             stop=lambda b: utc_time(b[-1]["time"]) > until,
-            tip_pages=TIP_PAGES,
         )
         for page in pages:
             if page.trimmed:
