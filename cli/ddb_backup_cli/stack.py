@@ -258,7 +258,8 @@ def _restore_estimate(args: argparse.Namespace) -> dict[str, Any]:
     saved = (src.description or {}).get("Table", {})
     size = int(saved.get("TableSizeBytes") or sum(p.bytes or 0 for p in src.parts))
     items = src.expected_items if src.expected_items is not None else int(saved.get("ItemCount", 0))
-    return estimate_of(items, size, Plan(write_rate=args.write_rate), table=args.table)
+    plan = Plan(write_rate=args.write_rate)
+    return estimate_of(items, size, plan, table=args.table, import_bytes=src.uncompressed_bytes)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

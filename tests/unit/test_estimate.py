@@ -81,3 +81,11 @@ def test_one_segment_and_one_item_are_singular() -> None:
     lines = describe_estimate(estimate(1, 400, Plan(segments=1), table="t"))
     assert lines[0].startswith("t: 1 item, ") and ", 1 segment, " in lines[1], lines
     assert ", 4 segments, " in describe_estimate(estimate(9, 400, Plan(segments=4), table="t"))[1]
+
+
+def test_importtable_is_priced_on_the_backup_bytes_before_gzip_when_known() -> None:
+    # ImportTable bills the uncompressed source: DynamoDB JSON is larger than the table's own size figure
+    by_table = estimate(1000, 1_000_000_000)["restore"]["import"]
+    by_source = estimate(1000, 1_000_000_000, import_bytes=3_000_000_000)["restore"]["import"]
+    assert by_table["gb"] == 1.0 and by_table["cost"]["import"] == round(1.0 * PRICES.import_gb, 4)
+    assert by_source["gb"] == 3.0 and by_source["cost"]["import"] == round(3.0 * PRICES.import_gb, 4)

@@ -123,9 +123,19 @@ def write_units(items: int, size_bytes: int) -> float:
 
 
 def estimate(
-    items: int, size_bytes: int, plan: Plan = Plan(), *, table: str | None = None, prices: Prices = PRICES
+    items: int,
+    size_bytes: int,
+    plan: Plan = Plan(),
+    *,
+    table: str | None = None,
+    prices: Prices = PRICES,
+    import_bytes: int | None = None,
 ) -> dict[str, Any]:
-    """The estimate of one table: its backup, and its restore by BatchWriteItem and by ImportTable."""
+    """The estimate of one table: its backup, and its restore by BatchWriteItem and by ImportTable.
+
+    ``import_bytes``: the backup's bytes before gzip, which ImportTable bills (a manifest records them);
+    without it the table's size stands in (DynamoDB JSON on disk is larger than the table's own figure).
+    """
     segments = plan.segments or choose_segments(size_bytes, GiB // 2, 1000)
     running = max(1, min(segments, plan.concurrency))
     return {
@@ -138,7 +148,7 @@ def estimate(
         "backup": _backup(items, size_bytes, segments, running, plan, prices),
         "restore": {
             "write": _restore_by_writes(items, size_bytes, running, plan, prices),
-            "import": _restore_by_import(size_bytes, prices),
+            "import": _restore_by_import(size_bytes if import_bytes is None else import_bytes, prices),
         },
     }
 

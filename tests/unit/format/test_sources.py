@@ -1119,3 +1119,10 @@ def test_a_damaged_end_line_is_refused_naming_file_and_line(tmp_path, end, messa
     path = _local(tmp_path, [HEADER, ITEM, end])
     with pytest.raises(BadInput, match=rf"^{tmp_path}/{message}"):
         readers.open_source(path)
+
+
+def test_the_parts_bytes_before_gzip_are_read_from_the_manifest_totals(v1):
+    _edit_manifest(v1, lambda m: m["totals"].update(uncompressedBytes=543_693))
+    assert readers.open_source(str(v1)).uncompressed_bytes == 543_693
+    _edit_manifest(v1, lambda m: m["totals"].pop("uncompressedBytes"))
+    assert readers.open_source(str(v1)).uncompressed_bytes is None  # an older manifest: unknown, not zero

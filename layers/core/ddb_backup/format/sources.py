@@ -111,6 +111,9 @@ class Source:
     dead_letter_base: str = ""
     s3: Any = None
     consistent_at: str | None = None  # an exact backup's moment (issue 14): its changes follow the parts
+    uncompressed_bytes: int | None = (
+        None  # the parts' bytes before gzip, where the manifest says (ImportTable bills them)
+    )
 
     @property
     def expected_items(self) -> int | None:
@@ -244,6 +247,8 @@ def _open_v1(directory: str, manifest_url: str, s3: Any) -> Source:
     source = _recorded("ddb-backup-v1", directory, manifest, description, parts, directory, s3)
     moment = manifest.get("consistentAt")
     source.consistent_at = moment if isinstance(moment, str) else None
+    raw = totals.get("uncompressedBytes")
+    source.uncompressed_bytes = raw if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0 else None
     return source
 
 
