@@ -57,7 +57,7 @@ changes/archive.py changes/backtrack.py changes/consistent.py changes/events.py 
 changes/lambda_event.py changes/mappings.py changes/replay.py changes/stream.py changes/totime.py
 restore/exact.py backup/exact.py restore/importtable.py restore/capacity.py native/cfn.py native/pitr.py
 native/restores.py native/snapshots.py ddb_backup_cli/files/restore.py ddb_backup_cli/files/mirror.py
-ddb_backup_cli/files/cancel.py
+ddb_backup_cli/files/cancel.py changes/gather.py restore/partitioned/split.py restore/partitioned/apply.py
 """.split()  # noqa: SIM905 (one module a word: a short list to read and edit)
 
 #: Test files beyond a module's own (:func:`find_tests`), only where its killing tests genuinely live elsewhere
@@ -87,6 +87,11 @@ EXTRA_TESTS: dict[str, list[str]] = {
     "changes/archive.py": ["tests/changes/test_archiver.py"],
     "changes/mappings.py": ["tests/changes/test_archive_tables.py"],
     "backup/exact.py": ["tests/changes/test_exact.py"],
+    # an exact backup's finalize, on the strict stream as the machine runs it
+    "changes/gather.py": ["tests/changes/test_gather.py"],
+    # a restore's changes split by key and applied by partition (the machine's glue and the CLI's loop share them)
+    "restore/partitioned/split.py": ["tests/unit/restore/test_partitioned.py"],
+    "restore/partitioned/apply.py": ["tests/unit/restore/test_partitioned.py"],
     # the custom resource's handler and the restores it starts are tested through the PITR resource
     "native/cfn.py": ["tests/unit/native/test_pitr.py"],
     "native/restores.py": ["tests/unit/native/test_pitr.py"],
