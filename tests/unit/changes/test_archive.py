@@ -6,7 +6,6 @@ import datetime as dt
 import gzip
 import hashlib
 import json
-import time
 from typing import Any
 
 import pytest
@@ -147,16 +146,6 @@ def test_files_between_skips_the_archives_own_records() -> None:
     assert archive.gaps(s3, B, DIR) == [
         {"shard": "shardId-1", "from": T0.isoformat(), "to": T0.isoformat(), "reason": "r"}
     ]
-
-
-@pytest.fixture
-def new_york(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """This machine's zone is not UTC: names and times must still be UTC."""
-    monkeypatch.setenv("TZ", "America/New_York")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.mark.usefixtures("new_york")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import time
 from typing import Any
 
 import pytest
@@ -102,16 +101,6 @@ def test_a_stream_being_enabled_has_no_arn_yet_and_is_refused() -> None:
 
     with pytest.raises(BadInput, match=r"^table T has NEW_IMAGE: exact backups"):
         stream_of(NoArn(stream={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}), "T")
-
-
-@pytest.fixture
-def new_york(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """This machine's zone is not UTC (an operator's laptop): a naive time must still be read as UTC."""
-    monkeypatch.setenv("TZ", "America/New_York")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 @pytest.mark.usefixtures("new_york")
